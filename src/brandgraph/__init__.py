@@ -1,0 +1,1 @@
+"""Brandgraph composition root: the command line and the embedded development services."""

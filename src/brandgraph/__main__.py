@@ -1,0 +1,3 @@
+from brandgraph.cli import main
+
+main()

@@ -1,0 +1,403 @@
+"""The ``brandgraph`` command: run the system and operate it.
+
+    brandgraph dev                 embedded services + migrations + demo + API, worker, scheduler
+    brandgraph serve|worker|scheduler
+    brandgraph migrate | seed-demo | export-schema
+    brandgraph create-tenant | create-api-key | token
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from domain.config import ConfigError, Settings, get_settings
+
+
+def _fail(message: str, code: int = 2) -> None:
+    print(f"brandgraph: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _reload_settings() -> Settings:
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def _redis_alive(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@contextlib.contextmanager
+def services(*, provision: bool = False) -> Iterator[Settings]:
+    """Settings with DATABASE_URL and REDIS_URL set: from the environment, or, in development,
+    from embedded services started (or joined, when ``brandgraph dev`` already runs them) here."""
+    settings = get_settings()
+    try:
+        settings.check_production()
+    except ConfigError as exc:
+        _fail(str(exc))
+    if settings.secret_key is None and not settings.production:
+        os.environ["BRANDGRAPH_SECRET_KEY"] = _development_secret(settings.data_dir)
+        settings = _reload_settings()
+    embedded = None
+    if settings.embedded_database or settings.embedded_redis:
+        from brandgraph.embedded import DATABASE_NAME, EmbeddedError, EmbeddedRedis, EmbeddedServices
+
+        embedded = EmbeddedServices(settings.data_dir)
+        joined_redis = None
+        if settings.embedded_redis:
+            probe = EmbeddedRedis(settings.data_dir)
+            url = f"unix://{probe.socket}"
+            if probe.socket.exists() and _redis_alive(url):
+                joined_redis = url
+        try:
+            env = embedded.start(database=settings.embedded_database,
+                                 redis=settings.embedded_redis and joined_redis is None)
+        except EmbeddedError as exc:
+            _fail(str(exc))
+        if joined_redis:
+            env["REDIS_URL"] = joined_redis
+        server_url = env.pop("_BRANDGRAPH_SERVER_URL", None)
+        os.environ.update(env)
+        settings = _reload_settings()
+        if server_url:
+            from domain.platform.migrations import create_database
+
+            asyncio.run(create_database(server_url, DATABASE_NAME))
+            provision = True
+    try:
+        if provision:
+            _migrate(settings)
+        yield settings
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _development_secret(data_dir: Path) -> str:
+    """A random signing secret kept in the data folder, so development tokens survive restarts
+    and no two installations share one."""
+    import secrets
+
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _migrate(settings: Settings) -> None:
+    from domain.platform.migrations import enable_app_login, upgrade
+
+    upgrade(settings.owner_database_url())
+    if not settings.database_app_url:
+        asyncio.run(enable_app_login(settings.owner_database_url(), settings.database_app_password))
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    with services(provision=True):
+        print("migrations applied")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    with services():
+        uvicorn.run("graph.app:create_app", factory=True, host=args.host, port=args.port,
+                    log_config=None, proxy_headers=True, ws="websockets-sansio")
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    cmd = [sys.executable, "-m", "dramatiq", "domain.worker", "--processes", str(args.processes),
+           "--threads", str(args.threads)]
+    settings = get_settings()
+    if not (settings.embedded_database or settings.embedded_redis):
+        os.execv(sys.executable, cmd)  # Dramatiq's own process handles signals and shutdown
+    with services():  # embedded services live in this process: supervise Dramatiq from here
+        proc = subprocess.Popen(cmd, start_new_session=True)
+        _forward_signals([proc])
+        raise SystemExit(proc.wait())
+
+
+def cmd_scheduler(args: argparse.Namespace) -> None:
+    from domain.platform.observability import configure_logging
+    from domain.platform.scheduler import run_forever
+
+    with services() as settings:
+        configure_logging(settings.log_level)
+        asyncio.run(run_forever())
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> None:
+    with services():
+        creds = asyncio.run(_seed())
+        _print_credentials(creds, None)
+
+
+def cmd_export_schema(args: argparse.Namespace) -> None:
+    from graph.schema import export_sdl
+
+    sdl = export_sdl()
+    if args.output == "-":
+        sys.stdout.write(sdl)
+    else:
+        Path(args.output).write_text(sdl)
+        print(f"wrote {args.output}")
+
+
+def cmd_create_tenant(args: argparse.Namespace) -> None:
+    from domain.errors import DomainError
+    from domain.tenancy.tenants import create_tenant
+
+    with services():
+        try:
+            tenant = asyncio.run(create_tenant(args.slug, args.name, plan=args.plan))
+        except DomainError as exc:
+            _fail(exc.message)
+        print(tenant.id)
+
+
+def cmd_create_api_key(args: argparse.Namespace) -> None:
+    from domain.errors import DomainError
+
+    async def run() -> str:
+        from domain.platform.db import tenant_session
+        from domain.tenancy.api_keys import create_api_key
+        from domain.tenancy.models import Brand
+        from domain.tenancy.tenants import tenant_id_for_slug
+        from sqlalchemy import select
+
+        tenant_id = await tenant_id_for_slug(args.tenant)
+        brand_ids = None
+        if args.brand:
+            async with tenant_session(tenant_id) as s:
+                found = dict((await s.execute(select(Brand.slug, Brand.id).where(
+                    Brand.tenant_id == tenant_id, Brand.slug.in_(args.brand)))).all())
+            missing = sorted(set(args.brand) - set(found))
+            if missing:
+                _fail(f"no brand with slug {', '.join(missing)} in tenant {args.tenant}")
+            brand_ids = [found[s] for s in args.brand]
+        key, secret = await create_api_key(None, args.name, args.role, brand_ids=brand_ids, tenant_id=tenant_id)
+        print(f"created API key {key.prefix}… ({key.role}) for tenant {args.tenant}", file=sys.stderr)
+        return secret
+
+    with services():
+        try:
+            secret = asyncio.run(run())
+        except DomainError as exc:
+            _fail(exc.message)
+        print(secret)
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    from domain.errors import DomainError
+    from domain.tenancy.auth import mint_token
+    from domain.tenancy.members import ensure_member, parse_role
+    from domain.tenancy.tenants import tenant_id_for_slug
+
+    async def run() -> str:
+        tenant_id = await tenant_id_for_slug(args.tenant)
+        user_id, created = await ensure_member(tenant_id, args.email, parse_role(args.role))
+        if created:
+            print(f"added {args.email} to {args.tenant} as {args.role}", file=sys.stderr)
+        return mint_token(tenant_id, user_id, args.email, ttl=args.ttl)
+
+    with services():
+        try:
+            print(asyncio.run(run()))
+        except DomainError as exc:
+            _fail(exc.message)
+
+
+# --- dev: the whole system in one terminal ---------------------------------------------
+
+
+async def _seed():
+    from domain.demo import seed_demo
+    from domain.platform.db import dispose_engine
+
+    try:
+        return await seed_demo()
+    finally:
+        await dispose_engine()
+
+
+def _print_credentials(creds, url: str | None) -> None:
+    from domain.tenancy.auth import mint_token
+    from graph.core.ids import encode
+    from domain.demo import DEMO_OWNER
+
+    token = mint_token(creds.tenant_id, creds.owner_id, DEMO_OWNER)
+    first_brand = next(iter(sorted(creds.brand_ids)), None)
+    headers = {"Authorization": f"Bearer {token}"}
+    if first_brand:
+        headers["X-Brand-Id"] = str(encode("Brand", creds.brand_ids[first_brand]))
+    lines = []
+    if url:
+        lines += [f"GraphiQL:  {url}", ""]
+    lines += [
+        f"Demo tenant 'demo', owner {DEMO_OWNER}. Paste into GraphiQL's Headers pane:",
+        json.dumps(headers, indent=2),
+        "",
+        "Try:  { viewer { tenant { name } role brands { id name } } }",
+    ]
+    if creds.api_key:
+        lines += ["", "Demo API key (marketer; shown once):", creds.api_key]
+    print("\n".join(lines), flush=True)
+
+
+def _forward_signals(procs: list[subprocess.Popen]) -> None:
+    def forward(signum, _frame):
+        for p in procs:
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _child(cmd: list[str]) -> subprocess.Popen:
+    """A supervised child in its own session: a terminal's Ctrl-C reaches only the parent,
+    which then stops each child once, in order."""
+    return subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def _stop_all(procs: list[subprocess.Popen], grace: float = 15) -> None:
+    for p in procs:
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                p.terminate()
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def cmd_dev(args: argparse.Namespace) -> None:
+    if get_settings().production:
+        _fail("`brandgraph dev` is for development; use serve, worker and scheduler in production")
+    with services(provision=True):
+        creds = asyncio.run(_seed())
+        me = [sys.executable, "-m", "brandgraph"]
+        procs = [
+            _child([*me, "serve", "--host", args.host, "--port", str(args.port)]),
+            _child([*me, "worker", "--processes", "1", "--threads", "4"]),
+            _child([*me, "scheduler"]),
+        ]
+        stopping = {"now": False}
+
+        def stop(_signum, _frame):
+            stopping["now"] = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+            base = f"http://{host}:{args.port}"
+            if _wait_healthy(f"{base}/healthz", procs[0]):
+                _print_credentials(creds, f"{base}/graphql")
+                print("\nRunning: API, worker, scheduler. Ctrl-C stops everything.", flush=True)
+            while not stopping["now"]:
+                dead = [p for p in procs if p.poll() is not None]
+                if dead:
+                    print(f"brandgraph: a process exited ({dead[0].args[3]}); stopping", file=sys.stderr)
+                    break
+                time.sleep(0.2)
+        finally:
+            _stop_all(procs)
+            print("stopped", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brandgraph", description="Brandgraph: the marketing graph API.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(fn=fn)
+        return p
+
+    for name, fn, help_ in (("dev", cmd_dev, "Run everything locally with demo data."),
+                            ("serve", cmd_serve, "Run the GraphQL API.")):
+        p = add(name, fn, help_)
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=8000)
+    p = add("worker", cmd_worker, "Run a Dramatiq worker.")
+    p.add_argument("--processes", type=int, default=2)
+    p.add_argument("--threads", type=int, default=8)
+    add("scheduler", cmd_scheduler, "Run the periodic-job scheduler.")
+    add("migrate", cmd_migrate, "Apply database migrations.")
+    add("seed-demo", cmd_seed_demo, "Create the demo tenant (once).")
+    p = add("export-schema", cmd_export_schema, "Write the GraphQL SDL.")
+    p.add_argument("--output", "-o", default="schema.graphql")
+    p = add("create-tenant", cmd_create_tenant, "Create a tenant; prints its id.")
+    p.add_argument("--slug", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--plan", default="free")
+    p = add("create-api-key", cmd_create_api_key, "Create an API key; prints the secret on the last line.")
+    p.add_argument("--tenant", required=True, metavar="SLUG")
+    p.add_argument("--role", required=True, choices=["admin", "marketer", "agent", "analyst"])
+    p.add_argument("--brand", action="append", metavar="SLUG", help="limit to this brand (repeatable)")
+    p.add_argument("--name", default="CLI key")
+    p = add("token", cmd_token, "Mint a development JWT (adds the member when missing).")
+    p.add_argument("--tenant", required=True, metavar="SLUG")
+    p.add_argument("--email", required=True)
+    p.add_argument("--role", default="owner", choices=["owner", "admin", "marketer", "agent", "analyst"])
+    p.add_argument("--ttl", type=int, default=24 * 3600, help="seconds (default one day)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+if __name__ == "__main__":
+    main()

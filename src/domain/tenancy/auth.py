@@ -1,0 +1,107 @@
+"""Credentials to principals: API keys for integrations, JWTs for SPA users.
+
+JWTs are HS256 with ``BRANDGRAPH_SECRET_KEY``, or RS256/ES256 against ``JWT_PUBLIC_KEY`` or a
+JWKS URL; issuer, audience and expiry are always checked. The tenant comes from the token's
+tenant claim; the role and brands come from the membership, so a change takes effect at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from functools import lru_cache
+
+import jwt
+
+from domain.config import get_settings
+from domain.errors import Unauthenticated
+from domain.tenancy import api_keys, members
+from domain.tenancy.policies import Principal
+
+DEV_TOKEN_TTL = 30 * 24 * 3600
+
+
+@lru_cache(maxsize=4)
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300)
+
+
+async def _verification_key(token: str) -> object:
+    settings = get_settings()
+    header = jwt.get_unverified_header(token)
+    alg = header.get("alg")
+    if alg not in settings.jwt_algorithms:
+        raise Unauthenticated(f"token algorithm {alg!r} is not accepted")
+    if alg.startswith("HS"):
+        return settings.require_secret_key()
+    if settings.jwt_jwks_url:
+        client = _jwks_client(settings.jwt_jwks_url)
+        signing_key = await asyncio.to_thread(client.get_signing_key_from_jwt, token)
+        return signing_key.key
+    if settings.jwt_public_key:
+        return settings.jwt_public_key
+    raise Unauthenticated(f"no key is configured for {alg} tokens")
+
+
+async def authenticate_jwt(token: str) -> Principal:
+    settings = get_settings()
+    try:
+        key = await _verification_key(token)
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=list(settings.jwt_algorithms),
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": ["exp", "iss", "aud", "sub"]},
+            leeway=30,
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthenticated("token expired") from None
+    except (jwt.PyJWTError, ValueError) as exc:
+        raise Unauthenticated(f"invalid token: {exc}") from None
+    try:
+        tenant_id = uuid.UUID(str(claims[settings.jwt_tenant_claim]))
+    except (KeyError, ValueError):
+        raise Unauthenticated(f"token has no valid {settings.jwt_tenant_claim!r} claim") from None
+    try:
+        user_id: uuid.UUID | None = uuid.UUID(str(claims["sub"]))
+        email = None
+    except ValueError:  # an outside identity provider's subject: match on the e-mail claim
+        user_id, email = None, claims.get("email")
+        if not email:
+            raise Unauthenticated("token subject is not a Brandgraph user and has no email claim") from None
+    principal = await members.principal_for_user(tenant_id, user_id, email=email)
+    if principal is None:
+        raise Unauthenticated("not a member of this tenant")
+    return principal
+
+
+async def authenticate(authorization: str | None) -> Principal:
+    """The principal for an ``Authorization`` header value (or a websocket's token)."""
+    if not authorization:
+        raise Unauthenticated("authentication required: send Authorization: Bearer <API key or token>")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("use Authorization: Bearer <API key or token>")
+    token = token.strip()
+    if api_keys.looks_like_api_key(token):
+        return await api_keys.authenticate(token)
+    return await authenticate_jwt(token)
+
+
+def mint_token(tenant_id: uuid.UUID, user_id: uuid.UUID, email: str, *, ttl: int = DEV_TOKEN_TTL) -> str:
+    """An HS256 token signed with the server's secret (development and the CLI)."""
+    settings = get_settings()
+    now = int(time.time())
+    claims = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": str(user_id),
+        "email": email,
+        settings.jwt_tenant_claim: str(tenant_id),
+        "iat": now,
+        "exp": now + ttl,
+    }
+    return jwt.encode(claims, settings.require_secret_key(), algorithm="HS256")

@@ -1,0 +1,309 @@
+"""Members: people in a tenant, their roles, and the brands they may use."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, literal, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.audit import service as audit
+from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, Validator
+from domain.platform.db import tenant_session
+from domain.tenancy import validation
+from domain.tenancy.models import Brand, BrandGrant, Membership, User
+from domain.tenancy.policies import (
+    Action,
+    Principal,
+    PrincipalKind,
+    Role,
+    authorize,
+    authorize_role_change,
+)
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: uuid.UUID
+    email: str
+    name: str | None
+    role: Role
+    all_brands: bool
+    brand_ids: frozenset[uuid.UUID]
+    created_at: datetime
+
+    @property
+    def effective_brand_ids(self) -> frozenset[uuid.UUID] | None:
+        """None when the member sees every brand."""
+        return None if self.role.sees_every_brand or self.all_brands else self.brand_ids
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "email": self.email,
+            "role": self.role.value,
+            "all_brands": self.all_brands,
+            "brand_ids": sorted(str(b) for b in self.brand_ids),
+        }
+
+
+def parse_role(value: str, field: str = "role") -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise DomainError(
+            f"role must be one of {', '.join(r.value for r in Role)}", field=field
+        ) from None
+
+
+async def _members(s: AsyncSession, tenant_id: uuid.UUID, user_ids: list[uuid.UUID] | None) -> list[Member]:
+    stmt = (
+        select(Membership, User)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.tenant_id == tenant_id)
+        .order_by(func.lower(User.email))
+    )
+    if user_ids is not None:
+        stmt = stmt.where(Membership.user_id.in_(user_ids))
+    rows = (await s.execute(stmt)).all()
+    if not rows:
+        return []
+    grants = await s.execute(
+        select(BrandGrant.user_id, BrandGrant.brand_id).where(
+            BrandGrant.tenant_id == tenant_id,
+            BrandGrant.user_id.in_([m.user_id for m, _ in rows]),
+        )
+    )
+    by_user: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for user_id, brand_id in grants:
+        by_user.setdefault(user_id, set()).add(brand_id)
+    return [
+        Member(
+            user_id=m.user_id,
+            email=u.email,
+            name=u.name,
+            role=Role(m.role),
+            all_brands=m.all_brands,
+            brand_ids=frozenset(by_user.get(m.user_id, ())),
+            created_at=m.created_at,
+        )
+        for m, u in rows
+    ]
+
+
+async def _member(s: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, *, lock: bool = False) -> Member:
+    if lock:
+        await s.execute(
+            select(Membership.user_id)
+            .where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
+            .with_for_update()
+        )
+    found = await _members(s, tenant_id, [user_id])
+    if not found:
+        raise NotFound("no such member", field="userId")
+    return found[0]
+
+
+async def _check_brands(s: AsyncSession, principal: Principal, brand_ids: list[uuid.UUID], field: str) -> None:
+    if not brand_ids:
+        return
+    existing = set(
+        await s.scalars(
+            select(Brand.id).where(Brand.tenant_id == principal.tenant_id, Brand.id.in_(brand_ids))
+        )
+    )
+    for i, brand_id in enumerate(brand_ids):
+        if brand_id not in existing or not principal.may_use_brand(brand_id):
+            raise NotFound("brand not found", field=f"{field}[{i}]" if field.endswith("s") else field)
+
+
+async def _owner_count(s: AsyncSession, tenant_id: uuid.UUID) -> int:
+    return await s.scalar(
+        select(func.count()).where(Membership.tenant_id == tenant_id, Membership.role == Role.OWNER.value)
+    ) or 0
+
+
+async def list_members(principal: Principal) -> list[Member]:
+    authorize(principal, Action.MEMBER_READ)
+    async with tenant_session(principal.tenant_id) as s:
+        return await _members(s, principal.tenant_id, None)
+
+
+async def members_by_ids(principal: Principal, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, Member]:
+    authorize(principal, Action.MEMBER_READ)
+    async with tenant_session(principal.tenant_id) as s:
+        return {m.user_id: m for m in await _members(s, principal.tenant_id, list(set(user_ids)))}
+
+
+async def add_member(
+    principal: Principal,
+    email: str,
+    role: str,
+    *,
+    name: str | None = None,
+    brand_ids: list[uuid.UUID] | None = None,
+) -> Member:
+    """Add a person by e-mail (creating the user when new). ``brand_ids`` limits them to
+    those brands; without it they see every brand."""
+    v = Validator()
+    email = validation.email(v, "email", email, required=True)
+    name = validation.text(v, "name", name, required=False, max_len=200)
+    v.check()
+    new_role = parse_role(role)
+    authorize_role_change(principal, None, new_role)
+    async with tenant_session(principal.tenant_id) as s:
+        await _check_brands(s, principal, brand_ids or [], "brandIds")
+        user_id = await s.scalar(text("select bg_ensure_user(:email, :name)"), {"email": email, "name": name})
+        inserted = await s.execute(
+            insert(Membership)
+            .values(
+                tenant_id=principal.tenant_id,
+                user_id=user_id,
+                role=new_role.value,
+                all_brands=brand_ids is None,
+            )
+            .on_conflict_do_nothing()
+            .returning(Membership.user_id)
+        )
+        if inserted.first() is None:
+            raise DomainError(f"{email} is already a member", field="email", code=ErrorCode.DUPLICATE)
+        for brand_id in set(brand_ids or []):
+            s.add(BrandGrant(tenant_id=principal.tenant_id, user_id=user_id, brand_id=brand_id))
+        await s.flush()
+        member = await _member(s, principal.tenant_id, user_id)
+        audit.record(s, principal, "member.add", "Member", user_id, summary={"after": member.summary()})
+    return member
+
+
+async def change_member_role(principal: Principal, user_id: uuid.UUID, role: str) -> Member:
+    new_role = parse_role(role)
+    authorize(principal, Action.MEMBER_MANAGE)
+    async with tenant_session(principal.tenant_id) as s:
+        before = await _member(s, principal.tenant_id, user_id, lock=True)
+        authorize_role_change(principal, before.role, new_role)
+        if before.role is Role.OWNER and new_role is not Role.OWNER and await _owner_count(s, principal.tenant_id) <= 1:
+            raise InvalidState("a tenant keeps at least one owner", field="role")
+        await s.execute(
+            Membership.__table__.update()
+            .where(Membership.tenant_id == principal.tenant_id, Membership.user_id == user_id)
+            .values(role=new_role.value, updated_at=func.now())
+        )
+        after = await _member(s, principal.tenant_id, user_id)
+        audit.record(s, principal, "member.change_role", "Member", user_id,
+                     summary=audit.diff(before.summary(), after.summary()))
+    return after
+
+
+async def remove_member(principal: Principal, user_id: uuid.UUID) -> Member:
+    authorize(principal, Action.MEMBER_MANAGE)
+    async with tenant_session(principal.tenant_id) as s:
+        before = await _member(s, principal.tenant_id, user_id, lock=True)
+        authorize_role_change(principal, before.role, None)
+        if before.role is Role.OWNER and await _owner_count(s, principal.tenant_id) <= 1:
+            raise InvalidState("a tenant keeps at least one owner", field="userId")
+        await s.execute(
+            delete(Membership).where(Membership.tenant_id == principal.tenant_id, Membership.user_id == user_id)
+        )
+        audit.record(s, principal, "member.remove", "Member", user_id, summary={"before": before.summary()})
+    return before
+
+
+async def grant_brand_access(principal: Principal, user_id: uuid.UUID, brand_id: uuid.UUID) -> Member:
+    authorize(principal, Action.MEMBER_MANAGE, brand_id=brand_id)
+    async with tenant_session(principal.tenant_id) as s:
+        before = await _member(s, principal.tenant_id, user_id, lock=True)
+        authorize_role_change(principal, before.role, None)
+        await _check_brands(s, principal, [brand_id], "brandId")
+        await s.execute(
+            insert(BrandGrant)
+            .values(tenant_id=principal.tenant_id, user_id=user_id, brand_id=brand_id)
+            .on_conflict_do_nothing()
+        )
+        after = await _member(s, principal.tenant_id, user_id)
+        audit.record(s, principal, "member.grant_brand", "Member", user_id, brand_id=brand_id,
+                     summary=audit.diff(before.summary(), after.summary()))
+    return after
+
+
+async def revoke_brand_access(principal: Principal, user_id: uuid.UUID, brand_id: uuid.UUID) -> Member:
+    """Take one brand away. A member who saw every brand keeps every other current brand."""
+    authorize(principal, Action.MEMBER_MANAGE, brand_id=brand_id)
+    async with tenant_session(principal.tenant_id) as s:
+        before = await _member(s, principal.tenant_id, user_id, lock=True)
+        authorize_role_change(principal, before.role, None)
+        if before.role.sees_every_brand:
+            raise InvalidState(f"a {before.role.value} always sees every brand; change the role first",
+                               field="userId")
+        await _check_brands(s, principal, [brand_id], "brandId")
+        if before.all_brands:
+            await s.execute(
+                Membership.__table__.update()
+                .where(Membership.tenant_id == principal.tenant_id, Membership.user_id == user_id)
+                .values(all_brands=False, updated_at=func.now())
+            )
+            others = select(
+                Brand.tenant_id, literal(user_id, Brand.id.type), Brand.id
+            ).where(Brand.tenant_id == principal.tenant_id, Brand.id != brand_id, Brand.archived_at.is_(None))
+            await s.execute(
+                insert(BrandGrant).from_select(["tenant_id", "user_id", "brand_id"], others).on_conflict_do_nothing()
+            )
+        await s.execute(
+            delete(BrandGrant).where(
+                BrandGrant.tenant_id == principal.tenant_id,
+                BrandGrant.user_id == user_id,
+                BrandGrant.brand_id == brand_id,
+            )
+        )
+        after = await _member(s, principal.tenant_id, user_id)
+        audit.record(s, principal, "member.revoke_brand", "Member", user_id, brand_id=brand_id,
+                     summary=audit.diff(before.summary(), after.summary()))
+    return after
+
+
+async def principal_for_user(tenant_id: uuid.UUID, user_id: uuid.UUID | None = None, *, email: str | None = None) -> Principal | None:
+    """The principal of a member of ``tenant_id``, by user id or e-mail; None if not a member."""
+    async with tenant_session(tenant_id) as s:
+        if user_id is None:
+            user_id = await s.scalar(
+                select(User.id)
+                .join(Membership, Membership.user_id == User.id)
+                .where(Membership.tenant_id == tenant_id, func.lower(User.email) == (email or "").lower())
+            )
+            if user_id is None:
+                return None
+        found = await _members(s, tenant_id, [user_id])
+    if not found:
+        return None
+    member = found[0]
+    return Principal(
+        tenant_id=tenant_id,
+        kind=PrincipalKind.USER,
+        id=member.user_id,
+        role=member.role,
+        label=member.email,
+        brand_ids=member.effective_brand_ids,
+    )
+
+
+async def ensure_member(tenant_id: uuid.UUID, email: str, role: Role) -> tuple[uuid.UUID, bool]:
+    """Operator path (``brandgraph token``, the demo seed): the user's id, and whether the
+    membership was created now."""
+    v = Validator()
+    email = validation.email(v, "email", email, required=True)
+    v.check()
+    async with tenant_session(tenant_id) as s:
+        user_id = await s.scalar(text("select bg_ensure_user(:email, NULL)"), {"email": email})
+        inserted = await s.execute(
+            insert(Membership)
+            .values(tenant_id=tenant_id, user_id=user_id, role=role.value, all_brands=True)
+            .on_conflict_do_nothing()
+            .returning(Membership.user_id)
+        )
+        created = inserted.first() is not None
+        if created:
+            audit.record(s, None, "member.add", "Member", user_id, tenant_id=tenant_id,
+                         summary={"after": {"email": email, "role": role.value}})
+    return user_id, created

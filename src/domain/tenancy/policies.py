@@ -1,0 +1,105 @@
+"""Who may do what: the one place that answers "may this principal do this action on this
+resource". The GraphQL layer only asks; it never decides.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import Enum
+
+from domain.errors import NotFound, PermissionDenied
+
+
+class Role(str, Enum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    MARKETER = "marketer"
+    AGENT = "agent"
+    ANALYST = "analyst"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @property
+    def sees_every_brand(self) -> bool:
+        return self in (Role.OWNER, Role.ADMIN)
+
+
+_RANK = {Role.OWNER: 4, Role.ADMIN: 3, Role.MARKETER: 2, Role.AGENT: 1, Role.ANALYST: 0}
+
+
+class Action(str, Enum):
+    TENANT_READ = "tenant:read"
+    BRAND_READ = "brand:read"
+    BRAND_CREATE = "brand:create"
+    BRAND_UPDATE = "brand:update"
+    BRAND_UPDATE_VOICE = "brand:update_voice"
+    BRAND_ARCHIVE = "brand:archive"
+    MEMBER_READ = "member:read"
+    MEMBER_MANAGE = "member:manage"
+    API_KEY_MANAGE = "api_key:manage"
+    AUDIT_READ = "audit:read"
+
+
+_READ = {Action.TENANT_READ, Action.BRAND_READ}
+ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
+    Role.OWNER: frozenset(Action),
+    Role.ADMIN: frozenset(Action),
+    Role.MARKETER: frozenset(_READ | {Action.BRAND_UPDATE_VOICE}),
+    Role.AGENT: frozenset(_READ),
+    Role.ANALYST: frozenset(_READ),
+}
+
+
+class PrincipalKind(str, Enum):
+    USER = "user"
+    API_KEY = "api_key"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, for which tenant, with which role and brands."""
+
+    tenant_id: uuid.UUID
+    kind: PrincipalKind
+    id: uuid.UUID
+    role: Role
+    label: str
+    brand_ids: frozenset[uuid.UUID] | None  # None: every brand of the tenant
+
+    @property
+    def actions(self) -> frozenset[Action]:
+        return ROLE_ACTIONS[self.role]
+
+    def may(self, action: Action) -> bool:
+        return action in ROLE_ACTIONS[self.role]
+
+    def may_use_brand(self, brand_id: uuid.UUID) -> bool:
+        return self.brand_ids is None or brand_id in self.brand_ids
+
+
+def authorize(principal: Principal, action: Action, *, brand_id: uuid.UUID | None = None) -> None:
+    """Raise unless ``principal`` may do ``action`` (on ``brand_id``, when given).
+
+    A brand the principal holds no grant on is reported as not found, so its existence
+    does not leak.
+    """
+    if not principal.may(action):
+        raise PermissionDenied(f"your role ({principal.role.value}) may not {action.value}")
+    if brand_id is not None and not principal.may_use_brand(brand_id):
+        raise NotFound("brand not found", field="brandId")
+
+
+def authorize_role_change(principal: Principal, current: Role | None, new: Role | None) -> None:
+    """Nobody hands out a role above their own; only owners touch owners."""
+    authorize(principal, Action.MEMBER_MANAGE)
+    for role in (current, new):
+        if role is not None and role.rank > principal.role.rank:
+            raise PermissionDenied(
+                f"a {principal.role.value} may not grant or change the {role.value} role",
+                field="role",
+            )
+        if role is Role.OWNER and principal.role is not Role.OWNER:
+            raise PermissionDenied("only owners manage owners", field="role")

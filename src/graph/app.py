@@ -1,0 +1,198 @@
+"""The ASGI application: /graphql (HTTP and graphql-transport-ws), /healthz, /readyz."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from domain.config import ConfigError, Settings, get_settings
+from domain.platform import db
+from domain.platform import redis as redis_mod
+from domain.platform.events import EventHub
+from domain.platform.observability import configure_logging, new_request_id, request_id_var
+from graph.schema import build_schema
+from graph.view import GraphQLView, error_body
+
+log = logging.getLogger("graph.app")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestContextMiddleware:
+    """A request id per request (the caller's X-Request-Id when sane), echoed in the response,
+    set for logs and audit rows; one JSON access line per HTTP request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _REQUEST_ID.match(given) else new_request_id()
+        token = request_id_var.set(rid)
+        started = time.perf_counter()
+        status = {"code": 0}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope["type"] == "http" and scope["path"] not in ("/healthz", "/readyz"):
+                log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status["code"],
+                        "ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
+            request_id_var.reset(token)
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies over the limit with 413, before the GraphQL layer reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        body = bytearray()
+        more = True
+        while more:  # buffer (bounded) so a lying or missing Content-Length is caught too
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            error_body("PAYLOAD_TOO_LARGE", f"request body is larger than {self.max_bytes} bytes"),
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+async def healthz(_: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+async def readyz(_: Request) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(2):
+            async with db.anonymous_session() as s:
+                await s.execute(text("select 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        async with asyncio.timeout(2):
+            await redis_mod.client().ping()
+        checks["redis"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["redis"] = f"error: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+
+
+async def check_database_role() -> None:
+    """Refuse to serve as a role that row-level security does not bind."""
+    async with db.anonymous_session() as s:
+        row = (
+            await s.execute(
+                text("select current_user, rolsuper, rolbypassrls from pg_roles where rolname = current_user")
+            )
+        ).one()
+    if row.rolsuper or row.rolbypassrls:
+        raise ConfigError(
+            f"the app connects to PostgreSQL as {row.current_user!r}, which bypasses row-level "
+            "security; connect as brandgraph_app (see DATABASE_APP_URL in the README)"
+        )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    settings.check_production()
+    configure_logging(settings.log_level)
+    view = GraphQLView(build_schema(settings), graphiql=settings.graphiql)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await check_database_role()
+        app.state.event_hub = EventHub()
+        log.info("api ready", extra={"env": settings.env})
+        try:
+            yield
+        finally:
+            await app.state.event_hub.close()
+            await redis_mod.close_client()
+            await db.dispose_engine()
+
+    middleware = [
+        Middleware(RequestContextMiddleware),
+        Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
+    ]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["authorization", "content-type", "x-brand-id", "x-request-id"],
+                expose_headers=["x-request-id"],
+                max_age=600,
+            )
+        )
+    return Starlette(
+        routes=[
+            Route("/graphql", view),
+            WebSocketRoute("/graphql", view),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        middleware=middleware,
+        lifespan=lifespan,
+    )

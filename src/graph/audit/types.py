@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+
+from domain.audit.models import AuditEntry as AuditEntryModel
+from graph.core.context import Info
+from graph.tenancy.types import Brand, PrincipalKind
+
+
+@strawberry.type(description="Who did what to which thing, and what changed.")
+class AuditEntry(relay.Node):
+    id: relay.NodeID[str]
+    occurred_at: datetime
+    principal_type: str = strawberry.field(description="user, api_key or system.")
+    principal_id: str
+    principal_label: str | None
+    action: str
+    target_type: str
+    target_id: str | None
+    summary: JSON = strawberry.field(description="Before/after of the fields that changed.")
+    request_id: str | None
+    brand_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field
+    async def brand(self, info: Info) -> Brand | None:
+        if self.brand_id is None:
+            return None
+        found = await info.context.loaders.brand.load(self.brand_id)
+        return Brand.from_model(found) if found else None
+
+    @classmethod
+    def from_model(cls, e: AuditEntryModel) -> AuditEntry:
+        return cls(
+            id=str(e.id), occurred_at=e.occurred_at, principal_type=e.principal_type,
+            principal_id=e.principal_id, principal_label=e.principal_label, action=e.action,
+            target_type=e.target_type, target_id=e.target_id, summary=e.summary,
+            request_id=e.request_id, brand_id=e.brand_id,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        from domain.audit.service import get_entry
+
+        out = []
+        for node_id in node_ids:
+            try:
+                entry = await get_entry(info.context.principal, uuid.UUID(node_id))
+            except ValueError:
+                entry = None
+            out.append(cls.from_model(entry) if entry else None)
+        return out
+
+
+__all__ = ["AuditEntry", "PrincipalKind"]

@@ -1,0 +1,50 @@
+"""The per-request (or per-websocket-connection) context every resolver receives."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import strawberry
+
+from domain.errors import Unauthenticated
+from domain.tenancy.policies import Principal
+
+if TYPE_CHECKING:
+    from graph.core.dataloaders import Loaders
+
+
+@dataclass
+class Context:
+    request: Any
+    response: Any
+    request_id: str
+    principal_: Principal | None = None
+    brand_id: uuid.UUID | None = None  # the active brand (X-Brand-Id or connection_init brandId)
+    connection_params: dict[str, Any] | None = None
+    _loaders: Loaders | None = field(default=None, repr=False)
+
+    @property
+    def principal(self) -> Principal:
+        if self.principal_ is None:
+            raise Unauthenticated()
+        return self.principal_
+
+    @property
+    def loaders(self) -> Loaders:
+        """Per-request dataloaders. Over a websocket, each subscription event makes new ones."""
+        from graph.core.dataloaders import Loaders
+
+        if self._loaders is None:
+            self._loaders = Loaders.for_principal(self.principal)
+        return self._loaders
+
+    def fresh_loaders(self) -> Loaders:
+        from graph.core.dataloaders import Loaders
+
+        self._loaders = Loaders.for_principal(self.principal)
+        return self._loaders
+
+
+Info = strawberry.Info[Context, None]

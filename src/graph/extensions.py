@@ -1,0 +1,83 @@
+"""Schema extensions: caches, limits, and error masking with request ids."""
+
+from __future__ import annotations
+
+import logging
+
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+
+from domain.config import Settings
+from domain.errors import DomainError, Unauthenticated
+from domain.platform.observability import current_request_id
+
+log = logging.getLogger("graph.errors")
+
+
+def _is_internal(error: GraphQLError) -> bool:
+    original = error.original_error
+    if original is None:  # syntax, validation, limits: the client's own doing
+        return False
+    return not isinstance(original, (DomainError, Unauthenticated))
+
+
+class MaskInternalErrors(MaskErrors):
+    """Errors the product did not raise on purpose become a generic message with the request
+    id; the full error goes to the log under the same id."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=_is_internal)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        rid = current_request_id()
+        log.error(
+            "internal error in %s",
+            ".".join(str(p) for p in error.path or []) or "operation",
+            exc_info=error.original_error,
+        )
+        return GraphQLError(
+            message=f"Internal server error (request id {rid})",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": rid},
+        )
+
+
+class DomainErrorCodes(SchemaExtension):
+    """Give expected errors raised in queries a machine-readable code."""
+
+    def on_operation(self):
+        yield
+        result = self.execution_context.result
+        for error in getattr(result, "errors", None) or []:
+            original = error.original_error
+            if isinstance(original, DomainError):
+                error.extensions = {"code": original.code.value, "field": original.field}
+            elif isinstance(original, Unauthenticated):
+                error.extensions = {"code": "UNAUTHENTICATED"}
+
+
+def extensions(settings: Settings) -> list:
+    exts: list = [
+        lambda: ParserCache(maxsize=1024),
+        lambda: ValidationCache(maxsize=1024),
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        DomainErrorCodes,
+        MaskInternalErrors,
+    ]
+    if not settings.introspection:
+        exts.append(DisableIntrospection)
+    return exts

@@ -1,0 +1,37 @@
+"""The schema: each area's Query, Mutation and Subscription types merged into one."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+from strawberry.tools import merge_types
+
+from domain.config import Settings, get_settings
+from graph.audit.queries import AuditQuery
+from graph.audit.subscriptions import AuditSubscription
+from graph.extensions import extensions
+from graph.tenancy.mutations import TenancyMutation
+from graph.tenancy.queries import TenancyQuery
+
+
+@strawberry.type
+class NodeQuery:
+    node: relay.Node | None = relay.node(description="Any object by its global id.")
+
+
+Query = merge_types("Query", (NodeQuery, TenancyQuery, AuditQuery))
+Mutation = merge_types("Mutation", (TenancyMutation,))
+Subscription = merge_types("Subscription", (AuditSubscription,))
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions(settings or get_settings()),
+    )
+
+
+def export_sdl() -> str:
+    return build_schema().as_str() + "\n"

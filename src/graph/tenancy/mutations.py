@@ -1,0 +1,237 @@
+"""Tenancy mutations: each translates its input, calls one domain service, and returns a
+payload with the result or typed errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry import UNSET
+from strawberry.relay import GlobalID
+
+from domain.tenancy import api_keys, brands, members
+from graph.core import ids
+from graph.core.context import Info
+from graph.core.errors import UserError, payload
+from graph.tenancy.types import ApiKey, Brand, Member, Role
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields the client actually sent (UNSET ones left out; an explicit null kept)."""
+    return {k: v for k, v in fields.items() if v is not UNSET}
+
+
+@strawberry.input
+class BrandVoiceInput:
+    tone: str | None = UNSET
+    style_guide: str | None = UNSET
+    words_to_use: list[str] | None = UNSET
+    words_to_avoid: list[str] | None = UNSET
+    sample_copy: str | None = UNSET
+
+    def to_fields(self) -> dict[str, Any]:
+        return _given(
+            voice_tone=self.tone, voice_style_guide=self.style_guide,
+            voice_words_to_use=self.words_to_use, voice_words_to_avoid=self.words_to_avoid,
+            voice_sample_copy=self.sample_copy,
+        )
+
+
+@strawberry.input
+class CreateBrandInput:
+    name: str
+    slug: str
+    timezone: str | None = UNSET
+    from_name: str | None = UNSET
+    from_email: str | None = UNSET
+    reply_to: str | None = UNSET
+    sms_sender: str | None = UNSET
+    voice: BrandVoiceInput | None = UNSET
+
+
+@strawberry.input
+class UpdateBrandInput:
+    id: GlobalID
+    name: str | None = UNSET
+    slug: str | None = UNSET
+    timezone: str | None = UNSET
+    from_name: str | None = UNSET
+    from_email: str | None = UNSET
+    reply_to: str | None = UNSET
+    sms_sender: str | None = UNSET
+
+
+@strawberry.input
+class UpdateBrandVoiceInput(BrandVoiceInput):
+    brand_id: GlobalID
+
+
+@strawberry.input
+class AddMemberInput:
+    email: str
+    role: Role
+    name: str | None = UNSET
+    brand_ids: list[GlobalID] | None = strawberry.field(
+        default=UNSET, description="Limit the member to these brands; omit for every brand."
+    )
+
+
+@strawberry.input
+class CreateApiKeyInput:
+    name: str
+    role: Role
+    brand_ids: list[GlobalID] | None = strawberry.field(
+        default=UNSET, description="Limit the key to these brands; omit for every brand you see."
+    )
+
+
+@strawberry.type
+class BrandPayload:
+    brand: Brand | None = None
+    errors: list[UserError]
+
+
+@strawberry.type
+class MemberPayload:
+    member: Member | None = None
+    errors: list[UserError]
+
+
+@strawberry.type
+class ApiKeyPayload:
+    api_key: ApiKey | None = None
+    errors: list[UserError]
+
+
+@strawberry.type
+class CreateApiKeyPayload:
+    api_key: ApiKey | None = None
+    secret: str | None = strawberry.field(
+        default=None, description="The key itself. Shown this once; only its hash is kept."
+    )
+    errors: list[UserError]
+
+
+def _brand_ids(given: list[GlobalID] | None) -> list | None:
+    """None (every brand) when the field was left out or null; else the listed brands."""
+    if given is UNSET or given is None:
+        return None
+    return ids.decode_many(given, "Brand", "brandIds")
+
+
+def _brand(b: Any) -> dict[str, Any]:
+    return {"brand": Brand.from_model(b)}
+
+
+def _member(m: Any) -> dict[str, Any]:
+    return {"member": Member.from_model(m)}
+
+
+@strawberry.type
+class TenancyMutation:
+    @strawberry.mutation
+    async def create_brand(self, info: Info, input: CreateBrandInput) -> BrandPayload:
+        async def run():
+            fields = _given(
+                name=input.name, slug=input.slug, timezone=input.timezone,
+                from_name=input.from_name, from_email=input.from_email,
+                reply_to=input.reply_to, sms_sender=input.sms_sender,
+            )
+            if input.voice:
+                fields |= input.voice.to_fields()
+            return await brands.create_brand(info.context.principal, fields)
+
+        return await payload(BrandPayload, run, _brand)
+
+    @strawberry.mutation
+    async def update_brand(self, info: Info, input: UpdateBrandInput) -> BrandPayload:
+        async def run():
+            changes = _given(
+                name=input.name, slug=input.slug, timezone=input.timezone,
+                from_name=input.from_name, from_email=input.from_email,
+                reply_to=input.reply_to, sms_sender=input.sms_sender,
+            )
+            return await brands.update_brand(info.context.principal, ids.decode(input.id, "Brand"), changes)
+
+        return await payload(BrandPayload, run, _brand)
+
+    @strawberry.mutation
+    async def update_brand_voice(self, info: Info, input: UpdateBrandVoiceInput) -> BrandPayload:
+        async def run():
+            brand_id = ids.decode(input.brand_id, "Brand", "brandId")
+            return await brands.update_brand_voice(info.context.principal, brand_id, input.to_fields())
+
+        return await payload(BrandPayload, run, _brand)
+
+    @strawberry.mutation
+    async def archive_brand(self, info: Info, id: GlobalID) -> BrandPayload:
+        async def run():
+            return await brands.archive_brand(info.context.principal, ids.decode(id, "Brand"))
+
+        return await payload(BrandPayload, run, _brand, prefix=None)
+
+    @strawberry.mutation(description="Add a person by e-mail; the user is created when new.")
+    async def add_member(self, info: Info, input: AddMemberInput) -> MemberPayload:
+        async def run():
+            brand_ids = _brand_ids(input.brand_ids)
+            return await members.add_member(
+                info.context.principal, input.email, input.role.value,
+                name=input.name or None, brand_ids=brand_ids,
+            )
+
+        return await payload(MemberPayload, run, _member)
+
+    @strawberry.mutation
+    async def change_member_role(self, info: Info, user_id: GlobalID, role: Role) -> MemberPayload:
+        async def run():
+            return await members.change_member_role(
+                info.context.principal, ids.decode(user_id, "Member", "userId"), role.value
+            )
+
+        return await payload(MemberPayload, run, _member, prefix=None)
+
+    @strawberry.mutation
+    async def remove_member(self, info: Info, user_id: GlobalID) -> MemberPayload:
+        async def run():
+            return await members.remove_member(info.context.principal, ids.decode(user_id, "Member", "userId"))
+
+        return await payload(MemberPayload, run, _member, prefix=None)
+
+    @strawberry.mutation
+    async def grant_brand_access(self, info: Info, user_id: GlobalID, brand_id: GlobalID) -> MemberPayload:
+        async def run():
+            return await members.grant_brand_access(
+                info.context.principal, ids.decode(user_id, "Member", "userId"),
+                ids.decode(brand_id, "Brand", "brandId"),
+            )
+
+        return await payload(MemberPayload, run, _member, prefix=None)
+
+    @strawberry.mutation
+    async def revoke_brand_access(self, info: Info, user_id: GlobalID, brand_id: GlobalID) -> MemberPayload:
+        async def run():
+            return await members.revoke_brand_access(
+                info.context.principal, ids.decode(user_id, "Member", "userId"),
+                ids.decode(brand_id, "Brand", "brandId"),
+            )
+
+        return await payload(MemberPayload, run, _member, prefix=None)
+
+    @strawberry.mutation(description="Create an API key; the secret is in this payload only.")
+    async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
+        async def run():
+            brand_ids = _brand_ids(input.brand_ids)
+            return await api_keys.create_api_key(
+                info.context.principal, input.name, input.role.value, brand_ids=brand_ids
+            )
+
+        return await payload(
+            CreateApiKeyPayload, run, lambda r: {"api_key": ApiKey.from_model(r[0]), "secret": r[1]}
+        )
+
+    @strawberry.mutation
+    async def revoke_api_key(self, info: Info, id: GlobalID) -> ApiKeyPayload:
+        async def run():
+            return await api_keys.revoke_api_key(info.context.principal, ids.decode(id, "ApiKey"))
+
+        return await payload(ApiKeyPayload, run, lambda k: {"api_key": ApiKey.from_model(k)}, prefix=None)

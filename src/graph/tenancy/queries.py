@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import strawberry
+
+from domain.errors import DomainError
+from domain.tenancy import api_keys, brands, members
+from graph.core import ids
+from graph.core.context import Info
+from graph.tenancy.types import ApiKey, Brand, Member, Principal, Viewer
+
+
+@strawberry.type
+class TenancyQuery:
+    @strawberry.field(description="The caller, their tenant, role, permissions and brands.")
+    def viewer(self, info: Info) -> Viewer:
+        p = info.context.principal
+        return Viewer(
+            principal=Principal(kind=p.kind, id=strawberry.ID(str(p.id)), label=p.label),
+            role=p.role,
+            permissions=sorted(p.actions, key=lambda a: a.value),
+            all_brands=p.brand_ids is None,
+            active_brand_id=info.context.brand_id,
+        )
+
+    @strawberry.field(description="Brands the caller may use.")
+    async def brands(self, info: Info, include_archived: bool = False) -> list[Brand]:
+        found = await brands.list_brands(info.context.principal, include_archived=include_archived)
+        return [Brand.from_model(b) for b in found]
+
+    @strawberry.field(description="One brand; null when it does not exist or the caller has no grant on it.")
+    async def brand(self, info: Info, id: strawberry.relay.GlobalID) -> Brand | None:
+        try:
+            brand_id = ids.decode(id, "Brand")
+        except DomainError:
+            return None
+        found = await info.context.loaders.brand.load(brand_id)
+        return Brand.from_model(found) if found else None
+
+    @strawberry.field(description="Members of the tenant (owners and admins).")
+    async def members(self, info: Info) -> list[Member]:
+        return [Member.from_model(m) for m in await members.list_members(info.context.principal)]
+
+    @strawberry.field(description="API keys of the tenant (owners and admins).")
+    async def api_keys(self, info: Info, include_revoked: bool = False) -> list[ApiKey]:
+        found = await api_keys.list_api_keys(info.context.principal, include_revoked=include_revoked)
+        return [ApiKey.from_model(k) for k in found]

@@ -1,0 +1,229 @@
+"""GraphQL types of the tenancy area, built from domain objects with ``from_model``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+
+from domain.tenancy import models
+from domain.tenancy.members import Member as MemberModel
+from domain.tenancy.policies import Action as DomainAction
+from domain.tenancy.policies import PrincipalKind as DomainPrincipalKind
+from domain.tenancy.policies import Role as DomainRole
+from graph.core.context import Info
+
+Role = strawberry.enum(DomainRole, name="Role", description="What a member or API key may do.")
+PrincipalKind = strawberry.enum(DomainPrincipalKind, name="PrincipalKind")
+Permission = strawberry.enum(
+    DomainAction, name="Permission", description="An action the policy allows or refuses."
+)
+
+
+def _uuids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:
+    out: list[uuid.UUID | None] = []
+    for node_id in node_ids:
+        try:
+            out.append(uuid.UUID(node_id))
+        except ValueError:
+            out.append(None)
+    return out
+
+
+@strawberry.type(description="Flags that switch product capabilities on for a tenant.")
+class TenantFeatures:
+    copilot_enabled: bool
+
+
+@strawberry.type(description="A business: it owns brands, members, customers and everything else.")
+class Tenant(relay.Node):
+    id: relay.NodeID[str]
+    slug: str
+    name: str
+    plan: str
+    features: TenantFeatures
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, t: models.Tenant) -> Tenant:
+        return cls(
+            id=str(t.id), slug=t.slug, name=t.name, plan=t.plan,
+            features=TenantFeatures(copilot_enabled=t.copilot_enabled), created_at=t.created_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        from domain.tenancy.tenants import get_tenant
+
+        tenant = await get_tenant(info.context.principal)
+        return [cls.from_model(tenant) if i == str(tenant.id) else None for i in node_ids]
+
+
+@strawberry.type(description="Who messages appear to come from.")
+class SendingIdentity:
+    from_name: str | None
+    from_email: str | None
+    reply_to: str | None
+    sms_sender: str | None
+
+
+@strawberry.type(description="How the brand speaks; the copilot drafts in this voice.")
+class BrandVoice:
+    tone: str | None
+    style_guide: str | None
+    words_to_use: list[str]
+    words_to_avoid: list[str]
+    sample_copy: str | None
+
+
+@strawberry.type(description="A brand of the tenant. Segments, campaigns and conversations belong to one.")
+class Brand(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    slug: str
+    timezone: str
+    sending_identity: SendingIdentity
+    voice: BrandVoice
+    archived_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @strawberry.field
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+    @classmethod
+    def from_model(cls, b: models.Brand) -> Brand:
+        return cls(
+            id=str(b.id),
+            name=b.name,
+            slug=b.slug,
+            timezone=b.timezone,
+            sending_identity=SendingIdentity(
+                from_name=b.from_name, from_email=b.from_email, reply_to=b.reply_to,
+                sms_sender=b.sms_sender,
+            ),
+            voice=BrandVoice(
+                tone=b.voice_tone, style_guide=b.voice_style_guide,
+                words_to_use=list(b.voice_words_to_use or []),
+                words_to_avoid=list(b.voice_words_to_avoid or []),
+                sample_copy=b.voice_sample_copy,
+            ),
+            archived_at=b.archived_at,
+            created_at=b.created_at,
+            updated_at=b.updated_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        ids = _uuids(node_ids)
+        found = await info.context.loaders.brand.load_many([i for i in ids if i is not None])
+        by_id = {b.id: b for b in found if b is not None}
+        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
+
+
+async def load_brands(info: Info, ids: Iterable[uuid.UUID]) -> list[Brand]:
+    found = await info.context.loaders.brand.load_many(list(ids))
+    return [Brand.from_model(b) for b in found if b is not None]
+
+
+@strawberry.type(description="A person's place in the tenant: role and brands.")
+class Member(relay.Node):
+    id: relay.NodeID[str]
+    email: str
+    name: str | None
+    role: Role
+    all_brands: bool = strawberry.field(description="True when the member sees every brand.")
+    created_at: datetime
+    brand_ids: strawberry.Private[frozenset[uuid.UUID]]
+
+    @strawberry.field(description="The brands granted to a member limited to some brands.")
+    async def brands(self, info: Info) -> list[Brand]:
+        return await load_brands(info, sorted(self.brand_ids))
+
+    @classmethod
+    def from_model(cls, m: MemberModel) -> Member:
+        return cls(
+            id=str(m.user_id), email=m.email, name=m.name, role=m.role,
+            all_brands=m.all_brands or m.role.sees_every_brand, created_at=m.created_at,
+            brand_ids=m.brand_ids,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        ids = _uuids(node_ids)
+        found = await info.context.loaders.member.load_many([i for i in ids if i is not None])
+        by_id = {m.user_id: m for m in found if m is not None}
+        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
+
+
+@strawberry.type(description="A credential for an integration. The secret is shown once, at creation.")
+class ApiKey(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    prefix: str = strawberry.field(description="The key's first characters, to recognise it.")
+    role: Role
+    created_by: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    brand_ids: strawberry.Private[list[uuid.UUID] | None]
+
+    @strawberry.field(description="The brands the key is limited to; null when it sees every brand.")
+    async def brands(self, info: Info) -> list[Brand] | None:
+        if self.brand_ids is None:
+            return None
+        return await load_brands(info, self.brand_ids)
+
+    @classmethod
+    def from_model(cls, k: models.ApiKey) -> ApiKey:
+        return cls(
+            id=str(k.id), name=k.name, prefix=k.prefix, role=DomainRole(k.role),
+            created_by=k.created_by, created_at=k.created_at, last_used_at=k.last_used_at,
+            revoked_at=k.revoked_at, brand_ids=k.brand_ids,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        from domain.tenancy.api_keys import list_api_keys
+
+        keys = {str(k.id): k for k in await list_api_keys(info.context.principal, include_revoked=True)}
+        return [cls.from_model(keys[i]) if i in keys else None for i in node_ids]
+
+
+@strawberry.type(description="The caller: a user signed in with a token, or an API key.")
+class Principal:
+    kind: PrincipalKind
+    id: strawberry.ID
+    label: str
+
+
+@strawberry.type(description="Who is calling, in which tenant, and what they may do.")
+class Viewer:
+    principal: Principal
+    role: Role
+    permissions: list[Permission]
+    all_brands: bool = strawberry.field(description="True when the caller sees every brand.")
+    active_brand_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field
+    async def tenant(self, info: Info) -> Tenant:
+        from domain.tenancy.tenants import get_tenant
+
+        return Tenant.from_model(await get_tenant(info.context.principal))
+
+    @strawberry.field(description="The brands the caller may use (archived ones left out).")
+    async def brands(self, info: Info) -> list[Brand]:
+        from domain.tenancy.brands import list_brands
+
+        return [Brand.from_model(b) for b in await list_brands(info.context.principal)]
+
+    @strawberry.field(description="The brand chosen with X-Brand-Id (or connection_init brandId).")
+    async def active_brand(self, info: Info) -> Brand | None:
+        if self.active_brand_id is None:
+            return None
+        found = await info.context.loaders.brand.load(self.active_brand_id)
+        return Brand.from_model(found) if found else None

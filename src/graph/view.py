@@ -1,0 +1,137 @@
+"""The GraphQL endpoint: credentials to context over HTTP and graphql-transport-ws."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from cross_web import HTTPException
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from domain.errors import DomainError, Unauthenticated
+from domain.platform.observability import current_request_id, new_request_id
+from domain.tenancy import auth, brands
+from domain.tenancy.policies import Principal
+from graph.core import ids
+from graph.core.context import Context
+
+log = logging.getLogger(__name__)
+
+
+class RequestRefused(HTTPException):
+    """An HTTP-level refusal with a GraphQL-shaped JSON body and a machine-readable code."""
+
+    def __init__(self, status_code: int, code: str, message: str):
+        super().__init__(status_code, message)
+        self.code = code
+
+
+async def _active_brand(principal: Principal, raw: str | None) -> uuid.UUID | None:
+    if not raw:
+        return None
+    try:
+        brand_id = ids.decode(raw.strip(), "Brand", "brandId")
+        await brands.get_brand(principal, brand_id)
+    except DomainError:
+        raise RequestRefused(403, "BRAND_NOT_ACCESSIBLE", "brand not found or not accessible") from None
+    return brand_id
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code, "requestId": current_request_id()}}]}
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, schema: Any, *, graphiql: bool) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if graphiql else None,
+            allow_queries_via_get=True,
+            keep_alive=True,
+            keep_alive_interval=15,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=50,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except RequestRefused as e:
+            response = JSONResponse(error_body(e.code, e.reason), status_code=e.status_code)
+            if e.status_code == 401:
+                response.headers["WWW-Authenticate"] = 'Bearer realm="brandgraph"'
+        except HTTPException as e:
+            code = {405: "METHOD_NOT_ALLOWED"}.get(e.status_code, "BAD_REQUEST")
+            response = JSONResponse(error_body(code, e.reason), status_code=e.status_code)
+        await response(scope, receive, send)
+
+    def _is_ide_page(self, request: Request) -> bool:
+        return (
+            request.method == "GET"
+            and "text/html" in request.headers.get("accept", "")
+            and "query" not in request.query_params
+        )
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        ctx = Context(request=request, response=response, request_id=current_request_id() or new_request_id())
+        if isinstance(request, WebSocket) or self._is_ide_page(request):
+            return ctx  # websockets authenticate in on_ws_connect; the IDE page needs nothing
+        try:
+            ctx.principal_ = await auth.authenticate(request.headers.get("authorization"))
+        except Unauthenticated as e:
+            raise RequestRefused(401, "UNAUTHENTICATED", e.message) from None
+        ctx.brand_id = await _active_brand(ctx.principal_, request.headers.get("x-brand-id"))
+        await _note_use(ctx.principal_)
+        return ctx
+
+    async def on_ws_connect(self, context: Context) -> None:
+        params = context.connection_params or {}
+        header = params.get("Authorization") or params.get("authorization")
+        if not header and params.get("token"):
+            header = f"Bearer {params['token']}"
+        try:
+            context.principal_ = await auth.authenticate(header)
+            context.brand_id = await _active_brand(context.principal_, params.get("brandId"))
+        except (Unauthenticated, RequestRefused) as e:
+            log.info("websocket connection refused", extra={"reason": str(e)})
+            raise ConnectionRejectionError() from None
+        return None
+
+    async def execute_single(self, request, request_adapter, sub_response, context, root_value, request_data):
+        try:
+            return await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, request_data
+            )
+        except HTTPException as e:
+            if request_adapter.method == "GET" and "mutation" in e.reason.lower():
+                raise HTTPException(405, "mutations are not allowed over GET; use POST") from None
+            raise
+
+    def encode_json(self, data: object) -> str:
+        return json.dumps(data, separators=(",", ":"), default=str)
+
+
+async def _note_use(principal: Principal) -> None:
+    from datetime import UTC, datetime
+
+    from domain.tenancy.actors import note_api_key_use
+    from domain.tenancy.policies import PrincipalKind
+
+    if principal.kind is PrincipalKind.API_KEY:
+        try:
+            await note_api_key_use(principal.tenant_id, principal.id, datetime.now(UTC))
+        except Exception:  # bookkeeping must never fail a request
+            log.warning("could not record API key use", exc_info=True)
