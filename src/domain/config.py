@@ -83,6 +83,7 @@ class Settings:
     log_level: str = "INFO"
     audit_retention_days: int = 365
     db_pool_size: int = 10
+    sql_stats: bool = False
 
     @property
     def production(self) -> bool:
@@ -171,6 +172,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         log_level=(e.get("LOG_LEVEL") or "INFO").upper(),
         audit_retention_days=int(e.get("AUDIT_RETENTION_DAYS") or 365),
         db_pool_size=int(e.get("DATABASE_POOL_SIZE") or 10),
+        sql_stats=_bool(e.get("GRAPHQL_SQL_STATS"), False) and not production,
     )
 
 

@@ -18,6 +18,7 @@ from strawberry.extensions import (
 
 from domain.config import Settings
 from domain.errors import DomainError, Unauthenticated
+from domain.platform.db import count_statements
 from domain.platform.observability import current_request_id
 
 log = logging.getLogger("graph.errors")
@@ -68,6 +69,18 @@ class DomainErrorCodes(SchemaExtension):
                 error.extensions = {"code": "UNAUTHENTICATED"}
 
 
+class ReportSqlStatements(SchemaExtension):
+    """Development aid (GRAPHQL_SQL_STATS=1): the number of SQL statements the operation ran,
+    in ``extensions.sqlStatements``. Tests use it to prove list fields stay flat (no N+1)."""
+
+    def on_operation(self):
+        counter = count_statements()
+        yield
+        result = self.execution_context.result
+        if result is not None:
+            result.extensions = {**(result.extensions or {}), "sqlStatements": counter.count}
+
+
 def extensions(settings: Settings) -> list:
     exts: list = [
         lambda: ParserCache(maxsize=1024),
@@ -78,6 +91,8 @@ def extensions(settings: Settings) -> list:
         DomainErrorCodes,
         MaskInternalErrors,
     ]
+    if settings.sql_stats:
+        exts.append(ReportSqlStatements)
     if not settings.introspection:
         exts.append(DisableIntrospection)
     return exts
