@@ -74,11 +74,11 @@ class ReportSqlStatements(SchemaExtension):
     in ``extensions.sqlStatements``. Tests use it to prove list fields stay flat (no N+1)."""
 
     def on_operation(self):
-        counter = count_statements()
+        self.counter = count_statements()
         yield
-        result = self.execution_context.result
-        if result is not None:
-            result.extensions = {**(result.extensions or {}), "sqlStatements": counter.count}
+
+    def get_results(self) -> dict[str, int]:
+        return {"sqlStatements": self.counter.count}
 
 
 def extensions(settings: Settings) -> list:

@@ -24,8 +24,14 @@ Mutation = merge_types("Mutation", (TenancyMutation,))
 Subscription = merge_types("Subscription", (AuditSubscription,))
 
 
+class Schema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        """Client errors are the client's to read; internal ones are logged, once, with the
+        request id by MaskInternalErrors."""
+
+
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
-    return strawberry.Schema(
+    return Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -20,6 +20,9 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    # fetch server-set values (updated_at, defaults) with RETURNING at flush, so objects stay
+    # readable after their session closes
+    __mapper_args__ = {"eager_defaults": True}
 
 
 def new_id() -> uuid.UUID:
