@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import os
 import re
 import subprocess
@@ -29,9 +30,9 @@ def _run(args: tuple[str, ...], env: dict[str, str] | None, timeout: float) -> s
     )
 
 
-async def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+async def cli(*args: str, env: dict[str, str] | None = None, limit: float = 60) -> subprocess.CompletedProcess[str]:
     """Run ``brandgraph ARGS`` (the environment points at the test database and Redis)."""
-    return await asyncio.to_thread(_run, args, env, timeout)
+    return await asyncio.to_thread(_run, args, env, limit)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -149,9 +150,15 @@ async def test_token_unknown_tenant_fails_clearly() -> None:
 async def test_schema_graphql_is_current() -> None:
     exported = ok(await cli("export-schema", "-o", "-")).stdout
     checked_in = (Path(ROOT) / "schema.graphql").read_text()
-    assert exported == checked_in, (
-        "schema.graphql is out of date with the code: run `brandgraph export-schema` and commit the result"
-    )
+    if exported != checked_in:
+        diff = list(difflib.unified_diff(checked_in.splitlines(), exported.splitlines(),
+                                         "schema.graphql (checked in)", "exported from the code", lineterm=""))
+        shown = "\n".join(diff[:60]) + ("\n..." if len(diff) > 60 else "")
+        pytest.fail(
+            "schema.graphql is out of date with the code: run `brandgraph export-schema` "
+            f"and commit the result.\n{shown}",
+            pytrace=False,
+        )
 
 
 # --- production configuration -----------------------------------------------------------
@@ -163,7 +170,7 @@ async def test_production_refuses_to_start_without_services(command: str, tmp_pa
     env.update({"BRANDGRAPH_ENV": "production", "BRANDGRAPH_DATA_DIR": str(tmp_path / "data")})
     started = time.monotonic()
     try:
-        result = await cli(command, env=env, timeout=15)
+        result = await cli(command, env=env, limit=15)
     except subprocess.TimeoutExpired:
         pytest.fail(f"`brandgraph {command}` in production without DATABASE_URL/REDIS_URL did not exit")
     elapsed = time.monotonic() - started

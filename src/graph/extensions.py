@@ -58,15 +58,24 @@ class MaskInternalErrors(MaskErrors):
 class DomainErrorCodes(SchemaExtension):
     """Give expected errors raised in queries a machine-readable code."""
 
-    def on_operation(self):
-        yield
-        result = self.execution_context.result
+    @staticmethod
+    def _code(result: object) -> None:
         for error in getattr(result, "errors", None) or []:
             original = error.original_error
             if isinstance(original, DomainError):
                 error.extensions = {"code": original.code.value, "field": original.field}
             elif isinstance(original, Unauthenticated):
                 error.extensions = {"code": "UNAUTHENTICATED"}
+
+    def on_operation(self):
+        yield
+        result = self.execution_context.result
+        self._code(getattr(result, "initial_result", None) or result)
+
+    def on_stream_result(self, result):
+        """Subscription events arrive here, one by one, instead of through on_operation."""
+        self._code(result)
+        yield None
 
 
 class ReportSqlStatements(SchemaExtension):

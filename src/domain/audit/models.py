@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, String, func
+from sqlalchemy import DateTime, ForeignKeyConstraint, Index, String, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,7 +15,10 @@ class AuditEntry(TenantOwned, Base):
     transaction as the change it records."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index(None, "tenant_id", "occurred_at", "id"),)
+    __table_args__ = (
+        Index("ix_audit_log_tenant_id_occurred_at_id", "tenant_id", "occurred_at", "id"),
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+    )
 
     occurred_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.clock_timestamp(), nullable=False

@@ -82,12 +82,20 @@ class AuditFilter:
     occurred_to: datetime | None = None
 
 
+def _brand_scope(principal: Principal) -> list:
+    """A brand-limited principal sees only entries about its brands: tenant-wide entries
+    (members, keys) may name other brands, so they stay hidden too."""
+    if principal.brand_ids is None:
+        return []
+    return [AuditEntry.brand_id.in_(principal.brand_ids)]
+
+
 async def list_entries(
     principal: Principal, flt: AuditFilter, *, first: int, after: str | None
 ) -> Page[AuditEntry]:
     """Newest first, keyset-paginated on (occurred_at, id)."""
     authorize(principal, Action.AUDIT_READ)
-    conditions = [AuditEntry.tenant_id == principal.tenant_id]
+    conditions = [AuditEntry.tenant_id == principal.tenant_id, *_brand_scope(principal)]
     if flt.action:
         conditions.append(AuditEntry.action == flt.action)
     if flt.target_type:
@@ -120,7 +128,7 @@ async def get_entry(principal: Principal, entry_id: uuid.UUID) -> AuditEntry | N
     async with tenant_session(principal.tenant_id) as s:
         return await s.scalar(
             select(AuditEntry).where(
-                AuditEntry.tenant_id == principal.tenant_id, AuditEntry.id == entry_id
+                AuditEntry.tenant_id == principal.tenant_id, AuditEntry.id == entry_id, *_brand_scope(principal)
             )
         )
 

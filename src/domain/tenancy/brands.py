@@ -55,25 +55,25 @@ def _validate_profile(changes: dict[str, Any], *, creating: bool) -> dict[str, A
     return out
 
 
-def _validate_voice(changes: dict[str, Any]) -> dict[str, Any]:
+def _validate_voice(changes: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     unknown = set(changes) - set(VOICE_FIELDS)
     if unknown:
         raise ValueError(f"not brand voice fields: {sorted(unknown)}")
     v = Validator()
     out: dict[str, Any] = {}
     if "voice_tone" in changes:
-        out["voice_tone"] = validation.text(v, "tone", changes["voice_tone"], required=False, max_len=200)
+        out["voice_tone"] = validation.text(v, prefix + "tone", changes["voice_tone"], required=False, max_len=200)
     if "voice_style_guide" in changes:
         out["voice_style_guide"] = validation.text(
-            v, "styleGuide", changes["voice_style_guide"], required=False, max_len=20_000
+            v, prefix + "styleGuide", changes["voice_style_guide"], required=False, max_len=20_000
         )
     if "voice_sample_copy" in changes:
         out["voice_sample_copy"] = validation.text(
-            v, "sampleCopy", changes["voice_sample_copy"], required=False, max_len=20_000
+            v, prefix + "sampleCopy", changes["voice_sample_copy"], required=False, max_len=20_000
         )
     for key, field in (("voice_words_to_use", "wordsToUse"), ("voice_words_to_avoid", "wordsToAvoid")):
         if key in changes:
-            out[key] = validation.words(v, field, changes[key]) or []
+            out[key] = validation.words(v, prefix + field, changes[key]) or []
     v.check()
     return out
 
@@ -99,7 +99,7 @@ async def create_brand(principal: Principal, fields: dict[str, Any]) -> Brand:
     authorize(principal, Action.BRAND_CREATE)
     profile = {k: v for k, v in fields.items() if k in PROFILE_FIELDS}
     voice = {k: v for k, v in fields.items() if k in VOICE_FIELDS}
-    values = _validate_profile(profile, creating=True) | _validate_voice(voice)
+    values = _validate_profile(profile, creating=True) | _validate_voice(voice, prefix="voice.")
     brand = Brand(id=uuid.uuid4(), tenant_id=principal.tenant_id, **values)
     try:
         async with tenant_session(principal.tenant_id) as s:
