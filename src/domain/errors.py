@@ -58,6 +58,10 @@ class InvalidState(DomainError):
     code = ErrorCode.INVALID_STATE
 
 
+class LimitExceeded(DomainError):
+    code = ErrorCode.LIMIT_EXCEEDED
+
+
 class Unauthenticated(Exception):
     """The credential is missing, malformed, expired or revoked."""
 

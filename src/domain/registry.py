@@ -1,7 +1,12 @@
 """Imports every bounded context's models so the metadata is complete (Alembic, tests)."""
 
 from domain.audit import models as _audit  # noqa: F401
+from domain.commerce import models as _commerce  # noqa: F401
+from domain.customers import models as _customers  # noqa: F401
+from domain.jobs import models as _jobs  # noqa: F401
 from domain.platform.models import Base
+from domain.profiles import models as _profiles  # noqa: F401
 from domain.tenancy import models as _tenancy  # noqa: F401
+from domain.timeline import models as _timeline  # noqa: F401
 
 metadata = Base.metadata

@@ -41,15 +41,31 @@ class Action(str, Enum):
     MEMBER_MANAGE = "member:manage"
     API_KEY_MANAGE = "api_key:manage"
     AUDIT_READ = "audit:read"
+    CUSTOMER_READ = "customer:read"
+    CUSTOMER_WRITE = "customer:write"
+    CUSTOMER_IMPORT = "customer:import"
+    COMMERCE_WRITE = "commerce:write"
+    TAG_MANAGE = "tag:manage"
+    TAG_ASSIGN = "tag:assign"
+    NOTE_WRITE = "note:write"
+    CONSENT_WRITE = "consent:write"
+    PROFILE_REBUILD = "profile:rebuild"
+    TIMELINE_EXPORT = "timeline:export"
+    JOB_READ = "job:read"
 
 
-_READ = {Action.TENANT_READ, Action.BRAND_READ}
+_READ = {Action.TENANT_READ, Action.BRAND_READ, Action.CUSTOMER_READ, Action.JOB_READ}
+_AGENT = _READ | {Action.CUSTOMER_WRITE, Action.TAG_ASSIGN, Action.NOTE_WRITE, Action.CONSENT_WRITE}
+_MARKETER = _AGENT | {
+    Action.BRAND_UPDATE_VOICE, Action.CUSTOMER_IMPORT, Action.COMMERCE_WRITE, Action.TAG_MANAGE,
+    Action.TIMELINE_EXPORT,
+}
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.OWNER: frozenset(Action),
     Role.ADMIN: frozenset(Action),
-    Role.MARKETER: frozenset(_READ | {Action.BRAND_UPDATE_VOICE}),
-    Role.AGENT: frozenset(_READ),
-    Role.ANALYST: frozenset(_READ),
+    Role.MARKETER: frozenset(_MARKETER),
+    Role.AGENT: frozenset(_AGENT),
+    Role.ANALYST: frozenset(_READ | {Action.TIMELINE_EXPORT}),
 }
 
 

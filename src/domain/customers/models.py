@@ -1,0 +1,120 @@
+"""Customers of a tenant, their relationships with brands, tags, notes and consent."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import Date, DateTime, ForeignKeyConstraint, Index, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from domain.platform.models import Base, TenantOwned, Timestamps
+
+
+class Customer(TenantOwned, Timestamps, Base):
+    __tablename__ = "customers"
+    __table_args__ = (
+        Index("uq_customers_external_id", "tenant_id", "external_id", unique=True,
+              postgresql_where=text("external_id IS NOT NULL")),
+        Index("uq_customers_email", "tenant_id", text("lower(email)"), unique=True,
+              postgresql_where=text("email IS NOT NULL")),
+        Index("ix_customers_created", "tenant_id", "created_at", "id"),
+    )
+
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    company: Mapped[str | None] = mapped_column(String(200))
+    buyer_type: Mapped[str | None] = mapped_column(String(50))
+    city: Mapped[str | None] = mapped_column(String(100))
+    state: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    attributes: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+
+
+class CustomerBrand(Base):
+    """A customer known to a brand: since when, and how (order, subscription, message, import)."""
+
+    __tablename__ = "customer_brands"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "brand_id"], ["brands.tenant_id", "brands.id"], ondelete="CASCADE"),
+        Index("ix_customer_brands_customer", "tenant_id", "customer_id"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    brand_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+
+
+class Tag(TenantOwned, Base):
+    __tablename__ = "tags"
+    __table_args__ = (Index("uq_tags_name", "tenant_id", text("lower(name)"), unique=True),)
+
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    color: Mapped[str] = mapped_column(String(7), nullable=False, server_default="#6b7280")
+    description: Mapped[str | None] = mapped_column(String(500))
+    created_by: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class CustomerTag(Base):
+    __tablename__ = "customer_tags"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "tag_id"], ["tags.tenant_id", "tags.id"], ondelete="CASCADE"),
+        Index("ix_customer_tags_tag", "tenant_id", "tag_id"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    tag_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    assigned_by: Mapped[str | None] = mapped_column(String(320))
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class Note(TenantOwned, Base):
+    __tablename__ = "customer_notes"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], ondelete="CASCADE"),
+        Index("ix_customer_notes_customer", "tenant_id", "customer_id", "created_at", "id"),
+    )
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    brand_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    type: Mapped[str] = mapped_column(String(16), nullable=False)  # info | warning | action
+    visibility: Mapped[str] = mapped_column(String(16), nullable=False)  # internal | shared
+    author_type: Mapped[str] = mapped_column(String(16), nullable=False)
+    author_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    author_label: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class Consent(Base):
+    """Whether a brand may reach a customer on a channel. The one place sends and exports ask."""
+
+    __tablename__ = "customer_consents"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "brand_id"], ["brands.tenant_id", "brands.id"], ondelete="CASCADE"),
+        Index("ix_customer_consents_brand_channel", "tenant_id", "brand_id", "channel", "customer_id"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    brand_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)  # email | sms | push | ads
+    granted: Mapped[bool] = mapped_column(nullable=False)
+    granted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(String(64), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())

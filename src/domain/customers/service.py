@@ -1,0 +1,338 @@
+"""Customers: upsert by external id or e-mail, brand relationships, and who may see whom.
+
+The brand rule: a principal limited to some brands sees only customers related to one of those
+brands (through an order, a subscription, a message or an import in that brand).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.audit import service as audit
+from domain.customers.models import Customer, CustomerBrand, CustomerTag
+from domain.errors import DomainError, ErrorCode, NotFound, Validator
+from domain.platform.db import tenant_session
+from domain.platform.pagination import Page, decode_cursor, encode_cursor
+from domain.tenancy import validation
+from domain.tenancy.models import Brand
+from domain.tenancy.policies import Action, Principal, authorize
+from domain.timeline import service as timeline
+
+FIELDS = ("external_id", "email", "phone", "first_name", "last_name", "company", "buyer_type", "city",
+          "state", "country", "timezone", "locale", "birth_date", "attributes")
+COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+LOCALE_RE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+ATTRIBUTE_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+MAX_ATTRIBUTES_BYTES = 16_384
+
+
+class CustomerSource(str, Enum):
+    API = "api"
+    ORDER = "order"
+    EVENT = "event"
+    IMPORT = "import"
+    SUBSCRIPTION = "subscription"
+    MESSAGE = "message"
+
+
+def clean_fields(data: dict[str, Any], v: Validator, prefix: str = "") -> dict[str, Any]:
+    """Validate and normalise customer fields; errors go to ``v`` under ``prefix``."""
+    unknown = set(data) - set(FIELDS)
+    if unknown:
+        raise ValueError(f"not customer fields: {sorted(unknown)}")
+    out: dict[str, Any] = {}
+    for key in ("external_id", "first_name", "last_name", "company", "buyer_type", "city", "state"):
+        if key in data:
+            limit = {"external_id": 200, "company": 200, "buyer_type": 50}.get(key, 100)
+            out[key] = validation.text(v, prefix + key, data[key], required=False, max_len=limit)
+    if "email" in data:
+        email = validation.email(v, prefix + "email", data["email"])
+        out["email"] = email.lower() if email else None
+    if "phone" in data:
+        phone = (data["phone"] or "").strip() or None
+        if phone is not None:
+            phone = re.sub(r"[\s().-]", "", phone)
+            if not validation.E164_RE.match(phone):
+                v.add(prefix + "phone", f"{data['phone']!r} is not an E.164 phone number (+15551234567)")
+        out["phone"] = phone
+    if "country" in data:
+        country = (data["country"] or "").strip().upper() or None
+        if country and not COUNTRY_RE.match(country):
+            v.add(prefix + "country", "use an ISO 3166-1 alpha-2 code (for example FR)")
+        out["country"] = country
+    if "timezone" in data:
+        out["timezone"] = validation.timezone(v, prefix + "timezone", data["timezone"] or None)
+    if "locale" in data:
+        locale = (data["locale"] or "").strip() or None
+        if locale and not LOCALE_RE.match(locale):
+            v.add(prefix + "locale", "use a language tag (for example fr-FR)")
+        out["locale"] = locale
+    if "birth_date" in data:
+        bd = data["birth_date"]
+        if isinstance(bd, str) and bd.strip():
+            try:
+                bd = date.fromisoformat(bd.strip())
+            except ValueError:
+                v.add(prefix + "birth_date", "use YYYY-MM-DD")
+                bd = None
+        elif isinstance(bd, str):
+            bd = None
+        if isinstance(bd, datetime):
+            bd = bd.date()
+        if isinstance(bd, date) and not (date(1900, 1, 1) <= bd <= date.today()):
+            v.add(prefix + "birth_date", "birth date is out of range")
+        out["birth_date"] = bd
+    if "attributes" in data:
+        attrs = data["attributes"] if data["attributes"] is not None else {}
+        if not isinstance(attrs, dict):
+            v.add(prefix + "attributes", "attributes must be a JSON object")
+            attrs = {}
+        for key in attrs:
+            if not ATTRIBUTE_KEY_RE.match(str(key)):
+                v.add(prefix + "attributes", f"attribute name {key!r}: use letters, digits and _")
+        if len(json.dumps(attrs, default=str)) > MAX_ATTRIBUTES_BYTES:
+            v.add(prefix + "attributes", f"attributes exceed {MAX_ATTRIBUTES_BYTES} bytes", ErrorCode.TOO_LONG)
+        out["attributes"] = attrs
+    return out
+
+
+def visible_clause(principal: Principal, customer=Customer):
+    """SQL condition: the customer is visible to ``principal`` (None when every one is)."""
+    if principal.brand_ids is None:
+        return None
+    return exists(select(CustomerBrand.customer_id).where(
+        CustomerBrand.tenant_id == customer.tenant_id,
+        CustomerBrand.customer_id == customer.id,
+        CustomerBrand.brand_id.in_(principal.brand_ids),
+    ))
+
+
+async def check_brand(session: AsyncSession, principal: Principal, brand_id: uuid.UUID, field: str = "brandId") -> Brand:
+    """The brand, if it exists, is not archived, and the principal may use it."""
+    if not principal.may_use_brand(brand_id):
+        raise NotFound("brand not found", field=field)
+    brand = await session.scalar(select(Brand).where(Brand.tenant_id == principal.tenant_id, Brand.id == brand_id))
+    if brand is None:
+        raise NotFound("brand not found", field=field)
+    if brand.archived_at is not None:
+        raise DomainError("brand is archived", field=field, code=ErrorCode.INVALID_STATE)
+    return brand
+
+
+async def link_brand(session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID,
+                     brand_id: uuid.UUID, source: CustomerSource, at: datetime | None = None) -> None:
+    values: dict[str, Any] = dict(tenant_id=tenant_id, customer_id=customer_id, brand_id=brand_id, source=source.value)
+    if at is not None:
+        values["first_seen_at"] = at
+    await session.execute(insert(CustomerBrand).values(**values).on_conflict_do_nothing())
+
+
+async def load_visible(session: AsyncSession, principal: Principal, customer_id: uuid.UUID, *,
+                       lock: bool = False, field: str = "customerId") -> Customer:
+    stmt = select(Customer).where(Customer.tenant_id == principal.tenant_id, Customer.id == customer_id)
+    clause = visible_clause(principal)
+    if clause is not None:
+        stmt = stmt.where(clause)
+    if lock:
+        stmt = stmt.with_for_update()
+    customer = await session.scalar(stmt)
+    if customer is None:
+        raise NotFound("customer not found", field=field)
+    return customer
+
+
+async def find_existing(session: AsyncSession, tenant_id: uuid.UUID, external_id: str | None,
+                        email: str | None, *, lock: bool = True) -> Customer | None:
+    """The customer this data is about: by external id, failing that by e-mail."""
+    for column, value in ((Customer.external_id, external_id), (func.lower(Customer.email), email)):
+        if value:
+            stmt = select(Customer).where(Customer.tenant_id == tenant_id, column == value)
+            if lock:
+                stmt = stmt.with_for_update()
+            found = await session.scalar(stmt)
+            if found is not None:
+                return found
+    return None
+
+
+async def upsert_in_session(session: AsyncSession, principal: Principal, fields: dict[str, Any],
+                            brand_id: uuid.UUID | None, source: CustomerSource) -> tuple[Customer, bool]:
+    """Create or update within the caller's transaction; returns (customer, created)."""
+    if not fields.get("external_id") and not fields.get("email"):
+        raise DomainError("give an externalId or an email to identify the customer", field="externalId",
+                          code=ErrorCode.REQUIRED)
+    if brand_id is None and principal.brand_ids is not None:
+        raise DomainError("brandId is required for a principal limited to some brands", field="brandId",
+                          code=ErrorCode.REQUIRED)
+    if brand_id is not None:
+        await check_brand(session, principal, brand_id)
+    customer = await find_existing(session, principal.tenant_id, fields.get("external_id"), fields.get("email"))
+    created = customer is None
+    if created:
+        customer = Customer(id=uuid.uuid4(), tenant_id=principal.tenant_id,
+                            **{k: v for k, v in fields.items() if v is not None or k == "attributes"})
+        if customer.attributes is None:
+            customer.attributes = {}
+        session.add(customer)
+        try:
+            async with session.begin_nested():
+                await session.flush()
+        except IntegrityError:
+            raise DomainError("another customer already has this email or externalId", field="email",
+                              code=ErrorCode.DUPLICATE) from None
+        timeline.write(session, principal.tenant_id, customer.id, timeline.Kind.CUSTOMER_CREATED,
+                       customer.created_at, brand_id=brand_id, data={"source": source.value})
+    else:
+        for key, value in fields.items():
+            if key == "attributes":
+                value = {**(customer.attributes or {}), **value}  # merge; null values are kept as null
+            setattr(customer, key, value)
+        try:
+            async with session.begin_nested():
+                await session.flush()
+        except IntegrityError:
+            raise DomainError("another customer already has this email or externalId", field="email",
+                              code=ErrorCode.DUPLICATE) from None
+    if brand_id is not None:
+        await link_brand(session, principal.tenant_id, customer.id, brand_id, source)
+    return customer, created
+
+
+async def upsert_customer(principal: Principal, data: dict[str, Any], *, brand_id: uuid.UUID | None = None,
+                          source: CustomerSource = CustomerSource.API) -> tuple[Customer, bool]:
+    """Idempotent on external id or, failing that, e-mail. Only the given fields change."""
+    authorize(principal, Action.CUSTOMER_WRITE)
+    v = Validator()
+    fields = clean_fields(data, v)
+    v.check()
+    async with tenant_session(principal.tenant_id) as s:
+        customer, created = await upsert_in_session(s, principal, fields, brand_id, source)
+        await s.refresh(customer)
+        audit.record(s, principal, "customer.create" if created else "customer.update", "Customer",
+                     customer.id, brand_id=brand_id,
+                     summary={"fields": sorted(k for k in fields if k != "attributes")})
+    return customer, created
+
+
+async def update_customer(principal: Principal, customer_id: uuid.UUID, data: dict[str, Any]) -> Customer:
+    authorize(principal, Action.CUSTOMER_WRITE)
+    v = Validator()
+    fields = clean_fields(data, v)
+    v.check()
+    async with tenant_session(principal.tenant_id) as s:
+        customer = await load_visible(s, principal, customer_id, lock=True, field="id")
+        before = {k: getattr(customer, k) for k in fields}
+        for key, value in fields.items():
+            setattr(customer, key, value)
+        try:
+            async with s.begin_nested():
+                await s.flush()
+        except IntegrityError:
+            raise DomainError("another customer already has this email or externalId", field="email",
+                              code=ErrorCode.DUPLICATE) from None
+        await s.refresh(customer)
+        audit.record(s, principal, "customer.update", "Customer", customer.id,
+                     summary=audit.diff(before, {k: getattr(customer, k) for k in fields}))
+    return customer
+
+
+async def customers_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, Customer]:
+    authorize(principal, Action.CUSTOMER_READ)
+    stmt = select(Customer).where(Customer.tenant_id == principal.tenant_id, Customer.id.in_(set(ids)))
+    clause = visible_clause(principal)
+    if clause is not None:
+        stmt = stmt.where(clause)
+    async with tenant_session(principal.tenant_id) as s:
+        return {c.id: c for c in await s.scalars(stmt)}
+
+
+async def get_customer(principal: Principal, customer_id: uuid.UUID) -> Customer:
+    found = (await customers_by_ids(principal, [customer_id])).get(customer_id)
+    if found is None:
+        raise NotFound("customer not found", field="id")
+    return found
+
+
+class CustomerOrder(str, Enum):
+    CREATED_AT_DESC = "created_at_desc"
+    CREATED_AT_ASC = "created_at_asc"
+    UPDATED_AT_DESC = "updated_at_desc"
+
+
+@dataclass(frozen=True)
+class CustomerFilter:
+    brand_id: uuid.UUID | None = None
+    search: str | None = None
+    tag_ids: tuple[uuid.UUID, ...] = ()
+
+
+def _search_terms(search: str) -> list[str]:
+    terms = [t for t in re.split(r"\s+", search.strip().lower()) if t][:5]
+    return [t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for t in terms]
+
+
+async def list_customers(principal: Principal, flt: CustomerFilter, order: CustomerOrder, *,
+                         first: int, after: str | None) -> Page[Customer]:
+    authorize(principal, Action.CUSTOMER_READ)
+    conditions: list[Any] = [Customer.tenant_id == principal.tenant_id]
+    clause = visible_clause(principal)
+    if clause is not None:
+        conditions.append(clause)
+    if flt.brand_id is not None:
+        if not principal.may_use_brand(flt.brand_id):
+            raise NotFound("brand not found", field="brandId")
+        conditions.append(exists(select(CustomerBrand.customer_id).where(
+            CustomerBrand.tenant_id == Customer.tenant_id, CustomerBrand.customer_id == Customer.id,
+            CustomerBrand.brand_id == flt.brand_id)))
+    if flt.search:
+        for term in _search_terms(flt.search):
+            prefix = term + "%"
+            digits = re.sub(r"[^\d+]", "", term)
+            options = [func.lower(Customer.email).like(prefix), func.lower(Customer.first_name).like(prefix),
+                       func.lower(Customer.last_name).like(prefix)]
+            if len(digits) >= 3:
+                options.append(Customer.phone.like(("+" + digits.lstrip("+")) + "%"))
+            conditions.append(or_(*options))
+    for tag_id in flt.tag_ids:
+        conditions.append(exists(select(CustomerTag.customer_id).where(
+            CustomerTag.tenant_id == Customer.tenant_id, CustomerTag.customer_id == Customer.id,
+            CustomerTag.tag_id == tag_id)))
+    key = Customer.updated_at if order is CustomerOrder.UPDATED_AT_DESC else Customer.created_at
+    descending = order is not CustomerOrder.CREATED_AT_ASC
+    if after:
+        at, last = decode_cursor(after, datetime, uuid.UUID)
+        if descending:
+            conditions.append(or_(key < at, and_(key == at, Customer.id < last)))
+        else:
+            conditions.append(or_(key > at, and_(key == at, Customer.id > last)))
+    ordering = (key.desc(), Customer.id.desc()) if descending else (key.asc(), Customer.id.asc())
+    stmt = select(Customer).where(*conditions).order_by(*ordering).limit(first + 1)
+    async with tenant_session(principal.tenant_id) as s:
+        rows = list((await s.scalars(stmt)).all())
+    attr = "updated_at" if order is CustomerOrder.UPDATED_AT_DESC else "created_at"
+    return Page.of(rows, first, lambda c: encode_cursor(getattr(c, attr), c.id))
+
+
+async def brand_links(principal: Principal, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[CustomerBrand]]:
+    """Each customer's brand relationships that the principal may see (for a dataloader)."""
+    authorize(principal, Action.CUSTOMER_READ)
+    stmt = select(CustomerBrand).where(CustomerBrand.tenant_id == principal.tenant_id,
+                                       CustomerBrand.customer_id.in_(set(customer_ids)))
+    if principal.brand_ids is not None:
+        stmt = stmt.where(CustomerBrand.brand_id.in_(principal.brand_ids))
+    out: dict[uuid.UUID, list[CustomerBrand]] = {}
+    async with tenant_session(principal.tenant_id) as s:
+        for link in await s.scalars(stmt.order_by(CustomerBrand.first_seen_at)):
+            out.setdefault(link.customer_id, []).append(link)
+    return out

@@ -1,0 +1,76 @@
+"""exportTimeline: a customer's timeline as CSV, through a Job, downloaded by a signed link."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+
+from domain.customers.service import get_customer
+from domain.exports.downloads import download_path
+from domain.jobs import service as jobs
+from domain.jobs.models import Job, JobFile
+from domain.platform.db import tenant_session
+from domain.tenancy.policies import Action, Principal, authorize
+from domain.timeline import service as timeline
+
+COLUMNS = ["occurred_at", "kind", "brand_id", "ref_type", "ref_id", "data"]
+
+
+@jobs.job_actor("export_timeline", time_limit=1_800_000)
+async def export_timeline(job: Job, progress: jobs.Progress) -> dict:
+    p = job.params
+    flt = timeline.TimelineFilter(
+        kinds=tuple(timeline.Kind(k) for k in p.get("kinds", [])),
+        occurred_from=_dt(p.get("from")), occurred_to=_dt(p.get("to")),
+        brand_id=uuid.UUID(p["brand_id"]) if p.get("brand_id") else None,
+    )
+    visible = frozenset(uuid.UUID(b) for b in p["visible_brands"]) if p.get("visible_brands") is not None else None
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    rows = 0
+    async for batch in timeline.stream(job.tenant_id, uuid.UUID(p["customer_id"]), flt, visible_brands=visible):
+        for e in batch:
+            writer.writerow([e.occurred_at.isoformat(), e.kind, e.brand_id or "", e.ref_type or "", e.ref_id or "",
+                             json.dumps(e.data, sort_keys=True, default=str)])
+        rows += len(batch)
+        await progress.advance(len(batch))
+    async with tenant_session(job.tenant_id) as s:
+        await s.merge(JobFile(tenant_id=job.tenant_id, job_id=job.id, role="result",
+                              filename=f"timeline-{p['customer_id']}.csv", content_type="text/csv",
+                              content=out.getvalue().encode()))
+    return {"rows": rows}
+
+
+def _dt(value):
+    from datetime import datetime
+
+    return datetime.fromisoformat(value) if value else None
+
+
+async def start_export(principal: Principal, customer_id: uuid.UUID, flt: timeline.TimelineFilter) -> Job:
+    authorize(principal, Action.TIMELINE_EXPORT)
+    await get_customer(principal, customer_id)  # visible to this principal, or NotFound
+    if flt.brand_id is not None and not principal.may_use_brand(flt.brand_id):
+        from domain.errors import NotFound
+
+        raise NotFound("brand not found", field="brandId")
+    params = {
+        "customer_id": str(customer_id),
+        "kinds": [k.value for k in flt.kinds],
+        "from": flt.occurred_from.isoformat() if flt.occurred_from else None,
+        "to": flt.occurred_to.isoformat() if flt.occurred_to else None,
+        "brand_id": str(flt.brand_id) if flt.brand_id else None,
+        "visible_brands": sorted(str(b) for b in principal.brand_ids) if principal.brand_ids is not None else None,
+    }
+    async with tenant_session(principal.tenant_id) as s:
+        return await jobs.create(s, principal, "export_timeline", export_timeline, params=params)
+
+
+def result_url(job: Job) -> str | None:
+    """The signed download path of a finished export (None before it finishes)."""
+    if job.kind != "export_timeline" or job.status != jobs.JobStatus.SUCCEEDED.value:
+        return None
+    return download_path(job.tenant_id, job.id)

@@ -1,0 +1,182 @@
+"""The one Job mechanism behind every import, export, rebuild and refresh.
+
+A job row is written in the same transaction as the request that asks for it; its Dramatiq
+message is sent after that commits. The worker moves it queued → running → succeeded | failed,
+reports progress (published live on the tenant's ``job:<id>`` topic), and may attach a result
+file. Job work must be idempotent: Dramatiq retries a job whose worker died.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import dramatiq
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.errors import NotFound
+from domain.jobs.models import Job, JobFile
+from domain.platform import events
+from domain.platform.db import after_commit, tenant_session
+from domain.platform.jobs import enqueue, tenant_actor
+from domain.platform.pagination import Page, decode_cursor, encode_cursor
+from domain.tenancy.policies import Action, Principal, authorize
+
+log = logging.getLogger(__name__)
+
+
+class JobStatus(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+def topic(job_id: uuid.UUID) -> str:
+    return f"job:{job_id}"
+
+
+async def create(
+    session: AsyncSession,
+    principal: Principal,
+    kind: str,
+    actor: dramatiq.Actor,
+    *,
+    brand_id: uuid.UUID | None = None,
+    params: dict[str, Any] | None = None,
+    input_file: tuple[str, str, bytes] | None = None,
+) -> Job:
+    """Add a job (and its input file) to the session; its message is sent after commit."""
+    job = Job(
+        id=uuid.uuid4(), tenant_id=principal.tenant_id, kind=kind, status=JobStatus.QUEUED.value,
+        brand_id=brand_id, created_by=principal.label, params=params or {},
+    )
+    session.add(job)
+    await session.flush()
+    if input_file is not None:
+        filename, content_type, content = input_file
+        session.add(JobFile(tenant_id=job.tenant_id, job_id=job.id, role="input", filename=filename,
+                            content_type=content_type, content=content))
+
+    async def _send() -> None:
+        await enqueue(actor, job.tenant_id, str(job.id))
+
+    after_commit(session, _send)
+    return job
+
+
+async def get_job(principal: Principal, job_id: uuid.UUID) -> Job:
+    authorize(principal, Action.JOB_READ)
+    async with tenant_session(principal.tenant_id) as s:
+        job = await s.scalar(select(Job).where(Job.tenant_id == principal.tenant_id, Job.id == job_id))
+    if job is None or (job.brand_id is not None and not principal.may_use_brand(job.brand_id)):
+        raise NotFound("job not found", field="id")
+    return job
+
+
+async def list_jobs(principal: Principal, *, kind: str | None, first: int, after: str | None) -> Page[Job]:
+    authorize(principal, Action.JOB_READ)
+    conditions = [Job.tenant_id == principal.tenant_id]
+    if kind:
+        conditions.append(Job.kind == kind)
+    if principal.brand_ids is not None:
+        conditions.append(or_(Job.brand_id.is_(None), Job.brand_id.in_(principal.brand_ids)))
+    if after:
+        at, last = decode_cursor(after, datetime, uuid.UUID)
+        conditions.append(or_(Job.created_at < at, and_(Job.created_at == at, Job.id < last)))
+    async with tenant_session(principal.tenant_id) as s:
+        rows = list((await s.scalars(
+            select(Job).where(*conditions).order_by(Job.created_at.desc(), Job.id.desc()).limit(first + 1)
+        )).all())
+    return Page.of(rows, first, lambda j: encode_cursor(j.created_at, j.id))
+
+
+async def result_file(tenant_id: uuid.UUID, job_id: uuid.UUID) -> JobFile | None:
+    async with tenant_session(tenant_id) as s:
+        return await s.scalar(select(JobFile).where(
+            JobFile.tenant_id == tenant_id, JobFile.job_id == job_id, JobFile.role == "result"))
+
+
+class Progress:
+    """Progress reporting for a running job: stored and published at most ~4 times a second."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.done = job.progress_done
+        self.total = job.progress_total
+        self._last = 0.0
+
+    async def set_total(self, total: int) -> None:
+        self.total = total
+        await self._save(force=True)
+
+    async def advance(self, n: int = 1) -> None:
+        self.done += n
+        await self._save()
+
+    async def _save(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < 0.25 and (self.total is None or self.done < self.total):
+            return
+        self._last = now
+        async with tenant_session(self.job.tenant_id) as s:
+            await s.execute(update(Job).where(Job.tenant_id == self.job.tenant_id, Job.id == self.job.id)
+                            .values(progress_done=self.done, progress_total=self.total))
+        await publish(self.job.tenant_id, self.job.id)
+
+
+async def publish(tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
+    await events.publish(tenant_id, topic(job_id), {"id": str(job_id)})
+
+
+async def _transition(job: Job, **values: Any) -> None:
+    async with tenant_session(job.tenant_id) as s:
+        await s.execute(update(Job).where(Job.tenant_id == job.tenant_id, Job.id == job.id).values(**values))
+    await publish(job.tenant_id, job.id)
+
+
+JobBody = Callable[[Job, Progress], Awaitable[dict[str, Any] | None]]
+
+
+def job_actor(kind: str, *, queue_name: str = "jobs", time_limit: int = 3_600_000, max_retries: int = 3):
+    """Declare the Dramatiq actor that runs jobs of ``kind``. The body gets the job and a
+    Progress; what it returns becomes ``job.result``. An exception fails the job once Dramatiq
+    has no retries left; until then the job stays running and is retried."""
+
+    def decorator(body: JobBody) -> dramatiq.Actor:
+        async def run(tenant_id: uuid.UUID, job_id: str) -> None:
+            async with tenant_session(tenant_id) as s:
+                job = await s.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.id == uuid.UUID(job_id)))
+            if job is None or job.status in (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value):
+                return  # unknown, or a redelivery of finished work
+            await _transition(job, status=JobStatus.RUNNING.value,
+                              started_at=job.started_at or datetime.now(UTC))
+            progress = Progress(job)
+            try:
+                result = await body(job, progress)
+            except Exception as exc:
+                message = dramatiq.middleware.CurrentMessage.get_current_message()
+                retries = (message.options.get("retries", 0) if message else 0)
+                if retries >= max_retries:
+                    log.exception("job failed", extra={"job_id": job_id, "kind": kind})
+                    await _transition(job, status=JobStatus.FAILED.value, finished_at=datetime.now(UTC),
+                                      error_summary=f"{type(exc).__name__}: {exc}"[:2000])
+                    return
+                raise
+            await _transition(job, status=JobStatus.SUCCEEDED.value, finished_at=datetime.now(UTC),
+                              progress_done=progress.done, progress_total=progress.total or progress.done,
+                              result=result or {})
+
+        run.__name__ = body.__name__
+        run.__module__ = body.__module__
+        run.__qualname__ = body.__qualname__
+        return tenant_actor(queue_name=queue_name, time_limit=time_limit, max_retries=max_retries,
+                            min_backoff=2_000, max_backoff=60_000)(run)
+
+    return decorator

@@ -1,0 +1,126 @@
+"""Writing and reading the customer timeline.
+
+Producers call :func:`write` (one event) or :func:`write_select` (set-based, from a SELECT) in
+the same transaction as the change. Readers page newest first on the primary key
+(tenant_id, customer_id, occurred_at, id), so the first page is an index range scan whatever the
+timeline's size.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Select, and_, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.platform.db import tenant_session
+from domain.platform.pagination import Page, decode_cursor, encode_cursor
+from domain.timeline.models import TimelineEntry
+
+
+class Kind(str, Enum):
+    ORDER_PLACED = "order_placed"
+    EVENT_TRACKED = "event_tracked"
+    NOTE_ADDED = "note_added"
+    TAG_ADDED = "tag_added"
+    TAG_REMOVED = "tag_removed"
+    CONSENT_CHANGED = "consent_changed"
+    CUSTOMER_CREATED = "customer_created"
+    MESSAGE_SENT = "message_sent"
+    MESSAGE_DELIVERED = "message_delivered"
+    MESSAGE_OPENED = "message_opened"
+    MESSAGE_CLICKED = "message_clicked"
+    CONVERSATION_MESSAGE = "conversation_message"
+    SEGMENT_ENTERED = "segment_entered"
+    SEGMENT_EXITED = "segment_exited"
+    CAMPAIGN_CONVERSION = "campaign_conversion"
+    AI_ACTION = "ai_action"
+
+
+def write(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    kind: Kind,
+    occurred_at: datetime,
+    *,
+    brand_id: uuid.UUID | None = None,
+    data: dict[str, Any] | None = None,
+    ref: tuple[str, uuid.UUID | str] | None = None,
+) -> None:
+    session.add(TimelineEntry(
+        tenant_id=tenant_id, customer_id=customer_id, occurred_at=occurred_at, id=uuid.uuid4(),
+        brand_id=brand_id, kind=kind.value, data=data or {},
+        ref_type=ref[0] if ref else None, ref_id=str(ref[1]) if ref else None,
+    ))
+
+
+async def write_select(session: AsyncSession, rows: Select) -> None:
+    """Insert timeline events from a SELECT yielding (tenant_id, customer_id, occurred_at,
+    brand_id, kind, data, ref_type, ref_id): one statement for any number of customers."""
+    cols = ["tenant_id", "customer_id", "occurred_at", "brand_id", "kind", "data", "ref_type", "ref_id"]
+    await session.execute(insert(TimelineEntry).from_select(cols, rows))
+
+
+@dataclass(frozen=True)
+class TimelineFilter:
+    kinds: tuple[Kind, ...] = ()
+    occurred_from: datetime | None = None
+    occurred_to: datetime | None = None
+    brand_id: uuid.UUID | None = None
+
+
+def _conditions(tenant_id: uuid.UUID, customer_id: uuid.UUID, flt: TimelineFilter,
+                visible_brands: frozenset[uuid.UUID] | None) -> list:
+    c = [TimelineEntry.tenant_id == tenant_id, TimelineEntry.customer_id == customer_id]
+    if flt.kinds:
+        c.append(TimelineEntry.kind.in_([k.value for k in flt.kinds]))
+    if flt.occurred_from:
+        c.append(TimelineEntry.occurred_at >= flt.occurred_from)
+    if flt.occurred_to:
+        c.append(TimelineEntry.occurred_at < flt.occurred_to)
+    if flt.brand_id:
+        c.append(TimelineEntry.brand_id == flt.brand_id)
+    if visible_brands is not None:  # brand-less events belong to the customer, not to a brand
+        c.append(or_(TimelineEntry.brand_id.is_(None), TimelineEntry.brand_id.in_(visible_brands)))
+    return c
+
+
+async def page(
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    flt: TimelineFilter,
+    *,
+    visible_brands: frozenset[uuid.UUID] | None,
+    first: int,
+    after: str | None,
+) -> Page[TimelineEntry]:
+    """Newest first. Callers check that the principal may see the customer."""
+    conditions = _conditions(tenant_id, customer_id, flt, visible_brands)
+    if after:
+        at, last = decode_cursor(after, datetime, uuid.UUID)
+        conditions.append(or_(TimelineEntry.occurred_at < at,
+                              and_(TimelineEntry.occurred_at == at, TimelineEntry.id < last)))
+    stmt = (select(TimelineEntry).where(*conditions)
+            .order_by(TimelineEntry.occurred_at.desc(), TimelineEntry.id.desc()).limit(first + 1))
+    async with tenant_session(tenant_id) as s:
+        rows = list((await s.scalars(stmt)).all())
+    return Page.of(rows, first, lambda e: encode_cursor(e.occurred_at, e.id))
+
+
+async def stream(
+    tenant_id: uuid.UUID, customer_id: uuid.UUID, flt: TimelineFilter, *,
+    visible_brands: frozenset[uuid.UUID] | None, batch: int = 5000,
+):
+    """All matching events, newest first, in batches (for exports)."""
+    after: str | None = None
+    while True:
+        p = await page(tenant_id, customer_id, flt, visible_brands=visible_brands, first=batch, after=after)
+        yield p.items
+        if not p.has_next:
+            return
+        after = p.cursors[-1]
