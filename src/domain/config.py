@@ -75,6 +75,7 @@ class Settings:
     jwt_tenant_claim: str = "tid"
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576
+    max_upload_bytes: int = 52_428_800
     introspection: bool = True
     graphiql: bool = True
     max_query_depth: int = 12
@@ -164,6 +165,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         jwt_tenant_claim=e.get("JWT_TENANT_CLAIM") or "tid",
         cors_origins=_list(e.get("CORS_ORIGINS")),
         max_body_bytes=int(e.get("MAX_BODY_BYTES") or 1_048_576),
+        max_upload_bytes=int(e.get("MAX_UPLOAD_BYTES") or 52_428_800),
         introspection=_bool(e.get("GRAPHQL_INTROSPECTION"), not production),
         graphiql=_bool(e.get("GRAPHIQL"), not production),
         max_query_depth=int(e.get("GRAPHQL_MAX_DEPTH") or 12),

@@ -14,11 +14,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.config import ConfigError, Settings, get_settings
+from domain.errors import NotFound
+from domain.exports.downloads import open_download
 from domain.platform import db
 from domain.platform import redis as redis_mod
 from domain.platform.events import EventHub
@@ -71,19 +73,24 @@ class RequestContextMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuse request bodies over the limit with 413, before the GraphQL layer reads them."""
+    """Refuse request bodies over the limit with 413, before the GraphQL layer reads them.
+    File uploads (multipart) have their own, larger limit."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.max_json = max_bytes
+        self.max_upload = max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        multipart = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
+        limit = self.max_upload if multipart else self.max_json
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         body = bytearray()
         more = True
@@ -92,8 +99,8 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.disconnect":
                 return
             body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await self._refuse(scope, receive, send)
+            if len(body) > limit:
+                await self._refuse(scope, receive, send, limit)
                 return
             more = message.get("more_body", False)
         replayed = False
@@ -107,12 +114,22 @@ class BodySizeLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = JSONResponse(
-            error_body("PAYLOAD_TOO_LARGE", f"request body is larger than {self.max_bytes} bytes"),
+            error_body("PAYLOAD_TOO_LARGE", f"request body is larger than {limit} bytes"),
             status_code=413,
         )
         await response(scope, receive, send)
+
+
+async def download(request: Request) -> Response:
+    """A job's file behind a signed, expiring link (exports)."""
+    try:
+        found = await open_download(request.path_params["token"])
+    except NotFound as exc:
+        return JSONResponse(error_body("NOT_FOUND", exc.message), status_code=404)
+    return Response(found.content, media_type=found.content_type, headers={
+        "content-disposition": f'attachment; filename="{found.filename}"', "cache-control": "private, no-store"})
 
 
 async def healthz(_: Request) -> PlainTextResponse:
@@ -173,7 +190,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     middleware = [
         Middleware(RequestContextMiddleware),
-        Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
+        Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes,
+                   max_upload_bytes=settings.max_upload_bytes),
     ]
     if settings.cors_origins:
         middleware.append(
@@ -190,6 +208,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/graphql", view),
             WebSocketRoute("/graphql", view),
+            Route("/downloads/{token}", download),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],

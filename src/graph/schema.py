@@ -9,9 +9,17 @@ from strawberry.tools import merge_types
 from domain.config import Settings, get_settings
 from graph.audit.queries import AuditQuery
 from graph.audit.subscriptions import AuditSubscription
+from graph.commerce.mutations import CommerceMutation
+from graph.commerce.queries import CommerceQuery
+from graph.customers.mutations import CustomerMutation
+from graph.customers.queries import CustomerQuery
 from graph.extensions import extensions
+from graph.jobs.mutations import JobMutation
+from graph.jobs.queries import JobQuery
+from graph.jobs.subscriptions import JobSubscription
 from graph.tenancy.mutations import TenancyMutation
 from graph.tenancy.queries import TenancyQuery
+from graph.timeline.types import TIMELINE_TYPES
 
 
 @strawberry.type
@@ -19,9 +27,9 @@ class NodeQuery:
     node: relay.Node | None = relay.node(description="Any object by its global id.")
 
 
-Query = merge_types("Query", (NodeQuery, TenancyQuery, AuditQuery))
-Mutation = merge_types("Mutation", (TenancyMutation,))
-Subscription = merge_types("Subscription", (AuditSubscription,))
+Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, JobQuery, AuditQuery))
+Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, JobMutation))
+Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription))
 
 
 class Schema(strawberry.Schema):
@@ -35,6 +43,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
+        types=TIMELINE_TYPES,
         extensions=extensions(settings or get_settings()),
     )
 

@@ -354,3 +354,20 @@ async def items_by_order(principal: Principal, order_ids: list[uuid.UUID]) -> di
             out.setdefault(item.order_id, []).append(item)
     return out
 
+
+
+async def orders_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, Order]:
+    authorize(principal, Action.CUSTOMER_READ)
+    conditions = [Order.tenant_id == principal.tenant_id, Order.id.in_(set(ids)),
+                  *_brand_scope(principal, Order.brand_id, None)]
+    async with tenant_session(principal.tenant_id) as s:
+        return {o.id: o for o in await s.scalars(select(Order).where(*conditions))}
+
+
+async def products_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, Product]:
+    authorize(principal, Action.CUSTOMER_READ)
+    conditions = [Product.tenant_id == principal.tenant_id, Product.id.in_(set(ids))]
+    if principal.brand_ids is not None:
+        conditions.append(Product.brand_id.in_(principal.brand_ids))
+    async with tenant_session(principal.tenant_id) as s:
+        return {p.id: p for p in await s.scalars(select(Product).where(*conditions))}

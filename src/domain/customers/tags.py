@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, literal, select
+from sqlalchemy import delete, func, literal, select, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
@@ -137,9 +137,9 @@ async def tag_customers(principal: Principal, customer_ids: list[uuid.UUID], tag
     now = datetime.now(UTC)
     async with tenant_session(principal.tenant_id) as s:
         await _check(s, principal, customer_ids, tag_ids)
-        pairs = select(
+        pairs = select(  # every customer × every tag: a deliberate cross join
             literal(principal.tenant_id), Customer.id, Tag.id, literal(principal.label), literal(now)
-        ).where(Customer.tenant_id == principal.tenant_id, Customer.id.in_(customer_ids),
+        ).select_from(Customer).join(Tag, true()).where(Customer.tenant_id == principal.tenant_id, Customer.id.in_(customer_ids),
                 Tag.tenant_id == principal.tenant_id, Tag.id.in_(tag_ids))
         added = (await s.execute(
             insert(CustomerTag).from_select(["tenant_id", "customer_id", "tag_id", "assigned_by", "assigned_at"], pairs)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from strawberry.dataloader import DataLoader
 
 from domain.tenancy.members import Member
 from domain.tenancy.models import Brand
 from domain.tenancy.policies import Principal
+from graph.customers import dataloaders as customers
 from graph.tenancy.dataloaders import brand_loader, member_loader
 
 
@@ -17,7 +19,26 @@ from graph.tenancy.dataloaders import brand_loader, member_loader
 class Loaders:
     brand: DataLoader[uuid.UUID, Brand | None]
     member: DataLoader[uuid.UUID, Member | None]
+    customer: DataLoader[uuid.UUID, Any]
+    customer_tags: DataLoader[uuid.UUID, list]
+    customer_consents: DataLoader[uuid.UUID, list]
+    customer_notes: DataLoader[uuid.UUID, list]
+    customer_brands: DataLoader[uuid.UUID, list]
+    profile: DataLoader[tuple[uuid.UUID, uuid.UUID | None], Any]
+    last_order: DataLoader[tuple[uuid.UUID, uuid.UUID | None], Any]
+    order_items: DataLoader[uuid.UUID, list]
 
     @classmethod
-    def for_principal(cls, principal: Principal) -> Loaders:
-        return cls(brand=brand_loader(principal), member=member_loader(principal))
+    def for_principal(cls, p: Principal) -> Loaders:
+        return cls(
+            brand=brand_loader(p),
+            member=member_loader(p),
+            customer=customers.customer_loader(p),
+            customer_tags=customers.tags_loader(p),
+            customer_consents=customers.consents_loader(p),
+            customer_notes=customers.notes_loader(p),
+            customer_brands=customers.brand_links_loader(p),
+            profile=customers.profile_loader(p),
+            last_order=customers.last_order_loader(p),
+            order_items=customers.order_items_loader(p),
+        )

@@ -15,22 +15,13 @@ from domain.tenancy.policies import Action as DomainAction
 from domain.tenancy.policies import PrincipalKind as DomainPrincipalKind
 from domain.tenancy.policies import Role as DomainRole
 from graph.core.context import Info
+from graph.core.ids import node_uuids
 
 Role = strawberry.enum(DomainRole, name="Role", description="What a member or API key may do.")
 PrincipalKind = strawberry.enum(DomainPrincipalKind, name="PrincipalKind")
 Permission = strawberry.enum(
     DomainAction, name="Permission", description="An action the policy allows or refuses."
 )
-
-
-def _uuids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:
-    out: list[uuid.UUID | None] = []
-    for node_id in node_ids:
-        try:
-            out.append(uuid.UUID(node_id))
-        except ValueError:
-            out.append(None)
-    return out
 
 
 @strawberry.type(description="Flags that switch product capabilities on for a tenant.")
@@ -119,7 +110,7 @@ class Brand(relay.Node):
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        ids = _uuids(node_ids)
+        ids = node_uuids(node_ids)
         found = await info.context.loaders.brand.load_many([i for i in ids if i is not None])
         by_id = {b.id: b for b in found if b is not None}
         return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
@@ -154,7 +145,7 @@ class Member(relay.Node):
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        ids = _uuids(node_ids)
+        ids = node_uuids(node_ids)
         found = await info.context.loaders.member.load_many([i for i in ids if i is not None])
         by_id = {m.user_id: m for m in found if m is not None}
         return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]

@@ -1,0 +1,132 @@
+"""Ingestion: orders, tracked events and products, each idempotent on its natural key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.relay import GlobalID
+from strawberry.scalars import JSON
+
+from domain.commerce import service
+from domain.commerce.service import EventInput, OrderInput, OrderLine
+from graph.commerce.types import Order, OrderStatus, Product, TrackedEvent
+from graph.core import ids
+from graph.core.context import Info
+from graph.core.errors import UserError, payload
+from graph.core.scalars import BigInt
+from graph.customers.mutations import CustomerFieldsInput
+
+
+@strawberry.input
+class OrderItemInput:
+    sku: str
+    quantity: int
+    unit_price_cents: BigInt
+    name: str | None = None
+    category: str | None = None
+
+
+@strawberry.input
+class RecordOrderInput:
+    brand_id: GlobalID
+    external_order_id: str = strawberry.field(description="The shop's order id; the order is recorded once per brand.")
+    total_cents: BigInt
+    currency: str = strawberry.field(description="ISO 4217, for example EUR.")
+    placed_at: datetime
+    status: OrderStatus = service.OrderStatus.PLACED
+    customer_id: GlobalID | None = None
+    customer: CustomerFieldsInput | None = strawberry.field(
+        default=None, description="Identify (and upsert) the customer by externalId or email, instead of customerId.")
+    items: list[OrderItemInput] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class TrackEventInput:
+    event_id: str = strawberry.field(description="Your id for this event; the event is recorded once per id.")
+    name: str
+    occurred_at: datetime | None = None
+    brand_id: GlobalID | None = None
+    customer_id: GlobalID | None = None
+    customer: CustomerFieldsInput | None = None
+    properties: JSON | None = None
+
+
+@strawberry.input
+class UpsertProductInput:
+    sku: str
+    name: str
+    brand_id: GlobalID | None = None
+    category: str | None = None
+    price_cents: BigInt | None = None
+    currency: str | None = None
+
+
+@strawberry.type
+class OrderPayload:
+    order: Order | None = None
+    created: bool = strawberry.field(default=False, description="False when the order was already recorded.")
+    errors: list[UserError]
+
+
+@strawberry.type
+class TrackEventPayload:
+    event: TrackedEvent | None = None
+    created: bool = False
+    errors: list[UserError]
+
+
+@strawberry.type
+class ProductPayload:
+    product: Product | None = None
+    errors: list[UserError]
+
+
+@strawberry.type
+class CommerceMutation:
+    @strawberry.mutation(description="Record an order once; sending the same order again changes nothing.")
+    async def record_order(self, info: Info, input: RecordOrderInput) -> OrderPayload:
+        async def run():
+            inp = OrderInput(
+                brand_id=ids.decode(input.brand_id, "Brand", "brandId"),
+                external_order_id=input.external_order_id, total_cents=input.total_cents, currency=input.currency,
+                placed_at=input.placed_at, status=input.status.value,
+                customer_id=ids.decode(input.customer_id, "Customer", "customerId") if input.customer_id else None,
+                customer=input.customer.to_fields() if input.customer else None,
+                items=[OrderLine(sku=i.sku, quantity=i.quantity, unit_price_cents=i.unit_price_cents, name=i.name,
+                                 category=i.category) for i in input.items],
+            )
+            return await service.record_order(info.context.principal, inp)
+
+        def build(result: tuple) -> dict[str, Any]:
+            return {"order": Order.from_model(result[0]), "created": result[1]}
+
+        return await payload(OrderPayload, run, build)
+
+    @strawberry.mutation(description="Record an event once per eventId.")
+    async def track_event(self, info: Info, input: TrackEventInput) -> TrackEventPayload:
+        async def run():
+            brand_id = ids.decode(input.brand_id, "Brand", "brandId") if input.brand_id else info.context.brand_id
+            inp = EventInput(
+                event_id=input.event_id, name=input.name, occurred_at=input.occurred_at, brand_id=brand_id,
+                customer_id=ids.decode(input.customer_id, "Customer", "customerId") if input.customer_id else None,
+                customer=input.customer.to_fields() if input.customer else None,
+                properties=input.properties if input.properties is not None else {},
+            )
+            return await service.track_event(info.context.principal, inp)
+
+        def build(result: tuple) -> dict[str, Any]:
+            return {"event": TrackedEvent.from_model(result[0]), "created": result[1]}
+
+        return await payload(TrackEventPayload, run, build)
+
+    @strawberry.mutation
+    async def upsert_product(self, info: Info, input: UpsertProductInput) -> ProductPayload:
+        async def run():
+            return await service.upsert_product(
+                info.context.principal, input.sku, input.name,
+                brand_id=ids.decode(input.brand_id, "Brand", "brandId") if input.brand_id else None,
+                category=input.category, price_cents=input.price_cents, currency=input.currency)
+
+        return await payload(ProductPayload, run, lambda p: {"product": Product.from_model(p)})

@@ -1,0 +1,127 @@
+"""GraphQL types of commerce: products, orders and their items, tracked events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+
+from domain.commerce import models
+from domain.commerce import service as commerce
+from domain.commerce.service import OrderStatus as DomainOrderStatus
+from graph.core.context import Info
+from graph.core.ids import node_uuids
+from graph.core.scalars import BigInt
+from graph.tenancy.types import Brand
+
+if TYPE_CHECKING:
+    from graph.customers.types import Customer
+
+OrderStatus = strawberry.enum(DomainOrderStatus, name="OrderStatus")
+
+
+async def _brand(info: Info, brand_id: uuid.UUID | None) -> Brand | None:
+    if brand_id is None:
+        return None
+    found = await info.context.loaders.brand.load(brand_id)
+    return Brand.from_model(found) if found else None
+
+
+@strawberry.type
+class Product(relay.Node):
+    id: relay.NodeID[str]
+    sku: str
+    name: str
+    category: str | None
+    price_cents: BigInt | None
+    currency: str | None
+    brand_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field
+    async def brand(self, info: Info) -> Brand | None:
+        return await _brand(info, self.brand_id)
+
+    @classmethod
+    def from_model(cls, p: models.Product) -> Product:
+        return cls(id=str(p.id), sku=p.sku, name=p.name, category=p.category, price_cents=p.price_cents,
+                   currency=p.currency, brand_id=p.brand_id)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        ids = node_uuids(node_ids)
+        found = await commerce.products_by_ids(info.context.principal, [i for i in ids if i])
+        return [cls.from_model(found[i]) if i in found else None for i in ids]
+
+
+@strawberry.type
+class OrderItem:
+    line_no: int
+    sku: str
+    name: str | None
+    category: str | None
+    quantity: int
+    unit_price_cents: BigInt
+
+
+@strawberry.type
+class Order(relay.Node):
+    id: relay.NodeID[str]
+    external_order_id: str
+    status: OrderStatus
+    total_cents: BigInt
+    currency: str
+    placed_at: datetime
+    brand_id: strawberry.Private[uuid.UUID]
+    customer_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field
+    async def brand(self, info: Info) -> Brand | None:
+        return await _brand(info, self.brand_id)
+
+    @strawberry.field
+    async def items(self, info: Info) -> list[OrderItem]:
+        rows = await info.context.loaders.order_items.load(uuid.UUID(self.id))
+        return [OrderItem(line_no=i.line_no, sku=i.sku, name=i.name, category=i.category, quantity=i.quantity,
+                          unit_price_cents=i.unit_price_cents) for i in rows]
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("graph.customers.types")] | None:
+        from graph.customers.types import Customer
+
+        found = await info.context.loaders.customer.load(self.customer_id)
+        return Customer.from_model(found) if found else None
+
+    @classmethod
+    def from_model(cls, o: models.Order) -> Order:
+        return cls(id=str(o.id), external_order_id=o.external_order_id, status=DomainOrderStatus(o.status),
+                   total_cents=o.total_cents, currency=o.currency, placed_at=o.placed_at, brand_id=o.brand_id,
+                   customer_id=o.customer_id)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        ids = node_uuids(node_ids)
+        found = await commerce.orders_by_ids(info.context.principal, [i for i in ids if i])
+        return [cls.from_model(found[i]) if i in found else None for i in ids]
+
+
+@strawberry.type
+class TrackedEvent:
+    id: strawberry.ID
+    name: str
+    properties: JSON
+    occurred_at: datetime
+    brand_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field
+    async def brand(self, info: Info) -> Brand | None:
+        return await _brand(info, self.brand_id)
+
+    @classmethod
+    def from_model(cls, e: models.TrackedEvent) -> TrackedEvent:
+        return cls(id=strawberry.ID(str(e.id)), name=e.name, properties=e.properties, occurred_at=e.occurred_at,
+                   brand_id=e.brand_id)

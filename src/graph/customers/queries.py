@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+
+from domain.customers import service, tags
+from domain.customers.service import CustomerFilter
+from domain.customers.service import CustomerOrder as DomainCustomerOrder
+from domain.errors import DomainError
+from domain.platform.pagination import clamp_first
+from graph.core import ids
+from graph.core.connection import Connection
+from graph.core.context import Info
+from graph.customers.types import Customer, Tag
+
+CustomerOrderBy = strawberry.enum(DomainCustomerOrder, name="CustomerOrderBy")
+
+
+@strawberry.type
+class CustomerQuery:
+    @strawberry.field(description="Customers the caller may see; search matches the start of a name, e-mail or phone.")
+    async def customers(
+        self,
+        info: Info,
+        brand_id: relay.GlobalID | None = None,
+        search: str | None = None,
+        tag_ids: list[relay.GlobalID] | None = None,
+        first: int = 20,
+        after: str | None = None,
+        order_by: CustomerOrderBy = DomainCustomerOrder.CREATED_AT_DESC,
+    ) -> Connection[Customer]:
+        flt = CustomerFilter(
+            brand_id=ids.decode(brand_id, "Brand", "brandId") if brand_id else info.context.brand_id,
+            search=search,
+            tag_ids=tuple(ids.decode_many(tag_ids, "Tag", "tagIds") or ()),
+        )
+        page = await service.list_customers(info.context.principal, flt, DomainCustomerOrder(order_by.value),
+                                            first=clamp_first(first), after=after)
+        return Connection.of(page, Customer.from_model)
+
+    @strawberry.field(description="One customer; null when absent or not visible to the caller.")
+    async def customer(self, info: Info, id: relay.GlobalID) -> Customer | None:
+        try:
+            customer_id = ids.decode(id, "Customer")
+        except DomainError:
+            return None
+        found = await info.context.loaders.customer.load(customer_id)
+        return Customer.from_model(found) if found else None
+
+    @strawberry.field
+    async def tags(self, info: Info) -> list[Tag]:
+        return [Tag.from_model(t) for t in await tags.list_tags(info.context.principal)]
+

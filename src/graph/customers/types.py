@@ -1,0 +1,256 @@
+"""GraphQL types of customers: the customer, profile, tags, notes, consent, brand links."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+
+from domain.commerce import service as commerce
+from domain.customers import models
+from domain.customers.consent import Channel as DomainChannel
+from domain.customers.notes import NoteType as DomainNoteType
+from domain.customers.notes import NoteVisibility as DomainNoteVisibility
+from domain.errors import DomainError
+from domain.platform.pagination import clamp_first
+from domain.profiles.models import CustomerProfile as ProfileModel
+from domain.timeline import service as timeline
+from graph.commerce.types import Order
+from graph.core import ids
+from graph.core.connection import Connection
+from graph.core.context import Info
+from graph.core.ids import node_uuids
+from graph.core.scalars import BigInt
+from graph.tenancy.types import Brand
+from graph.timeline.types import TimelineEvent, TimelineEventKind, from_entry
+
+Channel = strawberry.enum(DomainChannel, name="Channel", description="A way to reach a customer.")
+NoteType = strawberry.enum(DomainNoteType, name="NoteType")
+NoteVisibility = strawberry.enum(DomainNoteVisibility, name="NoteVisibility")
+
+
+async def _brand(info: Info, brand_id: uuid.UUID | None) -> Brand | None:
+    if brand_id is None:
+        return None
+    found = await info.context.loaders.brand.load(brand_id)
+    return Brand.from_model(found) if found else None
+
+
+def _brand_arg(brand_id: relay.GlobalID | None) -> uuid.UUID | None:
+    return ids.decode(brand_id, "Brand", "brandId") if brand_id is not None else None
+
+
+@strawberry.type(description="A tenant-wide label on customers.")
+class Tag(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    color: str
+    description: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, t: models.Tag) -> Tag:
+        return cls(id=str(t.id), name=t.name, color=t.color, description=t.description, created_at=t.created_at)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        from domain.customers.tags import list_tags
+
+        by_id = {str(t.id): t for t in await list_tags(info.context.principal)}
+        return [cls.from_model(by_id[i]) if i in by_id else None for i in node_ids]
+
+
+@strawberry.type
+class Note(relay.Node):
+    id: relay.NodeID[str]
+    body: str
+    type: NoteType
+    visibility: NoteVisibility
+    author: str | None
+    created_at: datetime
+    brand_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field
+    async def brand(self, info: Info) -> Brand | None:
+        return await _brand(info, self.brand_id)
+
+    @classmethod
+    def from_model(cls, n: models.Note) -> Note:
+        return cls(id=str(n.id), body=n.body, type=DomainNoteType(n.type), visibility=DomainNoteVisibility(n.visibility),
+                   author=n.author_label, created_at=n.created_at, brand_id=n.brand_id)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        return [None for _ in node_ids]  # notes are read through their customer
+
+
+@strawberry.type(description="Whether a brand may reach the customer on a channel.")
+class Consent:
+    channel: Channel
+    granted: bool
+    granted_at: datetime | None
+    revoked_at: datetime | None
+    source: str
+    updated_at: datetime
+    brand_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field
+    async def brand(self, info: Info) -> Brand | None:
+        return await _brand(info, self.brand_id)
+
+    @classmethod
+    def from_model(cls, c: models.Consent) -> Consent:
+        return cls(channel=DomainChannel(c.channel), granted=c.granted, granted_at=c.granted_at,
+                   revoked_at=c.revoked_at, source=c.source, updated_at=c.updated_at, brand_id=c.brand_id)
+
+
+@strawberry.type(description="A brand that knows the customer: since when and how.")
+class CustomerBrand:
+    first_seen_at: datetime
+    source: str
+    brand_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field
+    async def brand(self, info: Info) -> Brand | None:
+        return await _brand(info, self.brand_id)
+
+
+@strawberry.type(description="Purchase and engagement metrics; docs/profiles.md has the formulas.")
+class CustomerProfile:
+    total_order_value_cents: BigInt
+    total_order_count: int
+    average_order_value_cents: BigInt
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+    purchase_frequency: float = strawberry.field(description="Orders per month since the first order.")
+    engagement_score: int = strawberry.field(description="0 to 100.")
+    churn_risk: int = strawberry.field(description="0 to 100.")
+    orders_last_365_days: int
+    events_last_30_days: int
+    computed_at: datetime | None
+
+    @classmethod
+    def from_model(cls, p: ProfileModel | None) -> CustomerProfile:
+        if p is None:
+            return cls(total_order_value_cents=0, total_order_count=0, average_order_value_cents=0,
+                       first_order_at=None, last_order_at=None, purchase_frequency=0.0, engagement_score=0,
+                       churn_risk=0, orders_last_365_days=0, events_last_30_days=0, computed_at=None)
+        return cls(total_order_value_cents=p.total_order_value_cents, total_order_count=p.total_order_count,
+                   average_order_value_cents=p.average_order_value_cents, first_order_at=p.first_order_at,
+                   last_order_at=p.last_order_at, purchase_frequency=float(p.purchase_frequency or Decimal(0)),
+                   engagement_score=p.engagement_score, churn_risk=p.churn_risk,
+                   orders_last_365_days=p.orders_last_365d, events_last_30_days=p.events_last_30d,
+                   computed_at=p.computed_at)
+
+
+@strawberry.type(description="A person who buys from, subscribes to or writes to the tenant's brands.")
+class Customer(relay.Node):
+    id: relay.NodeID[str]
+    external_id: str | None
+    email: str | None
+    phone: str | None
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    buyer_type: str | None
+    city: str | None
+    state: str | None
+    country: str | None
+    timezone: str | None
+    locale: str | None
+    birth_date: date | None
+    attributes: JSON
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def pk(self) -> uuid.UUID:
+        return uuid.UUID(self.id)
+
+    @strawberry.field
+    def name(self) -> str | None:
+        full = " ".join(p for p in (self.first_name, self.last_name) if p)
+        return full or None
+
+    @strawberry.field(description="Tenant-wide metrics, or one brand's with brandId.")
+    async def profile(self, info: Info, brand_id: relay.GlobalID | None = None) -> CustomerProfile:
+        key_brand = _brand_arg(brand_id)
+        if key_brand is not None and not info.context.principal.may_use_brand(key_brand):
+            return CustomerProfile.from_model(None)
+        return CustomerProfile.from_model(await info.context.loaders.profile.load((self.pk, key_brand)))
+
+    @strawberry.field
+    async def tags(self, info: Info) -> list[Tag]:
+        return [Tag.from_model(t) for t in await info.context.loaders.customer_tags.load(self.pk)]
+
+    @strawberry.field
+    async def consents(self, info: Info, brand_id: relay.GlobalID | None = None) -> list[Consent]:
+        wanted = _brand_arg(brand_id)
+        rows = await info.context.loaders.customer_consents.load(self.pk)
+        return [Consent.from_model(c) for c in rows if wanted is None or c.brand_id == wanted]
+
+    @strawberry.field(description="Newest first.")
+    async def notes(self, info: Info, first: int = 20) -> list[Note]:
+        rows = await info.context.loaders.customer_notes.load(self.pk)
+        return [Note.from_model(n) for n in rows[: clamp_first(first)]]
+
+    @strawberry.field(description="The brands that know this customer (those the caller may see).")
+    async def brands(self, info: Info) -> list[CustomerBrand]:
+        rows = await info.context.loaders.customer_brands.load(self.pk)
+        return [CustomerBrand(first_seen_at=r.first_seen_at, source=r.source, brand_id=r.brand_id) for r in rows]
+
+    @strawberry.field
+    async def last_order(self, info: Info, brand_id: relay.GlobalID | None = None) -> Order | None:
+        key_brand = _brand_arg(brand_id)
+        if key_brand is not None and not info.context.principal.may_use_brand(key_brand):
+            return None
+        found = await info.context.loaders.last_order.load((self.pk, key_brand))
+        return Order.from_model(found) if found else None
+
+    @strawberry.field(description="Newest first.")
+    async def orders(self, info: Info, first: int = 20, after: str | None = None,
+                     brand_id: relay.GlobalID | None = None) -> Connection[Order]:
+        page = await commerce.list_orders(info.context.principal, brand_id=_brand_arg(brand_id),
+                                          customer_id=self.pk, first=clamp_first(first), after=after)
+        return Connection.of(page, Order.from_model)
+
+    @strawberry.field(description="Everything that happened to the customer, newest first.")
+    async def timeline(
+        self,
+        info: Info,
+        first: int = 20,
+        after: str | None = None,
+        types: list[TimelineEventKind] | None = None,
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
+        to: datetime | None = None,
+        brand_id: relay.GlobalID | None = None,
+    ) -> Connection[TimelineEvent]:
+        principal = info.context.principal
+        wanted_brand = _brand_arg(brand_id)
+        if wanted_brand is not None and not principal.may_use_brand(wanted_brand):
+            raise DomainError("brand not found", field="brandId")
+        flt = timeline.TimelineFilter(kinds=tuple(types or ()), occurred_from=from_, occurred_to=to,
+                                      brand_id=wanted_brand)
+        page = await timeline.page(principal.tenant_id, self.pk, flt, visible_brands=principal.brand_ids,
+                                   first=clamp_first(first), after=after)
+        return Connection.of(page, from_entry)
+
+    @classmethod
+    def from_model(cls, c: models.Customer) -> Customer:
+        return cls(id=str(c.id), external_id=c.external_id, email=c.email, phone=c.phone, first_name=c.first_name,
+                   last_name=c.last_name, company=c.company, buyer_type=c.buyer_type, city=c.city, state=c.state,
+                   country=c.country, timezone=c.timezone, locale=c.locale, birth_date=c.birth_date,
+                   attributes=c.attributes or {}, created_at=c.created_at, updated_at=c.updated_at)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        ids_ = node_uuids(node_ids)
+        found = await info.context.loaders.customer.load_many([i for i in ids_ if i is not None])
+        by_id = {c.id: c for c in found if c is not None}
+        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids_]

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+
+from domain.errors import NotFound
+from domain.exports.timeline import result_url
+from domain.jobs import service as jobs
+from domain.jobs.models import Job as JobModel
+from graph.core.context import Info
+from graph.core.ids import node_uuids
+from graph.tenancy.types import Brand
+
+JobStatus = strawberry.enum(jobs.JobStatus, name="JobStatus")
+
+
+@strawberry.type
+class JobProgress:
+    done: int
+    total: int | None
+
+    @strawberry.field(description="0 to 100, null while the total is unknown.")
+    def percent(self) -> float | None:
+        if not self.total:
+            return None
+        return round(100 * min(self.done, self.total) / self.total, 1)
+
+
+@strawberry.type(description="Long work: an import, export, rebuild or refresh. Poll it or follow jobProgress.")
+class Job(relay.Node):
+    id: relay.NodeID[str]
+    kind: str
+    status: JobStatus
+    created_by: str | None
+    progress: JobProgress
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error_summary: str | None
+    result: JSON
+    result_path: strawberry.Private[str | None]
+    brand_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field
+    async def brand(self, info: Info) -> Brand | None:
+        if self.brand_id is None:
+            return None
+        found = await info.context.loaders.brand.load(self.brand_id)
+        return Brand.from_model(found) if found else None
+
+    @strawberry.field(description="A signed link to the job's file (exports), valid for an hour.")
+    def result_url(self, info: Info) -> str | None:
+        if self.result_path is None:
+            return None
+        request = info.context.request
+        return str(request.base_url).rstrip("/") + self.result_path
+
+    @classmethod
+    def from_model(cls, j: JobModel) -> Job:
+        return cls(id=str(j.id), kind=j.kind, status=jobs.JobStatus(j.status), created_by=j.created_by,
+                   progress=JobProgress(done=j.progress_done, total=j.progress_total), created_at=j.created_at,
+                   started_at=j.started_at, finished_at=j.finished_at, error_summary=j.error_summary,
+                   result=j.result or {}, result_path=result_url(j), brand_id=j.brand_id)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        out = []
+        for job_id in node_uuids(node_ids):
+            try:
+                out.append(cls.from_model(await jobs.get_job(info.context.principal, job_id)) if job_id else None)
+            except NotFound:
+                out.append(None)
+        return out
