@@ -44,18 +44,21 @@ def topic(job_id: uuid.UUID) -> str:
 
 async def create(
     session: AsyncSession,
-    principal: Principal,
+    principal: Principal | None,
     kind: str,
     actor: dramatiq.Actor,
     *,
     brand_id: uuid.UUID | None = None,
     params: dict[str, Any] | None = None,
     input_file: tuple[str, str, bytes] | None = None,
+    tenant_id: uuid.UUID | None = None,
 ) -> Job:
-    """Add a job (and its input file) to the session; its message is sent after commit."""
+    """Add a job (and its input file) to the session; its message is sent after commit.
+    ``principal`` None is the system (the scheduler) acting for ``tenant_id``."""
     job = Job(
-        id=uuid.uuid4(), tenant_id=principal.tenant_id, kind=kind, status=JobStatus.QUEUED.value,
-        brand_id=brand_id, created_by=principal.label, params=params or {},
+        id=uuid.uuid4(), tenant_id=principal.tenant_id if principal else tenant_id, kind=kind,
+        status=JobStatus.QUEUED.value, brand_id=brand_id,
+        created_by=principal.label if principal else "scheduler", params=params or {},
     )
     session.add(job)
     await session.flush()

@@ -52,11 +52,20 @@ def schedule() -> list[Periodic]:
     from domain.platform.jobs import enqueue
     from domain.tenancy.tenants import all_tenant_ids
 
+    from domain.profiles.actors import start_scheduled_rebuild
+
     async def prune_audit_logs() -> None:
         for tenant_id in await all_tenant_ids():
             await enqueue(prune_audit_log, tenant_id)
 
-    return [Periodic("prune_audit_logs", CronTrigger(hour=3, minute=17), prune_audit_logs)]
+    async def rebuild_profiles() -> None:
+        for tenant_id in await all_tenant_ids():
+            await start_scheduled_rebuild(tenant_id)
+
+    return [
+        Periodic("prune_audit_logs", CronTrigger(hour=3, minute=17), prune_audit_logs),
+        Periodic("rebuild_profiles", CronTrigger(hour=2, minute=7), rebuild_profiles),
+    ]
 
 
 async def run_forever() -> None:

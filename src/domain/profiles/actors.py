@@ -37,6 +37,12 @@ async def rebuild_profiles(job: Job, progress: jobs.Progress) -> dict:
     return {"profiles": written}
 
 
+async def start_scheduled_rebuild(tenant_id: uuid.UUID) -> Job:
+    """The nightly rebuild: recency and the 30/365-day windows move every day."""
+    async with tenant_session(tenant_id) as s:
+        return await jobs.create(s, None, "rebuild_profiles", rebuild_profiles, tenant_id=tenant_id)
+
+
 async def start_rebuild(principal: Principal) -> Job:
     authorize(principal, Action.PROFILE_REBUILD)
     async with tenant_session(principal.tenant_id) as s:
