@@ -73,7 +73,7 @@ def _bootstrap() -> None:
     settings = get_settings()
     asyncio.run(create_database(server_url, TEST_DB, drop_first=True))
     upgrade(settings.owner_database_url())
-    asyncio.run(enable_app_login(settings.owner_database_url(), settings.database_app_password))
+    asyncio.run(enable_app_login(settings.owner_database_url(), settings.app_password()))
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
@@ -150,10 +150,14 @@ def api_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def worker() -> Iterator[Process]:
-    proc = Process(["-m", "dramatiq", "domain.worker", "--processes", "1", "--threads", "2"], "worker")
-    time.sleep(0.5)
-    if proc.proc.poll() is not None:
-        raise RuntimeError(f"worker exited:\n{proc.output()}")
+    proc = Process(["-m", "dramatiq", "domain.worker", "--processes", "1", "--threads", "2"], "worker",
+                   env={"LOG_LEVEL": "INFO"})
+    deadline = time.monotonic() + 30
+    while "Worker process is ready" not in proc.output():
+        if proc.proc.poll() is not None or time.monotonic() > deadline:
+            proc.stop()
+            raise RuntimeError(f"worker did not start:\n{proc.output()}")
+        time.sleep(0.05)
     yield proc
     proc.stop()
 

@@ -44,12 +44,12 @@ def _redis_alive(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def services(*, provision: bool = False) -> Iterator[Settings]:
+def services(*, provision: bool = False, redis: bool = True) -> Iterator[Settings]:
     """Settings with DATABASE_URL and REDIS_URL set: from the environment, or, in development,
     from embedded services started (or joined, when ``brandgraph dev`` already runs them) here."""
     settings = get_settings()
     try:
-        settings.check_production()
+        settings.check_production(redis=redis, secret=redis)
     except ConfigError as exc:
         _fail(str(exc))
     if settings.secret_key is None and not settings.production:
@@ -108,14 +108,14 @@ def _migrate(settings: Settings) -> None:
 
     upgrade(settings.owner_database_url())
     if not settings.database_app_url:
-        asyncio.run(enable_app_login(settings.owner_database_url(), settings.database_app_password))
+        asyncio.run(enable_app_login(settings.owner_database_url(), settings.app_password()))
 
 
 # --- commands -------------------------------------------------------------------------
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
-    with services(provision=True):
+    with services(provision=True, redis=False):
         print("migrations applied")
 
 
@@ -124,7 +124,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     with services():
         uvicorn.run("graph.app:create_app", factory=True, host=args.host, port=args.port,
-                    log_config=None, proxy_headers=True, ws="websockets-sansio")
+                    log_config=None, proxy_headers=True, ws="websockets-sansio",
+                    ws_max_size=get_settings().max_body_bytes)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -132,6 +133,10 @@ def cmd_worker(args: argparse.Namespace) -> None:
            "--threads", str(args.threads)]
     settings = get_settings()
     if not (settings.embedded_database or settings.embedded_redis):
+        try:
+            settings.check_production()
+        except ConfigError as exc:
+            _fail(str(exc))
         os.execv(sys.executable, cmd)  # Dramatiq's own process handles signals and shutdown
     with services():  # embedded services live in this process: supervise Dramatiq from here
         proc = subprocess.Popen(cmd, start_new_session=True)

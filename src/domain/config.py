@@ -98,13 +98,25 @@ class Settings:
     def embedded_redis(self) -> bool:
         return not self.redis_url
 
+    def app_password(self) -> str | None:
+        """DATABASE_APP_PASSWORD, or outside production one derived from the secret key (so no
+        two installations share a known password)."""
+        if self.database_app_password or self.production:
+            return self.database_app_password
+        if not self.secret_key:
+            return None
+        import hashlib
+        import hmac
+
+        return hmac.new(self.secret_key.encode(), b"brandgraph_app-password", hashlib.sha256).hexdigest()[:32]
+
     def app_database_url(self) -> str:
         """URL the API and workers connect with: a role that cannot bypass RLS."""
         if self.database_app_url:
             return self.database_app_url
         if not self.database_url:
             raise ConfigError("DATABASE_URL is not set (and no embedded database was started)")
-        return with_user(self.database_url, APP_ROLE, self.database_app_password)
+        return with_user(self.database_url, APP_ROLE, self.app_password())
 
     def require_secret_key(self) -> str:
         if not self.secret_key:
@@ -121,16 +133,17 @@ class Settings:
             raise ConfigError("REDIS_URL is not set (and no embedded Redis was started)")
         return self.redis_url
 
-    def check_production(self) -> None:
-        """In production nothing is started implicitly and nothing insecure is defaulted."""
+    def check_production(self, *, redis: bool = True, secret: bool = True) -> None:
+        """In production nothing is started implicitly and nothing insecure is defaulted.
+        ``redis`` and ``secret`` say whether the command needs them (migrate needs neither)."""
         if not self.production:
             return
         missing = []
         if not self.database_url and not self.database_app_url:
             missing.append("DATABASE_URL")
-        if not self.redis_url:
+        if redis and not self.redis_url:
             missing.append("REDIS_URL")
-        if not self.secret_key:
+        if secret and not self.secret_key:
             missing.append("BRANDGRAPH_SECRET_KEY")
         if missing:
             raise ConfigError(
@@ -153,7 +166,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         env=env,
         database_url=e.get("DATABASE_URL") or None,
         database_app_url=e.get("DATABASE_APP_URL") or None,
-        database_app_password=e.get("DATABASE_APP_PASSWORD") or (None if production else APP_ROLE),
+        database_app_password=e.get("DATABASE_APP_PASSWORD") or None,
         redis_url=e.get("REDIS_URL") or None,
         data_dir=Path(e.get("BRANDGRAPH_DATA_DIR") or ".brandgraph"),
         secret_key=e.get("BRANDGRAPH_SECRET_KEY") or None,

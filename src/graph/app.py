@@ -64,12 +64,17 @@ class RequestContextMiddleware:
                     "request",
                     extra={
                         "method": scope["method"],
-                        "path": scope["path"],
+                        "path": _loggable(scope["path"]),
                         "status": status["code"],
                         "ms": round((time.perf_counter() - started) * 1000, 2),
                     },
                 )
             request_id_var.reset(token)
+
+
+def _loggable(path: str) -> str:
+    """Paths as logged: a signed download token is a credential, so it never reaches the log."""
+    return "/downloads/<token>" if path.startswith("/downloads/") else path
 
 
 class BodySizeLimitMiddleware:
@@ -160,13 +165,18 @@ async def check_database_role() -> None:
     async with db.anonymous_session() as s:
         row = (
             await s.execute(
-                text("select current_user, rolsuper, rolbypassrls from pg_roles where rolname = current_user")
+                text(
+                    "select current_user, rolsuper, rolbypassrls, exists(select 1 from pg_tables "
+                    "where schemaname = 'public' and tableowner = current_user) as owns_tables "
+                    "from pg_roles where rolname = current_user"
+                )
             )
         ).one()
-    if row.rolsuper or row.rolbypassrls:
+    if row.rolsuper or row.rolbypassrls or row.owns_tables:
         raise ConfigError(
             f"the app connects to PostgreSQL as {row.current_user!r}, which bypasses row-level "
-            "security; connect as brandgraph_app (see DATABASE_APP_URL in the README)"
+            "security or owns the tables (and could switch it off); connect as brandgraph_app "
+            "(see DATABASE_APP_URL in the README)"
         )
 
 

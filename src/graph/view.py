@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -76,7 +77,7 @@ class GraphQLView(GraphQL[Context, None]):
             if e.status_code == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="brandgraph"'
         except HTTPException as e:
-            code = {405: "METHOD_NOT_ALLOWED"}.get(e.status_code, "BAD_REQUEST")
+            code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(e.status_code, "BAD_REQUEST")
             response = JSONResponse(error_body(code, e.reason), status_code=e.status_code)
         await response(scope, receive, send)
 
@@ -107,6 +108,7 @@ class GraphQLView(GraphQL[Context, None]):
         try:
             context.principal_ = await auth.authenticate(header)
             context.brand_id = await _active_brand(context.principal_, params.get("brandId"))
+            context.credential, context.checked_at = header, time.monotonic()
         except (Unauthenticated, RequestRefused) as e:
             log.info("websocket connection refused", extra={"reason": str(e)})
             raise ConnectionRejectionError() from None

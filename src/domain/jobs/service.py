@@ -12,12 +12,12 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
 import dramatiq
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import NotFound
@@ -145,6 +145,27 @@ async def _transition(job: Job, **values: Any) -> None:
 
 
 JobBody = Callable[[Job, Progress], Awaitable[dict[str, Any] | None]]
+ACTORS: dict[str, dramatiq.Actor] = {}  # job kind -> the actor that runs it
+STALLED_AFTER_MINUTES = 15
+
+
+async def requeue_stalled(tenant_id: uuid.UUID) -> int:
+    """Send again the message of jobs still queued long after creation: the message was lost
+    (Redis down when the request committed). Job bodies are idempotent, so a late duplicate is
+    harmless. Returns how many were sent."""
+    async with tenant_session(tenant_id) as s:
+        stalled = list((await s.scalars(
+            update(Job)
+            .where(Job.tenant_id == tenant_id, Job.status == JobStatus.QUEUED.value,
+                   Job.updated_at < func.now() - timedelta(minutes=STALLED_AFTER_MINUTES))
+            .values(updated_at=func.now())
+            .returning(Job)
+        )).all())
+    for job in stalled:
+        actor = ACTORS.get(job.kind)
+        if actor is not None:
+            await enqueue(actor, job.tenant_id, str(job.id))
+    return len(stalled)
 
 
 def job_actor(kind: str, *, queue_name: str = "jobs", time_limit: int = 3_600_000, max_retries: int = 3):
@@ -179,7 +200,9 @@ def job_actor(kind: str, *, queue_name: str = "jobs", time_limit: int = 3_600_00
         run.__name__ = body.__name__
         run.__module__ = body.__module__
         run.__qualname__ = body.__qualname__
-        return tenant_actor(queue_name=queue_name, time_limit=time_limit, max_retries=max_retries,
-                            min_backoff=2_000, max_backoff=60_000)(run)
+        actor = tenant_actor(queue_name=queue_name, time_limit=time_limit, max_retries=max_retries,
+                             min_backoff=2_000, max_backoff=60_000)(run)
+        ACTORS[kind] = actor
+        return actor
 
     return decorator

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +24,7 @@ from sqlalchemy.pool import NullPool
 from domain.config import asyncpg_url, get_settings
 
 AfterCommit = Callable[[], Awaitable[None]]
+log = logging.getLogger(__name__)
 
 _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
     weakref.WeakKeyDictionary()
@@ -114,7 +116,9 @@ async def tenant_session(tenant_id: uuid.UUID | str) -> AsyncIterator[AsyncSessi
     """A transaction in which row-level security admits only ``tenant_id``'s rows.
 
     Commits when the block ends without an exception, rolls back otherwise, then runs the
-    callbacks registered with :func:`after_commit` (publishing events, enqueueing jobs).
+    callbacks registered with :func:`after_commit` (publishing events, enqueueing jobs). A failing
+    callback is logged, not raised: what it would have done is recoverable (a queued job whose
+    message was lost is sent again by the scheduler), a committed change reported as failed is not.
     """
     tid = str(uuid.UUID(str(tenant_id)))
     async with _sessionmaker(engine())() as session:
@@ -125,7 +129,10 @@ async def tenant_session(tenant_id: uuid.UUID | str) -> AsyncIterator[AsyncSessi
             yield session
         callbacks: list[AfterCommit] = session.info.pop("after_commit", [])
     for callback in callbacks:
-        await callback()
+        try:
+            await callback()
+        except Exception:  # the change is committed: report, never turn it into a failure
+            log.exception("after-commit callback failed", extra={"callback": getattr(callback, "__qualname__", "")})
 
 
 @asynccontextmanager

@@ -28,8 +28,8 @@ def downgrade(owner_url: str, revision: str = "base") -> None:
 
 
 async def enable_app_login(owner_url: str, password: str | None) -> None:
-    """Let the runtime role log in (with ``password`` when given). Needs CREATEROLE or
-    ownership of the role; operators who manage roles themselves set DATABASE_APP_URL instead."""
+    """Let the runtime role log in (with ``password`` when given). Needs CREATEROLE (or a
+    superuser); operators who manage roles themselves set DATABASE_APP_URL instead."""
     engine = owner_engine(owner_url)
     try:
         async with engine.begin() as conn:

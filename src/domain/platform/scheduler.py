@@ -52,7 +52,11 @@ def schedule() -> list[Periodic]:
     from domain.platform.jobs import enqueue
     from domain.tenancy.tenants import all_tenant_ids
 
+    from domain.jobs.service import requeue_stalled
     from domain.profiles.actors import start_scheduled_rebuild
+    from domain.actors import load_actors
+
+    load_actors()  # requeueing needs every job kind's actor
 
     async def prune_audit_logs() -> None:
         for tenant_id in await all_tenant_ids():
@@ -62,7 +66,12 @@ def schedule() -> list[Periodic]:
         for tenant_id in await all_tenant_ids():
             await start_scheduled_rebuild(tenant_id)
 
+    async def requeue_stalled_jobs() -> None:
+        for tenant_id in await all_tenant_ids():
+            await requeue_stalled(tenant_id)
+
     return [
+        Periodic("requeue_stalled_jobs", CronTrigger(minute="*/5"), requeue_stalled_jobs, slot_seconds=300),
         Periodic("prune_audit_logs", CronTrigger(hour=3, minute=17), prune_audit_logs),
         Periodic("rebuild_profiles", CronTrigger(hour=2, minute=7), rebuild_profiles),
     ]

@@ -21,6 +21,8 @@ class AuditSubscription:
         async with hub.subscribe(principal.tenant_id, service.TOPIC) as queue:
             while True:
                 event = await queue.get()
+                await info.context.recheck()
+                principal = info.context.principal
                 entry = await service.get_entry(principal, uuid.UUID(event["id"]))
                 if entry is not None:
                     info.context.fresh_loaders()  # no cached rows carried from one event to the next

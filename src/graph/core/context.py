@@ -23,7 +23,11 @@ class Context:
     principal_: Principal | None = None
     brand_id: uuid.UUID | None = None  # the active brand (X-Brand-Id or connection_init brandId)
     connection_params: dict[str, Any] | None = None
+    credential: str | None = field(default=None, repr=False)  # websockets: checked again over time
+    checked_at: float = 0.0
     _loaders: Loaders | None = field(default=None, repr=False)
+
+    RECHECK_SECONDS = 60.0
 
     @property
     def principal(self) -> Principal:
@@ -39,6 +43,21 @@ class Context:
         if self._loaders is None:
             self._loaders = Loaders.for_principal(self.principal)
         return self._loaders
+
+    async def recheck(self) -> None:
+        """For long-lived subscriptions: authenticate the connection's credential again (at most
+        once a minute), so a revoked key, a removed member or an expired token stops receiving."""
+        import time
+
+        from domain.tenancy import auth
+
+        if self.credential is None or time.monotonic() - self.checked_at < self.RECHECK_SECONDS:
+            return
+        principal = await auth.authenticate(self.credential)
+        if principal.tenant_id != self.principal.tenant_id:
+            raise Unauthenticated("credential changed tenant")
+        self.principal_ = principal
+        self.checked_at = time.monotonic()
 
     def fresh_loaders(self) -> Loaders:
         from graph.core.dataloaders import Loaders

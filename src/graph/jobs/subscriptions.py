@@ -25,6 +25,8 @@ class JobSubscription:
                 await queue.get()
                 while not queue.empty():  # coalesce bursts into one frame
                     queue.get_nowait()
+                await info.context.recheck()
+                principal = info.context.principal
                 job = await service.get_job(principal, job_id)
                 info.context.fresh_loaders()
                 yield Job.from_model(job)

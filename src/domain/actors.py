@@ -1,0 +1,21 @@
+"""Every Dramatiq actor of the product, in one place (the worker, the scheduler and tests load
+them through :func:`load_actors`)."""
+
+from __future__ import annotations
+
+import importlib
+
+from domain.platform.jobs import broker  # noqa: F401  (sets the global broker before any actor)
+
+ACTOR_MODULES = (
+    "domain.audit.actors",
+    "domain.exports.timeline",
+    "domain.imports.actors",
+    "domain.profiles.actors",
+    "domain.tenancy.actors",
+)
+
+
+def load_actors() -> None:
+    for name in ACTOR_MODULES:
+        importlib.import_module(name)
