@@ -67,6 +67,7 @@ class Settings:
     redis_url: str | None = None
     data_dir: Path = Path(".brandgraph")
     secret_key: str | None = None
+    encryption_key: str | None = None
     jwt_algorithms: tuple[str, ...] = ("HS256",)
     jwt_public_key: str | None = None
     jwt_jwks_url: str | None = None
@@ -85,6 +86,8 @@ class Settings:
     audit_retention_days: int = 365
     db_pool_size: int = 10
     sql_stats: bool = False
+    segment_manual_refresh_seconds: int = 60
+    segment_auto_refresh_seconds: int = 3600
 
     @property
     def production(self) -> bool:
@@ -170,6 +173,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         redis_url=e.get("REDIS_URL") or None,
         data_dir=Path(e.get("BRANDGRAPH_DATA_DIR") or ".brandgraph"),
         secret_key=e.get("BRANDGRAPH_SECRET_KEY") or None,
+        encryption_key=e.get("BRANDGRAPH_ENCRYPTION_KEY") or None,
         jwt_algorithms=_list(e.get("JWT_ALGORITHMS")) or ("HS256",),
         jwt_public_key=e.get("JWT_PUBLIC_KEY") or None,
         jwt_jwks_url=e.get("JWT_JWKS_URL") or None,
@@ -188,6 +192,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         audit_retention_days=int(e.get("AUDIT_RETENTION_DAYS") or 365),
         db_pool_size=int(e.get("DATABASE_POOL_SIZE") or 10),
         sql_stats=_bool(e.get("GRAPHQL_SQL_STATS"), False) and not production,
+        segment_manual_refresh_seconds=int(e.get("SEGMENT_MANUAL_REFRESH_SECONDS") or 60),
+        segment_auto_refresh_seconds=int(e.get("SEGMENT_AUTO_REFRESH_SECONDS") or 3600),
     )
 
 

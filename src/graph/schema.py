@@ -17,6 +17,9 @@ from graph.extensions import extensions
 from graph.jobs.mutations import JobMutation
 from graph.jobs.queries import JobQuery
 from graph.jobs.subscriptions import JobSubscription
+from graph.segments.mutations import SegmentMutation
+from graph.segments.queries import SegmentQuery
+from graph.segments.subscriptions import SegmentSubscription
 from graph.tenancy.mutations import TenancyMutation
 from graph.tenancy.queries import TenancyQuery
 from graph.timeline.types import TIMELINE_TYPES
@@ -27,9 +30,11 @@ class NodeQuery:
     node: relay.Node | None = relay.node(description="Any object by its global id.")
 
 
-Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, JobQuery, AuditQuery))
-Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, JobMutation))
-Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription))
+Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, SegmentQuery, JobQuery,
+                              AuditQuery))
+Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, SegmentMutation,
+                                    JobMutation))
+Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription, SegmentSubscription))
 
 
 class Schema(strawberry.Schema):

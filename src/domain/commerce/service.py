@@ -176,9 +176,12 @@ async def _after_activity(s: AsyncSession, tenant_id: uuid.UUID, customer_id: uu
                           source: CustomerSource, at: datetime) -> None:
     from domain.customers.service import link_brand
 
+    from domain.segments.service import mark_stale
+
     if brand_id is not None:
         await link_brand(s, tenant_id, customer_id, brand_id, source, at)
     await profiles.refresh(s, tenant_id, [customer_id])
+    await mark_stale(s, tenant_id, brand_id)
 
 
 @dataclass

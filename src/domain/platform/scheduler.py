@@ -66,11 +66,18 @@ def schedule() -> list[Periodic]:
         for tenant_id in await all_tenant_ids():
             await start_scheduled_rebuild(tenant_id)
 
+    from domain.segments.refresh import refresh_stale
+
+    async def refresh_stale_segments() -> None:
+        for tenant_id in await all_tenant_ids():
+            await refresh_stale(tenant_id)
+
     async def requeue_stalled_jobs() -> None:
         for tenant_id in await all_tenant_ids():
             await requeue_stalled(tenant_id)
 
     return [
+        Periodic("refresh_stale_segments", CronTrigger(minute="*"), refresh_stale_segments),
         Periodic("requeue_stalled_jobs", CronTrigger(minute="*/5"), requeue_stalled_jobs, slot_seconds=300),
         Periodic("prune_audit_logs", CronTrigger(hour=3, minute=17), prune_audit_logs),
         Periodic("rebuild_profiles", CronTrigger(hour=2, minute=7), rebuild_profiles),

@@ -33,6 +33,7 @@ class Tenant(Timestamps, Base):
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     plan: Mapped[str] = mapped_column(String(32), nullable=False, server_default="free")
     copilot_enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
 
 
 class Brand(TenantOwned, Timestamps, Base):

@@ -52,13 +52,17 @@ class Action(str, Enum):
     PROFILE_REBUILD = "profile:rebuild"
     TIMELINE_EXPORT = "timeline:export"
     JOB_READ = "job:read"
+    SEGMENT_READ = "segment:read"
+    SEGMENT_WRITE = "segment:write"
+    SEGMENT_REFRESH = "segment:refresh"
+    AUTOMATION_MANAGE = "automation:manage"
 
 
-_READ = {Action.TENANT_READ, Action.BRAND_READ, Action.CUSTOMER_READ, Action.JOB_READ}
+_READ = {Action.TENANT_READ, Action.BRAND_READ, Action.CUSTOMER_READ, Action.JOB_READ, Action.SEGMENT_READ}
 _AGENT = _READ | {Action.CUSTOMER_WRITE, Action.TAG_ASSIGN, Action.NOTE_WRITE, Action.CONSENT_WRITE}
 _MARKETER = _AGENT | {
     Action.BRAND_UPDATE_VOICE, Action.CUSTOMER_IMPORT, Action.COMMERCE_WRITE, Action.TAG_MANAGE,
-    Action.TIMELINE_EXPORT,
+    Action.TIMELINE_EXPORT, Action.SEGMENT_WRITE, Action.SEGMENT_REFRESH, Action.AUTOMATION_MANAGE,
 }
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.OWNER: frozenset(Action),

@@ -12,6 +12,7 @@ from domain.tenancy.members import Member
 from domain.tenancy.models import Brand
 from domain.tenancy.policies import Principal
 from graph.customers import dataloaders as customers
+from graph.segments.dataloaders import segment_loader
 from graph.tenancy.dataloaders import brand_loader, member_loader
 
 
@@ -27,6 +28,7 @@ class Loaders:
     profile: DataLoader[tuple[uuid.UUID, uuid.UUID | None], Any]
     last_order: DataLoader[tuple[uuid.UUID, uuid.UUID | None], Any]
     order_items: DataLoader[uuid.UUID, list]
+    segment: DataLoader[uuid.UUID, Any]
 
     @classmethod
     def for_principal(cls, p: Principal) -> Loaders:
@@ -41,4 +43,5 @@ class Loaders:
             profile=customers.profile_loader(p),
             last_order=customers.last_order_loader(p),
             order_items=customers.order_items_loader(p),
+            segment=segment_loader(p),
         )

@@ -1,0 +1,264 @@
+"""Compiles a validated rule tree into SQLAlchemy Core: bound parameters only.
+
+Every value, attribute name, property name and event name from a definition reaches PostgreSQL
+as a bound parameter; the SQL text is built only from the declared catalogue. A segment sees one
+brand: its customers (``customer_brands``), that brand's profile, orders and events (events
+without a brand count as the customer's own).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Date,
+    Float,
+    Numeric,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from domain.commerce.models import Order, OrderItem, Product, TrackedEvent
+from domain.customers.models import Consent, Customer, CustomerBrand, CustomerTag
+from domain.profiles.models import CustomerProfile
+from domain.segments.dsl import Group, Match, Operator, Rule, RuleKind, ValueType
+from domain.segments.models import SegmentMembership
+
+O = Operator
+NOT_COUNTED = ("cancelled", "refunded")
+
+
+@dataclass
+class Scope:
+    tenant_id: uuid.UUID
+    brand_id: uuid.UUID
+    now: datetime
+    profile: Any = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.profile is None:
+            self.profile = aliased(CustomerProfile, name="p")
+
+
+def _profile_column(scope: Scope, name: str) -> ColumnElement:
+    p = scope.profile
+    return {
+        "total_order_value": func.coalesce(p.total_order_value_cents, 0),
+        "total_order_count": func.coalesce(p.total_order_count, 0),
+        "average_order_value": func.coalesce(p.average_order_value_cents, 0),
+        "first_order_date": p.first_order_at,
+        "last_order_date": p.last_order_at,
+        "purchase_frequency": func.coalesce(p.purchase_frequency, 0),
+        "engagement_score": func.coalesce(p.engagement_score, 0),
+        "churn_risk": func.coalesce(p.churn_risk, 100),
+    }[name]
+
+
+def _attribute_column(scope: Scope, name: str, t: ValueType) -> ColumnElement:
+    if name.startswith("attributes."):
+        key = name.removeprefix("attributes.")  # bound as a parameter by the JSONB index operator
+        node = Customer.attributes[key]
+        kind = func.jsonb_typeof(node)
+        text_value = Customer.attributes[key].astext
+        if t is ValueType.NUMBER:
+            return case((kind == "number", cast(text_value, Numeric)), else_=None)
+        if t is ValueType.BOOLEAN:
+            return case((kind == "boolean", text_value == "true"), else_=None)
+        if t is ValueType.DATE:
+            return case((and_(kind == "string", text_value.regexp_match(r"^\d{4}-\d{2}-\d{2}")),
+                         cast(func.substr(text_value, 1, 10), Date)), else_=None)
+        return case((kind.in_(["string", "number", "boolean"]), text_value), else_=None)
+    if name == "age":
+        return cast(func.date_part("year", func.age(cast(literal(scope.now), Date), Customer.birth_date)), Numeric)
+    return getattr(Customer, name)
+
+
+def _money(v: Any) -> Any:
+    if isinstance(v, list):
+        return [_money(x) for x in v]
+    return None if v is None else round(v * 100)
+
+
+def compare(col: ColumnElement, op: Operator, value: Any, t: ValueType, now: datetime) -> ColumnElement:
+    """``col <op> value`` for a field of type ``t``."""
+    if op is O.EXISTS:
+        return col.is_not(None)
+    if op is O.NOT_EXISTS:
+        return col.is_(None)
+    if t is ValueType.MONEY:
+        value = _money(value)
+    if t is ValueType.DATE:
+        if op is O.WITHIN_DAYS:
+            return col >= now - timedelta(days=value)
+        if op is O.OLDER_THAN_DAYS:
+            return col < now - timedelta(days=value)
+        col = cast(col, Date)
+        value = [date.fromisoformat(v) for v in value] if isinstance(value, list) else date.fromisoformat(value)
+    if t is ValueType.STRING and op is not O.CONTAINS:  # text compares ignore case
+        col = func.lower(col)
+        value = [v.lower() for v in value] if isinstance(value, list) else value.lower()
+    match op:
+        case O.EQUALS:
+            return col == value
+        case O.NOT_EQUALS:
+            return col.is_distinct_from(value)
+        case O.GREATER_THAN:
+            return col > value
+        case O.LESS_THAN:
+            return col < value
+        case O.GREATER_THAN_OR_EQUAL:
+            return col >= value
+        case O.LESS_THAN_OR_EQUAL:
+            return col <= value
+        case O.BETWEEN:
+            return col.between(value[0], value[1])
+        case O.IN | O.INCLUDES:
+            return col.in_(value)
+        case O.NOT_IN:
+            return or_(col.is_(None), col.not_in(value))
+        case O.CONTAINS:
+            return col.icontains(value, autoescape=True)
+    raise ValueError(f"operator {op} does not apply here")  # validation prevents this
+
+
+def _purchase_count(rule: Rule, scope: Scope) -> ColumnElement:
+    o, i = aliased(Order, name="o"), aliased(OrderItem, name="i")
+    conditions = [o.tenant_id == Customer.tenant_id, o.customer_id == Customer.id, o.brand_id == scope.brand_id,
+                  o.status.not_in(NOT_COUNTED), i.tenant_id == o.tenant_id, i.order_id == o.id]
+    values = rule.value if isinstance(rule.value, list) else [rule.value]
+    stmt = select(func.count(func.distinct(o.id))).select_from(o).join(i, and_(i.tenant_id == o.tenant_id, i.order_id == o.id))
+    if rule.field == "sku":
+        conditions.append(i.sku.in_(values))
+    elif rule.field == "category":
+        conditions.append(func.lower(i.category).in_([v.lower() for v in values]))
+    else:
+        pr = aliased(Product, name="pr")
+        stmt = stmt.join(pr, and_(pr.tenant_id == i.tenant_id, pr.id == i.product_id))
+        conditions.append(pr.brand_id.in_([uuid.UUID(v) for v in values]))
+    if rule.within_days:
+        conditions.append(o.placed_at >= scope.now - timedelta(days=rule.within_days))
+    return stmt.where(*conditions).correlate(Customer).scalar_subquery()
+
+
+def _event_count(rule: Rule, scope: Scope) -> ColumnElement:
+    e = aliased(TrackedEvent, name="e")
+    conditions = [e.tenant_id == Customer.tenant_id, e.customer_id == Customer.id, e.name == rule.name,
+                  or_(e.brand_id == scope.brand_id, e.brand_id.is_(None))]
+    if rule.within_days:
+        conditions.append(e.occurred_at >= scope.now - timedelta(days=rule.within_days))
+    for pf in rule.properties:
+        node = e.properties[pf.property]
+        if pf.operator in (O.EXISTS, O.NOT_EXISTS):
+            conditions.append(compare(node, pf.operator, None, ValueType.STRING, scope.now))
+            continue
+        sample = pf.value[0] if isinstance(pf.value, list) else pf.value
+        if isinstance(sample, (int, float)) and not isinstance(sample, bool):
+            col = case((func.jsonb_typeof(node) == "number", cast(node.astext, Numeric)), else_=None)
+            conditions.append(compare(col, pf.operator, pf.value, ValueType.NUMBER, scope.now))
+        elif isinstance(sample, bool):
+            conditions.append(compare(node.astext, pf.operator, "true" if pf.value else "false",
+                                      ValueType.STRING, scope.now))
+        else:
+            conditions.append(compare(node.astext, pf.operator, pf.value, ValueType.STRING, scope.now))
+    return select(func.count()).select_from(e).where(*conditions).correlate(Customer).scalar_subquery()
+
+
+def _has_tag(rule: Rule) -> ColumnElement:
+    return exists(select(CustomerTag.customer_id).where(
+        CustomerTag.tenant_id == Customer.tenant_id, CustomerTag.customer_id == Customer.id,
+        CustomerTag.tag_id.in_([uuid.UUID(v) for v in rule.value])).correlate(Customer))
+
+
+def _consented(rule: Rule, scope: Scope) -> ColumnElement:
+    return exists(select(Consent.customer_id).where(
+        Consent.tenant_id == Customer.tenant_id, Consent.customer_id == Customer.id,
+        Consent.brand_id == scope.brand_id, Consent.channel == rule.field, Consent.granted.is_(True),
+    ).correlate(Customer))
+
+
+def _member_of(rule: Rule) -> ColumnElement:
+    m = aliased(SegmentMembership, name="m")
+    return exists(select(m.customer_id).where(
+        m.tenant_id == Customer.tenant_id, m.customer_id == Customer.id,
+        m.segment_id.in_([uuid.UUID(v) for v in rule.value]), m.exited_at.is_(None)).correlate(Customer))
+
+
+def actual(rule: Rule, scope: Scope) -> ColumnElement:
+    """The customer's value the rule looks at (for explain)."""
+    match rule.kind:
+        case RuleKind.PROFILE:
+            return _profile_column(scope, rule.field)
+        case RuleKind.ATTRIBUTE:
+            return _attribute_column(scope, rule.field, rule.value_type)
+        case RuleKind.PURCHASE:
+            return _purchase_count(rule, scope)
+        case RuleKind.EVENT:
+            return _event_count(rule, scope)
+        case RuleKind.TAG:
+            return _has_tag(rule)
+        case RuleKind.CONSENT:
+            return _consented(rule, scope)
+        case RuleKind.SEGMENT:
+            return _member_of(rule)
+    raise ValueError(rule.kind)
+
+
+def compile_rule(rule: Rule, scope: Scope) -> ColumnElement:
+    match rule.kind:
+        case RuleKind.PROFILE | RuleKind.ATTRIBUTE:
+            return compare(actual(rule, scope), rule.operator, rule.value, rule.value_type, scope.now)
+        case RuleKind.PURCHASE:
+            count = _purchase_count(rule, scope)
+            if rule.operator in (O.NOT_EQUALS, O.NOT_IN):
+                return count == 0
+            return count >= (rule.min_count or 1)
+        case RuleKind.EVENT:
+            return compare(_event_count(rule, scope), rule.operator, rule.value, ValueType.INTEGER, scope.now)
+        case RuleKind.TAG:
+            return _has_tag(rule) if rule.operator is O.INCLUDES else ~_has_tag(rule)
+        case RuleKind.CONSENT:
+            return _consented(rule, scope) if rule.value else ~_consented(rule, scope)
+        case RuleKind.SEGMENT:
+            return _member_of(rule) if rule.operator is O.INCLUDES else ~_member_of(rule)
+    raise ValueError(rule.kind)
+
+
+def compile_group(group: Group, scope: Scope) -> ColumnElement:
+    """An empty ALL group matches everyone, an empty ANY group no one."""
+    parts = [compile_rule(r, scope) for r in group.rules] + [compile_group(g, scope) for g in group.groups]
+    if not parts:
+        return true() if group.match is Match.ALL else false()
+    return and_(*parts) if group.match is Match.ALL else or_(*parts)
+
+
+def base_select(scope: Scope, *columns: Any):
+    """SELECT ... FROM the brand's customers, each with the brand's profile (if any)."""
+    p = scope.profile
+    return (
+        select(*columns)
+        .select_from(Customer)
+        .join(CustomerBrand, and_(CustomerBrand.tenant_id == Customer.tenant_id,
+                                  CustomerBrand.customer_id == Customer.id, CustomerBrand.brand_id == scope.brand_id))
+        .outerjoin(p, and_(p.tenant_id == Customer.tenant_id, p.customer_id == Customer.id,
+                           p.brand_id == scope.brand_id))
+        .where(Customer.tenant_id == scope.tenant_id)
+    )
+
+
+def members_select(group: Group, scope: Scope):
+    """The member set of a rule-based segment: (customer_id, score NULL)."""
+    return base_select(scope, Customer.id.label("customer_id"), literal(None, Float).label("score")).where(
+        compile_group(group, scope))

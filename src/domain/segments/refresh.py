@@ -1,0 +1,231 @@
+"""Refreshing a segment, set-based inside PostgreSQL, in one statement.
+
+The target set (rules, lookalike ranking) is a CTE; one data-modifying CTE closes the open
+memberships of those who left (exited_at), another opens one for those who entered
+(entered_at); every closed row stays as history. No per-customer Python loop. Refreshes of one
+segment are serialised by an advisory lock, never a row lock, so orders and events that mark the
+segment stale do not wait. Afterwards (a follow-up job) the changes land on the customers'
+timelines and feed the segment's automations, and a ``segmentMembershipChanged`` event goes out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import String, and_, cast, exists, func, insert, literal, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql import UUID
+
+from domain.config import get_settings
+from domain.errors import DomainError, ErrorCode, InvalidState
+from domain.jobs import service as jobs
+from domain.jobs.models import Job
+from domain.platform import events
+from domain.platform.db import after_commit, tenant_session
+from domain.platform.jobs import enqueue, tenant_actor
+from domain.segments import service
+from domain.segments.models import Segment, SegmentMembership
+from domain.tenancy.policies import Action, Principal, authorize
+from domain.timeline.models import TimelineEntry
+from domain.timeline.service import Kind
+
+log = logging.getLogger(__name__)
+
+
+def topic(segment_id: uuid.UUID) -> str:
+    return f"segment:{segment_id}"
+
+
+@dataclass
+class RefreshResult:
+    segment_id: uuid.UUID
+    entered: int
+    exited: int
+    total: int
+    at: datetime
+    duration_ms: int
+
+
+async def refresh(tenant_id: uuid.UUID, segment_id: uuid.UUID) -> RefreshResult | None:
+    """Bring the membership in line with the definition; None for an archived segment."""
+    started = time.perf_counter()
+    async with tenant_session(tenant_id) as s:
+        await s.execute(text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                        {"k": f"segment-refresh:{segment_id}"})
+        seg = await s.scalar(select(Segment).where(Segment.tenant_id == tenant_id, Segment.id == segment_id))
+        if seg is None or seg.archived_at is not None:
+            return None
+        at = await s.scalar(select(func.clock_timestamp()))
+        m = SegmentMembership
+        entered = exited = 0
+        if seg.kind != service.SegmentKind.STATIC.value:
+            target = (await service.target_query(s, seg)).cte("target")
+            gone = (update(m).where(
+                m.tenant_id == tenant_id, m.segment_id == segment_id, m.exited_at.is_(None),
+                ~exists(select(target.c.customer_id).where(target.c.customer_id == m.customer_id)),
+            ).values(exited_at=at).returning(m.customer_id)).cte("gone")
+            open_ = select(m.customer_id).where(m.tenant_id == tenant_id, m.segment_id == segment_id,
+                                                m.exited_at.is_(None), m.customer_id == target.c.customer_id)
+            came = (insert(m).from_select(
+                ["tenant_id", "segment_id", "customer_id", "entered_at", "score"],
+                select(literal(tenant_id, UUID(as_uuid=True)), literal(segment_id, UUID(as_uuid=True)),
+                       target.c.customer_id, literal(at), target.c.score).where(~exists(open_)),
+            ).returning(m.customer_id)).cte("came")
+            row = (await s.execute(select(select(func.count()).select_from(came).scalar_subquery(),
+                                          select(func.count()).select_from(gone).scalar_subquery()))).one()
+            entered, exited = row[0], row[1]
+        total = seg.member_count + entered - exited
+        if seg.kind == service.SegmentKind.STATIC.value:
+            total = await s.scalar(select(func.count()).where(m.tenant_id == tenant_id, m.segment_id == segment_id,
+                                                              m.exited_at.is_(None)))
+        duration_ms = int((time.perf_counter() - started) * 1000)
+        await s.execute(update(Segment).where(Segment.tenant_id == tenant_id, Segment.id == segment_id).values(
+            member_count=total, last_refreshed_at=at, last_refresh_ms=duration_ms))
+        # stale again if an order or event arrived while this refresh ran
+        await s.execute(update(Segment).where(Segment.tenant_id == tenant_id, Segment.id == segment_id,
+                                              Segment.stale_since <= at).values(stale_since=None))
+        result = RefreshResult(segment_id, entered, exited, total, at, duration_ms)
+        after_commit(s, lambda: _announce(tenant_id, result))
+    return result
+
+
+async def _announce(tenant_id: uuid.UUID, r: RefreshResult) -> None:
+    await events.publish(tenant_id, topic(r.segment_id), {
+        "segment_id": str(r.segment_id), "entered": r.entered, "exited": r.exited, "total": r.total,
+        "at": r.at.isoformat()})
+    if r.entered or r.exited:
+        await enqueue(apply_changes, tenant_id, str(r.segment_id), r.at.isoformat())
+
+
+@tenant_actor(queue_name="jobs", max_retries=10, time_limit=1_800_000)
+async def apply_changes(tenant_id: uuid.UUID, segment_id: str, at: str) -> None:
+    """What follows a refresh: timeline events (one set-based insert per direction), then the
+    segment's enter/exit automations. Safe to run twice: the timeline rows are keyed on the
+    membership change (ref), and automation executions on the membership stay."""
+    sid, when = uuid.UUID(segment_id), datetime.fromisoformat(at)
+    await write_timeline(tenant_id, sid, when)
+    from domain.segments import automations
+
+    await automations.run_for_changes(tenant_id, sid, when)
+
+
+async def write_timeline(tenant_id: uuid.UUID, segment_id: uuid.UUID, at: datetime) -> None:
+    """One set-based insert per direction. Each event's id is derived from (segment, change
+    time, customer), so a retried job inserts nothing twice."""
+    m, t = SegmentMembership, TimelineEntry
+    async with tenant_session(tenant_id) as s:
+        seg = await s.scalar(select(Segment).where(Segment.tenant_id == tenant_id, Segment.id == segment_id))
+        if seg is None:
+            return
+        data = func.jsonb_build_object("segment_id", str(segment_id), "segment", seg.name)
+        for kind, column in ((Kind.SEGMENT_ENTERED, m.entered_at), (Kind.SEGMENT_EXITED, m.exited_at)):
+            event_id = cast(func.md5(literal(f"{segment_id}:{kind.value}:{at.isoformat()}:") + cast(m.customer_id, String)),
+                            UUID(as_uuid=True))
+            await s.execute(pg_insert(t).from_select(
+                ["tenant_id", "customer_id", "occurred_at", "id", "brand_id", "kind", "data", "ref_type", "ref_id"],
+                select(m.tenant_id, m.customer_id, literal(at), event_id, literal(seg.brand_id, UUID(as_uuid=True)),
+                       literal(kind.value), data, literal("Segment"), literal(str(segment_id)))
+                .where(m.tenant_id == tenant_id, m.segment_id == segment_id, column == at),
+            ).on_conflict_do_nothing())
+
+
+# --- refreshing on request, on a schedule ------------------------------------------------
+
+
+@jobs.job_actor("refresh_segment", time_limit=3_600_000)
+async def refresh_segment_job(job: Job, progress: jobs.Progress) -> dict:
+    result = await refresh(job.tenant_id, uuid.UUID(job.params["segment_id"]))
+    if result is None:
+        return {"skipped": "archived"}
+    await progress.set_total(result.total)
+    await progress.advance(result.total)
+    return {"entered": result.entered, "exited": result.exited, "total": result.total,
+            "duration_ms": result.duration_ms}
+
+
+async def request_refresh(principal: Principal, segment_id: uuid.UUID) -> Job:
+    """A manual refresh, throttled per segment (SEGMENT_MANUAL_REFRESH_SECONDS)."""
+    authorize(principal, Action.SEGMENT_REFRESH)
+    interval = timedelta(seconds=get_settings().segment_manual_refresh_seconds)
+    async with tenant_session(principal.tenant_id) as s:
+        seg = await service.load(s, principal, segment_id, lock=True)
+        if seg.archived_at is not None:
+            raise InvalidState("segment is archived", field="id")
+        now = datetime.now(UTC)
+        if seg.last_manual_refresh_at and now < seg.last_manual_refresh_at + interval:
+            allowed = (seg.last_manual_refresh_at + interval).isoformat(timespec="seconds")
+            raise DomainError(f"this segment was refreshed moments ago; the next manual refresh is allowed at {allowed}",
+                              field="id", code=ErrorCode.LIMIT_EXCEEDED)
+        seg.last_manual_refresh_at = now
+        return await jobs.create(s, principal, "refresh_segment", refresh_segment_job, brand_id=seg.brand_id,
+                                 params={"segment_id": str(seg.id), "trigger": "manual"})
+
+
+async def refresh_stale(tenant_id: uuid.UUID) -> int:
+    """The scheduler's pass: stale active segments not refreshed automatically within the
+    automatic interval (SEGMENT_AUTO_REFRESH_SECONDS) get a refresh job."""
+    interval = timedelta(seconds=get_settings().segment_auto_refresh_seconds)
+    now = datetime.now(UTC)
+    async with tenant_session(tenant_id) as s:
+        due = list((await s.scalars(select(Segment).where(
+            Segment.tenant_id == tenant_id, Segment.is_active.is_(True), Segment.archived_at.is_(None),
+            Segment.kind != service.SegmentKind.STATIC.value, Segment.stale_since.is_not(None),
+            (Segment.last_refreshed_at.is_(None)) | (Segment.last_refreshed_at < now - interval),
+        ).with_for_update(skip_locked=True))).all())
+        for seg in due:
+            await jobs.create(s, None, "refresh_segment", refresh_segment_job, brand_id=seg.brand_id,
+                              tenant_id=tenant_id, params={"segment_id": str(seg.id), "trigger": "schedule"})
+            seg.last_refreshed_at = now  # claimed: the next pass does not queue it again
+    return len(due)
+
+
+# --- static segments ------------------------------------------------------------------------
+
+
+async def change_static_members(principal: Principal, segment_id: uuid.UUID, add: list[uuid.UUID],
+                                remove: list[uuid.UUID]) -> RefreshResult:
+    """Add and remove members of a static segment by customer id (customers of its brand)."""
+    from domain.customers.models import Customer, CustomerBrand
+
+    authorize(principal, Action.SEGMENT_WRITE)
+    if len(add) + len(remove) > 10_000:
+        raise DomainError("at most 10,000 customers per call", field="customerIds", code=ErrorCode.LIMIT_EXCEEDED)
+    m = SegmentMembership
+    async with tenant_session(principal.tenant_id) as s:
+        seg = await service.load(s, principal, segment_id, lock=True)
+        if seg.kind != service.SegmentKind.STATIC.value:
+            raise InvalidState("members are added by hand only to static segments", field="id")
+        if seg.archived_at is not None:
+            raise InvalidState("segment is archived", field="id")
+        known = set(await s.scalars(select(Customer.id).join(CustomerBrand, and_(
+            CustomerBrand.tenant_id == Customer.tenant_id, CustomerBrand.customer_id == Customer.id,
+            CustomerBrand.brand_id == seg.brand_id)).where(Customer.tenant_id == seg.tenant_id,
+                                                           Customer.id.in_(set(add) | set(remove)))))
+        for i, cid in enumerate(add + remove):
+            if cid not in known:
+                raise DomainError("not a customer of this segment's brand", field=f"customerIds[{i}]",
+                                  code=ErrorCode.NOT_FOUND)
+        at = await s.scalar(select(func.clock_timestamp()))
+        exited = entered = 0
+        if remove:
+            exited = len((await s.execute(update(m).where(
+                m.tenant_id == seg.tenant_id, m.segment_id == seg.id, m.exited_at.is_(None),
+                m.customer_id.in_(remove)).values(exited_at=at).returning(m.customer_id))).all())
+        if add:
+            entered = len((await s.execute(pg_insert(m).values([
+                dict(tenant_id=seg.tenant_id, segment_id=seg.id, customer_id=c, entered_at=at) for c in dict.fromkeys(add)
+            ]).on_conflict_do_nothing().returning(m.customer_id))).all())
+        seg.member_count = seg.member_count + entered - exited
+        seg.last_refreshed_at = at
+        result = RefreshResult(seg.id, entered, exited, seg.member_count, at, 0)
+        from domain.audit import service as audit
+
+        audit.record(s, principal, "segment.change_members", "Segment", seg.id, brand_id=seg.brand_id,
+                     summary={"added": entered, "removed": exited})
+        tenant_id = seg.tenant_id
+        after_commit(s, lambda: _announce(tenant_id, result))
+    return result

@@ -1,0 +1,142 @@
+"""The typed, recursive definition input: groups holding rules (a one-of per rule kind) and
+groups. It converts to the stored JSON form that the domain validates."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry import UNSET
+from strawberry.relay import GlobalID
+from strawberry.scalars import JSON
+
+from domain.segments import dsl
+from graph.core import ids
+from graph.customers.types import Channel
+
+
+def _seed_enum(name: str, values, description: str):
+    """A GraphQL enum whose values are the seed names themselves (equals, total_order_value)."""
+    return strawberry.enum(Enum(name, {v: v for v in values}), name=name, description=description)
+
+
+SegmentOperator = _seed_enum("SegmentOperator", [o.value for o in dsl.Operator], "A rule's comparison.")
+ProfileField = _seed_enum("ProfileField", list(dsl.PROFILE_FIELDS), "A per-brand profile metric.")
+PurchaseField = _seed_enum("PurchaseField", list(dsl.PURCHASE_FIELDS), "What a purchase rule matches on.")
+SegmentMatch = strawberry.enum(dsl.Match, name="SegmentMatch")
+
+
+@strawberry.input(description="Compare a per-brand profile metric. Money values are in major units (12.50).")
+class ProfileRuleInput:
+    field: ProfileField
+    operator: SegmentOperator
+    value: JSON | None = None
+
+
+@strawberry.input(description="Compare a customer attribute: a built-in one, or attributes.<name> (declared).")
+class AttributeRuleInput:
+    field: str
+    operator: SegmentOperator
+    value: JSON | None = None
+
+
+@strawberry.input(description="Bought (or never bought) a SKU, a category or a product brand in this brand's shop.")
+class PurchaseRuleInput:
+    field: PurchaseField
+    operator: SegmentOperator
+    value: JSON
+    within_days: int | None = None
+    min_count: int | None = strawberry.field(default=None, description="Orders with a match; 1 when omitted.")
+
+
+@strawberry.input
+class EventPropertyFilterInput:
+    property: str
+    operator: SegmentOperator
+    value: JSON | None = None
+
+
+@strawberry.input(description="Performed an event N times (greater_than_or_equal: at least; less_than_or_equal: at most).")
+class EventRuleInput:
+    name: str
+    operator: SegmentOperator
+    value: JSON
+    within_days: int | None = None
+    properties: list[EventPropertyFilterInput] | None = None
+
+
+@strawberry.input(description="Has (includes) or has none of (not_in) these tags.")
+class TagRuleInput:
+    operator: SegmentOperator
+    tag_ids: list[GlobalID]
+
+
+@strawberry.input(description="Whether the brand may reach the customer on a channel.")
+class ConsentRuleInput:
+    channel: Channel
+    granted: bool = True
+
+
+@strawberry.input(description="Is (includes) or is not (not_in) a member of these segments of the same brand.")
+class SegmentMembershipRuleInput:
+    operator: SegmentOperator
+    segment_ids: list[GlobalID]
+
+
+@strawberry.input(one_of=True, description="One rule: exactly one of its kinds.")
+class SegmentRuleInput:
+    profile: ProfileRuleInput | None = UNSET
+    attribute: AttributeRuleInput | None = UNSET
+    purchase: PurchaseRuleInput | None = UNSET
+    event: EventRuleInput | None = UNSET
+    tag: TagRuleInput | None = UNSET
+    consent: ConsentRuleInput | None = UNSET
+    segment: SegmentMembershipRuleInput | None = UNSET
+
+
+@strawberry.input(description="A group: ALL or ANY of its rules and nested groups.")
+class SegmentDefinitionInput:
+    match: SegmentMatch = dsl.Match.ALL
+    rules: list[SegmentRuleInput] | None = None
+    groups: list[SegmentDefinitionInput] | None = None
+
+
+def _rule(r: SegmentRuleInput, path: str) -> dict[str, Any]:
+    if r.profile:
+        return {"kind": "profile", "field": r.profile.field.value, "operator": r.profile.operator.value,
+                "value": r.profile.value}
+    if r.attribute:
+        return {"kind": "attribute", "field": r.attribute.field, "operator": r.attribute.operator.value,
+                "value": r.attribute.value}
+    if r.purchase:
+        return {"kind": "purchase", "field": r.purchase.field.value, "operator": r.purchase.operator.value,
+                "value": r.purchase.value, "within_days": r.purchase.within_days, "min_count": r.purchase.min_count}
+    if r.event:
+        return {"kind": "event", "name": r.event.name, "operator": r.event.operator.value, "value": r.event.value,
+                "within_days": r.event.within_days,
+                "properties": [{"property": p.property, "operator": p.operator.value, "value": p.value}
+                               for p in (r.event.properties or [])]}
+    if r.tag:
+        return {"kind": "tag", "operator": r.tag.operator.value,
+                "value": [str(i) for i in ids.decode_many(r.tag.tag_ids, "Tag", f"{path}.tag.tagIds")]}
+    if r.consent:
+        return {"kind": "consent", "field": r.consent.channel.value, "operator": "equals", "value": r.consent.granted}
+    if r.segment:
+        return {"kind": "segment", "operator": r.segment.operator.value,
+                "value": [str(i) for i in ids.decode_many(r.segment.segment_ids, "Segment", f"{path}.segment.segmentIds")]}
+    return {}
+
+
+def _group(g: SegmentDefinitionInput, path: str) -> dict[str, Any]:
+    prefix = f"{path}." if path else ""
+    return {
+        "match": g.match.value,
+        "rules": [_rule(r, f"{prefix}rules[{i}]") for i, r in enumerate(g.rules or [])],
+        "groups": [_group(sub, f"{prefix}groups[{i}]") for i, sub in enumerate(g.groups or [])],
+    }
+
+
+def to_definition(g: SegmentDefinitionInput) -> dict[str, Any]:
+    """The stored JSON form of a definition input (validated by the domain)."""
+    return {"version": dsl.VERSION, **_group(g, "")}

@@ -1,0 +1,154 @@
+"""Segment mutations: create, update (with a dry run), archive, duplicate, refresh, static members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry import UNSET
+from strawberry.relay import GlobalID
+
+from domain.segments import refresh, service
+from domain.segments.service import DryRun
+from graph.core import ids
+from graph.core.context import Info
+from graph.core.errors import UserError, payload
+from graph.jobs.mutations import JobPayload
+from graph.jobs.types import Job
+from graph.segments.inputs import SegmentDefinitionInput, to_definition
+from graph.segments.types import CustomAttribute, Segment, SegmentDryRun, SegmentKind
+
+
+@strawberry.input
+class CreateSegmentInput:
+    brand_id: GlobalID
+    name: str
+    kind: SegmentKind = service.SegmentKind.DYNAMIC
+    description: str | None = None
+    definition: SegmentDefinitionInput | None = strawberry.field(default=None, description="Dynamic segments.")
+    lookalike_source_id: GlobalID | None = strawberry.field(default=None, description="Lookalike segments.")
+    lookalike_size: int | None = None
+
+
+@strawberry.input
+class UpdateSegmentInput:
+    id: GlobalID
+    name: str | None = UNSET
+    description: str | None = UNSET
+    is_active: bool | None = UNSET
+    definition: SegmentDefinitionInput | None = UNSET
+
+
+@strawberry.input
+class DeclareCustomAttributeInput:
+    name: str
+    type: str = strawberry.field(description="string, number, boolean or date.")
+    label: str | None = None
+
+
+@strawberry.type
+class SegmentPayload:
+    segment: Segment | None = None
+    errors: list[UserError]
+
+
+@strawberry.type
+class UpdateSegmentPayload:
+    segment: Segment | None = None
+    dry_run: SegmentDryRun | None = strawberry.field(default=None, description="With dryRun: true, nothing is saved.")
+    errors: list[UserError]
+
+
+@strawberry.type
+class SegmentMembersPayload:
+    entered: int = 0
+    exited: int = 0
+    member_count: int = 0
+    errors: list[UserError]
+
+
+@strawberry.type
+class CustomAttributePayload:
+    custom_attribute: CustomAttribute | None = None
+    errors: list[UserError]
+
+
+def _segment(s: Any) -> dict[str, Any]:
+    return {"segment": Segment.from_model(s)}
+
+
+@strawberry.type
+class SegmentMutation:
+    @strawberry.mutation
+    async def create_segment(self, info: Info, input: CreateSegmentInput) -> SegmentPayload:
+        async def run():
+            return await service.create_segment(
+                info.context.principal, ids.decode(input.brand_id, "Brand", "brandId"),
+                service.SegmentKind(input.kind.value), {"name": input.name, "description": input.description},
+                definition=to_definition(input.definition) if input.definition else None,
+                lookalike_source_id=ids.decode(input.lookalike_source_id, "Segment", "lookalikeSourceId")
+                if input.lookalike_source_id else None,
+                lookalike_size=input.lookalike_size)
+
+        return await payload(SegmentPayload, run, _segment)
+
+    @strawberry.mutation(description="Change a segment; with dryRun: true, report the counts it would give instead.")
+    async def update_segment(self, info: Info, input: UpdateSegmentInput, dry_run: bool = False) -> UpdateSegmentPayload:
+        async def run():
+            data = {k: v for k, v in {"name": input.name, "description": input.description,
+                                      "is_active": input.is_active}.items() if v is not UNSET}
+            definition = to_definition(input.definition) if input.definition not in (UNSET, None) else None
+            return await service.update_segment(info.context.principal, ids.decode(input.id, "Segment"), data,
+                                                definition=definition, dry_run=dry_run)
+
+        def build(r: Any) -> dict[str, Any]:
+            if isinstance(r, DryRun):
+                return {"dry_run": SegmentDryRun(count_before=r.count_before, count_after=r.count_after,
+                                                 entering=r.entering, exiting=r.exiting)}
+            return _segment(r)
+
+        return await payload(UpdateSegmentPayload, run, build)
+
+    @strawberry.mutation
+    async def archive_segment(self, info: Info, id: GlobalID) -> SegmentPayload:
+        return await payload(SegmentPayload, lambda: service.archive_segment(
+            info.context.principal, ids.decode(id, "Segment")), _segment, prefix=None)
+
+    @strawberry.mutation
+    async def duplicate_segment(self, info: Info, id: GlobalID, name: str | None = None) -> SegmentPayload:
+        return await payload(SegmentPayload, lambda: service.duplicate_segment(
+            info.context.principal, ids.decode(id, "Segment"), name), _segment, prefix=None)
+
+    @strawberry.mutation(description="Refresh now, as a job (throttled per segment).")
+    async def refresh_segment(self, info: Info, id: GlobalID) -> JobPayload:
+        return await payload(JobPayload, lambda: refresh.request_refresh(
+            info.context.principal, ids.decode(id, "Segment")), lambda j: {"job": Job.from_model(j)}, prefix=None)
+
+    @strawberry.mutation(description="Add customers to a static segment.")
+    async def add_segment_members(self, info: Info, segment_id: GlobalID, customer_ids: list[GlobalID]) -> SegmentMembersPayload:
+        async def run():
+            return await refresh.change_static_members(
+                info.context.principal, ids.decode(segment_id, "Segment", "segmentId"),
+                ids.decode_many(customer_ids, "Customer", "customerIds"), [])
+
+        return await payload(SegmentMembersPayload, run, lambda r: {"entered": r.entered, "exited": r.exited,
+                                                                    "member_count": r.total}, prefix=None)
+
+    @strawberry.mutation(description="Remove customers from a static segment.")
+    async def remove_segment_members(self, info: Info, segment_id: GlobalID,
+                                     customer_ids: list[GlobalID]) -> SegmentMembersPayload:
+        async def run():
+            return await refresh.change_static_members(
+                info.context.principal, ids.decode(segment_id, "Segment", "segmentId"), [],
+                ids.decode_many(customer_ids, "Customer", "customerIds"))
+
+        return await payload(SegmentMembersPayload, run, lambda r: {"entered": r.entered, "exited": r.exited,
+                                                                    "member_count": r.total}, prefix=None)
+
+    @strawberry.mutation(description="Declare a custom attribute's type so segments can use it.")
+    async def declare_custom_attribute(self, info: Info, input: DeclareCustomAttributeInput) -> CustomAttributePayload:
+        async def run():
+            return await service.declare_custom_attribute(info.context.principal, input.name, input.type, input.label)
+
+        return await payload(CustomAttributePayload, run, lambda c: {
+            "custom_attribute": CustomAttribute(name=c.name, type=c.type, label=c.label)})

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+
+from domain.errors import DomainError
+from domain.platform.pagination import clamp_first
+from domain.segments import service
+from graph.core import ids
+from graph.core.connection import Connection
+from graph.core.context import Info
+from graph.customers.types import Customer
+from graph.segments.inputs import SegmentDefinitionInput, SegmentOperator, to_definition
+from graph.segments.types import (
+    CustomAttribute,
+    Segment,
+    SegmentExplanation,
+    SegmentField,
+    SegmentPreview,
+    explanation_node,
+)
+
+
+@strawberry.type
+class SegmentQuery:
+    @strawberry.field(description="Segments, newest first; a brand's with brandId (or X-Brand-Id).")
+    async def segments(self, info: Info, brand_id: relay.GlobalID | None = None, include_archived: bool = False,
+                       first: int = 20, after: str | None = None) -> Connection[Segment]:
+        brand = ids.decode(brand_id, "Brand", "brandId") if brand_id else info.context.brand_id
+        page = await service.list_segments(info.context.principal, brand, include_archived=include_archived,
+                                           first=clamp_first(first), after=after)
+        return Connection.of(page, Segment.from_model)
+
+    @strawberry.field
+    async def segment(self, info: Info, id: relay.GlobalID) -> Segment | None:
+        try:
+            segment_id = ids.decode(id, "Segment")
+        except DomainError:
+            return None
+        found = await info.context.loaders.segment.load(segment_id)
+        return Segment.from_model(found) if found else None
+
+    @strawberry.field(description="Every field a segment rule can use for this brand, with operators and suggestions.")
+    async def segment_fields(self, info: Info, brand_id: relay.GlobalID) -> list[SegmentField]:
+        found = await service.field_catalogue(info.context.principal, ids.decode(brand_id, "Brand", "brandId"))
+        return [SegmentField(kind=f.kind.value, field=f.field, label=f.label, value_type=f.value_type.value,
+                             operators=[SegmentOperator(o.value) for o in f.operators],
+                             enum_values=list(f.enum_values), suggestions=list(f.suggestions)) for f in found]
+
+    @strawberry.field(description="The member count and first members of a definition, without saving it.")
+    async def preview_segment(self, info: Info, brand_id: relay.GlobalID, definition: SegmentDefinitionInput,
+                              first: int = 20) -> SegmentPreview:
+        p = await service.preview(info.context.principal, ids.decode(brand_id, "Brand", "brandId"),
+                                  to_definition(definition), first=clamp_first(first))
+        return SegmentPreview(count=p.count, customers=[Customer.from_model(c) for c in p.customers])
+
+    @strawberry.field(description="Why a customer is in or out: each rule's result and the value it saw.")
+    async def explain_segment(self, info: Info, customer_id: relay.GlobalID, segment_id: relay.GlobalID | None = None,
+                              brand_id: relay.GlobalID | None = None,
+                              definition: SegmentDefinitionInput | None = None) -> SegmentExplanation:
+        e = await service.explain(
+            info.context.principal, ids.decode(customer_id, "Customer", "customerId"),
+            segment_id=ids.decode(segment_id, "Segment", "segmentId") if segment_id else None,
+            brand_id=ids.decode(brand_id, "Brand", "brandId") if brand_id else None,
+            definition=to_definition(definition) if definition else None)
+        return SegmentExplanation(matched=e.matched, in_brand=e.in_brand, root=explanation_node(e.root))
+
+    @strawberry.field(description="Declared custom attributes (their type decides the operators).")
+    async def custom_attributes(self, info: Info) -> list[CustomAttribute]:
+        return [CustomAttribute(name=c.name, type=c.type, label=c.label)
+                for c in await service.list_custom_attributes(info.context.principal)]

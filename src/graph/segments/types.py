@@ -1,0 +1,204 @@
+"""GraphQL types of segments."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from enum import Enum
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+
+from domain.platform.pagination import clamp_first
+from domain.segments import service
+from domain.segments.models import Segment as SegmentModel
+from graph.core import ids
+from graph.core.connection import Connection
+from graph.core.context import Info
+from graph.core.ids import node_uuids
+from graph.customers.types import Customer
+from graph.segments.inputs import SegmentOperator
+from graph.tenancy.types import Brand
+
+SegmentKind = strawberry.enum(service.SegmentKind, name="SegmentKind")
+
+
+@strawberry.enum
+class MembershipChange(Enum):
+    ENTERED = "entered"
+    EXITED = "exited"
+
+
+@strawberry.type
+class SegmentStaleness:
+    stale: bool = strawberry.field(description="An order or event arrived since the last refresh, or the rules changed.")
+    stale_since: datetime | None
+    seconds_since_refresh: int | None
+
+
+@strawberry.type
+class SegmentMember:
+    entered_at: datetime
+    score: float | None = strawberry.field(description="Similarity to the source (lookalike segments).")
+    customer: Customer
+
+
+@strawberry.type
+class SegmentHistoryEvent:
+    change: MembershipChange
+    at: datetime
+    customer_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer | None:
+        found = await info.context.loaders.customer.load(self.customer_id)
+        return Customer.from_model(found) if found else None
+
+
+@strawberry.type
+class SegmentOverlap:
+    both: int
+    only_this: int
+    only_other: int
+
+
+@strawberry.type(description="An audience of one brand: rule-based (dynamic), hand-picked (static) or lookalike.")
+class Segment(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    description: str | None
+    kind: SegmentKind
+    definition: JSON = strawberry.field(description="The stored rule tree (dynamic segments).")
+    definition_version: int
+    lookalike_size: int | None
+    is_active: bool
+    archived_at: datetime | None
+    member_count: int = strawberry.field(description="Cached at the last refresh.")
+    last_refreshed_at: datetime | None
+    last_refresh_duration_ms: int | None
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    brand_id: strawberry.Private[uuid.UUID]
+    lookalike_source_id: strawberry.Private[uuid.UUID | None]
+    stale_since: strawberry.Private[datetime | None]
+
+    @strawberry.field
+    async def brand(self, info: Info) -> Brand | None:
+        found = await info.context.loaders.brand.load(self.brand_id)
+        return Brand.from_model(found) if found else None
+
+    @strawberry.field
+    async def lookalike_source(self, info: Info) -> Segment | None:
+        if self.lookalike_source_id is None:
+            return None
+        found = await info.context.loaders.segment.load(self.lookalike_source_id)
+        return Segment.from_model(found) if found else None
+
+    @strawberry.field
+    def staleness(self) -> SegmentStaleness:
+        since = None
+        if self.last_refreshed_at is not None:
+            since = int((datetime.now(UTC) - self.last_refreshed_at).total_seconds())
+        return SegmentStaleness(stale=self.stale_since is not None or self.last_refreshed_at is None,
+                                stale_since=self.stale_since, seconds_since_refresh=since)
+
+    @strawberry.field(description="Current members, newest first.")
+    async def members(self, info: Info, first: int = 20, after: str | None = None) -> Connection[SegmentMember]:
+        page = await service.members(info.context.principal, uuid.UUID(self.id), first=clamp_first(first), after=after)
+        return Connection.of(page, lambda r: SegmentMember(entered_at=r[0].entered_at, score=r[0].score,
+                                                          customer=Customer.from_model(r[1])))
+
+    @strawberry.field(description="Enter and exit events, newest first.")
+    async def history(self, info: Info, first: int = 20, after: str | None = None) -> Connection[SegmentHistoryEvent]:
+        page = await service.history(info.context.principal, uuid.UUID(self.id), first=clamp_first(first), after=after)
+        return Connection.of(page, lambda e: SegmentHistoryEvent(change=MembershipChange(e.change), at=e.at,
+                                                                 customer_id=e.customer_id))
+
+    @strawberry.field(description="Current members in both, only in this one, only in the other.")
+    async def overlap(self, info: Info, other_segment_id: relay.GlobalID) -> SegmentOverlap:
+        o = await service.overlap(info.context.principal, uuid.UUID(self.id),
+                                  ids.decode(other_segment_id, "Segment", "otherSegmentId"))
+        return SegmentOverlap(both=o.both, only_this=o.only_this, only_other=o.only_other)
+
+    @classmethod
+    def from_model(cls, s: SegmentModel) -> Segment:
+        return cls(id=str(s.id), name=s.name, description=s.description, kind=service.SegmentKind(s.kind),
+                   definition=s.definition or {}, definition_version=s.definition_version,
+                   lookalike_size=s.lookalike_size, is_active=s.is_active, archived_at=s.archived_at,
+                   member_count=s.member_count, last_refreshed_at=s.last_refreshed_at,
+                   last_refresh_duration_ms=s.last_refresh_ms, created_by=s.created_by, created_at=s.created_at,
+                   updated_at=s.updated_at, brand_id=s.brand_id, lookalike_source_id=s.lookalike_source_id,
+                   stale_since=s.stale_since)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        ids_ = node_uuids(node_ids)
+        found = await info.context.loaders.segment.load_many([i for i in ids_ if i is not None])
+        by_id = {x.id: x for x in found if x is not None}
+        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids_]
+
+
+@strawberry.type(description="A field a rule can use, as an SPA's condition builder needs it.")
+class SegmentField:
+    kind: str
+    field: str
+    label: str
+    value_type: str
+    operators: list[SegmentOperator]
+    enum_values: list[str]
+    suggestions: list[str]
+
+
+@strawberry.type
+class SegmentPreview:
+    count: int
+    customers: list[Customer]
+
+
+@strawberry.type
+class SegmentDryRun:
+    count_before: int
+    count_after: int
+    entering: int
+    exiting: int
+
+
+@strawberry.type(description="One group or rule of an explained definition.")
+class SegmentExplanationNode:
+    path: str
+    matched: bool
+    match: str | None = strawberry.field(description="ALL or ANY, for groups.")
+    rule: JSON | None = strawberry.field(description="The rule as stored, for rules.")
+    actual: JSON | None = strawberry.field(description="The customer's value the rule looked at.")
+    children: list[SegmentExplanationNode]
+
+
+@strawberry.type
+class SegmentExplanation:
+    matched: bool
+    in_brand: bool = strawberry.field(description="False when the customer is not a customer of the segment's brand.")
+    root: SegmentExplanationNode
+
+
+def explanation_node(e) -> SegmentExplanationNode:
+    return SegmentExplanationNode(path=e.path, matched=e.matched, match=e.match.upper() if e.match else None,
+                                  rule=e.rule, actual=e.actual, children=[explanation_node(c) for c in e.children])
+
+
+@strawberry.type
+class CustomAttribute:
+    name: str
+    type: str
+    label: str | None
+
+
+@strawberry.type
+class SegmentMembershipChanged:
+    segment_id: strawberry.ID
+    entered: int
+    exited: int
+    total: int
+    at: datetime

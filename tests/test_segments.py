@@ -1,0 +1,234 @@
+"""Segments end to end: definitions, preview, dry run, explain, refresh with history, static,
+lookalike, overlap, throttling."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from conftest import Api, TenantFixture, gid
+from domain.commerce.service import EventInput, OrderInput, OrderLine, record_order, track_event
+from domain.customers.consent import Channel, set_consent
+from domain.customers.service import upsert_customer
+from domain.customers.tags import create_tag, tag_customers
+from domain.segments import refresh, service
+from domain.segments.service import SegmentKind
+
+CREATE = """mutation($input: CreateSegmentInput!) { createSegment(input: $input) {
+  segment { id name kind memberCount definition staleness { stale } } errors { field code message } } }"""
+SEGMENT = """query($id: ID!, $other: ID!) { segment(id: $id) { name memberCount lastRefreshedAt lastRefreshDurationMs
+  staleness { stale } members(first: 50) { edges { node { enteredAt score customer { email } } } }
+  history(first: 50) { edges { node { change at customer { email } } } }
+  overlap(otherSegmentId: $other) { both onlyThis onlyOther } } }"""
+
+
+async def _shop(t: TenantFixture) -> dict[str, object]:
+    """Five customers of brand a with known spend, events, tags and consent; one of brand b only."""
+    now = datetime.now(UTC)
+    vip = await create_tag(t.owner, {"name": "VIP"})
+    people = {}
+    for i, (email, spend, days_ago, views) in enumerate([
+        ("big@x.test", 50_000, 5, 6), ("mid@x.test", 20_000, 40, 2), ("small@x.test", 2_000, 200, 0),
+        ("none@x.test", 0, None, 1), ("again@x.test", 30_000, 10, 0)]):
+        c, _ = await upsert_customer(t.owner, {"email": email, "country": "FR" if i % 2 else "DE",
+                                               "attributes": {"plan": "pro" if i < 2 else "free"}}, brand_id=t.brands["a"])
+        people[email] = c
+        if days_ago is not None:
+            await record_order(t.owner, OrderInput(
+                brand_id=t.brands["a"], external_order_id=f"o-{i}", total_cents=spend, currency="EUR",
+                placed_at=now - timedelta(days=days_ago), customer_id=c.id,
+                items=[OrderLine(sku="TENT" if spend > 10_000 else "MUG", quantity=1, unit_price_cents=spend,
+                                 category="Camping" if spend > 10_000 else "Kitchen")]))
+        for k in range(views):
+            await track_event(t.owner, EventInput(event_id=f"{email}-{k}", name="product_viewed", customer_id=c.id,
+                                                  brand_id=t.brands["a"], properties={"sku": "TENT", "price": 120},
+                                                  occurred_at=now - timedelta(days=1)))
+    await tag_customers(t.owner, [people["big@x.test"].id, people["again@x.test"].id], [vip.id])
+    await set_consent(t.owner, people["big@x.test"].id, t.brands["a"], Channel.EMAIL, True)
+    other, _ = await upsert_customer(t.owner, {"email": "brand-b-only@x.test"}, brand_id=t.brands["b"])
+    await record_order(t.owner, OrderInput(brand_id=t.brands["b"], external_order_id="b-1", total_cents=99_000,
+                                           currency="EUR", placed_at=now - timedelta(days=1), customer_id=other.id))
+    return {"people": people, "vip": vip}
+
+
+def spenders(min_value: float) -> dict:
+    return {"match": "ALL", "rules": [{"profile": {"field": "total_order_value", "operator": "greater_than_or_equal",
+                                                   "value": min_value}}]}
+
+
+async def test_create_preview_refresh_history_and_explain(api: Api, tenant: TenantFixture) -> None:
+    shop = await _shop(tenant)
+    token, brand = tenant.owner_token, tenant.brand_gid("a")
+    preview = await api.data("""query($b: ID!, $d: SegmentDefinitionInput!) { previewSegment(brandId: $b, definition: $d) {
+        count customers { email } } }""", {"b": brand, "d": spenders(200)}, token=token)
+    assert preview["previewSegment"]["count"] == 3  # 500, 300, 200 (brand b's big spender is not a customer of a)
+    assert {c["email"] for c in preview["previewSegment"]["customers"]} == {"big@x.test", "mid@x.test", "again@x.test"}
+
+    nested = {"match": "ALL", "rules": [{"profile": {"field": "total_order_value", "operator": "greater_than", "value": 100}}],
+              "groups": [{"match": "ANY", "rules": [
+                  {"tag": {"operator": "includes", "tagIds": [gid("Tag", shop["vip"].id)]}},
+                  {"event": {"name": "product_viewed", "operator": "greater_than_or_equal", "value": 2, "withinDays": 7,
+                             "properties": [{"property": "sku", "operator": "equals", "value": "TENT"}]}}]}]}
+    created = (await api.data(CREATE, {"input": {"brandId": brand, "name": "Engaged spenders", "definition": nested}},
+                              token=token))["createSegment"]
+    assert created["errors"] == [] and created["segment"]["staleness"] == {"stale": True}
+    seg_id = created["segment"]["id"]
+    first = await refresh.refresh(tenant.id, service_id(seg_id))
+    assert (first.entered, first.exited, first.total) == (3, 0, 3)  # big (vip+views), mid (2 views), again (vip)
+
+    # the explanation shows why "small" is out: the spend rule fails, and so does the ANY group
+    explained = (await api.data("""query($s: ID!, $c: ID!) { explainSegment(segmentId: $s, customerId: $c) {
+        matched inBrand root { matched match children { path matched rule actual
+          children { path matched actual } } } } }""",
+        {"s": seg_id, "c": gid("Customer", shop["people"]["small@x.test"].id)}, token=token))["explainSegment"]
+    assert explained["matched"] is False and explained["inBrand"] is True
+    spend, group = explained["root"]["children"]
+    assert spend == {"path": "rules[0]", "matched": False, "actual": 20.0, "children": [],
+                     "rule": {"kind": "profile", "field": "total_order_value", "operator": "greater_than", "value": 100.0}}
+    assert group["path"] == "groups[0]" and group["matched"] is False
+    assert [c["actual"] for c in group["children"]] == [False, 0]
+
+    # people enter and leave across three refreshes; history keeps both
+    await api.data("""mutation($i: UpdateSegmentInput!) { updateSegment(input: $i) { errors { code } } }""",
+                   {"i": {"id": seg_id, "definition": spenders(250)}}, token=token)
+    dry = (await api.data("""mutation($i: UpdateSegmentInput!) { updateSegment(input: $i, dryRun: true) {
+        segment { id } dryRun { countBefore countAfter entering exiting } errors { code } } }""",
+        {"i": {"id": seg_id, "definition": spenders(10)}}, token=token))["updateSegment"]
+    assert dry["segment"] is None
+    assert dry["dryRun"] == {"countBefore": 3, "countAfter": 4, "entering": 1, "exiting": 0}
+    second = await refresh.refresh(tenant.id, service_id(seg_id))
+    assert (second.entered, second.exited, second.total) == (0, 1, 2)  # mid (200) leaves
+    await record_order(tenant.owner, OrderInput(brand_id=tenant.brands["a"], external_order_id="late", total_cents=40_000,
+                                                currency="EUR", placed_at=datetime.now(UTC), customer_id=shop["people"]["small@x.test"].id))
+    third = await refresh.refresh(tenant.id, service_id(seg_id))
+    assert (third.entered, third.exited, third.total) == (1, 0, 3)  # small now spent 420
+
+    data = (await api.data(SEGMENT, {"id": seg_id, "other": seg_id}, token=token))["segment"]
+    assert data["memberCount"] == 3 and data["staleness"]["stale"] is False
+    assert {e["node"]["customer"]["email"] for e in data["members"]["edges"]} == {"big@x.test", "again@x.test", "small@x.test"}
+    changes = [(e["node"]["change"], e["node"]["customer"]["email"]) for e in data["history"]["edges"]]
+    assert changes[:2] == [("ENTERED", "small@x.test"), ("EXITED", "mid@x.test")]
+    assert sorted(changes[2:]) == [("ENTERED", "again@x.test"), ("ENTERED", "big@x.test"), ("ENTERED", "mid@x.test")]
+    assert data["overlap"] == {"both": 3, "onlyThis": 0, "onlyOther": 0}
+
+
+def service_id(global_id: str):
+    from graph.core.ids import decode
+
+    return decode(global_id, "Segment")
+
+
+async def test_refresh_through_the_api_is_throttled_and_lands_on_timelines(api: Api, tenant: TenantFixture, worker) -> None:
+    await _shop(tenant)
+    token = tenant.owner_token
+    seg = (await api.data(CREATE, {"input": {"brandId": tenant.brand_gid("a"), "name": "All",
+                                             "definition": {"match": "ALL"}}}, token=token))["createSegment"]["segment"]
+    job = (await api.data("mutation($id: ID!) { refreshSegment(id: $id) { job { id } errors { code } } }",
+                          {"id": seg["id"]}, token=token))["refreshSegment"]["job"]
+    again = (await api.data("mutation($id: ID!) { refreshSegment(id: $id) { job { id } errors { field code message } } }",
+                            {"id": seg["id"]}, token=token))["refreshSegment"]
+    assert again["job"] is None and again["errors"][0]["code"] == "LIMIT_EXCEEDED"
+    assert "next manual refresh is allowed at" in again["errors"][0]["message"]
+    for _ in range(100):
+        status = (await api.data("query($id: ID!) { job(id: $id) { status result } }", {"id": job["id"]}, token=token))["job"]
+        if status["status"] in ("SUCCEEDED", "FAILED"):
+            break
+        await asyncio.sleep(0.1)
+    assert status == {"status": "SUCCEEDED", "result": {**status["result"], "entered": 5, "exited": 0, "total": 5}}
+    customer = (await api.data('{ customers(search: "big", first: 1) { edges { node { id } } } }', token=token))["customers"]["edges"][0]["node"]
+    for _ in range(100):  # the follow-up job writes the timeline
+        tl = (await api.data("""query($id: ID!) { customer(id: $id) { timeline(types: [SEGMENT_ENTERED]) {
+            edges { node { kind ... on OtherTimelineEvent { data } } } } } }""", {"id": customer["id"]}, token=token))
+        edges = tl["customer"]["timeline"]["edges"]
+        if edges:
+            break
+        await asyncio.sleep(0.1)
+    assert edges and edges[0]["node"]["data"]["segment"] == "All"
+
+
+async def test_static_and_lookalike_segments(tenant: TenantFixture) -> None:
+    shop = await _shop(tenant)
+    people = shop["people"]
+    static = await service.create_segment(tenant.owner, tenant.brands["a"], SegmentKind.STATIC, {"name": "Picked"})
+    r = await refresh.change_static_members(tenant.owner, static.id, [people["big@x.test"].id, people["mid@x.test"].id], [])
+    assert (r.entered, r.total) == (2, 2)
+    r = await refresh.change_static_members(tenant.owner, static.id, [people["big@x.test"].id], [people["mid@x.test"].id])
+    assert (r.entered, r.exited, r.total) == (0, 1, 1)
+
+    look = await service.create_segment(tenant.owner, tenant.brands["a"], SegmentKind.LOOKALIKE, {"name": "Like big"},
+                                        lookalike_source_id=static.id, lookalike_size=2)
+    result = await refresh.refresh(tenant.id, look.id)
+    assert result.total == 2
+    page = await service.members(tenant.owner, look.id, first=10, after=None)
+    scored = {c.email: m.score for m, c in page.items}
+    assert "big@x.test" not in scored  # the source's members are never their own lookalikes
+    assert set(scored) <= {"again@x.test", "mid@x.test", "small@x.test", "none@x.test"}
+    assert "again@x.test" in scored  # the closest big spender
+    assert all(0 < s <= 1 for s in scored.values())
+
+
+@pytest.mark.parametrize("evil", ["'; DROP TABLE customers; --", "x\") OR 1=1 --", "%", "_", "\\", "plan') OR ('1'='1"])
+async def test_injection_strings_are_only_ever_values(tenant: TenantFixture, evil: str) -> None:
+    await _shop(tenant)
+    from domain.errors import ValidationFailed
+
+    a = tenant.brands["a"]
+    for definition, expected in [
+        ({"rules": [{"kind": "attribute", "field": "city", "operator": "equals", "value": evil}]}, 0),
+        ({"rules": [{"kind": "attribute", "field": "city", "operator": "contains", "value": evil}]}, 0),
+        ({"rules": [{"kind": "attribute", "field": "country", "operator": "in", "value": [evil, "FR"]}]}, 2),
+        ({"rules": [{"kind": "attribute", "field": "email", "operator": "contains", "value": evil}]}, 0),
+        ({"rules": [{"kind": "purchase", "field": "sku", "operator": "equals", "value": evil}]}, 0),
+        ({"rules": [{"kind": "event", "name": "product_viewed", "operator": "greater_than_or_equal", "value": 1,
+                     "properties": [{"property": "sku", "operator": "equals", "value": evil}]}]}, 0),
+    ]:
+        p = await service.preview(tenant.owner, a, definition, first=5)
+        assert p.count == expected  # ran as a query; the string was compared as a value, never as SQL
+    for bad in [
+        {"rules": [{"kind": "attribute", "field": f"attributes.{evil}", "operator": "equals", "value": "x"}]},
+        {"rules": [{"kind": "attribute", "field": evil, "operator": "equals", "value": "x"}]},
+        {"rules": [{"kind": "event", "name": evil, "operator": "greater_than_or_equal", "value": 1}]},
+        {"rules": [{"kind": "event", "name": "ok", "operator": "greater_than_or_equal", "value": 1,
+                    "properties": [{"property": evil, "operator": "equals", "value": "x"}]}]},
+        {"rules": [{"kind": "profile", "field": "total_order_value", "operator": evil, "value": 1}]},
+    ]:
+        try:  # a name position refuses what is not a name, or binds a harmless one as a value
+            assert (await service.preview(tenant.owner, a, bad, first=5)).count == 0
+        except ValidationFailed:
+            pass
+    # the tables are all still there
+    assert (await service.preview(tenant.owner, a, {}, first=1)).count == 5
+
+
+@pytest.mark.parametrize(("definition", "path"), [
+    ({"rules": [{"kind": "profile", "field": "total_order_value", "operator": "contains", "value": 1}]}, "rules[0].operator"),
+    ({"rules": [{"kind": "profile", "field": "engagement_score", "operator": "greater_than", "value": "high"}]}, "rules[0].value"),
+    ({"groups": [{}, {"rules": [{"kind": "attribute", "field": "age", "operator": "between", "value": [40, 20]}]}]},
+     "groups[1].rules[0].value"),
+    ({"rules": [{"kind": "nope", "operator": "equals"}]}, "rules[0].kind"),
+    ({"rules": [{"kind": "attribute", "field": "attributes.undeclared", "operator": "equals", "value": 1}]}, "rules[0].field"),
+    ({"groups": [{"groups": [{"groups": [{"groups": [{"groups": [{}]}]}]}]}]}, "groups[0].groups[0].groups[0].groups[0].groups[0]"),
+    ({"rules": [{"kind": "attribute", "field": "city", "operator": "exists"}] * 51}, "rules"),
+])
+async def test_validation_names_the_failing_path(tenant: TenantFixture, definition: dict, path: str) -> None:
+    from domain.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as err:
+        await service.preview(tenant.owner, tenant.brands["a"], definition, first=5)
+    assert path in [e.field for e in err.value.errors], err.value.errors
+
+
+async def test_segment_references_refuse_cycles(tenant: TenantFixture) -> None:
+    from domain.errors import DomainError
+
+    a = await service.create_segment(tenant.owner, tenant.brands["a"], SegmentKind.DYNAMIC, {"name": "A"}, definition={})
+    b = await service.create_segment(tenant.owner, tenant.brands["a"], SegmentKind.DYNAMIC, {"name": "B"},
+                                     definition={"rules": [{"kind": "segment", "operator": "includes", "value": [str(a.id)]}]})
+    with pytest.raises(DomainError, match="cycle"):
+        await service.update_segment(tenant.owner, a.id, {}, definition={
+            "rules": [{"kind": "segment", "operator": "not_in", "value": [str(b.id)]}]})
+    with pytest.raises(DomainError, match="cycle"):
+        await service.update_segment(tenant.owner, a.id, {}, definition={
+            "rules": [{"kind": "segment", "operator": "includes", "value": [str(a.id)]}]})
