@@ -9,11 +9,14 @@ correctly is shown to go through, so the refusal is down to the bad part alone.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -22,7 +25,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from conftest import SECRET, Api, TenantFixture, audit_count, gid
+from conftest import SECRET, Api, TenantFixture, audit_count, create_tenant_fixture, gid
 
 ERRORS = "errors { field code message }"
 CREATE_BRAND = f"mutation($input: CreateBrandInput!) {{ createBrand(input: $input) {{ brand {{ id slug }} {ERRORS} }} }}"
@@ -495,3 +498,283 @@ async def test_malformed_global_id_is_an_error_and_writes_nothing(api: Api, tena
         assert payload["brand"] is None and payload["errors"], body
         assert payload["errors"][0]["code"] in ("INVALID", "NOT_FOUND"), body
     assert await snapshot(api, tenant) == before
+
+
+# --- customer area inputs -------------------------------------------------------------
+# customers, orders, events, tags and consent: each bad input gets a typed error on the right
+# field path, and nothing is written (every row of the area, and the audit trail, unchanged)
+
+CUSTOMER_TABLES = ("customers", "customer_brands", "tags", "customer_tags", "customer_notes", "customer_consents",
+                   "orders", "order_items", "products", "tracked_events", "timeline_events", "customer_profiles",
+                   "jobs", "audit_log")
+
+
+async def customer_rows(t: TenantFixture) -> dict[str, list[tuple[str, ...]]]:
+    """Every row the tenant has in the customer area's tables, and its audit trail."""
+    from sqlalchemy import text
+
+    from domain.platform.db import tenant_session
+
+    out = {}
+    async with tenant_session(t.id) as s:
+        for table in CUSTOMER_TABLES:
+            result = await s.execute(text(f"SELECT * FROM {table} WHERE tenant_id = :t"), {"t": t.id})
+            out[table] = sorted(tuple(str(v) for v in row) for row in result)
+    return out
+
+
+@dataclass
+class Shop:
+    """A tenant with brands a, b and the archived "old", a customer known to brand a, a tag "VIP"."""
+
+    t: TenantFixture
+    customer: str
+    tag: str
+    foreign_customer: str  # a customer of another tenant
+
+    def brand(self, name: str) -> str:
+        return self.t.brand_gid(name)
+
+
+@pytest.fixture(scope="module")
+async def foreign_customer() -> str:
+    from domain.customers.service import upsert_customer
+
+    other = await create_tenant_fixture()
+    c, _ = await upsert_customer(other.owner, {"email": "theirs@example.com"}, brand_id=other.brands["a"])
+    return gid("Customer", c.id)
+
+
+@pytest.fixture
+async def shop(foreign_customer: str) -> Shop:
+    from domain.customers.service import upsert_customer
+    from domain.customers.tags import create_tag
+    from domain.tenancy.brands import archive_brand
+
+    t = await create_tenant_fixture(("a", "b", "old"))
+    (c, _), tag, _ = await asyncio.gather(
+        upsert_customer(t.owner, {"email": "maya@example.com", "first_name": "Maya"}, brand_id=t.brands["a"]),
+        create_tag(t.owner, {"name": "VIP"}),
+        archive_brand(t.owner, t.brands["old"]),
+    )
+    return Shop(t=t, customer=gid("Customer", c.id), tag=gid("Tag", tag.id), foreign_customer=foreign_customer)
+
+
+def _ago(**kw: float) -> str:
+    return (datetime.now(UTC) - timedelta(**kw)).isoformat()
+
+
+def _later(**kw: float) -> str:
+    return (datetime.now(UTC) + timedelta(**kw)).isoformat()
+
+
+UPSERT_CUSTOMER = _m("upsertCustomer", "$input: UpsertCustomerInput!", "input: $input", "customer")
+RECORD_ORDER = _m("recordOrder", "$input: RecordOrderInput!", "input: $input", "order")
+TRACK_EVENT = _m("trackEvent", "$input: TrackEventInput!", "input: $input", "event")
+TAG_CUSTOMERS = f"mutation($c: [ID!]!, $t: [ID!]!) {{ tagCustomers(customerIds: $c, tagIds: $t) {{ changed {ERRORS} }} }}"
+CREATE_TAG = _m("createTag", "$input: TagInput!", "input: $input", "tag")
+SET_CONSENT = f"mutation($input: SetConsentInput!) {{ setConsent(input: $input) {{ consent {{ granted }} {ERRORS} }} }}"
+
+_DROP = object()
+
+
+def _with(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = {**base, **changes}
+    return {k: v for k, v in out.items() if v is not _DROP}
+
+
+def customer_input(**changes: Any) -> Callable[[Shop], dict[str, Any]]:
+    return lambda s: {"input": _with({"email": "new@example.com", "firstName": "New", "brandId": s.brand("a")},
+                                     changes)}
+
+
+def order_input(**changes: Any) -> Callable[[Shop], dict[str, Any]]:
+    def build(s: Shop) -> dict[str, Any]:
+        base = {"brandId": s.brand("a"), "externalOrderId": "SO-1", "totalCents": 2_500, "currency": "EUR",
+                "placedAt": _ago(hours=1), "customerId": s.customer,
+                "items": [{"sku": "MUG", "quantity": 2, "unitPriceCents": 1_000},
+                          {"sku": "TEE", "quantity": 1, "unitPriceCents": 500}]}
+        return {"input": _with(base, {k: v(s) if callable(v) else v for k, v in changes.items()})}
+
+    return build
+
+
+def event_input(**changes: Any) -> Callable[[Shop], dict[str, Any]]:
+    return lambda s: {"input": _with({"eventId": "evt-1", "name": "product_viewed", "brandId": s.brand("a"),
+                                      "customerId": s.customer, "properties": {"sku": "MUG"}}, changes)}
+
+
+def tag_input(**changes: Any) -> Callable[[Shop], dict[str, Any]]:
+    return lambda s: _with({"c": [s.customer], "t": [s.tag]}, {k: v(s) for k, v in changes.items()})
+
+
+def new_tag_input(**changes: Any) -> Callable[[Shop], dict[str, Any]]:
+    return lambda s: {"input": _with({"name": "Fresh", "color": "#1f6feb"}, changes)}
+
+
+def consent_input(**changes: Any) -> Callable[[Shop], dict[str, Any]]:
+    return lambda s: {"input": _with({"customerId": s.customer, "brandId": s.brand("a"), "channel": "EMAIL",
+                                      "granted": True}, {k: v(s) for k, v in changes.items()})}
+
+
+# the valid input of each mutation: the rows below change one part of it
+CUSTOMER_VALID: list[tuple[str, str, Callable[[Shop], dict[str, Any]]]] = [
+    ("upsertCustomer", UPSERT_CUSTOMER, customer_input()),
+    ("recordOrder", RECORD_ORDER, order_input()),
+    ("recordOrder", RECORD_ORDER, order_input(customerId=_DROP, customer={"email": "buyer@example.com",
+                                                                         "phone": "+33612345678"})),
+    ("trackEvent", TRACK_EVENT, event_input()),
+    ("tagCustomers", TAG_CUSTOMERS, tag_input()),
+    ("createTag", CREATE_TAG, new_tag_input()),
+    ("setConsent", SET_CONSENT, consent_input()),
+]
+
+# (label, document, mutation field, variables from the shop, expected [(field, code)])
+CUSTOMER_INVALID: list[tuple[str, str, str, Callable[[Shop], dict[str, Any]], list[tuple[str, str]]]] = [
+    ("upsertCustomer bad email", UPSERT_CUSTOMER, "upsertCustomer", customer_input(email="not an email"),
+     [("input.email", "INVALID")]),
+    ("upsertCustomer phone not E.164", UPSERT_CUSTOMER, "upsertCustomer", customer_input(phone="12345"),
+     [("input.phone", "INVALID")]),
+    ("upsertCustomer country not ISO", UPSERT_CUSTOMER, "upsertCustomer", customer_input(country="France"),
+     [("input.country", "INVALID")]),
+    ("upsertCustomer birth date in the future", UPSERT_CUSTOMER, "upsertCustomer",
+     customer_input(birthDate="2999-01-01"), [("input.birthDate", "INVALID")]),
+    ("upsertCustomer birth date before 1900", UPSERT_CUSTOMER, "upsertCustomer",
+     customer_input(birthDate="1850-06-01"), [("input.birthDate", "INVALID")]),
+    ("upsertCustomer attributes a list", UPSERT_CUSTOMER, "upsertCustomer", customer_input(attributes=[1, 2]),
+     [("input.attributes", "INVALID")]),
+    ("upsertCustomer attributes a string", UPSERT_CUSTOMER, "upsertCustomer", customer_input(attributes="vip"),
+     [("input.attributes", "INVALID")]),
+    ("upsertCustomer attribute with a bad key", UPSERT_CUSTOMER, "upsertCustomer",
+     customer_input(attributes={"ok": 1, "not ok!": 2}), [("input.attributes", "INVALID")]),
+    ("upsertCustomer without externalId or email", UPSERT_CUSTOMER, "upsertCustomer",
+     customer_input(email=_DROP, phone="+33612345678"), [("input.externalId", "REQUIRED")]),
+    ("upsertCustomer several bad fields", UPSERT_CUSTOMER, "upsertCustomer",
+     customer_input(email="nope", phone="12345", country="France"),
+     [("input.email", "INVALID"), ("input.phone", "INVALID"), ("input.country", "INVALID")]),
+    ("upsertCustomer unknown brand", UPSERT_CUSTOMER, "upsertCustomer",
+     lambda s: customer_input(brandId=gid("Brand", uuid.uuid4()))(s), [("input.brandId", "NOT_FOUND")]),
+    ("upsertCustomer archived brand", UPSERT_CUSTOMER, "upsertCustomer",
+     lambda s: customer_input(brandId=s.brand("old"))(s), [("input.brandId", "INVALID_STATE")]),
+    ("recordOrder negative total", RECORD_ORDER, "recordOrder", order_input(totalCents=-1),
+     [("input.totalCents", "INVALID")]),
+    ("recordOrder currency EUR1", RECORD_ORDER, "recordOrder", order_input(currency="EUR1"),
+     [("input.currency", "INVALID")]),
+    ("recordOrder unknown currency XYZ", RECORD_ORDER, "recordOrder", order_input(currency="XYZ"),
+     [("input.currency", "INVALID")]),
+    ("recordOrder placed in the future", RECORD_ORDER, "recordOrder", order_input(placedAt=_later(days=1)),
+     [("input.placedAt", "INVALID")]),
+    ("recordOrder zero quantity", RECORD_ORDER, "recordOrder",
+     order_input(items=[{"sku": "MUG", "quantity": 0, "unitPriceCents": 1_000}]),
+     [("input.items[0].quantity", "INVALID")]),
+    ("recordOrder negative unit price on line 2", RECORD_ORDER, "recordOrder",
+     order_input(items=[{"sku": "MUG", "quantity": 1, "unitPriceCents": 1_000},
+                        {"sku": "TEE", "quantity": 1, "unitPriceCents": -5}]),
+     [("input.items[1].unitPriceCents", "INVALID")]),
+    ("recordOrder unknown brand", RECORD_ORDER, "recordOrder", order_input(brandId=lambda s: gid("Brand", uuid.uuid4())),
+     [("input.brandId", "NOT_FOUND")]),
+    ("recordOrder archived brand", RECORD_ORDER, "recordOrder", order_input(brandId=lambda s: s.brand("old")),
+     [("input.brandId", "INVALID_STATE")]),
+    ("recordOrder another tenant's customer", RECORD_ORDER, "recordOrder",
+     order_input(customerId=lambda s: s.foreign_customer), [("input.customerId", "NOT_FOUND")]),
+    ("recordOrder neither customerId nor customer", RECORD_ORDER, "recordOrder", order_input(customerId=_DROP),
+     [("input.customer", "REQUIRED")]),
+    ("recordOrder nested customer bad email", RECORD_ORDER, "recordOrder",
+     order_input(customerId=_DROP, customer={"email": "not-an-email"}), [("input.customer.email", "INVALID")]),
+    ("recordOrder nested customer bad phone and country", RECORD_ORDER, "recordOrder",
+     order_input(customerId=_DROP, customer={"email": "buyer@example.com", "phone": "12345", "country": "France"}),
+     [("input.customer.phone", "INVALID"), ("input.customer.country", "INVALID")]),
+    ("recordOrder nested customer without externalId or email", RECORD_ORDER, "recordOrder",
+     order_input(customerId=_DROP, customer={"firstName": "Anonymous"}), [("input.customer.externalId", "REQUIRED")]),
+    ("trackEvent empty eventId", TRACK_EVENT, "trackEvent", event_input(eventId=""), [("input.eventId", "REQUIRED")]),
+    ("trackEvent bad name", TRACK_EVENT, "trackEvent", event_input(name="1 not a name!"), [("input.name", "INVALID")]),
+    ("trackEvent properties a list", TRACK_EVENT, "trackEvent", event_input(properties=[1, 2]),
+     [("input.properties", "INVALID")]),
+    ("trackEvent properties a string", TRACK_EVENT, "trackEvent", event_input(properties="sku=MUG"),
+     [("input.properties", "INVALID")]),
+    ("trackEvent in the future", TRACK_EVENT, "trackEvent", event_input(occurredAt=_later(days=1)),
+     [("input.occurredAt", "INVALID")]),
+    ("trackEvent nested customer bad email", TRACK_EVENT, "trackEvent",
+     event_input(customerId=_DROP, customer={"email": "not-an-email"}), [("input.customer.email", "INVALID")]),
+    ("trackEvent nested customer without externalId or email", TRACK_EVENT, "trackEvent",
+     event_input(customerId=_DROP, customer={"firstName": "Anonymous"}), [("input.customer.externalId", "REQUIRED")]),
+    ("trackEvent another tenant's customer", TRACK_EVENT, "trackEvent",
+     lambda s: event_input(customerId=s.foreign_customer)(s), [("input.customerId", "NOT_FOUND")]),
+    ("tagCustomers 1,001 customers", TAG_CUSTOMERS, "tagCustomers",
+     tag_input(c=lambda s: [gid("Customer", uuid.uuid4()) for _ in range(1_000)] + [s.customer]),
+     [("customerIds", "LIMIT_EXCEEDED")]),
+    ("tagCustomers unknown tag", TAG_CUSTOMERS, "tagCustomers", tag_input(t=lambda s: [gid("Tag", uuid.uuid4())]),
+     [("tagIds[0]", "NOT_FOUND")]),
+    ("tagCustomers another tenant's customer", TAG_CUSTOMERS, "tagCustomers",
+     tag_input(c=lambda s: [s.customer, s.foreign_customer]), [("customerIds[1]", "NOT_FOUND")]),
+    ("createTag bad colour", CREATE_TAG, "createTag", new_tag_input(color="red"), [("input.color", "INVALID")]),
+    ("createTag colour without #", CREATE_TAG, "createTag", new_tag_input(color="1f6feb"),
+     [("input.color", "INVALID")]),
+    ("createTag duplicate name, other case", CREATE_TAG, "createTag", new_tag_input(name="vip"),
+     [("input.name", "DUPLICATE")]),
+    ("createTag empty name", CREATE_TAG, "createTag", new_tag_input(name=" "), [("input.name", "REQUIRED")]),
+    ("setConsent archived brand", SET_CONSENT, "setConsent", consent_input(brandId=lambda s: s.brand("old")),
+     [("input.brandId", "INVALID_STATE")]),
+    ("setConsent another tenant's customer", SET_CONSENT, "setConsent",
+     consent_input(customerId=lambda s: s.foreign_customer), [("input.customerId", "NOT_FOUND")]),
+]
+
+
+@pytest.mark.parametrize(("label", "doc", "name", "variables", "expected"), CUSTOMER_INVALID,
+                         ids=[c[0] for c in CUSTOMER_INVALID])
+async def test_invalid_customer_input_gets_field_errors_and_writes_nothing(
+    api: Api, shop: Shop, label: str, doc: str, name: str, variables: Callable[[Shop], dict[str, Any]],
+    expected: list[tuple[str, str]],
+) -> None:
+    before = await customer_rows(shop.t)
+    data = await api.data(doc, variables(shop), token=shop.t.owner_token)
+    payload = data[name]
+    got = [(e["field"], e["code"]) for e in payload["errors"]]
+    assert sorted(got) == sorted(expected), payload
+    assert all(e["message"] for e in payload["errors"]), payload
+    assert [v for k, v in payload.items() if k != "errors"] in ([None], [0]), payload
+    assert await customer_rows(shop.t) == before
+
+
+@pytest.mark.parametrize(("name", "doc", "variables"), CUSTOMER_VALID, ids=[f"{v[0]}-{i}" for i, v in enumerate(CUSTOMER_VALID)])
+async def test_valid_customer_input_is_accepted(
+    api: Api, shop: Shop, name: str, doc: str, variables: Callable[[Shop], dict[str, Any]]
+) -> None:
+    """Control for the rows above: the input they each change one part of goes through and writes."""
+    before = await customer_rows(shop.t)
+    data = await api.data(doc, variables(shop), token=shop.t.owner_token)
+    payload = data[name]
+    assert payload["errors"] == [], payload
+    assert [v for k, v in payload.items() if k != "errors"] not in ([None], [0]), payload
+    after = await customer_rows(shop.t)
+    assert [t for t in CUSTOMER_TABLES if t != "audit_log" and after[t] != before[t]], "nothing was written"
+
+
+async def test_tag_customers_limit_is_one_thousand(api: Api, shop: Shop) -> None:
+    """1,000 customers is within the limit (these are unknown, hence NOT_FOUND); 1,001 is not."""
+    ids = [gid("Customer", uuid.uuid4()) for _ in range(1_000)]
+    before = await customer_rows(shop.t)
+    for customers, expected in ((ids, ("customerIds[0]", "NOT_FOUND")),
+                                (ids + [shop.customer], ("customerIds", "LIMIT_EXCEEDED"))):
+        payload = (await api.data(TAG_CUSTOMERS, {"c": customers, "t": [shop.tag]}, token=shop.t.owner_token))["tagCustomers"]
+        assert [(e["field"], e["code"]) for e in payload["errors"]] == [expected], payload
+    assert await customer_rows(shop.t) == before
+
+
+WRONG_TYPE: list[tuple[str, str, Callable[[Shop], dict[str, Any]]]] = [
+    ("birthDate not a date", UPSERT_CUSTOMER, customer_input(birthDate="1990-13-45")),
+    ("totalCents not a number", RECORD_ORDER, order_input(totalCents="a lot")),
+    ("placedAt not a date-time", RECORD_ORDER, order_input(placedAt="yesterday")),
+    ("channel not a Channel", SET_CONSENT, consent_input(channel=lambda s: "PIGEON")),
+]
+
+
+@pytest.mark.parametrize(("label", "doc", "variables"), WRONG_TYPE, ids=[c[0] for c in WRONG_TYPE])
+async def test_customer_input_of_the_wrong_type_is_refused_before_execution(
+    api: Api, shop: Shop, label: str, doc: str, variables: Callable[[Shop], dict[str, Any]]
+) -> None:
+    before = await customer_rows(shop.t)
+    body = await api.gql(doc, variables(shop), token=shop.t.owner_token)
+    assert body.get("data") is None, body
+    assert body["errors"] and all(e["message"] for e in body["errors"]), body
+    assert await customer_rows(shop.t) == before

@@ -123,7 +123,7 @@ async def record_order(principal: Principal, inp: OrderInput) -> tuple[Order, bo
             customer = await load_visible(s, principal, inp.customer_id)
         else:
             customer, _ = await upsert_in_session(s, principal, customer_fields or {}, inp.brand_id,
-                                                  CustomerSource.ORDER)
+                                                  CustomerSource.ORDER, prefix="customer.")
         order = Order(id=uuid.uuid4(), tenant_id=principal.tenant_id, brand_id=inp.brand_id, customer_id=customer.id,
                       external_order_id=inp.external_order_id, status=inp.status, total_cents=inp.total_cents,
                       currency=inp.currency, placed_at=inp.placed_at)
@@ -225,12 +225,15 @@ async def track_event(principal: Principal, inp: EventInput) -> tuple[TrackedEve
         existing = await s.scalar(select(TrackedEvent).where(
             TrackedEvent.tenant_id == principal.tenant_id, TrackedEvent.idempotency_key == inp.event_id))
         if existing is not None:
+            if existing.brand_id is not None and not principal.may_use_brand(existing.brand_id):
+                raise DomainError("this eventId was already used for another event", field="eventId",
+                                  code=ErrorCode.DUPLICATE)
             return existing, False
         if inp.customer_id is not None:
             customer = await load_visible(s, principal, inp.customer_id)
         else:
             customer, _ = await upsert_in_session(s, principal, customer_fields or {}, inp.brand_id,
-                                                  CustomerSource.EVENT)
+                                                  CustomerSource.EVENT, prefix="customer.")
         event_id = uuid.uuid4()
         inserted = await s.execute(insert(TrackedEvent).values(
             id=event_id, tenant_id=principal.tenant_id, customer_id=customer.id, brand_id=inp.brand_id,
@@ -245,6 +248,8 @@ async def track_event(principal: Principal, inp: EventInput) -> tuple[TrackedEve
                        data={"name": inp.name, "properties": inp.properties})
         event = await s.scalar(select(TrackedEvent).where(
             TrackedEvent.tenant_id == principal.tenant_id, TrackedEvent.id == event_id))
+        audit.record(s, principal, "event.track", "TrackedEvent", event_id, brand_id=inp.brand_id,
+                     summary={"name": inp.name, "event_id": inp.event_id})
     return event, True
 
 

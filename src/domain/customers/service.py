@@ -167,10 +167,12 @@ async def find_existing(session: AsyncSession, tenant_id: uuid.UUID, external_id
 
 
 async def upsert_in_session(session: AsyncSession, principal: Principal, fields: dict[str, Any],
-                            brand_id: uuid.UUID | None, source: CustomerSource) -> tuple[Customer, bool]:
-    """Create or update within the caller's transaction; returns (customer, created)."""
+                            brand_id: uuid.UUID | None, source: CustomerSource,
+                            prefix: str = "") -> tuple[Customer, bool]:
+    """Create or update within the caller's transaction; returns (customer, created). ``prefix``
+    places field errors under a nested input (``customer.``)."""
     if not fields.get("external_id") and not fields.get("email"):
-        raise DomainError("give an externalId or an email to identify the customer", field="externalId",
+        raise DomainError("give an externalId or an email to identify the customer", field=f"{prefix}externalId",
                           code=ErrorCode.REQUIRED)
     if brand_id is None and principal.brand_ids is not None:
         raise DomainError("brandId is required for a principal limited to some brands", field="brandId",
@@ -189,7 +191,7 @@ async def upsert_in_session(session: AsyncSession, principal: Principal, fields:
             async with session.begin_nested():
                 await session.flush()
         except IntegrityError:
-            raise DomainError("another customer already has this email or externalId", field="email",
+            raise DomainError("another customer already has this email or externalId", field=f"{prefix}email",
                               code=ErrorCode.DUPLICATE) from None
         timeline.write(session, principal.tenant_id, customer.id, timeline.Kind.CUSTOMER_CREATED,
                        customer.created_at, brand_id=brand_id, data={"source": source.value})

@@ -7,7 +7,9 @@ import io
 import json
 import uuid
 
+from domain.audit import service as audit
 from domain.customers.service import get_customer
+from domain.errors import NotFound
 from domain.exports.downloads import download_path
 from domain.jobs import service as jobs
 from domain.jobs.models import Job, JobFile
@@ -52,10 +54,11 @@ def _dt(value):
 
 async def start_export(principal: Principal, customer_id: uuid.UUID, flt: timeline.TimelineFilter) -> Job:
     authorize(principal, Action.TIMELINE_EXPORT)
-    await get_customer(principal, customer_id)  # visible to this principal, or NotFound
+    try:
+        await get_customer(principal, customer_id)  # visible to this principal, or NotFound
+    except NotFound:
+        raise NotFound("customer not found", field="customerId") from None
     if flt.brand_id is not None and not principal.may_use_brand(flt.brand_id):
-        from domain.errors import NotFound
-
         raise NotFound("brand not found", field="brandId")
     params = {
         "customer_id": str(customer_id),
@@ -66,7 +69,10 @@ async def start_export(principal: Principal, customer_id: uuid.UUID, flt: timeli
         "visible_brands": sorted(str(b) for b in principal.brand_ids) if principal.brand_ids is not None else None,
     }
     async with tenant_session(principal.tenant_id) as s:
-        return await jobs.create(s, principal, "export_timeline", export_timeline, params=params)
+        job = await jobs.create(s, principal, "export_timeline", export_timeline, params=params)
+        audit.record(s, principal, "timeline.export", "Customer", customer_id, brand_id=flt.brand_id,
+                     summary={"job_id": str(job.id)})
+    return job
 
 
 def result_url(job: Job) -> str | None:

@@ -78,9 +78,19 @@ async def get_job(principal: Principal, job_id: uuid.UUID) -> Job:
     authorize(principal, Action.JOB_READ)
     async with tenant_session(principal.tenant_id) as s:
         job = await s.scalar(select(Job).where(Job.tenant_id == principal.tenant_id, Job.id == job_id))
-    if job is None or (job.brand_id is not None and not principal.may_use_brand(job.brand_id)):
+    if job is None or not visible(principal, job):
         raise NotFound("job not found", field="id")
     return job
+
+
+def visible(principal: Principal, job: Job) -> bool:
+    """A brand-limited principal sees its brands' jobs and the brand-less jobs it started (an
+    export of a customer, say), never tenant-wide work about brands it cannot see."""
+    if principal.brand_ids is None:
+        return True
+    if job.brand_id is not None:
+        return job.brand_id in principal.brand_ids
+    return job.created_by == principal.label
 
 
 async def list_jobs(principal: Principal, *, kind: str | None, first: int, after: str | None) -> Page[Job]:
@@ -89,7 +99,8 @@ async def list_jobs(principal: Principal, *, kind: str | None, first: int, after
     if kind:
         conditions.append(Job.kind == kind)
     if principal.brand_ids is not None:
-        conditions.append(or_(Job.brand_id.is_(None), Job.brand_id.in_(principal.brand_ids)))
+        conditions.append(or_(Job.brand_id.in_(principal.brand_ids),
+                              and_(Job.brand_id.is_(None), Job.created_by == principal.label)))
     if after:
         at, last = decode_cursor(after, datetime, uuid.UUID)
         conditions.append(or_(Job.created_at < at, and_(Job.created_at == at, Job.id < last)))

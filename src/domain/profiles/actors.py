@@ -6,6 +6,7 @@ import uuid
 
 from sqlalchemy import func, select
 
+from domain.audit import service as audit
 from domain.customers.models import Customer
 from domain.jobs import service as jobs
 from domain.jobs.models import Job
@@ -46,4 +47,6 @@ async def start_scheduled_rebuild(tenant_id: uuid.UUID) -> Job:
 async def start_rebuild(principal: Principal) -> Job:
     authorize(principal, Action.PROFILE_REBUILD)
     async with tenant_session(principal.tenant_id) as s:
-        return await jobs.create(s, principal, "rebuild_profiles", rebuild_profiles)
+        job = await jobs.create(s, principal, "rebuild_profiles", rebuild_profiles)
+        audit.record(s, principal, "profiles.rebuild", "Job", job.id)
+    return job

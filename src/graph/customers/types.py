@@ -17,7 +17,7 @@ from domain.customers import models
 from domain.customers.consent import Channel as DomainChannel
 from domain.customers.notes import NoteType as DomainNoteType
 from domain.customers.notes import NoteVisibility as DomainNoteVisibility
-from domain.errors import DomainError
+from domain.errors import NotFound
 from domain.platform.pagination import clamp_first
 from domain.profiles.models import CustomerProfile as ProfileModel
 from domain.timeline import service as timeline
@@ -178,10 +178,17 @@ class Customer(relay.Node):
         full = " ".join(p for p in (self.first_name, self.last_name) if p)
         return full or None
 
-    @strawberry.field(description="Tenant-wide metrics, or one brand's with brandId.")
+    @strawberry.field(description="Tenant-wide metrics, or one brand's with brandId. A principal limited to some "
+                      "brands gets the active brand's (X-Brand-Id) or its only brand's; with several, pass brandId.")
     async def profile(self, info: Info, brand_id: relay.GlobalID | None = None) -> CustomerProfile:
+        principal = info.context.principal
         key_brand = _brand_arg(brand_id)
-        if key_brand is not None and not info.context.principal.may_use_brand(key_brand):
+        if key_brand is None and principal.brand_ids is not None:
+            # tenant-wide totals would include brands this principal may not see
+            key_brand = info.context.brand_id or (next(iter(principal.brand_ids)) if len(principal.brand_ids) == 1 else None)
+            if key_brand is None:
+                return CustomerProfile.from_model(None)
+        if key_brand is not None and not principal.may_use_brand(key_brand):
             return CustomerProfile.from_model(None)
         return CustomerProfile.from_model(await info.context.loaders.profile.load((self.pk, key_brand)))
 
@@ -234,7 +241,7 @@ class Customer(relay.Node):
         principal = info.context.principal
         wanted_brand = _brand_arg(brand_id)
         if wanted_brand is not None and not principal.may_use_brand(wanted_brand):
-            raise DomainError("brand not found", field="brandId")
+            raise NotFound("brand not found", field="brandId")
         flt = timeline.TimelineFilter(kinds=tuple(types or ()), occurred_from=from_, occurred_to=to,
                                       brand_id=wanted_brand)
         page = await timeline.page(principal.tenant_id, self.pk, flt, visible_brands=principal.brand_ids,
