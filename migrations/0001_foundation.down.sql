@@ -12,4 +12,5 @@ BEGIN
     EXECUTE format('DROP POLICY IF EXISTS tenant_isolation ON %I', t);
   END LOOP;
 END $$;
+DROP FUNCTION IF EXISTS bg_enable_tenant_rls(regclass);
 DROP FUNCTION IF EXISTS bg_current_tenant();

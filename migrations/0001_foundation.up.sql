@@ -26,19 +26,22 @@ CREATE POLICY tenant_isolation ON tenants
   USING (id = bg_current_tenant()) WITH CHECK (id = bg_current_tenant());
 GRANT SELECT, INSERT, UPDATE ON tenants TO brandgraph_app;
 
--- tables owned by one tenant
-DO $$
-DECLARE t text;
+-- Makes a table tenant-owned: row-level security enabled and forced, the tenant policy, and
+-- the app role's privileges. Every revision calls it for the tables it creates.
+CREATE FUNCTION bg_enable_tenant_rls(p_table regclass) RETURNS void
+LANGUAGE plpgsql
+AS $$
 BEGIN
-  FOREACH t IN ARRAY ARRAY['brands', 'memberships', 'brand_grants', 'api_keys', 'audit_log'] LOOP
-    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-    EXECUTE format(
-      'CREATE POLICY tenant_isolation ON %I USING (tenant_id = bg_current_tenant()) '
-      'WITH CHECK (tenant_id = bg_current_tenant())', t);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO brandgraph_app', t);
-  END LOOP;
+  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', p_table);
+  EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', p_table);
+  EXECUTE format('CREATE POLICY tenant_isolation ON %s USING (tenant_id = bg_current_tenant()) '
+                 'WITH CHECK (tenant_id = bg_current_tenant())', p_table);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO brandgraph_app', p_table);
 END $$;
+REVOKE ALL ON FUNCTION bg_enable_tenant_rls(regclass) FROM PUBLIC;
+
+SELECT bg_enable_tenant_rls(t::regclass)
+  FROM unnest(ARRAY['brands', 'memberships', 'brand_grants', 'api_keys', 'audit_log']) AS t;
 
 -- users: global identities; a tenant sees only its members. Rows are written only
 -- through bg_ensure_user below.

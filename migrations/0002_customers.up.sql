@@ -1,18 +1,8 @@
 -- Row-level security for the customer and commerce tables (same policy as 0001).
-DO $$
-DECLARE t text;
-BEGIN
-  FOREACH t IN ARRAY ARRAY['customers', 'customer_brands', 'tags', 'customer_tags', 'customer_notes',
-                           'customer_consents', 'products', 'orders', 'order_items', 'tracked_events',
-                           'customer_profiles', 'timeline_events', 'jobs', 'job_files'] LOOP
-    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-    EXECUTE format(
-      'CREATE POLICY tenant_isolation ON %I USING (tenant_id = bg_current_tenant()) '
-      'WITH CHECK (tenant_id = bg_current_tenant())', t);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO brandgraph_app', t);
-  END LOOP;
-END $$;
+SELECT bg_enable_tenant_rls(t::regclass)
+  FROM unnest(ARRAY['customers', 'customer_brands', 'tags', 'customer_tags', 'customer_notes',
+                'customer_consents', 'products', 'orders', 'order_items', 'tracked_events',
+                'customer_profiles', 'timeline_events', 'jobs', 'job_files']) AS t;
 
 -- Customer search: case-insensitive prefix matches, each index leading with the tenant.
 CREATE INDEX ix_customers_search_email ON customers (tenant_id, lower(email) text_pattern_ops);

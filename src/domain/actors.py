@@ -12,6 +12,7 @@ ACTOR_MODULES = (
     "domain.exports.timeline",
     "domain.imports.actors",
     "domain.profiles.actors",
+    "domain.segments.automations",
     "domain.segments.refresh",
     "domain.tenancy.actors",
 )

@@ -17,6 +17,7 @@ from graph.extensions import extensions
 from graph.jobs.mutations import JobMutation
 from graph.jobs.queries import JobQuery
 from graph.jobs.subscriptions import JobSubscription
+from graph.segments.automations import SegmentAutomationMutation, SegmentAutomationQuery
 from graph.segments.mutations import SegmentMutation
 from graph.segments.queries import SegmentQuery
 from graph.segments.subscriptions import SegmentSubscription
@@ -30,10 +31,10 @@ class NodeQuery:
     node: relay.Node | None = relay.node(description="Any object by its global id.")
 
 
-Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, SegmentQuery, JobQuery,
-                              AuditQuery))
+Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, SegmentQuery,
+                              SegmentAutomationQuery, JobQuery, AuditQuery))
 Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, SegmentMutation,
-                                    JobMutation))
+                                    SegmentAutomationMutation, JobMutation))
 Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription, SegmentSubscription))
 
 

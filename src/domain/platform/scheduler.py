@@ -76,11 +76,21 @@ def schedule() -> list[Periodic]:
         for tenant_id in await all_tenant_ids():
             await requeue_stalled(tenant_id)
 
+    from domain.segments.automations import run_periodic
+
+    async def run_periodic_automations() -> None:
+        for tenant_id in await all_tenant_ids():
+            try:
+                await run_periodic(tenant_id)
+            except Exception:  # one tenant's failure does not hold up the others
+                log.exception("periodic automations failed", extra={"tenant_id": str(tenant_id)})
+
     return [
         Periodic("refresh_stale_segments", CronTrigger(minute="*"), refresh_stale_segments),
         Periodic("requeue_stalled_jobs", CronTrigger(minute="*/5"), requeue_stalled_jobs, slot_seconds=300),
         Periodic("prune_audit_logs", CronTrigger(hour=3, minute=17), prune_audit_logs),
         Periodic("rebuild_profiles", CronTrigger(hour=2, minute=7), rebuild_profiles),
+        Periodic("run_periodic_automations", CronTrigger(minute=5), run_periodic_automations),
     ]
 
 

@@ -56,6 +56,7 @@ class Action(str, Enum):
     SEGMENT_WRITE = "segment:write"
     SEGMENT_REFRESH = "segment:refresh"
     AUTOMATION_MANAGE = "automation:manage"
+    WEBHOOK_SECRET_ROTATE = "webhook_secret:rotate"
 
 
 _READ = {Action.TENANT_READ, Action.BRAND_READ, Action.CUSTOMER_READ, Action.JOB_READ, Action.SEGMENT_READ}
@@ -100,6 +101,10 @@ class Principal:
         return self.brand_ids is None or brand_id in self.brand_ids
 
 
+# Actions about every brand at once: a principal limited to some brands may not take them.
+TENANT_WIDE = frozenset({Action.WEBHOOK_SECRET_ROTATE})
+
+
 def authorize(principal: Principal, action: Action, *, brand_id: uuid.UUID | None = None) -> None:
     """Raise unless ``principal`` may do ``action`` (on ``brand_id``, when given).
 
@@ -108,6 +113,8 @@ def authorize(principal: Principal, action: Action, *, brand_id: uuid.UUID | Non
     """
     if not principal.may(action):
         raise PermissionDenied(f"your role ({principal.role.value}) may not {action.value}")
+    if action in TENANT_WIDE and principal.brand_ids is not None:
+        raise PermissionDenied(f"{action.value} concerns every brand; a principal limited to some brands may not")
     if brand_id is not None and not principal.may_use_brand(brand_id):
         raise NotFound("brand not found", field="brandId")
 

@@ -10,7 +10,7 @@ from strawberry.scalars import JSON
 
 from domain.audit.models import AuditEntry as AuditEntryModel
 from graph.core.context import Info
-from graph.tenancy.types import Brand, PrincipalKind
+from graph.tenancy.types import Brand, PrincipalKind, brand_of
 
 
 @strawberry.type(description="Who did what to which thing, and what changed.")
@@ -29,10 +29,7 @@ class AuditEntry(relay.Node):
 
     @strawberry.field
     async def brand(self, info: Info) -> Brand | None:
-        if self.brand_id is None:
-            return None
-        found = await info.context.loaders.brand.load(self.brand_id)
-        return Brand.from_model(found) if found else None
+        return await brand_of(info, self.brand_id)
 
     @classmethod
     def from_model(cls, e: AuditEntryModel) -> AuditEntry:

@@ -92,7 +92,7 @@ class CommerceMutation:
                 brand_id=ids.decode(input.brand_id, "Brand", "brandId"),
                 external_order_id=input.external_order_id, total_cents=input.total_cents, currency=input.currency,
                 placed_at=input.placed_at, status=input.status.value,
-                customer_id=ids.decode(input.customer_id, "Customer", "customerId") if input.customer_id else None,
+                customer_id=ids.optional(input.customer_id, "Customer", "customerId"),
                 customer=input.customer.to_fields() if input.customer else None,
                 items=[OrderLine(sku=i.sku, quantity=i.quantity, unit_price_cents=i.unit_price_cents, name=i.name,
                                  category=i.category) for i in input.items],
@@ -110,7 +110,7 @@ class CommerceMutation:
             brand_id = ids.decode(input.brand_id, "Brand", "brandId") if input.brand_id else info.context.brand_id
             inp = EventInput(
                 event_id=input.event_id, name=input.name, occurred_at=input.occurred_at, brand_id=brand_id,
-                customer_id=ids.decode(input.customer_id, "Customer", "customerId") if input.customer_id else None,
+                customer_id=ids.optional(input.customer_id, "Customer", "customerId"),
                 customer=input.customer.to_fields() if input.customer else None,
                 properties=input.properties if input.properties is not None else {},
             )
@@ -126,7 +126,7 @@ class CommerceMutation:
         async def run():
             return await service.upsert_product(
                 info.context.principal, input.sku, input.name,
-                brand_id=ids.decode(input.brand_id, "Brand", "brandId") if input.brand_id else None,
+                brand_id=ids.optional(input.brand_id, "Brand", "brandId"),
                 category=input.category, price_cents=input.price_cents, currency=input.currency)
 
         return await payload(ProductPayload, run, lambda p: {"product": Product.from_model(p)})

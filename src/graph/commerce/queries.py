@@ -17,7 +17,7 @@ class CommerceQuery:
     async def products(self, info: Info, brand_id: relay.GlobalID | None = None, search: str | None = None,
                        first: int = 20, after: str | None = None) -> Connection[Product]:
         page = await service.list_products(
-            info.context.principal, brand_id=ids.decode(brand_id, "Brand", "brandId") if brand_id else None,
+            info.context.principal, brand_id=ids.optional(brand_id, "Brand", "brandId"),
             search=search, first=clamp_first(first), after=after)
         return Connection.of(page, Product.from_model)
 
@@ -28,6 +28,6 @@ class CommerceQuery:
         page = await service.list_orders(
             info.context.principal,
             brand_id=ids.decode(brand_id, "Brand", "brandId") if brand_id else info.context.brand_id,
-            customer_id=ids.decode(customer_id, "Customer", "customerId") if customer_id else None,
+            customer_id=ids.optional(customer_id, "Customer", "customerId"),
             first=clamp_first(first), after=after)
         return Connection.of(page, Order.from_model)

@@ -17,19 +17,13 @@ from domain.commerce.service import OrderStatus as DomainOrderStatus
 from graph.core.context import Info
 from graph.core.ids import node_uuids
 from graph.core.scalars import BigInt
-from graph.tenancy.types import Brand
+from graph.tenancy.types import Brand, brand_of
 
 if TYPE_CHECKING:
     from graph.customers.types import Customer
 
 OrderStatus = strawberry.enum(DomainOrderStatus, name="OrderStatus")
 
-
-async def _brand(info: Info, brand_id: uuid.UUID | None) -> Brand | None:
-    if brand_id is None:
-        return None
-    found = await info.context.loaders.brand.load(brand_id)
-    return Brand.from_model(found) if found else None
 
 
 @strawberry.type
@@ -44,7 +38,7 @@ class Product(relay.Node):
 
     @strawberry.field
     async def brand(self, info: Info) -> Brand | None:
-        return await _brand(info, self.brand_id)
+        return await brand_of(info, self.brand_id)
 
     @classmethod
     def from_model(cls, p: models.Product) -> Product:
@@ -81,7 +75,7 @@ class Order(relay.Node):
 
     @strawberry.field
     async def brand(self, info: Info) -> Brand | None:
-        return await _brand(info, self.brand_id)
+        return await brand_of(info, self.brand_id)
 
     @strawberry.field
     async def items(self, info: Info) -> list[OrderItem]:
@@ -119,7 +113,7 @@ class TrackedEvent:
 
     @strawberry.field
     async def brand(self, info: Info) -> Brand | None:
-        return await _brand(info, self.brand_id)
+        return await brand_of(info, self.brand_id)
 
     @classmethod
     def from_model(cls, e: models.TrackedEvent) -> TrackedEvent:

@@ -27,6 +27,11 @@ def decode(gid: GlobalID | str, type_name: str, field: str = "id") -> uuid.UUID:
         raise NotFound(f"{type_name} not found", field=field) from None
 
 
+def optional(gid: GlobalID | str | None, type_name: str, field: str) -> uuid.UUID | None:
+    """``decode`` for an optional argument: None stays None."""
+    return None if gid is None else decode(gid, type_name, field)
+
+
 def decode_many(gids: list[GlobalID] | None, type_name: str, field: str) -> list[uuid.UUID] | None:
     if gids is None:
         return None

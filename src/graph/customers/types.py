@@ -27,23 +27,13 @@ from graph.core.connection import Connection
 from graph.core.context import Info
 from graph.core.ids import node_uuids
 from graph.core.scalars import BigInt
-from graph.tenancy.types import Brand
+from graph.tenancy.types import Brand, brand_of
 from graph.timeline.types import TimelineEvent, TimelineEventKind, from_entry
 
 Channel = strawberry.enum(DomainChannel, name="Channel", description="A way to reach a customer.")
 NoteType = strawberry.enum(DomainNoteType, name="NoteType")
 NoteVisibility = strawberry.enum(DomainNoteVisibility, name="NoteVisibility")
 
-
-async def _brand(info: Info, brand_id: uuid.UUID | None) -> Brand | None:
-    if brand_id is None:
-        return None
-    found = await info.context.loaders.brand.load(brand_id)
-    return Brand.from_model(found) if found else None
-
-
-def _brand_arg(brand_id: relay.GlobalID | None) -> uuid.UUID | None:
-    return ids.decode(brand_id, "Brand", "brandId") if brand_id is not None else None
 
 
 @strawberry.type(description="A tenant-wide label on customers.")
@@ -78,7 +68,7 @@ class Note(relay.Node):
 
     @strawberry.field
     async def brand(self, info: Info) -> Brand | None:
-        return await _brand(info, self.brand_id)
+        return await brand_of(info, self.brand_id)
 
     @classmethod
     def from_model(cls, n: models.Note) -> Note:
@@ -102,7 +92,7 @@ class Consent:
 
     @strawberry.field
     async def brand(self, info: Info) -> Brand | None:
-        return await _brand(info, self.brand_id)
+        return await brand_of(info, self.brand_id)
 
     @classmethod
     def from_model(cls, c: models.Consent) -> Consent:
@@ -118,7 +108,7 @@ class CustomerBrand:
 
     @strawberry.field
     async def brand(self, info: Info) -> Brand | None:
-        return await _brand(info, self.brand_id)
+        return await brand_of(info, self.brand_id)
 
 
 @strawberry.type(description="Purchase and engagement metrics; docs/profiles.md has the formulas.")
@@ -182,7 +172,7 @@ class Customer(relay.Node):
                       "brands gets the active brand's (X-Brand-Id) or its only brand's; with several, pass brandId.")
     async def profile(self, info: Info, brand_id: relay.GlobalID | None = None) -> CustomerProfile:
         principal = info.context.principal
-        key_brand = _brand_arg(brand_id)
+        key_brand = ids.optional(brand_id, "Brand", "brandId")
         if key_brand is None and principal.brand_ids is not None:
             # tenant-wide totals would include brands this principal may not see
             key_brand = info.context.brand_id or (next(iter(principal.brand_ids)) if len(principal.brand_ids) == 1 else None)
@@ -198,7 +188,7 @@ class Customer(relay.Node):
 
     @strawberry.field
     async def consents(self, info: Info, brand_id: relay.GlobalID | None = None) -> list[Consent]:
-        wanted = _brand_arg(brand_id)
+        wanted = ids.optional(brand_id, "Brand", "brandId")
         rows = await info.context.loaders.customer_consents.load(self.pk)
         return [Consent.from_model(c) for c in rows if wanted is None or c.brand_id == wanted]
 
@@ -214,7 +204,7 @@ class Customer(relay.Node):
 
     @strawberry.field
     async def last_order(self, info: Info, brand_id: relay.GlobalID | None = None) -> Order | None:
-        key_brand = _brand_arg(brand_id)
+        key_brand = ids.optional(brand_id, "Brand", "brandId")
         if key_brand is not None and not info.context.principal.may_use_brand(key_brand):
             return None
         found = await info.context.loaders.last_order.load((self.pk, key_brand))
@@ -223,7 +213,7 @@ class Customer(relay.Node):
     @strawberry.field(description="Newest first.")
     async def orders(self, info: Info, first: int = 20, after: str | None = None,
                      brand_id: relay.GlobalID | None = None) -> Connection[Order]:
-        page = await commerce.list_orders(info.context.principal, brand_id=_brand_arg(brand_id),
+        page = await commerce.list_orders(info.context.principal, brand_id=ids.optional(brand_id, "Brand", "brandId"),
                                           customer_id=self.pk, first=clamp_first(first), after=after)
         return Connection.of(page, Order.from_model)
 
@@ -239,7 +229,7 @@ class Customer(relay.Node):
         brand_id: relay.GlobalID | None = None,
     ) -> Connection[TimelineEvent]:
         principal = info.context.principal
-        wanted_brand = _brand_arg(brand_id)
+        wanted_brand = ids.optional(brand_id, "Brand", "brandId")
         if wanted_brand is not None and not principal.may_use_brand(wanted_brand):
             raise NotFound("brand not found", field="brandId")
         flt = timeline.TimelineFilter(kinds=tuple(types or ()), occurred_from=from_, occurred_to=to,

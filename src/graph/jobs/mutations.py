@@ -76,7 +76,7 @@ class JobMutation:
         async def run():
             flt = TimelineFilter(
                 kinds=tuple(input.types or ()), occurred_from=input.from_, occurred_to=input.to,
-                brand_id=ids.decode(input.brand_id, "Brand", "brandId") if input.brand_id else None)
+                brand_id=ids.optional(input.brand_id, "Brand", "brandId"))
             return await timeline_export.start_export(
                 info.context.principal, ids.decode(input.customer_id, "Customer", "customerId"), flt)
 

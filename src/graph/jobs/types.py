@@ -14,7 +14,7 @@ from domain.jobs import service as jobs
 from domain.jobs.models import Job as JobModel
 from graph.core.context import Info
 from graph.core.ids import node_uuids
-from graph.tenancy.types import Brand
+from graph.tenancy.types import Brand, brand_of
 
 JobStatus = strawberry.enum(jobs.JobStatus, name="JobStatus")
 
@@ -48,10 +48,7 @@ class Job(relay.Node):
 
     @strawberry.field
     async def brand(self, info: Info) -> Brand | None:
-        if self.brand_id is None:
-            return None
-        found = await info.context.loaders.brand.load(self.brand_id)
-        return Brand.from_model(found) if found else None
+        return await brand_of(info, self.brand_id)
 
     @strawberry.field(description="A signed link to the job's file (exports), valid for an hour.")
     def result_url(self, info: Info) -> str | None:

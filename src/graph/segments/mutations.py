@@ -86,8 +86,7 @@ class SegmentMutation:
                 info.context.principal, ids.decode(input.brand_id, "Brand", "brandId"),
                 service.SegmentKind(input.kind.value), {"name": input.name, "description": input.description},
                 definition=to_definition(input.definition) if input.definition else None,
-                lookalike_source_id=ids.decode(input.lookalike_source_id, "Segment", "lookalikeSourceId")
-                if input.lookalike_source_id else None,
+                lookalike_source_id=ids.optional(input.lookalike_source_id, "Segment", "lookalikeSourceId"),
                 lookalike_size=input.lookalike_size)
 
         return await payload(SegmentPayload, run, _segment)

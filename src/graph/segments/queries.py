@@ -60,8 +60,8 @@ class SegmentQuery:
                               definition: SegmentDefinitionInput | None = None) -> SegmentExplanation:
         e = await service.explain(
             info.context.principal, ids.decode(customer_id, "Customer", "customerId"),
-            segment_id=ids.decode(segment_id, "Segment", "segmentId") if segment_id else None,
-            brand_id=ids.decode(brand_id, "Brand", "brandId") if brand_id else None,
+            segment_id=ids.optional(segment_id, "Segment", "segmentId"),
+            brand_id=ids.optional(brand_id, "Brand", "brandId"),
             definition=to_definition(definition) if definition else None)
         return SegmentExplanation(matched=e.matched, in_brand=e.in_brand, root=explanation_node(e.root))
 

@@ -20,7 +20,7 @@ from graph.core.context import Info
 from graph.core.ids import node_uuids
 from graph.customers.types import Customer
 from graph.segments.inputs import SegmentOperator
-from graph.tenancy.types import Brand
+from graph.tenancy.types import Brand, brand_of
 
 SegmentKind = strawberry.enum(service.SegmentKind, name="SegmentKind")
 
@@ -87,8 +87,7 @@ class Segment(relay.Node):
 
     @strawberry.field
     async def brand(self, info: Info) -> Brand | None:
-        found = await info.context.loaders.brand.load(self.brand_id)
-        return Brand.from_model(found) if found else None
+        return await brand_of(info, self.brand_id)
 
     @strawberry.field
     async def lookalike_source(self, info: Info) -> Segment | None:

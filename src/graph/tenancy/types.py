@@ -116,6 +116,14 @@ class Brand(relay.Node):
         return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
 
 
+async def brand_of(info: Info, brand_id: uuid.UUID | None) -> Brand | None:
+    """The Brand behind an optional brand id, through the request's dataloader."""
+    if brand_id is None:
+        return None
+    found = await info.context.loaders.brand.load(brand_id)
+    return Brand.from_model(found) if found else None
+
+
 async def load_brands(info: Info, ids: Iterable[uuid.UUID]) -> list[Brand]:
     found = await info.context.loaders.brand.load_many(list(ids))
     return [Brand.from_model(b) for b in found if b is not None]

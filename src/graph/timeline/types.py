@@ -14,7 +14,7 @@ from strawberry.scalars import JSON
 from domain.timeline.models import TimelineEntry
 from domain.timeline.service import Kind
 from graph.core.context import Info
-from graph.tenancy.types import Brand
+from graph.tenancy.types import Brand, brand_of
 
 TimelineEventKind = strawberry.enum(Kind, name="TimelineEventKind")
 
@@ -28,10 +28,7 @@ class TimelineEvent:
 
     @strawberry.field
     async def brand(self, info: Info) -> Brand | None:
-        if self.brand_id is None:
-            return None
-        found = await info.context.loaders.brand.load(self.brand_id)
-        return Brand.from_model(found) if found else None
+        return await brand_of(info, self.brand_id)
 
 
 @strawberry.type
