@@ -3,8 +3,7 @@ SELECT bg_enable_tenant_rls(t::regclass)
   FROM unnest(ARRAY['segments', 'segment_memberships', 'custom_attributes', 'segment_automations',
                 'automation_executions', 'automation_runs']) AS t;
 
--- History reads: who entered or left a segment, newest first.
-CREATE INDEX ix_segment_memberships_entered ON segment_memberships (tenant_id, segment_id, entered_at DESC);
+-- History reads of exits, newest first (entries are read along the primary key).
 CREATE INDEX ix_segment_memberships_exited ON segment_memberships (tenant_id, segment_id, exited_at DESC)
   WHERE exited_at IS NOT NULL;
 

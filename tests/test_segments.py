@@ -217,7 +217,7 @@ async def test_validation_names_the_failing_path(tenant: TenantFixture, definiti
 
     with pytest.raises(ValidationFailed) as err:
         await service.preview(tenant.owner, tenant.brands["a"], definition, first=5)
-    assert path in [e.field for e in err.value.errors], err.value.errors
+    assert f"definition.{path}" in [e.field for e in err.value.errors], err.value.errors
 
 
 async def test_segment_references_refuse_cycles(tenant: TenantFixture) -> None:

@@ -85,14 +85,13 @@ def upgrade() -> None:
     op.create_table('segment_memberships',
     sa.Column('tenant_id', sa.UUID(), nullable=False),
     sa.Column('segment_id', sa.UUID(), nullable=False),
-    sa.Column('customer_id', sa.UUID(), nullable=False),
     sa.Column('entered_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('customer_id', sa.UUID(), nullable=False),
     sa.Column('exited_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('score', sa.Float(), nullable=True),
     sa.ForeignKeyConstraint(['tenant_id', 'segment_id'], ['segments.tenant_id', 'segments.id'], name=op.f('fk_segment_memberships_tenant_id_segment_id_segments'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('tenant_id', 'segment_id', 'customer_id', 'entered_at', name=op.f('pk_segment_memberships'))
+    sa.PrimaryKeyConstraint('tenant_id', 'segment_id', 'entered_at', 'customer_id', name=op.f('pk_segment_memberships'))
     )
-    op.create_index('ix_segment_memberships_customer', 'segment_memberships', ['tenant_id', 'customer_id'], unique=False)
     op.create_index('uq_segment_memberships_open', 'segment_memberships', ['tenant_id', 'segment_id', 'customer_id'], unique=True, postgresql_where=sa.text('exited_at IS NULL'))
     op.create_table('automation_executions',
     sa.Column('tenant_id', sa.UUID(), nullable=False),
@@ -118,7 +117,6 @@ def downgrade() -> None:
     op.drop_index('ix_automation_executions_status', table_name='automation_executions')
     op.drop_table('automation_executions')
     op.drop_index('uq_segment_memberships_open', table_name='segment_memberships', postgresql_where=sa.text('exited_at IS NULL'))
-    op.drop_index('ix_segment_memberships_customer', table_name='segment_memberships')
     op.drop_table('segment_memberships')
     op.drop_index('ix_segment_automations_segment', table_name='segment_automations')
     op.drop_table('segment_automations')

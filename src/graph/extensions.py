@@ -63,7 +63,8 @@ class DomainErrorCodes(SchemaExtension):
         for error in getattr(result, "errors", None) or []:
             original = error.original_error
             if isinstance(original, DomainError):
-                error.extensions = {"code": original.code.value, "field": original.field}
+                first = original.errors[0]  # a ValidationFailed speaks through its first error
+                error.extensions = {"code": first.code.value, "field": first.field}
             elif isinstance(original, Unauthenticated):
                 error.extensions = {"code": "UNAUTHENTICATED"}
 

@@ -53,17 +53,19 @@ class SegmentMembership(Base):
     membership history; the open ones are the current members."""
 
     __tablename__ = "segment_memberships"
+    # Two index entries per new member, no more: the key (ordered by entered_at) serves the
+    # members and history pages; the partial unique index on open stays serves refresh diffs and
+    # "member of" rules; exits get a partial index of their own (closed rows only).
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "segment_id"], ["segments.tenant_id", "segments.id"], ondelete="CASCADE"),
         Index("uq_segment_memberships_open", "tenant_id", "segment_id", "customer_id", unique=True,
               postgresql_where=text("exited_at IS NULL")),
-        Index("ix_segment_memberships_customer", "tenant_id", "customer_id"),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     segment_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     exited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     score: Mapped[float | None] = mapped_column(Float)
 

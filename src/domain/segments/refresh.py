@@ -196,11 +196,11 @@ async def change_static_members(principal: Principal, segment_id: uuid.UUID, add
         raise DomainError("at most 10,000 customers per call", field="customerIds", code=ErrorCode.LIMIT_EXCEEDED)
     m = SegmentMembership
     async with tenant_session(principal.tenant_id) as s:
-        seg = await service.load(s, principal, segment_id, lock=True)
+        seg = await service.load(s, principal, segment_id, lock=True, field_name="segmentId")
         if seg.kind != service.SegmentKind.STATIC.value:
-            raise InvalidState("members are added by hand only to static segments", field="id")
+            raise InvalidState("members are added by hand only to static segments", field="segmentId")
         if seg.archived_at is not None:
-            raise InvalidState("segment is archived", field="id")
+            raise InvalidState("segment is archived", field="segmentId")
         known = set(await s.scalars(select(Customer.id).join(CustomerBrand, and_(
             CustomerBrand.tenant_id == Customer.tenant_id, CustomerBrand.customer_id == Customer.id,
             CustomerBrand.brand_id == seg.brand_id)).where(Customer.tenant_id == seg.tenant_id,

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
 from domain.commerce.models import Product, TrackedEvent
-from domain.customers.models import Customer, Tag
+from domain.customers.models import Customer, CustomerBrand, Tag
 from domain.customers.service import check_brand
-from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, Validator
+from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, ValidationFailed, Validator
 from domain.platform.db import tenant_session
 from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.segments import compiler, dsl
@@ -97,7 +97,11 @@ async def check_definition(s: AsyncSession, principal: Principal, brand_id: uuid
                            segment_id: uuid.UUID | None = None) -> dsl.Group:
     """Parse and validate, then check references: tags exist, referenced segments are of the
     same brand, not archived, and do not lead back to ``segment_id`` (no cycles)."""
-    group = dsl.parse(definition, await dsl_context(s, principal.tenant_id))
+    try:
+        group = dsl.parse(definition, await dsl_context(s, principal.tenant_id))
+    except ValidationFailed as exc:  # paths as the caller sent them: under "definition"
+        raise ValidationFailed([DomainError(e.message, field=f"definition.{e.field}" if e.field else "definition",
+                                            code=e.code) for e in exc.errors]) from None
     tags = dsl.referenced_tags(group)
     if tags:
         known = set(await s.scalars(select(Tag.id).where(Tag.tenant_id == principal.tenant_id, Tag.id.in_(tags))))
@@ -532,10 +536,14 @@ async def field_catalogue(principal: Principal, brand_id: uuid.UUID) -> list[Fie
         t = principal.tenant_id
         categories = await distinct(Product.category, Product.tenant_id == t, Product.brand_id == brand_id)
         skus = await distinct(Product.sku, Product.tenant_id == t, Product.brand_id == brand_id, limit=100)
-        events = await distinct(TrackedEvent.name, TrackedEvent.tenant_id == t,
-                                or_(TrackedEvent.brand_id == brand_id, TrackedEvent.brand_id.is_(None)))
-        buyer_types = await distinct(Customer.buyer_type, Customer.tenant_id == t)
-        countries = await distinct(Customer.country, Customer.tenant_id == t)
+        events = await distinct(TrackedEvent.name, TrackedEvent.tenant_id == t, or_(
+            TrackedEvent.brand_id == brand_id,
+            and_(TrackedEvent.brand_id.is_(None), TrackedEvent.customer_id.in_(select(CustomerBrand.customer_id).where(
+                CustomerBrand.tenant_id == t, CustomerBrand.brand_id == brand_id)))))
+        of_brand = Customer.id.in_(select(CustomerBrand.customer_id).where(
+            CustomerBrand.tenant_id == t, CustomerBrand.brand_id == brand_id))  # only this brand's customers
+        buyer_types = await distinct(Customer.buyer_type, Customer.tenant_id == t, of_brand)
+        countries = await distinct(Customer.country, Customer.tenant_id == t, of_brand)
         tags = tuple(str(x) for x in await s.scalars(select(Tag.id).where(Tag.tenant_id == t).order_by(Tag.name)))
         segments = tuple(str(x) for x in await s.scalars(select(Segment.id).where(
             Segment.tenant_id == t, Segment.brand_id == brand_id, Segment.archived_at.is_(None))))
