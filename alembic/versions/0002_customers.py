@@ -42,7 +42,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_customers'))
     )
     op.create_index('ix_customers_created', 'customers', ['tenant_id', 'created_at', 'id'], unique=False)
-    op.create_index('uq_customers_email', 'customers', ['tenant_id', sa.literal_column('lower(email)')], unique=True, postgresql_where=sa.text('email IS NOT NULL'))
+    op.create_index('uq_customers_email', 'customers', ['tenant_id', 'email'], unique=True, postgresql_where=sa.text('email IS NOT NULL'))
     op.create_index('uq_customers_external_id', 'customers', ['tenant_id', 'external_id'], unique=True, postgresql_where=sa.text('external_id IS NOT NULL'))
     op.create_table('jobs',
     sa.Column('kind', sa.String(length=40), nullable=False),
@@ -195,7 +195,7 @@ def upgrade() -> None:
     sa.Column('tenant_id', sa.UUID(), nullable=False),
     sa.Column('customer_id', sa.UUID(), nullable=False),
     sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('id', sa.UUID(), nullable=False),
+    sa.Column('id', sa.UUID(), server_default=sa.text('gen_random_uuid()'), nullable=False),
     sa.Column('brand_id', sa.UUID(), nullable=True),
     sa.Column('kind', sa.String(length=40), nullable=False),
     sa.Column('data', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False),

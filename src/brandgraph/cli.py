@@ -155,7 +155,7 @@ def cmd_scheduler(args: argparse.Namespace) -> None:
 
 def cmd_seed_demo(args: argparse.Namespace) -> None:
     with services():
-        creds = asyncio.run(_seed())
+        creds = asyncio.run(_seed(args.customers_per_brand))
         _print_credentials(creds, None)
 
 
@@ -237,12 +237,13 @@ def cmd_token(args: argparse.Namespace) -> None:
 # --- dev: the whole system in one terminal ---------------------------------------------
 
 
-async def _seed():
+async def _seed(customers_per_brand: int = 200):
+    from brandgraph.progress import ProgressBar
     from domain.demo import seed_demo
     from domain.platform.db import dispose_engine
 
     try:
-        return await seed_demo()
+        return await seed_demo(ProgressBar("seeding demo data"), customers_per_brand=customers_per_brand)
     finally:
         await dispose_engine()
 
@@ -376,7 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=8)
     add("scheduler", cmd_scheduler, "Run the periodic-job scheduler.")
     add("migrate", cmd_migrate, "Apply database migrations.")
-    add("seed-demo", cmd_seed_demo, "Create the demo tenant (once).")
+    p = add("seed-demo", cmd_seed_demo, "Create the demo tenant (once), with a progress bar.")
+    p.add_argument("--customers-per-brand", type=int, default=200,
+                   help="customers per demo brand (a large demo: 50000)")
     p = add("export-schema", cmd_export_schema, "Write the GraphQL SDL.")
     p.add_argument("--output", "-o", default="schema.graphql")
     p = add("create-tenant", cmd_create_tenant, "Create a tenant; prints its id.")

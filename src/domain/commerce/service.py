@@ -101,6 +101,10 @@ def validate_order(inp: OrderInput, v: Validator, prefix: str = "") -> None:
             v.add(f"{prefix}items[{i}].quantity", "quantity must be positive")
         if line.unit_price_cents is None or line.unit_price_cents < 0:
             v.add(f"{prefix}items[{i}].unitPriceCents", "the unit price must not be negative")
+        if line.name is not None and len(line.name) > 300:
+            v.add(f"{prefix}items[{i}].name", "longer than 300 characters", ErrorCode.TOO_LONG)
+        if line.category is not None and len(line.category) > 100:
+            v.add(f"{prefix}items[{i}].category", "longer than 100 characters", ErrorCode.TOO_LONG)
 
 
 async def record_order(principal: Principal, inp: OrderInput) -> tuple[Order, bool]:

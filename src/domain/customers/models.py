@@ -17,8 +17,8 @@ class Customer(TenantOwned, Timestamps, Base):
     __table_args__ = (
         Index("uq_customers_external_id", "tenant_id", "external_id", unique=True,
               postgresql_where=text("external_id IS NOT NULL")),
-        Index("uq_customers_email", "tenant_id", text("lower(email)"), unique=True,
-              postgresql_where=text("email IS NOT NULL")),
+        # e-mails are stored lower-cased, so a plain (leakproof) equality serves lookups under RLS
+        Index("uq_customers_email", "tenant_id", "email", unique=True, postgresql_where=text("email IS NOT NULL")),
         Index("ix_customers_created", "tenant_id", "created_at", "id"),
     )
 

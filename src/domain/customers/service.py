@@ -75,7 +75,7 @@ def clean_fields(data: dict[str, Any], v: Validator, prefix: str = "") -> dict[s
         out["timezone"] = validation.timezone(v, prefix + "timezone", data["timezone"] or None)
     if "locale" in data:
         locale = (data["locale"] or "").strip() or None
-        if locale and not LOCALE_RE.match(locale):
+        if locale and (len(locale) > 35 or not LOCALE_RE.match(locale)):
             v.add(prefix + "locale", "use a language tag (for example fr-FR)")
         out["locale"] = locale
     if "birth_date" in data:
@@ -155,7 +155,7 @@ async def load_visible(session: AsyncSession, principal: Principal, customer_id:
 async def find_existing(session: AsyncSession, tenant_id: uuid.UUID, external_id: str | None,
                         email: str | None, *, lock: bool = True) -> Customer | None:
     """The customer this data is about: by external id, failing that by e-mail."""
-    for column, value in ((Customer.external_id, external_id), (func.lower(Customer.email), email)):
+    for column, value in ((Customer.external_id, external_id), (Customer.email, email)):
         if value:
             stmt = select(Customer).where(Customer.tenant_id == tenant_id, column == value)
             if lock:

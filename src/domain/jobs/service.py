@@ -122,7 +122,7 @@ class Progress:
 
     def __init__(self, job: Job) -> None:
         self.job = job
-        self.done = job.progress_done
+        self.done = 0  # a retried job runs again from the start (bodies are idempotent)
         self.total = job.progress_total
         self._last = 0.0
 

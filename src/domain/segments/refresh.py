@@ -62,7 +62,17 @@ async def refresh(tenant_id: uuid.UUID, segment_id: uuid.UUID) -> RefreshResult 
         at = await s.scalar(select(func.clock_timestamp()))
         m = SegmentMembership
         entered = exited = 0
-        if seg.kind != service.SegmentKind.STATIC.value:
+        has_members = await s.scalar(select(exists().where(
+            m.tenant_id == tenant_id, m.segment_id == segment_id, m.exited_at.is_(None))))
+        if seg.kind != service.SegmentKind.STATIC.value and not has_members:
+            # nobody to compare with (a new segment, or one that emptied): a plain INSERT ... SELECT
+            target = (await service.target_query(s, seg)).subquery("target")
+            inserted = await s.execute(insert(m).from_select(
+                ["tenant_id", "segment_id", "customer_id", "entered_at", "score"],
+                select(literal(tenant_id, UUID(as_uuid=True)), literal(segment_id, UUID(as_uuid=True)),
+                       target.c.customer_id, literal(at), target.c.score)))
+            entered = inserted.rowcount
+        elif seg.kind != service.SegmentKind.STATIC.value:
             target = (await service.target_query(s, seg)).cte("target")
             gone = (update(m).where(
                 m.tenant_id == tenant_id, m.segment_id == segment_id, m.exited_at.is_(None),

@@ -63,7 +63,8 @@ async def write_select(session: AsyncSession, rows: Select) -> None:
     """Insert timeline events from a SELECT yielding (tenant_id, customer_id, occurred_at,
     brand_id, kind, data, ref_type, ref_id): one statement for any number of customers."""
     cols = ["tenant_id", "customer_id", "occurred_at", "brand_id", "kind", "data", "ref_type", "ref_id"]
-    await session.execute(insert(TimelineEntry).from_select(cols, rows))
+    # ids come from the column's server default, one per row (a Python default would be one per statement)
+    await session.execute(insert(TimelineEntry).from_select(cols, rows, include_defaults=False))
 
 
 @dataclass(frozen=True)
