@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 from strawberry import relay
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from domain.config import Settings, get_settings
@@ -13,6 +14,7 @@ from graph.commerce.mutations import CommerceMutation
 from graph.commerce.queries import CommerceQuery
 from graph.customers.mutations import CustomerMutation
 from graph.customers.queries import CustomerQuery
+from graph.core.scalars import SCALARS
 from graph.extensions import extensions
 from graph.jobs.mutations import JobMutation
 from graph.jobs.queries import JobQuery
@@ -51,6 +53,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         subscription=Subscription,
         types=TIMELINE_TYPES,
         extensions=extensions(settings or get_settings()),
+        config=StrawberryConfig(scalar_map=SCALARS),
     )
 
 
