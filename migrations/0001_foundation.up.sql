@@ -23,7 +23,7 @@ AS $$ SELECT nullif(current_setting('app.tenant_id', true), '')::uuid $$;
 ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenants FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON tenants
-  USING (id = bg_current_tenant()) WITH CHECK (id = bg_current_tenant());
+  USING (id = (SELECT bg_current_tenant())) WITH CHECK (id = (SELECT bg_current_tenant()));
 GRANT SELECT, INSERT, UPDATE ON tenants TO brandgraph_app;
 
 -- Makes a table tenant-owned: row-level security enabled and forced, the tenant policy, and
@@ -34,8 +34,9 @@ AS $$
 BEGIN
   EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', p_table);
   EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', p_table);
-  EXECUTE format('CREATE POLICY tenant_isolation ON %s USING (tenant_id = bg_current_tenant()) '
-                 'WITH CHECK (tenant_id = bg_current_tenant())', p_table);
+  -- (SELECT ...) makes the setting an InitPlan: read once per statement, not once per row
+  EXECUTE format('CREATE POLICY tenant_isolation ON %s USING (tenant_id = (SELECT bg_current_tenant())) '
+                 'WITH CHECK (tenant_id = (SELECT bg_current_tenant()))', p_table);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO brandgraph_app', p_table);
 END $$;
 REVOKE ALL ON FUNCTION bg_enable_tenant_rls(regclass) FROM PUBLIC;
@@ -49,7 +50,7 @@ ALTER TABLE users ENABLE ROW LEVEL SECURITY;
 ALTER TABLE users FORCE ROW LEVEL SECURITY;
 CREATE POLICY member_of_current_tenant ON users FOR SELECT
   USING (EXISTS (SELECT 1 FROM memberships m
-                 WHERE m.user_id = users.id AND m.tenant_id = bg_current_tenant()));
+                 WHERE m.user_id = users.id AND m.tenant_id = (SELECT bg_current_tenant())));
 GRANT SELECT ON users TO brandgraph_app;
 
 -- The schema owner (this migration's role) runs the security-definer functions;
