@@ -425,12 +425,13 @@ def test_every_operation_of_the_schema_has_isolation_rows() -> None:
     assert set(schema.subscription_type.fields) == SUBSCRIPTIONS | customers.SUBSCRIPTIONS | {"segmentMembershipChanged"}
 
 
-# Automations are proven in tests/test_automations.py: test_another_tenant_cannot_see_or_change_automations,
-# test_an_analyst_cannot_create_automations, test_webhook_signature_verifies_with_the_rotated_secret.
+# Proven elsewhere: automations in tests/test_automations.py (test_another_tenant_cannot_see_or_change_automations,
+# test_an_analyst_cannot_create_automations, test_webhook_signature_verifies_with_the_rotated_secret); member
+# uploads in tests/test_segments.py (test_static_members_from_a_csv_upload).
 AUTOMATION_OPERATIONS = {
     "queries": {"segmentAutomations"},
     "mutations": {"createSegmentAutomation", "updateSegmentAutomation", "deleteSegmentAutomation",
-                  "rotateWebhookSecret"},
+                  "rotateWebhookSecret", "importSegmentMembers"},
 }
 
 

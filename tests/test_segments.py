@@ -232,3 +232,47 @@ async def test_segment_references_refuse_cycles(tenant: TenantFixture) -> None:
     with pytest.raises(DomainError, match="cycle"):
         await service.update_segment(tenant.owner, a.id, {}, definition={
             "rules": [{"kind": "segment", "operator": "includes", "value": [str(a.id)]}]})
+
+
+IMPORT_MEMBERS = """mutation($s: ID!, $f: Upload!) { importSegmentMembers(segmentId: $s, file: $f) {
+  job { id } errors { field code message } } }"""
+
+
+async def _upload(api: Api, token: str, segment: str, content: str) -> dict:
+    import json
+
+    r = await api.http.post("/graphql", headers={"Authorization": f"Bearer {token}"}, files={
+        "operations": (None, json.dumps({"query": IMPORT_MEMBERS, "variables": {"s": segment, "f": None}})),
+        "map": (None, json.dumps({"0": ["variables.f"]})),
+        "0": ("members.csv", content.encode(), "text/csv")})
+    assert r.status_code == 200, r.text
+    return r.json()["data"]["importSegmentMembers"]
+
+
+async def test_static_members_from_a_csv_upload(api: Api, tenant: TenantFixture, other_tenant: TenantFixture,
+                                                worker) -> None:
+    shop = await _shop(tenant)
+    people = shop["people"]
+    static = await service.create_segment(tenant.owner, tenant.brands["a"], SegmentKind.STATIC, {"name": "Uploaded"})
+    await refresh.change_static_members(tenant.owner, static.id, [people["mid@x.test"].id], [])
+    seg = gid("Segment", static.id)
+    csv = ("email,externalId,action\nBIG@x.test,,add\nsmall@x.test,,\nmid@x.test,,remove\n"
+           "nobody@x.test,,add\nbrand-b-only@x.test,,add\nagain@x.test,,maybe\n")
+    # another tenant, and a marketer without brand a, get NOT_FOUND and start nothing
+    assert (await _upload(api, other_tenant.owner_token, seg, csv))["errors"][0]["code"] == "NOT_FOUND"
+    _, limited = await tenant.member("marketer", brands=["b"])
+    assert (await _upload(api, limited, seg, csv))["errors"][0]["code"] == "NOT_FOUND"
+    started = await _upload(api, tenant.owner_token, seg, csv)
+    assert started["errors"] == []
+    for _ in range(100):
+        job = (await api.data("query($id: ID!) { job(id: $id) { status result } }", {"id": started["job"]["id"]},
+                              token=tenant.owner_token))["job"]
+        if job["status"] in ("SUCCEEDED", "FAILED"):
+            break
+        await asyncio.sleep(0.1)
+    assert job["status"] == "SUCCEEDED", job
+    result = job["result"]
+    assert (result["rows"], result["added"], result["removed"], result["rejected"]) == (6, 2, 1, 3)
+    assert sorted(e["line"] for e in result["errors"]) == [5, 6, 7]  # nobody, brand b's customer, a bad action
+    page = await service.members(tenant.owner, static.id, first=10, after=None)
+    assert {c.email for _, c in page.items} == {"big@x.test", "small@x.test"}

@@ -13,6 +13,7 @@ ACTOR_MODULES = (
     "domain.imports.actors",
     "domain.profiles.actors",
     "domain.segments.automations",
+    "domain.segments.member_import",
     "domain.segments.refresh",
     "domain.tenancy.actors",
 )

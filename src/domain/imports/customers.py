@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.audit import service as audit
 from domain.customers.consent import Channel
 from domain.customers.service import FIELDS, CustomerSource, check_brand, clean_fields
 from domain.errors import DomainError, ErrorCode, Validator
@@ -641,9 +642,12 @@ async def start_import(principal: Principal, brand_id: uuid.UUID, filename: str 
         fmt = check(filename, content_type, content)
         stored_type = "text/csv" if fmt == CSV else "application/x-ndjson"
         name = (filename or "").strip()[:255] or f"{kind}.{'csv' if fmt == CSV else 'ndjson'}"
-        return await jobs.create(s, principal, kind, actor, brand_id=brand_id,
-                                 params={"format": fmt, "filename": name, "bytes": len(content)},
-                                 input_file=(name, stored_type, content))
+        job = await jobs.create(s, principal, kind, actor, brand_id=brand_id,
+                                params={"format": fmt, "filename": name, "bytes": len(content)},
+                                input_file=(name, stored_type, content))
+        audit.record(s, principal, kind.replace("_", "."), "Job", job.id, brand_id=brand_id,
+                     summary={"filename": name, "bytes": len(content), "format": fmt})
+    return job
 
 
 async def start_customer_import(principal: Principal, brand_id: uuid.UUID, filename: str | None,

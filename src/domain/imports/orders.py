@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.segments.service import mark_stale
 from domain.commerce.service import OrderInput, OrderLine, OrderStatus, validate_order
 from domain.customers.service import FIELDS, CustomerSource
 from domain.errors import DomainError, ErrorCode, Validator
@@ -293,6 +294,7 @@ async def write_chunk(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID
     buyers = [customer_id for customer_id, c, _ in created if c]
     if buyers:
         await profiles.refresh(s, tenant_id, buyers)
+        await mark_stale(s, tenant_id, brand_id)  # new orders: the brand's segments need a refresh
     return out
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import String, and_, cast, exists, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql import UUID
 
+from domain.audit import service as audit
 from domain.config import get_settings
 from domain.errors import DomainError, ErrorCode, InvalidState
 from domain.jobs import service as jobs
@@ -171,8 +172,11 @@ async def request_refresh(principal: Principal, segment_id: uuid.UUID) -> Job:
             raise DomainError(f"this segment was refreshed moments ago; the next manual refresh is allowed at {allowed}",
                               field="id", code=ErrorCode.LIMIT_EXCEEDED)
         seg.last_manual_refresh_at = now
-        return await jobs.create(s, principal, "refresh_segment", refresh_segment_job, brand_id=seg.brand_id,
-                                 params={"segment_id": str(seg.id), "trigger": "manual"})
+        job = await jobs.create(s, principal, "refresh_segment", refresh_segment_job, brand_id=seg.brand_id,
+                                params={"segment_id": str(seg.id), "trigger": "manual"})
+        audit.record(s, principal, "segment.refresh", "Segment", seg.id, brand_id=seg.brand_id,
+                     summary={"job_id": str(job.id)})
+    return job
 
 
 async def refresh_stale(tenant_id: uuid.UUID) -> int:
@@ -232,8 +236,6 @@ async def change_static_members(principal: Principal, segment_id: uuid.UUID, add
         seg.member_count = seg.member_count + entered - exited
         seg.last_refreshed_at = at
         result = RefreshResult(seg.id, entered, exited, seg.member_count, at, 0)
-        from domain.audit import service as audit
-
         audit.record(s, principal, "segment.change_members", "Segment", seg.id, brand_id=seg.brand_id,
                      summary={"added": entered, "removed": exited})
         tenant_id = seg.tenant_id

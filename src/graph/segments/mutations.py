@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 from strawberry import UNSET
+from strawberry.file_uploads import Upload
 from strawberry.relay import GlobalID
 
 from domain.segments import refresh, service
@@ -143,6 +144,19 @@ class SegmentMutation:
 
         return await payload(SegmentMembersPayload, run, lambda r: {"entered": r.entered, "exited": r.exited,
                                                                     "member_count": r.total}, prefix=None)
+
+    @strawberry.mutation(description="Add or remove static segment members from a CSV or NDJSON file "
+                                      "(customerId, externalId or email; optional action add|remove), as a job.")
+    async def import_segment_members(self, info: Info, segment_id: GlobalID, file: Upload) -> JobPayload:
+        from domain.segments.member_import import start_member_import
+
+        async def run():
+            content = await file.read()
+            return await start_member_import(info.context.principal, ids.decode(segment_id, "Segment", "segmentId"),
+                                             getattr(file, "filename", None), getattr(file, "content_type", None),
+                                             content)
+
+        return await payload(JobPayload, run, lambda j: {"job": Job.from_model(j)}, prefix=None)
 
     @strawberry.mutation(description="Declare a custom attribute's type so segments can use it.")
     async def declare_custom_attribute(self, info: Info, input: DeclareCustomAttributeInput) -> CustomAttributePayload:
