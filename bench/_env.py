@@ -9,11 +9,9 @@ Redis: ``BENCH_REDIS_URL`` when set, else an embedded one (audit entries publish
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DB = "brandgraph_bench"
@@ -21,11 +19,6 @@ DATA_DIR = Path(os.environ.get("BENCH_DATA_DIR") or ROOT / ".brandgraph" / "benc
 sys.path.insert(0, str(ROOT / "src"))
 
 _embedded = None
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 def bootstrap() -> str:
@@ -43,6 +36,8 @@ def bootstrap() -> str:
             where = f"embedded PostgreSQL under {DATA_DIR}"
         server_url = server_url or env["_BRANDGRAPH_SERVER_URL"]
         redis_url = redis_url or env["REDIS_URL"]
+    from domain.config import with_database
+
     os.environ.update({
         "BRANDGRAPH_ENV": "test",
         "DATABASE_URL": with_database(server_url, BENCH_DB),
@@ -55,13 +50,10 @@ def bootstrap() -> str:
         os.environ.pop(key, None)
 
     from domain.config import get_settings
-    from domain.platform.migrations import create_database, enable_app_login, upgrade
+    from domain.platform.migrations import provision
 
     get_settings.cache_clear()
-    settings = get_settings()
-    asyncio.run(create_database(server_url, BENCH_DB, drop_first=True))
-    upgrade(settings.owner_database_url())
-    asyncio.run(enable_app_login(settings.owner_database_url(), settings.database_app_password))
+    provision(server_url, BENCH_DB, fresh=True)
     return where
 
 

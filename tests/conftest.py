@@ -9,7 +9,6 @@ an embedded one. Tests isolate themselves by tenant: each makes its own tenants.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -21,10 +20,11 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+
+from domain.config import with_database
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DB = "brandgraph_test"
@@ -32,11 +32,6 @@ SECRET = "test-secret-0123456789-0123456789-0123456789"
 _embedded = None
 # separate folders let several test sessions run side by side on one machine
 DATA_DIR = Path(os.environ.get("BRANDGRAPH_TEST_DATA_DIR") or ROOT / ".brandgraph" / "test").resolve()
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 def _bootstrap() -> None:
@@ -67,13 +62,10 @@ def _bootstrap() -> None:
         os.environ.pop(key, None)
 
     from domain.config import get_settings
-    from domain.platform.migrations import create_database, enable_app_login, upgrade
+    from domain.platform.migrations import provision
 
     get_settings.cache_clear()
-    settings = get_settings()
-    asyncio.run(create_database(server_url, TEST_DB, drop_first=True))
-    upgrade(settings.owner_database_url())
-    asyncio.run(enable_app_login(settings.owner_database_url(), settings.app_password()))
+    provision(server_url, TEST_DB, fresh=True)
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()

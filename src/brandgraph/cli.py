@@ -76,11 +76,11 @@ def services(*, provision: bool = False, redis: bool = True) -> Iterator[Setting
         server_url = env.pop("_BRANDGRAPH_SERVER_URL", None)
         os.environ.update(env)
         settings = _reload_settings()
-        if server_url:
-            from domain.platform.migrations import create_database
+        if server_url:  # a new (or joined) embedded server: its database, migrated, with the app's login
+            from domain.platform.migrations import provision as provision_database
 
-            asyncio.run(create_database(server_url, DATABASE_NAME))
-            provision = True
+            provision_database(server_url, DATABASE_NAME)
+            provision = False
     try:
         if provision:
             _migrate(settings)

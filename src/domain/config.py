@@ -50,6 +50,12 @@ def with_user(url: str, user: str, password: str | None) -> str:
     return urlunsplit(parts._replace(netloc=f"{cred}@{host}"))
 
 
+def with_database(url: str, name: str) -> str:
+    """The same server URL, naming another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
 def asyncpg_url(url: str) -> str:
     """SQLAlchemy URL for the asyncpg driver from a plain postgresql:// URL."""
     for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://"):

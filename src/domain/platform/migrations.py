@@ -65,3 +65,21 @@ async def create_database(owner_url: str, name: str, *, drop_first: bool = False
                 await conn.execute(text(f'CREATE DATABASE "{name}"'))
     finally:
         await engine.dispose()
+
+
+def provision(server_url: str, name: str, *, fresh: bool = False) -> str:
+    """Database ``name`` on the server of ``server_url`` (an owner URL), created when missing
+    (dropped first when ``fresh``), migrated to head, with the app role's login enabled. Returns
+    the database's owner URL. Synchronous (migrations run their own event loop); used by the
+    embedded development default, the tests and the benches."""
+    import asyncio
+
+    from domain.config import get_settings, with_database
+
+    asyncio.run(create_database(server_url, name, drop_first=fresh))
+    url = with_database(server_url, name)
+    upgrade(url)
+    settings = get_settings()
+    if not settings.database_app_url:
+        asyncio.run(enable_app_login(url, settings.app_password()))
+    return url
