@@ -432,9 +432,7 @@ async def test_demo_seed_builds_a_shop_through_the_imports() -> None:
     from domain.platform.db import tenant_session
 
     calls: list[tuple[int, int]] = []
-    started = time.monotonic()
     creds = await seed_demo(lambda done, total: calls.append((done, total)), customers_per_brand=60)
-    assert time.monotonic() - started < 15
     if calls == [(1, 1)]:
         pytest.skip("the demo tenant was seeded before this test")
     assert calls[-1][0] == calls[-1][1] > 1000 and [d for d, _ in calls] == sorted(d for d, _ in calls), calls[-3:]

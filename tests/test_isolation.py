@@ -546,10 +546,18 @@ async def test_brand_limited_admin_key_cannot_change_brand_b(
     member = gid("Member", member_id)
     before = await snapshot(api, tenant)
     result = await run_write(api, op, variables(tenant, member, "b"), key)
-    assert codes(result) == ["NOT_FOUND"], result
+    # people and keys are managed by principals who see every brand: a brand-limited key is refused
+    # outright (it could otherwise mint an every-brand admin); brand changes get NOT_FOUND on brand b
+    tenant_wide = op.name in ("addMember", "grantBrandAccess", "revokeBrandAccess", "createApiKey",
+                              "changeMemberRole", "removeMember", "revokeApiKey")
+    assert codes(result) == ["FORBIDDEN" if tenant_wide else "NOT_FOUND"], result
     assert result[op.result] is None
     assert await snapshot(api, tenant) == before
     ok = await run_write(api, op, variables(tenant, member, "a"), key)
+    if tenant_wide:
+        assert codes(ok) == ["FORBIDDEN"], ok
+        assert await audit_count(tenant.id) == before[1]
+        return
     assert ok["errors"] == [], ok
     assert await audit_count(tenant.id) == before[1] + 1
 
@@ -559,13 +567,17 @@ async def test_brand_limited_admin_key_lists_name_no_brand_b(api: Api, tenant: T
     _, key = await tenant.api_key("admin", brands=["a"])
     await tenant.member("marketer", brands=["a", "b"])
     await tenant.api_key("agent", brands=["b"])
-    query = "{ members { id brands { id slug } } apiKeys { id brands { id slug } } }"
-    owner = await api.data(query, token=tenant.owner_token)
-    assert tenant.brand_gid("b") in json.dumps(owner)
+    query = "{ members { id brands { id slug } } }"
+    owner = await api.data(query + " ", token=tenant.owner_token)
+    keys = await api.data("{ apiKeys { id brands { id slug } } }", token=tenant.owner_token)
+    assert tenant.brand_gid("b") in json.dumps(owner) and tenant.brand_gid("b") in json.dumps(keys)
     body = await api.gql(query, token=key)
     assert not body.get("errors"), body
     text = json.dumps(body)
     assert [m for m in _b_markers(tenant) if m in text] == []
+    # keys are managed only by principals who see every brand
+    refused = await api.gql("{ apiKeys { id } }", token=key)
+    assert refused["data"] is None and refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
 async def test_brand_limited_admin_key_audit_trail_names_no_brand_b(api: Api, tenant: TenantFixture) -> None:

@@ -343,7 +343,7 @@ WRITES: list[Write] = [
     Write("duplicateSegment", "duplicateSegment", DUPLICATE, lambda v, side: {"id": v.seg_gid(side)},
           "id", lambda p: p["segment"] is not None and p["segment"]["name"] == "Copied"),
     Write("refreshSegment", "refreshSegment", REFRESH, lambda v, side: {"id": v.seg_gid(side)},
-          "id", lambda p: p["job"] is not None and p["job"]["kind"] == "refresh_segment", audit=0, refreshes=True),
+          "id", lambda p: p["job"] is not None and p["job"]["kind"] == "refresh_segment", audit=1, refreshes=True),
     Write("addSegmentMembers", "addSegmentMembers", ADD,
           lambda v, side: {"s": v.static_gid(side), "c": [gid("Customer", v.addable[side])]},
           "segmentId", lambda p: (p["entered"], p["memberCount"]) == (1, 2)),

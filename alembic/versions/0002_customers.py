@@ -49,6 +49,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), server_default='queued', nullable=False),
     sa.Column('brand_id', sa.UUID(), nullable=True),
     sa.Column('created_by', sa.String(length=320), nullable=True),
+    sa.Column('created_by_id', sa.String(length=80), nullable=True),
     sa.Column('params', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False),
     sa.Column('progress_done', sa.Integer(), server_default='0', nullable=False),
     sa.Column('progress_total', sa.Integer(), nullable=True),

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +25,7 @@ from domain.customers.service import (
     load_visible,
     upsert_in_session,
 )
-from domain.errors import DomainError, ErrorCode, NotFound, Validator
+from domain.errors import DomainError, ErrorCode, NotFound, PermissionDenied, Validator
 from domain.platform.db import tenant_session
 from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.profiles import service as profiles
@@ -76,6 +76,10 @@ class OrderInput:
 
 
 def validate_order(inp: OrderInput, v: Validator, prefix: str = "") -> None:
+    for name, value in (("externalOrderId", inp.external_order_id), ("currency", inp.currency),
+                         *((f"items[{i}]", (ln.sku, ln.name, ln.category)) for i, ln in enumerate(inp.items))):
+        if validation.has_nul(value):
+            v.add(prefix + name, "contains a NUL character")
     if not inp.external_order_id or not inp.external_order_id.strip():
         v.add(prefix + "externalOrderId", "externalOrderId is required", ErrorCode.REQUIRED)
     elif len(inp.external_order_id) > 200:
@@ -118,6 +122,7 @@ async def record_order(principal: Principal, inp: OrderInput) -> tuple[Order, bo
     v.check()
     async with tenant_session(principal.tenant_id) as s:
         await check_brand(s, principal, inp.brand_id)
+        await _serialise(s, f"order:{inp.brand_id}:{inp.external_order_id}")
         existing = await s.scalar(select(Order).where(
             Order.tenant_id == principal.tenant_id, Order.brand_id == inp.brand_id,
             Order.external_order_id == inp.external_order_id))
@@ -154,6 +159,12 @@ async def record_order(principal: Principal, inp: OrderInput) -> tuple[Order, bo
     return order, True
 
 
+async def _serialise(s: AsyncSession, key: str) -> None:
+    """Requests for one natural key (an order id, an event id) run one after the other: the
+    second sees the first's row and changes nothing, instead of racing it."""
+    await s.execute(text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
+
+
 async def _write_items(s: AsyncSession, principal: Principal, order: Order, lines: list[OrderLine]) -> None:
     if not lines:
         return
@@ -185,7 +196,7 @@ async def _after_activity(s: AsyncSession, tenant_id: uuid.UUID, customer_id: uu
     if brand_id is not None:
         await link_brand(s, tenant_id, customer_id, brand_id, source, at)
     await profiles.refresh(s, tenant_id, [customer_id])
-    await mark_stale(s, tenant_id, brand_id)
+    await mark_stale(s, tenant_id, brand_id)  # a brand-less event counts for every brand
 
 
 @dataclass
@@ -209,6 +220,8 @@ async def track_event(principal: Principal, inp: EventInput) -> tuple[TrackedEve
         v.add("name", "use 1 to 100 letters, digits, _ . : - starting with a letter")
     if not isinstance(inp.properties, dict):
         v.add("properties", "properties must be a JSON object")
+    elif validation.has_nul(inp.properties) or validation.has_nul(inp.event_id):
+        v.add("properties" if validation.has_nul(inp.properties) else "eventId", "contains a NUL character")
     elif len(json.dumps(inp.properties, default=str)) > MAX_PROPERTIES_BYTES:
         v.add("properties", f"properties exceed {MAX_PROPERTIES_BYTES} bytes", ErrorCode.TOO_LONG)
     occurred_at = inp.occurred_at or datetime.now(UTC)
@@ -226,10 +239,13 @@ async def track_event(principal: Principal, inp: EventInput) -> tuple[TrackedEve
         elif principal.brand_ids is not None:
             raise DomainError("brandId is required for a principal limited to some brands", field="brandId",
                               code=ErrorCode.REQUIRED)
+        await _serialise(s, f"event:{principal.tenant_id}:{inp.event_id}")
         existing = await s.scalar(select(TrackedEvent).where(
             TrackedEvent.tenant_id == principal.tenant_id, TrackedEvent.idempotency_key == inp.event_id))
         if existing is not None:
-            if existing.brand_id is not None and not principal.may_use_brand(existing.brand_id):
+            out_of_scope = (principal.may_use_brand(existing.brand_id) if existing.brand_id is not None
+                            else principal.brand_ids is None)
+            if not out_of_scope:
                 raise DomainError("this eventId was already used for another event", field="eventId",
                                   code=ErrorCode.DUPLICATE)
             return existing, False
@@ -281,6 +297,9 @@ async def upsert_product(principal: Principal, sku: str, name: str, *, brand_id:
         current = await s.scalar(select(Product).where(Product.tenant_id == principal.tenant_id, Product.sku == sku))
         if current is not None and current.brand_id is not None and not principal.may_use_brand(current.brand_id):
             raise NotFound("product not found", field="sku")
+        if current is not None and current.brand_id is None and principal.brand_ids is not None:
+            raise PermissionDenied("a product shared by every brand is changed by a principal who sees every brand",
+                                   field="sku")
         await s.execute(insert(Product).values(tenant_id=principal.tenant_id, id=uuid.uuid4(), sku=sku, **values)
                         .on_conflict_do_update(index_elements=["tenant_id", "sku"], set_=values))
         product = await s.scalar(select(Product).where(Product.tenant_id == principal.tenant_id, Product.sku == sku))

@@ -50,6 +50,9 @@ async def record(session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.
     )
     timeline.write(session, tenant_id, customer_id, timeline.Kind.CONSENT_CHANGED, at, brand_id=brand_id,
                    data={"channel": channel.value, "granted": granted, "source": source})
+    from domain.segments.service import mark_stale
+
+    await mark_stale(session, tenant_id, brand_id)  # consent rules of this brand
     return True
 
 

@@ -51,6 +51,10 @@ def clean_fields(data: dict[str, Any], v: Validator, prefix: str = "") -> dict[s
     unknown = set(data) - set(FIELDS)
     if unknown:
         raise ValueError(f"not customer fields: {sorted(unknown)}")
+    nul = [k for k, value in data.items() if validation.has_nul(value)]
+    for key in nul:
+        v.add(prefix + key, f"{key} contains a NUL character")
+    data = {k: value for k, value in data.items() if k not in nul}
     out: dict[str, Any] = {}
     for key in ("external_id", "first_name", "last_name", "company", "buyer_type", "city", "state"):
         if key in data:
@@ -170,7 +174,11 @@ async def upsert_in_session(session: AsyncSession, principal: Principal, fields:
                             brand_id: uuid.UUID | None, source: CustomerSource,
                             prefix: str = "") -> tuple[Customer, bool]:
     """Create or update within the caller's transaction; returns (customer, created). ``prefix``
-    places field errors under a nested input (``customer.``)."""
+    places field errors under a nested input (``customer.``).
+
+    A principal limited to some brands may not match a customer that only other brands know:
+    that would hand it their data (and let it overwrite it). It gets a DUPLICATE error that
+    says no more than that the address or id is taken."""
     if not fields.get("external_id") and not fields.get("email"):
         raise DomainError("give an externalId or an email to identify the customer", field=f"{prefix}externalId",
                           code=ErrorCode.REQUIRED)
@@ -180,8 +188,8 @@ async def upsert_in_session(session: AsyncSession, principal: Principal, fields:
     if brand_id is not None:
         await check_brand(session, principal, brand_id)
     customer = await find_existing(session, principal.tenant_id, fields.get("external_id"), fields.get("email"))
-    created = customer is None
-    if created:
+    created = False
+    if customer is None:
         customer = Customer(id=uuid.uuid4(), tenant_id=principal.tenant_id,
                             **{k: v for k, v in fields.items() if v is not None or k == "attributes"})
         if customer.attributes is None:
@@ -190,12 +198,16 @@ async def upsert_in_session(session: AsyncSession, principal: Principal, fields:
         try:
             async with session.begin_nested():
                 await session.flush()
-        except IntegrityError:
-            raise DomainError("another customer already has this email or externalId", field=f"{prefix}email",
-                              code=ErrorCode.DUPLICATE) from None
-        timeline.write(session, principal.tenant_id, customer.id, timeline.Kind.CUSTOMER_CREATED,
-                       customer.created_at, brand_id=brand_id, data={"source": source.value})
-    else:
+            created = True
+        except IntegrityError:  # created concurrently: continue with that one
+            session.expunge(customer)
+            customer = await find_existing(session, principal.tenant_id, fields.get("external_id"),
+                                           fields.get("email"))
+            if customer is None:
+                raise _taken(prefix) from None
+    if not created:
+        if principal.brand_ids is not None and not await _known_to(session, principal, customer.id):
+            raise _taken(prefix)
         for key, value in fields.items():
             if key == "attributes":
                 value = {**(customer.attributes or {}), **value}  # merge; null values are kept as null
@@ -204,11 +216,30 @@ async def upsert_in_session(session: AsyncSession, principal: Principal, fields:
             async with session.begin_nested():
                 await session.flush()
         except IntegrityError:
-            raise DomainError("another customer already has this email or externalId", field="email",
-                              code=ErrorCode.DUPLICATE) from None
+            raise _taken(prefix) from None
+    else:
+        timeline.write(session, principal.tenant_id, customer.id, timeline.Kind.CUSTOMER_CREATED,
+                       customer.created_at, brand_id=brand_id, data={"source": source.value})
     if brand_id is not None:
         await link_brand(session, principal.tenant_id, customer.id, brand_id, source)
     return customer, created
+
+
+async def _attributes_changed(s: AsyncSession, tenant_id: uuid.UUID) -> None:
+    from domain.segments.service import mark_stale
+
+    await mark_stale(s, tenant_id, None)  # attribute rules of every brand may now answer otherwise
+
+
+def _taken(prefix: str = "") -> DomainError:
+    return DomainError("another customer already has this email or externalId", field=f"{prefix}email",
+                       code=ErrorCode.DUPLICATE)
+
+
+async def _known_to(session: AsyncSession, principal: Principal, customer_id: uuid.UUID) -> bool:
+    clause = visible_clause(principal)
+    return clause is None or bool(await session.scalar(select(exists().where(
+        Customer.tenant_id == principal.tenant_id, Customer.id == customer_id, clause))))
 
 
 async def upsert_customer(principal: Principal, data: dict[str, Any], *, brand_id: uuid.UUID | None = None,
@@ -221,6 +252,7 @@ async def upsert_customer(principal: Principal, data: dict[str, Any], *, brand_i
     async with tenant_session(principal.tenant_id) as s:
         customer, created = await upsert_in_session(s, principal, fields, brand_id, source)
         await s.refresh(customer)
+        await _attributes_changed(s, principal.tenant_id)
         audit.record(s, principal, "customer.create" if created else "customer.update", "Customer",
                      customer.id, brand_id=brand_id,
                      summary={"fields": sorted(k for k in fields if k != "attributes")})
@@ -241,9 +273,9 @@ async def update_customer(principal: Principal, customer_id: uuid.UUID, data: di
             async with s.begin_nested():
                 await s.flush()
         except IntegrityError:
-            raise DomainError("another customer already has this email or externalId", field="email",
-                              code=ErrorCode.DUPLICATE) from None
+            raise _taken() from None
         await s.refresh(customer)
+        await _attributes_changed(s, principal.tenant_id)
         audit.record(s, principal, "customer.update", "Customer", customer.id,
                      summary=audit.diff(before, {k: getattr(customer, k) for k in fields}))
     return customer

@@ -146,6 +146,7 @@ async def tag_customers(principal: Principal, customer_ids: list[uuid.UUID], tag
             .on_conflict_do_nothing().returning(CustomerTag.customer_id, CustomerTag.tag_id)
         )).all()
         await _timeline(s, principal, added, timeline.Kind.TAG_ADDED, now)
+        await _segments_stale(s, principal.tenant_id)
         audit.record(s, principal, "customer.tag", "Customer", None,
                      summary={"customers": len(customer_ids), "tags": [str(t) for t in tag_ids], "added": len(added)})
     return len(added)
@@ -163,9 +164,16 @@ async def untag_customers(principal: Principal, customer_ids: list[uuid.UUID], t
             .returning(CustomerTag.customer_id, CustomerTag.tag_id)
         )).all()
         await _timeline(s, principal, removed, timeline.Kind.TAG_REMOVED, now)
+        await _segments_stale(s, principal.tenant_id)
         audit.record(s, principal, "customer.untag", "Customer", None,
                      summary={"customers": len(customer_ids), "tags": [str(t) for t in tag_ids], "removed": len(removed)})
     return len(removed)
+
+
+async def _segments_stale(s, tenant_id: uuid.UUID) -> None:
+    from domain.segments.service import mark_stale
+
+    await mark_stale(s, tenant_id, None)  # tag rules of every brand
 
 
 async def _timeline(s, principal: Principal, pairs: list, kind: timeline.Kind, at: datetime) -> None:

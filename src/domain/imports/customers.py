@@ -625,6 +625,10 @@ async def import_customers(tenant_id: uuid.UUID, brand_id: uuid.UUID,
 
     await run_chunks(chunk_list, work, done, concurrency=concurrency)
     await tracker.finish()
+    if report.created or report.updated:
+        from domain.segments.service import mark_stale_everywhere
+
+        await mark_stale_everywhere(tenant_id)  # attributes, tags and consents rules may answer otherwise
     return report.result()
 
 

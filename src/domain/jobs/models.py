@@ -20,6 +20,7 @@ class Job(TenantOwned, Timestamps, Base):
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="queued")
     brand_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_by: Mapped[str | None] = mapped_column(String(320))
+    created_by_id: Mapped[str | None] = mapped_column(String(80))  # "<principal kind>:<id>"; None: the system
     params: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
     progress_done: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     progress_total: Mapped[int | None] = mapped_column(Integer)

@@ -58,7 +58,8 @@ async def create(
     job = Job(
         id=uuid.uuid4(), tenant_id=principal.tenant_id if principal else tenant_id, kind=kind,
         status=JobStatus.QUEUED.value, brand_id=brand_id,
-        created_by=principal.label if principal else "scheduler", params=params or {},
+        created_by=principal.label if principal else "scheduler", created_by_id=principal_ref(principal),
+        params=params or {},
     )
     session.add(job)
     await session.flush()
@@ -90,7 +91,11 @@ def visible(principal: Principal, job: Job) -> bool:
         return True
     if job.brand_id is not None:
         return job.brand_id in principal.brand_ids
-    return job.created_by == principal.label
+    return job.created_by_id == principal_ref(principal)
+
+
+def principal_ref(principal: Principal | None) -> str | None:
+    return f"{principal.kind.value}:{principal.id}" if principal is not None else None
 
 
 async def list_jobs(principal: Principal, *, kind: str | None, first: int, after: str | None) -> Page[Job]:
@@ -100,7 +105,7 @@ async def list_jobs(principal: Principal, *, kind: str | None, first: int, after
         conditions.append(Job.kind == kind)
     if principal.brand_ids is not None:
         conditions.append(or_(Job.brand_id.in_(principal.brand_ids),
-                              and_(Job.brand_id.is_(None), Job.created_by == principal.label)))
+                              and_(Job.brand_id.is_(None), Job.created_by_id == principal_ref(principal))))
     if after:
         at, last = decode_cursor(after, datetime, uuid.UUID)
         conditions.append(or_(Job.created_at < at, and_(Job.created_at == at, Job.id < last)))
@@ -155,6 +160,16 @@ async def _transition(job: Job, **values: Any) -> None:
     await publish(job.tenant_id, job.id)
 
 
+def error_summary(exc: BaseException) -> str:
+    """What a client may read about a failure: a domain error's message; for anything else only
+    the kind of failure (database errors carry SQL and values, which stay in the logs)."""
+    from domain.errors import DomainError
+
+    if isinstance(exc, DomainError):
+        return exc.message[:500]
+    return f"internal error ({type(exc).__name__}); the logs carry the details under the job id"
+
+
 JobBody = Callable[[Job, Progress], Awaitable[dict[str, Any] | None]]
 ACTORS: dict[str, dramatiq.Actor] = {}  # job kind -> the actor that runs it
 STALLED_AFTER_MINUTES = 15
@@ -201,7 +216,7 @@ def job_actor(kind: str, *, queue_name: str = "jobs", time_limit: int = 3_600_00
                 if retries >= max_retries:
                     log.exception("job failed", extra={"job_id": job_id, "kind": kind})
                     await _transition(job, status=JobStatus.FAILED.value, finished_at=datetime.now(UTC),
-                                      error_summary=f"{type(exc).__name__}: {exc}"[:2000])
+                                      error_summary=error_summary(exc))
                     return
                 raise
             await _transition(job, status=JobStatus.SUCCEEDED.value, finished_at=datetime.now(UTC),

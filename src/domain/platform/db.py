@@ -72,7 +72,8 @@ def _make_engine(url: str) -> AsyncEngine:
         max_overflow=settings.db_pool_size,
         pool_pre_ping=False,
         pool_recycle=1800,
-        connect_args={"server_settings": {"application_name": "brandgraph"}},
+        # UTC sessions: casts of timestamps to dates (segment rules, ages) never depend on the server
+        connect_args={"server_settings": {"application_name": "brandgraph", "timezone": "UTC"}},
     )
     event.listen(engine.sync_engine, "before_cursor_execute", _on_execute)
     return engine

@@ -76,14 +76,11 @@ def schedule() -> list[Periodic]:
         for tenant_id in await all_tenant_ids():
             await requeue_stalled(tenant_id)
 
-    from domain.segments.automations import run_periodic
+    from domain.segments import automations
 
     async def run_periodic_automations() -> None:
         for tenant_id in await all_tenant_ids():
-            try:
-                await run_periodic(tenant_id)
-            except Exception:  # one tenant's failure does not hold up the others
-                log.exception("periodic automations failed", extra={"tenant_id": str(tenant_id)})
+            await enqueue(automations.run_periodic_automations, tenant_id)
 
     return [
         Periodic("refresh_stale_segments", CronTrigger(minute="*"), refresh_stale_segments),

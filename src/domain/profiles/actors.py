@@ -35,6 +35,9 @@ async def rebuild_profiles(job: Job, progress: jobs.Progress) -> dict:
             written += await profiles.refresh(s, job.tenant_id, ids)
         last = ids[-1]
         await progress.advance(len(ids))
+    from domain.segments.service import mark_stale_everywhere
+
+    await mark_stale_everywhere(job.tenant_id)  # scores moved: rules on them may answer otherwise
     return {"profiles": written}
 
 

@@ -450,6 +450,12 @@ async def run_for_changes(tenant_id: uuid.UUID, segment_id: uuid.UUID, at: datet
         await _run(tenant_id, seg, auto, occurrence, changed, now=None)
 
 
+@tenant_actor(queue_name="jobs", max_retries=5, time_limit=1_800_000)
+async def run_periodic_automations(tenant_id: uuid.UUID) -> None:
+    """The scheduler's hourly message: run the tenant's due periodic automations."""
+    await run_periodic(tenant_id)
+
+
 async def run_periodic(tenant_id: uuid.UUID, now: datetime | None = None) -> int:
     """The scheduler's pass: each active periodic automation whose last run is at least
     every_hours old runs for the segment's current members, once per member and period.
@@ -544,10 +550,13 @@ async def _tag_action(s: AsyncSession, tenant_id: uuid.UUID, auto: SegmentAutoma
                                    ).returning(ct.customer_id).cte("changed")
         kind = Kind.TAG_REMOVED
     data = {"tag_id": str(tag.id), "tag": tag.name, "by": by, "automation_id": str(auto.id)}
-    await s.execute(insert(TimelineEntry).from_select(
-        ["tenant_id", "customer_id", "occurred_at", "id", "kind", "data", "ref_type", "ref_id"],
+    brand_id = await s.scalar(select(Segment.brand_id).where(Segment.tenant_id == tenant_id,
+                                                             Segment.id == auto.segment_id))
+    await s.execute(insert(TimelineEntry).from_select(  # on the segment's brand: other brands never see it
+        ["tenant_id", "customer_id", "occurred_at", "id", "brand_id", "kind", "data", "ref_type", "ref_id"],
         select(literal(tenant_id, UUID(as_uuid=True)), changed.c.customer_id, literal(now), func.gen_random_uuid(),
-               literal(kind.value), literal(data, JSONB), literal("Tag"), literal(str(tag.id))),
+               literal(brand_id, UUID(as_uuid=True)), literal(kind.value), literal(data, JSONB), literal("Tag"),
+               literal(str(tag.id))),
     ).add_cte(changed))
     await s.execute(update(e).where(*of_run, e.status == ExecutionStatus.PENDING.value).values(
         status=ExecutionStatus.SUCCEEDED.value, attempts=e.attempts + 1, error=None, updated_at=func.now()))
@@ -594,7 +603,20 @@ class Outcome:
     error: str | None = None
 
 
+async def resolves_privately(url: str) -> bool:
+    """True when the url's host resolves to a loopback, private or link-local address (checked
+    at delivery in production, so a public name pointed at an internal address is refused)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+    except OSError:
+        return False  # unresolvable: the delivery itself fails and is retried
+    return any(not ipaddress.ip_address(info[4][0].split("%")[0]).is_global for info in infos)
+
+
 async def _post(client: httpx.AsyncClient, url: str, secret: str, body: bytes, event: str, delivery: str) -> Outcome:
+    if get_settings().production and await resolves_privately(url):
+        return Outcome(ExecutionStatus.FAILED, "the url resolves to a loopback, private or link-local address")
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "Brandgraph-Webhooks/1",

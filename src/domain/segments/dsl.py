@@ -236,7 +236,7 @@ def check_value(t: ValueType, op: Operator, value: Any, path: str, errors: _Erro
             return None
         return [check_value(t, O.EQUALS, v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
     if op is O.CONTAINS:
-        if not isinstance(value, str) or not value or len(value) > 200:
+        if not isinstance(value, str) or not value or len(value) > 200 or "\x00" in value:
             errors.add(path, "contains takes a text of 1 to 200 characters")
             return None
         return value
@@ -267,8 +267,8 @@ def check_value(t: ValueType, op: Operator, value: Any, path: str, errors: _Erro
         except ValueError:
             errors.add(path, "expected an id")
             return None
-    if not isinstance(value, str) or len(value) > 500:
-        errors.add(path, "expected a text of at most 500 characters")
+    if not isinstance(value, str) or len(value) > 500 or "\x00" in value:
+        errors.add(path, "expected a text of at most 500 characters (no NUL character)")
         return None
     return value
 

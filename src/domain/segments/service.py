@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select, union_all, update
+from sqlalchemy import Text, and_, cast, func, literal, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
@@ -580,6 +580,15 @@ async def declare_custom_attribute(principal: Principal, name: str, type_: str, 
     from sqlalchemy.dialects.postgresql import insert
 
     async with tenant_session(principal.tenant_id) as s:
+        current = await s.scalar(select(CustomAttribute.type).where(CustomAttribute.tenant_id == principal.tenant_id,
+                                                                    CustomAttribute.name == name))
+        if current is not None and current != type_:
+            users = await s.scalar(select(func.count()).where(
+                Segment.tenant_id == principal.tenant_id, Segment.archived_at.is_(None),
+                cast(Segment.definition, Text).contains(f'"attributes.{name}"')))
+            if users:
+                raise InvalidState(f"{users} segment(s) use attributes.{name} as {current}; change them first",
+                                   field="type")
         await s.execute(insert(CustomAttribute).values(tenant_id=principal.tenant_id, name=name, type=type_, label=label)
                         .on_conflict_do_update(index_elements=["tenant_id", "name"], set_={"type": type_, "label": label}))
         found = await s.scalar(select(CustomAttribute).where(CustomAttribute.tenant_id == principal.tenant_id,
@@ -597,9 +606,16 @@ async def list_custom_attributes(principal: Principal) -> list[CustomAttribute]:
 
 
 async def mark_stale(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID | None) -> None:
-    """New orders or events: the brand's rule-based segments need a refresh."""
-    if brand_id is None:
-        return
-    await s.execute(update(Segment).where(
-        Segment.tenant_id == tenant_id, Segment.brand_id == brand_id, Segment.kind != SegmentKind.STATIC.value,
-        Segment.archived_at.is_(None), Segment.stale_since.is_(None)).values(stale_since=func.now()))
+    """Something segment rules read changed: the rule-based segments of ``brand_id`` (of every
+    brand when None: tags, customer attributes and brand-less events count for all brands) need a
+    refresh. One cheap UPDATE: only segments not already stale are touched."""
+    conditions = [Segment.tenant_id == tenant_id, Segment.kind != SegmentKind.STATIC.value,
+                  Segment.archived_at.is_(None), Segment.stale_since.is_(None)]
+    if brand_id is not None:
+        conditions.append(Segment.brand_id == brand_id)
+    await s.execute(update(Segment).where(*conditions).values(stale_since=func.now()))
+
+
+async def mark_stale_everywhere(tenant_id: uuid.UUID) -> None:
+    async with tenant_session(tenant_id) as s:
+        await mark_stale(s, tenant_id, None)

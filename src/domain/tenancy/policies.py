@@ -102,7 +102,7 @@ class Principal:
 
 
 # Actions about every brand at once: a principal limited to some brands may not take them.
-TENANT_WIDE = frozenset({Action.WEBHOOK_SECRET_ROTATE})
+TENANT_WIDE = frozenset({Action.WEBHOOK_SECRET_ROTATE, Action.MEMBER_MANAGE, Action.API_KEY_MANAGE})
 
 
 def authorize(principal: Principal, action: Action, *, brand_id: uuid.UUID | None = None) -> None:

@@ -14,10 +14,22 @@ E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 SMS_ALPHA_RE = re.compile(r"^[A-Za-z0-9 ]{1,11}$")
 
 
+def has_nul(value: object) -> bool:
+    """PostgreSQL text cannot hold NUL characters, anywhere in a string or a JSON document."""
+    import json
+
+    if isinstance(value, str):
+        return "\x00" in value
+    return value is not None and "\\u0000" in json.dumps(value, default=str)
+
+
 def text(v: Validator, field: str, value: str | None, *, required: bool, max_len: int) -> str | None:
     if value is None or not value.strip():
         if required:
             v.add(field, f"{field} is required", ErrorCode.REQUIRED)
+        return None
+    if has_nul(value):
+        v.add(field, f"{field} contains a NUL character")
         return None
     value = value.strip()
     if len(value) > max_len:
