@@ -549,3 +549,30 @@ async def test_another_tenant_cannot_see_or_change_automations(api: Api, tenant:
     assert (still.name, still.is_active) == ("Mine", True)
     async with tenant_session(other_tenant.id) as s:  # row-level security: not even a count
         assert await s.scalar(select(func.count()).select_from(SegmentAutomation)) == 0
+
+
+async def test_a_run_left_pending_by_a_dead_worker_is_sent_again(tenant: TenantFixture, hook: Hook) -> None:
+    """A worker that died after claiming executions and before queueing their retry leaves a run
+    running with deliveries pending: the scheduler's sweep queues the retry again."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from domain.segments.models import AutomationRun
+
+    (a,) = await _people(tenant, 1)
+    seg = await _static(tenant)
+    auto = await automations.create_automation(tenant.owner, seg.id, "Hook", "enter", "webhook", {"url": hook.url})
+    hook.statuses = [503]
+    entered = await refresh.change_static_members(tenant.owner, seg.id, [a.id], [])
+    await automations.run_for_changes(tenant.id, seg.id, entered.at)
+    [run] = await _runs(tenant, auto.id)
+    assert run.status == "running"
+    assert await automations.requeue_stalled_runs(tenant.id) == 0  # recent: its own retry is on the way
+    async with tenant_session(tenant.id) as s:
+        await s.execute(update(AutomationRun).where(AutomationRun.tenant_id == tenant.id, AutomationRun.id == run.id)
+                        .values(started_at=run.started_at - timedelta(hours=1)))
+    assert await automations.requeue_stalled_runs(tenant.id) == 1
+    assert await automations.deliver(tenant.id, run.id) == 0  # what the queued retry does: 200 now
+    assert (await _runs(tenant, auto.id))[-1].status == "succeeded"
+    assert await automations.requeue_stalled_runs(tenant.id) == 0

@@ -720,6 +720,22 @@ async def deliver(tenant_id: uuid.UUID, run_id: uuid.UUID, *, give_up: bool = Fa
         return await _finish(s, tenant_id, auto.id, run_id)
 
 
+async def requeue_stalled_runs(tenant_id: uuid.UUID, older_than: timedelta = timedelta(minutes=15)) -> int:
+    """Runs still running long after they started, with deliveries pending: their worker died
+    between claiming the executions and queueing the retry. Queue it again (deliveries are
+    idempotent per execution), so no claimed delivery is ever lost. Returns how many."""
+    async with tenant_session(tenant_id) as s:
+        stalled = list((await s.scalars(select(AutomationRun.id).where(
+            AutomationRun.tenant_id == tenant_id, AutomationRun.status == RunStatus.RUNNING.value,
+            AutomationRun.started_at < func.now() - older_than,
+            exists(select(AutomationExecution.customer_id).where(
+                AutomationExecution.tenant_id == tenant_id, AutomationExecution.run_id == AutomationRun.id,
+                AutomationExecution.status == ExecutionStatus.PENDING.value))))).all())
+    for run_id in stalled:
+        await schedule_retry(tenant_id, run_id)
+    return len(stalled)
+
+
 async def schedule_retry(tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
     """Queue the first retry of a run's pending deliveries, MIN_BACKOFF_MS from now."""
     try:
