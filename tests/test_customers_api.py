@@ -148,7 +148,8 @@ async def test_customers_list_search_tags_and_brand_rule(api: Api, tenant: Tenan
 
 CUSTOMERS_WITH_EVERYTHING = """query($first: Int!) { customers(first: $first) { edges { node {
   email tags { name } consents { channel granted } profile { totalOrderCount engagementScore }
-  lastOrder { externalOrderId brand { slug } } brands { brand { slug } } } } } }"""
+  lastOrder { externalOrderId brand { slug } } brands { brand { slug } }
+  orders(first: 2) { edges { node { externalOrderId } } } timeline(first: 3) { edges { node { kind } } } } } } }"""
 
 
 async def _shop(n: int) -> TenantFixture:
@@ -181,8 +182,9 @@ async def test_customers_list_is_flat_in_sql_statements(api: Api) -> None:
         assert len(edges) == n
         assert all(e["node"]["tags"] == [{"name": "VIP"}] and e["node"]["lastOrder"] for e in edges)
         assert all(e["node"]["profile"]["totalOrderCount"] == 1 for e in edges)
+        assert all(len(e["node"]["orders"]["edges"]) == 1 and len(e["node"]["timeline"]["edges"]) == 3 for e in edges)
         counts.append(body["extensions"]["sqlStatements"])
-    assert counts[0] >= 6  # the list, then one batch each for tags, consents, profiles, last orders, brands
+    assert counts[0] >= 8  # the list, then one batch each: tags, consents, profiles, last orders, brands, orders, timelines
     assert counts[0] == counts[1], counts
 
 

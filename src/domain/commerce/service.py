@@ -321,16 +321,47 @@ def _brand_scope(principal: Principal, column, brand_id: uuid.UUID | None) -> li
 async def list_orders(principal: Principal, *, brand_id: uuid.UUID | None, customer_id: uuid.UUID | None,
                       first: int, after: str | None) -> Page[Order]:
     authorize(principal, Action.CUSTOMER_READ)
-    conditions = [Order.tenant_id == principal.tenant_id, *_brand_scope(principal, Order.brand_id, brand_id)]
+    conditions = [Order.tenant_id == principal.tenant_id, *_brand_scope(principal, Order.brand_id, brand_id),
+                  *_after(after)]
     if customer_id is not None:
         conditions.append(Order.customer_id == customer_id)
-    if after:
-        at, last = decode_cursor(after, datetime, uuid.UUID)
-        conditions.append(or_(Order.placed_at < at, and_(Order.placed_at == at, Order.id < last)))
     async with tenant_session(principal.tenant_id) as s:
         rows = list((await s.scalars(select(Order).where(*conditions)
                                      .order_by(Order.placed_at.desc(), Order.id.desc()).limit(first + 1))).all())
-    return Page.of(rows, first, lambda o: encode_cursor(o.placed_at, o.id))
+    return Page.of(rows, first, _order_cursor)
+
+
+def _order_cursor(o: Order) -> str:
+    return encode_cursor(o.placed_at, o.id)
+
+
+def _after(after: str | None, order=Order) -> list:
+    if not after:
+        return []
+    at, last = decode_cursor(after, datetime, uuid.UUID)
+    return [or_(order.placed_at < at, and_(order.placed_at == at, order.id < last))]
+
+
+async def orders_of_customers(principal: Principal, customer_ids: list[uuid.UUID], *, brand_id: uuid.UUID | None,
+                              first: int, after: str | None) -> dict[uuid.UUID, Page[Order]]:
+    """The same page of several customers' orders, newest first, in one query (LATERAL)."""
+    from sqlalchemy import ARRAY, cast, true
+    from sqlalchemy.dialects.postgresql import UUID as PGUUID
+    from sqlalchemy.orm import aliased
+
+    authorize(principal, Action.CUSTOMER_READ)
+    ids = select(func.unnest(cast(list(customer_ids), ARRAY(PGUUID(as_uuid=True)))).label("id")).subquery("c")
+    each = (select(Order).where(Order.tenant_id == principal.tenant_id, Order.customer_id == ids.c.id,
+                                *_brand_scope(principal, Order.brand_id, brand_id), *_after(after))
+            .order_by(Order.placed_at.desc(), Order.id.desc()).limit(first + 1).lateral("o"))
+    order = aliased(Order, each)
+    async with tenant_session(principal.tenant_id) as s:
+        rows = list((await s.scalars(select(order).select_from(ids).join(each, true())
+                                     .order_by(order.customer_id, order.placed_at.desc(), order.id.desc()))).all())
+    by_customer: dict[uuid.UUID, list[Order]] = {c: [] for c in customer_ids}
+    for row in rows:
+        by_customer[row.customer_id].append(row)
+    return {c: Page.of(r, first, _order_cursor) for c, r in by_customer.items()}
 
 
 async def list_products(principal: Principal, *, brand_id: uuid.UUID | None, search: str | None,

@@ -29,6 +29,8 @@ class Loaders:
     last_order: DataLoader[tuple[uuid.UUID, uuid.UUID | None], Any]
     order_items: DataLoader[uuid.UUID, list]
     segment: DataLoader[uuid.UUID, Any]
+    timeline: DataLoader[tuple, Any]
+    customer_orders: DataLoader[tuple, Any]
 
     @classmethod
     def for_principal(cls, p: Principal) -> Loaders:
@@ -44,4 +46,6 @@ class Loaders:
             last_order=customers.last_order_loader(p),
             order_items=customers.order_items_loader(p),
             segment=segment_loader(p),
+            timeline=customers.timeline_loader(p),
+            customer_orders=customers.orders_loader(p),
         )

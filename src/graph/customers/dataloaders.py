@@ -60,3 +60,40 @@ def last_order_loader(p: Principal) -> DataLoader[tuple[uuid.UUID, uuid.UUID | N
 
 def order_items_loader(p: Principal) -> DataLoader[uuid.UUID, list]:
     return _loader(lambda ids: commerce.items_by_order(p, ids), list)
+
+
+def timeline_loader(p: Principal) -> DataLoader[tuple, Any]:
+    """Keys (customer id, filter, first, after): one query per distinct page request."""
+    from domain.timeline import service as timeline
+
+    async def load(keys: Sequence[tuple]) -> list[Any]:
+        groups: dict[tuple, list[uuid.UUID]] = {}
+        for customer_id, *args in keys:
+            groups.setdefault(tuple(args), []).append(customer_id)
+        found: dict[tuple, Any] = {}
+        for (flt, first, after), ids in groups.items():
+            pages = await timeline.pages(p.tenant_id, list(dict.fromkeys(ids)), flt, visible_brands=p.brand_ids,
+                                         first=first, after=after)
+            for customer_id, page in pages.items():
+                found[(customer_id, flt, first, after)] = page
+        return [found[k] for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def orders_loader(p: Principal) -> DataLoader[tuple, Any]:
+    """Keys (customer id, brand id, first, after): one query per distinct page request."""
+
+    async def load(keys: Sequence[tuple]) -> list[Any]:
+        groups: dict[tuple, list[uuid.UUID]] = {}
+        for customer_id, *args in keys:
+            groups.setdefault(tuple(args), []).append(customer_id)
+        found: dict[tuple, Any] = {}
+        for (brand_id, first, after), ids in groups.items():
+            pages = await commerce.orders_of_customers(p, list(dict.fromkeys(ids)), brand_id=brand_id, first=first,
+                                                       after=after)
+            for customer_id, page in pages.items():
+                found[(customer_id, brand_id, first, after)] = page
+        return [found[k] for k in keys]
+
+    return DataLoader(load_fn=load)

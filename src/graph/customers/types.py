@@ -12,7 +12,6 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from domain.commerce import service as commerce
 from domain.customers import models
 from domain.customers.consent import Channel as DomainChannel
 from domain.customers.notes import NoteType as DomainNoteType
@@ -213,8 +212,10 @@ class Customer(relay.Node):
     @strawberry.field(description="Newest first.")
     async def orders(self, info: Info, first: int = 20, after: str | None = None,
                      brand_id: relay.GlobalID | None = None) -> Connection[Order]:
-        page = await commerce.list_orders(info.context.principal, brand_id=ids.optional(brand_id, "Brand", "brandId"),
-                                          customer_id=self.pk, first=clamp_first(first), after=after)
+        wanted = ids.optional(brand_id, "Brand", "brandId")
+        if wanted is not None and not info.context.principal.may_use_brand(wanted):
+            raise NotFound("brand not found", field="brandId")
+        page = await info.context.loaders.customer_orders.load((self.pk, wanted, clamp_first(first), after))
         return Connection.of(page, Order.from_model)
 
     @strawberry.field(description="Everything that happened to the customer, newest first.")
@@ -234,8 +235,7 @@ class Customer(relay.Node):
             raise NotFound("brand not found", field="brandId")
         flt = timeline.TimelineFilter(kinds=tuple(types or ()), occurred_from=from_, occurred_to=to,
                                       brand_id=wanted_brand)
-        page = await timeline.page(principal.tenant_id, self.pk, flt, visible_brands=principal.brand_ids,
-                                   first=clamp_first(first), after=after)
+        page = await info.context.loaders.timeline.load((self.pk, flt, clamp_first(first), after))
         return Connection.of(page, from_entry)
 
     @classmethod
