@@ -126,10 +126,10 @@ class CustomerProfile:
 
     @classmethod
     def from_model(cls, p: ProfileModel | None) -> CustomerProfile:
-        if p is None:
+        if p is None:  # no orders and no events: zero metrics, full churn risk (as segment rules read it)
             return cls(total_order_value_cents=0, total_order_count=0, average_order_value_cents=0,
                        first_order_at=None, last_order_at=None, purchase_frequency=0.0, engagement_score=0,
-                       churn_risk=0, orders_last_365_days=0, events_last_30_days=0, computed_at=None)
+                       churn_risk=100, orders_last_365_days=0, events_last_30_days=0, computed_at=None)
         return cls(total_order_value_cents=p.total_order_value_cents, total_order_count=p.total_order_count,
                    average_order_value_cents=p.average_order_value_cents, first_order_at=p.first_order_at,
                    last_order_at=p.last_order_at, purchase_frequency=float(p.purchase_frequency or Decimal(0)),
