@@ -468,3 +468,30 @@ async def test_demo_seed_builds_a_shop_through_the_imports() -> None:
     again: list[tuple[int, int]] = []
     await seed_demo(lambda done, total: again.append((done, total)))
     assert again == [(1, 1)] and await counts() == first
+
+
+async def test_a_brand_limited_import_does_not_take_over_other_brands_customers(tenant: TenantFixture) -> None:
+    from domain.customers.service import customers_by_ids, upsert_customer
+    from domain.imports.customers import import_customers, start_customer_import
+
+    theirs, _ = await upsert_customer(tenant.owner, {"email": "theirs@b.test", "first_name": "Bee"},
+                                      brand_id=tenant.brands["b"])
+    user_id, _ = await tenant.member("marketer", brands=["a"])
+    from domain.tenancy.members import principal_for_user
+
+    marketer = await principal_for_user(tenant.id, user_id)
+    job = await start_customer_import(marketer, tenant.brands["a"], "c.csv", "text/csv",
+                                      b"email,firstName\nnew@a.test,Ann\n")
+    assert job.params["limited_to"] == [str(tenant.brands["a"])]
+
+    csv = b"email,firstName\ntheirs@b.test,Mallory\nnew@a.test,Ann\n"
+    result = await import_customers(tenant.id, tenant.brands["a"], csv, limited_to=[str(tenant.brands["a"])])
+    assert (result["created"], result["rejected"]) == (1, 1)
+    assert result["errors"] == [{"line": 2, "field": "email",
+                                 "reason": "another customer already has this email or externalId"}]
+    still = (await customers_by_ids(tenant.owner, [theirs.id]))[theirs.id]
+    assert still.first_name == "Bee"  # not overwritten
+    assert theirs.id not in await customers_by_ids(marketer, [theirs.id])  # and not linked to brand a
+    # without the limit (an owner's import) the same row updates the customer
+    owner_result = await import_customers(tenant.id, tenant.brands["a"], csv)
+    assert owner_result["rejected"] == 0

@@ -37,13 +37,15 @@ async def run_customer_import(job: Job, progress: jobs.Progress) -> dict:
     """The job body (callable directly: running it twice changes nothing the second time)."""
     f = await _input(job)
     return await import_customers(job.tenant_id, job.brand_id, f.content, progress, content_type=f.content_type,
-                                  filename=f.filename, label=job.created_by or "import")
+                                  filename=f.filename, label=job.created_by or "import",
+                                  limited_to=job.params.get("limited_to"))
 
 
 async def run_order_import(job: Job, progress: jobs.Progress) -> dict:
     f = await _input(job)
     return await import_orders(job.tenant_id, job.brand_id, f.content, progress, content_type=f.content_type,
-                               filename=f.filename, label=job.created_by or "import")
+                               filename=f.filename, label=job.created_by or "import",
+                               limited_to=job.params.get("limited_to"))
 
 
 import_customers_job = jobs.job_actor("import_customers", time_limit=TIME_LIMIT)(run_customer_import)

@@ -304,6 +304,14 @@ RESOLVE_EMAIL_SQL = [
         WHERE NOT s.skip AND s.customer_id IS NOT NULL AND s.email IS NOT NULL AND 'email' = ANY (s.given)
           AND c.tenant_id = :t AND c.email IS NOT NULL AND c.email = s.email AND c.id <> s.customer_id""",
 ]
+# a principal limited to some brands does not take over customers only other brands know (as in
+# customers.service.upsert_in_session): those rows are rejected, and nothing of the customer is read
+TAKEN_SQL = """
+UPDATE bg_import_customers s SET skip = true, problem = 'taken'
+ WHERE s.customer_id IS NOT NULL AND NOT EXISTS (
+       SELECT 1 FROM customer_brands cb
+        WHERE cb.tenant_id = :t AND cb.customer_id = s.customer_id AND cb.brand_id = ANY (cast(:limited AS uuid[])))
+"""
 # two rows resolved to one customer (one by external id, one by e-mail): the last one wins
 SAME_CUSTOMER_SQL = """
 UPDATE bg_import_customers s SET skip = true FROM bg_import_customers s2
@@ -403,7 +411,7 @@ async def raw_connection(session: AsyncSession):
 
 async def merge(session: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID, rows: list[CustomerRow], *,
                 source: CustomerSource, link: bool = True, label: str = "import", want_ids: bool = True,
-                create_tags: bool = True) -> Merged:
+                create_tags: bool = True, limited_to: list[str] | None = None) -> Merged:
     """Upsert ``rows`` (distinct customers, see :func:`dedupe`) in the session's transaction.
     With ``want_ids`` the result has each row's customer id; without, only the counts."""
     p = {"t": tenant_id, "b": brand_id, "source": source.value, "by": label}
@@ -433,6 +441,8 @@ async def merge(session: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID
         matched += (await session.execute(text(RESOLVE_EMAIL_SQL[0]), p)).rowcount
         if matched:
             await session.execute(text(RESOLVE_EMAIL_SQL[1]), p)
+    if matched and limited_to is not None:
+        await session.execute(text(TAKEN_SQL), {**p, "limited": list(limited_to)})
     if matched:
         await session.execute(text(SAME_CUSTOMER_SQL), p)
         await nested_loops(session, True)
@@ -449,6 +459,8 @@ async def merge(session: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID
     for idx, customer_id, created, skip, problem in result:
         if problem == "email":
             merged.problems[idx] = ("email", "another customer already has this email")
+        elif problem == "taken":
+            merged.problems[idx] = ("email", "another customer already has this email or externalId")
         elif customer_id is None:
             raise ConcurrentChange()  # inserted meanwhile by someone else: run the chunk again
         else:
@@ -578,7 +590,8 @@ def chunks(items: list[T], size: int = CHUNK) -> Iterable[list[T]]:
 async def import_customers(tenant_id: uuid.UUID, brand_id: uuid.UUID,
                            rows_or_bytes: bytes | str | Iterable[dict[str, Any]], progress: Any = None, *,
                            content_type: str | None = None, filename: str | None = None,
-                           label: str = "import", concurrency: int = CONCURRENCY) -> dict[str, Any]:
+                           label: str = "import", concurrency: int = CONCURRENCY,
+                           limited_to: list[str] | None = None) -> dict[str, Any]:
     """Import customers into ``brand_id`` (no authorization: callers check). ``rows_or_bytes``
     is a file's content (CSV or NDJSON) or parsed rows (dicts); ``progress`` anything with async
     ``set_total(n)`` and ``advance(n)`` (a job's Progress). Returns the job result dict.
@@ -613,7 +626,7 @@ async def import_customers(tenant_id: uuid.UUID, brand_id: uuid.UUID,
     async def work(chunk: list[CustomerRow]) -> Merged:
         async with tenant_session(tenant_id) as s:
             return await merge(s, tenant_id, brand_id, chunk, source=CustomerSource.IMPORT, label=label,
-                               want_ids=False, create_tags=False)
+                               want_ids=False, create_tags=False, limited_to=limited_to)
 
     async def done(i: int, chunk: list[CustomerRow], merged: Merged) -> None:
         report.created += merged.created
@@ -646,8 +659,9 @@ async def start_import(principal: Principal, brand_id: uuid.UUID, filename: str 
         fmt = check(filename, content_type, content)
         stored_type = "text/csv" if fmt == CSV else "application/x-ndjson"
         name = (filename or "").strip()[:255] or f"{kind}.{'csv' if fmt == CSV else 'ndjson'}"
+        limited = sorted(str(b) for b in principal.brand_ids) if principal.brand_ids is not None else None
         job = await jobs.create(s, principal, kind, actor, brand_id=brand_id,
-                                params={"format": fmt, "filename": name, "bytes": len(content)},
+                                params={"format": fmt, "filename": name, "bytes": len(content), "limited_to": limited},
                                 input_file=(name, stored_type, content))
         audit.record(s, principal, kind.replace("_", "."), "Job", job.id, brand_id=brand_id,
                      summary={"filename": name, "bytes": len(content), "format": fmt})

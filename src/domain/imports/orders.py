@@ -244,7 +244,7 @@ class Written:
 
 
 async def write_chunk(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID, rows: list[OrderRow],
-                      slots: list[CustomerRow], label: str = "import") -> Written:
+                      slots: list[CustomerRow], label: str = "import", limited_to: list[str] | None = None) -> Written:
     """Record ``rows`` (their buyers are ``slots[row.slot]``) in the session's transaction."""
     p = {"t": tenant_id, "b": brand_id}
     out = Written(rejected={})
@@ -257,7 +257,8 @@ async def write_chunk(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID
         return out
     wanted = list(dict.fromkeys(rows[i].slot for i in todo))
     merged = await customer_import.merge(s, tenant_id, brand_id, [slots[k] for k in wanted],
-                                         source=CustomerSource.ORDER, link=False, label=label)
+                                         source=CustomerSource.ORDER, link=False, label=label,
+                                         limited_to=limited_to)
     out.customers_created = merged.created
     customer_of = {k: merged.customer_ids[j] for j, k in enumerate(wanted)}
     problems = {wanted[j]: problem for j, problem in merged.problems.items()}
@@ -304,7 +305,7 @@ async def write_chunk(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID
 async def import_orders(tenant_id: uuid.UUID, brand_id: uuid.UUID,
                         rows_or_bytes: bytes | str | Iterable[dict[str, Any]], progress: Any = None, *,
                         content_type: str | None = None, filename: str | None = None,
-                        label: str = "import") -> dict[str, Any]:
+                        label: str = "import", limited_to: list[str] | None = None) -> dict[str, Any]:
     """Import orders into ``brand_id`` (no authorization: callers check); see
     :func:`domain.imports.customers.import_customers` for the arguments."""
     tenant_id, brand_id = uuid.UUID(str(tenant_id)), uuid.UUID(str(brand_id))
@@ -340,7 +341,7 @@ async def import_orders(tenant_id: uuid.UUID, brand_id: uuid.UUID,
 
     async def work(chunk: list[OrderRow]) -> Written:
         async with tenant_session(tenant_id) as s:
-            return await write_chunk(s, tenant_id, brand_id, chunk, slots, label)
+            return await write_chunk(s, tenant_id, brand_id, chunk, slots, label, limited_to=limited_to)
 
     async def done(i: int, chunk: list[OrderRow], written: Written) -> None:
         totals.created += written.created
