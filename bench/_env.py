@@ -60,3 +60,19 @@ def bootstrap() -> str:
 def shutdown() -> None:
     if _embedded is not None:
         _embedded.stop()
+
+
+async def setup_tenant(name: str):
+    """A fresh tenant with one brand; returns (its owner principal, the brand id)."""
+    import uuid
+
+    from domain.tenancy import brands, members, tenants
+    from domain.tenancy.policies import Principal, PrincipalKind, Role
+
+    slug = f"bench-{uuid.uuid4().hex[:8]}"
+    tenant = await tenants.create_tenant(slug, name)
+    owner_id, _ = await members.ensure_member(tenant.id, f"owner@{slug}.test", Role.OWNER)
+    owner = Principal(tenant_id=tenant.id, kind=PrincipalKind.USER, id=owner_id, role=Role.OWNER,
+                      label=f"owner@{slug}.test", brand_ids=None)
+    brand = await brands.create_brand(owner, {"name": "Bench Brand", "slug": "bench"})
+    return owner, brand.id

@@ -71,16 +71,8 @@ def customers_csv(n: int, seed: int = 7) -> bytes:
 
 
 async def setup_tenant():
-    from domain.tenancy import brands, members, tenants
-    from domain.tenancy.policies import Principal, PrincipalKind, Role
-
-    slug = f"bench-{uuid.uuid4().hex[:8]}"
-    tenant = await tenants.create_tenant(slug, "Bench Co")
-    owner_id, _ = await members.ensure_member(tenant.id, f"owner@{slug}.test", Role.OWNER)
-    owner = Principal(tenant_id=tenant.id, kind=PrincipalKind.USER, id=owner_id, role=Role.OWNER,
-                      label=f"owner@{slug}.test", brand_ids=None)
-    brand = await brands.create_brand(owner, {"name": "Bench Brand", "slug": "bench"})
-    return tenant.id, brand.id
+    owner, brand_id = await _env.setup_tenant("Bench Co")
+    return owner.tenant_id, brand_id
 
 
 async def fill(tenant_id: uuid.UUID, brand_id: uuid.UUID, orders: int, events: int, customers: int) -> dict:

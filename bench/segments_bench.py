@@ -77,16 +77,7 @@ def h(k: int) -> str:
 
 
 async def setup_tenant():
-    from domain.tenancy import brands, members, tenants
-    from domain.tenancy.policies import Principal, PrincipalKind, Role
-
-    slug = f"bench-{uuid.uuid4().hex[:8]}"
-    tenant = await tenants.create_tenant(slug, "Segments Bench Co")
-    owner_id, _ = await members.ensure_member(tenant.id, f"owner@{slug}.test", Role.OWNER)
-    owner = Principal(tenant_id=tenant.id, kind=PrincipalKind.USER, id=owner_id, role=Role.OWNER,
-                      label=f"owner@{slug}.test", brand_ids=None)
-    brand = await brands.create_brand(owner, {"name": "Bench Brand", "slug": "bench"})
-    return owner, brand.id
+    return await _env.setup_tenant("Segments Bench Co")
 
 
 async def fill(tenant_id: uuid.UUID, brand_id: uuid.UUID, customers: int) -> dict[str, float]:

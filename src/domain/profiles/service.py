@@ -37,3 +37,20 @@ async def profiles_for(principal: Principal, keys: list[tuple[uuid.UUID, uuid.UU
             CustomerProfile.tenant_id == principal.tenant_id,
             CustomerProfile.customer_id.in_(customers), CustomerProfile.brand_id.in_(brand_ids)))
         return {(p.customer_id, p.brand_id): p for p in rows if (p.customer_id, p.brand_id) in wanted}
+
+
+def readable_brand(principal: Principal, requested: uuid.UUID | None, active: uuid.UUID | None
+                   ) -> tuple[bool, uuid.UUID | None]:
+    """Which profile a principal reads: (may read, brand id or None for tenant-wide).
+
+    Tenant-wide totals would include brands a brand-limited principal may not see, so without
+    ``requested`` it reads the active brand's profile, or its only brand's; with several brands
+    and none chosen it reads none (the caller shows an empty profile)."""
+    brand = requested
+    if brand is None and principal.brand_ids is not None:
+        brand = active or (next(iter(principal.brand_ids)) if len(principal.brand_ids) == 1 else None)
+        if brand is None:
+            return False, None
+    if brand is not None and not principal.may_use_brand(brand):
+        return False, None
+    return True, brand

@@ -18,6 +18,7 @@ from domain.customers.notes import NoteType as DomainNoteType
 from domain.customers.notes import NoteVisibility as DomainNoteVisibility
 from domain.errors import NotFound
 from domain.platform.pagination import clamp_first
+from domain.profiles import service as profiles
 from domain.profiles.models import CustomerProfile as ProfileModel
 from domain.timeline import service as timeline
 from graph.commerce.types import Order
@@ -170,16 +171,11 @@ class Customer(relay.Node):
     @strawberry.field(description="Tenant-wide metrics, or one brand's with brandId. A principal limited to some "
                       "brands gets the active brand's (X-Brand-Id) or its only brand's; with several, pass brandId.")
     async def profile(self, info: Info, brand_id: relay.GlobalID | None = None) -> CustomerProfile:
-        principal = info.context.principal
-        key_brand = ids.optional(brand_id, "Brand", "brandId")
-        if key_brand is None and principal.brand_ids is not None:
-            # tenant-wide totals would include brands this principal may not see
-            key_brand = info.context.brand_id or (next(iter(principal.brand_ids)) if len(principal.brand_ids) == 1 else None)
-            if key_brand is None:
-                return CustomerProfile.from_model(None)
-        if key_brand is not None and not principal.may_use_brand(key_brand):
+        readable, brand = profiles.readable_brand(info.context.principal, ids.optional(brand_id, "Brand", "brandId"),
+                                                  info.context.brand_id)
+        if not readable:
             return CustomerProfile.from_model(None)
-        return CustomerProfile.from_model(await info.context.loaders.profile.load((self.pk, key_brand)))
+        return CustomerProfile.from_model(await info.context.loaders.profile.load((self.pk, brand)))
 
     @strawberry.field
     async def tags(self, info: Info) -> list[Tag]:
