@@ -94,6 +94,13 @@ class Settings:
     sql_stats: bool = False
     segment_manual_refresh_seconds: int = 60
     segment_auto_refresh_seconds: int = 3600
+    public_url: str = "http://localhost:8000"
+    brevo_api_url: str = "https://api.brevo.com"
+    sendgrid_api_url: str = "https://api.sendgrid.com"
+    twilio_api_url: str = "https://api.twilio.com"
+    fcm_api_url: str = "https://fcm.googleapis.com"
+    fcm_token_url: str = "https://oauth2.googleapis.com/token"
+    campaign_batch_size: int = 500
 
     @property
     def production(self) -> bool:
@@ -200,6 +207,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         sql_stats=_bool(e.get("GRAPHQL_SQL_STATS"), False) and not production,
         segment_manual_refresh_seconds=int(e.get("SEGMENT_MANUAL_REFRESH_SECONDS") or 60),
         segment_auto_refresh_seconds=int(e.get("SEGMENT_AUTO_REFRESH_SECONDS") or 3600),
+        public_url=(e.get("PUBLIC_URL") or "http://localhost:8000").rstrip("/"),
+        brevo_api_url=(e.get("BREVO_API_URL") or "https://api.brevo.com").rstrip("/"),
+        sendgrid_api_url=(e.get("SENDGRID_API_URL") or "https://api.sendgrid.com").rstrip("/"),
+        twilio_api_url=(e.get("TWILIO_API_URL") or "https://api.twilio.com").rstrip("/"),
+        fcm_api_url=(e.get("FCM_API_URL") or "https://fcm.googleapis.com").rstrip("/"),
+        fcm_token_url=e.get("FCM_TOKEN_URL") or "https://oauth2.googleapis.com/token",
+        campaign_batch_size=int(e.get("CAMPAIGN_BATCH_SIZE") or 500),
     )
 
 

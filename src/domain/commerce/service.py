@@ -156,6 +156,9 @@ async def record_order(principal: Principal, inp: OrderInput) -> tuple[Order, bo
         audit.record(s, principal, "order.record", "Order", order.id, brand_id=inp.brand_id,
                      summary={"external_order_id": inp.external_order_id, "total_cents": inp.total_cents})
         order = await s.scalar(select(Order).where(Order.tenant_id == principal.tenant_id, Order.id == order.id))
+        from domain.campaigns.attribution import attribute_order
+
+        await attribute_order(s, order)
     return order, True
 
 

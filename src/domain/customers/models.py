@@ -25,6 +25,7 @@ class Customer(TenantOwned, Timestamps, Base):
     external_id: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(20))
+    push_token: Mapped[str | None] = mapped_column(String(512))  # device registration token (FCM)
     first_name: Mapped[str | None] = mapped_column(String(100))
     last_name: Mapped[str | None] = mapped_column(String(100))
     company: Mapped[str | None] = mapped_column(String(200))

@@ -29,7 +29,7 @@ from domain.tenancy.models import Brand
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
 
-FIELDS = ("external_id", "email", "phone", "first_name", "last_name", "company", "buyer_type", "city",
+FIELDS = ("external_id", "email", "phone", "push_token", "first_name", "last_name", "company", "buyer_type", "city",
           "state", "country", "timezone", "locale", "birth_date", "attributes")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 LOCALE_RE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
@@ -70,6 +70,8 @@ def clean_fields(data: dict[str, Any], v: Validator, prefix: str = "") -> dict[s
             if not validation.E164_RE.match(phone):
                 v.add(prefix + "phone", f"{data['phone']!r} is not an E.164 phone number (+15551234567)")
         out["phone"] = phone
+    if "push_token" in data:
+        out["push_token"] = validation.text(v, prefix + "push_token", data["push_token"], required=False, max_len=512)
     if "country" in data:
         country = (data["country"] or "").strip().upper() or None
         if country and not COUNTRY_RE.match(country):

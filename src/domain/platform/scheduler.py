@@ -85,7 +85,16 @@ def schedule() -> list[Periodic]:
         for tenant_id in await all_tenant_ids():
             await enqueue(automations.run_periodic_automations, tenant_id)
 
+    from domain.campaigns.sending import dispatch_due
+    from domain.campaigns.service import launch_due
+
+    async def run_campaigns() -> None:
+        for tenant_id in await all_tenant_ids():
+            await launch_due(tenant_id)
+            await dispatch_due(tenant_id)
+
     return [
+        Periodic("run_campaigns", CronTrigger(minute="*"), run_campaigns),
         Periodic("refresh_stale_segments", CronTrigger(minute="*"), refresh_stale_segments),
         Periodic("requeue_stalled_jobs", CronTrigger(minute="*/5"), requeue_stalled_jobs, slot_seconds=300),
         Periodic("prune_audit_logs", CronTrigger(hour=3, minute=17), prune_audit_logs),

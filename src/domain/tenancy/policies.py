@@ -57,13 +57,19 @@ class Action(str, Enum):
     SEGMENT_REFRESH = "segment:refresh"
     AUTOMATION_MANAGE = "automation:manage"
     WEBHOOK_SECRET_ROTATE = "webhook_secret:rotate"
+    CAMPAIGN_READ = "campaign:read"
+    CAMPAIGN_WRITE = "campaign:write"
+    CAMPAIGN_SEND = "campaign:send"
+    DELIVERY_MANAGE = "delivery:manage"
 
 
-_READ = {Action.TENANT_READ, Action.BRAND_READ, Action.CUSTOMER_READ, Action.JOB_READ, Action.SEGMENT_READ}
+_READ = {Action.TENANT_READ, Action.BRAND_READ, Action.CUSTOMER_READ, Action.JOB_READ, Action.SEGMENT_READ,
+         Action.CAMPAIGN_READ}
 _AGENT = _READ | {Action.CUSTOMER_WRITE, Action.TAG_ASSIGN, Action.NOTE_WRITE, Action.CONSENT_WRITE}
 _MARKETER = _AGENT | {
     Action.BRAND_UPDATE_VOICE, Action.CUSTOMER_IMPORT, Action.COMMERCE_WRITE, Action.TAG_MANAGE,
     Action.TIMELINE_EXPORT, Action.SEGMENT_WRITE, Action.SEGMENT_REFRESH, Action.AUTOMATION_MANAGE,
+    Action.CAMPAIGN_WRITE, Action.CAMPAIGN_SEND,
 }
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.OWNER: frozenset(Action),

@@ -29,6 +29,7 @@ class CustomerFieldsInput:
     external_id: str | None = UNSET
     email: str | None = UNSET
     phone: str | None = strawberry.field(default=UNSET, description="E.164, for example +33612345678.")
+    push_token: str | None = strawberry.field(default=UNSET, description="The device's push registration token.")
     first_name: str | None = UNSET
     last_name: str | None = UNSET
     company: str | None = UNSET
@@ -42,7 +43,8 @@ class CustomerFieldsInput:
     attributes: JSON | None = strawberry.field(default=UNSET, description="Merged into the stored attributes.")
 
     def to_fields(self) -> dict[str, Any]:
-        return given(external_id=self.external_id, email=self.email, phone=self.phone, first_name=self.first_name,
+        return given(external_id=self.external_id, email=self.email, phone=self.phone, push_token=self.push_token,
+                     first_name=self.first_name,
                      last_name=self.last_name, company=self.company, buyer_type=self.buyer_type, city=self.city,
                      state=self.state, country=self.country, timezone=self.timezone, locale=self.locale,
                      birth_date=self.birth_date, attributes=self.attributes)

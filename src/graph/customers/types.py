@@ -145,6 +145,7 @@ class Customer(relay.Node):
     external_id: str | None
     email: str | None
     phone: str | None
+    has_push_token: bool = strawberry.field(description="Whether a device token for push messages is on file.")
     first_name: str | None
     last_name: str | None
     company: str | None
@@ -236,7 +237,8 @@ class Customer(relay.Node):
 
     @classmethod
     def from_model(cls, c: models.Customer) -> Customer:
-        return cls(id=str(c.id), external_id=c.external_id, email=c.email, phone=c.phone, first_name=c.first_name,
+        return cls(id=str(c.id), external_id=c.external_id, email=c.email, phone=c.phone, has_push_token=bool(c.push_token),
+                   first_name=c.first_name,
                    last_name=c.last_name, company=c.company, buyer_type=c.buyer_type, city=c.city, state=c.state,
                    country=c.country, timezone=c.timezone, locale=c.locale, birth_date=c.birth_date,
                    attributes=c.attributes or {}, created_at=c.created_at, updated_at=c.updated_at)

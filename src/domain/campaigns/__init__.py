@@ -1,0 +1,1 @@
+"""Campaigns: brand-scoped email, SMS and push sends to segment audiences."""

@@ -1,0 +1,1 @@
+"""One module per provider; :func:`domain.delivery.registry.build` picks one by name."""
