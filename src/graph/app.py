@@ -27,6 +27,7 @@ from domain.platform.events import EventHub
 from domain.platform.observability import configure_logging, new_request_id, request_id_var
 from graph.schema import build_schema
 from graph.view import GraphQLView, error_body
+from graph.webhooks import ROUTES as WEBHOOK_ROUTES
 
 log = logging.getLogger("graph.app")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -73,8 +74,12 @@ class RequestContextMiddleware:
 
 
 def _loggable(path: str) -> str:
-    """Paths as logged: a signed download token is a credential, so it never reaches the log."""
-    return "/downloads/<token>" if path.startswith("/downloads/") else path
+    """Paths as logged: signed tokens (downloads, tracking, unsubscribe) are credentials, so they
+    never reach the log."""
+    for prefix in ("/downloads/", "/t/o/", "/t/c/", "/u/"):
+        if path.startswith(prefix):
+            return prefix + "<token>"
+    return path
 
 
 class BodySizeLimitMiddleware:
@@ -221,6 +226,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/downloads/{token}", download),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *WEBHOOK_ROUTES,
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -10,6 +10,9 @@ from strawberry.tools import merge_types
 from domain.config import Settings, get_settings
 from graph.audit.queries import AuditQuery
 from graph.audit.subscriptions import AuditSubscription
+from graph.campaigns.mutations import CampaignMutation
+from graph.campaigns.queries import CampaignQuery
+from graph.campaigns.subscriptions import CampaignSubscription
 from graph.commerce.mutations import CommerceMutation
 from graph.commerce.queries import CommerceQuery
 from graph.customers.mutations import CustomerMutation
@@ -34,10 +37,11 @@ class NodeQuery:
 
 
 Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, SegmentQuery,
-                              SegmentAutomationQuery, JobQuery, AuditQuery))
+                              SegmentAutomationQuery, CampaignQuery, JobQuery, AuditQuery))
 Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, SegmentMutation,
-                                    SegmentAutomationMutation, JobMutation))
-Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription, SegmentSubscription))
+                                    SegmentAutomationMutation, CampaignMutation, JobMutation))
+Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription, SegmentSubscription,
+                                            CampaignSubscription))
 
 
 class Schema(strawberry.Schema):

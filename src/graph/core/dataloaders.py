@@ -11,6 +11,7 @@ from strawberry.dataloader import DataLoader
 from domain.tenancy.members import Member
 from domain.tenancy.models import Brand
 from domain.tenancy.policies import Principal
+from graph.campaigns import dataloaders as campaigns
 from graph.customers import dataloaders as customers
 from graph.segments.dataloaders import segment_loader
 from graph.tenancy.dataloaders import brand_loader, member_loader
@@ -31,6 +32,8 @@ class Loaders:
     segment: DataLoader[uuid.UUID, Any]
     timeline: DataLoader[tuple, Any]
     customer_orders: DataLoader[tuple, Any]
+    campaign: DataLoader[uuid.UUID, Any]
+    campaign_stats: DataLoader[uuid.UUID, Any]
 
     @classmethod
     def for_principal(cls, p: Principal) -> Loaders:
@@ -48,4 +51,6 @@ class Loaders:
             segment=segment_loader(p),
             timeline=customers.timeline_loader(p),
             customer_orders=customers.orders_loader(p),
+            campaign=campaigns.campaign_loader(p),
+            campaign_stats=campaigns.stats_loader(p),
         )

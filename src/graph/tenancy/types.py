@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry import relay
@@ -85,6 +86,17 @@ class Brand(relay.Node):
     @strawberry.field
     def is_archived(self) -> bool:
         return self.archived_at is not None
+
+    @strawberry.field(description="The brand's campaigns, newest first.")
+    async def campaigns(
+        self, info: Info, first: int = 20, after: str | None = None,
+        status: list[Annotated["CampaignStatus", strawberry.lazy("graph.campaigns.types")]] | None = None,
+    ) -> Annotated["CampaignConnection", strawberry.lazy("graph.campaigns.types")]:
+        from domain.campaigns.service import Status
+        from graph.campaigns.types import brand_campaigns
+
+        statuses = [Status(s.value) for s in status] if status else None
+        return await brand_campaigns(info, uuid.UUID(self.id), statuses, first, after)
 
     @classmethod
     def from_model(cls, b: models.Brand) -> Brand:

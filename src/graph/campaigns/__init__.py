@@ -1,0 +1,1 @@
+"""GraphQL adapter of campaigns and delivery settings."""

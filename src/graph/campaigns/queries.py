@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+
+from domain.campaigns import service
+from domain.delivery import service as delivery
+from domain.delivery.base import Channel as DomainChannel
+from domain.errors import DomainError
+from domain.platform.pagination import clamp_first
+from graph.campaigns.mutations import provider_type, settings_type
+from graph.campaigns.types import (
+    Campaign,
+    CampaignAudiencePreview,
+    CampaignConnection,
+    CampaignMessagePreview,
+    CampaignStatus,
+    Channel,
+    DeliveryProvider,
+    MessagingSettings,
+    Suppression,
+)
+from graph.core import ids
+from graph.core.context import Info
+
+
+@strawberry.type
+class CampaignQuery:
+    @strawberry.field(description="Campaigns, newest first; a brand's with brandId (or X-Brand-Id).")
+    async def campaigns(self, info: Info, brand_id: relay.GlobalID | None = None,
+                        status: list[CampaignStatus] | None = None, first: int = 20,
+                        after: str | None = None) -> CampaignConnection:
+        brand = ids.decode(brand_id, "Brand", "brandId") if brand_id else info.context.brand_id
+        page = await service.list_campaigns(info.context.principal, brand,
+                                            statuses=[service.Status(s.value) for s in status] if status else None,
+                                            first=clamp_first(first), after=after)
+        return CampaignConnection.of(page, Campaign.from_model)
+
+    @strawberry.field
+    async def campaign(self, info: Info, id: relay.GlobalID) -> Campaign | None:
+        try:
+            campaign_id = ids.decode(id, "Campaign")
+        except DomainError:
+            return None
+        found = await info.context.loaders.campaign.load(campaign_id)
+        return Campaign.from_model(found) if found else None
+
+    @strawberry.field(description="The message as this customer would get it; nothing is sent.")
+    async def preview_campaign(self, info: Info, campaign_id: relay.GlobalID,
+                               customer_id: relay.GlobalID) -> CampaignMessagePreview:
+        m = await service.preview_message(info.context.principal, ids.decode(campaign_id, "Campaign", "campaignId"),
+                                          ids.decode(customer_id, "Customer", "customerId"))
+        return CampaignMessagePreview(**m)
+
+    @strawberry.field(description="How many a launch now would reach, and how many it would exclude, per reason.")
+    async def preview_campaign_audience(self, info: Info, campaign_id: relay.GlobalID) -> CampaignAudiencePreview:
+        p = await service.preview_audience(info.context.principal, ids.decode(campaign_id, "Campaign", "campaignId"))
+        return CampaignAudiencePreview.of(p)
+
+    @strawberry.field(description="The providers a brand sends through, per channel (credentials never shown).")
+    async def delivery_providers(self, info: Info, brand_id: relay.GlobalID) -> list[DeliveryProvider]:
+        rows = await delivery.providers_of(info.context.principal, ids.decode(brand_id, "Brand", "brandId"))
+        return [provider_type(r) for r in rows]
+
+    @strawberry.field
+    async def messaging_settings(self, info: Info, brand_id: relay.GlobalID) -> MessagingSettings:
+        m = await delivery.messaging_settings(info.context.principal, ids.decode(brand_id, "Brand", "brandId"))
+        return settings_type(m)
+
+    @strawberry.field(description="Addresses the brand does not send to, newest first.")
+    async def suppressions(self, info: Info, brand_id: relay.GlobalID, channel: Channel | None = None,
+                           first: int = 50) -> list[Suppression]:
+        rows = await delivery.list_suppressions(info.context.principal, ids.decode(brand_id, "Brand", "brandId"),
+                                                DomainChannel(channel.value) if channel else None, clamp_first(first))
+        return [Suppression(channel=DomainChannel(r.channel), address=r.address, reason=r.reason, source=r.source,
+                            created_at=r.created_at) for r in rows]

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry import relay
+
+from domain.campaigns import service
+from domain.campaigns.stats import Figures
+from graph.campaigns.types import CampaignStats
+from graph.core import ids
+from graph.core.context import Info
+
+MIN_INTERVAL = 0.25  # at most four frames a second per subscriber
+
+
+@strawberry.type
+class CampaignSubscription:
+    @strawberry.subscription(description="The campaign's stats and progress now, then after each change (at most "
+                                         "four updates a second; bursts are coalesced into the latest figures).")
+    async def campaign_stats(self, info: Info, campaign_id: relay.GlobalID) -> AsyncGenerator[CampaignStats, None]:
+        principal = info.context.principal
+        cid = ids.decode(campaign_id, "Campaign", "campaignId")
+        hub = info.context.request.app.state.event_hub
+        async with hub.subscribe(principal.tenant_id, service.topic(cid)) as queue:
+            campaign = await service.get_campaign(principal, cid)  # visible, or NOT_FOUND; after subscribing
+            row = (await service.stats_by_ids(principal, [cid])).get(cid)
+            shown = Figures.of(row, campaign.cost_cents) if row else None
+            if shown is not None:
+                yield CampaignStats.of(shown)
+            last = time.monotonic()
+            while True:
+                latest = Figures.from_event(await queue.get())
+                wait = MIN_INTERVAL - (time.monotonic() - last)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                while not queue.empty():  # coalesce: keep the newest figures
+                    candidate = Figures.from_event(queue.get_nowait())
+                    if candidate.version > latest.version:
+                        latest = candidate
+                if shown is not None and latest.version <= shown.version:
+                    continue
+                await info.context.recheck()
+                shown, last = latest, time.monotonic()
+                yield CampaignStats.of(latest)

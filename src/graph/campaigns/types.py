@@ -1,0 +1,237 @@
+"""GraphQL types of campaigns, their stats and the delivery settings of brands."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, time
+from typing import Any
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+
+from domain.campaigns import service
+from domain.campaigns.models import Campaign as CampaignModel
+from domain.campaigns.stats import COUNTERS, Figures
+from domain.delivery.base import Channel as DomainChannel
+from domain.platform.pagination import clamp_first
+from graph.core.connection import Connection
+from graph.core.context import Info
+from graph.core.ids import node_uuids
+from graph.core.scalars import BigInt
+from graph.segments.types import Segment
+from graph.tenancy.types import Brand, brand_of
+
+CampaignStatus = strawberry.enum(service.Status, name="CampaignStatus")
+ScheduleMode = strawberry.enum(service.ScheduleMode, name="ScheduleMode",
+                               description="NOW, AT (a wall-clock time in the brand's timezone) or LOCAL (in each "
+                                           "recipient's timezone, the brand's when unknown).")
+Channel = strawberry.enum(DomainChannel, name="MessageChannel", description="How a message reaches a customer.")
+
+
+@strawberry.type(description="What the campaign sends; which fields apply depends on the channel. Text fields are "
+                             "templates over customer, brand, profile and campaign variables.")
+class CampaignContent:
+    subject: str | None
+    preheader: str | None
+    html: str | None
+    text: str | None = strawberry.field(description="E-mail text part, or the SMS body.")
+    title: str | None
+    body: str | None
+    data: JSON | None = strawberry.field(description="Push data payload (text values).")
+
+
+@strawberry.type(description="Live progress of a sending campaign.")
+class CampaignProgress:
+    queued: int = strawberry.field(description="Recipients not yet sent to (including deferred ones).")
+    sent: int
+    failed: int
+    seconds_left: int | None = strawberry.field(description="At the rate sent so far; null before the first send.")
+
+
+@strawberry.type(description="Results, kept incrementally. Rates are percentages over delivered messages "
+                             "(conversion rate: over unique clicks); null when the denominator is zero.")
+class CampaignStats:
+    audience: int
+    excluded: int
+    sent: int
+    failed: int
+    delivered: int
+    bounced: int
+    opens: int = strawberry.field(description="Unique opens.")
+    clicks: int = strawberry.field(description="Unique clicks.")
+    unsubscribes: int
+    complaints: int
+    conversions: int
+    revenue_cents: BigInt
+    open_rate: float | None
+    click_rate: float | None
+    conversion_rate: float | None
+    roas: float | None = strawberry.field(description="Revenue divided by the campaign's cost.")
+    progress: CampaignProgress
+    version: BigInt = strawberry.field(description="Grows with every change.")
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, f: Figures) -> CampaignStats:
+        c = f.counters
+        return cls(audience=c["audience"], excluded=c["excluded"], sent=c["sent"], failed=c["failed"],
+                   delivered=c["delivered"], bounced=c["bounced"], opens=c["opens"], clicks=c["clicks"],
+                   unsubscribes=c["unsubscribes"], complaints=c["complaints"], conversions=c["conversions"],
+                   revenue_cents=c["revenue_cents"], open_rate=f.open_rate, click_rate=f.click_rate,
+                   conversion_rate=f.conversion_rate, roas=f.roas,
+                   progress=CampaignProgress(queued=c["queued"], sent=c["sent"], failed=c["failed"],
+                                             seconds_left=f.seconds_left()),
+                   version=f.version, updated_at=f.updated_at)
+
+
+@strawberry.type(description="A brand's email, SMS or push send to segment audiences.")
+class Campaign(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    channel: Channel
+    status: CampaignStatus
+    priority: int = strawberry.field(description="1 (low) to 10 (urgent): due campaigns start in this order.")
+    content: CampaignContent
+    schedule_mode: ScheduleMode
+    scheduled_at: datetime | None = strawberry.field(description="When sending starts (or started).")
+    local_send_time: str | None = strawberry.field(description="The wall-clock time scheduled (AT and LOCAL).")
+    send_window_hours: int
+    event_ref: str | None
+    cost_cents: BigInt
+    launched_at: datetime | None
+    completed_at: datetime | None
+    failure_reason: str | None
+    audience_snapshot: JSON | None = strawberry.field(
+        description="The segments (definitions and counts) and audience counts as the launch used them.")
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    brand_id: strawberry.Private[uuid.UUID]
+    segment_ids: strawberry.Private[list[uuid.UUID]]
+    exclusion_segment_ids: strawberry.Private[list[uuid.UUID]]
+    cost: strawberry.Private[int]
+
+    @strawberry.field
+    async def brand(self, info: Info) -> Brand | None:
+        return await brand_of(info, self.brand_id)
+
+    @strawberry.field(description="Target segments (their union, deduplicated, is the audience).")
+    async def segments(self, info: Info) -> list[Segment]:
+        found = await info.context.loaders.segment.load_many(self.segment_ids)
+        return [Segment.from_model(s) for s in found if s is not None]
+
+    @strawberry.field(description="Members of these are left out.")
+    async def exclusion_segments(self, info: Info) -> list[Segment]:
+        found = await info.context.loaders.segment.load_many(self.exclusion_segment_ids)
+        return [Segment.from_model(s) for s in found if s is not None]
+
+    @strawberry.field
+    async def stats(self, info: Info) -> CampaignStats:
+        row = await info.context.loaders.campaign_stats.load(uuid.UUID(self.id))
+        if row is None:
+            return CampaignStats.of(Figures(uuid.UUID(self.id), {k: 0 for k in COUNTERS}, 0, self.cost, None,
+                                            self.updated_at))
+        return CampaignStats.of(Figures.of(row, self.cost))
+
+    @classmethod
+    def from_model(cls, c: CampaignModel) -> Campaign:
+        content = c.content or {}
+        return cls(id=str(c.id), name=c.name, channel=DomainChannel(c.channel), status=service.Status(c.status),
+                   priority=c.priority,
+                   content=CampaignContent(subject=content.get("subject"), preheader=content.get("preheader"),
+                                           html=content.get("html"), text=content.get("text"),
+                                           title=content.get("title"), body=content.get("body"),
+                                           data=content.get("data")),
+                   schedule_mode=service.ScheduleMode(c.schedule_mode), scheduled_at=c.scheduled_at,
+                   local_send_time=c.local_send_at.isoformat(timespec="minutes") if c.local_send_at else None,
+                   send_window_hours=c.send_window_hours, event_ref=c.event_ref, cost_cents=c.cost_cents,
+                   launched_at=c.launched_at, completed_at=c.completed_at, failure_reason=c.failure_reason,
+                   audience_snapshot=c.audience_snapshot, created_by=c.created_by, created_at=c.created_at,
+                   updated_at=c.updated_at, brand_id=c.brand_id, segment_ids=list(c.segment_ids or []),
+                   exclusion_segment_ids=list(c.exclusion_segment_ids or []), cost=c.cost_cents)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        ids_ = node_uuids(node_ids)
+        found = await info.context.loaders.campaign.load_many([i for i in ids_ if i is not None])
+        by_id = {x.id: x for x in found if x is not None}
+        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids_]
+
+
+@strawberry.type(description="A page of campaigns.")
+class CampaignConnection(Connection[Campaign]):
+    pass
+
+
+async def brand_campaigns(info: Info, brand_id: uuid.UUID, statuses: list[service.Status] | None, first: int,
+                          after: str | None) -> CampaignConnection:
+    page = await service.list_campaigns(info.context.principal, brand_id, statuses=statuses,
+                                        first=clamp_first(first), after=after)
+    return CampaignConnection.of(page, Campaign.from_model)
+
+
+@strawberry.type(description="Recipients excluded at launch, per reason.")
+class ExclusionCounts:
+    excluded_segment: int
+    no_address: int
+    suppressed: int
+    no_consent: int
+    frequency_cap: int
+
+
+@strawberry.type(description="Who a launch now would reach; nothing is sent or written.")
+class CampaignAudiencePreview:
+    count: int = strawberry.field(description="Recipients who would get the message.")
+    deferred: int = strawberry.field(description="Of those, how many would wait (quiet hours, cap, local time).")
+    excluded: ExclusionCounts
+    total: int = strawberry.field(description="Everyone in the target segments.")
+
+    @classmethod
+    def of(cls, p: dict[str, Any]) -> CampaignAudiencePreview:
+        return cls(count=p["count"], deferred=p["deferred"], excluded=ExclusionCounts(**p["excluded"]),
+                   total=p["total"])
+
+
+@strawberry.type(description="One customer's rendered message.")
+class CampaignMessagePreview:
+    to: str | None
+    subject: str | None
+    preheader: str | None
+    html: str | None
+    text: str | None
+    title: str | None
+    body: str | None
+    data: JSON | None
+    headers: JSON
+
+
+@strawberry.type(description="The provider a brand sends a channel through. Credentials are write-only.")
+class DeliveryProvider:
+    channel: Channel
+    provider: str
+    settings: JSON
+    credentials_set: bool
+    webhook_url: str | None = strawberry.field(description="Where to point the provider's event webhook.")
+    updated_by: str | None
+    updated_at: datetime
+
+
+@strawberry.type(description="A brand's sending rules.")
+class MessagingSettings:
+    quiet_hours_start: time | None = strawberry.field(description="Local time (recipient's zone) sends pause.")
+    quiet_hours_end: time | None
+    frequency_cap_count: int | None = strawberry.field(description="At most this many messages per customer ...")
+    frequency_cap_hours: int | None = strawberry.field(description="... within this many hours, across campaigns.")
+    send_rate_per_second: int
+    attribution_days: int = strawberry.field(description="Orders this many days after an open or click convert.")
+
+
+@strawberry.type(description="An address a brand does not send to.")
+class Suppression:
+    channel: Channel
+    address: str
+    reason: str
+    source: str | None
+    created_at: datetime

@@ -1,0 +1,98 @@
+"""HTTP endpoints that are not GraphQL: provider webhooks and e-mail tracking links.
+
+Thin like the rest of the adapter: read the request, call the domain, answer. Providers get a
+plain status (2xx accepted, 401 not signed by the brand's secret, 404 unknown URL); they retry
+anything else. Tracking links answer what a mail client or a browser expects whatever happens
+(a pixel, a redirect, a page): a bad token reveals nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from html import escape
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from domain.campaigns import tracking, webhooks
+from domain.campaigns.engagement import apply_events
+from domain.delivery.base import DeliveryEvent, EventKind, WebhookRejected
+
+log = logging.getLogger("graph.webhooks")
+
+
+async def provider_webhook(request: Request) -> Response:
+    try:
+        tenant_id = uuid.UUID(request.path_params["tenant_id"])
+        brand_id = uuid.UUID(request.path_params["brand_id"])
+    except ValueError:
+        return JSONResponse({"error": "not found"}, status_code=404)
+    body = await request.body()
+    try:
+        changed = await webhooks.receive(request.path_params["provider"], tenant_id, brand_id,
+                                         headers=request.headers, body=body, query=request.url.query)
+    except WebhookRejected as exc:
+        log.info("webhook refused", extra={"provider": request.path_params["provider"], "reason": str(exc)})
+        return JSONResponse({"error": "refused"}, status_code=401)
+    return JSONResponse({"accepted": True, "changed": changed})
+
+
+async def _record(target: tracking.Target, kind: EventKind, url: str | None = None) -> None:
+    await apply_events(target.tenant_id, [DeliveryEvent(kind=kind, occurred_at=datetime.now(UTC),
+                                                        message_key=target.message_key, url=url)],
+                       source="tracking")
+
+
+async def open_pixel(request: Request) -> Response:
+    target = tracking.read_token(request.path_params["token"].removesuffix(".gif"), "o")
+    if target is not None:
+        try:
+            await _record(target, EventKind.OPENED)
+        except Exception:  # a pixel always answers; the open is lost, nothing else is
+            log.exception("could not record an open")
+    return Response(tracking.PIXEL, media_type="image/gif",
+                    headers={"cache-control": "no-store, max-age=0", "pragma": "no-cache"})
+
+
+async def click(request: Request) -> Response:
+    target = tracking.read_token(request.path_params["token"], "c")
+    if target is None or not target.url:
+        return HTMLResponse(_page("This link is not valid", "It may have been copied incompletely."),
+                            status_code=404)
+    try:
+        await _record(target, EventKind.CLICKED, target.url)
+    except Exception:
+        log.exception("could not record a click")
+    return RedirectResponse(target.url, status_code=302, headers={"cache-control": "no-store"})
+
+
+async def unsubscribe(request: Request) -> Response:
+    """GET: a page asking to confirm (scanners follow links; they must not unsubscribe anyone).
+    POST: unsubscribe, whether from that page or a mail client's RFC 8058 one-click request."""
+    token = request.path_params["token"]
+    target = tracking.read_token(token, "u")
+    if target is None:
+        return HTMLResponse(_page("This link is not valid", "It may have been copied incompletely."),
+                            status_code=404)
+    if request.method == "GET":
+        return HTMLResponse(_page("Unsubscribe", "Stop receiving these messages?",
+                                  '<form method="post"><button type="submit">Unsubscribe</button></form>'))
+    await _record(target, EventKind.UNSUBSCRIBED)
+    return HTMLResponse(_page("You are unsubscribed", "You will not receive these messages any more."))
+
+
+def _page(title: str, text: str, extra: str = "") -> str:
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+            f"content=\"width=device-width\"><title>{escape(title)}</title></head><body>"
+            f"<h1>{escape(title)}</h1><p>{escape(text)}</p>{extra}</body></html>")
+
+
+ROUTES = [
+    Route("/webhooks/{provider}/{tenant_id}/{brand_id}", provider_webhook, methods=["POST"]),
+    Route("/t/o/{token}", open_pixel, methods=["GET"]),
+    Route("/t/c/{token}", click, methods=["GET"]),
+    Route("/u/{token}", unsubscribe, methods=["GET", "POST"]),
+]
