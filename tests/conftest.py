@@ -117,10 +117,11 @@ class Process:
         return self.proc.returncode
 
 
-def start_api(name: str = "api") -> tuple[Process, str]:
+def start_api(name: str = "api", public_url: str | None = None) -> tuple[Process, str]:
+    """An API server; its public URL (tracking links, webhook addresses) is its own unless told."""
     port = free_port()
-    proc = Process(["-m", "brandgraph", "serve", "--port", str(port)], name)
     base = f"http://127.0.0.1:{port}"
+    proc = Process(["-m", "brandgraph", "serve", "--port", str(port)], name, env={"PUBLIC_URL": public_url or base})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.proc.poll() is not None:
@@ -140,18 +141,75 @@ def api_url() -> Iterator[str]:
     proc.stop()
 
 
+@dataclass
+class Fakes:
+    """Loopback servers speaking the providers' wire formats (tests/fakes), shared by the session."""
+
+    brevo: Any
+    sendgrid: Any
+    twilio: Any
+    fcm: Any
+
+    def env(self) -> dict[str, str]:
+        return {"BREVO_API_URL": self.brevo.url, "SENDGRID_API_URL": self.sendgrid.url,
+                "TWILIO_API_URL": self.twilio.url, "FCM_API_URL": self.fcm.url, "FCM_TOKEN_URL": self.fcm.token_url}
+
+    def reset(self) -> None:
+        for fake in (self.brevo, self.sendgrid, self.twilio, self.fcm):
+            fake.reset()
+
+
 @pytest.fixture(scope="session")
-def worker() -> Iterator[Process]:
-    proc = Process(["-m", "dramatiq", "domain.worker", "--processes", "1", "--threads", "2"], "worker",
-                   env={"LOG_LEVEL": "INFO"})
+def fakes() -> Iterator[Fakes]:
+    from fakes.providers import FakeBrevo, FakeFCM, FakeSendGrid, FakeTwilio
+
+    found = Fakes(FakeBrevo().start(), FakeSendGrid().start(), FakeTwilio().start(), FakeFCM().start())
+    yield found
+    for fake in (found.brevo, found.sendgrid, found.twilio, found.fcm):
+        fake.stop()
+
+
+def start_worker(env: dict[str, str], name: str = "worker", threads: int = 2) -> Process:
+    proc = Process(["-m", "dramatiq", "domain.worker", "--processes", "1", "--threads", str(threads)], name,
+                   env={"LOG_LEVEL": "INFO", **env})
     deadline = time.monotonic() + 30
     while "Worker process is ready" not in proc.output():
         if proc.proc.poll() is not None or time.monotonic() > deadline:
             proc.stop()
             raise RuntimeError(f"worker did not start:\n{proc.output()}")
         time.sleep(0.05)
-    yield proc
-    proc.stop()
+    return proc
+
+
+class Worker:
+    """The session's Dramatiq worker: its providers point at the fakes, its links at the API.
+    ``kill()`` and ``restart()`` serve crash tests."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc = start_worker(env)
+
+    def output(self) -> str:
+        return self.proc.output()
+
+    def kill(self) -> None:
+        import signal
+
+        self.proc.stop(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.proc.stop()
+        self.proc = start_worker(self.env)
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(fakes: Fakes, api_url: str) -> Iterator[Worker]:
+    w = Worker({**fakes.env(), "PUBLIC_URL": api_url})
+    yield w
+    w.stop()
 
 
 # --- GraphQL over HTTP ----------------------------------------------------------------

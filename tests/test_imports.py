@@ -116,7 +116,7 @@ async def test_csv_with_good_and_bad_rows_imports_the_good_and_reports_the_bad(
     assert timeline["timeline"] == {"customer_created": 3, "consent_changed": 2, "tag_added": 1}
     assert await rows(tenant, "SELECT brand_id, source FROM customer_brands WHERE tenant_id = :t GROUP BY 1, 2") == [
         (tenant.brands["a"], "import")]
-    assert worker.proc.poll() is None, worker.output()
+    assert worker.proc.proc.poll() is None, worker.output()
 
 
 async def test_reimporting_updates_only_given_fields_and_duplicates_merge(tenant: TenantFixture, worker: Process) -> None:

@@ -64,7 +64,7 @@ async def test_api_key_use_is_recorded_by_the_worker_at_most_once_a_minute(
     assert await last_used() == first, "a second use within a minute was recorded again"
     ttl_after = await redis_mod.client().ttl(throttle)
     assert 0 < ttl_after < ttl_before, f"throttle TTL went from {ttl_before} to {ttl_after}: it was reset"
-    assert worker.proc.poll() is None, worker.output()
+    assert worker.proc.proc.poll() is None, worker.output()
 
 
 # --- audit log pruning, per tenant --------------------------------------------------------
@@ -114,7 +114,7 @@ async def test_prune_audit_log_removes_only_old_entries_of_its_tenant(
     await poll(old_gone, "the worker to prune the old entry")
     assert await _exists(tenant.id, recent), "an entry within the retention period was pruned"
     assert await _exists(other_tenant.id, others_old), "pruning one tenant removed another tenant's entry"
-    assert worker.proc.poll() is None, worker.output()
+    assert worker.proc.proc.poll() is None, worker.output()
 
 
 # --- scheduler lock -----------------------------------------------------------------------
