@@ -356,6 +356,9 @@ async def launch_campaign(principal: Principal, campaign_id: uuid.UUID, idempote
             raise InvalidState(f"a {campaign.status} campaign cannot be launched", field="id")
         _check_ready(campaign)
         await delivery.require_provider(s, campaign.tenant_id, campaign.brand_id, campaign.channel)
+        brand = await s.scalar(select(Brand).where(Brand.tenant_id == campaign.tenant_id, Brand.id == campaign.brand_id))
+        if campaign.channel == "email" and not brand.from_email:
+            raise InvalidState("the brand has no sending address; set its fromEmail (updateBrand)", field="id")
         if campaign.schedule_mode == ScheduleMode.AT.value:
             campaign.schedule_mode = ScheduleMode.NOW.value
         start(s, campaign, key)
