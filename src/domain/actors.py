@@ -10,6 +10,7 @@ from domain.platform.jobs import broker  # noqa: F401  (sets the global broker b
 ACTOR_MODULES = (
     "domain.audit.actors",
     "domain.campaigns.sending",
+    "domain.conversations.sending",
     "domain.exports.timeline",
     "domain.imports.actors",
     "domain.profiles.actors",

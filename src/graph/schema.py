@@ -14,6 +14,9 @@ from graph.campaigns.mutations import CampaignMutation
 from graph.campaigns.queries import CampaignQuery
 from graph.campaigns.subscriptions import CampaignSubscription
 from graph.commerce.mutations import CommerceMutation
+from graph.conversations.mutations import ConversationMutation
+from graph.conversations.queries import ConversationQuery
+from graph.conversations.subscriptions import ConversationSubscription
 from graph.commerce.queries import CommerceQuery
 from graph.customers.mutations import CustomerMutation
 from graph.customers.queries import CustomerQuery
@@ -37,11 +40,13 @@ class NodeQuery:
 
 
 Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, SegmentQuery,
-                              SegmentAutomationQuery, CampaignQuery, JobQuery, AuditQuery))
+                              SegmentAutomationQuery, CampaignQuery, ConversationQuery, JobQuery,
+                              AuditQuery))
 Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, SegmentMutation,
-                                    SegmentAutomationMutation, CampaignMutation, JobMutation))
+                                    SegmentAutomationMutation, CampaignMutation,
+                                    ConversationMutation, JobMutation))
 Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription, SegmentSubscription,
-                                            CampaignSubscription))
+                                            CampaignSubscription, ConversationSubscription))
 
 
 class Schema(strawberry.Schema):

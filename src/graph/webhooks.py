@@ -90,7 +90,29 @@ def _page(title: str, text: str, extra: str = "") -> str:
             f"<h1>{escape(title)}</h1><p>{escape(text)}</p>{extra}</body></html>")
 
 
+async def inbound_webhook(request: Request) -> Response:
+    """Customers' messages (inbound e-mail, SMS) for a brand's conversations."""
+    from domain.conversations import inbound
+
+    try:
+        tenant_id = uuid.UUID(request.path_params["tenant_id"])
+        brand_id = uuid.UUID(request.path_params["brand_id"])
+    except ValueError:
+        return JSONResponse({"error": "not found"}, status_code=404)
+    body = await request.body()
+    try:
+        created = await inbound.receive(request.path_params["provider"], tenant_id, brand_id,
+                                        headers=request.headers, body=body, query=request.url.query)
+    except WebhookRejected as exc:
+        log.info("inbound webhook refused", extra={"provider": request.path_params["provider"], "reason": str(exc)})
+        return JSONResponse({"error": "refused"}, status_code=401)
+    if request.path_params["provider"] == "twilio":  # Twilio expects TwiML; an empty response sends no reply
+        return Response('<?xml version="1.0" encoding="UTF-8"?><Response></Response>', media_type="text/xml")
+    return JSONResponse({"accepted": True, "created": created})
+
+
 ROUTES = [
+    Route("/webhooks/{provider}/inbound/{tenant_id}/{brand_id}", inbound_webhook, methods=["POST"]),
     Route("/webhooks/{provider}/{tenant_id}/{brand_id}", provider_webhook, methods=["POST"]),
     Route("/t/o/{token}", open_pixel, methods=["GET"]),
     Route("/t/c/{token}", click, methods=["GET"]),

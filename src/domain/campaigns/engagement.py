@@ -121,7 +121,12 @@ async def apply_events(tenant_id: uuid.UUID, events: list[DeliveryEvent], *, bra
     async with tenant_session(tenant_id) as s:
         for e in sorted(events, key=lambda x: x.occurred_at):
             r = await _find(s, tenant_id, e)
-            if r is None or (brand_id is not None and r.brand_id != brand_id):
+            if r is None:  # not a campaign message: perhaps a conversation reply
+                from domain.conversations.sending import apply_event
+
+                changed += int(await apply_event(s, tenant_id, brand_id, e))
+                continue
+            if brand_id is not None and r.brand_id != brand_id:
                 continue
             deltas = per_campaign[r.campaign_id]
             if not _apply(r, e, deltas):

@@ -1,8 +1,9 @@
 """The delivery providers a brand can choose, what each needs, and how to build one.
 
-A brand's provider for a channel is a name, ``settings`` (plain values the API may show) and
-``credentials`` (secrets, stored encrypted, never returned). Keys are camelCase, as the API sends
-them. :func:`validate` reports every problem as ``(field path, message)`` for the API to return;
+A brand's provider for a channel is a name, ``settings`` (plain values the API may show; keys in
+snake_case: ``host``, ``port``, ``status_callback_url``...) and ``credentials`` (secrets, stored
+encrypted, never returned; keys in camelCase as the API sends them: ``apiKey``, ``authToken``...).
+:func:`validate` reports every problem as ``(field path, message)`` for the API to return;
 :func:`build` makes the provider (raising :class:`ProviderRejected` for a configuration that
 does not validate, e.g. one saved before a rule changed).
 
@@ -87,8 +88,6 @@ def _http_url(value: Any) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an http(s) URL"
-    if get_settings().production and parts.scheme != "https":
-        return "must be an https URL"
     return None
 
 
@@ -129,8 +128,8 @@ def _public_host(value: Any) -> str | None:
 
 def _smtp_rules(settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> list[tuple[str, str]]:
     problems = []
-    if settings.get("startTls") is True and settings.get("useTls") is True:
-        problems.append(("settings.useTls", "cannot be combined with startTls (choose one)"))
+    if settings.get("starttls") is True and settings.get("use_tls") is True:
+        problems.append(("settings.use_tls", "cannot be combined with starttls (choose one)"))
     if bool(credentials.get("username")) != bool(credentials.get("password")):
         missing = "credentials.password" if credentials.get("username") else "credentials.username"
         problems.append((missing, "is required with the other SMTP login field"))
@@ -147,16 +146,16 @@ def _log(spec: ProviderSpec, channel: Channel, s: Mapping[str, Any], c: Mapping[
 
 def _smtp(spec: ProviderSpec, channel: Channel, s: Mapping[str, Any], c: Mapping[str, Any],
           http: httpx.AsyncClient | None) -> Provider:
-    use_tls = bool(spec.setting(s, "useTls"))
+    use_tls = bool(spec.setting(s, "use_tls"))
     return SmtpProvider(
         str(s["host"]).strip(),
         int(s.get("port") or (465 if use_tls else 587)),
-        starttls=bool(spec.setting(s, "startTls")) and not use_tls,
+        starttls=bool(spec.setting(s, "starttls")) and not use_tls,
         use_tls=use_tls,
         timeout=float(spec.setting(s, "timeout")),
         username=c.get("username"),
         password=c.get("password"),
-        max_connections=int(spec.setting(s, "maxConnections")),
+        max_connections=int(spec.setting(s, "max_connections")),
     )
 
 
@@ -175,8 +174,8 @@ def _twilio(spec: ProviderSpec, channel: Channel, s: Mapping[str, Any], c: Mappi
     return TwilioProvider(
         c["accountSid"],
         c["authToken"],
-        messaging_service_sid=s.get("messagingServiceSid"),
-        status_callback_url=s.get("statusCallbackUrl"),
+        messaging_service_sid=s.get("messaging_service_sid"),
+        status_callback_url=s.get("status_callback_url"),
         http=http,
     )
 
@@ -212,11 +211,11 @@ PROVIDERS: dict[str, ProviderSpec] = {
                 FieldSpec("host", "string", required=True, description="relay host name", check=_public_host),
                 FieldSpec("port", "integer", description="587 (STARTTLS) or 465 (TLS) by default",
                           check=_between(1, 65535)),
-                FieldSpec("startTls", "boolean", default=True, description="upgrade the connection with STARTTLS"),
-                FieldSpec("useTls", "boolean", default=False, description="connect with TLS (port 465)"),
+                FieldSpec("starttls", "boolean", default=True, description="upgrade the connection with STARTTLS"),
+                FieldSpec("use_tls", "boolean", default=False, description="connect with TLS (port 465)"),
                 FieldSpec("timeout", "number", default=30.0, description="seconds per SMTP command",
                           check=_between(1, 300)),
-                FieldSpec("maxConnections", "integer", default=3, description="connections per batch",
+                FieldSpec("max_connections", "integer", default=3, description="connections per batch",
                           check=_between(1, 10)),
             ),
             rules=(_smtp_rules,),
@@ -252,9 +251,9 @@ PROVIDERS: dict[str, ProviderSpec] = {
                           check=_min_length(16)),
             ),
             settings=(
-                FieldSpec("messagingServiceSid", "string", description="send through this messaging service",
+                FieldSpec("messaging_service_sid", "string", description="send through this messaging service",
                           check=_pattern(r"MG[0-9a-fA-F]{32}", "a messaging service SID (MG and 32 hex digits)")),
-                FieldSpec("statusCallbackUrl", "string", description="status callback URL; {key} is the message key",
+                FieldSpec("status_callback_url", "string", description="status callback URL; {key} is the message key",
                           check=_http_url),
             ),
         ),
@@ -270,6 +269,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
     )
 }
 
+_ARTICLED = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false"}
 _TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,)}
 
 
@@ -287,7 +287,7 @@ def _check_fields(section: str, specs: tuple[FieldSpec, ...], values: Mapping[st
                 problems.append((path, "is required"))
             continue
         if not isinstance(value, _TYPES[spec.kind]) or (spec.kind != "boolean" and isinstance(value, bool)):
-            problems.append((path, f"must be a {spec.kind}"))
+            problems.append((path, f"must be {_ARTICLED[spec.kind]}"))
             continue
         if spec.check and (problem := spec.check(value)):
             problems.append((path, problem))

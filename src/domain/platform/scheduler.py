@@ -88,13 +88,20 @@ def schedule() -> list[Periodic]:
     from domain.campaigns.sending import dispatch_due
     from domain.campaigns.service import launch_due
 
+    from domain.conversations.service import wake_snoozed
+
     async def run_campaigns() -> None:
         for tenant_id in await all_tenant_ids():
             await launch_due(tenant_id)
             await dispatch_due(tenant_id)
 
+    async def wake_snoozed_conversations() -> None:
+        for tenant_id in await all_tenant_ids():
+            await wake_snoozed(tenant_id)
+
     return [
         Periodic("run_campaigns", CronTrigger(minute="*"), run_campaigns),
+        Periodic("wake_snoozed_conversations", CronTrigger(minute="*"), wake_snoozed_conversations),
         Periodic("refresh_stale_segments", CronTrigger(minute="*"), refresh_stale_segments),
         Periodic("requeue_stalled_jobs", CronTrigger(minute="*/5"), requeue_stalled_jobs, slot_seconds=300),
         Periodic("prune_audit_logs", CronTrigger(hour=3, minute=17), prune_audit_logs),

@@ -61,15 +61,21 @@ class Action(str, Enum):
     CAMPAIGN_WRITE = "campaign:write"
     CAMPAIGN_SEND = "campaign:send"
     DELIVERY_MANAGE = "delivery:manage"
+    CONVERSATION_READ = "conversation:read"
+    CONVERSATION_REPLY = "conversation:reply"
+    CONVERSATION_MANAGE = "conversation:manage"
+    CONVERSATION_LABEL_MANAGE = "conversation_label:manage"
+    CANNED_RESPONSE_MANAGE = "canned_response:manage"
 
 
 _READ = {Action.TENANT_READ, Action.BRAND_READ, Action.CUSTOMER_READ, Action.JOB_READ, Action.SEGMENT_READ,
-         Action.CAMPAIGN_READ}
-_AGENT = _READ | {Action.CUSTOMER_WRITE, Action.TAG_ASSIGN, Action.NOTE_WRITE, Action.CONSENT_WRITE}
+         Action.CAMPAIGN_READ, Action.CONVERSATION_READ}
+_AGENT = _READ | {Action.CUSTOMER_WRITE, Action.TAG_ASSIGN, Action.NOTE_WRITE, Action.CONSENT_WRITE,
+                  Action.CONVERSATION_REPLY, Action.CONVERSATION_MANAGE, Action.CANNED_RESPONSE_MANAGE}
 _MARKETER = _AGENT | {
     Action.BRAND_UPDATE_VOICE, Action.CUSTOMER_IMPORT, Action.COMMERCE_WRITE, Action.TAG_MANAGE,
     Action.TIMELINE_EXPORT, Action.SEGMENT_WRITE, Action.SEGMENT_REFRESH, Action.AUTOMATION_MANAGE,
-    Action.CAMPAIGN_WRITE, Action.CAMPAIGN_SEND,
+    Action.CAMPAIGN_WRITE, Action.CAMPAIGN_SEND, Action.CONVERSATION_LABEL_MANAGE,
 }
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.OWNER: frozenset(Action),

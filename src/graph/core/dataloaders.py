@@ -12,6 +12,7 @@ from domain.tenancy.members import Member
 from domain.tenancy.models import Brand
 from domain.tenancy.policies import Principal
 from graph.campaigns import dataloaders as campaigns
+from graph.conversations import dataloaders as conversations
 from graph.customers import dataloaders as customers
 from graph.segments.dataloaders import segment_loader
 from graph.tenancy.dataloaders import brand_loader, member_loader
@@ -34,6 +35,11 @@ class Loaders:
     customer_orders: DataLoader[tuple, Any]
     campaign: DataLoader[uuid.UUID, Any]
     campaign_stats: DataLoader[uuid.UUID, Any]
+    conversation: DataLoader[uuid.UUID, Any]
+    conversation_last_message: DataLoader[uuid.UUID, Any]
+    conversation_unread: DataLoader[uuid.UUID, int]
+    conversation_labels: DataLoader[uuid.UUID, list]
+    conversation_assignee: DataLoader[uuid.UUID, Any]
 
     @classmethod
     def for_principal(cls, p: Principal) -> Loaders:
@@ -53,4 +59,9 @@ class Loaders:
             customer_orders=customers.orders_loader(p),
             campaign=campaigns.campaign_loader(p),
             campaign_stats=campaigns.stats_loader(p),
+            conversation=conversations.conversation_loader(p),
+            conversation_last_message=conversations.last_message_loader(p),
+            conversation_unread=conversations.unread_loader(p),
+            conversation_labels=conversations.labels_loader(p),
+            conversation_assignee=conversations.assignee_loader(p),
         )

@@ -41,9 +41,12 @@ from domain.delivery.providers._common import (
 )
 
 VERSION_LIMIT = 1000  # Brevo: up to 1000 message versions per request
+# Requests are also kept under this size (big HTML times 500 versions), split deterministically
+# so a retried call sends the same parts under the same derived keys.
+MAX_REQUEST_BYTES = 10_000_000
 CUSTOM_HEADER = "X-Mailin-custom"
 # Headers Brevo sets itself or takes as fields; a caller's copy would conflict.
-_RESERVED = {"from", "to", "subject", "reply-to", "content-type", "idempotencykey", CUSTOM_HEADER.lower()}
+_RESERVED = {"from", "to", "subject", "reply-to", "content-type", "message-id", "idempotencykey", CUSTOM_HEADER.lower()}
 
 
 def custom_value(message: OutboundMessage) -> str:
@@ -73,7 +76,10 @@ class BrevoProvider(HttpClientOwner):
             raise ProviderRejected("the brand has no sender e-mail address")
         if not messages:
             return []
-        return await self._send_chunk(sender, messages, batch_key)
+        parts = _by_size(messages)
+        if len(parts) == 1:
+            return await self._send_chunk(sender, messages, batch_key)
+        return await self._send_parts(sender, parts, [uuid.uuid5(batch_key, f"part-{i}") for i in range(len(parts))])
 
     async def _send_chunk(self, sender: Sender, messages: list[OutboundMessage], key: uuid.UUID) -> list[SendResult]:
         try:
@@ -93,22 +99,29 @@ class BrevoProvider(HttpClientOwner):
         """Halves, each under a key derived from this one, so a retried call re-derives the
         same keys and Brevo still sends each half once."""
         middle = len(messages) // 2
-        halves = (messages[:middle], messages[middle:])
-        parts = await asyncio.gather(
-            self._send_chunk(sender, halves[0], uuid.uuid5(key, "0")),
-            self._send_chunk(sender, halves[1], uuid.uuid5(key, "1")),
+        return await self._send_parts(
+            sender, [messages[:middle], messages[middle:]], [uuid.uuid5(key, "0"), uuid.uuid5(key, "1")]
+        )
+
+    async def _send_parts(
+        self, sender: Sender, parts: list[list[OutboundMessage]], keys: list[uuid.UUID]
+    ) -> list[SendResult]:
+        """Sends parts concurrently. A part Brevo could not take now is RETRY when another part
+        went out (the call as a whole did send something); when none did, the call fails."""
+        outcomes = await asyncio.gather(
+            *(self._send_chunk(sender, part, key) for part, key in zip(parts, keys, strict=True)),
             return_exceptions=True,
         )
-        if all(isinstance(part, BaseException) for part in parts):
-            raise parts[0]
+        if all(isinstance(o, BaseException) for o in outcomes):
+            raise next((o for o in outcomes if isinstance(o, ProviderRejected)), outcomes[0])
         results: list[SendResult] = []
-        for part, half in zip(parts, halves, strict=True):
-            if isinstance(part, ProviderUnavailable):  # the other half went out: this one is RETRY
-                results += [SendResult(m.key, Outcome.RETRY, error=part.message) for m in half]
-            elif isinstance(part, BaseException):
-                raise part
+        for outcome, part in zip(outcomes, parts, strict=True):
+            if isinstance(outcome, ProviderUnavailable):
+                results += [SendResult(m.key, Outcome.RETRY, error=outcome.message) for m in part]
+            elif isinstance(outcome, BaseException):
+                raise outcome
             else:
-                results += part
+                results += outcome
         return results
 
     def _payload(self, sender: Sender, messages: list[OutboundMessage], key: uuid.UUID) -> dict:
@@ -182,6 +195,21 @@ class BrevoProvider(HttpClientOwner):
 
 class _Duplicate(Exception):
     pass
+
+
+def _by_size(messages: list[OutboundMessage]) -> list[list[OutboundMessage]]:
+    parts: list[list[OutboundMessage]] = [[]]
+    size = 0
+    for m in messages:
+        weight = 512 + len(m.html or "") + len(m.text or "") + len(m.subject or "") + len(m.preheader or "") + sum(
+            len(k) + len(v) for k, v in m.headers.items()
+        )
+        if parts[-1] and size + weight > MAX_REQUEST_BYTES:
+            parts.append([])
+            size = 0
+        parts[-1].append(m)
+        size += weight
+    return parts
 
 
 def _is_invalid_address(code: str, message: str) -> bool:

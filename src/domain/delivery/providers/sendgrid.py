@@ -55,6 +55,7 @@ _RESERVED = {
     "reply-to",
     "cc",
     "bcc",
+    "message-id",
 }
 _BAD_ADDRESS_FIELD = re.compile(r"^personalizations\.(\d+)\.(?:to|cc|bcc)\.\d+\.email$")
 

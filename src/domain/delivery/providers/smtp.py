@@ -10,6 +10,7 @@ twice if it is retried, which is the protocol's nature.
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import re
 import uuid
 from collections import deque
@@ -50,6 +51,9 @@ _OWN_HEADERS = {
     "content-type",
     "content-transfer-encoding",
 }
+# RFC 5322 allows 998-character lines; folding at 78 would split e.g. List-Unsubscribe right
+# after its colon, which some parsers read with a leading space. 7-bit: no 8BITMIME needed.
+_POLICY = email.policy.SMTP.clone(max_line_length=998, cte_type="7bit")
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]")
 
 
@@ -65,7 +69,7 @@ def build_mime(sender: Sender, message: OutboundMessage, *, now: datetime | None
     package refuses (malformed, or a line break that would inject headers)."""
     if not sender.from_email:
         raise ValueError("no sender address")
-    mime = EmailMessage()
+    mime = EmailMessage(policy=_POLICY)
     mime["From"] = _address(sender.from_email, sender.from_name)
     mime["To"] = _address(message.to, message.to_name)
     if sender.reply_to:
@@ -187,11 +191,11 @@ class SmtpProvider:
         except aiosmtplib.SMTPAuthenticationError as exc:
             run.refused.append(f"SMTP authentication failed ({exc.code})")
             return
-        except aiosmtplib.SMTPNotSupported:
-            run.refused.append("the SMTP server does not support the configured TLS or AUTH")
-            return
         except (aiosmtplib.SMTPException, OSError) as exc:
-            run.connection_errors.append(_connect_error(exc))
+            if _unsupported(exc):  # configured STARTTLS or login the server does not offer
+                run.refused.append("the SMTP server does not support the configured TLS or login")
+            else:
+                run.connection_errors.append(_connect_error(exc))
             return
         try:
             while run.pending:
@@ -217,7 +221,8 @@ class SmtpProvider:
         back to the queue for another connection)."""
         assert mime is not None
         try:
-            await client.send_message(mime, sender=from_email, recipients=[message.to])
+            # our bytes, not send_message's re-flattening (which folds headers at 78 columns)
+            await client.sendmail(from_email, [message.to], mime.as_bytes())
         except aiosmtplib.SMTPRecipientsRefused as exc:
             code, text = (exc.recipients[0].code, exc.recipients[0].message) if exc.recipients else (550, "")
             run.results[i] = _by_code(message.key, code, f"recipient refused: {code} {text}")
@@ -228,6 +233,9 @@ class SmtpProvider:
                 run.pending.appendleft(i)
                 return False
             run.results[i] = SendResult(message.key, Outcome.RETRY, error=safe_error(f"{exc.code} {exc.message}", ""))
+            return True
+        except aiosmtplib.SMTPNotSupported:  # a non-ASCII address the server cannot take
+            run.results[i] = SendResult(message.key, Outcome.REJECTED, error="address needs SMTPUTF8")
             return True
         except aiosmtplib.SMTPDataError as exc:
             run.results[i] = _by_code(message.key, exc.code, f"message refused: {exc.code} {exc.message}")
@@ -254,6 +262,13 @@ def _by_code(key: str, code: int, text: str) -> SendResult:
     """5xx is permanent (RFC 5321), 4xx temporary."""
     outcome = Outcome.REJECTED if code >= 500 else Outcome.RETRY
     return SendResult(key, outcome, error=safe_error(text, f"SMTP {code}"))
+
+
+def _unsupported(exc: BaseException) -> bool:
+    """aiosmtplib says "... not supported by (this) server" for a missing STARTTLS or AUTH."""
+    return isinstance(exc, aiosmtplib.SMTPNotSupported) or (
+        type(exc) is aiosmtplib.SMTPException and "not supported" in str(exc).lower()
+    )
 
 
 def _connect_error(exc: BaseException) -> str:

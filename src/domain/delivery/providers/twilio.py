@@ -5,7 +5,7 @@ that message's outcome: created (its ``sid`` is the provider id; status callback
 ``MessageSid``), refused for good (a number that is not a valid mobile number), or not now (rate
 limited, server error). Twilio has no idempotency key.
 
-``statusCallbackUrl`` may contain ``{key}``, replaced per message by its URL-encoded key, for a
+``status_callback_url`` may contain ``{key}``, replaced per message by its URL-encoded key, for a
 webhook that wants the key without a lookup; Twilio signs the URL as given, query included.
 """
 

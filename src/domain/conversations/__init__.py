@@ -1,0 +1,1 @@
+"""Conversations: two-way messaging threads between a brand and a customer."""

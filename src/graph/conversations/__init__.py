@@ -1,0 +1,1 @@
+"""GraphQL adapter of conversations: the inbox, threads, replies, canned responses."""

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+
+from domain.conversations import canned, service
+from domain.errors import DomainError
+from domain.platform.pagination import clamp_first
+from graph.conversations.types import (
+    CannedResponse,
+    Conversation,
+    ConversationCounts,
+    ConversationLabel,
+    ConversationStatus,
+)
+from graph.core import ids
+from graph.core.connection import Connection
+from graph.core.context import Info
+
+
+@strawberry.type
+class ConversationQuery:
+    @strawberry.field(description="A brand's inbox, newest activity first.")
+    async def conversations(self, info: Info, brand_id: relay.GlobalID, status: list[ConversationStatus] | None = None,
+                            assignee_id: relay.GlobalID | None = None, unassigned: bool = False,
+                            label_ids: list[relay.GlobalID] | None = None, unread_only: bool = False,
+                            search: str | None = None, first: int = 25,
+                            after: str | None = None) -> Connection[Conversation]:
+        flt = service.InboxFilter(
+            brand_id=ids.decode(brand_id, "Brand", "brandId"),
+            statuses=tuple(service.Status(s.value) for s in status or ()),
+            assignee_id=ids.optional(assignee_id, "Member", "assigneeId"), unassigned=unassigned,
+            label_ids=tuple(ids.decode_many(label_ids, "ConversationLabel", "labelIds") or ()),
+            unread_only=unread_only, search=search)
+        page = await service.inbox(info.context.principal, flt, first=clamp_first(first), after=after)
+        return Connection.of(page, Conversation.from_model)
+
+    @strawberry.field
+    async def conversation(self, info: Info, id: relay.GlobalID) -> Conversation | None:
+        try:
+            conversation_id = ids.decode(id, "Conversation")
+        except DomainError:
+            return None
+        found = await info.context.loaders.conversation.load(conversation_id)
+        return Conversation.from_model(found) if found else None
+
+    @strawberry.field(description="Conversations per status, for the inbox tabs.")
+    async def conversation_counts(self, info: Info, brand_id: relay.GlobalID) -> ConversationCounts:
+        c = await service.counts(info.context.principal, ids.decode(brand_id, "Brand", "brandId"))
+        return ConversationCounts(**c)
+
+    @strawberry.field
+    async def conversation_labels(self, info: Info, brand_id: relay.GlobalID) -> list[ConversationLabel]:
+        rows = await service.list_labels(info.context.principal, ids.decode(brand_id, "Brand", "brandId"))
+        return [ConversationLabel.from_model(x) for x in rows]
+
+    @strawberry.field(description="A brand's saved replies, by shortcode.")
+    async def canned_responses(self, info: Info, brand_id: relay.GlobalID,
+                               search: str | None = None) -> list[CannedResponse]:
+        rows = await canned.list_canned(info.context.principal, ids.decode(brand_id, "Brand", "brandId"), search)
+        return [CannedResponse.from_model(x) for x in rows]
+
+    @strawberry.field(description="A canned response filled in for the conversation's customer.")
+    async def render_canned_response(self, info: Info, canned_response_id: relay.GlobalID,
+                                     conversation_id: relay.GlobalID) -> str:
+        return await canned.render_canned(info.context.principal,
+                                          ids.decode(canned_response_id, "CannedResponse", "cannedResponseId"),
+                                          ids.decode(conversation_id, "Conversation", "conversationId"))

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry import relay
+
+from domain.conversations import service
+from graph.conversations.types import Conversation, ConversationEvent, ConversationMessage
+from graph.core import ids
+from graph.core.context import Info
+
+
+@strawberry.type
+class ConversationSubscription:
+    @strawberry.subscription(description="A brand's inbox live: new conversations and messages, status, assignment, "
+                                         "priority and label changes. Published across API processes.")
+    async def conversation_events(self, info: Info, brand_id: relay.GlobalID) -> AsyncGenerator[ConversationEvent, None]:
+        from domain.tenancy.policies import Action, authorize
+
+        principal = info.context.principal
+        bid = ids.decode(brand_id, "Brand", "brandId")
+        authorize(principal, Action.CONVERSATION_READ, brand_id=bid)
+        hub = info.context.request.app.state.event_hub
+        async with hub.subscribe(principal.tenant_id, service.topic(bid)) as queue:
+            while True:
+                event = await queue.get()
+                await info.context.recheck()
+                principal = info.context.principal
+                cid = uuid.UUID(event["conversation_id"])
+                found = (await service.conversations_by_ids(principal, [cid])).get(cid)
+                if found is None:
+                    continue
+                message = None
+                if event.get("message_id"):
+                    m = await service.message_by_id(principal, cid, uuid.UUID(event["message_id"]))
+                    message = ConversationMessage.from_model(m) if m else None
+                info.context.fresh_loaders()
+                yield ConversationEvent(type=event["type"], conversation=Conversation.from_model(found), message=message)

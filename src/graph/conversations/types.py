@@ -1,0 +1,192 @@
+"""GraphQL types of conversations."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+
+from domain.conversations import service
+from domain.conversations.models import CannedResponse as CannedModel
+from domain.conversations.models import Conversation as ConversationModel
+from domain.conversations.models import Label as LabelModel
+from domain.conversations.models import Message as MessageModel
+from domain.platform.pagination import clamp_first
+from graph.campaigns.types import Campaign
+from graph.core.connection import Connection
+from graph.core.context import Info
+from graph.core.ids import node_uuids
+from graph.customers.types import Customer
+from graph.tenancy.types import Brand, brand_of
+
+ConversationStatus = strawberry.enum(service.Status, name="ConversationStatus")
+ConversationPriority = strawberry.enum(service.Priority, name="ConversationPriority")
+ConversationChannel = strawberry.enum(service.ConversationChannel, name="ConversationChannel")
+
+
+@strawberry.type(description="A label of a brand's conversations.")
+class ConversationLabel(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    color: str
+
+    @classmethod
+    def from_model(cls, x: LabelModel) -> ConversationLabel:
+        return cls(id=str(x.id), name=x.name, color=x.color)
+
+
+@strawberry.type(description="The member a conversation is assigned to.")
+class ConversationAssignee:
+    id: relay.GlobalID
+    email: str
+    name: str | None
+
+
+@strawberry.type(description="A message in a conversation, or a private note (never sent to the customer).")
+class ConversationMessage:
+    id: strawberry.ID
+    direction: str = strawberry.field(description="inbound (from the customer) or outbound.")
+    kind: str = strawberry.field(description="message, or note (private).")
+    author_type: str = strawberry.field(description="customer, user or automation.")
+    author_label: str | None
+    body: str | None
+    html: str | None
+    attachments: JSON
+    from_address: str | None
+    to_address: str | None
+    message_id_header: str | None = strawberry.field(description="E-mail Message-ID.")
+    in_reply_to: str | None
+    references: list[str]
+    delivery_status: str | None = strawberry.field(description="Outbound: queued, sending, sent, delivered or failed.")
+    error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+
+    @classmethod
+    def from_model(cls, m: MessageModel) -> ConversationMessage:
+        return cls(id=strawberry.ID(str(m.id)), direction=m.direction, kind=m.kind, author_type=m.author_type,
+                   author_label=m.author_label, body=m.body_text, html=m.body_html, attachments=m.attachments or [],
+                   from_address=m.from_address, to_address=m.to_address, message_id_header=m.message_id_header,
+                   in_reply_to=m.in_reply_to, references=(m.references or "").split(),
+                   delivery_status=m.delivery_status, error=m.error, created_at=m.created_at, sent_at=m.sent_at,
+                   delivered_at=m.delivered_at)
+
+
+@strawberry.type(description="A thread between a brand and a customer on one channel.")
+class Conversation(relay.Node):
+    id: relay.NodeID[str]
+    channel: ConversationChannel
+    status: ConversationStatus
+    priority: ConversationPriority
+    subject: str | None
+    snoozed_until: datetime | None
+    started_by: str = strawberry.field(description="customer or user.")
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    last_message_at: datetime
+    message_count: int
+    created_at: datetime
+    brand_id: strawberry.Private[uuid.UUID]
+    customer_id: strawberry.Private[uuid.UUID]
+    campaign_id: strawberry.Private[uuid.UUID | None]
+    assignee_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field
+    async def brand(self, info: Info) -> Brand | None:
+        return await brand_of(info, self.brand_id)
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer | None:
+        found = await info.context.loaders.customer.load(self.customer_id)
+        return Customer.from_model(found) if found else None
+
+    @strawberry.field(description="The campaign this conversation began as a reply to.")
+    async def campaign(self, info: Info) -> Campaign | None:
+        if self.campaign_id is None:
+            return None
+        found = await info.context.loaders.campaign.load(self.campaign_id)
+        return Campaign.from_model(found) if found else None
+
+    @strawberry.field
+    async def assignee(self, info: Info) -> ConversationAssignee | None:
+        if self.assignee_id is None:
+            return None
+        found = await info.context.loaders.conversation_assignee.load(self.assignee_id)
+        if found is None:
+            return None
+        return ConversationAssignee(id=relay.GlobalID("Member", str(found.user_id)), email=found.email, name=found.name)
+
+    @strawberry.field
+    async def labels(self, info: Info) -> list[ConversationLabel]:
+        return [ConversationLabel.from_model(x) for x in await info.context.loaders.conversation_labels.load(
+            uuid.UUID(self.id))]
+
+    @strawberry.field(description="The latest message (notes excepted).")
+    async def last_message(self, info: Info) -> ConversationMessage | None:
+        found = await info.context.loaders.conversation_last_message.load(uuid.UUID(self.id))
+        return ConversationMessage.from_model(found) if found else None
+
+    @strawberry.field(description="The customer's messages the caller has not read (markConversationRead).")
+    async def unread_count(self, info: Info) -> int:
+        return await info.context.loaders.conversation_unread.load(uuid.UUID(self.id))
+
+    @strawberry.field(description="Messages and notes, oldest first (newestFirst: true for the other way).")
+    async def messages(self, info: Info, first: int = 50, after: str | None = None,
+                       newest_first: bool = False) -> Connection[ConversationMessage]:
+        page = await service.messages(info.context.principal, uuid.UUID(self.id), first=clamp_first(first),
+                                      after=after, newest_first=newest_first)
+        return Connection.of(page, ConversationMessage.from_model)
+
+    @classmethod
+    def from_model(cls, c: ConversationModel) -> Conversation:
+        return cls(id=str(c.id), channel=service.ConversationChannel(c.channel), status=service.Status(c.status),
+                   priority=service.Priority(c.priority), subject=c.subject, snoozed_until=c.snoozed_until,
+                   started_by=c.started_by, first_response_at=c.first_response_at, resolved_at=c.resolved_at,
+                   last_message_at=c.last_message_at, message_count=c.message_count, created_at=c.created_at,
+                   brand_id=c.brand_id, customer_id=c.customer_id, campaign_id=c.campaign_id,
+                   assignee_id=c.assignee_id)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        ids_ = node_uuids(node_ids)
+        found = await info.context.loaders.conversation.load_many([i for i in ids_ if i is not None])
+        by_id = {x.id: x for x in found if x is not None}
+        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids_]
+
+
+@strawberry.type(description="Conversations per status, for the inbox tabs.")
+class ConversationCounts:
+    open: int
+    pending: int
+    snoozed: int
+    resolved: int
+    unread: int = strawberry.field(description="Not resolved, with messages the caller has not read.")
+    unassigned: int = strawberry.field(description="Open and assigned to nobody.")
+
+
+@strawberry.type(description="A saved reply; its body is a template (customer, brand, profile variables).")
+class CannedResponse(relay.Node):
+    id: relay.NodeID[str]
+    shortcode: str
+    title: str
+    body: str
+    created_by: str | None
+    updated_at: datetime
+
+    @classmethod
+    def from_model(cls, x: CannedModel) -> CannedResponse:
+        return cls(id=str(x.id), shortcode=x.shortcode, title=x.title, body=x.body, created_by=x.created_by,
+                   updated_at=x.updated_at)
+
+
+@strawberry.type(description="Something changed in a brand's conversations.")
+class ConversationEvent:
+    type: str = strawberry.field(description="conversation_created, message_created, message_updated, note_added, "
+                                             "status_changed, assigned, priority_changed or labels_changed.")
+    conversation: Conversation | None
+    message: ConversationMessage | None

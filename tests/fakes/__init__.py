@@ -1,0 +1,1 @@
+"""Loopback stand-ins for outside services, speaking their real wire formats (tests, benchmarks)."""
