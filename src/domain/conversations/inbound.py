@@ -118,6 +118,11 @@ async def _campaign_of(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUI
                                                             r.customer_id == ref_customer, r.brand_id == brand_id))
             if ok is not None:
                 return campaign_id
+        # providers that set their own Message-ID (Brevo returns it as the message id)
+        refs = [x for x in (m.in_reply_to, *m.references) if x]
+        if refs:
+            return await s.scalar(select(r.campaign_id).where(r.tenant_id == tenant_id, r.brand_id == brand_id,
+                                                              r.provider_message_id.in_(refs)).limit(1))
         return None
     if m.channel == "sms":
         return await s.scalar(select(r.campaign_id).join(Campaign, (Campaign.tenant_id == r.tenant_id)
@@ -136,7 +141,8 @@ async def _thread(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID, cu
             return None
         return await s.scalar(select(Conversation).join(Message, (Message.tenant_id == Conversation.tenant_id)
                                                         & (Message.conversation_id == Conversation.id))
-                              .where(Message.tenant_id == tenant_id, Message.message_id_header.in_(refs),
+                              .where(Message.tenant_id == tenant_id,
+                                     Message.message_id_header.in_(refs) | Message.provider_message_id.in_(refs),
                                      Conversation.brand_id == brand_id)
                               .order_by(Message.created_at.desc()).limit(1).with_for_update(of=Conversation))
     return await s.scalar(select(Conversation).where(

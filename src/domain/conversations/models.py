@@ -57,6 +57,9 @@ class Message(TenantOwned, Base):
               postgresql_where=text("direction = 'inbound' AND provider_message_id IS NOT NULL")),
         Index("uq_conversation_messages_idempotency", "tenant_id", "conversation_id", "idempotency_key", unique=True,
               postgresql_where=text("idempotency_key IS NOT NULL")),
+        # delivery events (Twilio) and threading through providers that set their own Message-ID
+        Index("ix_conversation_messages_provider_id", "tenant_id", "provider_message_id",
+              postgresql_where=text("provider_message_id IS NOT NULL")),
         # e-mail threading: a reply's In-Reply-To / References name earlier messages' Message-IDs
         Index("ix_conversation_messages_header", "tenant_id", "message_id_header",
               postgresql_where=text("message_id_header IS NOT NULL")),
