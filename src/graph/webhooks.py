@@ -48,7 +48,7 @@ async def _record(target: tracking.Target, kind: EventKind, url: str | None = No
 
 async def open_pixel(request: Request) -> Response:
     target = tracking.read_token(request.path_params["token"].removesuffix(".gif"), "o")
-    if target is not None:
+    if target is not None and not target.preview:
         try:
             await _record(target, EventKind.OPENED)
         except Exception:  # a pixel always answers; the open is lost, nothing else is
@@ -63,7 +63,8 @@ async def click(request: Request) -> Response:
         return HTMLResponse(_page("This link is not valid", "It may have been copied incompletely."),
                             status_code=404)
     try:
-        await _record(target, EventKind.CLICKED, target.url)
+        if not target.preview:
+            await _record(target, EventKind.CLICKED, target.url)
     except Exception:
         log.exception("could not record a click")
     return RedirectResponse(target.url, status_code=302, headers={"cache-control": "no-store"})
@@ -77,6 +78,8 @@ async def unsubscribe(request: Request) -> Response:
     if target is None:
         return HTMLResponse(_page("This link is not valid", "It may have been copied incompletely."),
                             status_code=404)
+    if target.preview:
+        return HTMLResponse(_page("Unsubscribe (preview)", "This is a preview: nobody is unsubscribed."))
     if request.method == "GET":
         return HTMLResponse(_page("Unsubscribe", "Stop receiving these messages?",
                                   '<form method="post"><button type="submit">Unsubscribe</button></form>'))

@@ -43,6 +43,7 @@ class Target:
     campaign_id: uuid.UUID
     customer_id: uuid.UUID
     url: str | None = None
+    preview: bool = False  # from previewCampaign: works like the real link, records nothing
 
     @property
     def message_key(self) -> str:
@@ -73,34 +74,39 @@ def make_token(kind: str, tenant_id: uuid.UUID, campaign_id: uuid.UUID, customer
 
 
 def read_token(token: str, kind: str) -> Target | None:
-    """The target of a valid token of ``kind``; None for anything forged, altered or malformed."""
+    """The target of a valid token of ``kind`` (or its preview kind, ``p<kind>``); None for
+    anything forged, altered or malformed."""
     try:
         payload, signature = token.rsplit(".", 1)
         if not hmac.compare_digest(signature, _sign(payload)):
             return None
         parts = payload.split(".")
-        if parts[0] != kind or len(parts) not in (4, 5):
+        if parts[0] not in (kind, "p" + kind) or len(parts) not in (4, 5):
             return None
         url = _unb64(parts[4]).decode() if len(parts) == 5 else None
-        return Target(kind, uuid.UUID(hex=parts[1]), uuid.UUID(hex=parts[2]), uuid.UUID(hex=parts[3]), url)
+        return Target(kind, uuid.UUID(hex=parts[1]), uuid.UUID(hex=parts[2]), uuid.UUID(hex=parts[3]), url,
+                      preview=parts[0] != kind)
     except (ValueError, UnicodeDecodeError):
         return None
 
 
-def links(tenant_id: uuid.UUID, campaign_id: uuid.UUID, customer_id: uuid.UUID) -> dict[str, str]:
-    base = get_settings().public_url
+def links(tenant_id: uuid.UUID, campaign_id: uuid.UUID, customer_id: uuid.UUID, *,
+          preview: bool = False) -> dict[str, str]:
+    base, p = get_settings().public_url, "p" if preview else ""
     return {
-        "open": f"{base}/t/o/{make_token('o', tenant_id, campaign_id, customer_id)}",
-        "unsubscribe": f"{base}/u/{make_token('u', tenant_id, campaign_id, customer_id)}",
+        "open": f"{base}/t/o/{make_token(p + 'o', tenant_id, campaign_id, customer_id)}",
+        "unsubscribe": f"{base}/u/{make_token(p + 'u', tenant_id, campaign_id, customer_id)}",
     }
 
 
-def click_url(tenant_id: uuid.UUID, campaign_id: uuid.UUID, customer_id: uuid.UUID, url: str) -> str:
-    return f"{get_settings().public_url}/t/c/{make_token('c', tenant_id, campaign_id, customer_id, url)}"
+def click_url(tenant_id: uuid.UUID, campaign_id: uuid.UUID, customer_id: uuid.UUID, url: str, *,
+              preview: bool = False) -> str:
+    kind = "pc" if preview else "c"
+    return f"{get_settings().public_url}/t/c/{make_token(kind, tenant_id, campaign_id, customer_id, url)}"
 
 
 def instrument_html(html: str, tenant_id: uuid.UUID, campaign_id: uuid.UUID, customer_id: uuid.UUID,
-                    open_url: str) -> str:
+                    open_url: str, *, preview: bool = False) -> str:
     """Links through the click redirect (except the unsubscribe link), and the open pixel last."""
     unsubscribe_prefix = f"{get_settings().public_url}/u/"
 
@@ -108,7 +114,8 @@ def instrument_html(html: str, tenant_id: uuid.UUID, campaign_id: uuid.UUID, cus
         url = m.group(3).replace("&amp;", "&")
         if url.startswith(unsubscribe_prefix):
             return m.group(0)
-        return f"{m.group(1)}{m.group(2)}{escape(click_url(tenant_id, campaign_id, customer_id, url))}{m.group(2)}"
+        tracked = click_url(tenant_id, campaign_id, customer_id, url, preview=preview)
+        return f"{m.group(1)}{m.group(2)}{escape(tracked)}{m.group(2)}"
 
     out = _HREF.sub(rewrite, html)
     pixel = f'<img src="{escape(open_url)}" width="1" height="1" alt="" style="display:none">'
