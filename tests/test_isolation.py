@@ -31,6 +31,7 @@ from strawberry.relay import GlobalID
 from websockets.asyncio.client import ClientConnection, connect
 
 import test_campaigns_isolation as campaigns
+import test_conversations_isolation as conversations
 import test_customers_isolation as customers
 import test_segments_isolation as segments
 from conftest import Api, TenantFixture, audit_count, gid
@@ -410,22 +411,24 @@ def root_fields(doc: str) -> set[str]:
 
 def test_every_operation_of_the_schema_has_isolation_rows() -> None:
     """A new query, mutation or subscription fails this test until its rows are added above, in
-    test_customers_isolation.py (customers, commerce, timeline, jobs) or in
-    test_segments_isolation.py (segments)."""
+    test_customers_isolation.py (customers, commerce, timeline, jobs), test_segments_isolation.py
+    (segments), test_campaigns_isolation.py (campaigns, delivery settings) or
+    test_conversations_isolation.py (conversations)."""
     from graphql import build_schema
 
     schema = build_schema(SCHEMA.read_text())
     reads = ([r.doc for r in READS] + [r.doc for r in customers.READS] + [r.doc for r in segments.READS]
-             + [r.doc for r in campaigns.READS])
+             + [r.doc for r in campaigns.READS] + [r.doc for r in conversations.READS])
     writes = ([(w.name, w.doc) for w in WRITES] + [(w.name, w.doc) for w in customers.WRITES]
-              + [(w.op, w.doc) for w in segments.WRITES] + [(w.name, w.doc) for w in campaigns.WRITES])
+              + [(w.op, w.doc) for w in segments.WRITES] + [(w.name, w.doc) for w in campaigns.WRITES]
+              + [(w.op, w.doc) for w in conversations.WRITES])
     read = set().union(*(root_fields(doc) for doc in reads))
     written = {name for name, _ in writes}
     assert all(root_fields(doc) == {name} for name, doc in writes)
     assert set(schema.query_type.fields) == read | AUTOMATION_OPERATIONS["queries"]
     assert set(schema.mutation_type.fields) == written | AUTOMATION_OPERATIONS["mutations"]
     assert set(schema.subscription_type.fields) == (SUBSCRIPTIONS | customers.SUBSCRIPTIONS | {"segmentMembershipChanged"}
-                                                    | campaigns.SUBSCRIPTIONS)
+                                                    | campaigns.SUBSCRIPTIONS | conversations.SUBSCRIPTIONS)
 
 
 # Proven elsewhere: automations in tests/test_automations.py (test_another_tenant_cannot_see_or_change_automations,

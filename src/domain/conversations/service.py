@@ -27,12 +27,13 @@ from domain.audit import service as audit
 from domain.conversations.models import Conversation, ConversationLabel, Label, Message, ReadMarker
 from domain.customers.models import Customer
 from domain.customers.service import check_brand, load_visible
+from domain.customers.tags import COLOR_RE
 from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, Validator
 from domain.platform import events
 from domain.platform.db import after_commit, tenant_session
 from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.tenancy import validation
-from domain.tenancy.models import BrandGrant, Membership, User
+from domain.tenancy.models import Brand, BrandGrant, Membership, User
 from domain.tenancy.policies import Action, Principal, Role, authorize
 
 
@@ -153,6 +154,16 @@ async def inbox(principal: Principal, flt: InboxFilter, *, first: int, after: st
         rows = list((await s.scalars(select(c).where(*conditions)
                                      .order_by(c.last_message_at.desc(), c.id.desc()).limit(first + 1))).all())
     return Page.of(rows, first, lambda x: encode_cursor(x.last_message_at, x.id))
+
+
+async def check_inbox(principal: Principal, brand_id: uuid.UUID) -> None:
+    """The principal may follow this brand's inbox (conversationEvents): a brand of its own
+    tenant that it may use, or NOT_FOUND."""
+    authorize(principal, Action.CONVERSATION_READ, brand_id=brand_id)
+    async with tenant_session(principal.tenant_id) as s:
+        found = await s.scalar(select(Brand.id).where(Brand.tenant_id == principal.tenant_id, Brand.id == brand_id))
+    if found is None:
+        raise NotFound("brand not found", field="brandId")
 
 
 async def counts(principal: Principal, brand_id: uuid.UUID) -> dict[str, int]:
@@ -514,7 +525,7 @@ async def create_label(principal: Principal, brand_id: uuid.UUID, name: str, col
     authorize(principal, Action.CONVERSATION_LABEL_MANAGE, brand_id=brand_id)
     v = Validator()
     name = validation.text(v, "name", name, required=True, max_len=64)
-    if color is not None and not validation.HEX_COLOR_RE.match(color):
+    if color is not None and not COLOR_RE.match(color):
         v.add("color", "use a hex colour such as #10b981")
     v.check()
     async with tenant_session(principal.tenant_id) as s:

@@ -17,11 +17,9 @@ class ConversationSubscription:
     @strawberry.subscription(description="A brand's inbox live: new conversations and messages, status, assignment, "
                                          "priority and label changes. Published across API processes.")
     async def conversation_events(self, info: Info, brand_id: relay.GlobalID) -> AsyncGenerator[ConversationEvent, None]:
-        from domain.tenancy.policies import Action, authorize
-
         principal = info.context.principal
         bid = ids.decode(brand_id, "Brand", "brandId")
-        authorize(principal, Action.CONVERSATION_READ, brand_id=bid)
+        await service.check_inbox(principal, bid)  # a brand of the caller's tenant it may use, or NOT_FOUND
         hub = info.context.request.app.state.event_hub
         async with hub.subscribe(principal.tenant_id, service.topic(bid)) as queue:
             while True:
