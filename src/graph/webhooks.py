@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from html import escape
 
@@ -24,7 +25,11 @@ from domain.delivery.base import DeliveryEvent, EventKind, WebhookRejected
 log = logging.getLogger("graph.webhooks")
 
 
-async def provider_webhook(request: Request) -> Response:
+Receiver = Callable[..., Awaitable[int]]
+
+
+async def _webhook(request: Request, receive: Receiver) -> int | Response:
+    """Run a provider webhook's domain receiver; the count it returns, or the refusal to send."""
     try:
         tenant_id = uuid.UUID(request.path_params["tenant_id"])
         brand_id = uuid.UUID(request.path_params["brand_id"])
@@ -32,12 +37,18 @@ async def provider_webhook(request: Request) -> Response:
         return JSONResponse({"error": "not found"}, status_code=404)
     body = await request.body()
     try:
-        changed = await webhooks.receive(request.path_params["provider"], tenant_id, brand_id,
-                                         headers=request.headers, body=body, query=request.url.query)
+        return await receive(request.path_params["provider"], tenant_id, brand_id, headers=request.headers,
+                             body=body, query=request.url.query)
     except WebhookRejected as exc:
-        log.info("webhook refused", extra={"provider": request.path_params["provider"], "reason": str(exc)})
+        log.info("webhook refused", extra={"provider": request.path_params["provider"], "path": receive.__module__,
+                                           "reason": str(exc)})
         return JSONResponse({"error": "refused"}, status_code=401)
-    return JSONResponse({"accepted": True, "changed": changed})
+
+
+async def provider_webhook(request: Request) -> Response:
+    """Delivery events (delivered, opened, bounced ...) for campaign messages and replies."""
+    changed = await _webhook(request, webhooks.receive)
+    return changed if isinstance(changed, Response) else JSONResponse({"accepted": True, "changed": changed})
 
 
 async def _record(target: tracking.Target, kind: EventKind, url: str | None = None) -> None:
@@ -97,18 +108,9 @@ async def inbound_webhook(request: Request) -> Response:
     """Customers' messages (inbound e-mail, SMS) for a brand's conversations."""
     from domain.conversations import inbound
 
-    try:
-        tenant_id = uuid.UUID(request.path_params["tenant_id"])
-        brand_id = uuid.UUID(request.path_params["brand_id"])
-    except ValueError:
-        return JSONResponse({"error": "not found"}, status_code=404)
-    body = await request.body()
-    try:
-        created = await inbound.receive(request.path_params["provider"], tenant_id, brand_id,
-                                        headers=request.headers, body=body, query=request.url.query)
-    except WebhookRejected as exc:
-        log.info("inbound webhook refused", extra={"provider": request.path_params["provider"], "reason": str(exc)})
-        return JSONResponse({"error": "refused"}, status_code=401)
+    created = await _webhook(request, inbound.receive)
+    if isinstance(created, Response):
+        return created
     if request.path_params["provider"] == "twilio":  # Twilio expects TwiML; an empty response sends no reply
         return Response('<?xml version="1.0" encoding="UTF-8"?><Response></Response>', media_type="text/xml")
     return JSONResponse({"accepted": True, "created": created})

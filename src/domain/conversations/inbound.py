@@ -22,7 +22,6 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -34,10 +33,9 @@ from domain.conversations.service import ConversationChannel, Status, _set_statu
 from domain.customers.models import Customer
 from domain.customers.service import CustomerSource, link_brand
 from domain.delivery import inbound as parse
-from domain.delivery import webhooks
 from domain.delivery.base import WebhookRejected
 from domain.delivery.inbound import InboundMessage
-from domain.delivery.service import credentials_of
+from domain.delivery.service import verify_webhook
 from domain.platform.db import tenant_session
 from domain.tenancy.models import Brand
 from domain.timeline import service as timeline
@@ -59,19 +57,9 @@ async def receive(provider: str, tenant_id: uuid.UUID, brand_id: uuid.UUID, *, h
     many were new. Raises WebhookRejected for anything not from the provider."""
     if provider not in INBOUND_PROVIDERS:
         raise WebhookRejected("unknown provider")
-    async with tenant_session(tenant_id) as s:
-        creds = await credentials_of(s, tenant_id, brand_id, provider)
-    if creds is None:
-        raise WebhookRejected("no such webhook")
-    if provider == "brevo":
-        webhooks.verify_brevo(creds.get("webhookToken") or "", headers.get("authorization"))
-        messages = parse.parse_brevo_inbound(body)
-    else:
-        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        url = inbound_url(tenant_id, brand_id, "twilio") + (f"?{query}" if query else "")
-        webhooks.verify_twilio(creds.get("authToken") or "", url, params,
-                               headers.get(webhooks.TWILIO_SIGNATURE_HEADER.lower()))
-        messages = parse.parse_twilio_inbound(params)
+    url = inbound_url(tenant_id, brand_id, provider) + (f"?{query}" if query else "")
+    params = await verify_webhook(provider, tenant_id, brand_id, url=url, headers=headers, body=body)
+    messages = parse.parse_brevo_inbound(body) if provider == "brevo" else parse.parse_twilio_inbound(params)
     created = 0
     for m in messages:
         _, _, new = await store(tenant_id, brand_id, m)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
@@ -20,7 +22,7 @@ from domain.audit import service as audit
 from domain.config import get_settings
 from domain.customers.service import check_brand
 from domain.delivery import registry
-from domain.delivery.base import Channel, Provider
+from domain.delivery.base import Channel, Provider, WebhookRejected
 from domain.delivery.models import DeliveryProvider, MessagingSettings, Suppression
 from domain.errors import (
     DomainError,
@@ -135,6 +137,34 @@ async def load_provider(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UU
         client = registry.build(row.provider, Channel(channel), settings, creds)
         _clients[key] = client
     return row, client
+
+
+async def verify_webhook(provider: str, tenant_id: uuid.UUID, brand_id: uuid.UUID, *, url: str,
+                         headers: Mapping[str, str], body: bytes) -> dict[str, str]:
+    """Check that a webhook request comes from the brand's own account at ``provider`` (its
+    secret read inside the tenant's row-level security), before anything parses the body.
+    Returns the form fields of a form-encoded request (Twilio), else an empty dict. Raises
+    WebhookRejected otherwise; ``url`` is the public address the provider called."""
+    from domain.delivery import webhooks
+
+    async with tenant_session(tenant_id) as s:
+        creds = await credentials_of(s, tenant_id, brand_id, provider)
+    if creds is None:
+        raise WebhookRejected("no such webhook")
+    if provider == "sendgrid":
+        webhooks.verify_sendgrid(creds.get("webhookVerificationKey") or "",
+                                 headers.get(webhooks.SENDGRID_SIGNATURE_HEADER.lower()),
+                                 headers.get(webhooks.SENDGRID_TIMESTAMP_HEADER.lower()), body)
+    elif provider == "brevo":
+        webhooks.verify_brevo(creds.get("webhookToken") or "", headers.get("authorization"))
+    elif provider == "twilio":
+        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        webhooks.verify_twilio(creds.get("authToken") or "", url, params,
+                               headers.get(webhooks.TWILIO_SIGNATURE_HEADER.lower()))
+        return params
+    else:
+        raise WebhookRejected("unknown provider")
+    return {}
 
 
 async def credentials_of(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID, provider: str) -> dict[str, Any] | None:
