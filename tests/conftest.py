@@ -193,8 +193,11 @@ class Worker:
         return self.proc.output()
 
     def kill(self) -> None:
+        """SIGKILL the whole process group: Dramatiq's parent and the worker process that sends."""
         import signal
 
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.proc.pid, signal.SIGKILL)
         self.proc.stop(signal.SIGKILL)
 
     def restart(self) -> None:

@@ -113,7 +113,7 @@ def _params(campaign: Campaign, brand: Brand, rules: MessagingSettings, now: dat
         "tenant": campaign.tenant_id, "brand": campaign.brand_id, "campaign": campaign.id,
         "channel": campaign.channel, "segments": list(campaign.segment_ids or []),
         "exclusions": list(campaign.exclusion_segment_ids or []), "brand_tz": brand.timezone,
-        "local": local, "local_at": campaign.local_send_at.isoformat() if local else None, "now": now,
+        "local": local, "local_at": campaign.local_send_at if local else None, "now": now,
         "start": start, "scheduled": campaign.schedule_mode != "now", "window": campaign.send_window_hours,
         "cap": rules.frequency_cap_count or 0, "cap_hours": rules.frequency_cap_hours or 0,
         "qs": rules.quiet_hours_start, "qe": rules.quiet_hours_end,
