@@ -776,8 +776,10 @@ async def test_live_stats_across_processes_are_coalesced(
         assert 1 <= len(burst) <= 6, [f for _, f in burst]
         final = burst[-1][1]
         assert (final["opens"], final["delivered"], final["sent"]) == (n, n, n)
-        gaps = [b[0] - a[0] for a, b in zip(burst, burst[1:], strict=False)]
-        assert all(g >= 0.2 for g in gaps), gaps  # at most four frames a second
+        # at most four frames a second on average, two back to back after a quiet moment
+        for i, (at_i, _) in enumerate(burst):
+            later = [t for t, _ in burst[i:] if t - at_i < 1.0]
+            assert len(later) <= 2 + 4, [t for t, _ in burst]
 
         frames = [f for _, f in conn.frames(op)]
         versions = [f["version"] for f in frames]

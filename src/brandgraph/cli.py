@@ -125,7 +125,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
     with services():
         uvicorn.run("graph.app:create_app", factory=True, host=args.host, port=args.port,
                     log_config=None, proxy_headers=True, ws="websockets-sansio",
-                    ws_max_size=get_settings().max_body_bytes)
+                    ws_max_size=get_settings().max_body_bytes,
+                    # frames are small JSON documents: compressing each costs more CPU than it saves
+                    ws_per_message_deflate=False)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:

@@ -13,13 +13,15 @@ from graph.campaigns.types import CampaignStats
 from graph.core import ids
 from graph.core.context import Info
 
-MIN_INTERVAL = 0.25  # at most four frames a second per subscriber
+RATE = 4.0  # frames a second per subscriber, on average
+BURST = 2.0  # frames that may go out back to back after a quiet moment
 
 
 @strawberry.type
 class CampaignSubscription:
     @strawberry.subscription(description="The campaign's stats and progress now, then after each change (at most "
-                                         "four updates a second; bursts are coalesced into the latest figures).")
+                                         "four updates a second on average; a change after a quiet moment goes out at once, a burst is "
+                                         "coalesced into its newest figures).")
     async def campaign_stats(self, info: Info, campaign_id: relay.GlobalID) -> AsyncGenerator[CampaignStats, None]:
         principal = info.context.principal
         cid = ids.decode(campaign_id, "Campaign", "campaignId")
@@ -30,12 +32,17 @@ class CampaignSubscription:
             shown = Figures.of(row, campaign.cost_cents) if row else None
             if shown is not None:
                 yield CampaignStats.of(shown)
-            last = time.monotonic()
+            # a token bucket: a change after a quiet moment goes out at once (no added latency);
+            # a burst is held to RATE frames a second and coalesced into its newest figures
+            tokens, stamp = BURST, time.monotonic()
             while True:
                 latest = Figures.from_event(await queue.get())
-                wait = MIN_INTERVAL - (time.monotonic() - last)
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                now = time.monotonic()
+                tokens, stamp = min(BURST, tokens + (now - stamp) * RATE), now
+                if tokens < 1:
+                    await asyncio.sleep((1 - tokens) / RATE)
+                    now = time.monotonic()
+                    tokens, stamp = min(BURST, tokens + (now - stamp) * RATE), now
                 while not queue.empty():  # coalesce: keep the newest figures
                     candidate = Figures.from_event(queue.get_nowait())
                     if candidate.version > latest.version:
@@ -43,5 +50,5 @@ class CampaignSubscription:
                 if shown is not None and latest.version <= shown.version:
                     continue
                 await info.context.recheck()
-                shown, last = latest, time.monotonic()
+                shown, tokens = latest, tokens - 1
                 yield CampaignStats.of(latest)
