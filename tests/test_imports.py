@@ -455,6 +455,10 @@ async def test_demo_seed_builds_a_shop_through_the_imports() -> None:
                 "profiles": "SELECT count(*) FROM customer_profiles WHERE brand_id = '00000000-0000-0000-0000-000000000000'",
                 "tags": "SELECT string_agg(name, ',' ORDER BY name) FROM tags",
                 "consents": "SELECT count(*) FROM customer_consents",
+                "campaigns": "SELECT string_agg(status, ',' ORDER BY status) FROM campaigns",
+                "conversations": "SELECT string_agg(status, ',' ORDER BY status) FROM conversations",
+                "canned": "SELECT count(*) FROM canned_responses",
+                "notes_in_threads": "SELECT count(*) FROM conversation_messages WHERE kind = 'note'",
             }.items():
                 out[name] = (await s.execute(text(sql))).scalar()
             return out
@@ -465,6 +469,9 @@ async def test_demo_seed_builds_a_shop_through_the_imports() -> None:
     assert first["products"] >= 30 and first["events"] > 500 and first["notes"] == 8 and first["consents"] > 100
     assert first["profiles"] == first["customers"], first
     assert {"VIP", "Newsletter", "At risk"} <= set(first["tags"].split(",")), first
+    assert first["campaigns"] == "scheduled,scheduled,scheduled,sent,sent,sent", first
+    assert first["conversations"] == ",".join(sorted(["open", "open", "pending", "resolved"] * 3)), first
+    assert first["canned"] == 6 and first["notes_in_threads"] == 6, first
     again: list[tuple[int, int]] = []
     await seed_demo(lambda done, total: again.append((done, total)))
     assert again == [(1, 1)] and await counts() == first
