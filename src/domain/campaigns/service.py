@@ -38,7 +38,7 @@ from domain.platform.db import after_commit, tenant_session
 from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.segments.models import Segment
 from domain.segments.service import dsl_context
-from domain.tenancy import validation
+from domain.tenancy import scoping, validation
 from domain.tenancy.models import Brand
 from domain.tenancy.policies import Action, Principal, authorize
 
@@ -77,13 +77,7 @@ def topic(campaign_id: uuid.UUID) -> str:
 
 async def load(s: AsyncSession, principal: Principal, campaign_id: uuid.UUID, *, lock: bool = False,
                field: str = "id") -> Campaign:
-    stmt = select(Campaign).where(Campaign.tenant_id == principal.tenant_id, Campaign.id == campaign_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    found = await s.scalar(stmt)
-    if found is None or not principal.may_use_brand(found.brand_id):
-        raise NotFound("campaign not found", field=field)
-    return found
+    return await scoping.load_brand_owned(s, principal, Campaign, campaign_id, what="campaign", field=field, lock=lock)
 
 
 async def get_campaign(principal: Principal, campaign_id: uuid.UUID) -> Campaign:
@@ -94,11 +88,8 @@ async def get_campaign(principal: Principal, campaign_id: uuid.UUID) -> Campaign
 
 async def campaigns_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, Campaign]:
     authorize(principal, Action.CAMPAIGN_READ)
-    stmt = select(Campaign).where(Campaign.tenant_id == principal.tenant_id, Campaign.id.in_(set(ids)))
-    if principal.brand_ids is not None:
-        stmt = stmt.where(Campaign.brand_id.in_(principal.brand_ids))
     async with tenant_session(principal.tenant_id) as s:
-        return {c.id: c for c in await s.scalars(stmt)}
+        return await scoping.by_ids(s, principal, Campaign, ids)
 
 
 async def stats_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, CampaignStats]:
@@ -108,10 +99,8 @@ async def stats_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.
     stmt = (select(CampaignStats).join(Campaign, and_(Campaign.tenant_id == CampaignStats.tenant_id,
                                                       Campaign.id == CampaignStats.campaign_id))
             .where(CampaignStats.tenant_id == principal.tenant_id, CampaignStats.campaign_id.in_(set(ids))))
-    if principal.brand_ids is not None:
-        stmt = stmt.where(Campaign.brand_id.in_(principal.brand_ids))
     async with tenant_session(principal.tenant_id) as s:
-        return {x.campaign_id: x for x in await s.scalars(stmt)}
+        return {x.campaign_id: x for x in await s.scalars(scoping.in_brands(stmt, principal, Campaign.brand_id))}
 
 
 async def list_campaigns(principal: Principal, brand_id: uuid.UUID | None, *, statuses: list[Status] | None,

@@ -32,7 +32,7 @@ from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, Valida
 from domain.platform import events
 from domain.platform.db import after_commit, tenant_session
 from domain.platform.pagination import Page, decode_cursor, encode_cursor
-from domain.tenancy import validation
+from domain.tenancy import scoping, validation
 from domain.tenancy.models import Brand, BrandGrant, Membership, User
 from domain.tenancy.policies import Action, Principal, Role, authorize
 
@@ -81,22 +81,14 @@ def announce(s: AsyncSession, c: Conversation, kind: str, **extra: Any) -> None:
 
 async def load(s: AsyncSession, principal: Principal, conversation_id: uuid.UUID, *, lock: bool = False,
                field: str = "conversationId") -> Conversation:
-    stmt = select(Conversation).where(Conversation.tenant_id == principal.tenant_id, Conversation.id == conversation_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    found = await s.scalar(stmt)
-    if found is None or not principal.may_use_brand(found.brand_id):
-        raise NotFound("conversation not found", field=field)
-    return found
+    return await scoping.load_brand_owned(s, principal, Conversation, conversation_id, what="conversation",
+                                          field=field, lock=lock)
 
 
 async def conversations_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, Conversation]:
     authorize(principal, Action.CONVERSATION_READ)
-    stmt = select(Conversation).where(Conversation.tenant_id == principal.tenant_id, Conversation.id.in_(set(ids)))
-    if principal.brand_ids is not None:
-        stmt = stmt.where(Conversation.brand_id.in_(principal.brand_ids))
     async with tenant_session(principal.tenant_id) as s:
-        return {c.id: c for c in await s.scalars(stmt)}
+        return await scoping.by_ids(s, principal, Conversation, ids)
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,19 @@ from domain.audit import service as audit
 from domain.commerce.models import Product, TrackedEvent
 from domain.customers.models import Customer, CustomerBrand, Tag
 from domain.customers.service import check_brand
-from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, ValidationFailed, Validator
+from domain.errors import (
+    DomainError,
+    ErrorCode,
+    InvalidState,
+    NotFound,
+    ValidationFailed,
+    Validator,
+)
 from domain.platform.db import tenant_session
 from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.segments import compiler, dsl
 from domain.segments.models import CustomAttribute, Segment, SegmentMembership
-from domain.tenancy import validation
+from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 
 MAX_LOOKALIKE = 100_000
@@ -40,13 +47,8 @@ class SegmentKind(str, Enum):
 
 async def load(s: AsyncSession, principal: Principal, segment_id: uuid.UUID, *, lock: bool = False,
                field_name: str = "id") -> Segment:
-    stmt = select(Segment).where(Segment.tenant_id == principal.tenant_id, Segment.id == segment_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    seg = await s.scalar(stmt)
-    if seg is None or not principal.may_use_brand(seg.brand_id):
-        raise NotFound("segment not found", field=field_name)
-    return seg
+    return await scoping.load_brand_owned(s, principal, Segment, segment_id, what="segment", field=field_name,
+                                          lock=lock)
 
 
 async def get_segment(principal: Principal, segment_id: uuid.UUID) -> Segment:
@@ -57,11 +59,8 @@ async def get_segment(principal: Principal, segment_id: uuid.UUID) -> Segment:
 
 async def segments_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, Segment]:
     authorize(principal, Action.SEGMENT_READ)
-    stmt = select(Segment).where(Segment.tenant_id == principal.tenant_id, Segment.id.in_(set(ids)))
-    if principal.brand_ids is not None:
-        stmt = stmt.where(Segment.brand_id.in_(principal.brand_ids))
     async with tenant_session(principal.tenant_id) as s:
-        return {x.id: x for x in await s.scalars(stmt)}
+        return await scoping.by_ids(s, principal, Segment, ids)
 
 
 async def list_segments(principal: Principal, brand_id: uuid.UUID | None, *, include_archived: bool,
