@@ -58,7 +58,8 @@ STATS = "query($id: ID!) { campaign(id: $id) { stats { " + STATS_FIELDS + " } } 
 TIMELINE = """query($id: ID!, $b: ID) { customer(id: $id) {
   consents(brandId: $b) { channel granted revokedAt source brand { id } }
   timeline(first: 100) { edges { node { kind occurredAt brand { id }
-    ... on OtherTimelineEvent { data } ... on ConsentChangedEvent { channel granted source } } } } } }"""
+    ... on OtherTimelineEvent { data } ... on CampaignMessageEvent { data } ... on CampaignConversionEvent { data }
+    ... on ConsentChangedEvent { channel granted source } } } } } }"""
 SUPPRESSIONS = "query($b: ID!) { suppressions(brandId: $b) { channel address reason source } }"
 RECORD_ORDER = ("mutation($input: RecordOrderInput!) { recordOrder(input: $input) { created order { id } "
                 + ERRORS + " } }")

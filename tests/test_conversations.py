@@ -1056,3 +1056,29 @@ async def _subscribe(conn: Any, brand: str) -> str:
     await conn.ws.send(json.dumps({"id": op, "type": "subscribe", "payload": {"query": EVENTS,
                                                                               "variables": {"b": brand}}}))
     return op
+
+
+async def test_messages_land_on_the_timeline_as_typed_events(api: Api, tenant: TenantFixture, worker, fakes) -> None:
+    """A campaign message and a conversation message read as their own timeline types, with
+    their campaign and conversation one field away."""
+    from campaign_helpers import audience, create, launch, wait_status
+
+    await identity(tenant)
+    await use_provider(tenant, "a", "email", "log")
+    seg, [customer_id] = await audience(tenant, 1)
+    campaign = await create(api, tenant, seg)
+    await launch(api, tenant, campaign)
+    await wait_status(api, tenant, campaign)
+    await api.data("""mutation($i: ReceiveChatMessageInput!) { receiveChatMessage(input: $i) { errors { message } } }""",
+                   {"i": {"brandId": tenant.brand_gid("a"), "customerId": gid("Customer", customer_id),
+                          "body": "Hello there", "idempotencyKey": "chat-1"}}, token=tenant.owner_token)
+    body = await api.data("""query($id: ID!) { customer(id: $id) { timeline(first: 20) { edges { node { kind
+        ... on CampaignMessageEvent { channel campaign { id name } }
+        ... on ConversationMessageEvent { direction channel excerpt conversation { id channel } } } } } } }""",
+                          {"id": gid("Customer", customer_id)}, token=tenant.owner_token)
+    nodes = [e["node"] for e in body["customer"]["timeline"]["edges"]]
+    sent = [n for n in nodes if n["kind"] == "MESSAGE_SENT"]
+    chat = [n for n in nodes if n["kind"] == "CONVERSATION_MESSAGE"]
+    assert len(sent) == 1 and sent[0]["campaign"]["id"] == campaign and sent[0]["channel"] == "email", nodes
+    assert len(chat) == 1 and chat[0]["direction"] == "inbound" and chat[0]["excerpt"] == "Hello there", nodes
+    assert chat[0]["conversation"]["channel"] == "CHAT"

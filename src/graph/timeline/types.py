@@ -1,12 +1,13 @@
-"""The typed timeline: a TimelineEvent interface, one concrete type per kind.
+"""The typed timeline: a TimelineEvent interface, one concrete type per kind (or family of kinds).
 
-Kinds that later capabilities write (messages, segments, campaigns, AI) are in the enum already;
-until their own types exist they resolve as OtherTimelineEvent with the raw data."""
+Kinds without a type of their own yet (segments, AI actions) resolve as OtherTimelineEvent with
+the raw data; typed events keep ``data`` too, for fields added later."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -82,13 +83,78 @@ class CustomerCreatedEvent(TimelineEvent):
     source: str
 
 
+if TYPE_CHECKING:
+    from graph.campaigns.types import Campaign
+    from graph.conversations.types import Conversation
+
+_MESSAGE_KINDS = {Kind.MESSAGE_SENT, Kind.MESSAGE_DELIVERED, Kind.MESSAGE_OPENED, Kind.MESSAGE_CLICKED,
+                  Kind.MESSAGE_BOUNCED, Kind.MESSAGE_FAILED, Kind.MESSAGE_COMPLAINED, Kind.MESSAGE_UNSUBSCRIBED}
+
+
+async def _campaign(info: Info, campaign_id: str | None):
+    from graph.campaigns.types import Campaign
+
+    if not campaign_id:
+        return None
+    found = await info.context.loaders.campaign.load(uuid.UUID(campaign_id))
+    return Campaign.from_model(found) if found else None
+
+
+@strawberry.type(description="A step of a campaign message: sent, delivered, opened, clicked, bounced, failed, "
+                             "complained or unsubscribed (the first of each kind).")
+class CampaignMessageEvent(TimelineEvent):
+    channel: str | None
+    url: str | None = strawberry.field(description="Clicks: where the link pointed.")
+    reason: str | None = strawberry.field(description="Bounces and failures: the provider's reason.")
+    source: str | None = strawberry.field(description="Who told: the provider's webhook, or our tracking.")
+    data: JSON
+    campaign_id: strawberry.Private[str | None]
+
+    @strawberry.field
+    async def campaign(self, info: Info) -> Annotated["Campaign", strawberry.lazy("graph.campaigns.types")] | None:  # noqa: UP037
+        return await _campaign(info, self.campaign_id)
+
+
+@strawberry.type(description="An order attributed to a campaign the customer opened or clicked.")
+class CampaignConversionEvent(TimelineEvent):
+    order_id: strawberry.ID | None
+    revenue_cents: int
+    touch: str = strawberry.field(description="click or open: the engagement it is credited to.")
+    data: JSON
+    campaign_id: strawberry.Private[str | None]
+
+    @strawberry.field
+    async def campaign(self, info: Info) -> Annotated["Campaign", strawberry.lazy("graph.campaigns.types")] | None:  # noqa: UP037
+        return await _campaign(info, self.campaign_id)
+
+
+@strawberry.type(description="A message in a conversation, from or to the customer (notes are not on the timeline).")
+class ConversationMessageEvent(TimelineEvent):
+    direction: str
+    channel: str | None
+    excerpt: str
+    data: JSON
+    conversation_id: strawberry.Private[str | None]
+
+    @strawberry.field
+    async def conversation(self, info: Info
+                           ) -> Annotated["Conversation", strawberry.lazy("graph.conversations.types")] | None:  # noqa: UP037
+        from graph.conversations.types import Conversation
+
+        if not self.conversation_id:
+            return None
+        found = await info.context.loaders.conversation.load(uuid.UUID(self.conversation_id))
+        return Conversation.from_model(found) if found else None
+
+
 @strawberry.type(description="A kind without its own type yet; `data` holds what was recorded.")
 class OtherTimelineEvent(TimelineEvent):
     data: JSON
 
 
 TIMELINE_TYPES = (OrderPlacedEvent, EventTrackedEvent, NoteAddedEvent, TagAddedEvent, TagRemovedEvent,
-                  ConsentChangedEvent, CustomerCreatedEvent, OtherTimelineEvent)
+                  ConsentChangedEvent, CustomerCreatedEvent, CampaignMessageEvent, CampaignConversionEvent,
+                  ConversationMessageEvent, OtherTimelineEvent)
 
 
 def from_entry(e: TimelineEntry) -> TimelineEvent:
@@ -114,4 +180,15 @@ def from_entry(e: TimelineEntry) -> TimelineEvent:
                                        source=d.get("source", ""))
         case Kind.CUSTOMER_CREATED.value:
             return CustomerCreatedEvent(**base, source=d.get("source", ""))
+        case Kind.CAMPAIGN_CONVERSION.value:
+            return CampaignConversionEvent(**base, order_id=strawberry.ID(d["order_id"]) if d.get("order_id") else None,
+                                           revenue_cents=int(d.get("revenue_cents") or 0), touch=d.get("touch", ""),
+                                           data=d, campaign_id=d.get("campaign_id"))
+        case Kind.CONVERSATION_MESSAGE.value:
+            return ConversationMessageEvent(**base, direction=d.get("direction", ""), channel=d.get("channel"),
+                                            excerpt=d.get("excerpt", ""), data=d,
+                                            conversation_id=d.get("conversation_id"))
+    if Kind(e.kind) in _MESSAGE_KINDS:
+        return CampaignMessageEvent(**base, channel=d.get("channel"), url=d.get("url"), reason=d.get("reason"),
+                                    source=d.get("source"), data=d, campaign_id=d.get("campaign_id"))
     return OtherTimelineEvent(**base, data=d)
