@@ -118,6 +118,7 @@ async def apply_events(tenant_id: uuid.UUID, events: list[DeliveryEvent], *, bra
 
     changed = 0
     per_campaign: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    channels: dict[uuid.UUID, str] = {}
     async with tenant_session(tenant_id) as s:
         for e in sorted(events, key=lambda x: x.occurred_at):
             r = await _find(s, tenant_id, e)
@@ -140,8 +141,10 @@ async def apply_events(tenant_id: uuid.UUID, events: list[DeliveryEvent], *, bra
             timeline.write(s, tenant_id, r.customer_id, _TIMELINE[e.kind], e.occurred_at, brand_id=r.brand_id,
                            ref=("Campaign", r.campaign_id), data=data)
             if e.kind in (EventKind.BOUNCED, EventKind.COMPLAINED, EventKind.UNSUBSCRIBED) and r.address:
-                channel = await s.scalar(select(Campaign.channel).where(Campaign.tenant_id == tenant_id,
-                                                                        Campaign.id == r.campaign_id))
+                if r.campaign_id not in channels:
+                    channels[r.campaign_id] = await s.scalar(select(Campaign.channel).where(
+                        Campaign.tenant_id == tenant_id, Campaign.id == r.campaign_id))
+                channel = channels[r.campaign_id]
                 reason = {EventKind.BOUNCED: "bounced", EventKind.COMPLAINED: "complained",
                           EventKind.UNSUBSCRIBED: "unsubscribed"}[e.kind]
                 await suppress(s, tenant_id, r.brand_id, channel, r.address, reason, source)

@@ -31,7 +31,6 @@ from domain.errors import (
     ErrorCode,
     InvalidState,
     NotFound,
-    ValidationFailed,
     Validator,
 )
 from domain.platform.db import after_commit, tenant_session
@@ -274,14 +273,7 @@ def _check_ready(campaign: Campaign) -> None:
     v = Validator()
     if not campaign.segment_ids:
         v.add("segmentIds", "choose at least one target segment", ErrorCode.REQUIRED)
-    try:
-        templates.check(campaign.channel, campaign.content or {}, {})
-    except ValidationFailed as exc:
-        for e in exc.errors:
-            if e.code == ErrorCode.REQUIRED:
-                v.errors.append(e)
-    except DomainError:
-        pass
+    v.errors.extend(templates.missing(campaign.channel, campaign.content or {}))
     v.check()
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.campaigns.models import CampaignStats
+from domain.campaigns.models import Campaign, CampaignStats
 from domain.platform import events
 from domain.platform.db import after_commit
 
@@ -116,10 +116,6 @@ async def bump(s: AsyncSession, tenant_id: uuid.UUID, campaign_id: uuid.UUID, *,
     if row is None:
         return None
     if cost_cents is None:
-        from sqlalchemy import select
-
-        from domain.campaigns.models import Campaign
-
         cost_cents = await s.scalar(select(Campaign.cost_cents).where(Campaign.tenant_id == tenant_id,
                                                                       Campaign.id == campaign_id)) or 0
     figures = Figures.of(row, cost_cents)

@@ -124,6 +124,16 @@ def check(channel: str, content: dict[str, Any], custom_attributes: dict[str, st
     return clean
 
 
+def missing(channel: str, content: dict[str, Any], prefix: str = "content") -> list[DomainError]:
+    """What saved content still lacks before it can be sent (it was checked when saved)."""
+    out = [DomainError(f"{key} is required for {channel}", field=f"{prefix}.{key}", code=ErrorCode.REQUIRED)
+           for key, (required, _) in CONTENT_FIELDS[channel].items() if required and not content.get(key)]
+    if channel == "email" and not (content.get("html") or content.get("text")):
+        out.append(DomainError("an e-mail needs an HTML or a text body", field=f"{prefix}.html",
+                               code=ErrorCode.REQUIRED))
+    return out
+
+
 @dataclass
 class Compiled:
     """A campaign's templates compiled once, rendered per recipient (leniently)."""

@@ -211,8 +211,9 @@ async def last_messages(principal: Principal, conversation_ids: list[uuid.UUID])
     m = aliased(Message, each)
     stmt = select(m).select_from(ids).join(each, true())
     if principal.brand_ids is not None:
-        stmt = stmt.join(Conversation, and_(Conversation.tenant_id == m.tenant_id, Conversation.id == m.conversation_id)
-                         ).where(Conversation.brand_id.in_(principal.brand_ids))
+        stmt = scoping.in_brands(stmt.join(Conversation, and_(Conversation.tenant_id == m.tenant_id,
+                                                              Conversation.id == m.conversation_id)),
+                                 principal, Conversation.brand_id)
     async with tenant_session(principal.tenant_id) as s:
         return {x.conversation_id: x for x in await s.scalars(stmt)}
 
@@ -228,6 +229,10 @@ async def unread_counts(principal: Principal, conversation_ids: list[uuid.UUID])
                    m.direction == "inbound", m.kind == "message",
                    or_(r.read_at.is_(None), m.created_at > r.read_at))
             .group_by(m.conversation_id))
+    if principal.brand_ids is not None:
+        stmt = scoping.in_brands(stmt.join(Conversation, and_(Conversation.tenant_id == m.tenant_id,
+                                                              Conversation.id == m.conversation_id)),
+                                 principal, Conversation.brand_id)
     async with tenant_session(principal.tenant_id) as s:
         return dict((await s.execute(stmt)).all())
 
@@ -239,8 +244,7 @@ async def labels_of(principal: Principal, conversation_ids: list[uuid.UUID]) -> 
             .where(ConversationLabel.tenant_id == principal.tenant_id,
                    ConversationLabel.conversation_id.in_(set(conversation_ids)))
             .order_by(Label.name))
-    if principal.brand_ids is not None:
-        stmt = stmt.where(Label.brand_id.in_(principal.brand_ids))
+    stmt = scoping.in_brands(stmt, principal, Label.brand_id)
     out: dict[uuid.UUID, list[Label]] = {}
     async with tenant_session(principal.tenant_id) as s:
         for cid, label in (await s.execute(stmt)).all():
@@ -353,7 +357,7 @@ async def _outbound(s: AsyncSession, principal: Principal, conv: Conversation, t
 
 
 async def reply(principal: Principal, conversation_id: uuid.UUID, body: str, html: str | None,
-                idempotency_key: str) -> Message:
+                idempotency_key: str) -> tuple[Conversation, Message]:
     """Answer in the thread; sent through the brand's provider by a worker. The same key twice
     sends once. Allowed without marketing consent when the customer started the conversation."""
     from domain.conversations import sending
@@ -369,7 +373,7 @@ async def reply(principal: Principal, conversation_id: uuid.UUID, body: str, htm
         existing = await s.scalar(select(Message).where(
             Message.tenant_id == conv.tenant_id, Message.conversation_id == conv.id, Message.idempotency_key == key))
         if existing is not None:
-            return existing
+            return conv, existing
         if conv.started_by == "user" and conv.channel != ConversationChannel.CHAT.value and conv.last_inbound_at is None:
             allowed = await consent.reachable(s, conv.tenant_id, conv.brand_id, consent.Channel(conv.channel),
                                               [conv.customer_id])
@@ -377,16 +381,14 @@ async def reply(principal: Principal, conversation_id: uuid.UUID, body: str, htm
                 raise DomainError("the customer has withdrawn consent and has not written back", field="conversationId",
                                   code=ErrorCode.FORBIDDEN)
         message = await _outbound(s, principal, conv, text, html, key)
-        if conv.status in (Status.PENDING.value, Status.SNOOZED.value):
-            pass  # an answer does not change a waiting state the agent chose
         audit.record(s, principal, "conversation.reply", "Conversation", conv.id, brand_id=conv.brand_id,
                      summary={"message_id": str(message.id)})
         if conv.channel != ConversationChannel.CHAT.value:
             after_commit(s, sending.send_later(conv.tenant_id, message.id))
-    return message
+    return conv, message
 
 
-async def add_note(principal: Principal, conversation_id: uuid.UUID, body: str) -> Message:
+async def add_note(principal: Principal, conversation_id: uuid.UUID, body: str) -> tuple[Conversation, Message]:
     """A private note: visible to the team, never sent to the customer, not on the timeline."""
     authorize(principal, Action.CONVERSATION_REPLY)
     v = Validator()
@@ -401,7 +403,7 @@ async def add_note(principal: Principal, conversation_id: uuid.UUID, body: str) 
         await s.flush()
         audit.record(s, principal, "conversation.note", "Conversation", conv.id, brand_id=conv.brand_id)
         announce(s, conv, "note_added", message_id=message.id)
-    return message
+    return conv, message
 
 
 # --- managing a thread -------------------------------------------------------------------

@@ -58,6 +58,9 @@ async def set_provider(principal: Principal, brand_id: uuid.UUID, channel: Chann
     """Choose the provider for a channel. ``credentials`` None keeps the stored ones (when the
     provider stays the same); a dict replaces them."""
     authorize(principal, Action.DELIVERY_MANAGE, brand_id=brand_id)
+    for field, value in (("settings", settings), ("credentials", credentials)):
+        if value is not None and not isinstance(value, dict):
+            raise DomainError(f"{field} must be a JSON object", field=field)
     spec = registry.PROVIDERS.get(provider)
     if spec is None:
         raise DomainError(f"unknown provider {provider!r}; one of {', '.join(sorted(registry.PROVIDERS))}",

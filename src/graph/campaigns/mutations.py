@@ -228,14 +228,6 @@ class CampaignMutation:
     @strawberry.mutation(description="Choose the provider a brand sends a channel through (owners and admins).")
     async def set_delivery_provider(self, info: Info, input: SetDeliveryProviderInput) -> DeliveryProviderPayload:
         async def run():
-            if input.settings is not None and not isinstance(input.settings, dict):
-                from domain.errors import DomainError
-
-                raise DomainError("settings must be a JSON object", field="settings")
-            if input.credentials is not None and not isinstance(input.credentials, dict):
-                from domain.errors import DomainError
-
-                raise DomainError("credentials must be a JSON object", field="credentials")
             return await delivery.set_provider(info.context.principal, ids.decode(input.brand_id, "Brand", "brandId"),
                                                DomainChannel(input.channel.value), input.provider, input.settings,
                                                input.credentials)

@@ -128,22 +128,14 @@ class ConversationMutation:
 
     @strawberry.mutation(description="Answer in the thread, through the brand's provider. The same key sends once.")
     async def reply_to_conversation(self, info: Info, input: ReplyToConversationInput) -> ConversationMessagePayload:
-        async def run():
-            m = await service.reply(info.context.principal, _cid(input.conversation_id), input.body, input.html,
-                                    input.idempotency_key)
-            found = await service.conversations_by_ids(info.context.principal, [m.conversation_id])
-            return found[m.conversation_id], m
-
-        return await payload(ConversationMessagePayload, run, _conv_message)
+        return await payload(ConversationMessagePayload, lambda: service.reply(
+            info.context.principal, _cid(input.conversation_id), input.body, input.html, input.idempotency_key),
+            _conv_message)
 
     @strawberry.mutation(description="A private note for the team; never sent to the customer.")
     async def add_conversation_note(self, info: Info, conversation_id: GlobalID, body: str) -> ConversationMessagePayload:
-        async def run():
-            m = await service.add_note(info.context.principal, _cid(conversation_id), body)
-            found = await service.conversations_by_ids(info.context.principal, [m.conversation_id])
-            return found[m.conversation_id], m
-
-        return await payload(ConversationMessagePayload, run, _conv_message, prefix=None)
+        return await payload(ConversationMessagePayload, lambda: service.add_note(
+            info.context.principal, _cid(conversation_id), body), _conv_message, prefix=None)
 
     @strawberry.mutation(description="Record a customer's chat message (chat integrations). The same key once.")
     async def receive_chat_message(self, info: Info, input: ReceiveChatMessageInput) -> ConversationMessagePayload:
