@@ -1,10 +1,14 @@
-"""Schema extensions: caches, limits, and error masking with request ids."""
+"""Schema extensions: caches, limits, input checks, and error masking with request ids."""
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Iterator
+from typing import Any
 
-from graphql import GraphQLError
+from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema, StringValueNode, validate, visit
+from graphql.language import Visitor
 from strawberry.extensions import (
     DisableIntrospection,
     MaskErrors,
@@ -13,8 +17,9 @@ from strawberry.extensions import (
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from domain.config import Settings
 from domain.errors import DomainError, Unauthenticated
@@ -24,11 +29,16 @@ from domain.platform.observability import current_request_id
 log = logging.getLogger("graph.errors")
 
 
+BAD_USER_INPUT = "BAD_USER_INPUT"
+
+
 def _is_internal(error: GraphQLError) -> bool:
     original = error.original_error
     if original is None:  # syntax, validation, limits: the client's own doing
         return False
-    return not isinstance(original, (DomainError, Unauthenticated))
+    # a GraphQLError inside is graphql-core or Strawberry refusing an input value (a variable or
+    # argument of the wrong type or out of range, an undecodable id): the client's doing too
+    return not isinstance(original, (DomainError, Unauthenticated, GraphQLError))
 
 
 class MaskInternalErrors(MaskErrors):
@@ -67,6 +77,8 @@ class DomainErrorCodes(SchemaExtension):
                 error.extensions = {"code": first.code.value, "field": first.field}
             elif isinstance(original, Unauthenticated):
                 error.extensions = {"code": "UNAUTHENTICATED"}
+            elif isinstance(original, GraphQLError):
+                error.extensions = {**(original.extensions or {}), "code": BAD_USER_INPUT}
 
     def on_operation(self):
         yield
@@ -77,6 +89,81 @@ class DomainErrorCodes(SchemaExtension):
         """Subscription events arrive here, one by one, instead of through on_operation."""
         self._code(result)
         yield None
+
+
+@functools.lru_cache(maxsize=1024)
+def _validate(schema: GraphQLSchema, document: DocumentNode, rules: tuple, hide_suggestions: bool) -> list[GraphQLError]:
+    return validate(schema, document, (*rules, MaybeNullValidationRule, OneOfInputValidationRule),
+                    hide_suggestions=hide_suggestions)
+
+
+class ValidateDocument(SchemaExtension):
+    """Strawberry's validation, cached (1024 documents), and without "Did you mean ...?" hints
+    when introspection is off: they would spell out the schema that introspection hides."""
+
+    def __init__(self, *, hide_suggestions: bool) -> None:
+        self.hide_suggestions = hide_suggestions
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        ctx.pre_execution_errors = _validate(ctx.schema._schema, ctx.graphql_document, tuple(ctx.validation_rules),
+                                             self.hide_suggestions)
+        yield
+
+
+def _bad_text(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def unstorable_text(value: Any) -> bool:
+    """Text PostgreSQL cannot store anywhere in ``value``: a NUL character, or a lone surrogate
+    (not valid UTF-8). Walked without recursion, so any depth is fine."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _bad_text(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
+class _StringLiterals(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bad = False
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+        if unstorable_text(node.value):
+            self.bad = True
+
+
+class RefuseUnstorableText(SchemaExtension):
+    """No text reaches the product that PostgreSQL would refuse (NUL, lone surrogates), in a
+    variable or in the document: the operation is refused as a whole, with BAD_USER_INPUT."""
+
+    def on_execute(self) -> Iterator[None]:
+        ctx = self.execution_context
+        bad = unstorable_text(ctx.variables or {})
+        if not bad and ctx.graphql_document is not None:
+            literals = _StringLiterals()
+            visit(ctx.graphql_document, literals)
+            bad = literals.bad
+        if bad:
+            ctx.result = ExecutionResult(data=None, errors=[GraphQLError(
+                "text may not contain the NUL character (U+0000) or unpaired surrogates",
+                extensions={"code": BAD_USER_INPUT})])
+        yield
 
 
 class ReportSqlStatements(SchemaExtension):
@@ -94,10 +181,11 @@ class ReportSqlStatements(SchemaExtension):
 def extensions(settings: Settings) -> list:
     exts: list = [
         lambda: ParserCache(maxsize=1024),
-        lambda: ValidationCache(maxsize=1024),
+        lambda: ValidateDocument(hide_suggestions=not settings.introspection),
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        RefuseUnstorableText,
         DomainErrorCodes,
         MaskInternalErrors,
     ]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from strawberry import relay
+from strawberry.relay import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 
 from domain.config import Settings, get_settings
@@ -20,6 +24,7 @@ from graph.conversations.subscriptions import ConversationSubscription
 from graph.commerce.queries import CommerceQuery
 from graph.customers.mutations import CustomerMutation
 from graph.customers.queries import CustomerQuery
+from graph.core.context import Info
 from graph.core.scalars import SCALARS
 from graph.extensions import extensions
 from graph.jobs.mutations import JobMutation
@@ -36,7 +41,18 @@ from graph.timeline.types import TIMELINE_TYPES
 
 @strawberry.type
 class NodeQuery:
-    node: relay.Node | None = relay.node(description="Any object by its global id.")
+    @strawberry.field(description="Any object by its global id.")
+    async def node(
+        self, info: Info, id: Annotated[relay.GlobalID, strawberry.argument(description="The ID of the object.")]
+    ) -> relay.Node | None:
+        """Every Node type resolves here under the caller's scope; an id of no Node type, like one
+        the caller may not see, reads as null."""
+        try:
+            node_type = id.resolve_type(info)
+        except GlobalIDValueError:
+            return None
+        (found,) = list(await node_type.resolve_nodes(info=info, node_ids=[id.node_id], required=False))
+        return found
 
 
 Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, SegmentQuery,
@@ -55,14 +71,26 @@ class Schema(strawberry.Schema):
         request id by MaskInternalErrors."""
 
 
+class ExecutionWithoutSuggestions(StrawberryGraphQLCoreExecutionContext):
+    """Input errors (a variable's unknown field or enum value) without "Did you mean ...?" hints:
+    used when introspection is off, as the hints would reveal the schema."""
+
+    @classmethod
+    def build(cls, *args, **kwargs):
+        kwargs["hide_suggestions"] = True
+        return super().build(*args, **kwargs)
+
+
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    settings = settings or get_settings()
     return Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=TIMELINE_TYPES,
-        extensions=extensions(settings or get_settings()),
+        extensions=extensions(settings),
         config=StrawberryConfig(scalar_map=SCALARS),
+        execution_context_class=None if settings.introspection else ExecutionWithoutSuggestions,
     )
 
 

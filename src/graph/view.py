@@ -79,6 +79,11 @@ class GraphQLView(GraphQL[Context, None]):
         except HTTPException as e:
             code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(e.status_code, "BAD_REQUEST")
             response = JSONResponse(error_body(code, e.reason), status_code=e.status_code)
+        except Exception:  # a defect: logged with its traceback, answered like a masked error
+            log.exception("internal error handling a GraphQL request")
+            rid = current_request_id()
+            response = JSONResponse(error_body("INTERNAL_SERVER_ERROR", f"Internal server error (request id {rid})"),
+                                    status_code=500)
         await response(scope, receive, send)
 
     def _is_ide_page(self, request: Request) -> bool:
@@ -123,6 +128,19 @@ class GraphQLView(GraphQL[Context, None]):
             if request_adapter.method == "GET" and "mutation" in e.reason.lower():
                 raise HTTPException(405, "mutations are not allowed over GET; use POST") from None
             raise
+
+    def decode_json(self, data: str | bytes) -> object:
+        """A request body (or a GET request's variables) as JSON: an object, or a list (a batch,
+        which is then refused); anything else is the client's mistake, answered with 400."""
+        try:
+            value = json.loads(data)
+        except UnicodeDecodeError:
+            raise HTTPException(400, "the request body is not valid UTF-8") from None
+        except RecursionError:
+            raise HTTPException(400, "the request body is nested too deeply") from None
+        if not isinstance(value, (dict, list)):
+            raise HTTPException(400, "the request body must be a JSON object (variables too)") from None
+        return value
 
     def encode_json(self, data: object) -> str:
         return json.dumps(data, separators=(",", ":"), default=str)

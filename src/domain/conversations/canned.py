@@ -17,7 +17,7 @@ from domain.errors import DomainError, ErrorCode, NotFound, ValidationFailed, Va
 from domain.platform.db import tenant_session
 from domain.profiles.models import CustomerProfile
 from domain.segments.service import dsl_context
-from domain.tenancy import validation
+from domain.tenancy import scoping, validation
 from domain.tenancy.models import Brand
 from domain.tenancy.policies import Action, Principal, authorize
 
@@ -66,6 +66,13 @@ async def list_canned(principal: Principal, brand_id: uuid.UUID, search: str | N
         stmt = stmt.where(func.lower(CannedResponse.shortcode).like(like) | func.lower(CannedResponse.title).like(like))
     async with tenant_session(principal.tenant_id) as s:
         return list((await s.scalars(stmt.order_by(CannedResponse.shortcode))).all())
+
+
+async def canned_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, CannedResponse]:
+    """Canned responses by id (``node``): those of the brands the principal may use."""
+    authorize(principal, Action.CONVERSATION_READ)
+    async with tenant_session(principal.tenant_id) as s:
+        return await scoping.by_ids(s, principal, CannedResponse, ids)
 
 
 async def create_canned(principal: Principal, brand_id: uuid.UUID, data: dict[str, Any]) -> CannedResponse:

@@ -545,6 +545,13 @@ async def list_labels(principal: Principal, brand_id: uuid.UUID) -> list[Label]:
                                                          Label.brand_id == brand_id).order_by(Label.name))).all())
 
 
+async def labels_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, Label]:
+    """Labels by id (``node``): those of the brands the principal may use."""
+    authorize(principal, Action.CONVERSATION_READ)
+    async with tenant_session(principal.tenant_id) as s:
+        return await scoping.by_ids(s, principal, Label, ids)
+
+
 async def change_labels(principal: Principal, conversation_id: uuid.UUID, add: list[uuid.UUID],
                         remove: list[uuid.UUID]) -> Conversation:
     authorize(principal, Action.CONVERSATION_MANAGE)

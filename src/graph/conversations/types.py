@@ -10,7 +10,7 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from domain.conversations import service
+from domain.conversations import canned, service
 from domain.conversations.models import CannedResponse as CannedModel
 from domain.conversations.models import Conversation as ConversationModel
 from domain.conversations.models import Label as LabelModel
@@ -37,6 +37,12 @@ class ConversationLabel(relay.Node):
     @classmethod
     def from_model(cls, x: LabelModel) -> ConversationLabel:
         return cls(id=str(x.id), name=x.name, color=x.color)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        ids_ = node_uuids(node_ids)
+        found = await service.labels_by_ids(info.context.principal, [i for i in ids_ if i is not None])
+        return [cls.from_model(found[i]) if i in found else None for i in ids_]
 
 
 @strawberry.type(description="The member a conversation is assigned to.")
@@ -119,7 +125,7 @@ class Conversation(relay.Node):
         found = await info.context.loaders.conversation_assignee.load(self.assignee_id)
         if found is None:
             return None
-        return ConversationAssignee(id=relay.GlobalID("Member", str(found.user_id)), email=found.email, name=found.name)
+        return ConversationAssignee(id=relay.GlobalID("Member", str(found.member_id)), email=found.email, name=found.name)
 
     @strawberry.field
     async def labels(self, info: Info) -> list[ConversationLabel]:
@@ -182,6 +188,12 @@ class CannedResponse(relay.Node):
     def from_model(cls, x: CannedModel) -> CannedResponse:
         return cls(id=str(x.id), shortcode=x.shortcode, title=x.title, body=x.body, created_by=x.created_by,
                    updated_at=x.updated_at)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        ids_ = node_uuids(node_ids)
+        found = await canned.canned_by_ids(info.context.principal, [i for i in ids_ if i is not None])
+        return [cls.from_model(found[i]) if i in found else None for i in ids_]
 
 
 @strawberry.type(description="Something changed in a brand's conversations.")
