@@ -615,10 +615,13 @@ async def import_customers(tenant_id: uuid.UUID, brand_id: uuid.UUID,
         else:
             valid.append(row)
     rows = dedupe(valid, report)
+    names = {t.lower(): t for r in rows for t in r.tags}
+    if names and limited_to is not None:
+        rows = await _without_new_tags(tenant_id, rows, names, report)
+        names = {}
     chunk_list = list(chunks(rows))
     tracker = ChunkProgress(progress, lines, chunk_list)
     await tracker.start()
-    names = {t.lower(): t for r in rows for t in r.tags}
     if names:  # made once, up front, so that concurrent chunks do not race for them
         async with tenant_session(tenant_id) as s:
             await s.execute(text(CREATE_TAGS_SQL), {"t": tenant_id, "by": label, "names": list(names.values())})
@@ -643,6 +646,24 @@ async def import_customers(tenant_id: uuid.UUID, brand_id: uuid.UUID,
 
         await mark_stale_everywhere(tenant_id)  # attributes, tags and consents rules may answer otherwise
     return report.result()
+
+
+async def _without_new_tags(tenant_id: uuid.UUID, rows: list[CustomerRow], names: dict[str, str],
+                            report: Report) -> list[CustomerRow]:
+    """Tags belong to the whole tenant: an import by a principal limited to some brands assigns
+    existing tags but creates none. A row naming a tag the tenant does not have is rejected."""
+    async with tenant_session(tenant_id) as s:
+        known = set((await s.execute(text("SELECT lower(name) FROM tags WHERE tenant_id = :t AND lower(name) = ANY (:n)"),
+                                     {"t": tenant_id, "n": list(names)})).scalars())
+    kept = []
+    for row in rows:
+        unknown = [t for t in row.tags if t.lower() not in known]
+        if unknown:
+            report.reject(row.line, [("tags", f"no tag named {unknown[0]!r}; tags are created by a principal "
+                                              "who sees every brand")])
+        else:
+            kept.append(row)
+    return kept
 
 
 def check_customer_upload(filename: str | None, content_type: str | None, content: bytes) -> str:

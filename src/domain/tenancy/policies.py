@@ -101,20 +101,30 @@ class Principal:
     role: Role
     label: str
     brand_ids: frozenset[uuid.UUID] | None  # None: every brand of the tenant
+    # a person whose membership is an invitation not yet accepted: may do nothing but accept it
+    invited: bool = False
 
     @property
     def actions(self) -> frozenset[Action]:
-        return ROLE_ACTIONS[self.role]
+        """What this principal may do: its role's actions, less the tenant-wide ones when it is
+        limited to some brands."""
+        if self.brand_ids is None:
+            return ROLE_ACTIONS[self.role]
+        return ROLE_ACTIONS[self.role] - TENANT_WIDE
 
     def may(self, action: Action) -> bool:
-        return action in ROLE_ACTIONS[self.role]
+        return not self.invited and action in ROLE_ACTIONS[self.role]
 
     def may_use_brand(self, brand_id: uuid.UUID) -> bool:
         return self.brand_ids is None or brand_id in self.brand_ids
 
 
-# Actions about every brand at once: a principal limited to some brands may not take them.
-TENANT_WIDE = frozenset({Action.WEBHOOK_SECRET_ROTATE, Action.MEMBER_MANAGE, Action.API_KEY_MANAGE})
+# Actions whose effect reaches every brand at once: a principal limited to some brands may not
+# take them (docs/security.md, "Tenant-wide actions"). Brands, tags and custom attribute
+# declarations (tag:manage), the profile rebuild, people, keys and the webhook signing secret
+# belong to the tenant, not to one brand.
+TENANT_WIDE = frozenset({Action.BRAND_CREATE, Action.TAG_MANAGE, Action.PROFILE_REBUILD,
+                         Action.WEBHOOK_SECRET_ROTATE, Action.MEMBER_MANAGE, Action.API_KEY_MANAGE})
 
 
 def authorize(principal: Principal, action: Action, *, brand_id: uuid.UUID | None = None) -> None:
@@ -123,6 +133,8 @@ def authorize(principal: Principal, action: Action, *, brand_id: uuid.UUID | Non
     A brand the principal holds no grant on is reported as not found, so its existence
     does not leak.
     """
+    if principal.invited:
+        raise PermissionDenied("accept the invitation first (acceptInvitation)")
     if not principal.may(action):
         raise PermissionDenied(f"your role ({principal.role.value}) may not {action.value}")
     if action in TENANT_WIDE and principal.brand_ids is not None:
