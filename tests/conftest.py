@@ -282,14 +282,17 @@ class TenantFixture:
                          label=f"owner@{self.slug}.test", brand_ids=None)
 
     async def member(self, role: str, brands: list[str] | None = None, email: str | None = None) -> tuple[uuid.UUID, str]:
-        """A new member with ``role`` (limited to ``brands`` when given): (user id, JWT)."""
+        """A new member with ``role`` (limited to ``brands`` when given), invited by the owner
+        and accepted with their own token: (member id, JWT)."""
         from domain.tenancy import members
-        from domain.tenancy.auth import mint_token
+        from domain.tenancy.auth import authenticate, mint_token
 
         email = email or f"{role}-{uuid.uuid4().hex[:8]}@{self.slug}.test"
         brand_ids = [self.brands[b] for b in brands] if brands is not None else None
         m = await members.add_member(self.owner, email, role, brand_ids=brand_ids)
-        return m.user_id, mint_token(self.id, m.user_id, email)
+        token = mint_token(self.id, m.user_id, email)
+        await members.accept_invitation(await authenticate(f"Bearer {token}"))
+        return m.id, token
 
     async def api_key(self, role: str, brands: list[str] | None = None) -> tuple[uuid.UUID, str]:
         from domain.tenancy.api_keys import create_api_key

@@ -297,12 +297,10 @@ async def test_the_same_job_message_running_twice_writes_nothing_twice(tenant: T
 
 
 async def _principal(t: TenantFixture, role: str, brands: list[str] | None):
-    from domain.tenancy.policies import Principal, PrincipalKind, Role
+    from domain.tenancy.auth import authenticate
 
-    email = f"{role}-{uuid.uuid4().hex[:8]}@{t.slug}.test"
-    user_id, _ = await t.member(role, brands, email=email)
-    return Principal(tenant_id=t.id, kind=PrincipalKind.USER, id=user_id, role=Role(role), label=email,
-                     brand_ids=frozenset(t.brands[b] for b in brands) if brands is not None else None)
+    _, token = await t.member(role, brands)
+    return await authenticate(f"Bearer {token}")
 
 
 async def jobs_count(t: TenantFixture) -> int:
@@ -483,10 +481,10 @@ async def test_a_brand_limited_import_does_not_take_over_other_brands_customers(
 
     theirs, _ = await upsert_customer(tenant.owner, {"email": "theirs@b.test", "first_name": "Bee"},
                                       brand_id=tenant.brands["b"])
-    user_id, _ = await tenant.member("marketer", brands=["a"])
-    from domain.tenancy.members import principal_for_user
+    _, token = await tenant.member("marketer", brands=["a"])
+    from domain.tenancy.auth import authenticate
 
-    marketer = await principal_for_user(tenant.id, user_id)
+    marketer = await authenticate(f"Bearer {token}")
     job = await start_customer_import(marketer, tenant.brands["a"], "c.csv", "text/csv",
                                       b"email,firstName\nnew@a.test,Ann\n")
     assert job.params["limited_to"] == [str(tenant.brands["a"])]

@@ -104,7 +104,7 @@ async def test_users_are_visible_only_through_membership(tenant: TenantFixture, 
 async def test_ensure_user_needs_a_tenant_transaction() -> None:
     with pytest.raises(DBAPIError, match="needs a tenant transaction"):
         async with db.anonymous_session() as s:
-            await s.execute(text("select bg_ensure_user('someone@x.test', null)"))
+            await s.execute(text("select bg_ensure_user('someone@x.test')"))
 
 
 def test_app_url_is_not_the_owner() -> None:

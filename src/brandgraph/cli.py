@@ -219,7 +219,7 @@ def cmd_create_api_key(args: argparse.Namespace) -> None:
 def cmd_token(args: argparse.Namespace) -> None:
     from domain.errors import DomainError
     from domain.tenancy.auth import mint_token
-    from domain.tenancy.members import ensure_member, parse_role
+    from domain.tenancy.members import ensure_member, invitation_pending, parse_role
     from domain.tenancy.tenants import tenant_id_for_slug
 
     async def run() -> str:
@@ -227,6 +227,9 @@ def cmd_token(args: argparse.Namespace) -> None:
         user_id, created = await ensure_member(tenant_id, args.email, parse_role(args.role))
         if created:
             print(f"added {args.email} to {args.tenant} as {args.role}", file=sys.stderr)
+        elif await invitation_pending(tenant_id, user_id):
+            print(f"{args.email} has not accepted the invitation to {args.tenant}: this token may only "
+                  "accept it (mutation acceptInvitation)", file=sys.stderr)
         return mint_token(tenant_id, user_id, args.email, ttl=args.ttl)
 
     with services():

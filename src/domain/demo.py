@@ -98,11 +98,12 @@ async def seed_demo(progress: Progress | None = None, *, customers_per_brand: in
         for fields in BRANDS:
             await brands.create_brand(owner, fields)
         by_slug = {b.slug: b.id for b in await brands.list_brands(owner)}
-        await members.add_member(owner, "maya@demo.brandgraph.dev", "marketer", name="Maya Marketer",
-                                 brand_ids=[by_slug["aurora"], by_slug["lumen"]])
-        await members.add_member(owner, "alex@demo.brandgraph.dev", "agent", name="Alex Agent",
-                                 brand_ids=[by_slug["kettle"]])
-        await members.add_member(owner, "ana@demo.brandgraph.dev", "analyst", name="Ana Analyst")
+        # made by the operator, like the owner: active at once, no invitation to accept
+        await members.ensure_member(tenant_id, "maya@demo.brandgraph.dev", Role.MARKETER, name="Maya Marketer",
+                                    brand_ids=[by_slug["aurora"], by_slug["lumen"]])
+        await members.ensure_member(tenant_id, "alex@demo.brandgraph.dev", Role.AGENT, name="Alex Agent",
+                                    brand_ids=[by_slug["kettle"]])
+        await members.ensure_member(tenant_id, "ana@demo.brandgraph.dev", Role.ANALYST, name="Ana Analyst")
         _, secret = await api_keys.create_api_key(owner, "Demo storefront integration", "marketer")
     by_slug = {b.slug: b.id for b in await brands.list_brands(owner)}
     if await _without_customers(tenant_id) and all(slug in by_slug for slug in CATALOGUE):

@@ -33,7 +33,7 @@ from domain.platform import events
 from domain.platform.db import after_commit, tenant_session
 from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.tenancy import scoping, validation
-from domain.tenancy.models import Brand, BrandGrant, Membership, User
+from domain.tenancy.models import Brand, BrandGrant, Membership
 from domain.tenancy.policies import Action, Principal, Role, authorize
 
 
@@ -120,8 +120,9 @@ async def inbox(principal: Principal, flt: InboxFilter, *, first: int, after: st
     conditions = [c.tenant_id == principal.tenant_id, c.brand_id == flt.brand_id]
     if flt.statuses:
         conditions.append(c.status.in_([x.value for x in flt.statuses]))
-    if flt.assignee_id is not None:
-        conditions.append(c.assignee_id == flt.assignee_id)
+    if flt.assignee_id is not None:  # a member id; conversations store the member's user id
+        conditions.append(c.assignee_id == select(Membership.user_id).where(
+            Membership.tenant_id == principal.tenant_id, Membership.id == flt.assignee_id).scalar_subquery())
     if flt.unassigned:
         conditions.append(c.assignee_id.is_(None))
     if flt.label_ids:
@@ -254,20 +255,21 @@ async def labels_of(principal: Principal, conversation_ids: list[uuid.UUID]) -> 
 
 @dataclass(frozen=True)
 class Assignee:
-    user_id: uuid.UUID
+    member_id: uuid.UUID
     email: str
     name: str | None
 
 
 async def assignees_by_ids(principal: Principal, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, Assignee]:
-    """Who conversations are assigned to: members of the tenant, readable by anyone who reads
-    conversations (an agent sees who holds a thread, not the member directory)."""
+    """Who conversations are assigned to (by the user id a conversation stores): members of the
+    tenant as the tenant knows them (member id, e-mail and name of the membership), readable by
+    anyone who reads conversations (an agent sees who holds a thread, not the member directory)."""
     authorize(principal, Action.CONVERSATION_READ)
     async with tenant_session(principal.tenant_id) as s:
-        rows = (await s.execute(select(User.id, User.email, User.name).join(
-            Membership, and_(Membership.user_id == User.id, Membership.tenant_id == principal.tenant_id))
-            .where(User.id.in_(set(user_ids))))).all()
-    return {r.id: Assignee(r.id, r.email, r.name) for r in rows}
+        rows = (await s.execute(select(Membership.user_id, Membership.id, Membership.email, Membership.name)
+                                .where(Membership.tenant_id == principal.tenant_id,
+                                       Membership.user_id.in_(set(user_ids))))).all()
+    return {r.user_id: Assignee(r.id, r.email, r.name) for r in rows}
 
 
 # --- starting, replying, notes -----------------------------------------------------------
@@ -409,22 +411,30 @@ async def add_note(principal: Principal, conversation_id: uuid.UUID, body: str) 
 # --- managing a thread -------------------------------------------------------------------
 
 
-async def _may_be_assigned(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-    m = await s.scalar(select(Membership).where(Membership.tenant_id == tenant_id, Membership.user_id == user_id))
+async def _assignable_user(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID,
+                           member_id: uuid.UUID) -> uuid.UUID | None:
+    """The user id behind an active member who may use the brand; None otherwise."""
+    m = await s.scalar(select(Membership).where(Membership.tenant_id == tenant_id, Membership.id == member_id,
+                                                Membership.status == "active"))
     if m is None:
-        return False
+        return None
     if Role(m.role).sees_every_brand or m.all_brands:
-        return True
-    return bool(await s.scalar(select(exists().where(BrandGrant.tenant_id == tenant_id, BrandGrant.user_id == user_id,
-                                                     BrandGrant.brand_id == brand_id))))
+        return m.user_id
+    granted = await s.scalar(select(exists().where(BrandGrant.tenant_id == tenant_id, BrandGrant.user_id == m.user_id,
+                                                   BrandGrant.brand_id == brand_id)))
+    return m.user_id if granted else None
 
 
-async def assign(principal: Principal, conversation_id: uuid.UUID, assignee_id: uuid.UUID | None) -> Conversation:
+async def assign(principal: Principal, conversation_id: uuid.UUID, member_id: uuid.UUID | None) -> Conversation:
+    """Assign to a member (by member id), or unassign with None."""
     authorize(principal, Action.CONVERSATION_MANAGE)
     async with tenant_session(principal.tenant_id) as s:
         conv = await load(s, principal, conversation_id, lock=True)
-        if assignee_id is not None and not await _may_be_assigned(s, conv.tenant_id, conv.brand_id, assignee_id):
-            raise NotFound("no member with access to this brand has this id", field="assigneeId")
+        assignee_id = None
+        if member_id is not None:
+            assignee_id = await _assignable_user(s, conv.tenant_id, conv.brand_id, member_id)
+            if assignee_id is None:
+                raise NotFound("no member with access to this brand has this id", field="assigneeId")
         if conv.assignee_id != assignee_id:
             conv.assignee_id = assignee_id
             audit.record(s, principal, "conversation.assign", "Conversation", conv.id, brand_id=conv.brand_id,

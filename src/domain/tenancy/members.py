@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import delete, func, literal, select, text
@@ -15,7 +16,8 @@ from domain.audit import service as audit
 from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, Validator
 from domain.platform.db import tenant_session
 from domain.tenancy import validation
-from domain.tenancy.models import Brand, BrandGrant, Membership, User
+from domain.platform.models import new_id
+from domain.tenancy.models import Brand, BrandGrant, Membership
 from domain.tenancy.policies import (
     Action,
     Principal,
@@ -26,15 +28,31 @@ from domain.tenancy.policies import (
 )
 
 
+class MemberStatus(str, Enum):
+    INVITED = "invited"  # added by the tenant, not yet accepted by the person: grants nothing
+    ACTIVE = "active"
+
+
 @dataclass(frozen=True)
 class Member:
+    """A membership as its tenant knows it. ``id`` is the member id the API shows; ``email``
+    and ``name`` are what the tenant typed and gave; ``user_id`` (the global identity) never
+    leaves the domain."""
+
+    id: uuid.UUID
     user_id: uuid.UUID
     email: str
     name: str | None
     role: Role
+    status: MemberStatus
     all_brands: bool
     brand_ids: frozenset[uuid.UUID]
     created_at: datetime
+    accepted_at: datetime | None
+
+    @property
+    def invited(self) -> bool:
+        return self.status is MemberStatus.INVITED
 
     @property
     def effective_brand_ids(self) -> frozenset[uuid.UUID] | None:
@@ -44,7 +62,9 @@ class Member:
     def summary(self) -> dict[str, Any]:
         return {
             "email": self.email,
+            "name": self.name,
             "role": self.role.value,
+            "status": self.status.value,
             "all_brands": self.all_brands,
             "brand_ids": sorted(str(b) for b in self.brand_ids),
         }
@@ -59,22 +79,17 @@ def parse_role(value: str, field: str = "role") -> Role:
         ) from None
 
 
-async def _members(s: AsyncSession, tenant_id: uuid.UUID, user_ids: list[uuid.UUID] | None) -> list[Member]:
-    stmt = (
-        select(Membership, User)
-        .join(User, User.id == Membership.user_id)
-        .where(Membership.tenant_id == tenant_id)
-        .order_by(func.lower(User.email))
-    )
-    if user_ids is not None:
-        stmt = stmt.where(Membership.user_id.in_(user_ids))
-    rows = (await s.execute(stmt)).all()
+async def _members(s: AsyncSession, tenant_id: uuid.UUID, member_ids: list[uuid.UUID] | None) -> list[Member]:
+    stmt = select(Membership).where(Membership.tenant_id == tenant_id).order_by(func.lower(Membership.email))
+    if member_ids is not None:
+        stmt = stmt.where(Membership.id.in_(member_ids))
+    rows = (await s.scalars(stmt)).all()
     if not rows:
         return []
     grants = await s.execute(
         select(BrandGrant.user_id, BrandGrant.brand_id).where(
             BrandGrant.tenant_id == tenant_id,
-            BrandGrant.user_id.in_([m.user_id for m, _ in rows]),
+            BrandGrant.user_id.in_([m.user_id for m in rows]),
         )
     )
     by_user: dict[uuid.UUID, set[uuid.UUID]] = {}
@@ -82,26 +97,29 @@ async def _members(s: AsyncSession, tenant_id: uuid.UUID, user_ids: list[uuid.UU
         by_user.setdefault(user_id, set()).add(brand_id)
     return [
         Member(
+            id=m.id,
             user_id=m.user_id,
-            email=u.email,
-            name=u.name,
+            email=m.email,
+            name=m.name,
             role=Role(m.role),
+            status=MemberStatus(m.status),
             all_brands=m.all_brands,
             brand_ids=frozenset(by_user.get(m.user_id, ())),
             created_at=m.created_at,
+            accepted_at=m.accepted_at,
         )
-        for m, u in rows
+        for m in rows
     ]
 
 
-async def _member(s: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, *, lock: bool = False) -> Member:
+async def _member(s: AsyncSession, tenant_id: uuid.UUID, member_id: uuid.UUID, *, lock: bool = False) -> Member:
     if lock:
         await s.execute(
-            select(Membership.user_id)
-            .where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
+            select(Membership.id)
+            .where(Membership.tenant_id == tenant_id, Membership.id == member_id)
             .with_for_update()
         )
-    found = await _members(s, tenant_id, [user_id])
+    found = await _members(s, tenant_id, [member_id])
     if not found:
         raise NotFound("no such member", field="userId")
     return found[0]
@@ -122,7 +140,8 @@ async def _check_brands(s: AsyncSession, principal: Principal, brand_ids: list[u
 
 async def _owner_count(s: AsyncSession, tenant_id: uuid.UUID) -> int:
     return await s.scalar(
-        select(func.count()).where(Membership.tenant_id == tenant_id, Membership.role == Role.OWNER.value)
+        select(func.count()).where(Membership.tenant_id == tenant_id, Membership.role == Role.OWNER.value,
+                                   Membership.status == MemberStatus.ACTIVE.value)
     ) or 0
 
 
@@ -132,10 +151,10 @@ async def list_members(principal: Principal) -> list[Member]:
         return await _members(s, principal.tenant_id, None)
 
 
-async def members_by_ids(principal: Principal, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, Member]:
+async def members_by_ids(principal: Principal, member_ids: list[uuid.UUID]) -> dict[uuid.UUID, Member]:
     authorize(principal, Action.MEMBER_READ)
     async with tenant_session(principal.tenant_id) as s:
-        return {m.user_id: m for m in await _members(s, principal.tenant_id, list(set(user_ids)))}
+        return {m.id: m for m in await _members(s, principal.tenant_id, list(set(member_ids)))}
 
 
 async def add_member(
@@ -146,8 +165,11 @@ async def add_member(
     name: str | None = None,
     brand_ids: list[uuid.UUID] | None = None,
 ) -> Member:
-    """Add a person by e-mail (creating the user when new). ``brand_ids`` limits them to
-    those brands; without it they see every brand."""
+    """Invite a person by e-mail. ``brand_ids`` limits them to those brands; without it they
+    see every brand. The membership is ``invited`` and grants nothing until the person accepts
+    it (``accept_invitation``). The answer is built from what the caller gave alone (the
+    e-mail as typed, the name, a fresh member id), whether the address is known elsewhere or
+    not, and the statements run are the same in both cases."""
     v = Validator()
     email = validation.email(v, "email", email, required=True)
     name = validation.text(v, "name", name, required=False, max_len=200)
@@ -156,65 +178,108 @@ async def add_member(
     authorize_role_change(principal, None, new_role)
     async with tenant_session(principal.tenant_id) as s:
         await _check_brands(s, principal, brand_ids or [], "brandIds")
-        user_id = await s.scalar(text("select bg_ensure_user(:email, :name)"), {"email": email, "name": name})
-        inserted = await s.execute(
-            insert(Membership)
-            .values(
-                tenant_id=principal.tenant_id,
-                user_id=user_id,
-                role=new_role.value,
-                all_brands=brand_ids is None,
-            )
-            .on_conflict_do_nothing()
-            .returning(Membership.user_id)
-        )
-        if inserted.first() is None:
-            raise DomainError(f"{email} is already a member", field="email", code=ErrorCode.DUPLICATE)
-        for brand_id in set(brand_ids or []):
-            s.add(BrandGrant(tenant_id=principal.tenant_id, user_id=user_id, brand_id=brand_id))
-        await s.flush()
-        member = await _member(s, principal.tenant_id, user_id)
-        audit.record(s, principal, "member.add", "Member", user_id, summary={"after": member.summary()})
+        member_id = await _insert_membership(s, principal.tenant_id, email, new_role, name=name,
+                                             brand_ids=brand_ids, status=MemberStatus.INVITED)
+        if member_id is None:
+            raise DomainError(f"{email} is already a member or invited", field="email", code=ErrorCode.DUPLICATE)
+        member = await _member(s, principal.tenant_id, member_id)
+        audit.record(s, principal, "member.add", "Member", member_id, summary={"after": member.summary()})
     return member
 
 
-async def change_member_role(principal: Principal, user_id: uuid.UUID, role: str) -> Member:
+async def _insert_membership(
+    s: AsyncSession, tenant_id: uuid.UUID, email: str, role: Role, *, name: str | None,
+    brand_ids: list[uuid.UUID] | None, status: MemberStatus, member_id: uuid.UUID | None = None,
+    user_id: uuid.UUID | None = None,
+) -> uuid.UUID | None:
+    """A new membership's id, or None when the person already has one in this tenant."""
+    if user_id is None:
+        user_id = await s.scalar(text("select bg_ensure_user(:email)"), {"email": email})
+    inserted = await s.execute(
+        insert(Membership)
+        .values(
+            tenant_id=tenant_id,
+            user_id=user_id,
+            id=member_id or new_id(),
+            email=email,
+            name=name,
+            role=role.value,
+            all_brands=brand_ids is None,
+            status=status.value,
+            accepted_at=func.now() if status is MemberStatus.ACTIVE else None,
+        )
+        .on_conflict_do_nothing()
+        .returning(Membership.id)
+    )
+    member_id = inserted.scalar()
+    if member_id is not None:
+        for brand_id in set(brand_ids or []):
+            s.add(BrandGrant(tenant_id=tenant_id, user_id=user_id, brand_id=brand_id))
+        await s.flush()
+    return member_id
+
+
+async def accept_invitation(principal: Principal) -> Member:
+    """The invited person, signed in to the tenant, accepts: the membership becomes active
+    and its role and brands apply from the next request."""
+    if principal.kind is not PrincipalKind.USER or not principal.invited:
+        raise InvalidState("there is no invitation to accept", field=None)
+    async with tenant_session(principal.tenant_id) as s:
+        member_id = await s.scalar(
+            Membership.__table__.update()
+            .where(Membership.tenant_id == principal.tenant_id, Membership.user_id == principal.id,
+                   Membership.status == MemberStatus.INVITED.value)
+            .values(status=MemberStatus.ACTIVE.value, accepted_at=func.now(), updated_at=func.now())
+            .returning(Membership.id)
+        )
+        if member_id is None:
+            raise InvalidState("there is no invitation to accept", field=None)
+        member = await _member(s, principal.tenant_id, member_id)
+        audit.record(s, principal, "member.accept", "Member", member_id,
+                     summary={"after": member.summary()})
+    return member
+
+
+async def change_member_role(principal: Principal, member_id: uuid.UUID, role: str) -> Member:
     new_role = parse_role(role)
     authorize(principal, Action.MEMBER_MANAGE)
     async with tenant_session(principal.tenant_id) as s:
-        before = await _member(s, principal.tenant_id, user_id, lock=True)
+        before = await _member(s, principal.tenant_id, member_id, lock=True)
+        user_id = before.user_id
         authorize_role_change(principal, before.role, new_role)
         if before.role is Role.OWNER and new_role is not Role.OWNER and await _owner_count(s, principal.tenant_id) <= 1:
             raise InvalidState("a tenant keeps at least one owner", field="role")
         await s.execute(
             Membership.__table__.update()
-            .where(Membership.tenant_id == principal.tenant_id, Membership.user_id == user_id)
+            .where(Membership.tenant_id == principal.tenant_id, Membership.id == member_id)
             .values(role=new_role.value, updated_at=func.now())
         )
-        after = await _member(s, principal.tenant_id, user_id)
-        audit.record(s, principal, "member.change_role", "Member", user_id,
+        after = await _member(s, principal.tenant_id, member_id)
+        audit.record(s, principal, "member.change_role", "Member", member_id,
                      summary=audit.diff(before.summary(), after.summary()))
     return after
 
 
-async def remove_member(principal: Principal, user_id: uuid.UUID) -> Member:
+async def remove_member(principal: Principal, member_id: uuid.UUID) -> Member:
     authorize(principal, Action.MEMBER_MANAGE)
     async with tenant_session(principal.tenant_id) as s:
-        before = await _member(s, principal.tenant_id, user_id, lock=True)
+        before = await _member(s, principal.tenant_id, member_id, lock=True)
+        user_id = before.user_id
         authorize_role_change(principal, before.role, None)
         if before.role is Role.OWNER and await _owner_count(s, principal.tenant_id) <= 1:
             raise InvalidState("a tenant keeps at least one owner", field="userId")
         await s.execute(
-            delete(Membership).where(Membership.tenant_id == principal.tenant_id, Membership.user_id == user_id)
+            delete(Membership).where(Membership.tenant_id == principal.tenant_id, Membership.id == member_id)
         )
-        audit.record(s, principal, "member.remove", "Member", user_id, summary={"before": before.summary()})
+        audit.record(s, principal, "member.remove", "Member", member_id, summary={"before": before.summary()})
     return before
 
 
-async def grant_brand_access(principal: Principal, user_id: uuid.UUID, brand_id: uuid.UUID) -> Member:
+async def grant_brand_access(principal: Principal, member_id: uuid.UUID, brand_id: uuid.UUID) -> Member:
     authorize(principal, Action.MEMBER_MANAGE, brand_id=brand_id)
     async with tenant_session(principal.tenant_id) as s:
-        before = await _member(s, principal.tenant_id, user_id, lock=True)
+        before = await _member(s, principal.tenant_id, member_id, lock=True)
+        user_id = before.user_id
         authorize_role_change(principal, before.role, None)
         await _check_brands(s, principal, [brand_id], "brandId")
         await s.execute(
@@ -222,17 +287,18 @@ async def grant_brand_access(principal: Principal, user_id: uuid.UUID, brand_id:
             .values(tenant_id=principal.tenant_id, user_id=user_id, brand_id=brand_id)
             .on_conflict_do_nothing()
         )
-        after = await _member(s, principal.tenant_id, user_id)
-        audit.record(s, principal, "member.grant_brand", "Member", user_id, brand_id=brand_id,
+        after = await _member(s, principal.tenant_id, member_id)
+        audit.record(s, principal, "member.grant_brand", "Member", member_id, brand_id=brand_id,
                      summary=audit.diff(before.summary(), after.summary()))
     return after
 
 
-async def revoke_brand_access(principal: Principal, user_id: uuid.UUID, brand_id: uuid.UUID) -> Member:
+async def revoke_brand_access(principal: Principal, member_id: uuid.UUID, brand_id: uuid.UUID) -> Member:
     """Take one brand away. A member who saw every brand keeps every other current brand."""
     authorize(principal, Action.MEMBER_MANAGE, brand_id=brand_id)
     async with tenant_session(principal.tenant_id) as s:
-        before = await _member(s, principal.tenant_id, user_id, lock=True)
+        before = await _member(s, principal.tenant_id, member_id, lock=True)
+        user_id = before.user_id
         authorize_role_change(principal, before.role, None)
         if before.role.sees_every_brand:
             raise InvalidState(f"a {before.role.value} always sees every brand; change the role first",
@@ -241,7 +307,7 @@ async def revoke_brand_access(principal: Principal, user_id: uuid.UUID, brand_id
         if before.all_brands:
             await s.execute(
                 Membership.__table__.update()
-                .where(Membership.tenant_id == principal.tenant_id, Membership.user_id == user_id)
+                .where(Membership.tenant_id == principal.tenant_id, Membership.id == member_id)
                 .values(all_brands=False, updated_at=func.now())
             )
             others = select(
@@ -257,24 +323,24 @@ async def revoke_brand_access(principal: Principal, user_id: uuid.UUID, brand_id
                 BrandGrant.brand_id == brand_id,
             )
         )
-        after = await _member(s, principal.tenant_id, user_id)
-        audit.record(s, principal, "member.revoke_brand", "Member", user_id, brand_id=brand_id,
+        after = await _member(s, principal.tenant_id, member_id)
+        audit.record(s, principal, "member.revoke_brand", "Member", member_id, brand_id=brand_id,
                      summary=audit.diff(before.summary(), after.summary()))
     return after
 
 
 async def principal_for_user(tenant_id: uuid.UUID, user_id: uuid.UUID | None = None, *, email: str | None = None) -> Principal | None:
-    """The principal of a member of ``tenant_id``, by user id or e-mail; None if not a member."""
+    """The principal of a member of ``tenant_id``, by user id or e-mail; None if not a member.
+    An invited member's principal is ``invited``: it may do nothing but accept."""
     async with tenant_session(tenant_id) as s:
         if user_id is None:
-            user_id = await s.scalar(
-                select(User.id)
-                .join(Membership, Membership.user_id == User.id)
-                .where(Membership.tenant_id == tenant_id, func.lower(User.email) == (email or "").lower())
-            )
-            if user_id is None:
-                return None
-        found = await _members(s, tenant_id, [user_id])
+            where = func.lower(Membership.email) == (email or "").lower()
+        else:
+            where = Membership.user_id == user_id
+        member_id = await s.scalar(select(Membership.id).where(Membership.tenant_id == tenant_id, where))
+        if member_id is None:
+            return None
+        found = await _members(s, tenant_id, [member_id])
     if not found:
         return None
     member = found[0]
@@ -284,26 +350,37 @@ async def principal_for_user(tenant_id: uuid.UUID, user_id: uuid.UUID | None = N
         id=member.user_id,
         role=member.role,
         label=member.email,
-        brand_ids=member.effective_brand_ids,
+        brand_ids=frozenset() if member.invited else member.effective_brand_ids,
+        invited=member.invited,
     )
 
 
-async def ensure_member(tenant_id: uuid.UUID, email: str, role: Role) -> tuple[uuid.UUID, bool]:
+async def ensure_member(
+    tenant_id: uuid.UUID, email: str, role: Role, *, name: str | None = None,
+    brand_ids: list[uuid.UUID] | None = None,
+) -> tuple[uuid.UUID, bool]:
     """Operator path (``brandgraph token``, the demo seed): the user's id, and whether the
-    membership was created now."""
+    membership was created now. The operator vouches for the person, so a membership made
+    here is active at once, with the user id as its member id; an existing membership (an
+    invitation too) is left as it is."""
     v = Validator()
     email = validation.email(v, "email", email, required=True)
     v.check()
     async with tenant_session(tenant_id) as s:
-        user_id = await s.scalar(text("select bg_ensure_user(:email, NULL)"), {"email": email})
-        inserted = await s.execute(
-            insert(Membership)
-            .values(tenant_id=tenant_id, user_id=user_id, role=role.value, all_brands=True)
-            .on_conflict_do_nothing()
-            .returning(Membership.user_id)
-        )
-        created = inserted.first() is not None
+        user_id = await s.scalar(text("select bg_ensure_user(:email)"), {"email": email})
+        created = await _insert_membership(s, tenant_id, email, role, name=name, brand_ids=brand_ids,
+                                           status=MemberStatus.ACTIVE, member_id=user_id,
+                                           user_id=user_id) is not None
         if created:
             audit.record(s, None, "member.add", "Member", user_id, tenant_id=tenant_id,
-                         summary={"after": {"email": email, "role": role.value}})
+                         summary={"after": {"email": email, "name": name, "role": role.value,
+                                            "status": MemberStatus.ACTIVE.value}})
     return user_id, created
+
+
+async def invitation_pending(tenant_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """Whether this person's membership of the tenant is an invitation not yet accepted."""
+    async with tenant_session(tenant_id) as s:
+        return bool(await s.scalar(select(func.count()).where(
+            Membership.tenant_id == tenant_id, Membership.user_id == user_id,
+            Membership.status == MemberStatus.INVITED.value)))

@@ -63,32 +63,45 @@ class Brand(TenantOwned, Timestamps, Base):
 
 
 class User(Base):
-    """A person who signs in. Identity is global (one person may serve several tenants);
-    everything they may do lives in a tenant's memberships."""
+    """A person who signs in. Identity is global (one person may serve several tenants) and
+    holds nothing but the address: what a tenant knows of the person (the e-mail it typed,
+    the name it gave) and everything they may do live in that tenant's membership."""
 
     __tablename__ = "users"
     __table_args__ = (Index("uq_users_email_lower", text("lower(email)"), unique=True),)
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
     email: Mapped[str] = mapped_column(String(320), nullable=False)
-    name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
 
 
 class Membership(Timestamps, Base):
+    """A person's place in one tenant. ``id`` is the member id the tenant sees (its own,
+    never the global user id of an invited person); ``email`` and ``name`` are what this
+    tenant typed and gave. ``status`` is ``invited`` until the person accepts: an invited
+    membership grants nothing."""
+
     __tablename__ = "memberships"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         Index("ix_memberships_user_id", "user_id"),
+        UniqueConstraint("tenant_id", "id", name="uq_memberships_tenant_id_id"),
+        Index("uq_memberships_email", "tenant_id", text("lower(email)"), unique=True),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False, default=new_id,
+                                          server_default=text("gen_random_uuid()"))
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    name: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16), nullable=False)
     all_brands: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
+    status: Mapped[str] = mapped_column(String(8), nullable=False, server_default="invited")
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class BrandGrant(Base):

@@ -170,7 +170,8 @@ class TenancyMutation:
 
         return await payload(BrandPayload, run, _brand, prefix=None)
 
-    @strawberry.mutation(description="Add a person by e-mail; the user is created when new.")
+    @strawberry.mutation(description="Invite a person by e-mail. The member is INVITED and may do nothing "
+                                     "until they accept (acceptInvitation); the answer holds only what was given.")
     async def add_member(self, info: Info, input: AddMemberInput) -> MemberPayload:
         async def run():
             brand_ids = _brand_ids(input.brand_ids)
@@ -180,6 +181,19 @@ class TenancyMutation:
             )
 
         return await payload(MemberPayload, run, _member)
+
+    @strawberry.mutation(description="The caller accepts the invitation of the tenant their credential names; "
+                                     "the role and brands apply at once, to the rest of this request too.")
+    async def accept_invitation(self, info: Info) -> MemberPayload:
+        async def run():
+            member = await members.accept_invitation(info.context.principal)
+            accepted = await members.principal_for_user(info.context.principal.tenant_id, member.user_id)
+            if accepted is not None:  # the payload (and what follows) reads as the member now is
+                info.context.principal_ = accepted
+                info.context.fresh_loaders()
+            return member
+
+        return await payload(MemberPayload, run, _member, prefix=None)
 
     @strawberry.mutation
     async def change_member_role(self, info: Info, user_id: GlobalID, role: Role) -> MemberPayload:

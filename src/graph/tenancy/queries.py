@@ -17,8 +17,9 @@ class TenancyQuery:
         return Viewer(
             principal=Principal(kind=p.kind, id=strawberry.ID(str(p.id)), label=p.label),
             role=p.role,
-            permissions=sorted(p.actions, key=lambda a: a.value),
+            permissions=[] if p.invited else sorted(p.actions, key=lambda a: a.value),
             all_brands=p.brand_ids is None,
+            invitation_pending=p.invited,
             active_brand_id=info.context.brand_id,
         )
 

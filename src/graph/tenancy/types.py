@@ -12,6 +12,7 @@ from strawberry import relay
 
 from domain.tenancy import models
 from domain.tenancy.members import Member as MemberModel
+from domain.tenancy.members import MemberStatus as DomainMemberStatus
 from domain.tenancy.policies import Action as DomainAction
 from domain.tenancy.policies import PrincipalKind as DomainPrincipalKind
 from domain.tenancy.policies import Role as DomainRole
@@ -20,6 +21,10 @@ from graph.core.ids import node_uuids
 
 Role = strawberry.enum(DomainRole, name="Role", description="What a member or API key may do.")
 PrincipalKind = strawberry.enum(DomainPrincipalKind, name="PrincipalKind")
+MemberStatus = strawberry.enum(
+    DomainMemberStatus, name="MemberStatus",
+    description="INVITED until the person accepts (an invitation grants nothing); then ACTIVE.",
+)
 Permission = strawberry.enum(
     DomainAction, name="Permission", description="An action the policy allows or refuses."
 )
@@ -141,12 +146,15 @@ async def load_brands(info: Info, ids: Iterable[uuid.UUID]) -> list[Brand]:
     return [Brand.from_model(b) for b in found if b is not None]
 
 
-@strawberry.type(description="A person's place in the tenant: role and brands.")
+@strawberry.type(description="A person's place in the tenant: role and brands. The id, e-mail and name are "
+                             "this tenant's own: the e-mail as it was typed, the name as it was given.")
 class Member(relay.Node):
     id: relay.NodeID[str]
     email: str
     name: str | None
     role: Role
+    status: MemberStatus
+    accepted_at: datetime | None = strawberry.field(description="When the person accepted the invitation.")
     all_brands: bool = strawberry.field(description="True when the member sees every brand.")
     created_at: datetime
     brand_ids: strawberry.Private[frozenset[uuid.UUID]]
@@ -158,16 +166,16 @@ class Member(relay.Node):
     @classmethod
     def from_model(cls, m: MemberModel) -> Member:
         return cls(
-            id=str(m.user_id), email=m.email, name=m.name, role=m.role,
-            all_brands=m.all_brands or m.role.sees_every_brand, created_at=m.created_at,
-            brand_ids=m.brand_ids,
+            id=str(m.id), email=m.email, name=m.name, role=m.role, status=m.status,
+            accepted_at=m.accepted_at, all_brands=m.all_brands or m.role.sees_every_brand,
+            created_at=m.created_at, brand_ids=m.brand_ids,
         )
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
         ids = node_uuids(node_ids)
         found = await info.context.loaders.member.load_many([i for i in ids if i is not None])
-        by_id = {m.user_id: m for m in found if m is not None}
+        by_id = {m.id: m for m in found if m is not None}
         return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
 
 
@@ -218,6 +226,11 @@ class Viewer:
     role: Role
     permissions: list[Permission]
     all_brands: bool = strawberry.field(description="True when the caller sees every brand.")
+    invitation_pending: bool = strawberry.field(
+        default=False,
+        description="True when the caller's membership is an invitation not yet accepted: "
+                    "until acceptInvitation, the caller may do nothing else.",
+    )
     active_brand_id: strawberry.Private[uuid.UUID | None]
 
     @strawberry.field

@@ -1,0 +1,47 @@
+DROP FUNCTION IF EXISTS bg_ensure_user(text);
+CREATE FUNCTION bg_ensure_user(p_email text, p_name text) RETURNS uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE uid uuid;
+BEGIN
+  IF bg_current_tenant() IS NULL THEN
+    RAISE EXCEPTION 'bg_ensure_user needs a tenant transaction' USING ERRCODE = '42501';
+  END IF;
+  SELECT id INTO uid FROM users WHERE lower(email) = lower(p_email);
+  IF uid IS NULL THEN
+    INSERT INTO users (id, email, name) VALUES (gen_random_uuid(), p_email, p_name)
+      ON CONFLICT ((lower(email))) DO NOTHING
+      RETURNING id INTO uid;
+    IF uid IS NULL THEN
+      SELECT id INTO uid FROM users WHERE lower(email) = lower(p_email);
+    END IF;
+  END IF;
+  RETURN uid;
+END $$;
+REVOKE ALL ON FUNCTION bg_ensure_user(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION bg_ensure_user(text, text) TO brandgraph_app;
+
+DROP POLICY member_of_current_tenant ON users;
+CREATE POLICY member_of_current_tenant ON users FOR SELECT
+  USING (EXISTS (SELECT 1 FROM memberships m
+                 WHERE m.user_id = users.id AND m.tenant_id = (SELECT bg_current_tenant())));
+
+ALTER TABLE users ADD COLUMN name varchar(200);
+
+-- Without invitations, a pending one would be a membership: drop them. Names go back to
+-- the user (one of its memberships' names).
+ALTER TABLE memberships NO FORCE ROW LEVEL SECURITY;
+DELETE FROM memberships WHERE status = 'invited';
+UPDATE users u SET name = (SELECT m.name FROM memberships m WHERE m.user_id = u.id AND m.name IS NOT NULL
+                            ORDER BY m.created_at LIMIT 1);
+ALTER TABLE memberships FORCE ROW LEVEL SECURITY;
+
+DROP INDEX uq_memberships_email;
+ALTER TABLE memberships
+  DROP CONSTRAINT uq_memberships_tenant_id_id,
+  DROP CONSTRAINT ck_memberships_status,
+  DROP COLUMN accepted_at,
+  DROP COLUMN status,
+  DROP COLUMN name,
+  DROP COLUMN email,
+  DROP COLUMN id;

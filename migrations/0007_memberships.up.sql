@@ -1,0 +1,63 @@
+-- Memberships hold what a tenant knows of a person (the e-mail it typed, the name it gave);
+-- the global users row holds only the identity (id, e-mail). An invitation is a membership
+-- with status 'invited': it grants nothing until the person accepts it.
+
+ALTER TABLE memberships
+  ADD COLUMN id uuid,
+  ADD COLUMN email varchar(320),
+  ADD COLUMN name varchar(200),
+  ADD COLUMN status varchar(8) NOT NULL DEFAULT 'active',
+  ADD COLUMN accepted_at timestamptz;
+
+-- Existing memberships were granted without an invitation: they stay active, keep their id
+-- (the user id, as the API showed it) and take the e-mail from the user. A user's name was
+-- set by the tenant that created the user, i.e. the person's first membership: only that
+-- membership gets it. Row-level security is forced on memberships, so this owner-run update
+-- lifts it for the statement.
+ALTER TABLE memberships NO FORCE ROW LEVEL SECURITY;
+UPDATE memberships m SET id = m.user_id, email = u.email, accepted_at = m.created_at
+  FROM users u WHERE u.id = m.user_id;
+UPDATE memberships m SET name = u.name
+  FROM users u
+ WHERE u.id = m.user_id AND u.name IS NOT NULL
+   AND m.tenant_id = (SELECT f.tenant_id FROM memberships f WHERE f.user_id = m.user_id
+                       ORDER BY f.created_at, f.tenant_id LIMIT 1);
+ALTER TABLE memberships FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE memberships
+  ALTER COLUMN id SET DEFAULT gen_random_uuid(),
+  ALTER COLUMN status SET DEFAULT 'invited',
+  ALTER COLUMN id SET NOT NULL,
+  ALTER COLUMN email SET NOT NULL,
+  ADD CONSTRAINT ck_memberships_status CHECK (status IN ('invited', 'active')),
+  ADD CONSTRAINT uq_memberships_tenant_id_id UNIQUE (tenant_id, id);
+CREATE UNIQUE INDEX uq_memberships_email ON memberships (tenant_id, lower(email));
+
+ALTER TABLE users DROP COLUMN name;
+
+-- A tenant reads a user row only once the person has accepted its membership.
+DROP POLICY member_of_current_tenant ON users;
+CREATE POLICY member_of_current_tenant ON users FOR SELECT
+  USING (EXISTS (SELECT 1 FROM memberships m
+                 WHERE m.user_id = users.id AND m.tenant_id = (SELECT bg_current_tenant())
+                   AND m.status = 'active'));
+
+-- The identity for an e-mail address, created when new. Both cases run the same statements
+-- (an insert that may do nothing, then a read), so an existing address costs what a new one
+-- does. Holds no name: what a tenant knows of a person lives on its membership.
+DROP FUNCTION bg_ensure_user(text, text);
+CREATE FUNCTION bg_ensure_user(p_email text) RETURNS uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE uid uuid;
+BEGIN
+  IF bg_current_tenant() IS NULL THEN
+    RAISE EXCEPTION 'bg_ensure_user needs a tenant transaction' USING ERRCODE = '42501';
+  END IF;
+  INSERT INTO users (id, email) VALUES (gen_random_uuid(), lower(p_email))
+    ON CONFLICT ((lower(email))) DO NOTHING;
+  SELECT id INTO uid FROM users WHERE lower(email) = lower(p_email);
+  RETURN uid;
+END $$;
+REVOKE ALL ON FUNCTION bg_ensure_user(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION bg_ensure_user(text) TO brandgraph_app;

@@ -1,0 +1,134 @@
+"""Invitations: adding a member tells a tenant nothing another tenant knows of the person, and
+an invitation grants nothing until the person accepts it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import jwt
+
+from conftest import SECRET, Api, TenantFixture
+
+MEMBER = "id email name role status acceptedAt allBrands brands { slug }"
+ADD = f"""mutation($input: AddMemberInput!) {{ addMember(input: $input) {{
+  member {{ {MEMBER} }} errors {{ field code message }} }} }}"""
+ACCEPT = f"mutation {{ acceptInvitation {{ member {{ {MEMBER} }} errors {{ field code message }} }} }}"
+MEMBERS = f"{{ members {{ {MEMBER} }} }}"
+
+
+async def _members(api: Api, t: TenantFixture) -> list[dict[str, Any]]:
+    return (await api.data(MEMBERS, token=t.owner_token))["members"]
+
+
+async def _user_rows(t: TenantFixture) -> list[tuple]:
+    """What tenant ``t`` can read of the global users table (row-level security applies)."""
+    from sqlalchemy import text
+
+    from domain.platform.db import tenant_session
+
+    async with tenant_session(t.id) as s:
+        return [tuple(r) for r in (await s.execute(text("SELECT id, email FROM users ORDER BY id"))).all()]
+
+
+def _shape(payload: dict[str, Any], email: str) -> dict[str, Any]:
+    """The answer with what may differ between two calls (the id, the typed e-mail) taken out."""
+    member = dict(payload["member"])
+    assert member.pop("email") == email
+    member.pop("id")
+    return {"member": member, "errors": payload["errors"]}
+
+
+async def test_adding_another_tenants_member_answers_as_for_an_unknown_address(
+    api: Api, tenant: TenantFixture, other_tenant: TenantFixture
+) -> None:
+    a, b = tenant, other_tenant
+    known = f"ana-{uuid.uuid4().hex[:8]}@people.test"
+    added = (await api.data(ADD, {"input": {"email": known, "role": "ANALYST", "name": "Ana Analyst"}},
+                            token=a.owner_token))["addMember"]
+    a_member = added["member"]
+    assert added["errors"] == [] and a_member["name"] == "Ana Analyst"
+    before_a = await _members(api, a)
+    users_before_b = await _user_rows(b)
+
+    unknown = f"nobody-{uuid.uuid4().hex[:8]}@people.test"
+    answers = {}
+    for email in (known, unknown):
+        got = (await api.data(ADD, {"input": {"email": email, "role": "ANALYST"}}, token=b.owner_token))["addMember"]
+        answers[email] = got
+    # the same answer, field for field, whether the address is A's member or known nowhere
+    assert _shape(answers[known], known) == _shape(answers[unknown], unknown)
+    assert answers[known]["member"]["name"] is None and answers[known]["member"]["status"] == "INVITED"
+    # a fresh id of B's own, not the one A shows
+    assert answers[known]["member"]["id"] != a_member["id"]
+    # the listing shows B what B gave, nothing else, and B reads no user row of an invited person
+    listed = {m["email"]: m for m in await _members(api, b)}
+    assert listed[known]["name"] is None and listed[known]["id"] == answers[known]["member"]["id"]
+    assert await _user_rows(b) == users_before_b
+
+    # A's member is unchanged
+    assert await _members(api, a) == before_a
+    # a name B gives stays B's; A's stays A's
+    remove = "mutation($u: ID!) { removeMember(userId: $u) { errors { code } } }"
+    assert (await api.data(remove, {"u": answers[known]["member"]["id"]}, token=b.owner_token))["removeMember"] == {
+        "errors": []}
+    again = (await api.data(ADD, {"input": {"email": known.upper(), "role": "ANALYST", "name": "A. A."}},
+                            token=b.owner_token))["addMember"]
+    assert again["member"]["name"] == "A. A." and again["member"]["email"] == known.upper()
+    assert await _members(api, a) == before_a
+
+
+async def test_an_invitation_grants_nothing_until_the_person_accepts(
+    api: Api, tenant: TenantFixture, other_tenant: TenantFixture
+) -> None:
+    from domain.tenancy.auth import mint_token
+    from domain.tenancy.members import ensure_member
+    from domain.tenancy.policies import Role
+
+    a, b = tenant, other_tenant
+    email = f"maya-{uuid.uuid4().hex[:8]}@people.test"
+    _, token_a = await a.member("marketer", email=email)  # an active member of A
+    invited = (await api.data(ADD, {"input": {"email": email, "role": "MARKETER", "name": "Maya",
+                                              "brandIds": [b.brand_gid("a")]}},
+                              token=b.owner_token))["addMember"]["member"]
+    assert invited["status"] == "INVITED" and invited["acceptedAt"] is None
+
+    # the person signs in to B (the operator's `brandgraph token` path finds, not accepts)
+    user_id, created = await ensure_member(b.id, email, Role.ANALYST)
+    assert created is False
+    token_b = mint_token(b.id, user_id, email)
+    viewer = await api.data("{ viewer { invitationPending permissions role } }", token=token_b)
+    assert viewer["viewer"] == {"invitationPending": True, "permissions": [], "role": "MARKETER"}
+    refused = await api.gql("{ brands { id } customers(first: 5) { edges { node { id } } } }", token=token_b)
+    assert {e["extensions"]["code"] for e in refused["errors"]} == {"FORBIDDEN"}
+    assert (await api.post("{ viewer { role } }", token=token_b, brand=b.brand_gid("a"))).status_code == 403
+    write = "mutation($b: ID!) { upsertCustomer(input: {brandId: $b, email: \"x@y.test\"}) { errors { code } } }"
+    assert (await api.data(write, {"b": b.brand_gid("a")}, token=token_b))["upsertCustomer"]["errors"] == [
+        {"code": "FORBIDDEN"}]
+    # nobody else accepts for them: not the owner, not A's token
+    for other in (b.owner_token, token_a):
+        assert (await api.data(ACCEPT, token=other))["acceptInvitation"]["errors"][0]["code"] == "INVALID_STATE"
+    assert {m["email"]: m["status"] for m in await _members(api, b)}[email] == "INVITED"
+
+    accepted = (await api.data(ACCEPT, token=token_b))["acceptInvitation"]
+    assert accepted["errors"] == [] and accepted["member"]["status"] == "ACTIVE"
+    assert accepted["member"]["id"] == invited["id"] and accepted["member"]["acceptedAt"]
+    after = await api.data("{ viewer { invitationPending role brands { slug } } }", token=token_b)
+    assert after["viewer"] == {"invitationPending": False, "role": "MARKETER", "brands": [{"slug": "brand-a"}]}
+    assert (await api.data(ACCEPT, token=token_b))["acceptInvitation"]["errors"][0]["code"] == "INVALID_STATE"
+    # A's membership was neither touched nor renamed
+    mine = {m["email"]: m for m in await _members(api, a)}[email]
+    assert mine["status"] == "ACTIVE" and mine["name"] is None
+
+
+async def test_an_identity_provider_token_accepts_by_e_mail(api: Api, tenant: TenantFixture) -> None:
+    email = f"idp-{uuid.uuid4().hex[:8]}@people.test"
+    (await api.data(ADD, {"input": {"email": email, "role": "AGENT"}}, token=tenant.owner_token))
+    now = int(time.time())
+    token = jwt.encode({"iss": "brandgraph", "aud": "brandgraph-api", "sub": "idp|12345", "email": email.upper(),
+                        "tid": str(tenant.id), "iat": now, "exp": now + 600}, SECRET, algorithm="HS256")
+    assert (await api.data("{ viewer { invitationPending } }", token=token))["viewer"]["invitationPending"] is True
+    accepted = (await api.data(ACCEPT, token=token))["acceptInvitation"]
+    assert accepted["errors"] == [] and accepted["member"]["status"] == "ACTIVE"
+    assert (await api.data("{ viewer { permissions } }", token=token))["viewer"]["permissions"]
