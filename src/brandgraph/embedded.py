@@ -95,7 +95,7 @@ class EmbeddedRedis:
         self._proc = subprocess.Popen(
             [
                 binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-                "--dir", str(self.dir), "--save", "60 1000", "--appendonly", "no",
+                "--dir", str(self.dir), "--save", "60 1000", "--appendonly", "yes", "--appendfsync", "everysec",
                 "--logfile", str(self.dir / "redis.log"), "--daemonize", "no",
             ],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

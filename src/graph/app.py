@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from domain.config import ConfigError, Settings, get_settings
 from domain.errors import NotFound
 from domain.exports.downloads import open_download
-from domain.platform import db
+from domain.platform import db, outbox
 from domain.platform import redis as redis_mod
 from domain.platform.events import EventHub
 from domain.platform.observability import configure_logging, new_request_id, request_id_var
@@ -196,6 +196,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await check_database_role()
         app.state.event_hub = EventHub()
+        relay = outbox.Relay("api")  # every API process relays too: one at a time claims
+        relay.start()
         # everything loaded so far (modules, the schema) lives as long as the process: keep it out
         # of the collector's generations, and collect the young generation less often, so that
         # full collections do not pause live subscriptions for hundreds of milliseconds
@@ -206,6 +208,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await relay.stop()
             await app.state.event_hub.close()
             await redis_mod.close_client()
             await db.dispose_engine()

@@ -12,8 +12,8 @@ from sqlalchemy import and_, delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit.models import AuditEntry
-from domain.platform import events
-from domain.platform.db import after_commit, tenant_session
+from domain.platform import outbox
+from domain.platform.db import tenant_session
 from domain.platform.observability import current_request_id
 from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.tenancy.policies import Action, Principal, authorize
@@ -66,11 +66,7 @@ def record(
         request_id=current_request_id(),
     )
     session.add(entry)
-
-    async def _publish() -> None:
-        await events.publish(entry.tenant_id, TOPIC, {"id": str(entry.id)})
-
-    after_commit(session, _publish)
+    outbox.publish(session, entry.tenant_id, TOPIC, {"id": str(entry.id)})
     return entry
 
 

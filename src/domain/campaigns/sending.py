@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,8 +52,9 @@ from domain.delivery.base import (
     SendResult,
 )
 from domain.platform import redis as redis_mod
+from domain.platform import outbox
 from domain.platform.db import engine, tenant_session
-from domain.platform.jobs import enqueue, tenant_actor
+from domain.platform.jobs import tenant_actor
 from domain.profiles.models import CustomerProfile
 from domain.segments.models import Segment
 from domain.tenancy.models import Brand
@@ -63,11 +64,9 @@ log = logging.getLogger(__name__)
 RETRY_DELAY = timedelta(seconds=30)
 
 
-def prepare_later(tenant_id: uuid.UUID, campaign_id: uuid.UUID) -> Callable[[], Awaitable[None]]:
-    async def _send() -> None:
-        await enqueue(prepare_campaign, tenant_id, str(campaign_id))
-
-    return _send
+def prepare_later(s: AsyncSession, tenant_id: uuid.UUID, campaign_id: uuid.UUID) -> None:
+    """Queue the campaign's preparation with the transaction that started its sending."""
+    outbox.send(s, prepare_campaign, tenant_id, str(campaign_id))
 
 
 # --- the orchestrator --------------------------------------------------------------------
@@ -124,8 +123,8 @@ async def dispatch(tenant_id: uuid.UUID, campaign_id: uuid.UUID) -> int:
         batches = list((await s.scalars(select(r.batch_no).where(
             r.tenant_id == tenant_id, r.campaign_id == campaign_id, r.status.in_(("queued", "sending")),
             r.send_after <= func.now() + timedelta(seconds=5)).distinct().order_by(r.batch_no))).all())
-    for batch_no in batches:
-        await enqueue(send_batch, tenant_id, str(campaign_id), batch_no)
+        for batch_no in batches:
+            outbox.send(s, send_batch, tenant_id, str(campaign_id), batch_no)
     return len(batches)
 
 

@@ -33,7 +33,7 @@ from domain.errors import (
     NotFound,
     Validator,
 )
-from domain.platform.db import after_commit, tenant_session
+from domain.platform.db import tenant_session
 from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.segments.models import Segment
 from domain.segments.service import dsl_context
@@ -345,7 +345,7 @@ async def launch_campaign(principal: Principal, campaign_id: uuid.UUID, idempote
         start(s, campaign, key)
         audit.record(s, principal, "campaign.launch", "Campaign", campaign.id, brand_id=campaign.brand_id,
                      summary={"idempotency_key": key})
-        after_commit(s, sending.prepare_later(campaign.tenant_id, campaign.id))
+        sending.prepare_later(s, campaign.tenant_id, campaign.id)
     return campaign
 
 
@@ -371,7 +371,7 @@ async def launch_due(tenant_id: uuid.UUID) -> int:
             start(s, campaign, f"schedule:{campaign.scheduled_at.isoformat()}")
             audit.record(s, None, "campaign.launch", "Campaign", campaign.id, tenant_id=tenant_id,
                          brand_id=campaign.brand_id, summary={"trigger": "schedule"})
-            after_commit(s, sending.prepare_later(tenant_id, campaign.id))
+            sending.prepare_later(s, tenant_id, campaign.id)
     return len(due)
 
 
@@ -399,7 +399,7 @@ async def resume_campaign(principal: Principal, campaign_id: uuid.UUID) -> Campa
         campaign.status = Status.SENDING.value
         campaign.paused_at = None
         audit.record(s, principal, "campaign.resume", "Campaign", campaign.id, brand_id=campaign.brand_id)
-        after_commit(s, sending.prepare_later(campaign.tenant_id, campaign.id))
+        sending.prepare_later(s, campaign.tenant_id, campaign.id)
     return campaign
 
 

@@ -21,8 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.campaigns.models import Campaign, CampaignStats
-from domain.platform import events
-from domain.platform.db import after_commit
+from domain.platform import outbox
 
 COUNTERS = ("audience", "excluded", "queued", "sent", "failed", "delivered", "bounced", "opens", "clicks",
             "unsubscribes", "complaints", "conversions", "revenue_cents")
@@ -119,9 +118,5 @@ async def bump(s: AsyncSession, tenant_id: uuid.UUID, campaign_id: uuid.UUID, *,
         cost_cents = await s.scalar(select(Campaign.cost_cents).where(Campaign.tenant_id == tenant_id,
                                                                       Campaign.id == campaign_id)) or 0
     figures = Figures.of(row, cost_cents)
-
-    async def _publish() -> None:
-        await events.publish(tenant_id, f"campaign:{campaign_id}", figures.to_event())
-
-    after_commit(s, _publish)
+    outbox.publish(s, tenant_id, f"campaign:{campaign_id}", figures.to_event())
     return figures

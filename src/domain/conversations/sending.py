@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,7 +30,8 @@ from domain.delivery.base import (
     Sender,
 )
 from domain.platform.db import tenant_session
-from domain.platform.jobs import enqueue, tenant_actor
+from domain.platform import outbox
+from domain.platform.jobs import tenant_actor
 from domain.tenancy.models import Brand
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,9 @@ def parse_key(key: str | None) -> uuid.UUID | None:
         return None
 
 
-def send_later(tenant_id: uuid.UUID, message_id: uuid.UUID) -> Callable[[], Awaitable[None]]:
-    async def _send() -> None:
-        await enqueue(send_message, tenant_id, str(message_id))
-
-    return _send
+def send_later(s: AsyncSession, tenant_id: uuid.UUID, message_id: uuid.UUID) -> None:
+    """Queue the provider send with the transaction that wrote the message."""
+    outbox.send(s, send_message, tenant_id, str(message_id))
 
 
 async def _thread_headers(s: AsyncSession, conv: Conversation, message: Message, domain: str) -> dict[str, str]:

@@ -29,8 +29,8 @@ from domain.customers.models import Customer
 from domain.customers.service import check_brand, load_visible
 from domain.customers.tags import COLOR_RE
 from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, Validator
-from domain.platform import events
-from domain.platform.db import after_commit, tenant_session
+from domain.platform import outbox
+from domain.platform.db import tenant_session
 from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.tenancy import scoping, validation
 from domain.tenancy.models import Brand, BrandGrant, Membership
@@ -65,15 +65,10 @@ def topic(brand_id: uuid.UUID) -> str:
 
 
 def announce(s: AsyncSession, c: Conversation, kind: str, **extra: Any) -> None:
-    """Publish a conversation event for the brand's live inbox once the transaction commits."""
+    """Publish a conversation event for the brand's live inbox with the transaction."""
     payload = {"type": kind, "conversation_id": str(c.id), **{k: str(v) if v is not None else None
                                                                 for k, v in extra.items()}}
-    tenant_id, brand_id = c.tenant_id, c.brand_id
-
-    async def _publish() -> None:
-        await events.publish(tenant_id, topic(brand_id), payload)
-
-    after_commit(s, _publish)
+    outbox.publish(s, c.tenant_id, topic(c.brand_id), payload)
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -329,7 +324,7 @@ async def start_conversation(principal: Principal, brand_id: uuid.UUID, customer
         message = await _outbound(s, principal, conv, text, html, f"start:{key}")
         audit.record(s, principal, "conversation.start", "Conversation", conv.id, brand_id=brand_id,
                      summary={"channel": channel.value})
-        after_commit(s, sending.send_later(conv.tenant_id, message.id))
+        sending.send_later(s, conv.tenant_id, message.id)
         return conv, message
 
 
@@ -386,7 +381,7 @@ async def reply(principal: Principal, conversation_id: uuid.UUID, body: str, htm
         audit.record(s, principal, "conversation.reply", "Conversation", conv.id, brand_id=conv.brand_id,
                      summary={"message_id": str(message.id)})
         if conv.channel != ConversationChannel.CHAT.value:
-            after_commit(s, sending.send_later(conv.tenant_id, message.id))
+            sending.send_later(s, conv.tenant_id, message.id)
     return conv, message
 
 

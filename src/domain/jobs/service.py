@@ -1,7 +1,8 @@
 """The one Job mechanism behind every import, export, rebuild and refresh.
 
-A job row is written in the same transaction as the request that asks for it; its Dramatiq
-message is sent after that commits. The worker moves it queued → running → succeeded | failed,
+A job row is written in the same transaction as the request that asks for it, and so is its
+Dramatiq message (an outbox row, relayed to Redis once committed: never lost while Redis is
+away). The worker moves it queued → running → succeeded | failed,
 reports progress (published live on the tenant's ``job:<id>`` topic), and may attach a result
 file. Job work must be idempotent: Dramatiq retries a job whose worker died.
 """
@@ -22,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import NotFound
 from domain.jobs.models import Job, JobFile
-from domain.platform import events
-from domain.platform.db import after_commit, tenant_session
-from domain.platform.jobs import enqueue, tenant_actor
+from domain.platform import outbox
+from domain.platform.db import tenant_session
+from domain.platform.jobs import tenant_actor
 from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.tenancy.policies import Action, Principal, authorize
 
@@ -53,7 +54,7 @@ async def create(
     input_file: tuple[str, str, bytes] | None = None,
     tenant_id: uuid.UUID | None = None,
 ) -> Job:
-    """Add a job (and its input file) to the session; its message is sent after commit.
+    """Add a job (and its input file) and its message to the session.
     ``principal`` None is the system (the scheduler) acting for ``tenant_id``."""
     job = Job(
         id=uuid.uuid4(), tenant_id=principal.tenant_id if principal else tenant_id, kind=kind,
@@ -67,11 +68,7 @@ async def create(
         filename, content_type, content = input_file
         session.add(JobFile(tenant_id=job.tenant_id, job_id=job.id, role="input", filename=filename,
                             content_type=content_type, content=content))
-
-    async def _send() -> None:
-        await enqueue(actor, job.tenant_id, str(job.id))
-
-    after_commit(session, _send)
+    outbox.send(session, actor, job.tenant_id, str(job.id))
     return job
 
 
@@ -147,17 +144,18 @@ class Progress:
         async with tenant_session(self.job.tenant_id) as s:
             await s.execute(update(Job).where(Job.tenant_id == self.job.tenant_id, Job.id == self.job.id)
                             .values(progress_done=self.done, progress_total=self.total))
-        await publish(self.job.tenant_id, self.job.id)
+            publish(s, self.job.tenant_id, self.job.id)
 
 
-async def publish(tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
-    await events.publish(tenant_id, topic(job_id), {"id": str(job_id)})
+def publish(session: AsyncSession, tenant_id: uuid.UUID, job_id: uuid.UUID) -> None:
+    """Announce the job's new state on its topic, with the transaction that changed it."""
+    outbox.publish(session, tenant_id, topic(job_id), {"id": str(job_id)})
 
 
 async def _transition(job: Job, **values: Any) -> None:
     async with tenant_session(job.tenant_id) as s:
         await s.execute(update(Job).where(Job.tenant_id == job.tenant_id, Job.id == job.id).values(**values))
-    await publish(job.tenant_id, job.id)
+        publish(s, job.tenant_id, job.id)
 
 
 def error_summary(exc: BaseException) -> str:
@@ -176,9 +174,10 @@ STALLED_AFTER_MINUTES = 15
 
 
 async def requeue_stalled(tenant_id: uuid.UUID) -> int:
-    """Send again the message of jobs still queued long after creation: the message was lost
-    (Redis down when the request committed). Job bodies are idempotent, so a late duplicate is
-    harmless. Returns how many were sent."""
+    """Send again the message of jobs still queued long after creation. The outbox never loses a
+    message, so this is a backstop for a Redis that lost its data (no persistence) or a message
+    dead-lettered by Dramatiq. Job bodies are idempotent, so a late duplicate is harmless.
+    Returns how many were sent."""
     async with tenant_session(tenant_id) as s:
         stalled = list((await s.scalars(
             update(Job)
@@ -187,10 +186,10 @@ async def requeue_stalled(tenant_id: uuid.UUID) -> int:
             .values(updated_at=func.now())
             .returning(Job)
         )).all())
-    for job in stalled:
-        actor = ACTORS.get(job.kind)
-        if actor is not None:
-            await enqueue(actor, job.tenant_id, str(job.id))
+        for job in stalled:
+            actor = ACTORS.get(job.kind)
+            if actor is not None:
+                outbox.send(s, actor, job.tenant_id, str(job.id))
     return len(stalled)
 
 

@@ -9,6 +9,7 @@ row-level security policies read that setting; the app's role cannot bypass them
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import uuid
@@ -17,11 +18,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import asyncpg
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from domain.config import asyncpg_url, get_settings
+from domain.platform import outbox
 
 AfterCommit = Callable[[], Awaitable[None]]
 log = logging.getLogger(__name__)
@@ -108,27 +112,121 @@ def _sessionmaker(bind: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
-    """Run ``callback`` once the session's transaction has committed (never on rollback)."""
+    """Run ``callback`` once the session's transaction has committed (never on rollback).
+
+    Only for what may be lost: a callback that fails (Redis away) is logged and dropped. Live
+    events and job messages go through :mod:`domain.platform.outbox` instead."""
     session.info.setdefault("after_commit", []).append(callback)
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL cannot be reached (restarting, down, connection lost). The API answers 503
+    ``DATABASE_UNAVAILABLE``; nothing of the interrupted transaction was committed, unless the
+    connection was lost during the commit itself (then the outcome is unknown, as with any
+    commit whose reply never came)."""
+
+
+# set per HTTP request by the API: resolvers run in child tasks, so a shared list, not a flag
+unavailable_seen: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "database_unavailable_seen", default=None)
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006"}
+
+
+def is_unavailable(exc: BaseException, *, connecting: bool = False) -> bool:
+    """True for errors that mean the server is away rather than that the statement failed:
+    database errors only, or, while ``connecting``, also the socket's own errors."""
+    if isinstance(exc, DatabaseUnavailable):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not connecting and not isinstance(exc, (DBAPIError, asyncpg.exceptions.PostgresError,
+                                               asyncpg.exceptions.InterfaceError)):
+        return False
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, (ConnectionError, TimeoutError, FileNotFoundError)):
+            return True
+        if isinstance(cur, OSError) and cur.errno is not None:
+            return True
+        if isinstance(cur, (asyncpg.exceptions.ConnectionDoesNotExistError,
+                            asyncpg.exceptions.CannotConnectNowError)):
+            return True
+        if getattr(cur, "sqlstate", None) in _UNAVAILABLE_SQLSTATES:
+            return True
+        cur = getattr(cur, "orig", None) or cur.__cause__ or cur.__context__
+    return False
+
+
+def _unavailable(exc: BaseException) -> DatabaseUnavailable:
+    holder = unavailable_seen.get()
+    if holder is not None:
+        holder[0] = True
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return DatabaseUnavailable("the database is unavailable; retry shortly")
+
+
+async def _open(tid: str | None) -> AsyncSession:
+    """A session with its transaction begun (and the tenant set). A pooled connection that died
+    with its server fails on this first statement, before any caller's work: the pool is then
+    invalidated and a fresh connection tried, so a restarted PostgreSQL costs no request and no
+    ping per checkout."""
+    for attempt in range(3):
+        session = _sessionmaker(engine())()
+        try:
+            await session.begin()
+            if tid is not None:
+                await session.execute(text("select set_config('app.tenant_id', :tid, true)"), {"tid": tid})
+            else:
+                await session.connection()
+            return session
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await session.close()
+            if not is_unavailable(exc, connecting=True):
+                raise
+            if attempt == 2:
+                raise _unavailable(exc) from exc
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+@asynccontextmanager
+async def _transaction(tid: str | None) -> AsyncIterator[AsyncSession]:
+    session = await _open(tid)
+    try:
+        try:
+            yield session
+            if tid is not None:
+                await outbox.flush(session)
+            await session.commit()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await session.rollback()
+            if isinstance(exc, Exception) and not isinstance(exc, DatabaseUnavailable) and is_unavailable(exc):
+                raise _unavailable(exc) from exc
+            raise
+    finally:
+        with contextlib.suppress(Exception):
+            await session.close()
 
 
 @asynccontextmanager
 async def tenant_session(tenant_id: uuid.UUID | str) -> AsyncIterator[AsyncSession]:
     """A transaction in which row-level security admits only ``tenant_id``'s rows.
 
-    Commits when the block ends without an exception, rolls back otherwise, then runs the
-    callbacks registered with :func:`after_commit` (publishing events, enqueueing jobs). A failing
-    callback is logged, not raised: what it would have done is recoverable (a queued job whose
-    message was lost is sent again by the scheduler), a committed change reported as failed is not.
+    Commits when the block ends without an exception, rolls back otherwise. The live events and
+    job messages the block produced (:mod:`domain.platform.outbox`) are written just before the
+    commit, so they commit with the change. Then it runs the callbacks registered with
+    :func:`after_commit`; a failing callback is logged, not raised (a committed change reported
+    as failed is worse than a lost side effect). Raises :class:`DatabaseUnavailable` when
+    PostgreSQL cannot be reached.
     """
     tid = str(uuid.UUID(str(tenant_id)))
-    async with _sessionmaker(engine())() as session:
-        async with session.begin():
-            await session.execute(
-                text("select set_config('app.tenant_id', :tid, true)"), {"tid": tid}
-            )
-            yield session
-        callbacks: list[AfterCommit] = session.info.pop("after_commit", [])
+    async with _transaction(tid) as session:
+        yield session
+    callbacks: list[AfterCommit] = session.info.pop("after_commit", [])
     for callback in callbacks:
         try:
             await callback()
@@ -143,6 +241,5 @@ async def anonymous_session() -> AsyncIterator[AsyncSession]:
     Used for the few security-definer functions that work across tenants (tenant lookup by
     slug, user identity), and for readiness checks.
     """
-    async with _sessionmaker(engine())() as session:
-        async with session.begin():
-            yield session
+    async with _transaction(None) as session:
+        yield session

@@ -1,9 +1,16 @@
-"""Live events across processes: publish to Redis, fan out to local subscribers.
+"""Live events across processes: one Redis stream, fanned out to local subscribers.
 
-Any process (API, worker, webhook handler) publishes with :func:`publish`, normally after its
-transaction commits (:func:`domain.platform.db.after_commit`). Each API process keeps one Redis
-pub/sub connection (:class:`EventHub`) and hands each message to the local subscribers of its
-channel through bounded queues. Channel names carry the tenant: ``t:<tenant>:<topic>``.
+A change announces itself with :func:`domain.platform.outbox.publish`, in its own transaction;
+the outbox relay appends the event to the Redis stream ``events`` (bounded to the most recent
+:data:`STREAM_MAXLEN` entries). Each API process keeps one reader (:class:`EventHub`) that follows
+the stream from where it started and hands each entry to the local subscribers of its channel
+through bounded queues. Channel names carry the tenant: ``t:<tenant>:<topic>``.
+
+Across a Redis gap a subscriber loses nothing: the relay holds events while Redis is away and
+appends them when it is back; the hub reconnects and reads on from the last entry it handed
+out, so every event committed while a subscriber was connected reaches it exactly once, in
+order. Only if Redis itself loses the stream (no persistence) does the hub start over at the
+stream's new end.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,57 +28,94 @@ from domain.platform import redis as redis_mod
 
 log = logging.getLogger(__name__)
 
+STREAM = "events"
+STREAM_MAXLEN = 100_000
+
 
 def channel(tenant_id: uuid.UUID | str, topic: str) -> str:
     return f"t:{tenant_id}:{topic}"
 
 
-async def publish(tenant_id: uuid.UUID | str, topic: str, payload: dict[str, Any]) -> None:
-    await redis_mod.client().publish(channel(tenant_id, topic), json.dumps(payload, default=str))
+def add_to(pipe: Any, tenant_id: uuid.UUID | str, topic: str, payload: dict[str, Any]) -> None:
+    """Queue the append of one event on a Redis pipeline (the outbox relay's)."""
+    pipe.xadd(STREAM, {"c": channel(tenant_id, topic), "d": json.dumps(payload, default=str)},
+              maxlen=STREAM_MAXLEN, approximate=True)
+
+
+def _id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 class EventHub:
-    """One pub/sub connection per process, dispatching to local asyncio queues."""
+    """One stream reader per process, dispatching to local asyncio queues."""
 
     QUEUE_SIZE = 256
+    BLOCK_MS = 5_000
 
     def __init__(self) -> None:
         self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
-        self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
+        self._last_id: str | None = None
         self._lock = asyncio.Lock()
+        self._client: Any = None
+
+    def _redis(self) -> Any:
+        # its own client: a blocking read holds a connection, and must not wait behind others
+        if self._client is None:
+            import redis.asyncio as aioredis
+
+            self._client = aioredis.Redis.from_url(redis_mod.redis_url(), decode_responses=True,
+                                                   socket_connect_timeout=2, health_check_interval=0)
+        return self._client
+
+    async def _tail(self) -> str:
+        """The id of the stream's last entry ("0-0" when empty)."""
+        last = await self._redis().xrevrange(STREAM, count=1)
+        return last[0][0] if last else "0-0"
 
     async def _ensure_started(self) -> None:
-        if self._pubsub is None:
-            self._pubsub = redis_mod.client().pubsub(ignore_subscribe_messages=True)
-            # a pub/sub connection with no channel cannot listen yet; this one never fires
-            await self._pubsub.subscribe("brandgraph:hub")
-            self._reader = asyncio.create_task(self._read(), name="event-hub-reader")
+        if self._reader is not None:
+            return
+        try:
+            self._last_id = await asyncio.wait_for(self._tail(), 2)
+        except Exception:  # Redis away: nothing can be appended meanwhile; start from now
+            self._last_id = f"{int(time.time() * 1000)}-0"
+        self._reader = asyncio.create_task(self._read(), name="event-hub-reader")
+
+    def _dispatch(self, fields: dict[str, str]) -> None:
+        queues = self._subscribers.get(fields.get("c", ""), ())
+        if not queues:
+            return
+        data = json.loads(fields["d"])
+        for queue in list(queues):
+            if queue.full():  # a slow consumer loses its oldest event, never blocks others
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(data)
 
     async def _read(self) -> None:
-        assert self._pubsub is not None
+        failed = False
         while True:
             try:
-                async for message in self._pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    queues = self._subscribers.get(message["channel"], ())
-                    if not queues:
-                        continue
-                    data = json.loads(message["data"])
-                    for queue in list(queues):
-                        if queue.full():  # a slow consumer loses its oldest event, never blocks others
-                            with contextlib.suppress(asyncio.QueueEmpty):
-                                queue.get_nowait()
-                        queue.put_nowait(data)
+                if failed:  # Redis came back: had it lost the stream, read from its new start
+                    tail = await self._tail()
+                    if self._last_id and _id(tail) < _id(self._last_id):
+                        log.warning("event stream restarted; following it from its new start")
+                        self._last_id = "0-0"
+                    failed = False
+                found = await self._redis().xread({STREAM: self._last_id or "$"}, count=500, block=self.BLOCK_MS)
+                for _stream, entries in found or ():
+                    for entry_id, fields in entries:
+                        self._last_id = entry_id
+                        self._dispatch(fields)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # connection lost: resubscribe and go on
-                log.exception("event hub lost its Redis connection; reconnecting")
-                await asyncio.sleep(0.5)
-                with contextlib.suppress(Exception):
-                    channels = list(self._subscribers) or ["brandgraph:hub"]
-                    await self._pubsub.subscribe(*channels)
+            except Exception as exc:  # connection lost: read on from the last entry once back
+                if not failed:
+                    log.warning("event hub lost Redis (%s); reconnecting", type(exc).__name__, extra={"error": str(exc)[:200]})
+                failed = True
+                await asyncio.sleep(0.2)
 
     @contextlib.asynccontextmanager
     async def subscribe(
@@ -80,29 +125,23 @@ class EventHub:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.QUEUE_SIZE)
         async with self._lock:
             await self._ensure_started()
-            first = name not in self._subscribers
             self._subscribers.setdefault(name, set()).add(queue)
-            if first:
-                await self._pubsub.subscribe(name)
         try:
             yield queue
         finally:
-            async with self._lock:
-                queues = self._subscribers.get(name)
-                if queues is not None:
-                    queues.discard(queue)
-                    if not queues:
-                        del self._subscribers[name]
-                        with contextlib.suppress(Exception):
-                            await self._pubsub.unsubscribe(name)
+            queues = self._subscribers.get(name)
+            if queues is not None:
+                queues.discard(queue)
+                if not queues:
+                    del self._subscribers[name]
 
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
-        if self._pubsub is not None:
+        if self._client is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
-        self._pubsub = None
+                await self._client.aclose()
+        self._client = None
         self._reader = None

@@ -19,15 +19,16 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import String, and_, cast, exists, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
 from domain.config import get_settings
 from domain.errors import DomainError, ErrorCode, InvalidState
 from domain.jobs import service as jobs
 from domain.jobs.models import Job
-from domain.platform import events
-from domain.platform.db import after_commit, tenant_session
-from domain.platform.jobs import enqueue, tenant_actor
+from domain.platform import outbox
+from domain.platform.db import tenant_session
+from domain.platform.jobs import tenant_actor
 from domain.segments import service
 from domain.segments.models import Segment, SegmentMembership
 from domain.tenancy.policies import Action, Principal, authorize
@@ -100,16 +101,17 @@ async def refresh(tenant_id: uuid.UUID, segment_id: uuid.UUID) -> RefreshResult 
         await s.execute(update(Segment).where(Segment.tenant_id == tenant_id, Segment.id == segment_id,
                                               Segment.stale_since <= at).values(stale_since=None))
         result = RefreshResult(segment_id, entered, exited, total, at, duration_ms)
-        after_commit(s, lambda: _announce(tenant_id, result))
+        _announce(s, tenant_id, result)
     return result
 
 
-async def _announce(tenant_id: uuid.UUID, r: RefreshResult) -> None:
-    await events.publish(tenant_id, topic(r.segment_id), {
+def _announce(s: AsyncSession, tenant_id: uuid.UUID, r: RefreshResult) -> None:
+    """The refresh's event and, when members changed, what follows it: with the transaction."""
+    outbox.publish(s, tenant_id, topic(r.segment_id), {
         "segment_id": str(r.segment_id), "entered": r.entered, "exited": r.exited, "total": r.total,
         "at": r.at.isoformat()})
     if r.entered or r.exited:
-        await enqueue(apply_changes, tenant_id, str(r.segment_id), r.at.isoformat())
+        outbox.send(s, apply_changes, tenant_id, str(r.segment_id), r.at.isoformat())
 
 
 @tenant_actor(queue_name="jobs", max_retries=10, time_limit=1_800_000)
@@ -239,5 +241,5 @@ async def change_static_members(principal: Principal, segment_id: uuid.UUID, add
         audit.record(s, principal, "segment.change_members", "Segment", seg.id, brand_id=seg.brand_id,
                      summary={"added": entered, "removed": exited})
         tenant_id = seg.tenant_id
-        after_commit(s, lambda: _announce(tenant_id, result))
+        _announce(s, tenant_id, result)
     return result

@@ -1,0 +1,94 @@
+-- Transactional outbox: the live events and job messages a transaction produces are rows
+-- written in that transaction; a relay publishes them to Redis and deletes them (sent).
+-- See domain/platform/outbox.py.
+CREATE TABLE outbox (
+  tenant_id  uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+  id         uuid NOT NULL,             -- also the Dramatiq message id of a job message
+  seq        bigint GENERATED ALWAYS AS IDENTITY,
+  kind       text NOT NULL CHECK (kind IN ('event', 'job')),
+  topic      text NOT NULL,             -- event: its topic; job: the actor name
+  queue      text,                      -- job: the Dramatiq queue
+  payload    jsonb NOT NULL,            -- event: the payload; job: {"args": [...], "kwargs": {...}}
+  delay_ms   integer,                   -- job: Dramatiq delay, if any
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  CONSTRAINT pk_outbox PRIMARY KEY (tenant_id, id),
+  CONSTRAINT ck_outbox_job_queue CHECK (kind = 'event' OR queue IS NOT NULL)
+);
+CREATE INDEX ix_outbox_tenant_id_seq ON outbox (tenant_id, seq);
+
+SELECT bg_enable_tenant_rls('outbox'::regclass);
+
+-- The schema owner runs the relay's security-definer functions; this policy lets those
+-- functions, and nothing the app role runs, see every tenant's pending rows.
+DO $$
+BEGIN
+  EXECUTE format('CREATE POLICY schema_owner ON outbox TO %I USING (true) WITH CHECK (true)', current_user);
+END $$;
+
+-- Wakes the relay (LISTEN bg_outbox) when a transaction that wrote outbox rows commits; one
+-- notification per statement, and PostgreSQL folds identical ones within a transaction.
+CREATE FUNCTION bg_outbox_notify() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  PERFORM pg_notify('bg_outbox', '');
+  RETURN NULL;
+END $$;
+CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
+  FOR EACH STATEMENT EXECUTE FUNCTION bg_outbox_notify();
+
+-- One relay at a time drains the outbox, so each tenant's rows go out in order: the relay that
+-- holds this session-level advisory lock (on its own connection; released when that connection
+-- ends, so another relay takes over). Returns whether this session leads.
+CREATE FUNCTION bg_outbox_lead() RETURNS boolean
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+  SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 25191 AND objid = 1
+                   AND objsubid = 2 AND pid = pg_backend_pid() AND granted)
+      OR pg_try_advisory_lock(25191, 1)
+$$;
+
+-- The relay's read: up to p_limit pending rows of every tenant, oldest first. Only the leading
+-- session gets rows, and only outside a tenant transaction (the relay's own connection).
+CREATE FUNCTION bg_outbox_claim(p_limit integer)
+RETURNS TABLE (tenant_id uuid, id uuid, seq bigint, kind text, topic text, queue text, payload jsonb,
+               delay_ms integer)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+BEGIN
+  IF bg_current_tenant() IS NOT NULL THEN
+    RAISE EXCEPTION 'bg_outbox_claim runs outside tenant transactions' USING ERRCODE = '42501';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 25191 AND objid = 1
+                   AND objsubid = 2 AND pid = pg_backend_pid() AND granted) THEN
+    RETURN;  -- not the leading relay
+  END IF;
+  RETURN QUERY
+    SELECT o.tenant_id, o.id, o.seq, o.kind, o.topic, o.queue, o.payload, o.delay_ms
+      FROM outbox o ORDER BY o.seq LIMIT p_limit;
+END $$;
+
+-- Marks rows sent: they are deleted.
+CREATE FUNCTION bg_outbox_sent(p_tenants uuid[], p_ids uuid[]) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE n integer;
+BEGIN
+  IF bg_current_tenant() IS NOT NULL THEN
+    RAISE EXCEPTION 'bg_outbox_sent runs outside tenant transactions' USING ERRCODE = '42501';
+  END IF;
+  DELETE FROM outbox o USING unnest(p_tenants, p_ids) AS s(tenant_id, id)
+   WHERE o.tenant_id = s.tenant_id AND o.id = s.id;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END $$;
+
+-- How many rows wait, across tenants (readiness and the tests' figures).
+CREATE FUNCTION bg_outbox_pending() RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+AS $$ SELECT count(*) FROM outbox $$;
+
+REVOKE ALL ON FUNCTION bg_outbox_lead(), bg_outbox_claim(integer), bg_outbox_sent(uuid[], uuid[]),
+  bg_outbox_pending() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION bg_outbox_lead(), bg_outbox_claim(integer), bg_outbox_sent(uuid[], uuid[]),
+  bg_outbox_pending() TO brandgraph_app;
