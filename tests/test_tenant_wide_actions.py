@@ -13,8 +13,9 @@ Every mutation of the schema (read from the built schema, so a new one fails
 * ``KNOWN``: it acts on the tenant's shared customer records, but only on customers known to the
   principal's brands (``brandId`` is required of a brand-limited principal where the mutation
   takes one).
+* ``OWN``: it acts on the caller's own membership only (accepting an invitation).
 
-``BRAND`` and ``KNOWN`` mutations are proven by the brand-limited rows of the isolation tests
+``BRAND``, ``KNOWN`` and ``OWN`` mutations are proven by the brand-limited rows of the isolation tests
 (``test_isolation.py``, ``test_customers_isolation.py``, ``test_segments_isolation.py``,
 ``test_campaigns_isolation.py``, ``test_conversations_isolation.py``) or by :data:`BRAND_CALLS`
 below; :func:`test_every_brand_scoped_mutation_has_a_brand_limited_row` checks that each has one.
@@ -40,14 +41,14 @@ import test_isolation as isolation
 import test_segments_isolation as segments
 from conftest import Api, TenantFixture, gid
 
-TENANT_WIDE, BRAND, KNOWN = "tenant-wide", "brand", "known customers"
+TENANT_WIDE, BRAND, KNOWN, OWN = "tenant-wide", "brand", "known customers", "own membership"
 
 SCOPES: dict[str, str] = {
     # tenancy
     "createBrand": TENANT_WIDE, "updateBrand": BRAND, "updateBrandVoice": BRAND, "archiveBrand": BRAND,
     "addMember": TENANT_WIDE, "changeMemberRole": TENANT_WIDE, "removeMember": TENANT_WIDE,
     "grantBrandAccess": TENANT_WIDE, "revokeBrandAccess": TENANT_WIDE, "createApiKey": TENANT_WIDE,
-    "revokeApiKey": TENANT_WIDE,
+    "revokeApiKey": TENANT_WIDE, "acceptInvitation": OWN,
     # customers
     "upsertCustomer": KNOWN, "updateCustomer": KNOWN, "createTag": TENANT_WIDE, "updateTag": TENANT_WIDE,
     "deleteTag": TENANT_WIDE, "tagCustomers": KNOWN, "untagCustomers": KNOWN, "addCustomerNote": KNOWN,
@@ -95,7 +96,7 @@ def test_the_documented_list_is_the_tested_one() -> None:
     documented = {}
     for name, scope in re.findall(r"^\| `(\w+)` \| ([^|]+?) \|", section, re.M):
         documented[name] = {"tenant-wide: refused": TENANT_WIDE, "brand": BRAND,
-                            "known customers": KNOWN}.get(scope.strip(), scope.strip())
+                            "known customers": KNOWN, "own membership": OWN}.get(scope.strip(), scope.strip())
     assert documented == SCOPES
 
 
@@ -398,6 +399,34 @@ async def test_brand_limited_principal_changes_nothing_of_brand_b(
     assert c.tables <= changed(before, await everything(t)), c.tables
 
 
+# --- the caller's own membership ----------------------------------------------------------------
+
+ACCEPT = _m("acceptInvitation", "", "", "member { id status }")
+
+
+async def test_accepting_an_invitation_changes_only_the_callers_membership(api: Api, world: World) -> None:
+    """An invited marketer limited to brand a accepts: its own membership becomes active, and
+    nothing else of the tenant changes. A brand-limited principal cannot accept for anyone."""
+    from domain.tenancy import members
+    from domain.tenancy.auth import mint_token
+
+    t = world.t
+    email = f"invited-{uuid.uuid4().hex[:8]}@{t.slug}.test"
+    invited = await members.add_member(t.owner, email, "marketer", brand_ids=[t.brands["a"]])
+    token = mint_token(t.id, invited.user_id, email)
+    key = await principal(t, "admin-key", ["a"])
+    before = await everything(t)
+    refused = (await api.data(ACCEPT, token=key))["acceptInvitation"]  # not the key's own invitation
+    assert refused["member"] is None and [e["code"] for e in refused["errors"]] == ["INVALID_STATE"], refused
+    assert changed(before, await everything(t)) == set()
+    accepted = (await api.data(ACCEPT, token=token))["acceptInvitation"]
+    assert accepted["errors"] == [] and accepted["member"] == {"id": gid("Member", invited.id), "status": "ACTIVE"}
+    after = await everything(t)
+    assert changed(before, after) <= {"memberships", "audit_log"}
+    rows = set(before["memberships"]) ^ set(after["memberships"])
+    assert {json.loads(r)["id"] for r in rows} == {str(invited.id)}, rows
+
+
 # --- imports: tags are tenant-wide there too ---------------------------------------------------
 
 
@@ -451,6 +480,8 @@ def brand_limited_rows() -> dict[str, str]:
         out.setdefault(w.op, "test_conversations_isolation.py::test_brand_limited_principal_cannot_touch_brand_b")
     for c, _, _ in BRAND_CALLS:
         out.setdefault(c.name, "test_tenant_wide_actions.py::test_brand_limited_principal_changes_nothing_of_brand_b")
+    out.setdefault("acceptInvitation", "test_tenant_wide_actions.py::"
+                                       "test_accepting_an_invitation_changes_only_the_callers_membership")
     return out
 
 
