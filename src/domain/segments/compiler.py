@@ -28,6 +28,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.dialects.postgresql import JSONB, JSONPATH
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -39,6 +40,7 @@ from domain.segments.models import SegmentMembership
 
 O = Operator
 NOT_COUNTED = ("cancelled", "refunded")
+_CALENDAR_DAY = cast(literal('$.d.datetime("YYYY-MM-DD")'), JSONPATH)
 
 
 @dataclass
@@ -78,8 +80,13 @@ def _attribute_column(scope: Scope, name: str, t: ValueType) -> ColumnElement:
         if t is ValueType.BOOLEAN:
             return case((kind == "boolean", text_value == "true"), else_=None)
         if t is ValueType.DATE:
-            return case((and_(kind == "string", text_value.regexp_match(r"^\d{4}-\d{2}-\d{2}")),
-                         cast(func.substr(text_value, 1, 10), Date)), else_=None)
+            # a text that starts with a calendar date; one that is not (2026-02-30, 2026-13-01) reads
+            # as missing instead of failing the query: the silent jsonpath test never raises
+            day = func.substr(text_value, 1, 10)
+            real_day = func.jsonb_path_exists(func.jsonb_build_object("d", day), _CALENDAR_DAY,
+                                              cast(literal("{}"), JSONB), true())
+            return case((and_(kind == "string", text_value.regexp_match(r"^\d{4}-\d{2}-\d{2}"), real_day),
+                         cast(day, Date)), else_=None)
         return case((kind.in_(["string", "number", "boolean"]), text_value), else_=None)
     if name == "age":
         return cast(func.date_part("year", func.age(cast(literal(scope.now), Date), Customer.birth_date)), Numeric)
@@ -168,9 +175,9 @@ def _event_count(rule: Rule, scope: Scope) -> ColumnElement:
         if isinstance(sample, (int, float)) and not isinstance(sample, bool):
             col = case((func.jsonb_typeof(node) == "number", cast(node.astext, Numeric)), else_=None)
             conditions.append(compare(col, pf.operator, pf.value, ValueType.NUMBER, scope.now))
-        elif isinstance(sample, bool):
-            conditions.append(compare(node.astext, pf.operator, "true" if pf.value else "false",
-                                      ValueType.STRING, scope.now))
+        elif isinstance(sample, bool):  # JSON booleans only, as numbers match JSON numbers only
+            col = case((func.jsonb_typeof(node) == "boolean", node.astext == "true"), else_=None)
+            conditions.append(compare(col, pf.operator, pf.value, ValueType.BOOLEAN, scope.now))
         else:
             conditions.append(compare(node.astext, pf.operator, pf.value, ValueType.STRING, scope.now))
     return select(func.count()).select_from(e).where(*conditions).correlate(Customer).scalar_subquery()
