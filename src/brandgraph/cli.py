@@ -24,6 +24,9 @@ from pathlib import Path
 from domain.config import ConfigError, Settings, get_settings
 
 
+_embedded = None  # the embedded services this process started (services()), for supervision
+
+
 def _fail(message: str, code: int = 2) -> None:
     print(f"brandgraph: {message}", file=sys.stderr)
     raise SystemExit(code)
@@ -55,6 +58,7 @@ def services(*, provision: bool = False, redis: bool = True) -> Iterator[Setting
     if settings.secret_key is None and not settings.production:
         os.environ["BRANDGRAPH_SECRET_KEY"] = _development_secret(settings.data_dir)
         settings = _reload_settings()
+    global _embedded
     embedded = None
     if settings.embedded_database or settings.embedded_redis:
         from brandgraph.embedded import DATABASE_NAME, EmbeddedError, EmbeddedRedis, EmbeddedServices
@@ -81,11 +85,13 @@ def services(*, provision: bool = False, redis: bool = True) -> Iterator[Setting
 
             provision_database(server_url, DATABASE_NAME)
             provision = False
+    _embedded = embedded
     try:
         if provision:
             _migrate(settings)
         yield settings
     finally:
+        _embedded = None
         if embedded is not None:
             embedded.stop()
 
@@ -328,9 +334,34 @@ def _stop_all(procs: list[subprocess.Popen], grace: float = 15) -> None:
             p.wait()
 
 
+def _dev_public_url(host: str, port: int) -> str:
+    """PUBLIC_URL for ``brandgraph dev`` when unset: the address it serves on."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _supervise() -> None:
+    """Restart an embedded PostgreSQL or Redis that died; the children reconnect on their own."""
+    if _embedded is None:
+        return
+    try:
+        restarted = _embedded.supervise()
+    except Exception as exc:  # noqa: BLE001  (tried again on the next pass)
+        print(f"brandgraph: could not restart an embedded service: {exc}", file=sys.stderr, flush=True)
+        return
+    for name in restarted:
+        print(f"brandgraph: embedded {name} had stopped; restarted it", file=sys.stderr, flush=True)
+
+
 def cmd_dev(args: argparse.Namespace) -> None:
     if get_settings().production:
         _fail("`brandgraph dev` is for development; use serve, worker and scheduler in production")
+    if not os.environ.get("PUBLIC_URL"):  # links and webhook addresses point at this server
+        os.environ["PUBLIC_URL"] = _dev_public_url(args.host, args.port)
+        _reload_settings()
     with services(provision=True):
         creds = asyncio.run(_seed())
         me = [sys.executable, "-m", "brandgraph"]
@@ -357,6 +388,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
                 if dead:
                     print(f"brandgraph: a process exited ({dead[0].args[3]}); stopping", file=sys.stderr)
                     break
+                _supervise()
                 time.sleep(0.2)
         finally:
             _stop_all(procs)

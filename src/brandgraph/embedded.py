@@ -64,6 +64,19 @@ class EmbeddedPostgres:
             if alive != pids:
                 handles.write_text(json.dumps(alive))
 
+    def alive(self) -> bool:
+        """Whether its postmaster runs."""
+        from pgserver.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        return info is not None and info.is_running()
+
+    def restart(self) -> None:
+        """Start the server again on the same data folder and socket (after it died)."""
+        assert self._server is not None
+        with self._server._lock:
+            self._server.ensure_postgres_running()
+
     def stop(self) -> None:
         if self._server is not None:
             with contextlib.suppress(Exception):
@@ -108,6 +121,14 @@ class EmbeddedRedis:
             time.sleep(0.02)
         return f"unix://{quote(str(self.socket))}"
 
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def restart(self) -> None:
+        """Start it again on the same socket (after it died); its data comes back from disk."""
+        self.stop()
+        self.start()
+
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGTERM)
@@ -142,6 +163,17 @@ class EmbeddedServices:
             self.stop()
             raise
         return env
+
+    def supervise(self) -> list[str]:
+        """Restart what this process started and has died; returns the names restarted."""
+        restarted = []
+        if "postgres" in self.started and not self.postgres.alive():
+            self.postgres.restart()
+            restarted.append("postgres")
+        if "redis" in self.started and not self.redis.alive():
+            self.redis.restart()
+            restarted.append("redis")
+        return restarted
 
     def stop(self) -> None:
         self.redis.stop()

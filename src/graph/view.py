@@ -19,6 +19,7 @@ from cross_web import HTTPException
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from domain.errors import DomainError, Unauthenticated
+from domain.platform import db
 from domain.platform.observability import current_request_id, new_request_id
 from domain.tenancy import auth, brands
 from domain.tenancy.policies import Principal
@@ -70,8 +71,12 @@ class GraphQLView(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        seen = [False]  # set when PostgreSQL was unreachable anywhere in this request
+        token = db.unavailable_seen.set(seen)
         try:
             response = await self.run(Request(scope=scope, receive=receive))
+        except db.DatabaseUnavailable:
+            response = None
         except RequestRefused as e:
             response = JSONResponse(error_body(e.code, e.reason), status_code=e.status_code)
             if e.status_code == 401:
@@ -84,6 +89,11 @@ class GraphQLView(GraphQL[Context, None]):
             rid = current_request_id()
             response = JSONResponse(error_body("INTERNAL_SERVER_ERROR", f"Internal server error (request id {rid})"),
                                     status_code=500)
+        finally:
+            db.unavailable_seen.reset(token)
+        if response is None or seen[0]:  # no partial answer: the whole request is retried
+            response = JSONResponse(error_body("DATABASE_UNAVAILABLE", "the database is unavailable; retry shortly"),
+                                    status_code=503, headers={"Retry-After": "1"})
         await response(scope, receive, send)
 
     def _is_ide_page(self, request: Request) -> bool:

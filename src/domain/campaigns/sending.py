@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from redis import exceptions as redis_errors
 from sqlalchemy import ARRAY, String, any_, cast, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import UUID as PGUUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,8 +52,8 @@ from domain.delivery.base import (
     Sender,
     SendResult,
 )
-from domain.platform import redis as redis_mod
 from domain.platform import outbox
+from domain.platform import redis as redis_mod
 from domain.platform.db import engine, tenant_session
 from domain.platform.jobs import tenant_actor
 from domain.profiles.models import CustomerProfile
@@ -262,10 +263,23 @@ async def _acquire_rate(brand_id: uuid.UUID, per_second: int, chunk: int) -> Non
     if _limiter_backend is None:
         _limiter_backend = RedisBackend(url=redis_mod.redis_url())
     limiter = WindowRateLimiter(_limiter_backend, f"send-rate:{brand_id}", limit=max(1, per_second // chunk), window=1)
-    while True:
+
+    def take() -> bool:
         with limiter.acquire(raise_on_failure=False) as acquired:
-            if acquired:
+            return bool(acquired)
+
+    waiting_for_redis = False
+    while True:
+        try:
+            if await asyncio.to_thread(take):
                 return
+        except redis_errors.ConnectionError:  # Redis away: the batch waits for it rather than fail, as
+            # a failure now could not be retried either (Dramatiq's retry needs Redis too)
+            if not waiting_for_redis:
+                log.warning("send rate limiter waiting for Redis", extra={"brand_id": str(brand_id)})
+                waiting_for_redis = True
+            await asyncio.sleep(0.2)
+            continue
         await asyncio.sleep(0.05)
 
 

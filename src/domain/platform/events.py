@@ -66,7 +66,7 @@ class EventHub:
             import redis.asyncio as aioredis
 
             self._client = aioredis.Redis.from_url(redis_mod.redis_url(), decode_responses=True,
-                                                   socket_connect_timeout=2, health_check_interval=0)
+                                                   socket_connect_timeout=2, retry=redis_mod.retry_policy())
         return self._client
 
     async def _tail(self) -> str:
@@ -115,7 +115,7 @@ class EventHub:
                 if not failed:
                     log.warning("event hub lost Redis (%s); reconnecting", type(exc).__name__, extra={"error": str(exc)[:200]})
                 failed = True
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.1)
 
     @contextlib.asynccontextmanager
     async def subscribe(

@@ -192,7 +192,7 @@ class Relay:
                 if self._conn is not None and self._conn.is_closed():
                     await self._close()
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
+                backoff = min(backoff * 2, 0.5)
 
     async def drain_once(self) -> int:
         """Read one batch, publish it, delete it. Returns how many rows it read."""
