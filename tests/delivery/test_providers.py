@@ -231,6 +231,28 @@ async def test_brevo_repeated_batch_key_delivers_once(
     assert brevo.count == 5
 
 
+async def test_fake_brevo_keeps_brevos_documented_idempotency(brevo: FakeBrevo, http: httpx.AsyncClient) -> None:
+    """Pinned to Brevo's documentation, "Idempotency for batch emails"
+    (https://developers.brevo.com/docs/heterogenous-versions-batch-emails): ``headers.idempotencyKey``
+    is a UUID; a request is processed once per key within the TTL of 30 minutes; after it, the
+    key may be used again. The request is the page's example (sender, to, subject, templateId)."""
+    key = str(uuid.uuid4())
+    body = {"sender": {"name": "Ann", "email": "example@brevo.com"},
+            "to": [{"email": "example2@brevo.com", "name": "Jenny"}],
+            "headers": {"idempotencyKey": key}, "subject": "This is a unique email", "templateId": 1}
+    url, headers = f"{brevo.url}/v3/smtp/email", {"api-key": brevo.api_key, "accept": "application/json"}
+    first = await http.post(url, json=body, headers=headers)
+    assert first.status_code == 201 and set(first.json()) == {"messageId"}, first.text
+    again = await http.post(url, json=body, headers=headers)
+    assert again.status_code in (201, 400) and brevo.count == 1  # processed once
+    assert brevo.idempotency_ttl == 30 * 60
+    brevo._idempotency[key] = (brevo._idempotency[key][0] - 30 * 60 - 1, brevo._idempotency[key][1])
+    later = await http.post(url, json=body, headers=headers)  # past the TTL: a new request
+    assert later.status_code == 201 and brevo.count == 2
+    not_a_uuid = await http.post(url, json={**body, "headers": {"idempotencyKey": "retry-1"}}, headers=headers)
+    assert not_a_uuid.status_code == 400 and brevo.count == 2
+
+
 async def test_brevo_retry_of_a_split_batch_is_still_sent_once(brevo: FakeBrevo, http: httpx.AsyncClient) -> None:
     provider = brevo_provider(brevo, http)
     batch_key = uuid.uuid4()
@@ -630,6 +652,28 @@ def test_sendgrid_signature_accepts_the_signed_request_only() -> None:
     pem = serialization.load_der_public_key(base64.b64decode(public)).public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     webhooks.verify_sendgrid(pem, signature, timestamp, body)
+
+
+def test_sendgrid_signature_matches_sendgrids_published_example() -> None:
+    """The test vector SendGrid publishes for its signed Event Webhook (the public key, signature,
+    timestamp and payload of sendgrid-python's test/unit/test_eventwebhook.py, the library
+    https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features
+    points to): the signature is ECDSA P-256 / SHA-256 over the timestamp followed by the raw body."""
+    public = ("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1flpVKS3GRqe62gw+"
+              "2fNNRaINXvVpiglSI8eNEc6wEA3F+g==")
+    signature = "MEUCIGHQVtGj+Y3LkG9fLcxf3qfI10QysgDWmMOVmxG0u6ZUAiEAyBiXDWzM+uOe5W0JuG+luQAbPIqHh89M15TluLtEZtM="
+    timestamp = "1600112502"
+    body = (json.dumps([{
+        "email": "hello@world.com", "event": "dropped", "reason": "Bounced Address",
+        "sg_event_id": "ZHJvcC0xMDk5NDkxOS1MUnpYbF9OSFN0T0doUTRrb2ZTbV9BLTA",
+        "sg_message_id": "LRzXl_NHStOGhQ4kofSm_A.filterdrecv-p3mdw1-756b745b58-kmzbl-18-5F5FC76C-9.0",
+        "smtp-id": "<LRzXl_NHStOGhQ4kofSm_A@ismtpd0039p1iad1.sendgrid.net>", "timestamp": 1600112492,
+    }], sort_keys=True, separators=(",", ":")) + "\r\n").encode()
+    webhooks.verify_sendgrid(public, signature, timestamp, body)
+    for args in ((public, signature, timestamp, body.rstrip()), (public, signature, "1600112503", body)):
+        with pytest.raises(WebhookRejected):
+            webhooks.verify_sendgrid(*args)
+    assert webhooks.parse_sendgrid(body)[0].kind is EventKind.FAILED  # a dropped message
 
 
 def test_sendgrid_events_are_mapped_with_their_key() -> None:
