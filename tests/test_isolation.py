@@ -390,11 +390,16 @@ async def test_another_tenants_owner_cannot_attach_a_brand_of_a(
     assert [(e["field"], e["code"]) for e in result["errors"]] == [(field, "NOT_FOUND")], result
     assert await snapshot(api, world.t) == before_a
     assert await snapshot(api, b) == before_b
-    # control: the same call with B's own brand goes through
-    own = json.loads(json.dumps(variables(world, b, member_id)).replace(world.brand("a"), b.brand_gid("b"))
-                     .replace(world.brand("b"), b.brand_gid("b")))
+    # control: the same call with B's own brand goes through and changes B (the brand the member
+    # holds, for a revoke; one it lacks, for a grant), and still nothing of A
+    mine = b.brand_gid("a") if label.startswith("revoke") else b.brand_gid("b")
+    own = json.loads(json.dumps(variables(world, b, member_id)).replace(world.brand("a"), mine)
+                     .replace(world.brand("b"), mine))
     ok = await run_write(api, op, own, b.owner_token)
     assert ok["errors"] == [], ok
+    after_b = await snapshot(api, b)
+    assert after_b[0] != before_b[0] and after_b[1] == before_b[1] + 1, (before_b, after_b)
+    assert await snapshot(api, world.t) == before_a
 
 
 # --- coverage: every operation of the schema has rows here -----------------------------
@@ -433,11 +438,14 @@ def test_every_operation_of_the_schema_has_isolation_rows() -> None:
 
 # Proven elsewhere: automations in tests/test_automations.py (test_another_tenant_cannot_see_or_change_automations,
 # test_an_analyst_cannot_create_automations, test_webhook_signature_verifies_with_the_rotated_secret); member
-# uploads in tests/test_segments.py (test_static_members_from_a_csv_upload).
+# uploads in tests/test_segments.py (test_static_members_from_a_csv_upload); accepting an invitation (no
+# arguments: the caller's own, in the tenant of its credential) in tests/test_invitations.py
+# (test_an_invitation_grants_nothing_until_the_person_accepts: another tenant's member, or the owner, gets
+# INVALID_STATE and nothing changes).
 AUTOMATION_OPERATIONS = {
     "queries": {"segmentAutomations"},
     "mutations": {"createSegmentAutomation", "updateSegmentAutomation", "deleteSegmentAutomation",
-                  "rotateWebhookSecret", "importSegmentMembers"},
+                  "rotateWebhookSecret", "importSegmentMembers", "acceptInvitation"},
 }
 
 

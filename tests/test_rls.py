@@ -53,6 +53,16 @@ async def test_without_tenant_setting_no_rows_are_visible(table: str, tenant: Te
 
 
 async def test_other_tenant_rows_are_invisible_and_unwritable(tenant: TenantFixture, other_tenant: TenantFixture) -> None:
+    await other_tenant.api_key("analyst")
+
+    async def victims_rows() -> tuple[list, list]:
+        async with db.tenant_session(other_tenant.id) as s:
+            brands = [tuple(r) for r in await s.execute(text("select id, name, slug, updated_at from brands order by id"))]
+            keys = [tuple(r) for r in await s.execute(text("select id, name, revoked_at from api_keys order by id"))]
+        return brands, keys
+
+    before = await victims_rows()
+    assert len(before[0]) == 2 and len(before[1]) == 1
     async with db.tenant_session(tenant.id) as s:
         slugs = set((await s.execute(text("select slug from brands"))).scalars())
         assert slugs == {"brand-a", "brand-b"}
@@ -64,6 +74,7 @@ async def test_other_tenant_rows_are_invisible_and_unwritable(tenant: TenantFixt
         assert updated.rowcount == 0
         deleted = await s.execute(text("delete from api_keys where tenant_id = :other"), {"other": other_tenant.id})
         assert deleted.rowcount == 0
+    assert await victims_rows() == before  # the other tenant's rows, read as that tenant: untouched
 
 
 async def test_insert_with_another_tenants_id_is_refused(tenant: TenantFixture, other_tenant: TenantFixture) -> None:

@@ -171,7 +171,7 @@ async def test_static_and_lookalike_segments(tenant: TenantFixture) -> None:
 
 @pytest.mark.parametrize("evil", ["'; DROP TABLE customers; --", "x\") OR 1=1 --", "%", "_", "\\", "plan') OR ('1'='1"])
 async def test_injection_strings_are_only_ever_values(tenant: TenantFixture, evil: str) -> None:
-    await _shop(tenant)
+    shop = await _shop(tenant)
     from domain.errors import ValidationFailed
 
     a = tenant.brands["a"]
@@ -186,18 +186,27 @@ async def test_injection_strings_are_only_ever_values(tenant: TenantFixture, evi
     ]:
         p = await service.preview(tenant.owner, a, definition, first=5)
         assert p.count == expected  # ran as a query; the string was compared as a value, never as SQL
-    for bad in [
-        {"rules": [{"kind": "attribute", "field": f"attributes.{evil}", "operator": "equals", "value": "x"}]},
-        {"rules": [{"kind": "attribute", "field": evil, "operator": "equals", "value": "x"}]},
-        {"rules": [{"kind": "event", "name": evil, "operator": "greater_than_or_equal", "value": 1}]},
-        {"rules": [{"kind": "event", "name": "ok", "operator": "greater_than_or_equal", "value": 1,
-                    "properties": [{"property": evil, "operator": "equals", "value": "x"}]}]},
-        {"rules": [{"kind": "profile", "field": "total_order_value", "operator": evil, "value": 1}]},
+    # a name position refuses what is not a name (INVALID on its path); "_" is a valid property
+    # name, so that filter runs and matches the property literally named "_"
+    await track_event(tenant.owner, EventInput(event_id="underscore", name="product_viewed",
+                                               customer_id=shop["people"]["big@x.test"].id,
+                                               brand_id=a, properties={"_": "x"}))
+    for bad, path in [
+        ({"rules": [{"kind": "attribute", "field": f"attributes.{evil}", "operator": "equals", "value": "x"}]},
+         "rules[0].field"),  # not a name, or ("_") a name no attribute was declared with
+        ({"rules": [{"kind": "attribute", "field": evil, "operator": "equals", "value": "x"}]}, "rules[0].field"),
+        ({"rules": [{"kind": "event", "name": evil, "operator": "greater_than_or_equal", "value": 1}]}, "rules[0].name"),
+        ({"rules": [{"kind": "event", "name": "product_viewed", "operator": "greater_than_or_equal", "value": 1,
+                     "properties": [{"property": evil, "operator": "equals", "value": "x"}]}]},
+         None if evil == "_" else "rules[0].properties[0].property"),
+        ({"rules": [{"kind": "profile", "field": "total_order_value", "operator": evil, "value": 1}]}, "rules[0].operator"),
     ]:
-        try:  # a name position refuses what is not a name, or binds a harmless one as a value
-            assert (await service.preview(tenant.owner, a, bad, first=5)).count == 0
-        except ValidationFailed:
-            pass
+        if path is None:
+            assert (await service.preview(tenant.owner, a, bad, first=5)).count == 1, bad
+            continue
+        with pytest.raises(ValidationFailed) as refused:
+            await service.preview(tenant.owner, a, bad, first=5)
+        assert [(e.field, e.code.value) for e in refused.value.errors] == [(f"definition.{path}", "INVALID")], bad
     # the tables are all still there
     assert (await service.preview(tenant.owner, a, {}, first=1)).count == 5
 
@@ -249,6 +258,21 @@ async def _upload(api: Api, token: str, segment: str, content: str) -> dict:
     return r.json()["data"]["importSegmentMembers"]
 
 
+async def _segment_rows(t: TenantFixture) -> dict[str, list]:
+    """The rows of ``t`` an import of segment members could write: memberships, jobs, audit."""
+    from sqlalchemy import text
+
+    from domain.platform.db import tenant_session
+
+    async with tenant_session(t.id) as s:
+        return {
+            "members": [tuple(r) for r in await s.execute(text(
+                "SELECT segment_id, customer_id, exited_at FROM segment_memberships ORDER BY 1, 2, 3"))],
+            "jobs": [tuple(r) for r in await s.execute(text("SELECT id, kind, status FROM jobs ORDER BY id"))],
+            "audit": [tuple(r) for r in await s.execute(text("SELECT id FROM audit_log ORDER BY id"))],
+        }
+
+
 async def test_static_members_from_a_csv_upload(api: Api, tenant: TenantFixture, other_tenant: TenantFixture,
                                                 worker) -> None:
     shop = await _shop(tenant)
@@ -259,9 +283,12 @@ async def test_static_members_from_a_csv_upload(api: Api, tenant: TenantFixture,
     csv = ("email,externalId,action\nBIG@x.test,,add\nsmall@x.test,,\nmid@x.test,,remove\n"
            "nobody@x.test,,add\nbrand-b-only@x.test,,add\nagain@x.test,,maybe\n")
     # another tenant, and a marketer without brand a, get NOT_FOUND and start nothing
-    assert (await _upload(api, other_tenant.owner_token, seg, csv))["errors"][0]["code"] == "NOT_FOUND"
     _, limited = await tenant.member("marketer", brands=["b"])
+    before = await _segment_rows(tenant), await _segment_rows(other_tenant)
+    assert (await _upload(api, other_tenant.owner_token, seg, csv))["errors"][0]["code"] == "NOT_FOUND"
     assert (await _upload(api, limited, seg, csv))["errors"][0]["code"] == "NOT_FOUND"
+    assert (await _segment_rows(tenant), await _segment_rows(other_tenant)) == before
+    assert before[0]["members"] == [(static.id, people["mid@x.test"].id, None)]
     started = await _upload(api, tenant.owner_token, seg, csv)
     assert started["errors"] == []
     for _ in range(100):

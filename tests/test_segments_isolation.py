@@ -368,6 +368,11 @@ async def control(api: Api, op: Write, variables: dict[str, Any], token: str, t:
     after = await state(t)
     assert after["audit"] == before["audit"] + op.audit
     assert len(after["jobs"]) == len(before["jobs"]) + (1 if op.refreshes else 0)
+    rows = ("segments", "members", "attributes", "jobs")
+    if op.audit == 0:  # a dry run: its answer, and not a row written
+        assert after == before
+    else:  # the write landed in A's rows
+        assert [after[k] for k in rows] != [before[k] for k in rows], op
 
 
 def _aimed(v: Victims, op: Write, side: str) -> uuid.UUID | None:
