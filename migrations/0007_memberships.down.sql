@@ -1,3 +1,14 @@
+-- Without brand-private records the addresses must be unique again: the private records go
+-- (with what hangs off them).
+ALTER TABLE customers NO FORCE ROW LEVEL SECURITY;
+DELETE FROM customers WHERE private_to_brand_id IS NOT NULL;
+ALTER TABLE customers FORCE ROW LEVEL SECURITY;
+DROP INDEX uq_customers_email;
+DROP INDEX uq_customers_external_id;
+CREATE UNIQUE INDEX uq_customers_email ON customers (tenant_id, email) WHERE email IS NOT NULL;
+CREATE UNIQUE INDEX uq_customers_external_id ON customers (tenant_id, external_id) WHERE external_id IS NOT NULL;
+ALTER TABLE customers DROP CONSTRAINT fk_customers_private_to_brand, DROP COLUMN private_to_brand_id;
+
 DROP FUNCTION IF EXISTS bg_ensure_user(text);
 CREATE FUNCTION bg_ensure_user(p_email text, p_name text) RETURNS uuid
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp

@@ -61,3 +61,21 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION bg_ensure_user(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION bg_ensure_user(text) TO brandgraph_app;
+
+-- Brand-private customer records. A principal limited to some brands that gives an e-mail
+-- address or external id held only by customers it cannot see gets a record of its own, private
+-- to the brand it writes through, instead of an answer that would tell it the address is taken
+-- (and instead of the other brands' record). E-mail addresses and external ids are unique among
+-- shared records (private_to_brand_id NULL) and, separately, among each brand's private ones.
+ALTER TABLE customers ADD COLUMN private_to_brand_id uuid,
+  ADD CONSTRAINT fk_customers_private_to_brand FOREIGN KEY (tenant_id, private_to_brand_id)
+      REFERENCES brands (tenant_id, id) ON DELETE CASCADE;
+DROP INDEX uq_customers_email;
+DROP INDEX uq_customers_external_id;
+-- (tenant_id, email) lead, so lookups by address alone still use the index
+CREATE UNIQUE INDEX uq_customers_email ON customers
+  (tenant_id, email, coalesce(private_to_brand_id, '00000000-0000-0000-0000-000000000000'::uuid))
+  WHERE email IS NOT NULL;
+CREATE UNIQUE INDEX uq_customers_external_id ON customers
+  (tenant_id, external_id, coalesce(private_to_brand_id, '00000000-0000-0000-0000-000000000000'::uuid))
+  WHERE external_id IS NOT NULL;

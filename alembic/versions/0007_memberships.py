@@ -1,4 +1,5 @@
-"""Memberships own what a tenant knows of a person (name); invitations are accepted before access.
+"""Memberships own what a tenant knows of a person (name); invitations are accepted before access;
+brand-private customer records.
 
 Revision ID: 0007_memberships
 Revises: 0006_outbox

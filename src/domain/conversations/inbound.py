@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,7 +75,12 @@ async def _customer(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID, 
         return found
     column = Customer.email if m.channel == "email" else Customer.phone
     address = m.from_address.lower() if m.channel == "email" else m.from_address
-    found = await s.scalar(select(Customer).where(Customer.tenant_id == tenant_id, column == address))
+    # the brand's private record first, then the shared one (customers.service.find_existing)
+    mine = select(Customer).where(
+        Customer.tenant_id == tenant_id, column == address,
+        or_(Customer.private_to_brand_id == brand_id, Customer.private_to_brand_id.is_(None)),
+    ).order_by(Customer.private_to_brand_id.is_(None), Customer.created_at).limit(1)
+    found = await s.scalar(mine)
     if found is None:
         first = last = None
         if m.from_name:
@@ -85,7 +90,7 @@ async def _customer(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID, 
                       **({"email": address} if m.channel == "email" else {"phone": address}))
         inserted = (await s.execute(insert(Customer).values(**values).on_conflict_do_nothing()
                                     .returning(Customer.id))).scalar()
-        found = await s.scalar(select(Customer).where(Customer.tenant_id == tenant_id, column == address))
+        found = await s.scalar(mine)
         if inserted is not None:
             timeline.write(s, tenant_id, found.id, timeline.Kind.CUSTOMER_CREATED, m.received_at, brand_id=brand_id,
                            data={"source": CustomerSource.MESSAGE.value})

@@ -11,14 +11,20 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.platform.models import Base, TenantOwned, Timestamps
 
+NO_BRAND = "00000000-0000-0000-0000-000000000000"
+
 
 class Customer(TenantOwned, Timestamps, Base):
     __tablename__ = "customers"
     __table_args__ = (
-        Index("uq_customers_external_id", "tenant_id", "external_id", unique=True,
-              postgresql_where=text("external_id IS NOT NULL")),
+        # unique among shared records and, separately, among each brand's private records
+        Index("uq_customers_external_id", "tenant_id", "external_id", text(f"coalesce(private_to_brand_id, '{NO_BRAND}'::uuid)"),
+              unique=True, postgresql_where=text("external_id IS NOT NULL")),
         # e-mails are stored lower-cased, so a plain (leakproof) equality serves lookups under RLS
-        Index("uq_customers_email", "tenant_id", "email", unique=True, postgresql_where=text("email IS NOT NULL")),
+        Index("uq_customers_email", "tenant_id", "email", text(f"coalesce(private_to_brand_id, '{NO_BRAND}'::uuid)"),
+              unique=True, postgresql_where=text("email IS NOT NULL")),
+        ForeignKeyConstraint(["tenant_id", "private_to_brand_id"], ["brands.tenant_id", "brands.id"],
+                             ondelete="CASCADE", name="fk_customers_private_to_brand"),
         Index("ix_customers_created", "tenant_id", "created_at", "id"),
     )
 
@@ -37,6 +43,9 @@ class Customer(TenantOwned, Timestamps, Base):
     locale: Mapped[str | None] = mapped_column(String(35))
     birth_date: Mapped[date | None] = mapped_column(Date)
     attributes: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    # set: a record private to this brand, made by a principal limited to some brands whose
+    # address or external id only customers it cannot see held (docs/security.md)
+    private_to_brand_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
 class CustomerBrand(Base):

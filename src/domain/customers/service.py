@@ -159,17 +159,34 @@ async def load_visible(session: AsyncSession, principal: Principal, customer_id:
 
 
 async def find_existing(session: AsyncSession, tenant_id: uuid.UUID, external_id: str | None,
-                        email: str | None, *, lock: bool = True) -> Customer | None:
-    """The customer this data is about: by external id, failing that by e-mail."""
-    for column, value in ((Customer.external_id, external_id), (Customer.email, email)):
-        if value:
-            stmt = select(Customer).where(Customer.tenant_id == tenant_id, column == value)
-            if lock:
-                stmt = stmt.with_for_update()
-            found = await session.scalar(stmt)
-            if found is not None:
-                return found
+                        email: str | None, *, brand_id: uuid.UUID | None = None,
+                        principal: Principal | None = None, lock: bool = True) -> Customer | None:
+    """The customer this data is about: by external id, failing that by e-mail. Written through
+    a brand, that brand's private record comes first, then the shared one. With ``principal``
+    (one limited to some brands), only shared records it sees are candidates: the others are
+    unknown to it."""
+    scopes = [Customer.private_to_brand_id == brand_id] if brand_id is not None else []
+    shared = Customer.private_to_brand_id.is_(None)
+    clause = visible_clause(principal) if principal is not None else None
+    scopes.append(shared if clause is None else and_(shared, clause))
+    for scope in scopes:
+        for column, value in ((Customer.external_id, external_id), (Customer.email, email)):
+            if value:
+                stmt = select(Customer).where(Customer.tenant_id == tenant_id, column == value, scope)
+                if lock:
+                    stmt = stmt.with_for_update()
+                found = await session.scalar(stmt)
+                if found is not None:
+                    return found
     return None
+
+
+async def _held_by_a_shared_record(session: AsyncSession, tenant_id: uuid.UUID, external_id: str | None,
+                                   email: str | None) -> bool:
+    held = [column == value for column, value in ((Customer.external_id, external_id), (Customer.email, email))
+            if value]
+    return bool(held) and bool(await session.scalar(select(exists().where(
+        Customer.tenant_id == tenant_id, Customer.private_to_brand_id.is_(None), or_(*held)))))
 
 
 async def upsert_in_session(session: AsyncSession, principal: Principal, fields: dict[str, Any],
@@ -178,9 +195,11 @@ async def upsert_in_session(session: AsyncSession, principal: Principal, fields:
     """Create or update within the caller's transaction; returns (customer, created). ``prefix``
     places field errors under a nested input (``customer.``).
 
-    A principal limited to some brands may not match a customer that only other brands know:
-    that would hand it their data (and let it overwrite it). It gets a DUPLICATE error that
-    says no more than that the address or id is taken."""
+    A principal limited to some brands matches only customers it sees (and the private records
+    of the brand it writes through). A customer only other brands know is unknown to it: when
+    such a customer holds the external id or e-mail it gives, it gets a new record private to
+    its brand, and the same answer as for an address nobody has. It neither reads nor changes
+    the other brands' record, and nothing tells it that one exists."""
     if not fields.get("external_id") and not fields.get("email"):
         raise DomainError("give an externalId or an email to identify the customer", field=f"{prefix}externalId",
                           code=ErrorCode.REQUIRED)
@@ -189,10 +208,14 @@ async def upsert_in_session(session: AsyncSession, principal: Principal, fields:
                           code=ErrorCode.REQUIRED)
     if brand_id is not None:
         await check_brand(session, principal, brand_id)
-    customer = await find_existing(session, principal.tenant_id, fields.get("external_id"), fields.get("email"))
+    ext, email = fields.get("external_id"), fields.get("email")
+    limited = principal if principal.brand_ids is not None else None
+    customer = await find_existing(session, principal.tenant_id, ext, email, brand_id=brand_id, principal=limited)
     created = False
     if customer is None:
-        customer = Customer(id=uuid.uuid4(), tenant_id=principal.tenant_id,
+        private_to = brand_id if limited and await _held_by_a_shared_record(session, principal.tenant_id, ext,
+                                                                              email) else None
+        customer = Customer(id=uuid.uuid4(), tenant_id=principal.tenant_id, private_to_brand_id=private_to,
                             **{k: v for k, v in fields.items() if v is not None or k == "attributes"})
         if customer.attributes is None:
             customer.attributes = {}
@@ -203,13 +226,11 @@ async def upsert_in_session(session: AsyncSession, principal: Principal, fields:
             created = True
         except IntegrityError:  # created concurrently: continue with that one
             session.expunge(customer)
-            customer = await find_existing(session, principal.tenant_id, fields.get("external_id"),
-                                           fields.get("email"))
+            customer = await find_existing(session, principal.tenant_id, ext, email, brand_id=brand_id,
+                                           principal=limited)
             if customer is None:
                 raise _taken(prefix) from None
     if not created:
-        if principal.brand_ids is not None and not await _known_to(session, principal, customer.id):
-            raise _taken(prefix)
         for key, value in fields.items():
             if key == "attributes":
                 value = {**(customer.attributes or {}), **value}  # merge; null values are kept as null
@@ -236,12 +257,6 @@ async def _attributes_changed(s: AsyncSession, tenant_id: uuid.UUID) -> None:
 def _taken(prefix: str = "") -> DomainError:
     return DomainError("another customer already has this email or externalId", field=f"{prefix}email",
                        code=ErrorCode.DUPLICATE)
-
-
-async def _known_to(session: AsyncSession, principal: Principal, customer_id: uuid.UUID) -> bool:
-    clause = visible_clause(principal)
-    return clause is None or bool(await session.scalar(select(exists().where(
-        Customer.tenant_id == principal.tenant_id, Customer.id == customer_id, clause))))
 
 
 async def upsert_customer(principal: Principal, data: dict[str, Any], *, brand_id: uuid.UUID | None = None,

@@ -253,7 +253,7 @@ CREATE TEMP TABLE bg_import_customers (
   buyer_type text, city text, state text, country text, timezone text, locale text, birth_date date,
   attributes jsonb, c_email bool, c_sms bool, c_push bool, c_ads bool, tags text[],
   customer_id uuid, new_id uuid NOT NULL DEFAULT gen_random_uuid(), created bool NOT NULL DEFAULT false,
-  skip bool NOT NULL DEFAULT false, problem text
+  skip bool NOT NULL DEFAULT false, problem text, private bool NOT NULL DEFAULT false
 ) ON COMMIT DROP
 """
 STAGE_COLUMNS = ["idx", "line", "given", *COLUMNS, "attributes", "c_email", "c_sms", "c_push", "c_ads", "tags"]
@@ -274,8 +274,9 @@ UPDATE customers c SET {", ".join(f"{col} = {_new_value(col)}" for col in _ALL)}
 """
 INSERT_SQL = f"""
 WITH ins AS (
-  INSERT INTO customers (tenant_id, id, {", ".join(COLUMNS)}, attributes)
-  SELECT cast(:t AS uuid), s.new_id, {", ".join(f"s.{col}" for col in COLUMNS)}, coalesce(s.attributes, '{{}}'::jsonb)
+  INSERT INTO customers (tenant_id, id, {", ".join(COLUMNS)}, attributes, private_to_brand_id)
+  SELECT cast(:t AS uuid), s.new_id, {", ".join(f"s.{col}" for col in COLUMNS)}, coalesce(s.attributes, '{{}}'::jsonb),
+         CASE WHEN s.private THEN cast(:b AS uuid) END
     FROM bg_import_customers s
    WHERE s.customer_id IS NULL AND NOT s.skip
    ORDER BY s.idx
@@ -284,34 +285,43 @@ WITH ins AS (
 )
 UPDATE bg_import_customers s SET customer_id = ins.id, created = true FROM ins WHERE s.new_id = ins.id
 """
-# Resolve each row to an existing customer: by external id first, failing that by e-mail (the
-# rule of customers.service.find_existing). lower() is not leakproof, so under row-level security
+# Resolve each row to an existing customer: by external id first, failing that by e-mail, the
+# brand's private records before the shared ones (the rule of customers.service.find_existing).
+# For a principal limited to some brands, only shared records its brands know are candidates
+# ({visible}); a row whose external id or e-mail only other records hold becomes a record private
+# to the import's brand (PRIVATE_SQL). lower() is not leakproof, so under row-level security
 # no lower(email) index serves a join: the e-mail steps read the tenant's customers once (hash
 # joins; nested loops are turned off for them, as stale statistics on a new tenant would make
 # them per-row scans).
+PRIVATE_SCOPE = "c.private_to_brand_id = :b"
+SHARED_SCOPE = "c.private_to_brand_id IS NULL"
+VISIBLE = """ AND EXISTS (SELECT 1 FROM customer_brands cb WHERE cb.tenant_id = :t AND cb.customer_id = c.id
+                 AND cb.brand_id = ANY (cast(:limited AS uuid[])))"""
 RESOLVE_EXTERNAL_SQL = """
 UPDATE bg_import_customers s SET customer_id = c.id FROM customers c
  WHERE s.customer_id IS NULL AND s.external_id IS NOT NULL
-   AND c.tenant_id = :t AND c.external_id IS NOT NULL AND c.external_id = s.external_id
+   AND c.tenant_id = :t AND c.external_id IS NOT NULL AND c.external_id = s.external_id AND {scope}
 """
-RESOLVE_EMAIL_SQL = [
-    """UPDATE bg_import_customers s SET customer_id = c.id FROM customers c
+RESOLVE_EMAIL_SQL = """UPDATE bg_import_customers s SET customer_id = c.id FROM customers c
         WHERE s.customer_id IS NULL AND s.email IS NOT NULL
-          AND c.tenant_id = :t AND c.email IS NOT NULL AND c.email = s.email""",
-    # a matched customer must not take an e-mail another customer has (a new row with such an
-    # e-mail was matched to that customer by the statement above)
-    """UPDATE bg_import_customers s SET skip = true, problem = 'email' FROM customers c
+          AND c.tenant_id = :t AND c.email IS NOT NULL AND c.email = s.email AND {scope}"""
+# a matched customer must not take an e-mail (or external id) another customer of its scope has
+TAKEN_SQL = ["""UPDATE bg_import_customers s SET skip = true, problem = 'email' FROM customers m, customers c
         WHERE NOT s.skip AND s.customer_id IS NOT NULL AND s.email IS NOT NULL AND 'email' = ANY (s.given)
-          AND c.tenant_id = :t AND c.email IS NOT NULL AND c.email = s.email AND c.id <> s.customer_id""",
-]
-# a principal limited to some brands does not take over customers only other brands know (as in
-# customers.service.upsert_in_session): those rows are rejected, and nothing of the customer is read
-TAKEN_SQL = """
-UPDATE bg_import_customers s SET skip = true, problem = 'taken'
- WHERE s.customer_id IS NOT NULL AND NOT EXISTS (
-       SELECT 1 FROM customer_brands cb
-        WHERE cb.tenant_id = :t AND cb.customer_id = s.customer_id AND cb.brand_id = ANY (cast(:limited AS uuid[])))
-"""
+          AND m.tenant_id = :t AND m.id = s.customer_id
+          AND c.tenant_id = :t AND c.email IS NOT NULL AND c.email = s.email AND c.id <> s.customer_id
+          AND c.private_to_brand_id IS NOT DISTINCT FROM m.private_to_brand_id""",
+             """UPDATE bg_import_customers s SET skip = true, problem = 'taken' FROM customers m, customers c
+        WHERE NOT s.skip AND s.customer_id IS NOT NULL AND s.external_id IS NOT NULL
+          AND m.tenant_id = :t AND m.id = s.customer_id
+          AND c.tenant_id = :t AND c.external_id IS NOT NULL AND c.external_id = s.external_id
+          AND c.id <> s.customer_id AND c.private_to_brand_id IS NOT DISTINCT FROM m.private_to_brand_id"""]
+# rows left without a customer, whose external id or e-mail a shared record only other brands
+# know holds: they become records private to the brand (a principal limited to some brands)
+PRIVATE_SQL = [f"""UPDATE bg_import_customers s SET private = true FROM customers c
+        WHERE s.customer_id IS NULL AND NOT s.private AND s.{col} IS NOT NULL
+          AND c.tenant_id = :t AND c.{col} IS NOT NULL AND c.{col} = s.{col} AND {SHARED_SCOPE}"""
+               for col in ("external_id", "email")]
 # two rows resolved to one customer (one by external id, one by e-mail): the last one wins
 SAME_CUSTOMER_SQL = """
 UPDATE bg_import_customers s SET skip = true FROM bg_import_customers s2
@@ -432,17 +442,25 @@ async def merge(session: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID
         ))
     await raw.copy_records_to_table("bg_import_customers", records=records, columns=STAGE_COLUMNS)
     await session.execute(text("ANALYZE bg_import_customers"))
-    matched = (await session.execute(text(RESOLVE_EXTERNAL_SQL), p)).rowcount
+    if limited_to is not None:
+        p["limited"] = list(limited_to)
+    shared = SHARED_SCOPE + (VISIBLE if limited_to is not None else "")
+    matched = 0
+    for scope in (PRIVATE_SCOPE, shared):
+        matched += (await session.execute(text(RESOLVE_EXTERNAL_SQL.format(scope=scope)), p)).rowcount
     # The steps below join on columns the stage's statistics (taken at load) know nothing about
     # yet, and a new tenant's customers have stale statistics: a nested loop chosen on such
     # estimates rescans one side per row. Hash joins read each side once, whatever the sizes.
     await nested_loops(session, False)
     if any(r.email for r in rows):
-        matched += (await session.execute(text(RESOLVE_EMAIL_SQL[0]), p)).rowcount
-        if matched:
-            await session.execute(text(RESOLVE_EMAIL_SQL[1]), p)
-    if matched and limited_to is not None:
-        await session.execute(text(TAKEN_SQL), {**p, "limited": list(limited_to)})
+        for scope in (PRIVATE_SCOPE, shared):
+            matched += (await session.execute(text(RESOLVE_EMAIL_SQL.format(scope=scope)), p)).rowcount
+    if matched:
+        for sql in TAKEN_SQL:
+            await session.execute(text(sql), p)
+    if limited_to is not None and matched < len(rows):
+        for sql in PRIVATE_SQL:
+            await session.execute(text(sql), p)
     if matched:
         await session.execute(text(SAME_CUSTOMER_SQL), p)
         await nested_loops(session, True)
