@@ -531,6 +531,15 @@ class RuleMaker:
                 groups.append(self.tree(depth + 1, max_depth, budget))
         return {"match": r.choice(["all", "any"]), "rules": rules, "groups": groups}
 
+    def full(self, max_depth: int = 5, max_rules: int = 50) -> dict:
+        """At both limits: groups down to the depth limit, the rule limit spread over them."""
+        per = max_rules // max_depth
+        g: dict = {"match": "any", "rules": [self.any_rule() for _ in range(per)], "groups": []}
+        for _ in range(max_depth - 1):
+            g = {"match": "any" if g["match"] == "all" else "all", "rules": [self.any_rule() for _ in range(per)],
+                 "groups": [g]}
+        return g
+
     def deep(self, max_depth: int = 5) -> dict:
         """A chain of groups down to the depth limit, alternating ALL and ANY, a rule at each level."""
         g: dict = {"match": self.rnd.choice(["all", "any"]), "rules": [self.any_rule()], "groups": []}
