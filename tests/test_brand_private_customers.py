@@ -88,6 +88,8 @@ async def test_a_brand_limited_write_answers_alike_for_an_address_only_another_b
         _, fresh_vars, _ = calls(fresh, f"{tag}-f")[i]
         got_known = await api.data(query, known_vars, token=token)
         got_fresh = await api.data(query, fresh_vars, token=token)
+        root = next(iter(got_known))
+        assert got_known[root]["errors"] == [] and got_known[root]["created"] is True, got_known
         # the same answer, field for field, as for an address nobody has
         if path is None:  # (an event's answer holds no customer)
             assert got_known == got_fresh
