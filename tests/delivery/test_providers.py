@@ -364,6 +364,30 @@ async def test_sendgrid_bad_api_key_is_rejected(sendgrid: FakeSendGrid, http: ht
 # --- Twilio -----------------------------------------------------------------------------------
 
 
+async def test_fake_twilio_answers_in_twilios_documented_shapes(twilio: FakeTwilio, http: httpx.AsyncClient) -> None:
+    """Pinned to Twilio's documentation: Create a Message
+    (https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource) answers
+    201 with the Message resource (``sid`` "SM" + 32 hex, ``status`` queued, or accepted through a
+    Messaging Service); errors are JSON ``code``, ``message``, ``more_info``, ``status``
+    (https://www.twilio.com/docs/usage/twilios-response), 21211 for an invalid To
+    (https://www.twilio.com/docs/errors/21211); HTTP Basic auth with the Account SID and Auth Token."""
+    url = f"{twilio.url}/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
+    auth = (twilio.account_sid, twilio.auth_token)
+    ok = await http.post(url, data={"To": "+14155550100", "From": "+14155550199", "Body": "Hi"}, auth=auth)
+    assert ok.status_code == 201, ok.text
+    message = ok.json()
+    assert re.fullmatch(r"SM[0-9a-f]{32}", message["sid"]) and message["status"] == "queued"
+    assert (message["to"], message["from"], message["body"], message["account_sid"]) == (
+        "+14155550100", "+14155550199", "Hi", twilio.account_sid)
+    bad = await http.post(url, data={"To": "+1invalid", "From": "+14155550199", "Body": "Hi"}, auth=auth)
+    assert bad.status_code == 400 and bad.json() == {
+        "code": 21211, "message": "Invalid 'To' Phone Number: +1invalid",
+        "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400}
+    denied = await http.post(url, data={"To": "+14155550100", "From": "+14155550199", "Body": "Hi"},
+                             auth=(twilio.account_sid, "wrong"))
+    assert denied.status_code == 401 and denied.json()["code"] == 20003
+
+
 def twilio_provider(fake: FakeTwilio, http: httpx.AsyncClient, **kw) -> TwilioProvider:
     return TwilioProvider(kw.pop("account_sid", fake.account_sid), kw.pop("auth_token", fake.auth_token),
                           http=http, api_url=fake.url, **kw)
