@@ -15,8 +15,11 @@
    (the heavy ones included): p50 and p95, server side; then EXPLAIN (ANALYZE, BUFFERS) of the
    first-page query of a heavy customer shows the index range scan.
 
-Targets: import >= 5,000 rows/s; timeline first page p50 <= 5 ms. ``--check`` exits 1 when one
-is missed.
+Targets: import >= 5,000 rows/s; timeline first page p50 <= 5 ms. The import is timed
+``--runs`` times (default 5: the first tenant, then as many new tenants importing the same
+file) and reported as the median with its range. ``--check`` exits 1 on a regression: the median
+import below IMPORT_CHECK (4,000 rows/s) or the page p50 above PAGE_CHECK_MS (10 ms), bounds
+beyond the noise of the recorded runs (bench/README.md) that a real regression crosses.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ import _env  # noqa: E402  (puts src/ on the path)
 
 IMPORT_TARGET = 5_000  # rows/s
 PAGE_TARGET_MS = 5.0  # p50
+IMPORT_CHECK = 4_000  # rows/s, median of --runs: --check fails below
+PAGE_CHECK_MS = 10.0  # p50: --check fails above
 HEAVY = 5
 HEAVY_EVENTS = 10_000
 SAMPLE = 200
@@ -239,6 +244,14 @@ async def run(args: argparse.Namespace) -> int:
     again = await import_customers(tenant_id, brand_id, data, content_type="text/csv", filename="bench.csv")
     reimport_s = time.perf_counter() - started
     assert again["created"] == 0 and again["updated"] == args.customers, again
+    rates = [args.customers / import_s]
+    for n in range(2, args.runs + 1):  # the same file into new tenants: the median and its spread
+        other_tenant, other_brand = await setup_tenant()
+        started = time.perf_counter()
+        other = await import_customers(other_tenant, other_brand, data, content_type="text/csv", filename="bench.csv")
+        rates.append(args.customers / (time.perf_counter() - started))
+        assert other["created"] == args.customers, {k: v for k, v in other.items() if k != "errors"}
+        print(f"  run {n}: {rates[-1]:,.0f} rows/s", flush=True)
 
     print(f"bulk-filling {args.orders:,} orders and {args.events:,} timeline events ...", flush=True)
     filled = await fill(tenant_id, brand_id, args.orders, args.events, args.customers)
@@ -254,28 +267,30 @@ async def run(args: argparse.Namespace) -> int:
         server = (await s.execute(text("SHOW server_version"))).scalar()
     await dispose_engine()
 
-    import_rate = args.customers / import_s
+    import_rate = statistics.median(rates)
     ok_import, ok_page = import_rate >= IMPORT_TARGET, pages["p50"] <= PAGE_TARGET_MS
+    regressed = import_rate < IMPORT_CHECK or pages["p50"] > PAGE_CHECK_MS
     print()
     print(f"PostgreSQL {server}, {os.cpu_count()} CPUs; tenant: {totals['customers']:,} customers, "
           f"{totals['orders']:,} orders, {totals['timeline events']:,} timeline events")
     print(table([
         ("measure", "value", "target"),
-        ("customer import (CSV, new customers)", f"{import_rate:,.0f} rows/s ({import_s:.1f} s)",
-         f">= {IMPORT_TARGET:,} rows/s {'OK' if ok_import else 'MISSED'}"),
+        (f"customer import (CSV, new customers): median of {len(rates)}",
+         f"{import_rate:,.0f} rows/s (range {min(rates):,.0f}-{max(rates):,.0f}; first {import_s:.1f} s)",
+         f">= {IMPORT_TARGET:,} rows/s {'OK' if ok_import else 'MISSED'}; --check < {IMPORT_CHECK:,}"),
         ("same file again (all matched)", f"{args.customers / reimport_s:,.0f} rows/s ({reimport_s:.1f} s)", ""),
         ("orders bulk fill", f"{args.orders / filled['orders']:,.0f} rows/s ({filled['orders']:.1f} s)", ""),
         ("timeline bulk fill", f"{args.events / filled['events']:,.0f} rows/s ({filled['events']:.1f} s)", ""),
         ("vacuum analyze", f"{vacuum_s:.1f} s", ""),
         (f"timeline first page, {pages['n']} customers: p50", f"{pages['p50']:.2f} ms",
-         f"<= {PAGE_TARGET_MS:g} ms {'OK' if ok_page else 'MISSED'}"),
+         f"<= {PAGE_TARGET_MS:g} ms {'OK' if ok_page else 'MISSED'}; --check > {PAGE_CHECK_MS:g} ms"),
         ("  p95 / max", f"{pages['p95']:.2f} / {pages['max']:.2f} ms", ""),
         (f"  {HEAVY} heavy customers (>= {pages['events_heavy']:,} events): p50 / max",
          f"{pages['heavy_p50']:.2f} / {pages['heavy_max']:.2f} ms", ""),
         ("  median events of the other sampled customers", f"{pages['events_per_customer_median']:g}", ""),
     ]))
     print("\nfirst page of a heavy customer:\n" + plan)
-    return 0 if (ok_import and ok_page) or not args.check else 1
+    return 1 if regressed and args.check else 0
 
 
 def main() -> None:
@@ -284,7 +299,8 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="10k customers, 100k orders, 100k events")
-    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--runs", type=int, default=5, help="times the import is timed (median and range)")
+    parser.add_argument("--check", action="store_true", help="exit 1 on a regression (IMPORT_CHECK, PAGE_CHECK_MS)")
     args = parser.parse_args()
     if args.quick:
         args.customers, args.orders, args.events = 10_000, 100_000, 100_000
