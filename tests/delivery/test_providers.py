@@ -355,6 +355,29 @@ async def test_sendgrid_one_failed_request_of_several_is_retry(sendgrid: FakeSen
     assert sendgrid.count == 1
 
 
+async def test_fake_sendgrid_answers_in_sendgrids_documented_shapes(sendgrid: FakeSendGrid, http: httpx.AsyncClient) -> None:
+    """Pinned to SendGrid's documentation: v3 Mail Send
+    (https://www.twilio.com/docs/sendgrid/api-reference/mail-send/mail-send) takes personalizations,
+    from, subject and content with a Bearer API key and answers 202 Accepted with no body and an
+    ``X-Message-Id`` header (https://www.twilio.com/docs/sendgrid/glossary/x-message-id); errors are
+    ``{"errors": [{"field", "message"}]}`` (https://www.twilio.com/docs/sendgrid/api-reference/mail-send/errors),
+    401 for a bad key."""
+    url = f"{sendgrid.url}/v3/mail/send"
+    body = {"personalizations": [{"to": [{"email": "john_doe@example.com", "name": "John Doe"}]}],
+            "from": {"email": "sender@example.com"}, "subject": "Hello, World!",
+            "content": [{"type": "text/plain", "value": "Heya!"}]}
+    ok = await http.post(url, json=body, headers={"Authorization": f"Bearer {sendgrid.api_key}"})
+    assert ok.status_code == 202 and ok.content == b"" and ok.headers["X-Message-Id"], ok
+    bad = await http.post(url, json={k: v for k, v in body.items() if k != "subject"},
+                          headers={"Authorization": f"Bearer {sendgrid.api_key}"})
+    assert bad.status_code == 400
+    assert bad.json()["errors"] and all({"field", "message"} <= set(e) for e in bad.json()["errors"]), bad.text
+    assert ("subject", "The subject is required.") in [(e["field"], e["message"]) for e in bad.json()["errors"]]
+    denied = await http.post(url, json=body, headers={"Authorization": "Bearer SG.nope"})
+    assert denied.status_code == 401 and set(denied.json()) == {"errors"}
+    assert sendgrid.count == 1
+
+
 async def test_sendgrid_bad_api_key_is_rejected(sendgrid: FakeSendGrid, http: httpx.AsyncClient) -> None:
     with pytest.raises(ProviderRejected) as caught:
         await sendgrid_provider(sendgrid, http, api_key="SG.wrong-key-5555").send(SENDER, [email(1), email(2)], uuid.uuid4())
