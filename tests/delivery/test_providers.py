@@ -480,6 +480,29 @@ def fcm_provider(fake: FakeFCM, http: httpx.AsyncClient, account: dict | None = 
     return FcmProvider(json.dumps(account or fake.service_account), http=http, api_url=fake.url, token_url=fake.token_url)
 
 
+async def test_fake_fcm_answers_in_fcms_documented_shapes(fcm: FakeFCM, http: httpx.AsyncClient) -> None:
+    """Pinned to Firebase's documentation: ``projects.messages.send``
+    (https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages/send) answers with the
+    Message whose ``name`` is ``projects/*/messages/{message_id}``; errors are Google API errors
+    (``error.code``, ``message``, ``status``) with an FcmError detail naming the ErrorCode
+    (https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode): UNREGISTERED with 404 for a
+    token no longer valid; a missing OAuth 2 token is 401 UNAUTHENTICATED."""
+    await fcm_provider(fcm, http).send(Sender(), [push(0)], uuid.uuid4())  # an access token, the provider's way
+    token = next(iter(fcm._tokens))
+    url = f"{fcm.url}/v1/projects/{fcm.project_id}/messages:send"
+    message = {"message": {"token": "device-token-9", "notification": {"title": "Hi", "body": "There"}}}
+    ok = await http.post(url, json=message, headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200 and set(ok.json()) == {"name"}, ok.text
+    assert re.fullmatch(rf"projects/{fcm.project_id}/messages/[^/]+", ok.json()["name"])
+    gone = await http.post(url, json={"message": {**message["message"], "token": "unregistered-1"}},
+                           headers={"Authorization": f"Bearer {token}"})
+    error = gone.json()["error"]
+    assert gone.status_code == 404 and (error["code"], error["status"]) == (404, "NOT_FOUND")
+    assert error["details"] == [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "UNREGISTERED"}]
+    anonymous = await http.post(url, json=message)
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["status"] == "UNAUTHENTICATED"
+
+
 async def test_fcm_sends_and_reuses_one_access_token(fcm: FakeFCM, http: httpx.AsyncClient) -> None:
     provider = fcm_provider(fcm, http)
     first = await provider.send(Sender(), [push(i) for i in range(10)], uuid.uuid4())
