@@ -41,12 +41,16 @@ CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
 -- holds this session-level advisory lock (on its own connection; released when that connection
 -- ends, so another relay takes over). Returns whether this session leads.
 CREATE FUNCTION bg_outbox_lead() RETURNS boolean
-LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
-  SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 25191 AND objid = 1
+BEGIN
+  IF bg_current_tenant() IS NOT NULL THEN
+    RAISE EXCEPTION 'bg_outbox_lead runs outside tenant transactions' USING ERRCODE = '42501';
+  END IF;
+  RETURN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 25191 AND objid = 1
                    AND objsubid = 2 AND pid = pg_backend_pid() AND granted)
-      OR pg_try_advisory_lock(25191, 1)
-$$;
+      OR pg_try_advisory_lock(25191, 1);
+END $$;
 
 -- The relay's read: up to p_limit pending rows of every tenant, oldest first. Only the leading
 -- session gets rows, and only outside a tenant transaction (the relay's own connection).

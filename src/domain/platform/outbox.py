@@ -9,7 +9,7 @@ Redis in one ``MULTI``/``EXEC`` and deletes them (``bg_outbox_sent``). While Red
 retries; when it is back the backlog drains in order.
 
 Exactly once into Redis: each row's Redis write carries a marker key (``outbox:<row id>``, kept
-a week) set in the same ``MULTI``; a row read again after a relay stopped between Redis and the
+a day) set in the same ``MULTI``; a row read again after a relay stopped between Redis and the
 delete finds its marker and is only deleted. A job message's Dramatiq message id is the row id.
 """
 
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "bg_outbox"
 BATCH = 500
 POLL_SECONDS = 1.0  # a missed notification (the listener reconnecting) costs at most this
-MARKER_TTL_SECONDS = 7 * 24 * 3600
+MARKER_TTL_SECONDS = 24 * 3600  # outlives a relay that stopped mid-batch, or a day-long database outage
 _INSERT = text(
     "insert into outbox (tenant_id, id, kind, topic, queue, payload, delay_ms) "
     "values (:tenant_id, :id, :kind, :topic, :queue, cast(:payload as jsonb), :delay_ms)"
