@@ -8,7 +8,6 @@ import strawberry
 from strawberry import relay
 from strawberry.relay import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 
 from domain.config import Settings, get_settings
@@ -25,6 +24,7 @@ from graph.commerce.queries import CommerceQuery
 from graph.customers.mutations import CustomerMutation
 from graph.customers.queries import CustomerQuery
 from graph.core.context import Info
+from graph.core.execution import Execution, ExecutionWithoutSuggestions
 from graph.core.scalars import SCALARS
 from graph.extensions import extensions
 from graph.jobs.mutations import JobMutation
@@ -71,16 +71,6 @@ class Schema(strawberry.Schema):
         request id by MaskInternalErrors."""
 
 
-class ExecutionWithoutSuggestions(StrawberryGraphQLCoreExecutionContext):
-    """Input errors (a variable's unknown field or enum value) without "Did you mean ...?" hints:
-    used when introspection is off, as the hints would reveal the schema."""
-
-    @classmethod
-    def build(cls, *args, **kwargs):
-        kwargs["hide_suggestions"] = True
-        return super().build(*args, **kwargs)
-
-
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or get_settings()
     return Schema(
@@ -90,7 +80,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         types=TIMELINE_TYPES,
         extensions=extensions(settings),
         config=StrawberryConfig(scalar_map=SCALARS),
-        execution_context_class=None if settings.introspection else ExecutionWithoutSuggestions,
+        execution_context_class=Execution if settings.introspection else ExecutionWithoutSuggestions,
     )
 
 
