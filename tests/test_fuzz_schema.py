@@ -27,7 +27,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from graphql import (
     GraphQLEnumType,
     GraphQLInputObjectType,
@@ -285,7 +284,7 @@ async def test_no_query_or_mutation_gives_an_internal_error(api: Api) -> None:
 
     failures: list[str] = []
     sent, refused, started = 0, 0, time.monotonic()
-    for case in range(CASES):
+    for _ in range(CASES):
         for kind, name, f in fields:
             gen.hostile = rng.choice((0.0, 0.15, 0.4, 0.8))
             args = {}

@@ -7,7 +7,15 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import DocumentNode, ExecutionResult, GraphQLError, GraphQLSchema, StringValueNode, validate, visit
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    GraphQLSchema,
+    StringValueNode,
+    validate,
+    visit,
+)
 from graphql.language import Visitor
 from strawberry.extensions import (
     DisableIntrospection,
