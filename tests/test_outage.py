@@ -211,7 +211,12 @@ async def test_postgres_restart_under_load_answers_only_correctly_or_503(
                     counts[(at, "503")] += 1
                     await asyncio.sleep(0.05)
                     continue
-                ok = r.status_code == 200 and not r.json().get("errors")
+                errors = r.json().get("errors") if r.status_code == 200 else None
+                if writing and errors and {e.get("extensions", {}).get("code") for e in errors} \
+                        == {"DATABASE_UNAVAILABLE"} and "retry-after" not in r.headers:
+                    counts[(at, "committed, then lost")] += 1  # the write stands; no retry offered
+                    continue
+                ok = r.status_code == 200 and not errors
                 if ok and writing:
                     ok = r.json()["data"]["updateBrand"]["errors"] == []
                 if ok and not writing:
@@ -249,3 +254,82 @@ async def test_postgres_restart_under_load_answers_only_correctly_or_503(
         assert time.monotonic() < deadline
         await asyncio.sleep(0.1)
     print(f"\nPostgreSQL restart under 6 clients: {dict(counts)}; answering again {recovered:.2f} s after it was back")
+
+
+# --- a request that loses PostgreSQL after one of its writes committed ---------------------------
+
+
+def _probe_view() -> Any:
+    """The API's own view and extensions over a small schema: ``write`` commits a real write,
+    ``read`` commits a real read, ``lost`` finds PostgreSQL unreachable (its sessions point at a
+    port nothing listens on, as after the server went away)."""
+    import strawberry
+    from sqlalchemy import text
+
+    from domain.config import load_settings
+    from domain.platform import db
+    from graph.extensions import extensions
+    from graph.view import GraphQLView
+
+    async def in_tenant(info: Any, sql: str) -> None:
+        async with db.tenant_session(info.context.principal_.tenant_id) as s:
+            await s.execute(text(sql))
+
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        async def read(self, info: strawberry.Info) -> bool:
+            await in_tenant(info, "select count(*) from brands")
+            return True
+
+        @strawberry.field
+        async def lost(self, info: strawberry.Info) -> bool | None:
+            saved = db._url_override
+            db.use_database_url(f"postgresql://nobody@127.0.0.1:{conftest.free_port()}/gone")
+            try:
+                await in_tenant(info, "select 1")
+            finally:
+                db.use_database_url(saved)
+            return True
+
+    @strawberry.type
+    class Mutation:
+        @strawberry.mutation
+        async def write(self, info: strawberry.Info) -> bool:
+            await in_tenant(info, "update brands set name = name where slug = 'brand-a'")
+            return True
+
+        @strawberry.mutation
+        async def read(self, info: strawberry.Info) -> bool:
+            await in_tenant(info, "select count(*) from brands")
+            return True
+
+        @strawberry.mutation
+        async def lost(self, info: strawberry.Info) -> bool | None:
+            return await Query.lost(self, info)  # type: ignore[arg-type]
+
+    schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions(load_settings({})))
+    return GraphQLView(schema, graphiql=False)
+
+
+async def test_database_lost_after_a_committed_write_answers_the_write_not_a_retry(tenant: TenantFixture) -> None:
+    view = _probe_view()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=view), base_url="http://probe") as http:
+        async def post(query: str) -> httpx.Response:
+            return await http.post("/", json={"query": query}, headers={"Authorization": f"Bearer {tenant.owner_token}"})
+
+        # nothing committed: the whole request may be retried
+        for query in ("{ read lost }", "mutation { read lost }"):
+            r = await post(query)
+            assert r.status_code == 503 and r.headers.get("retry-after") == "1", (query, r.text)
+            assert r.json()["errors"][0]["extensions"]["code"] == "DATABASE_UNAVAILABLE"
+        # a write committed: its answer stands, the lost field says why it is missing, no retry
+        r = await post("mutation { write lost }")
+        assert r.status_code == 200, r.text
+        assert "retry-after" not in r.headers
+        body = r.json()
+        assert body["data"] == {"write": True, "lost": None}
+        assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [(["lost"], "DATABASE_UNAVAILABLE")]
+        # and a request that meets no outage is untouched
+        r = await post("mutation { write read }")
+        assert r.status_code == 200 and r.json() == {"data": {"write": True, "read": True}}

@@ -31,7 +31,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from domain.config import Settings
 from domain.errors import DomainError, Unauthenticated
-from domain.platform.db import count_statements
+from domain.platform.db import DatabaseUnavailable, count_statements
 from domain.platform.observability import current_request_id
 
 log = logging.getLogger("graph.errors")
@@ -46,7 +46,7 @@ def _is_internal(error: GraphQLError) -> bool:
         return False
     # a GraphQLError inside is graphql-core or Strawberry refusing an input value (a variable or
     # argument of the wrong type or out of range, an undecodable id): the client's doing too
-    return not isinstance(original, (DomainError, Unauthenticated, GraphQLError))
+    return not isinstance(original, (DomainError, Unauthenticated, GraphQLError, DatabaseUnavailable))
 
 
 class MaskInternalErrors(MaskErrors):
@@ -85,6 +85,9 @@ class DomainErrorCodes(SchemaExtension):
                 error.extensions = {"code": first.code.value, "field": first.field}
             elif isinstance(original, Unauthenticated):
                 error.extensions = {"code": "UNAUTHENTICATED"}
+            elif isinstance(original, DatabaseUnavailable):  # answered as a field error only
+                error.message = "the database was unavailable for this field"  # after a write committed
+                error.extensions = {"code": "DATABASE_UNAVAILABLE"}
             elif isinstance(original, GraphQLError):
                 error.extensions = {**(original.extensions or {}), "code": BAD_USER_INPUT}
 

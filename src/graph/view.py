@@ -71,8 +71,8 @@ class GraphQLView(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        seen = [False]  # set when PostgreSQL was unreachable anywhere in this request
-        token = db.unavailable_seen.set(seen)
+        state = db.RequestState()  # PostgreSQL unreachable in this request; a write committed
+        token = db.request_state.set(state)
         try:
             response = await self.run(Request(scope=scope, receive=receive))
         except db.DatabaseUnavailable:
@@ -90,8 +90,10 @@ class GraphQLView(GraphQL[Context, None]):
             response = JSONResponse(error_body("INTERNAL_SERVER_ERROR", f"Internal server error (request id {rid})"),
                                     status_code=500)
         finally:
-            db.unavailable_seen.reset(token)
-        if response is None or seen[0]:  # no partial answer: the whole request is retried
+            db.request_state.reset(token)
+        # Retrying the whole request is safe only if it committed no write; otherwise the answer
+        # stands, the fields PostgreSQL could not serve carrying DATABASE_UNAVAILABLE errors.
+        if response is None or (state.unavailable and not state.committed_write):
             response = JSONResponse(error_body("DATABASE_UNAVAILABLE", "the database is unavailable; retry shortly"),
                                     status_code=503, headers={"Retry-After": "1"})
         await response(scope, receive, send)

@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import re
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from sqlalchemy import event, text
@@ -55,10 +57,27 @@ def count_statements() -> StatementCounter:
     return counter
 
 
-def _on_execute(*_args: object) -> None:
+_WROTE = "brandgraph_wrote"
+# security-definer functions that only read; any other ``bg_`` function may write
+_READ_ONLY_FUNCTIONS = ("bg_tenant_id_for_slug", "bg_tenant_ids", "bg_outbox_pending")
+
+
+def _may_write(statement: str) -> bool:
+    """False only for a statement that cannot change a row: a SELECT that calls none of our
+    functions but the read-only ones (``FOR UPDATE`` only locks)."""
+    head = statement.lstrip()[:6].lower()
+    if head not in ("select", "show"):
+        return True
+    called = set(re.findall(r"\bbg_\w+", statement))
+    return not called.issubset(_READ_ONLY_FUNCTIONS)
+
+
+def _on_execute(conn: Any, _cursor: object, statement: str, *_args: object) -> None:
     counter = _counter.get()
     if counter is not None:
         counter.count += 1
+    if _may_write(statement):
+        conn.info[_WROTE] = True
 
 
 def use_database_url(url: str | None) -> None:
@@ -120,15 +139,25 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
 
 
 class DatabaseUnavailable(Exception):
-    """PostgreSQL cannot be reached (restarting, down, connection lost). The API answers 503
-    ``DATABASE_UNAVAILABLE``; nothing of the interrupted transaction was committed, unless the
-    connection was lost during the commit itself (then the outcome is unknown, as with any
-    commit whose reply never came)."""
+    """PostgreSQL cannot be reached (restarting, down, connection lost). Nothing of the
+    interrupted transaction was committed, unless the connection was lost during the commit
+    itself (then the outcome is unknown, as with any commit whose reply never came). The API
+    answers 503 ``DATABASE_UNAVAILABLE`` when the request committed no write before (see
+    :class:`RequestState`), and a field error with that code otherwise."""
 
 
-# set per HTTP request by the API: resolvers run in child tasks, so a shared list, not a flag
-unavailable_seen: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
-    "database_unavailable_seen", default=None)
+@dataclass
+class RequestState:
+    """What one HTTP request met: PostgreSQL unreachable, and whether a transaction that wrote
+    committed (then retrying the whole request would repeat that write)."""
+
+    unavailable: bool = False
+    committed_write: bool = False
+
+
+# set per HTTP request by the API: resolvers run in child tasks, which share the one object
+request_state: contextvars.ContextVar[RequestState | None] = contextvars.ContextVar(
+    "database_request_state", default=None)
 _UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006"}
 
 
@@ -160,9 +189,9 @@ def is_unavailable(exc: BaseException, *, connecting: bool = False) -> bool:
 
 
 def _unavailable(exc: BaseException) -> DatabaseUnavailable:
-    holder = unavailable_seen.get()
-    if holder is not None:
-        holder[0] = True
+    state = request_state.get()
+    if state is not None:
+        state.unavailable = True
     log.warning("database unavailable: %s", type(exc).__name__)
     return DatabaseUnavailable("the database is unavailable; retry shortly")
 
@@ -178,8 +207,7 @@ async def _open(tid: str | None) -> AsyncSession:
             await session.begin()
             if tid is not None:
                 await session.execute(text("select set_config('app.tenant_id', :tid, true)"), {"tid": tid})
-            else:
-                await session.connection()
+            (await session.connection()).info.pop(_WROTE, None)  # the flag is per transaction
             return session
         except Exception as exc:
             with contextlib.suppress(Exception):
@@ -200,7 +228,11 @@ async def _transaction(tid: str | None) -> AsyncIterator[AsyncSession]:
             yield session
             if tid is not None:
                 await outbox.flush(session)
+            wrote = (await session.connection()).info.pop(_WROTE, False)
             await session.commit()
+            state = request_state.get()
+            if wrote and state is not None:
+                state.committed_write = True
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await session.rollback()
