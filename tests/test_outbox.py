@@ -34,3 +34,53 @@ async def test_a_tenant_cannot_write_an_outbox_row_for_another(tenant: TenantFix
         assert (await s.execute(text("select tenant_id, payload from outbox where topic = 'probe'"))).all() == [
             (tenant.id, {"n": 2})]
         await s.rollback()
+
+
+async def test_a_batch_published_twice_reaches_redis_once(tenant: TenantFixture) -> None:
+    """A batch published again (a retry after a lost reply, or a relay that took over while the
+    previous leader was still writing the same batch) puts each job message in its queue once
+    and each event in the stream once, as Dramatiq's own enqueue would have written them."""
+    import asyncio
+    import json
+    import uuid
+
+    import dramatiq
+
+    from domain.platform import events, outbox
+    from domain.platform import redis as redis_mod
+
+    queue = f"outboxprobe-{uuid.uuid4().hex[:8]}"
+    topic = f"probe-{uuid.uuid4().hex[:8]}"
+
+    def row(kind: str, n: int, delay_ms: int | None = None) -> outbox.Row:
+        payload = {"args": [str(tenant.id), n], "kwargs": {"k": n}} if kind == "job" else {"n": n}
+        return outbox.Row(tenant.id, uuid.uuid4(), n, kind, "probe.actor" if kind == "job" else topic,
+                          queue if kind == "job" else None, payload, delay_ms)
+
+    rows = [row("job", 1), row("event", 2), row("job", 3, delay_ms=60_000), row("event", 4)]
+    first, second = outbox.Relay("probe-1"), outbox.Relay("probe-2")
+    try:
+        # two relays at once (a leader change mid-batch), then the first again (a retry)
+        written = await asyncio.gather(first.publish(rows), second.publish(rows))
+        assert sorted(written) == [0, 4]
+        assert await first.publish(rows) == 0
+    finally:
+        await first.stop()
+        await second.stop()
+
+    r = redis_mod.client()
+    ns = "dramatiq"
+    assert await r.lrange(f"{ns}:{queue}", 0, -1) == [str(rows[0].id)]
+    assert await r.lrange(f"{ns}:{queue}.DQ", 0, -1) == [str(rows[2].id)]
+    for q, job in ((queue, rows[0]), (f"{queue}.DQ", rows[2])):
+        stored = await r.hgetall(f"{ns}:{q}.msgs")
+        assert list(stored) == [str(job.id)]
+        message = dramatiq.Message.decode(stored[str(job.id)].encode())
+        assert (message.queue_name, message.actor_name, message.message_id) == (q, "probe.actor", str(job.id))
+        assert (list(message.args), message.kwargs) == (job.payload["args"], job.payload["kwargs"])
+        assert message.options["redis_message_id"] == str(job.id)
+        assert ("eta" in message.options) is (job.delay_ms is not None)
+    channel = events.channel(tenant.id, topic)
+    got = [json.loads(f["d"]) for _id, f in await r.xrange(events.STREAM) if f["c"] == channel]
+    assert got == [{"n": 2}, {"n": 4}]
+    await r.delete(f"{ns}:{queue}", f"{ns}:{queue}.msgs", f"{ns}:{queue}.DQ", f"{ns}:{queue}.DQ.msgs")

@@ -36,10 +36,16 @@ def channel(tenant_id: uuid.UUID | str, topic: str) -> str:
     return f"t:{tenant_id}:{topic}"
 
 
+def entry(tenant_id: uuid.UUID | str, topic: str, payload: dict[str, Any]) -> tuple[str, str]:
+    """One stream entry's fields ``c`` (the channel) and ``d`` (the payload as JSON)."""
+    return channel(tenant_id, topic), json.dumps(payload, default=str)
+
+
 def add_to(pipe: Any, tenant_id: uuid.UUID | str, topic: str, payload: dict[str, Any]) -> None:
-    """Queue the append of one event on a Redis pipeline (the outbox relay's)."""
-    pipe.xadd(STREAM, {"c": channel(tenant_id, topic), "d": json.dumps(payload, default=str)},
-              maxlen=STREAM_MAXLEN, approximate=True)
+    """Queue the append of one event on a Redis pipeline (the outbox relay appends with its own
+    script instead, see :mod:`domain.platform.outbox`)."""
+    c, d = entry(tenant_id, topic, payload)
+    pipe.xadd(STREAM, {"c": c, "d": d}, maxlen=STREAM_MAXLEN, approximate=True)
 
 
 def _id(entry_id: str) -> tuple[int, int]:

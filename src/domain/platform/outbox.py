@@ -5,12 +5,13 @@ and :func:`send` (a Dramatiq message) add an ``outbox`` row to the session; they
 trip of their own (the rows go out with the session's flush at commit). A trigger notifies
 ``bg_outbox`` on commit; the :class:`Relay` (one leads among the API and worker processes)
 wakes, reads pending rows of every tenant oldest first (``bg_outbox_claim``), writes them to
-Redis in one ``MULTI``/``EXEC`` and deletes them (``bg_outbox_sent``). While Redis (or PostgreSQL) is away the rows wait and the relay
-retries; when it is back the backlog drains in order.
+Redis with one script and deletes them (``bg_outbox_sent``). While Redis (or PostgreSQL) is
+away the rows wait and the relay retries; when it is back the backlog drains in order.
 
-Exactly once into Redis: each row's Redis write carries a marker key (``outbox:<row id>``, kept
-a day) set in the same ``MULTI``; a row read again after a relay stopped between Redis and the
-delete finds its marker and is only deleted. A job message's Dramatiq message id is the row id.
+Once into Redis: the script writes a row's message or event only if the row's marker key
+(``outbox:<row id>``, kept a day) is absent, and sets the marker with it, atomically. A batch
+published again (a relay that stopped between Redis and the delete, a lost reply, a leader
+that changed mid-batch) is then only deleted. A job message's Dramatiq message id is the row id.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -103,17 +103,68 @@ def marker(row_id: uuid.UUID | str) -> str:
     return f"outbox:{row_id}"
 
 
-_dispatch_lua: str | None = None
+# Publishes a batch atomically, each row at most once: a row whose marker exists was published
+# before (by this relay before a retry, or by another that led until a moment ago) and is
+# skipped; otherwise its message or event is written, then its marker. The check and the write
+# are one script, so nothing can come between them. Per row: KEYS the marker, then for a job
+# Dramatiq's queue list and message hash, for an event the stream (twice); ARGV kind, id, and
+# the message and "" (job) or the channel and the payload (event). Write first, marker last: a
+# script stopped by an error between the two leaves the row to be written again, not marked
+# and lost.
+_PUBLISH_LUA = """
+local ttl, maxlen = ARGV[1], ARGV[2]
+local written = 0
+for i = 0, #KEYS / 3 - 1 do
+  local k, a = i * 3, 2 + i * 4
+  if redis.call("exists", KEYS[k + 1]) == 0 then
+    if ARGV[a + 1] == "job" then
+      -- what Dramatiq's dispatch.lua does for "enqueue"
+      redis.call("hset", KEYS[k + 3], ARGV[a + 2], ARGV[a + 3])
+      redis.call("rpush", KEYS[k + 2], ARGV[a + 2])
+    else
+      redis.call("xadd", KEYS[k + 2], "MAXLEN", "~", maxlen, "*", "c", ARGV[a + 3], "d", ARGV[a + 4])
+    end
+    redis.call("set", KEYS[k + 1], "1", "EX", ttl)
+    written = written + 1
+  end
+end
+return written
+"""
 
 
-def _dispatch_script() -> str:
-    """Dramatiq's own enqueue script, so a job message and its marker go in one MULTI."""
-    global _dispatch_lua
-    if _dispatch_lua is None:
-        import dramatiq.brokers.redis as rb
+def publish_script_arguments(rows: list[Row], now_ms: int) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of :data:`_PUBLISH_LUA` for ``rows``.
 
-        _dispatch_lua = (Path(rb.__file__).parent / "redis" / "dispatch.lua").read_text()
-    return _dispatch_lua
+    A job message is the one ``RedisBroker.enqueue`` would write: on its queue (``<queue>.DQ``
+    with an ``eta`` option when delayed) in the broker's namespace, the encoded message in the
+    hash ``<namespace>:<queue>.msgs`` under its Redis message id (here the row id, unique per
+    row), and that id pushed on the list ``<namespace>:<queue>``. Dramatiq's dispatch script also
+    records the calling broker's heartbeat on every call; that serves only a consumer's acks,
+    and the relay consumes nothing, so it is left out."""
+    from dramatiq.common import dq_name
+
+    from domain.platform import events
+    from domain.platform.jobs import broker
+
+    keys: list[str] = []
+    args: list[Any] = [MARKER_TTL_SECONDS, events.STREAM_MAXLEN]
+    for r in rows:
+        if r.kind == "event":
+            c, d = events.entry(r.tenant_id, r.topic, r.payload)
+            keys += [marker(r.id), events.STREAM, events.STREAM]
+            args += ["event", str(r.id), c, d]
+            continue
+        queue, options = r.queue or "default", {"redis_message_id": str(r.id)}
+        if r.delay_ms:
+            queue = dq_name(queue)
+            options["eta"] = now_ms + r.delay_ms
+        message = dramatiq.Message(queue_name=queue, actor_name=r.topic, args=tuple(r.payload["args"]),
+                                   kwargs=r.payload.get("kwargs") or {}, options=options,
+                                   message_id=str(r.id), message_timestamp=now_ms)
+        full = f"{broker.namespace}:{queue}"
+        keys += [marker(r.id), full, f"{full}.msgs"]
+        args += ["job", str(r.id), message.encode().decode(), ""]
+    return keys, args
 
 
 class Relay:
@@ -121,10 +172,10 @@ class Relay:
 
     Every API and worker process runs one; the one whose connection holds the outbox advisory
     lock (``bg_outbox_lead``) drains, the others stand by and take over within
-    :data:`POLL_SECONDS` when its connection ends. Per batch: one read, one ``MULTI``/``EXEC``
-    to Redis, one delete. After taking over, or after a failure, the relay checks each row's
-    marker before publishing it (a row may have reached Redis just before its relay stopped)
-    until the backlog is empty.
+    :data:`POLL_SECONDS` when its connection ends. Per batch: one read, one script in Redis
+    (:data:`_PUBLISH_LUA`, which skips a row already published), one delete. Its Redis client
+    never retries a command on its own: a failed batch is read again and goes through the
+    script again, which makes the repeat harmless.
     """
 
     def __init__(self, name: str = "relay") -> None:
@@ -133,7 +184,7 @@ class Relay:
         self._task: asyncio.Task[None] | None = None
         self._conn: Any = None
         self._leader = False
-        self._verify = True
+        self._redis: Any = None
         self._script: Any = None
         self.published = 0
 
@@ -148,9 +199,13 @@ class Relay:
                 await self._task
             self._task = None
         await self._close()
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.aclose()
+            self._redis = self._script = None
 
     async def _close(self) -> None:
-        conn, self._conn, self._leader, self._verify = self._conn, None, False, True
+        conn, self._conn, self._leader = self._conn, None, False
         if conn is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), 2)
@@ -177,7 +232,6 @@ class Relay:
                 self._wake.clear()
                 if not self._leader:
                     self._leader = bool(await conn.fetchval("select bg_outbox_lead()"))
-                    self._verify = True
                 if self._leader:
                     while await self.drain_once() >= BATCH:
                         pass
@@ -188,7 +242,6 @@ class Relay:
                 raise
             except Exception as exc:  # Redis or PostgreSQL away: the rows wait; try again soon
                 log.warning("outbox relay waiting: %s", type(exc).__name__, extra={"error": str(exc)[:200]})
-                self._verify = True
                 if self._conn is not None and self._conn.is_closed():
                     await self._close()
                 await asyncio.sleep(backoff)
@@ -199,50 +252,37 @@ class Relay:
         conn = await self._connect()
         raw = await conn.fetch("select * from bg_outbox_claim($1)", BATCH)
         if not raw:
-            self._verify = False
             return 0
         rows = [Row(r["tenant_id"], r["id"], r["seq"], r["kind"], r["topic"], r["queue"],
                     json.loads(r["payload"]), r["delay_ms"]) for r in raw]
-        await self._publish(rows)
+        await self.publish(rows)
         await conn.fetchval("select bg_outbox_sent($1::uuid[], $2::uuid[])",
                             [r.tenant_id for r in rows], [r.id for r in rows])
         self.published += len(rows)
         return len(rows)
 
-    async def _publish(self, rows: list[Row]) -> None:
-        from domain.platform import events
-        from domain.platform import redis as redis_mod
-        from domain.platform.jobs import broker
+    def _client(self) -> Any:
+        if self._redis is None:
+            import redis.asyncio as aioredis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
 
-        client = redis_mod.client()
-        todo = rows
-        if self._verify:
-            seen = await client.mget([marker(r.id) for r in rows])
-            todo = [r for r, done in zip(rows, seen, strict=True) if not done]
-            if not todo:
-                return
-        if self._script is None:
-            self._script = client.register_script(_dispatch_script())
-        pipe = client.pipeline(transaction=True)
-        now_ms = int(time.time() * 1000)
-        for r in todo:
-            if r.kind == "event":
-                events.add_to(pipe, r.tenant_id, r.topic, r.payload)
-            else:
-                queue, options = r.queue or "default", {"redis_message_id": str(r.id)}
-                if r.delay_ms:
-                    queue = f"{queue}.DQ"
-                    options["eta"] = now_ms + r.delay_ms
-                message = dramatiq.Message(queue_name=queue, actor_name=r.topic, args=tuple(r.payload["args"]),
-                                           kwargs=r.payload.get("kwargs") or {}, options=options,
-                                           message_id=str(r.id), message_timestamp=now_ms)
-                # the arguments Dramatiq's RedisBroker.enqueue passes to its dispatch script
-                await self._script(keys=[broker.namespace], args=[
-                    "enqueue", now_ms, queue, broker.broker_id, broker.heartbeat_timeout,
-                    broker.dead_message_ttl, "0", broker._max_unpack_size(), str(r.id),
-                    message.encode().decode()], client=pipe)
-            pipe.set(marker(r.id), "1", ex=MARKER_TTL_SECONDS)
-        await pipe.execute()
+            from domain.platform import redis as redis_mod
+
+            # no retry in the client: redis-py would re-send a script (or a MULTI/EXEC) whose
+            # reply was lost; the relay repeats the whole batch instead, through the script
+            self._redis = aioredis.Redis.from_url(redis_mod.redis_url(), decode_responses=True,
+                                                  retry=Retry(NoBackoff(), 0), socket_connect_timeout=2,
+                                                  socket_timeout=10)
+            self._script = self._redis.register_script(_PUBLISH_LUA)
+        return self._redis
+
+    async def publish(self, rows: list[Row]) -> int:
+        """Write ``rows`` to Redis, each at most once however often this is called (by this
+        relay or another); returns how many were written now."""
+        self._client()
+        keys, args = publish_script_arguments(rows, int(time.time() * 1000))
+        return int(await self._script(keys=keys, args=args))
 
 
 def run_relay_thread(name: str) -> threading.Thread:
