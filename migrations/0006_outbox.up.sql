@@ -15,6 +15,11 @@ CREATE TABLE outbox (
   CONSTRAINT ck_outbox_job_queue CHECK (kind = 'event' OR queue IS NOT NULL)
 );
 CREATE INDEX ix_outbox_tenant_id_seq ON outbox (tenant_id, seq);
+-- The relay's claim reads the oldest rows of all tenants (ORDER BY seq LIMIT n, across the
+-- tenant boundary): the tenant-leading index cannot give that order without reading and sorting
+-- every pending row, which a backlog (rows held through a Redis outage) makes slow on each batch.
+-- This global index serves the claim only; tenant reads keep the tenant-leading one.
+CREATE INDEX ix_outbox_seq ON outbox (seq);
 
 SELECT bg_enable_tenant_rls('outbox'::regclass);
 

@@ -84,3 +84,22 @@ async def test_a_batch_published_twice_reaches_redis_once(tenant: TenantFixture)
     got = [json.loads(f["d"]) for _id, f in await r.xrange(events.STREAM) if f["c"] == channel]
     assert got == [{"n": 2}, {"n": 4}]
     await r.delete(f"{ns}:{queue}", f"{ns}:{queue}.msgs", f"{ns}:{queue}.DQ", f"{ns}:{queue}.DQ.msgs")
+
+
+async def test_the_claim_reads_all_tenants_in_seq_order_from_an_index() -> None:
+    """The relay's claim (oldest rows of every tenant first) walks an index in seq order instead
+    of sorting every pending row of every tenant on each batch."""
+    from sqlalchemy import text
+
+    from domain.platform.db import owner_engine
+
+    engine = owner_engine()
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("set local enable_seqscan = off"))  # a backlog, not the few rows of a test
+            plan = "\n".join((await conn.execute(text(
+                "explain select o.tenant_id, o.id, o.seq, o.kind, o.topic, o.queue, o.payload, o.delay_ms "
+                "from outbox o order by o.seq limit 500"))).scalars())
+    finally:
+        await engine.dispose()
+    assert "ix_outbox_seq" in plan and "Sort" not in plan, plan
