@@ -145,3 +145,126 @@ def _node_id(gid: str) -> uuid.UUID:
     from graph.core.ids import decode
 
     return decode(gid, "Customer")
+
+
+UPDATE = f"""mutation($input: UpdateCustomerInput!) {{ updateCustomer(input: $input) {{
+  customer {{ id {CUSTOMER} }} errors {{ field code message }} }} }}"""
+CONSENT = """mutation($input: SetConsentInput!) { setConsent(input: $input) {
+  consent { granted } errors { field code message } } }"""
+
+
+def _limited(t: TenantFixture, brand: str):
+    from domain.tenancy.policies import Principal, PrincipalKind, Role
+
+    return Principal(tenant_id=t.id, kind=PrincipalKind.USER, id=uuid.uuid4(), role=Role.MARKETER,
+                     label=f"{brand}@{t.slug}.test", brand_ids=frozenset({t.brands[brand]}))
+
+
+async def test_two_brands_writing_one_new_address_at_once_learn_nothing_of_each_other(tenant: TenantFixture) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+
+    from domain.customers.service import CustomerSource, upsert_in_session
+    from domain.platform.db import tenant_session
+
+    t = tenant
+    email = f"race-{uuid.uuid4().hex[:8]}@b.test"
+
+    async def upsert_through_b():
+        async with tenant_session(t.id) as s:
+            customer, created = await upsert_in_session(s, _limited(t, "b"), {"email": email}, t.brands["b"],
+                                                        CustomerSource.API)
+            return customer.id, customer.private_to_brand_id, created
+
+    async with tenant_session(t.id) as s:
+        first, created = await upsert_in_session(s, _limited(t, "a"), {"email": email}, t.brands["a"],
+                                                 CustomerSource.API)
+        assert created and first.private_to_brand_id is None
+        second = asyncio.create_task(upsert_through_b())
+        # brand b's insert of the same address waits on brand a's uncommitted row
+        for _ in range(100):
+            async with tenant_session(t.id) as probe:  # (pg_stat_activity is fixed per transaction)
+                waiting = await probe.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'INSERT INTO customers%'"))
+            if waiting:
+                break
+            await asyncio.sleep(0.05)
+        assert waiting, "brand b's write did not wait on brand a's"
+    # brand a commits: brand b gets a record private to it, as if a's customer had been there before
+    b_id, b_private_to, b_created = await second
+    assert b_created is True and b_private_to == t.brands["b"] and b_id != first.id
+
+
+async def test_a_brand_limited_principal_cannot_probe_addresses_by_changing_identifiers(
+    api: Api, tenant: TenantFixture
+) -> None:
+    t = tenant
+    tag = uuid.uuid4().hex[:8]
+    victim, other_known, fresh = (f"{k}-{tag}@b.test" for k in ("victim", "known", "fresh"))
+    for email in (victim, other_known):
+        await api.data(UPSERT, {"input": {"email": email, "brandId": t.brand_gid("b")}}, token=t.owner_token)
+    before = await _b_state(t)
+    _, token = await t.member("marketer", brands=["a"])
+    a = t.brand_gid("a")
+    # a shared throwaway of brand a's own: its identifiers are refused alike, held elsewhere or not
+    mine = (await api.data(UPSERT, {"input": {"email": f"throw-{tag}@a.test", "externalId": f"x-{tag}",
+                                              "brandId": a}}, token=token))["upsertCustomer"]["customer"]
+    answers = []
+    for email in (victim, fresh):
+        got = await api.data(UPDATE, {"input": {"id": mine["id"], "email": email}}, token=token)
+        answers.append([(e["field"], e["code"]) for e in got["updateCustomer"]["errors"]])
+        got = await api.data(UPSERT, {"input": {"externalId": f"x-{tag}", "email": email, "brandId": a}},
+                             token=token)
+        answers.append([(e["field"], e["code"]) for e in got["upsertCustomer"]["errors"]])
+    assert answers[:2] == answers[2:] == [[("input.email", "FORBIDDEN")]] * 2, answers
+    # a record private to brand a: it may take an address only other brands know, like a new one
+    private = (await api.data(UPSERT, {"input": {"email": other_known, "brandId": a}},
+                              token=token))["upsertCustomer"]["customer"]
+    got = await api.data(UPDATE, {"input": {"id": private["id"], "email": victim}}, token=token)
+    assert got["updateCustomer"]["errors"] == [] and got["updateCustomer"]["customer"]["email"] == victim
+    assert await _b_state(t) == before
+
+
+async def test_a_brand_keeps_one_record_per_address(api: Api, tenant: TenantFixture) -> None:
+    from sqlalchemy import text
+
+    from domain.platform.db import tenant_session
+
+    t = tenant
+    tag = uuid.uuid4().hex[:8]
+    theirs, ours = f"theirs-{tag}@b.test", f"ours-{tag}@a.test"
+    shared_b = (await api.data(UPSERT, {"input": {"email": theirs, "brandId": t.brand_gid("b")}},
+                               token=t.owner_token))["upsertCustomer"]["customer"]
+    shared_a = (await api.data(UPSERT, {"input": {"email": ours, "brandId": t.brand_gid("a")}},
+                               token=t.owner_token))["upsertCustomer"]["customer"]
+    _, token = await t.member("marketer", brands=["a"])
+    private = (await api.data(UPSERT, {"input": {"email": theirs, "brandId": t.brand_gid("a")}},
+                              token=token))["upsertCustomer"]["customer"]
+
+    async def links() -> list[tuple]:
+        async with tenant_session(t.id) as s:
+            return [tuple(r) for r in (await s.execute(text(
+                "SELECT customer_id, brand_id FROM customer_brands WHERE tenant_id = :t ORDER BY 1, 2"),
+                {"t": t.id})).all()]
+
+    before = await links()
+    # the private record may not take the address of a shared record brand a knows
+    got = await api.data(UPDATE, {"input": {"id": private["id"], "email": ours}}, token=token)
+    assert [(e["field"], e["code"]) for e in got["updateCustomer"]["errors"]] == [("input.email", "DUPLICATE")]
+    # a record private to brand a is linked to no other brand
+    for brand in ("b",):
+        got = await api.data(CONSENT, {"input": {"customerId": private["id"], "brandId": t.brand_gid(brand),
+                                                 "channel": "EMAIL", "granted": True}}, token=t.owner_token)
+        assert [(e["field"], e["code"]) for e in got["setConsent"]["errors"]] == [("input.customerId", "INVALID_STATE")]
+    got = await api.data(ORDER, {"input": {"brandId": t.brand_gid("b"), "externalOrderId": f"O-{tag}",
+                                           "totalCents": 100, "currency": "EUR", "placedAt": "2026-11-20T10:00:00Z",
+                                           "customerId": private["id"]}}, token=t.owner_token)
+    assert [(e["field"], e["code"]) for e in got["recordOrder"]["errors"]] == [("input.customerId", "INVALID_STATE")]
+    # nor is brand b's shared record linked to brand a, which has its own record for that address
+    got = await api.data(CONSENT, {"input": {"customerId": shared_b["id"], "brandId": t.brand_gid("a"),
+                                             "channel": "EMAIL", "granted": True}}, token=t.owner_token)
+    assert [(e["field"], e["code"]) for e in got["setConsent"]["errors"]] == [("input.customerId", "DUPLICATE")]
+    assert await links() == before
+    assert shared_a["id"] != private["id"]

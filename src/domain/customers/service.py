@@ -18,6 +18,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from domain.audit import service as audit
 from domain.customers.models import Customer, CustomerBrand, CustomerTag
@@ -137,11 +138,75 @@ async def check_brand(session: AsyncSession, principal: Principal, brand_id: uui
 
 
 async def link_brand(session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID,
-                     brand_id: uuid.UUID, source: CustomerSource, at: datetime | None = None) -> None:
+                     brand_id: uuid.UUID, source: CustomerSource, at: datetime | None = None, *,
+                     field: str = "customerId") -> None:
+    """Relate the customer to the brand. A record private to one brand is never linked to
+    another, and a shared record is not linked to a brand that has a private record for the same
+    e-mail or external id (the brand would hold two records for one address)."""
+    other = aliased(Customer)
+    private_to, clash = (await session.execute(select(
+        Customer.private_to_brand_id,
+        select(other.id).where(
+            other.tenant_id == Customer.tenant_id, other.private_to_brand_id == brand_id, other.id != Customer.id,
+            or_(and_(Customer.email.is_not(None), other.email == Customer.email),
+                and_(Customer.external_id.is_not(None), other.external_id == Customer.external_id)),
+        ).limit(1).scalar_subquery(),
+    ).where(Customer.tenant_id == tenant_id, Customer.id == customer_id))).one()
+    if private_to is not None and private_to != brand_id:
+        raise DomainError("this customer is private to another brand", field=field, code=ErrorCode.INVALID_STATE)
+    if private_to is None and clash is not None:
+        raise DomainError("the brand already has its own record for this email or externalId", field=field,
+                          code=ErrorCode.DUPLICATE)
     values: dict[str, Any] = dict(tenant_id=tenant_id, customer_id=customer_id, brand_id=brand_id, source=source.value)
     if at is not None:
         values["first_seen_at"] = at
     await session.execute(insert(CustomerBrand).values(**values).on_conflict_do_nothing())
+
+
+_IDENTIFIERS = (("external_id", "externalId"), ("email", "email"))
+
+
+def identifier_changes(customer: Customer, fields: dict[str, Any]) -> dict[str, Any]:
+    """The e-mail and external id ``fields`` would change on ``customer``."""
+    return {k: fields[k] for k, _ in _IDENTIFIERS if k in fields and fields[k] != getattr(customer, k)}
+
+
+async def check_identifiers(session: AsyncSession, principal: Principal, customer: Customer,
+                            changes: dict[str, Any], brand_id: uuid.UUID | None = None, prefix: str = "") -> None:
+    """May ``principal`` give ``customer`` these identifiers (see docs/security.md, "Customers
+    only other brands know")? A principal limited to some brands changes none on a shared
+    record: whether the new value is held, and by whom, would tell it about customers only other
+    brands know. Otherwise a value is taken when a record in the same brand's view holds it: for
+    a record private to a brand, that brand's other private records and the shared records
+    linked to it; for a shared record, the other shared records and the private records of the
+    brands it is (or, with ``brand_id``, is about to be) linked to."""
+    if not changes:
+        return
+    name = dict(_IDENTIFIERS)
+    first = next(iter(changes))
+    if principal.brand_ids is not None and customer.private_to_brand_id is None:
+        raise DomainError("a customer other brands may share keeps its email and externalId: ask a principal "
+                          "that sees every brand to change them", field=prefix + name[first],
+                          code=ErrorCode.FORBIDDEN)
+    held = [getattr(Customer, k) == v for k, v in changes.items() if v is not None]
+    if not held:
+        return
+    linked = select(CustomerBrand.brand_id).where(CustomerBrand.tenant_id == customer.tenant_id,
+                                                  CustomerBrand.customer_id == customer.id)
+    if customer.private_to_brand_id is not None:
+        scope = or_(Customer.private_to_brand_id == customer.private_to_brand_id, and_(
+            Customer.private_to_brand_id.is_(None), exists(select(CustomerBrand.customer_id).where(
+                CustomerBrand.tenant_id == Customer.tenant_id, CustomerBrand.customer_id == Customer.id,
+                CustomerBrand.brand_id == customer.private_to_brand_id))))
+    else:
+        brands = [Customer.private_to_brand_id.in_(linked)]
+        if brand_id is not None:
+            brands.append(Customer.private_to_brand_id == brand_id)
+        scope = or_(Customer.private_to_brand_id.is_(None), *brands)
+    taken = await session.scalar(select(exists().where(
+        Customer.tenant_id == customer.tenant_id, Customer.id != customer.id, or_(*held), scope)))
+    if taken:
+        raise _taken(prefix)
 
 
 async def load_visible(session: AsyncSession, principal: Principal, customer_id: uuid.UUID, *,
@@ -215,22 +280,23 @@ async def upsert_in_session(session: AsyncSession, principal: Principal, fields:
     if customer is None:
         private_to = brand_id if limited and await _held_by_a_shared_record(session, principal.tenant_id, ext,
                                                                               email) else None
-        customer = Customer(id=uuid.uuid4(), tenant_id=principal.tenant_id, private_to_brand_id=private_to,
-                            **{k: v for k, v in fields.items() if v is not None or k == "attributes"})
-        if customer.attributes is None:
-            customer.attributes = {}
-        session.add(customer)
-        try:
-            async with session.begin_nested():
-                await session.flush()
-            created = True
-        except IntegrityError:  # created concurrently: continue with that one
-            session.expunge(customer)
+        customer = await _insert(session, principal.tenant_id, fields, private_to)
+        created = customer is not None
+        if customer is None:  # created concurrently: continue with that one
             customer = await find_existing(session, principal.tenant_id, ext, email, brand_id=brand_id,
                                            principal=limited)
+            if customer is None and limited and private_to is None:
+                # a shared record another brand created meanwhile, unknown to this principal: a
+                # record private to its brand, as when that record was there before
+                customer = await _insert(session, principal.tenant_id, fields, brand_id)
+                created = customer is not None
+                if customer is None:  # the brand's own record, created meanwhile too
+                    customer = await find_existing(session, principal.tenant_id, ext, email, brand_id=brand_id,
+                                                   principal=limited)
             if customer is None:
-                raise _taken(prefix) from None
+                raise _taken(prefix)
     if not created:
+        await check_identifiers(session, principal, customer, identifier_changes(customer, fields), brand_id, prefix)
         for key, value in fields.items():
             if key == "attributes":
                 value = {**(customer.attributes or {}), **value}  # merge; null values are kept as null
@@ -246,6 +312,20 @@ async def upsert_in_session(session: AsyncSession, principal: Principal, fields:
     if brand_id is not None:
         await link_brand(session, principal.tenant_id, customer.id, brand_id, source)
     return customer, created
+
+
+async def _insert(session: AsyncSession, tenant_id: uuid.UUID, fields: dict[str, Any],
+                  private_to: uuid.UUID | None) -> Customer | None:
+    """A new customer, or None when one holding its external id or e-mail in the same scope
+    exists (committed by a concurrent writer meanwhile: the insert waits for it)."""
+    values = {k: v for k, v in fields.items() if v is not None or k == "attributes"}
+    values["attributes"] = values.get("attributes") or {}
+    new_id = await session.scalar(insert(Customer).values(
+        id=uuid.uuid4(), tenant_id=tenant_id, private_to_brand_id=private_to, **values,
+    ).on_conflict_do_nothing().returning(Customer.id))
+    if new_id is None:
+        return None
+    return await session.scalar(select(Customer).where(Customer.tenant_id == tenant_id, Customer.id == new_id))
 
 
 async def _attributes_changed(s: AsyncSession, tenant_id: uuid.UUID) -> None:
@@ -283,6 +363,7 @@ async def update_customer(principal: Principal, customer_id: uuid.UUID, data: di
     v.check()
     async with tenant_session(principal.tenant_id) as s:
         customer = await load_visible(s, principal, customer_id, lock=True, field="id")
+        await check_identifiers(s, principal, customer, identifier_changes(customer, fields))
         before = {k: getattr(customer, k) for k in fields}
         for key, value in fields.items():
             setattr(customer, key, value)

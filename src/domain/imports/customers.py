@@ -305,17 +305,35 @@ UPDATE bg_import_customers s SET customer_id = c.id FROM customers c
 RESOLVE_EMAIL_SQL = """UPDATE bg_import_customers s SET customer_id = c.id FROM customers c
         WHERE s.customer_id IS NULL AND s.email IS NOT NULL
           AND c.tenant_id = :t AND c.email IS NOT NULL AND c.email = s.email AND {scope}"""
-# a matched customer must not take an e-mail (or external id) another customer of its scope has
-TAKEN_SQL = ["""UPDATE bg_import_customers s SET skip = true, problem = 'email' FROM customers m, customers c
+# A matched customer must not take an e-mail (or external id) a record in the same brand's view
+# holds (customers.service.check_identifiers): for a record private to a brand, that brand's other
+# private records and the shared ones linked to it; for a shared record, the other shared ones and
+# the private records of the import's brand and of the brands it is linked to.
+_SAME_VIEW = """(c.private_to_brand_id IS NOT DISTINCT FROM m.private_to_brand_id
+            OR (m.private_to_brand_id IS NOT NULL AND c.private_to_brand_id IS NULL
+                AND EXISTS (SELECT 1 FROM customer_brands cb WHERE cb.tenant_id = :t AND cb.customer_id = c.id
+                              AND cb.brand_id = m.private_to_brand_id))
+            OR (m.private_to_brand_id IS NULL AND c.private_to_brand_id IS NOT NULL
+                AND (c.private_to_brand_id = :b
+                     OR EXISTS (SELECT 1 FROM customer_brands cb WHERE cb.tenant_id = :t AND cb.customer_id = m.id
+                                  AND cb.brand_id = c.private_to_brand_id))))"""
+TAKEN_SQL = [f"""UPDATE bg_import_customers s SET skip = true, problem = 'email' FROM customers m, customers c
         WHERE NOT s.skip AND s.customer_id IS NOT NULL AND s.email IS NOT NULL AND 'email' = ANY (s.given)
           AND m.tenant_id = :t AND m.id = s.customer_id
           AND c.tenant_id = :t AND c.email IS NOT NULL AND c.email = s.email AND c.id <> s.customer_id
-          AND c.private_to_brand_id IS NOT DISTINCT FROM m.private_to_brand_id""",
-             """UPDATE bg_import_customers s SET skip = true, problem = 'taken' FROM customers m, customers c
+          AND {_SAME_VIEW}""",
+             f"""UPDATE bg_import_customers s SET skip = true, problem = 'taken' FROM customers m, customers c
         WHERE NOT s.skip AND s.customer_id IS NOT NULL AND s.external_id IS NOT NULL
           AND m.tenant_id = :t AND m.id = s.customer_id
           AND c.tenant_id = :t AND c.external_id IS NOT NULL AND c.external_id = s.external_id
-          AND c.id <> s.customer_id AND c.private_to_brand_id IS NOT DISTINCT FROM m.private_to_brand_id"""]
+          AND c.id <> s.customer_id AND {_SAME_VIEW}"""]
+# A principal limited to some brands changes no identifier of a shared record (whether the new
+# value is held would tell it about customers only other brands know): checked before TAKEN_SQL.
+SHARED_KEEPS_SQL = """UPDATE bg_import_customers s SET skip = true, problem = 'shared' FROM customers m
+        WHERE NOT s.skip AND s.customer_id IS NOT NULL AND m.tenant_id = :t AND m.id = s.customer_id
+          AND m.private_to_brand_id IS NULL
+          AND (('email' = ANY (s.given) AND s.email IS DISTINCT FROM m.email)
+               OR ('external_id' = ANY (s.given) AND s.external_id IS DISTINCT FROM m.external_id))"""
 # rows left without a customer, whose external id or e-mail a shared record only other brands
 # know holds: they become records private to the brand (a principal limited to some brands)
 PRIVATE_SQL = [f"""UPDATE bg_import_customers s SET private = true FROM customers c
@@ -455,6 +473,8 @@ async def merge(session: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID
     if any(r.email for r in rows):
         for scope in (PRIVATE_SCOPE, shared):
             matched += (await session.execute(text(RESOLVE_EMAIL_SQL.format(scope=scope)), p)).rowcount
+    if matched and limited_to is not None:
+        await session.execute(text(SHARED_KEEPS_SQL), p)
     if matched:
         for sql in TAKEN_SQL:
             await session.execute(text(sql), p)
@@ -479,6 +499,9 @@ async def merge(session: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID
             merged.problems[idx] = ("email", "another customer already has this email")
         elif problem == "taken":
             merged.problems[idx] = ("email", "another customer already has this email or externalId")
+        elif problem == "shared":
+            merged.problems[idx] = ("email", "a customer other brands may share keeps its email and externalId: "
+                                             "ask a principal that sees every brand to change them")
         elif customer_id is None:
             raise ConcurrentChange()  # inserted meanwhile by someone else: run the chunk again
         else:
