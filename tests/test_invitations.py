@@ -141,3 +141,39 @@ async def test_an_identity_provider_token_accepts_by_e_mail(api: Api, tenant: Te
     accepted = (await api.data(ACCEPT, token=token))["acceptInvitation"]
     assert accepted["errors"] == [] and accepted["member"]["status"] == "ACTIVE"
     assert (await api.data("{ viewer { permissions } }", token=token))["viewer"]["permissions"]
+
+
+async def test_an_owner_invitation_can_be_changed_or_withdrawn_by_the_only_owner(
+    api: Api, tenant: TenantFixture
+) -> None:
+    t = tenant
+    role = "mutation($u: ID!) { changeMemberRole(userId: $u, role: ADMIN) { member { role status } " \
+           "errors { field code } } }"
+    remove = "mutation($u: ID!) { removeMember(userId: $u) { member { status } errors { field code } } }"
+    ids = []
+    for _ in range(2):
+        got = await api.data(ADD, {"input": {"email": f"owner2-{uuid.uuid4().hex[:8]}@x.test", "role": "OWNER"}},
+                             token=t.owner_token)
+        assert got["addMember"]["errors"] == [] and got["addMember"]["member"]["status"] == "INVITED"
+        ids.append(got["addMember"]["member"]["id"])
+    # the tenant's one active owner stays: the invitations are not owners yet
+    assert (await api.data(role, {"u": ids[0]}, token=t.owner_token))["changeMemberRole"] == {
+        "member": {"role": "ADMIN", "status": "INVITED"}, "errors": []}
+    assert (await api.data(remove, {"u": ids[1]}, token=t.owner_token))["removeMember"] == {
+        "member": {"status": "INVITED"}, "errors": []}
+    assert ids[1] not in {m["id"] for m in await _members(api, t)}
+    # the active owner still cannot leave the tenant without one
+    from conftest import gid
+
+    got = await api.data(remove, {"u": gid("Member", (await _owner_member_id(t)))}, token=t.owner_token)
+    assert [e["code"] for e in got["removeMember"]["errors"]] == ["INVALID_STATE"]
+
+
+async def _owner_member_id(t: TenantFixture) -> uuid.UUID:
+    from sqlalchemy import text
+
+    from domain.platform.db import tenant_session
+
+    async with tenant_session(t.id) as s:
+        return await s.scalar(text("SELECT id FROM memberships WHERE tenant_id = :t AND role = 'owner' "
+                                   "AND status = 'active'"), {"t": t.id})

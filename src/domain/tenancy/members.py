@@ -247,7 +247,8 @@ async def change_member_role(principal: Principal, member_id: uuid.UUID, role: s
         before = await _member(s, principal.tenant_id, member_id, lock=True)
         user_id = before.user_id
         authorize_role_change(principal, before.role, new_role)
-        if before.role is Role.OWNER and new_role is not Role.OWNER and await _owner_count(s, principal.tenant_id) <= 1:
+        if (before.role is Role.OWNER and new_role is not Role.OWNER and before.status is MemberStatus.ACTIVE
+                and await _owner_count(s, principal.tenant_id) <= 1):
             raise InvalidState("a tenant keeps at least one owner", field="role")
         await s.execute(
             Membership.__table__.update()
@@ -266,7 +267,8 @@ async def remove_member(principal: Principal, member_id: uuid.UUID) -> Member:
         before = await _member(s, principal.tenant_id, member_id, lock=True)
         user_id = before.user_id
         authorize_role_change(principal, before.role, None)
-        if before.role is Role.OWNER and await _owner_count(s, principal.tenant_id) <= 1:
+        if (before.role is Role.OWNER and before.status is MemberStatus.ACTIVE
+                and await _owner_count(s, principal.tenant_id) <= 1):
             raise InvalidState("a tenant keeps at least one owner", field="userId")
         await s.execute(
             delete(Membership).where(Membership.tenant_id == principal.tenant_id, Membership.id == member_id)
