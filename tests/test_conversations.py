@@ -1082,3 +1082,29 @@ async def test_messages_land_on_the_timeline_as_typed_events(api: Api, tenant: T
     assert len(sent) == 1 and sent[0]["campaign"]["id"] == campaign and sent[0]["channel"] == "email", nodes
     assert len(chat) == 1 and chat[0]["direction"] == "inbound" and chat[0]["excerpt"] == "Hello there", nodes
     assert chat[0]["conversation"]["channel"] == "CHAT"
+
+
+async def test_a_person_is_known_to_the_tenant_by_member_id(api: Api, tenant: TenantFixture) -> None:
+    """Viewer, audit entries and the assignment audit show the member id, never the person's
+    global user id (the same in every tenant the person belongs to)."""
+    from sqlalchemy import text
+
+    from domain.platform.db import tenant_session
+
+    await identity(tenant)
+    await use_provider(tenant, "a", "email", "brevo", credentials={"apiKey": "brevo-key-123", "webhookToken": TOKEN})
+    conv = await new_email_conversation(api, tenant)
+    member_id, token = await tenant.member("agent", brands=["a"])
+    async with tenant_session(tenant.id) as s:
+        user_id = await s.scalar(text("SELECT user_id FROM memberships WHERE tenant_id = :t AND id = :m"),
+                                 {"t": tenant.id, "m": member_id})
+    assert user_id != member_id
+    viewer = (await api.data("{ viewer { principal { id } memberId } }", token=token))["viewer"]
+    assert viewer == {"principal": {"id": str(member_id)}, "memberId": gid("Member", member_id)}
+    # the agent assigns itself with the id the viewer gave it
+    done = await mutate(api, ASSIGN, {"c": conv["id"], "a": viewer["memberId"]}, token)
+    assert done["conversation"]["assignee"]["id"] == gid("Member", member_id)
+    log = (await api.data('{ auditLog(action: "conversation.assign") { edges { node { principalId summary } } } }',
+                          token=tenant.owner_token))["auditLog"]["edges"]
+    assert [(e["node"]["principalId"], e["node"]["summary"]) for e in log] == [
+        (str(member_id), {"assignee_id": str(member_id)})]

@@ -56,7 +56,7 @@ def record(
         id=uuid.uuid4(),
         tenant_id=principal.tenant_id if principal else tenant_id,
         principal_type=principal.kind.value if principal else "system",
-        principal_id=str(principal.id) if principal else "system",
+        principal_id=str(principal.tenant_facing_id) if principal else "system",
         principal_label=principal.label if principal else "brandgraph",
         brand_id=brand_id,
         action=action,

@@ -433,7 +433,7 @@ async def assign(principal: Principal, conversation_id: uuid.UUID, member_id: uu
         if conv.assignee_id != assignee_id:
             conv.assignee_id = assignee_id
             audit.record(s, principal, "conversation.assign", "Conversation", conv.id, brand_id=conv.brand_id,
-                         summary={"assignee_id": str(assignee_id) if assignee_id else None})
+                         summary={"assignee_id": str(member_id) if assignee_id else None})  # the member id
             announce(s, conv, "assigned", assignee_id=assignee_id)
         await s.flush()
     return conv

@@ -354,6 +354,7 @@ async def principal_for_user(tenant_id: uuid.UUID, user_id: uuid.UUID | None = N
         label=member.email,
         brand_ids=frozenset() if member.invited else member.effective_brand_ids,
         invited=member.invited,
+        member_id=member.id,
     )
 
 

@@ -103,6 +103,13 @@ class Principal:
     brand_ids: frozenset[uuid.UUID] | None  # None: every brand of the tenant
     # a person whose membership is an invitation not yet accepted: may do nothing but accept it
     invited: bool = False
+    # a person's membership of this tenant (``id`` is the global user id, the same in every tenant)
+    member_id: uuid.UUID | None = None
+
+    @property
+    def tenant_facing_id(self) -> uuid.UUID:
+        """The id the tenant knows the caller by: a person's member id, an API key's id."""
+        return self.member_id or self.id
 
     @property
     def actions(self) -> frozenset[Action]:

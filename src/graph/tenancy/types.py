@@ -216,7 +216,8 @@ class ApiKey(relay.Node):
 @strawberry.type(description="The caller: a user signed in with a token, or an API key.")
 class Principal:
     kind: PrincipalKind
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(
+        description="A person's member id in this tenant (as AuditEntry.principalId shows it); an API key's id.")
     label: str
 
 
@@ -226,6 +227,8 @@ class Viewer:
     role: Role
     permissions: list[Permission]
     all_brands: bool = strawberry.field(description="True when the caller sees every brand.")
+    member_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A person's Member id in this tenant (for assigneeId, say); null for an API key.")
     invitation_pending: bool = strawberry.field(
         default=False,
         description="True when the caller's membership is an invitation not yet accepted: "
