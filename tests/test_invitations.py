@@ -177,3 +177,54 @@ async def _owner_member_id(t: TenantFixture) -> uuid.UUID:
     async with tenant_session(t.id) as s:
         return await s.scalar(text("SELECT id FROM memberships WHERE tenant_id = :t AND role = 'owner' "
                                    "AND status = 'active'"), {"t": t.id})
+
+
+def _idp_token(tenant: TenantFixture, email: str, key: Any = SECRET, alg: str = "HS256", sub: str = "idp|12345",
+               **claims: Any) -> str:
+    now = int(time.time())
+    return jwt.encode({"iss": "brandgraph", "aud": "brandgraph-api", "sub": sub, "email": email,
+                       "tid": str(tenant.id), "iat": now, "exp": now + 600, **claims}, key, algorithm=alg)
+
+
+async def test_an_unverified_email_accepts_no_invitation(api: Api, tenant: TenantFixture) -> None:
+    email = f"unverified-{uuid.uuid4().hex[:8]}@people.test"
+    await api.data(ADD, {"input": {"email": email, "role": "AGENT"}}, token=tenant.owner_token)
+    for flag in (False, "false"):
+        r = await api.post(ACCEPT, token=_idp_token(tenant, email, email_verified=flag))
+        assert r.status_code == 401 and "not verified" in r.text, r.text
+    assert [m["status"] for m in await _members(api, tenant) if m["email"] == email] == ["INVITED"]
+    accepted = (await api.data(ACCEPT, token=_idp_token(tenant, email, email_verified=True)))["acceptInvitation"]
+    assert accepted["errors"] == [] and accepted["member"]["status"] == "ACTIVE"
+
+
+async def test_an_outside_identity_provider_is_trusted_with_verified_emails_only(
+    tenant: TenantFixture, monkeypatch: Any
+) -> None:
+    import pytest
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from domain.config import get_settings
+    from domain.errors import Unauthenticated
+    from domain.tenancy import members
+    from domain.tenancy.auth import authenticate_jwt
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    monkeypatch.setenv("JWT_ALGORITHMS", "RS256,HS256")
+    monkeypatch.setenv("JWT_PUBLIC_KEY", public)
+    get_settings.cache_clear()
+    try:
+        email = f"outside-{uuid.uuid4().hex[:8]}@people.test"
+        member = await members.add_member(tenant.owner, email, "agent")
+        for claims in ({}, {"email_verified": False}):
+            with pytest.raises(Unauthenticated, match="not verified"):
+                await authenticate_jwt(_idp_token(tenant, email, key, "RS256", **claims))
+        # verified, with a subject of the provider's own, a UUID included: matched by e-mail
+        for sub in ("idp|12345", str(uuid.uuid4())):
+            principal = await authenticate_jwt(_idp_token(tenant, email, key, "RS256", sub=sub, email_verified=True))
+            assert principal.member_id == member.id and principal.invited
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

@@ -65,17 +65,37 @@ async def authenticate_jwt(token: str) -> Principal:
         tenant_id = uuid.UUID(str(claims[settings.jwt_tenant_claim]))
     except (KeyError, ValueError):
         raise Unauthenticated(f"token has no valid {settings.jwt_tenant_claim!r} claim") from None
+    outside = not str(jwt.get_unverified_header(token).get("alg", "")).startswith("HS")
+    principal = None
     try:
-        user_id: uuid.UUID | None = uuid.UUID(str(claims["sub"]))
-        email = None
-    except ValueError:  # an outside identity provider's subject: match on the e-mail claim
-        user_id, email = None, claims.get("email")
+        user_id = uuid.UUID(str(claims["sub"]))
+    except ValueError:
+        user_id = None
+    if user_id is not None:  # a Brandgraph user id (an outside provider's UUID subject may be none)
+        principal = await members.principal_for_user(tenant_id, user_id)
+    if principal is None:  # an outside identity provider's subject: match on the e-mail claim
+        email = claims.get("email")
         if not email:
-            raise Unauthenticated("token subject is not a Brandgraph user and has no email claim") from None
-    principal = await members.principal_for_user(tenant_id, user_id, email=email)
+            if user_id is not None:
+                raise Unauthenticated("not a member of this tenant")
+            raise Unauthenticated("token subject is not a Brandgraph user and has no email claim")
+        check_email_verified(claims, outside)
+        principal = await members.principal_for_user(tenant_id, None, email=str(email))
     if principal is None:
         raise Unauthenticated("not a member of this tenant")
     return principal
+
+
+def check_email_verified(claims: dict, outside: bool) -> None:
+    """A person is matched by the token's e-mail only when the issuer vouches for it: never with
+    ``email_verified`` false, and, from an outside identity provider (an asymmetric token), only
+    with ``email_verified`` true. Otherwise anyone who registers an address with the provider
+    would take over (or accept the invitation of) the member who holds it."""
+    verified = claims.get("email_verified")
+    if isinstance(verified, str):
+        verified = {"true": True, "false": False}.get(verified.strip().lower(), verified)
+    if verified is False or (outside and verified is not True):
+        raise Unauthenticated("the token's email is not verified (email_verified must be true)")
 
 
 async def authenticate(authorization: str | None) -> Principal:
