@@ -1,7 +1,14 @@
--- Without brand-private records the addresses must be unique again: the private records go
--- (with what hangs off them).
+-- Without brand-private records the addresses must be unique again. Private records hold a
+-- brand's customers (orders, consents, messages hang off them): the downgrade refuses rather
+-- than delete them; merge or delete them first.
 ALTER TABLE customers NO FORCE ROW LEVEL SECURITY;
-DELETE FROM customers WHERE private_to_brand_id IS NOT NULL;
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM customers WHERE private_to_brand_id IS NOT NULL) THEN
+    RAISE EXCEPTION 'customers private to a brand exist: merge or delete them before this downgrade'
+      USING ERRCODE = '55000';
+  END IF;
+END $$;
 ALTER TABLE customers FORCE ROW LEVEL SECURITY;
 DROP INDEX uq_customers_email;
 DROP INDEX uq_customers_external_id;
@@ -39,12 +46,10 @@ CREATE POLICY member_of_current_tenant ON users FOR SELECT
 
 ALTER TABLE users ADD COLUMN name varchar(200);
 
--- Without invitations, a pending one would be a membership: drop them. Names go back to
--- the user (one of its memberships' names).
+-- Without invitations, a pending one would be a membership: drop them. Names stay with the
+-- memberships and go with them: a user's name would be one tenant's name shown to the others.
 ALTER TABLE memberships NO FORCE ROW LEVEL SECURITY;
 DELETE FROM memberships WHERE status = 'invited';
-UPDATE users u SET name = (SELECT m.name FROM memberships m WHERE m.user_id = u.id AND m.name IS NOT NULL
-                            ORDER BY m.created_at LIMIT 1);
 ALTER TABLE memberships FORCE ROW LEVEL SECURITY;
 
 DROP INDEX uq_memberships_email;

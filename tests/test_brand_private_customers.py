@@ -268,3 +268,24 @@ async def test_a_brand_keeps_one_record_per_address(api: Api, tenant: TenantFixt
     assert [(e["field"], e["code"]) for e in got["setConsent"]["errors"]] == [("input.customerId", "DUPLICATE")]
     assert await links() == before
     assert shared_a["id"] != private["id"]
+
+
+async def test_segment_member_import_takes_the_brands_private_record_first(tenant: TenantFixture) -> None:
+    """A brand holding a private and a shared record for one address (written before links were
+    checked) gets its private one, the record its writes by e-mail reach."""
+    from sqlalchemy import text
+
+    from domain.platform.db import tenant_session
+    from domain.segments.member_import import _resolve
+
+    t = tenant
+    email = f"both-{uuid.uuid4().hex[:8]}@a.test"
+    private, shared = uuid.uuid4(), uuid.uuid4()
+    async with tenant_session(t.id) as s:
+        for cid, private_to in ((private, t.brands["a"]), (shared, None)):
+            await s.execute(text("INSERT INTO customers (tenant_id, id, email, attributes, private_to_brand_id) "
+                                 "VALUES (:t, :c, :e, '{}', :p)"), {"t": t.id, "c": cid, "e": email, "p": private_to})
+            await s.execute(text("INSERT INTO customer_brands (tenant_id, brand_id, customer_id, source) "
+                                 "VALUES (:t, :b, :c, 'api')"), {"t": t.id, "b": t.brands["a"], "c": cid})
+    found = await _resolve(t.id, t.brands["a"], [(1, "email", email, "add")])
+    assert found[("email", email)] == private

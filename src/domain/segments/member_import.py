@@ -127,7 +127,10 @@ async def _resolve(tenant_id: uuid.UUID, brand_id: uuid.UUID, wanted: list[tuple
             .join(CustomerBrand, and_(CustomerBrand.tenant_id == Customer.tenant_id,
                                       CustomerBrand.customer_id == Customer.id, CustomerBrand.brand_id == brand_id))
             .where(Customer.tenant_id == tenant_id,
-                   or_(Customer.id.in_(ids), Customer.external_id.in_(externals), Customer.email.in_(emails))))).all()
+                   or_(Customer.id.in_(ids), Customer.external_id.in_(externals), Customer.email.in_(emails)))
+            # the brand's private record wins over a shared one with the same identifier (as
+            # customers.service.find_existing): it comes last and overwrites
+            .order_by(Customer.private_to_brand_id.is_not(None), Customer.id))).all()
     out: dict[tuple[str, str], uuid.UUID] = {}
     for cid, ext, email in rows:
         out[("customer_id", str(cid))] = cid
