@@ -289,3 +289,34 @@ async def test_segment_member_import_takes_the_brands_private_record_first(tenan
                                  "VALUES (:t, :b, :c, 'api')"), {"t": t.id, "b": t.brands["a"], "c": cid})
     found = await _resolve(t.id, t.brands["a"], [(1, "email", email, "add")])
     assert found[("email", email)] == private
+
+
+async def test_the_api_and_imports_match_by_external_id_first_then_by_email(api: Api, tenant: TenantFixture) -> None:
+    """External id first (the brand's private record, then a shared one), then e-mail (in the
+    same order), through the API as in imports: here both update the shared record the external
+    id names, though a private record of the brand holds the e-mail (written before links were
+    checked)."""
+    from sqlalchemy import text
+
+    from domain.customers.service import CustomerSource, upsert_customer
+    from domain.imports.customers import CustomerRow, merge
+    from domain.platform.db import tenant_session
+
+    t = tenant
+    tag = uuid.uuid4().hex[:8]
+    email, ext = f"both-{tag}@a.test", f"ext-{tag}"
+    shared, _ = await upsert_customer(t.owner, {"email": email, "external_id": ext}, brand_id=t.brands["a"])
+    private = uuid.uuid4()
+    async with tenant_session(t.id) as s:
+        await s.execute(text("INSERT INTO customers (tenant_id, id, email, attributes, private_to_brand_id) "
+                             "VALUES (:t, :c, :e, '{}', :b)"), {"t": t.id, "c": private, "e": email, "b": t.brands["a"]})
+    got = await api.data(UPSERT, {"input": {"externalId": ext, "email": email, "firstName": "Api",
+                                            "brandId": t.brand_gid("a")}}, token=t.owner_token)
+    assert got["upsertCustomer"]["errors"] == [] and got["upsertCustomer"]["customer"]["firstName"] == "Api"
+    assert _node_id(got["upsertCustomer"]["customer"]["id"]) == shared.id
+    async with tenant_session(t.id) as s:
+        merged = await merge(s, t.id, t.brands["a"], [CustomerRow(2, {"external_id": ext, "email": email,
+                                                                      "first_name": "Import"})],
+                             source=CustomerSource.IMPORT)
+    assert merged.customer_ids == [shared.id] and merged.problems == {}
+

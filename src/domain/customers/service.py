@@ -144,14 +144,18 @@ async def link_brand(session: AsyncSession, tenant_id: uuid.UUID, customer_id: u
     another, and a shared record is not linked to a brand that has a private record for the same
     e-mail or external id (the brand would hold two records for one address)."""
     other = aliased(Customer)
-    private_to, clash = (await session.execute(select(
-        Customer.private_to_brand_id,
+    linked = exists().where(CustomerBrand.tenant_id == Customer.tenant_id, CustomerBrand.customer_id == Customer.id,
+                            CustomerBrand.brand_id == brand_id)
+    already, private_to, clash = (await session.execute(select(
+        linked, Customer.private_to_brand_id,
         select(other.id).where(
             other.tenant_id == Customer.tenant_id, other.private_to_brand_id == brand_id, other.id != Customer.id,
             or_(and_(Customer.email.is_not(None), other.email == Customer.email),
                 and_(Customer.external_id.is_not(None), other.external_id == Customer.external_id)),
         ).limit(1).scalar_subquery(),
     ).where(Customer.tenant_id == tenant_id, Customer.id == customer_id))).one()
+    if already:
+        return
     if private_to is not None and private_to != brand_id:
         raise DomainError("this customer is private to another brand", field=field, code=ErrorCode.INVALID_STATE)
     if private_to is None and clash is not None:
@@ -226,16 +230,16 @@ async def load_visible(session: AsyncSession, principal: Principal, customer_id:
 async def find_existing(session: AsyncSession, tenant_id: uuid.UUID, external_id: str | None,
                         email: str | None, *, brand_id: uuid.UUID | None = None,
                         principal: Principal | None = None, lock: bool = True) -> Customer | None:
-    """The customer this data is about: by external id, failing that by e-mail. Written through
-    a brand, that brand's private record comes first, then the shared one. With ``principal``
-    (one limited to some brands), only shared records it sees are candidates: the others are
-    unknown to it."""
+    """The customer this data is about: by external id, failing that by e-mail; for each, written
+    through a brand, that brand's private record comes first, then the shared one (the order
+    imports follow too, ``imports/customers.py``). With ``principal`` (one limited to some
+    brands), only shared records it sees are candidates: the others are unknown to it."""
     scopes = [Customer.private_to_brand_id == brand_id] if brand_id is not None else []
     shared = Customer.private_to_brand_id.is_(None)
     clause = visible_clause(principal) if principal is not None else None
     scopes.append(shared if clause is None else and_(shared, clause))
-    for scope in scopes:
-        for column, value in ((Customer.external_id, external_id), (Customer.email, email)):
+    for column, value in ((Customer.external_id, external_id), (Customer.email, email)):
+        for scope in scopes:
             if value:
                 stmt = select(Customer).where(Customer.tenant_id == tenant_id, column == value, scope)
                 if lock:
@@ -310,7 +314,7 @@ async def upsert_in_session(session: AsyncSession, principal: Principal, fields:
         timeline.write(session, principal.tenant_id, customer.id, timeline.Kind.CUSTOMER_CREATED,
                        customer.created_at, brand_id=brand_id, data={"source": source.value})
     if brand_id is not None:
-        await link_brand(session, principal.tenant_id, customer.id, brand_id, source)
+        await link_brand(session, principal.tenant_id, customer.id, brand_id, source, field=f"{prefix}email")
     return customer, created
 
 

@@ -321,12 +321,12 @@ TAKEN_SQL = [f"""UPDATE bg_import_customers s SET skip = true, problem = 'email'
         WHERE NOT s.skip AND s.customer_id IS NOT NULL AND s.email IS NOT NULL AND 'email' = ANY (s.given)
           AND m.tenant_id = :t AND m.id = s.customer_id
           AND c.tenant_id = :t AND c.email IS NOT NULL AND c.email = s.email AND c.id <> s.customer_id
-          AND {_SAME_VIEW}""",
+          AND m.email IS DISTINCT FROM s.email AND {_SAME_VIEW}""",
              f"""UPDATE bg_import_customers s SET skip = true, problem = 'taken' FROM customers m, customers c
         WHERE NOT s.skip AND s.customer_id IS NOT NULL AND s.external_id IS NOT NULL
           AND m.tenant_id = :t AND m.id = s.customer_id
           AND c.tenant_id = :t AND c.external_id IS NOT NULL AND c.external_id = s.external_id
-          AND c.id <> s.customer_id AND {_SAME_VIEW}"""]
+          AND c.id <> s.customer_id AND m.external_id IS DISTINCT FROM s.external_id AND {_SAME_VIEW}"""]
 # A principal limited to some brands changes no identifier of a shared record (whether the new
 # value is held would tell it about customers only other brands know): checked before TAKEN_SQL.
 SHARED_KEEPS_SQL = """UPDATE bg_import_customers s SET skip = true, problem = 'shared' FROM customers m
