@@ -3,4 +3,3 @@ DROP FUNCTION IF EXISTS bg_outbox_sent(uuid[], uuid[]);
 DROP FUNCTION IF EXISTS bg_outbox_claim(integer);
 DROP FUNCTION IF EXISTS bg_outbox_lead();
 DROP TABLE IF EXISTS outbox;
-DROP FUNCTION IF EXISTS bg_outbox_notify();

@@ -238,6 +238,8 @@ async def _transaction(tid: str | None) -> AsyncIterator[AsyncSession]:
             state = request_state.get()
             if wrote and state is not None:
                 state.committed_write = True
+            if session.info.pop("outbox_written", False):
+                outbox.wake()
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await session.rollback()

@@ -2,9 +2,9 @@
 
 A change and what it announces commit together or not at all. :func:`publish` (a live event)
 and :func:`send` (a Dramatiq message) add an ``outbox`` row to the session; they cost no round
-trip of their own (the rows go out with the session's flush at commit). A trigger notifies
-``bg_outbox`` on commit; the :class:`Relay` (one leads among the API and worker processes)
-wakes, reads pending rows of every tenant oldest first (``bg_outbox_claim``), writes them to
+trip of their own (the rows go out with the session's flush at commit). Once the transaction
+has committed, :func:`wake` rouses the relays (see there); the :class:`Relay` (one leads among
+the API and worker processes) wakes, reads pending rows of every tenant oldest first (``bg_outbox_claim``), writes them to
 Redis with one script and deletes them (``bg_outbox_sent``). While Redis (or PostgreSQL) is
 away the rows wait and the relay retries; when it is back the backlog drains in order.
 
@@ -32,9 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "bg_outbox"
+WAKE_CHANNEL = "outbox:wake"  # Redis pub/sub: a transaction that wrote outbox rows committed
 BATCH = 500
-POLL_SECONDS = 1.0  # a missed notification (the listener reconnecting) costs at most this
+POLL_SECONDS = 1.0  # a missed wake-up (Redis away, the subscriber reconnecting) costs at most this
 MARKER_TTL_SECONDS = 24 * 3600  # outlives a relay that stopped mid-batch, or a day-long database outage
 _INSERT = text(
     "insert into outbox (tenant_id, id, kind, topic, queue, payload, delay_ms) "
@@ -74,6 +74,42 @@ async def flush(session: AsyncSession) -> None:
     rows = session.info.pop("outbox", None)
     if rows:
         await session.execute(_INSERT, rows)
+        session.info["outbox_written"] = True
+
+
+# Waking the relay. A NOTIFY in the writing transaction (a trigger) would be the obvious way,
+# but PostgreSQL serialises the commits of transactions that queued a notification on one
+# global lock, held through the commit's WAL flush: with 8 concurrent writers it cut the write
+# rate by about 30 % (bench/outbox_notify_bench.py). So the wake-up goes after the commit,
+# outside PostgreSQL: relays in this process are woken directly, the others through a Redis
+# PUBLISH, sent without making the request wait. Sent after the commit, it cannot arrive before
+# the rows are visible; lost (Redis away), the relay's poll finds the rows within POLL_SECONDS.
+# When the leading relay runs in this process, the direct wake-up is all it takes.
+_local: set[Relay] = set()
+_waking: set[asyncio.Task[None]] = set()
+
+
+def wake() -> None:
+    """Rouse the relays: a transaction that wrote outbox rows has committed. Never raises, never
+    waits."""
+    local = list(_local)
+    for relay in local:
+        relay.poke()
+    if any(relay.leading for relay in local):
+        return  # the leader is here: no one else needs waking
+    try:
+        task = asyncio.get_running_loop().create_task(_publish_wake())
+    except RuntimeError:  # no event loop: the poll will do
+        return
+    _waking.add(task)
+    task.add_done_callback(_waking.discard)
+
+
+async def _publish_wake() -> None:
+    from domain.platform import redis as redis_mod
+
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(redis_mod.client().publish(WAKE_CHANNEL, "1"), 1)
 
 
 async def pending_count() -> int:
@@ -172,7 +208,8 @@ class Relay:
 
     Every API and worker process runs one; the one whose connection holds the outbox advisory
     lock (``bg_outbox_lead``) drains, the others stand by and take over within
-    :data:`POLL_SECONDS` when its connection ends. Per batch: one read, one script in Redis
+    :data:`POLL_SECONDS` when its connection ends. It wakes on :func:`wake` (a commit in this
+    process, or one in another announced on Redis), and polls every :data:`POLL_SECONDS`. Per batch: one read, one script in Redis
     (:data:`_PUBLISH_LUA`, which skips a row already published), one delete. Its Redis client
     never retries a command on its own: a failed batch is read again and goes through the
     script again, which makes the repeat harmless.
@@ -186,23 +223,62 @@ class Relay:
         self._leader = False
         self._redis: Any = None
         self._script: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._wake_redis: Any = None
         self.published = 0
 
     def start(self) -> None:
         if self._task is None:
+            self._loop = asyncio.get_running_loop()
             self._task = asyncio.create_task(self._run(), name=f"outbox-{self.name}")
+            self._listener = asyncio.create_task(self._listen(), name=f"outbox-{self.name}-wake")
+            _local.add(self)
+
+    @property
+    def leading(self) -> bool:
+        return self._leader
+
+    def poke(self) -> None:
+        """Wake this relay now, from any thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._wake.set)
+
+    async def _listen(self) -> None:
+        """Follow the Redis wake-ups of other processes' commits (reconnecting when Redis was away)."""
+        while True:
+            pubsub = None
+            try:
+                pubsub = self._pubsub_client().pubsub(ignore_subscribe_messages=True)
+                await pubsub.subscribe(WAKE_CHANNEL)
+                self._wake.set()  # anything committed while not subscribed
+                async for _message in pubsub.listen():
+                    self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(0.5)
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(pubsub.aclose(), 1)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        _local.discard(self)
+        for task in (self._listener, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._task = self._listener = None
         await self._close()
-        if self._redis is not None:
-            with contextlib.suppress(Exception):
-                await self._redis.aclose()
-            self._redis = self._script = None
+        for client in (self._redis, self._wake_redis):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+        self._redis = self._script = self._wake_redis = None
 
     async def _close(self) -> None:
         conn, self._conn, self._leader = self._conn, None, False
@@ -220,7 +296,6 @@ class Relay:
 
         conn = await asyncpg.connect(get_settings().app_database_url(), timeout=5,
                                      server_settings={"application_name": f"brandgraph-outbox-{self.name}"})
-        await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
         self._conn = conn
         return conn
 
@@ -276,6 +351,18 @@ class Relay:
                                                   socket_timeout=10)
             self._script = self._redis.register_script(_PUBLISH_LUA)
         return self._redis
+
+    def _pubsub_client(self) -> Any:
+        # its own client: a subscription waits on its socket for as long as no one commits
+        if self._wake_redis is None:
+            import redis.asyncio as aioredis
+
+            from domain.platform import redis as redis_mod
+
+            self._wake_redis = aioredis.Redis.from_url(redis_mod.redis_url(), decode_responses=True,
+                                                       socket_connect_timeout=2, socket_timeout=None,
+                                                       health_check_interval=30)
+        return self._wake_redis
 
     async def publish(self, rows: list[Row]) -> int:
         """Write ``rows`` to Redis, each at most once however often this is called (by this
