@@ -320,3 +320,29 @@ async def test_the_api_and_imports_match_by_external_id_first_then_by_email(api:
                              source=CustomerSource.IMPORT)
     assert merged.customer_ids == [shared.id] and merged.problems == {}
 
+
+
+async def test_a_brand_limited_import_changes_no_identifier_of_a_shared_record(tenant: TenantFixture) -> None:
+    from domain.customers.service import CustomerSource, upsert_customer
+    from domain.imports.customers import CustomerRow, merge
+    from domain.platform.db import tenant_session
+
+    t = tenant
+    tag = uuid.uuid4().hex[:8]
+    victim, fresh = f"victim-{tag}@b.test", f"fresh-{tag}@b.test"
+    await upsert_customer(t.owner, {"email": victim}, brand_id=t.brands["b"])
+    mine, _ = await upsert_customer(t.owner, {"email": f"throw-{tag}@a.test", "external_id": f"x-{tag}"},
+                                    brand_id=t.brands["a"])
+    problems = []
+    for email in (victim, fresh):
+        async with tenant_session(t.id) as s:
+            merged = await merge(s, t.id, t.brands["a"], [CustomerRow(2, {"external_id": f"x-{tag}", "email": email})],
+                                 source=CustomerSource.IMPORT, limited_to=[str(t.brands["a"])])
+        problems.append(merged.problems)
+    assert problems[0] == problems[1] == {0: ("email", "a customer other brands may share keeps its email and "
+                                                       "externalId: ask a principal that sees every brand to change them")}
+    from sqlalchemy import text
+
+    async with tenant_session(t.id) as s:
+        assert await s.scalar(text("SELECT email FROM customers WHERE tenant_id = :t AND id = :c"),
+                              {"t": t.id, "c": mine.id}) == f"throw-{tag}@a.test"
