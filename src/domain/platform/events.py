@@ -6,11 +6,12 @@ the outbox relay appends the event to the Redis stream ``events`` (bounded to th
 the stream from where it started and hands each entry to the local subscribers of its channel
 through bounded queues. Channel names carry the tenant: ``t:<tenant>:<topic>``.
 
-Across a Redis gap a subscriber loses nothing: the relay holds events while Redis is away and
-appends them when it is back; the hub reconnects and reads on from the last entry it handed
-out, so every event committed while a subscriber was connected reaches it exactly once, in
-order. Only if Redis itself loses the stream (no persistence) does the hub start over at the
-stream's new end.
+Across a Redis gap the relay holds events while Redis is away and appends them when it is
+back; the hub reconnects and reads on from the last entry it handed out, so an event committed
+while a subscriber was connected reaches it once, in the order written, except: a subscriber
+whose queue is full loses its oldest event; entries trimmed from the stream (about the last
+:data:`STREAM_MAXLEN` are kept) before the hub read them are skipped; a Redis crash loses what
+it had not yet persisted; and if Redis loses the stream, the hub starts over at its new end.
 """
 
 from __future__ import annotations
