@@ -71,7 +71,7 @@ async def _customer(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID, 
     if m.channel == ConversationChannel.CHAT.value:  # posted through the API for a known customer
         found = await s.scalar(select(Customer).where(Customer.tenant_id == tenant_id,
                                                       Customer.id == uuid.UUID(m.from_address)))
-        await link_brand(s, tenant_id, found.id, brand_id, CustomerSource.MESSAGE)
+        await link_brand(s, tenant_id, found.id, brand_id, CustomerSource.MESSAGE, refuse=False)
         return found
     column = Customer.email if m.channel == "email" else Customer.phone
     address = m.from_address.lower() if m.channel == "email" else m.from_address
@@ -94,7 +94,7 @@ async def _customer(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID, 
         if inserted is not None:
             timeline.write(s, tenant_id, found.id, timeline.Kind.CUSTOMER_CREATED, m.received_at, brand_id=brand_id,
                            data={"source": CustomerSource.MESSAGE.value})
-    await link_brand(s, tenant_id, found.id, brand_id, CustomerSource.MESSAGE)
+    await link_brand(s, tenant_id, found.id, brand_id, CustomerSource.MESSAGE, refuse=False)
     return found
 
 

@@ -139,10 +139,12 @@ async def check_brand(session: AsyncSession, principal: Principal, brand_id: uui
 
 async def link_brand(session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID,
                      brand_id: uuid.UUID, source: CustomerSource, at: datetime | None = None, *,
-                     field: str = "customerId") -> None:
+                     field: str = "customerId", refuse: bool = True) -> None:
     """Relate the customer to the brand. A record private to one brand is never linked to
     another, and a shared record is not linked to a brand that has a private record for the same
-    e-mail or external id (the brand would hold two records for one address)."""
+    e-mail or external id (the brand would hold two records for one address): refused with a
+    DomainError, or, with ``refuse`` false (an inbound message, which is kept all the same),
+    left unlinked."""
     other = aliased(Customer)
     linked = exists().where(CustomerBrand.tenant_id == Customer.tenant_id, CustomerBrand.customer_id == Customer.id,
                             CustomerBrand.brand_id == brand_id)
@@ -156,11 +158,16 @@ async def link_brand(session: AsyncSession, tenant_id: uuid.UUID, customer_id: u
     ).where(Customer.tenant_id == tenant_id, Customer.id == customer_id))).one()
     if already:
         return
+    problem = None
     if private_to is not None and private_to != brand_id:
-        raise DomainError("this customer is private to another brand", field=field, code=ErrorCode.INVALID_STATE)
-    if private_to is None and clash is not None:
-        raise DomainError("the brand already has its own record for this email or externalId", field=field,
-                          code=ErrorCode.DUPLICATE)
+        problem = DomainError("this customer is private to another brand", field=field, code=ErrorCode.INVALID_STATE)
+    elif private_to is None and clash is not None:
+        problem = DomainError("the brand already has its own record for this email or externalId", field=field,
+                              code=ErrorCode.DUPLICATE)
+    if problem is not None:
+        if refuse:
+            raise problem
+        return
     values: dict[str, Any] = dict(tenant_id=tenant_id, customer_id=customer_id, brand_id=brand_id, source=source.value)
     if at is not None:
         values["first_seen_at"] = at
