@@ -543,9 +543,10 @@ async def field_catalogue(principal: Principal, brand_id: uuid.UUID) -> list[Fie
             CustomerBrand.tenant_id == t, CustomerBrand.brand_id == brand_id))  # only this brand's customers
         buyer_types = await distinct(Customer.buyer_type, Customer.tenant_id == t, of_brand)
         countries = await distinct(Customer.country, Customer.tenant_id == t, of_brand)
-        tags = tuple(str(x) for x in await s.scalars(select(Tag.id).where(Tag.tenant_id == t).order_by(Tag.name)))
+        tags = tuple(str(x) for x in await s.scalars(select(Tag.id).where(Tag.tenant_id == t).order_by(Tag.name, Tag.id)))
         segments = tuple(str(x) for x in await s.scalars(select(Segment.id).where(
-            Segment.tenant_id == t, Segment.brand_id == brand_id, Segment.archived_at.is_(None))))
+            Segment.tenant_id == t, Segment.brand_id == brand_id, Segment.archived_at.is_(None))
+            .order_by(Segment.name, Segment.id)))
         customs = (await s.execute(select(CustomAttribute).where(CustomAttribute.tenant_id == t)
                                    .order_by(CustomAttribute.name))).scalars().all()
     out = [FieldInfo(dsl.RuleKind.PROFILE, f.name, f.label, f.type, f.operators) for f in dsl.PROFILE_FIELDS.values()]
