@@ -1108,3 +1108,62 @@ async def test_a_person_is_known_to_the_tenant_by_member_id(api: Api, tenant: Te
                           token=tenant.owner_token))["auditLog"]["edges"]
     assert [(e["node"]["principalId"], e["node"]["summary"]) for e in log] == [
         (str(member_id), {"assignee_id": str(member_id)})]
+
+
+# --- a reply whose send was lost in Redis -------------------------------------------------------
+
+
+async def test_a_reply_stuck_queued_is_sent_again_once(api: Api, tenant: TenantFixture, worker, fakes) -> None:
+    """A reply still ``queued`` 15 minutes on (its send lost with Redis's last second) goes out
+    again from the periodic sweep, once; a recent one is left alone; a re-send that finds the
+    reply already ``sending`` (the first send was not lost) sends nothing."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from domain.conversations.models import Message
+    from domain.conversations.sending import requeue_stalled_messages, send_message
+    from domain.platform.db import tenant_session
+
+    await email_brand(tenant, fakes)
+    sender = f"c-{uuid.uuid4().hex[:8]}@cust.example"
+    conv = await new_email_conversation(api, tenant, sender=sender)
+
+    async def write(status: str, age_minutes: int, body: str) -> uuid.UUID:
+        mid = uuid.uuid4()
+        async with tenant_session(tenant.id) as s:  # the row a reply writes, its send never published
+            s.add(Message(tenant_id=tenant.id, id=mid, conversation_id=uid(conv["id"]), direction="outbound",
+                          kind="message", author_type="user", body_text=body, delivery_status=status,
+                          created_at=datetime.now(UTC) - timedelta(minutes=age_minutes)))
+        return mid
+
+    async def status(mid: uuid.UUID) -> str:
+        async with tenant_session(tenant.id) as s:
+            return await s.scalar(select(Message.delivery_status).where(Message.tenant_id == tenant.id,
+                                                                        Message.id == mid))
+
+    lost = await write("queued", 20, "lost in Redis")
+    recent = await write("queued", 1, "still on its way")
+    under_way = await write("sending", 20, "already sending")
+
+    assert await requeue_stalled_messages(tenant.id) == 1
+    await until(lambda: [m for m in sent_to(fakes.brevo, sender) if m.text == "lost in Redis"], "the re-sent reply")
+    for _ in range(50):
+        if await status(lost) == "sent":
+            break
+        await asyncio.sleep(0.05)
+    assert await status(lost) == "sent"
+    assert await requeue_stalled_messages(tenant.id) == 0  # sent now; the recent one not yet due
+    assert await status(recent) == "queued"
+
+    from domain.platform import outbox
+
+    probe = await write("queued", 0, "after the re-send")
+    async with tenant_session(tenant.id) as s:  # the re-send of a reply already under way, then a probe
+        outbox.send(s, send_message, tenant.id, str(under_way), resend=True)
+        outbox.send(s, send_message, tenant.id, str(probe), resend=True)
+    await until(lambda: [m for m in sent_to(fakes.brevo, sender) if m.text == "after the re-send"], "the probe")
+    await asyncio.sleep(0.5)
+    texts = [m.text for m in sent_to(fakes.brevo, sender)]
+    assert texts.count("lost in Redis") == 1 and "already sending" not in texts and "still on its way" not in texts
+    assert await status(under_way) == "sending"

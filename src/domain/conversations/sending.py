@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 
+import dramatiq
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,14 +69,49 @@ async def _thread_headers(s: AsyncSession, conv: Conversation, message: Message,
     return headers
 
 
+STALLED_AFTER_MINUTES = 15
+
+
+async def requeue_stalled_messages(tenant_id: uuid.UUID) -> int:
+    """Send again the message of replies still ``queued`` long after they were written: a
+    backstop for a send lost in Redis (a crash within a second of the relay's publish, with
+    ``appendfsync everysec``), as :func:`domain.jobs.service.requeue_stalled` is for jobs. At
+    most once per :data:`STALLED_AFTER_MINUTES` per reply (a Redis key throttles it). The
+    message is marked as a re-send, which gives up when it finds the reply already ``sending``
+    (the first message was not lost after all, and its own retries finish it). Returns how many
+    were sent."""
+    from domain.platform import redis as redis_mod
+
+    async with tenant_session(tenant_id) as s:
+        stalled = list((await s.scalars(
+            select(Message.id).where(Message.tenant_id == tenant_id, Message.direction == "outbound",
+                                     Message.delivery_status == "queued",
+                                     Message.created_at < func.now() - timedelta(minutes=STALLED_AFTER_MINUTES))
+            .order_by(Message.created_at).limit(1000))).all())
+        client = redis_mod.client()
+        sent = 0
+        for mid in stalled:
+            if await client.set(f"resend:m.{mid.hex}", "1", nx=True, ex=STALLED_AFTER_MINUTES * 60):
+                outbox.send(s, send_message, tenant_id, str(mid), resend=True)
+                sent += 1
+    return sent
+
+
+def _first_delivery() -> bool:
+    message = dramatiq.middleware.CurrentMessage.get_current_message()
+    return message is None or not message.options.get("retries")
+
+
 @tenant_actor(queue_name="messages", max_retries=20, min_backoff=2_000, max_backoff=300_000, time_limit=120_000)
-async def send_message(tenant_id: uuid.UUID, message_id: str) -> None:
+async def send_message(tenant_id: uuid.UUID, message_id: str, resend: bool = False) -> None:
     mid = uuid.UUID(message_id)
     async with tenant_session(tenant_id) as s:
         message = await s.scalar(select(Message).where(Message.tenant_id == tenant_id, Message.id == mid)
                                  .with_for_update())
         if message is None or message.delivery_status not in ("queued", "sending"):
             return
+        if resend and message.delivery_status == "sending" and _first_delivery():
+            return  # the first message was not lost: it is under way, and its retries finish it
         conv = await s.get(Conversation, (tenant_id, message.conversation_id))
         brand = await s.scalar(select(Brand).where(Brand.tenant_id == tenant_id, Brand.id == conv.brand_id))
         loaded = await delivery.load_provider(s, tenant_id, conv.brand_id, conv.channel)

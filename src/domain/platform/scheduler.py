@@ -73,11 +73,13 @@ def schedule() -> list[Periodic]:
             await refresh_stale(tenant_id)
 
     async def requeue_stalled_jobs() -> None:
+        from domain.conversations.sending import requeue_stalled_messages
         from domain.segments.automations import requeue_stalled_runs
 
         for tenant_id in await all_tenant_ids():
             await requeue_stalled(tenant_id)
             await requeue_stalled_runs(tenant_id)
+            await requeue_stalled_messages(tenant_id)
 
     from domain.segments import automations
 
