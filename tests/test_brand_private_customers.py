@@ -346,3 +346,31 @@ async def test_a_brand_limited_import_changes_no_identifier_of_a_shared_record(t
     async with tenant_session(t.id) as s:
         assert await s.scalar(text("SELECT email FROM customers WHERE tenant_id = :t AND id = :c"),
                               {"t": t.id, "c": mine.id}) == f"throw-{tag}@a.test"
+
+
+async def test_an_import_links_no_shared_record_to_a_brand_holding_its_own_for_the_address(
+    tenant: TenantFixture
+) -> None:
+    from sqlalchemy import text
+
+    from domain.customers.service import CustomerSource, upsert_customer
+    from domain.imports.customers import CustomerRow, merge
+    from domain.platform.db import tenant_session
+
+    t = tenant
+    tag = uuid.uuid4().hex[:8]
+    email, ext = f"held-{tag}@b.test", f"ext-{tag}"
+    shared, _ = await upsert_customer(t.owner, {"email": email, "external_id": ext}, brand_id=t.brands["b"])
+    private, created = await upsert_customer(_limited(t, "a"), {"email": email}, brand_id=t.brands["a"])
+    assert created and private.private_to_brand_id == t.brands["a"]
+    async with tenant_session(t.id) as s:
+        merged = await merge(s, t.id, t.brands["a"], [CustomerRow(2, {"external_id": ext, "first_name": "Imp"})],
+                             source=CustomerSource.IMPORT)
+    assert merged.problems == {0: ("email", "the brand already has its own record for this email or externalId")}
+    async with tenant_session(t.id) as s:
+        links = set((await s.execute(text("SELECT customer_id, brand_id FROM customer_brands WHERE tenant_id = :t "
+                                          "AND customer_id IN (:a, :b)"),
+                                     {"t": t.id, "a": shared.id, "b": private.id})).all())
+        first_name = await s.scalar(text("SELECT first_name FROM customers WHERE tenant_id = :t AND id = :c"),
+                                    {"t": t.id, "c": shared.id})
+    assert links == {(shared.id, t.brands["b"]), (private.id, t.brands["a"])} and first_name is None

@@ -327,6 +327,16 @@ TAKEN_SQL = [f"""UPDATE bg_import_customers s SET skip = true, problem = 'email'
           AND m.tenant_id = :t AND m.id = s.customer_id
           AND c.tenant_id = :t AND c.external_id IS NOT NULL AND c.external_id = s.external_id
           AND c.id <> s.customer_id AND m.external_id IS DISTINCT FROM s.external_id AND {_SAME_VIEW}"""]
+# A shared record not yet linked to the import's brand is not linked to it when the brand has its
+# own private record for the record's e-mail or external id (customers.service.link_brand).
+TAKEN_SQL.append("""UPDATE bg_import_customers s SET skip = true, problem = 'own' FROM customers m, customers c
+        WHERE NOT s.skip AND s.customer_id IS NOT NULL AND m.tenant_id = :t AND m.id = s.customer_id
+          AND m.private_to_brand_id IS NULL
+          AND NOT EXISTS (SELECT 1 FROM customer_brands cb WHERE cb.tenant_id = :t AND cb.customer_id = m.id
+                            AND cb.brand_id = :b)
+          AND c.tenant_id = :t AND c.private_to_brand_id = :b AND c.id <> m.id
+          AND ((m.email IS NOT NULL AND c.email = m.email)
+               OR (m.external_id IS NOT NULL AND c.external_id = m.external_id))""")
 # A principal limited to some brands changes no identifier of a shared record (whether the new
 # value is held would tell it about customers only other brands know): checked before TAKEN_SQL.
 SHARED_KEEPS_SQL = """UPDATE bg_import_customers s SET skip = true, problem = 'shared' FROM customers m
@@ -499,6 +509,8 @@ async def merge(session: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID
             merged.problems[idx] = ("email", "another customer already has this email")
         elif problem == "taken":
             merged.problems[idx] = ("email", "another customer already has this email or externalId")
+        elif problem == "own":
+            merged.problems[idx] = ("email", "the brand already has its own record for this email or externalId")
         elif problem == "shared":
             merged.problems[idx] = ("email", "a customer other brands may share keeps its email and externalId: "
                                              "ask a principal that sees every brand to change them")
