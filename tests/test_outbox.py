@@ -103,3 +103,54 @@ async def test_the_claim_reads_all_tenants_in_seq_order_from_an_index() -> None:
     finally:
         await engine.dispose()
     assert "ix_outbox_seq" in plan and "Sort" not in plan, plan
+
+
+async def test_a_commit_that_wrote_outbox_rows_wakes_the_relays_and_others_do_not() -> None:
+    """The relay is woken after the commit, not by a NOTIFY inside it: a transaction that wrote
+    outbox rows announces its commit on Redis (no relay runs in this process, so the leader is
+    elsewhere); one that wrote none, or rolled back, announces nothing."""
+    import asyncio
+    import contextlib
+
+    import redis.asyncio as aioredis
+    from sqlalchemy import text
+
+    from conftest import create_tenant_fixture
+    from domain.platform import outbox
+    from domain.platform import redis as redis_mod
+    from domain.platform.db import owner_engine, tenant_session
+
+    t = await create_tenant_fixture(brands=())
+    listener = aioredis.Redis.from_url(redis_mod.redis_url(), decode_responses=True)
+    pubsub = listener.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(outbox.WAKE_CHANNEL)
+
+    async def wakes(within: float) -> int:
+        n, deadline = 0, asyncio.get_running_loop().time() + within
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            if await pubsub.get_message(timeout=left) is not None:
+                n += 1
+        return n
+
+    try:
+        async with tenant_session(t.id) as s:
+            await s.execute(text("select 1"))
+        with contextlib.suppress(RuntimeError):
+            async with tenant_session(t.id) as s:
+                outbox.publish(s, t.id, "probe", {"n": 0})
+                raise RuntimeError("rolled back")
+        assert await wakes(0.5) == 0
+        async with tenant_session(t.id) as s:
+            outbox.publish(s, t.id, "probe", {"n": 1})
+        assert await wakes(0.5) == 1
+    finally:
+        await pubsub.aclose()
+        await listener.aclose()
+    engine = owner_engine()  # and no trigger on the table sends a NOTIFY any more
+    try:
+        async with engine.connect() as conn:
+            triggers = (await conn.execute(text(
+                "select tgname from pg_trigger where tgrelid = 'outbox'::regclass and not tgisinternal"))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert triggers == []

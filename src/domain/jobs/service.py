@@ -174,8 +174,9 @@ STALLED_AFTER_MINUTES = 15
 
 
 async def requeue_stalled(tenant_id: uuid.UUID) -> int:
-    """Send again the message of jobs still queued long after creation. The outbox never loses a
-    message, so this is a backstop for a Redis that lost its data (no persistence) or a message
+    """Send again the message of jobs still queued long after creation. The outbox loses no
+    message while Redis is away, so this is a backstop for a Redis that lost its data (a crash
+    within the last second it had not yet persisted, or no persistence) or a message
     dead-lettered by Dramatiq. Job bodies are idempotent, so a late duplicate is harmless.
     Returns how many were sent."""
     async with tenant_session(tenant_id) as s:
