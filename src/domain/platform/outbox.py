@@ -92,7 +92,10 @@ _waking: set[asyncio.Task[None]] = set()
 def wake() -> None:
     """Rouse the relays: a transaction that wrote outbox rows has committed. Never raises, never
     waits."""
-    local = list(_local)
+    try:
+        local = list(_local)  # relays start and stop on other threads (the worker's)
+    except RuntimeError:
+        local = []
     for relay in local:
         relay.poke()
     if any(relay.leading for relay in local):
@@ -237,7 +240,9 @@ class Relay:
 
     @property
     def leading(self) -> bool:
-        return self._leader
+        """Whether this relay holds the lead, as far as it knows (its connection still open)."""
+        conn = self._conn
+        return self._leader and conn is not None and not conn.is_closed()
 
     def poke(self) -> None:
         """Wake this relay now, from any thread."""
