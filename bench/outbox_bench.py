@@ -6,7 +6,7 @@
 Live event: from the commit of a transaction that publishes an event to the event's arrival in
 an :class:`EventHub` subscriber queue. "direct" appends the event to the stream right after the
 commit (what an after-commit publish did, lost while Redis is away); "outbox" writes the outbox
-row in the transaction and lets a relay (LISTEN/NOTIFY, claim, one Redis script, delete) deliver it.
+row in the transaction and lets a relay (woken after the commit, claim, one Redis script, delete) deliver it.
 
 Job message: from the commit to the message's presence in its Dramatiq queue in Redis ("direct":
 ``actor.send`` after the commit; "outbox": the relay). Median, 95th percentile and max, in ms.
