@@ -73,7 +73,9 @@ class EventHub:
             import redis.asyncio as aioredis
 
             self._client = aioredis.Redis.from_url(redis_mod.redis_url(), decode_responses=True,
-                                                   socket_connect_timeout=2, retry=redis_mod.retry_policy())
+                                                   socket_connect_timeout=2, retry=redis_mod.retry_policy(),
+                                                   # longer than a blocking read, or an idle hub times out
+                                                   socket_timeout=self.BLOCK_MS / 1000 + 5)
         return self._client
 
     async def _tail(self) -> str:
