@@ -225,6 +225,22 @@ async def test_an_outside_identity_provider_is_trusted_with_verified_emails_only
         for sub in ("idp|12345", str(uuid.uuid4())):
             principal = await authenticate_jwt(_idp_token(tenant, email, key, "RS256", sub=sub, email_verified=True))
             assert principal.member_id == member.id and principal.invited
+        # a subject equal to a Brandgraph user's id is no claim to be that user: the owner's user id
+        # with the invited person's verified e-mail is the invited person, without one it is nobody
+        owner = str(tenant.owner_id)
+        principal = await authenticate_jwt(_idp_token(tenant, email, key, "RS256", sub=owner, email_verified=True))
+        assert principal.member_id == member.id and principal.invited and principal.id != tenant.owner_id
+        with pytest.raises(Unauthenticated, match="not verified"):
+            await authenticate_jwt(_idp_token(tenant, email, key, "RS256", sub=owner))
+        nobody = _idp_token(tenant, "", key, "RS256", sub=owner, email_verified=True)
+        with pytest.raises(Unauthenticated, match="no email claim"):
+            await authenticate_jwt(nobody)
+        stranger = _idp_token(tenant, f"stranger-{uuid.uuid4().hex[:8]}@people.test", key, "RS256", sub=owner,
+                              email_verified=True)
+        with pytest.raises(Unauthenticated, match="not a member"):
+            await authenticate_jwt(stranger)
+        # Brandgraph's own HS256 token still names the owner by its user id
+        assert (await authenticate_jwt(_idp_token(tenant, "", sub=owner))).id == tenant.owner_id
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()

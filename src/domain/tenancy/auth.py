@@ -1,8 +1,9 @@
 """Credentials to principals: API keys for integrations, JWTs for SPA users.
 
 JWTs are HS256 with ``BRANDGRAPH_SECRET_KEY``, or RS256/ES256 against ``JWT_PUBLIC_KEY`` or a
-JWKS URL; issuer, audience and expiry are always checked. The tenant comes from the token's
-tenant claim; the role and brands come from the membership, so a change takes effect at once.
+JWKS URL; issuer, audience and expiry are always checked. A token Brandgraph signed (HS256) names
+its user by ``sub``; an outside provider's token (RS/ES) is matched by its verified e-mail only,
+never by ``sub``, whatever it holds. The tenant comes from the token's tenant claim; the role and brands come from the membership, so a change takes effect at once.
 """
 
 from __future__ import annotations
@@ -67,13 +68,15 @@ async def authenticate_jwt(token: str) -> Principal:
         raise Unauthenticated(f"token has no valid {settings.jwt_tenant_claim!r} claim") from None
     outside = not str(jwt.get_unverified_header(token).get("alg", "")).startswith("HS")
     principal = None
-    try:
-        user_id = uuid.UUID(str(claims["sub"]))
-    except ValueError:
-        user_id = None
-    if user_id is not None:  # a Brandgraph user id (an outside provider's UUID subject may be none)
+    user_id = None
+    if not outside:  # only a token Brandgraph signed itself names a Brandgraph user by its subject
+        try:
+            user_id = uuid.UUID(str(claims["sub"]))
+        except ValueError:
+            user_id = None
+    if user_id is not None:
         principal = await members.principal_for_user(tenant_id, user_id)
-    if principal is None:  # an outside identity provider's subject: match on the e-mail claim
+    if principal is None:  # an outside identity provider's subject: match on the e-mail claim only
         email = claims.get("email")
         if not email:
             if user_id is not None:
