@@ -105,12 +105,15 @@ async def test_the_claim_reads_all_tenants_in_seq_order_from_an_index() -> None:
     assert "ix_outbox_seq" in plan and "Sort" not in plan, plan
 
 
-async def test_a_commit_that_wrote_outbox_rows_wakes_the_relays_and_others_do_not() -> None:
+async def test_a_commit_that_wrote_outbox_rows_wakes_the_relays_and_others_do_not(monkeypatch: pytest.MonkeyPatch) -> None:
     """The relay is woken after the commit, not by a NOTIFY inside it: a transaction that wrote
     outbox rows announces its commit on Redis (no relay runs in this process, so the leader is
-    elsewhere); one that wrote none, or rolled back, announces nothing."""
+    elsewhere); one that wrote none, or rolled back, announces nothing. Pub/sub channels span
+    Redis's databases, and the suite's API and worker commit meanwhile: this process announces
+    on a channel of its own, so only its own wake-ups are counted."""
     import asyncio
     import contextlib
+    import uuid
 
     import redis.asyncio as aioredis
     from sqlalchemy import text
@@ -120,6 +123,7 @@ async def test_a_commit_that_wrote_outbox_rows_wakes_the_relays_and_others_do_no
     from domain.platform import redis as redis_mod
     from domain.platform.db import owner_engine, tenant_session
 
+    monkeypatch.setattr(outbox, "WAKE_CHANNEL", f"outbox:wake:test:{uuid.uuid4().hex}")
     t = await create_tenant_fixture(brands=())
     listener = aioredis.Redis.from_url(redis_mod.redis_url(), decode_responses=True)
     pubsub = listener.pubsub(ignore_subscribe_messages=True)
