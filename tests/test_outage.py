@@ -284,12 +284,9 @@ def _probe_view() -> Any:
 
         @strawberry.field
         async def lost(self, info: strawberry.Info) -> bool | None:
-            saved = db._url_override
-            db.use_database_url(f"postgresql://nobody@127.0.0.1:{conftest.free_port()}/gone")
-            try:
+            # this field's task only: ``read``, resolved alongside, keeps the real database
+            with db.database_url(f"postgresql://nobody@127.0.0.1:{conftest.free_port()}/gone"):
                 await in_tenant(info, "select 1")
-            finally:
-                db.use_database_url(saved)
             return True
 
     @strawberry.type

@@ -15,7 +15,7 @@ import logging
 import re
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -37,10 +37,11 @@ from domain.platform import outbox
 AfterCommit = Callable[[], Awaitable[None]]
 log = logging.getLogger(__name__)
 
-_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
+# per event loop, one engine per database URL in use on it
+_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncEngine]] = (
     weakref.WeakKeyDictionary()
 )
-_url_override: str | None = None
+_url_override: contextvars.ContextVar[str | None] = contextvars.ContextVar("database_url_override", default=None)
 
 
 @dataclass
@@ -85,11 +86,15 @@ def _on_execute(conn: Any, _cursor: object, statement: str, *_args: object) -> N
         conn.info[_WROTE] = True
 
 
-def use_database_url(url: str | None) -> None:
-    """Point this process at another runtime database URL (tests, the dev runner)."""
-    global _url_override
-    _url_override = url
-    _engines.clear()
+@contextlib.contextmanager
+def database_url(url: str) -> Iterator[None]:
+    """Within this block, this task (and the tasks it starts) use another runtime database URL
+    (tests); other tasks keep theirs. Its engine lives until :func:`dispose_engine`."""
+    token = _url_override.set(url)
+    try:
+        yield
+    finally:
+        _url_override.reset(token)
 
 
 def _make_engine(url: str) -> AsyncEngine:
@@ -110,17 +115,18 @@ def _make_engine(url: str) -> AsyncEngine:
 def engine() -> AsyncEngine:
     """The engine for the running event loop (asyncpg connections belong to one loop)."""
     loop = asyncio.get_running_loop()
-    found = _engines.get(loop)
+    url = _url_override.get() or get_settings().app_database_url()
+    engines = _engines.setdefault(loop, {})
+    found = engines.get(url)
     if found is None:
-        found = _make_engine(_url_override or get_settings().app_database_url())
-        _engines[loop] = found
+        found = engines[url] = _make_engine(url)
     return found
 
 
 async def dispose_engine() -> None:
+    """Close this event loop's engines and their pooled connections."""
     loop = asyncio.get_running_loop()
-    found = _engines.pop(loop, None)
-    if found is not None:
+    for found in _engines.pop(loop, {}).values():
         await found.dispose()
 
 
