@@ -11,7 +11,9 @@ back; the hub reconnects and reads on from the last entry it handed out, so an e
 while a subscriber was connected reaches it once, in the order written, except: a subscriber
 whose queue is full loses its oldest event; entries trimmed from the stream (about the last
 :data:`STREAM_MAXLEN` are kept) before the hub read them are skipped; a Redis crash loses what
-it had not yet persisted; and if Redis loses the stream, the hub starts over at its new end.
+it had not yet persisted; and if Redis comes back with less than the hub had read (it lost the
+stream, or its last writes), the hub reads on after the last entry it handed out: what Redis lost
+is not delivered, and nothing is delivered twice.
 """
 
 from __future__ import annotations
@@ -107,11 +109,15 @@ class EventHub:
         failed = False
         while True:
             try:
-                if failed:  # Redis came back: had it lost the stream, read from its new start
+                if failed:  # Redis came back
                     tail = await self._tail()
                     if self._last_id and _id(tail) < _id(self._last_id):
-                        log.warning("event stream restarted; following it from its new start")
-                        self._last_id = "0-0"
+                        # it came back with less than it had handed out (lost writes, or no stream
+                        # at all): read on after the last entry handed out, never from the start,
+                        # which would hand every entry still there out again. Entries appended from
+                        # now on take ids from Redis's clock, later than that one.
+                        log.warning("event stream came back shorter than the hub had read; "
+                                    "events it lost are not delivered")
                     failed = False
                 found = await self._redis().xread({STREAM: self._last_id or "$"}, count=500, block=self.BLOCK_MS)
                 for _stream, entries in found or ():
