@@ -7,7 +7,8 @@ tenant, sensible text) so the call reaches the product, some hostile (NUL and ov
 lone surrogates, template syntax, extreme and negative numbers, malformed ids, another tenant's
 ids, ids of the wrong type, empty and 1,001-item lists, deep and oddly shaped JSON, recursive
 inputs nested deep, impossible dates). Calls go as the owner, a brand-limited admin key, or with
-an active brand. Any 5xx, any ``INTERNAL_SERVER_ERROR`` or masked message fails the test.
+an active brand. Any 5xx, any ``INTERNAL_SERVER_ERROR`` or masked message, or a traceback in the
+API log fails the test.
 
 The sample is seeded: the seed is printed and in the failure message. ``FUZZ_SEED=<n>`` replays a
 run, ``FUZZ_CASES=<n>`` makes a longer sweep (for example ``FUZZ_CASES=50``), ``FUZZ_DEBUG=1``
@@ -43,7 +44,7 @@ from graphql import (
     get_named_type,
 )
 
-from conftest import Api, TenantFixture, create_tenant_fixture, gid
+from conftest import DATA_DIR, Api, TenantFixture, create_tenant_fixture, gid
 
 SEED = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2**32))
 CASES = int(os.environ.get("FUZZ_CASES") or 2)
@@ -267,6 +268,25 @@ def internal(body: dict[str, Any]) -> list[dict[str, Any]]:
             or e.get("message", "").startswith("Internal server error")]
 
 
+def api_log_sizes() -> dict[str, int]:
+    """Where the logs of the API servers this test session started end now."""
+    return {str(p): p.stat().st_size for p in (DATA_DIR / "logs").glob(f"api*-{os.getpid()}.log")}
+
+
+def api_log_tracebacks_since(sizes: dict[str, int]) -> list[str]:
+    """The tracebacks the API servers logged after ``sizes`` was taken, each with its lines above."""
+    found = []
+    for path in (DATA_DIR / "logs").glob(f"api*-{os.getpid()}.log"):
+        with path.open("rb") as f:
+            f.seek(sizes.get(str(path), 0))
+            text = f.read().decode(errors="replace")
+        at = text.find("Traceback")
+        while at != -1:
+            found.append(text[max(0, at - 300):at + 1200])
+            at = text.find("Traceback", at + 1)
+    return found
+
+
 async def test_no_query_or_mutation_gives_an_internal_error(api: Api) -> None:
     print(f"\nfuzz: FUZZ_SEED={SEED} FUZZ_CASES={CASES}")
     t, other = await create_tenant_fixture(), await create_tenant_fixture()
@@ -284,6 +304,7 @@ async def test_no_query_or_mutation_gives_an_internal_error(api: Api) -> None:
 
     failures: list[str] = []
     sent, refused, started = 0, 0, time.monotonic()
+    log_sizes = api_log_sizes()
     for _ in range(CASES):
         for kind, name, f in fields:
             gen.hostile = rng.choice((0.0, 0.15, 0.4, 0.8))
@@ -313,6 +334,8 @@ async def test_no_query_or_mutation_gives_an_internal_error(api: Api) -> None:
                 failures.append(f"{name}: {bad[0]['message']} with {shown}")
             Ids.harvest(body.get("data"), ids.own)  # new objects become ids for later calls
     elapsed = time.monotonic() - started
+    time.sleep(0.2)  # the server writes its log line after answering
+    failures += [f"the API logged a traceback:\n{tb}" for tb in api_log_tracebacks_since(log_sizes)]
     print(f"fuzz: {sent} calls over {len(fields)} fields in {elapsed:.1f} s ({refused} refused before data)")
     assert not failures, (f"FUZZ_SEED={SEED} FUZZ_CASES={CASES}: {len(failures)} internal errors "
                           "(request ids in the API log):\n" + "\n".join(failures))

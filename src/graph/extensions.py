@@ -16,6 +16,7 @@ from graphql import (
     validate,
     visit,
 )
+from graphql.execution.values import get_argument_values
 from graphql.language import Visitor
 from strawberry.extensions import (
     DisableIntrospection,
@@ -26,6 +27,7 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
@@ -40,13 +42,47 @@ log = logging.getLogger("graph.errors")
 BAD_USER_INPUT = "BAD_USER_INPUT"
 
 
+class BadUserInput(GraphQLError):
+    """An input value one of our scalars refuses (out of range, of the wrong kind): the client's
+    doing. Raise this, not a plain GraphQLError, for refusals: graphql-core raises GraphQLError
+    for output values it cannot serialise too, and those are defects."""
+
+
+def _argument_coercion(error: BaseException) -> bool:
+    """Raised while graphql-core coerced a field's arguments during execution."""
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is get_argument_values.__code__:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+_REFUSALS = (BadUserInput, StrawberryInputCoercionError)  # ours; Strawberry's (a malformed GlobalID)
+
+
+def _refused_input(error: GraphQLError) -> bool:
+    """A GraphQLError refusing the client's input: one of our scalars or Strawberry's argument
+    conversion refused a value, or graphql-core refused a variable (before execution: no path)
+    or an argument (during execution, in get_argument_values). Any other GraphQLError, an output value that cannot be serialised
+    ("Int cannot represent ...", "Expected Iterable"), is a defect of ours."""
+    if error.path is None:
+        return True
+    inner: BaseException | None = error.original_error
+    while isinstance(inner, GraphQLError):
+        if isinstance(inner, _REFUSALS) or _argument_coercion(inner):
+            return True
+        inner = inner.original_error
+    return isinstance(inner, _REFUSALS)
+
+
 def _is_internal(error: GraphQLError) -> bool:
     original = error.original_error
     if original is None:  # syntax, validation, limits: the client's own doing
         return False
-    # a GraphQLError inside is graphql-core or Strawberry refusing an input value (a variable or
-    # argument of the wrong type or out of range, an undecodable id): the client's doing too
-    return not isinstance(original, (DomainError, Unauthenticated, GraphQLError, DatabaseUnavailable))
+    if isinstance(original, GraphQLError):
+        return not _refused_input(error)
+    return not isinstance(original, (DomainError, Unauthenticated, DatabaseUnavailable))
 
 
 class MaskInternalErrors(MaskErrors):
@@ -88,7 +124,7 @@ class DomainErrorCodes(SchemaExtension):
             elif isinstance(original, DatabaseUnavailable):  # answered as a field error only
                 error.message = "the database was unavailable for this field"  # after a write committed
                 error.extensions = {"code": "DATABASE_UNAVAILABLE"}
-            elif isinstance(original, GraphQLError):
+            elif isinstance(original, GraphQLError) and _refused_input(error):
                 error.extensions = {**(original.extensions or {}), "code": BAD_USER_INPUT}
 
     def on_operation(self):

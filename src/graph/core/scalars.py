@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, NewType
 
 import strawberry
-from graphql import GraphQLError
+
+from graph.extensions import BadUserInput
 
 BigInt = NewType("BigInt", int)
 
@@ -17,9 +18,9 @@ def parse_bigint(value: Any) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise GraphQLError(f"BigInt must be a whole number, got {value!r:.40}")
+        raise BadUserInput(f"BigInt must be a whole number, got {value!r:.40}")
     if not BIGINT_MIN <= value <= BIGINT_MAX:
-        raise GraphQLError(f"BigInt must be between {BIGINT_MIN} and {BIGINT_MAX}, got {value}")
+        raise BadUserInput(f"BigInt must be between {BIGINT_MIN} and {BIGINT_MAX}, got {value}")
     return value
 
 
