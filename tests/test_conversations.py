@@ -1167,3 +1167,73 @@ async def test_a_reply_stuck_queued_is_sent_again_once(api: Api, tenant: TenantF
     texts = [m.text for m in sent_to(fakes.brevo, sender)]
     assert texts.count("lost in Redis") == 1 and "already sending" not in texts and "still on its way" not in texts
     assert await status(under_way) == "sending"
+
+
+async def test_a_reply_claimed_by_its_re_send_is_not_sent_again_by_its_first_message(
+        api: Api, tenant: TenantFixture, fakes, monkeypatch: Any) -> None:
+    """The first message of a reply and the sweep's re-send both reach workers; the re-send claims
+    the reply first and is still at the provider when the first message arrives: the first gives
+    up, and the provider is called once. The claiming message itself, delivered again with the
+    reply still ``sending`` (its worker died before marking it), sends it again with the same
+    key."""
+    import dramatiq
+    from dramatiq.middleware import CurrentMessage
+    from sqlalchemy import select
+
+    from domain.config import get_settings
+    from domain.conversations.models import Message
+    from domain.conversations.sending import send_message
+    from domain.platform.db import tenant_session
+
+    await email_brand(tenant, fakes)
+    sender = f"c-{uuid.uuid4().hex[:8]}@cust.example"
+    conv = await new_email_conversation(api, tenant, sender=sender)
+
+    async def write(body: str) -> uuid.UUID:
+        mid = uuid.uuid4()
+        async with tenant_session(tenant.id) as s:  # the row a reply writes; its messages are run here
+            s.add(Message(tenant_id=tenant.id, id=mid, conversation_id=uid(conv["id"]), direction="outbound",
+                          kind="message", author_type="user", body_text=body, delivery_status="queued"))
+        return mid
+
+    async def status(mid: uuid.UUID) -> str:
+        async with tenant_session(tenant.id) as s:
+            return await s.scalar(select(Message.delivery_status).where(Message.tenant_id == tenant.id,
+                                                                        Message.id == mid))
+
+    async def deliver(message: dramatiq.Message) -> None:  # as a worker runs it
+        CurrentMessage().before_process_message(send_message.broker, message)
+        await send_message.fn.__wrapped__(*message.args, **message.kwargs)  # the actor's coroutine
+
+    monkeypatch.setenv("BREVO_API_URL", fakes.brevo.url)  # this process sends, to the session's fake
+    get_settings.cache_clear()
+    monkeypatch.setattr(fakes.brevo, "latency", 1.0)  # a provider call takes a while
+    try:
+        mid = await write("claimed by the re-send")
+        first = send_message.message(str(tenant.id), str(mid))
+        resend = send_message.message(str(tenant.id), str(mid), resend=True)
+        before = fakes.brevo.requests
+        sending = asyncio.create_task(deliver(resend))
+        while await status(mid) != "sending":  # claimed; its provider call takes a second
+            assert not sending.done()
+            await asyncio.sleep(0.01)
+        await deliver(first)  # arrives while the re-send is under way
+        await sending
+        assert fakes.brevo.requests == before + 1
+        assert [m.text for m in sent_to(fakes.brevo, sender)].count("claimed by the re-send") == 1
+        assert await status(mid) == "sent"
+
+        # the claiming message delivered again while the reply is still 'sending' sends it again
+        mid = await write("its worker died")
+        message = send_message.message(str(tenant.id), str(mid))
+        async with tenant_session(tenant.id) as s:  # claimed by this message, never marked
+            row = await s.get(Message, (tenant.id, mid))
+            row.delivery_status, row.claimed_by = "sending", message.message_id
+        before = fakes.brevo.requests
+        await deliver(send_message.message(str(tenant.id), str(mid), resend=True))  # another message
+        assert fakes.brevo.requests == before and await status(mid) == "sending"
+        await deliver(message)
+        assert fakes.brevo.requests == before + 1 and await status(mid) == "sent"
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

@@ -83,6 +83,8 @@ class Message(TenantOwned, Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     delivery_status: Mapped[str | None] = mapped_column(String(12))  # queued | sending | sent | delivered | failed
+    # the Dramatiq message that claimed the send (queued → sending): only it may send again
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

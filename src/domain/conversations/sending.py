@@ -3,20 +3,24 @@
 A reply is a ``queued`` message row written with the request; the ``send_message`` actor moves
 it ``queued → sending → sent`` (with the provider's id), or ``failed`` with the reason. Its key
 ``m.<message id>`` travels with it, so delivery events come back through the same webhooks as
-campaign events (:func:`apply_event`). A retry after a crash between sending and marking sends
-again with the same idempotency key (the message id), which Brevo processes once. E-mail replies
+campaign events (:func:`apply_event`). The move to ``sending`` is a conditional update that
+records the Dramatiq message claiming it; a delivery that finds the reply no longer ``queued``
+gives up, unless it is that same message again (a retry after the provider was unavailable, or
+Dramatiq's redelivery after its worker died between sending and marking), which sends again with
+the same idempotency key (the message id), which Brevo processes once. E-mail replies
 thread: ``Message-ID`` ``<m.<id>@<brand domain>>``, ``In-Reply-To`` the customer's last message,
 ``References`` the chain.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from datetime import timedelta
 
 import dramatiq
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conversations.models import Conversation, Message
@@ -76,42 +80,60 @@ async def requeue_stalled_messages(tenant_id: uuid.UUID) -> int:
     """Send again the message of replies still ``queued`` long after they were written: a
     backstop for a send lost in Redis (a crash within a second of the relay's publish, with
     ``appendfsync everysec``), as :func:`domain.jobs.service.requeue_stalled` is for jobs. At
-    most once per :data:`STALLED_AFTER_MINUTES` per reply (a Redis key throttles it). The
-    message is marked as a re-send, which gives up when it finds the reply already ``sending``
-    (the first message was not lost after all, and its own retries finish it). Returns how many
-    were sent."""
+    most once per :data:`STALLED_AFTER_MINUTES` per reply (a Redis key throttles it; the keys
+    are released when the transaction does not commit). Should the first message not have been
+    lost after all, whichever of the two claims the reply sends it and the other gives up.
+    Returns how many were sent."""
     from domain.platform import redis as redis_mod
 
-    async with tenant_session(tenant_id) as s:
-        stalled = list((await s.scalars(
-            select(Message.id).where(Message.tenant_id == tenant_id, Message.direction == "outbound",
-                                     Message.delivery_status == "queued",
-                                     Message.created_at < func.now() - timedelta(minutes=STALLED_AFTER_MINUTES))
-            .order_by(Message.created_at).limit(1000))).all())
-        client = redis_mod.client()
-        sent = 0
-        for mid in stalled:
-            if await client.set(f"resend:m.{mid.hex}", "1", nx=True, ex=STALLED_AFTER_MINUTES * 60):
-                outbox.send(s, send_message, tenant_id, str(mid), resend=True)
-                sent += 1
-    return sent
+    client = redis_mod.client()
+    taken: list[str] = []
+    try:
+        async with tenant_session(tenant_id) as s:
+            stalled = list((await s.scalars(
+                select(Message.id).where(Message.tenant_id == tenant_id, Message.direction == "outbound",
+                                         Message.delivery_status == "queued",
+                                         Message.created_at < func.now() - timedelta(minutes=STALLED_AFTER_MINUTES))
+                .order_by(Message.created_at).limit(1000))).all())
+            for mid in stalled:
+                key = f"resend:m.{mid.hex}"
+                if await client.set(key, "1", nx=True, ex=STALLED_AFTER_MINUTES * 60):
+                    taken.append(key)
+                    outbox.send(s, send_message, tenant_id, str(mid), resend=True)
+    except BaseException:
+        if taken:  # nothing was sent: the next sweep may try again
+            with contextlib.suppress(Exception):
+                await client.delete(*taken)
+        raise
+    return len(taken)
 
 
-def _first_delivery() -> bool:
+def _claimant() -> str | None:
+    """The id of the Dramatiq message being processed: the same for its retries and for its
+    redelivery after its worker died, another for any other message."""
     message = dramatiq.middleware.CurrentMessage.get_current_message()
-    return message is None or not message.options.get("retries")
+    return message.message_id if message is not None else None
 
 
 @tenant_actor(queue_name="messages", max_retries=20, min_backoff=2_000, max_backoff=300_000, time_limit=120_000)
 async def send_message(tenant_id: uuid.UUID, message_id: str, resend: bool = False) -> None:
+    """Send one reply. ``resend`` marks the sweep's re-send (see :func:`requeue_stalled_messages`);
+    it follows the same rule as the first message: the one that claims the reply sends it."""
     mid = uuid.UUID(message_id)
+    claimant = _claimant()
     async with tenant_session(tenant_id) as s:
+        # the claim, in one statement: a queued reply, or one this very message claimed before
+        mine = Message.delivery_status == "queued"
+        if claimant is not None:
+            mine = mine | ((Message.delivery_status == "sending") & (Message.claimed_by == claimant))
+        claimed = await s.scalar(
+            update(Message).where(Message.tenant_id == tenant_id, Message.id == mid, mine)
+            .values(delivery_status="sending", claimed_by=claimant).returning(Message.id)
+            .execution_options(synchronize_session=False))
+        if claimed is None:
+            return  # sent, failed, or claimed by another message (the first or the re-send), which sends it
         message = await s.scalar(select(Message).where(Message.tenant_id == tenant_id, Message.id == mid)
-                                 .with_for_update())
-        if message is None or message.delivery_status not in ("queued", "sending"):
-            return
-        if resend and message.delivery_status == "sending" and _first_delivery():
-            return  # the first message was not lost: it is under way, and its retries finish it
+                                 .execution_options(populate_existing=True))
         conv = await s.get(Conversation, (tenant_id, message.conversation_id))
         brand = await s.scalar(select(Brand).where(Brand.tenant_id == tenant_id, Brand.id == conv.brand_id))
         loaded = await delivery.load_provider(s, tenant_id, conv.brand_id, conv.channel)
@@ -124,7 +146,6 @@ async def send_message(tenant_id: uuid.UUID, message_id: str, resend: bool = Fal
         headers = await _thread_headers(s, conv, message, domain) if conv.channel == "email" else {}
         if headers:
             message.message_id_header = headers["Message-ID"]
-        message.delivery_status = "sending"
         subject = conv.subject or brand.name
         if conv.started_by == "customer" or conv.message_count > 1:
             subject = subject if subject.lower().startswith("re:") else f"Re: {subject}"
