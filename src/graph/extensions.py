@@ -19,6 +19,7 @@ from graphql import (
 from graphql.execution.values import get_argument_values
 from graphql.language import Visitor
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
@@ -144,6 +145,11 @@ def _validate(schema: GraphQLSchema, document: DocumentNode, rules: tuple, hide_
                     hide_suggestions=hide_suggestions)
 
 
+def validation_cache_info() -> functools._CacheInfo:
+    """Hits and misses of the validation cache (tests)."""
+    return _validate.cache_info()
+
+
 class ValidateDocument(SchemaExtension):
     """Strawberry's validation, cached (1024 documents), and without "Did you mean ...?" hints
     when introspection is off: they would spell out the schema that introspection hides."""
@@ -226,12 +232,14 @@ class ReportSqlStatements(SchemaExtension):
 
 
 def extensions(settings: Settings) -> list:
+    # the limits' validation rules are built once: they are part of the validation cache's key
+    limits = (*QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+              *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)
     exts: list = [
         lambda: ParserCache(maxsize=1024),
         lambda: ValidateDocument(hide_suggestions=not settings.introspection),
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: AddValidationRules(list(limits)),
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         RefuseUnstorableText,
         DomainErrorCodes,
         MaskInternalErrors,
