@@ -143,6 +143,13 @@ async def download(request: Request) -> Response:
         "content-disposition": f'attachment; filename="{found.filename}"', "cache-control": "private, no-store"})
 
 
+async def database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    """Any route that meets PostgreSQL away (downloads, webhooks, tracking links): 503, retry
+    shortly, in the error shape of the rest of the API. (GraphQL answers this in its view.)"""
+    return JSONResponse(error_body("DATABASE_UNAVAILABLE", "the database is unavailable; retry shortly"),
+                        status_code=503, headers={"Retry-After": "1"})
+
+
 async def healthz(_: Request) -> PlainTextResponse:
     return PlainTextResponse("ok")
 
@@ -239,5 +246,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *WEBHOOK_ROUTES,
         ],
         middleware=middleware,
+        exception_handlers={db.DatabaseUnavailable: database_unavailable},
         lifespan=lifespan,
     )
