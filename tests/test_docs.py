@@ -25,3 +25,18 @@ def test_example_is_valid_against_the_schema(where: str, document: str) -> None:
 
 def test_there_are_examples() -> None:
     assert len(EXAMPLES) >= 6
+
+
+def readme_paragraph(start: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    at = text.index(start)
+    return " ".join(text[at:text.index("\n\n", at)].split())
+
+
+@pytest.mark.parametrize("start", ["**A request.**", "**A job.**"])
+def test_readme_paths_go_through_the_outbox(start: str) -> None:
+    """Events and job messages are outbox rows written in the transaction and relayed after the
+    commit: the README's request and job paths say so, and do not describe sending after commit."""
+    paragraph = readme_paragraph(start)
+    assert "outbox row" in paragraph and "outbox relay" in paragraph, paragraph
+    assert "enqueues a Dramatiq message" not in paragraph and "event is published" not in paragraph, paragraph
