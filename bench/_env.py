@@ -67,12 +67,12 @@ async def setup_tenant(name: str):
     import uuid
 
     from domain.tenancy import brands, members, tenants
-    from domain.tenancy.policies import Principal, PrincipalKind, Role
+    from domain.tenancy.policies import Role
 
     slug = f"bench-{uuid.uuid4().hex[:8]}"
     tenant = await tenants.create_tenant(slug, name)
     owner_id, _ = await members.ensure_member(tenant.id, f"owner@{slug}.test", Role.OWNER)
-    owner = Principal(tenant_id=tenant.id, kind=PrincipalKind.USER, id=owner_id, role=Role.OWNER,
-                      label=f"owner@{slug}.test", brand_ids=None)
+    owner = await members.principal_for_user(tenant.id, owner_id)
+    assert owner is not None
     brand = await brands.create_brand(owner, {"name": "Bench Brand", "slug": "bench"})
     return owner, brand.id

@@ -46,6 +46,19 @@ CREATE POLICY member_of_current_tenant ON users FOR SELECT
 
 ALTER TABLE users ADD COLUMN name varchar(200);
 
+-- Without member ids the audit log names a member by its user id again.
+ALTER TABLE audit_log NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE memberships NO FORCE ROW LEVEL SECURITY;
+UPDATE audit_log a SET principal_id = m.user_id::text
+  FROM memberships m WHERE a.principal_type = 'user' AND m.tenant_id = a.tenant_id AND a.principal_id = m.id::text;
+UPDATE audit_log a SET target_id = m.user_id::text
+  FROM memberships m WHERE a.target_type = 'Member' AND m.tenant_id = a.tenant_id AND a.target_id = m.id::text;
+UPDATE audit_log a SET summary = jsonb_set(a.summary, '{assignee_id}', to_jsonb(m.user_id::text))
+  FROM memberships m WHERE a.action = 'conversation.assign' AND m.tenant_id = a.tenant_id
+                       AND a.summary->>'assignee_id' = m.id::text;
+ALTER TABLE memberships FORCE ROW LEVEL SECURITY;
+ALTER TABLE audit_log FORCE ROW LEVEL SECURITY;
+
 -- Without invitations, a pending one would be a membership: drop them. Names stay with the
 -- memberships and go with them: a user's name would be one tenant's name shown to the others.
 ALTER TABLE memberships NO FORCE ROW LEVEL SECURITY;

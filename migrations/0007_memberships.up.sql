@@ -9,14 +9,27 @@ ALTER TABLE memberships
   ADD COLUMN status varchar(8) NOT NULL DEFAULT 'active',
   ADD COLUMN accepted_at timestamptz;
 
--- Existing memberships were granted without an invitation: they stay active, keep their id
--- (the user id, as the API showed it) and take the e-mail from the user. A user's name was
+-- Existing memberships were granted without an invitation: they stay active and take the
+-- e-mail from the user. Each gets a fresh random member id, never the user id the API showed
+-- before: the same person would otherwise carry the same id in every tenant. A user's name was
 -- set by the tenant that created the user, i.e. the person's first membership: only that
--- membership gets it. Row-level security is forced on memberships, so this owner-run update
--- lifts it for the statement.
+-- membership gets it. Row-level security is forced on memberships and the audit log, so these
+-- owner-run updates lift it for the statements.
 ALTER TABLE memberships NO FORCE ROW LEVEL SECURITY;
-UPDATE memberships m SET id = m.user_id, email = u.email, accepted_at = m.created_at
+UPDATE memberships m SET id = gen_random_uuid(), email = u.email, accepted_at = m.created_at
   FROM users u WHERE u.id = m.user_id;
+-- The audit log named a member by its user id (as who acted, as the target of a member.* entry,
+-- as a conversation.assign entry's assignee): it names the member by its new id. Brand grants,
+-- conversation assignees and read markers hold the user id and stay as they are.
+ALTER TABLE audit_log NO FORCE ROW LEVEL SECURITY;
+UPDATE audit_log a SET principal_id = m.id::text
+  FROM memberships m WHERE a.principal_type = 'user' AND m.tenant_id = a.tenant_id AND a.principal_id = m.user_id::text;
+UPDATE audit_log a SET target_id = m.id::text
+  FROM memberships m WHERE a.target_type = 'Member' AND m.tenant_id = a.tenant_id AND a.target_id = m.user_id::text;
+UPDATE audit_log a SET summary = jsonb_set(a.summary, '{assignee_id}', to_jsonb(m.id::text))
+  FROM memberships m WHERE a.action = 'conversation.assign' AND m.tenant_id = a.tenant_id
+                       AND a.summary->>'assignee_id' = m.user_id::text;
+ALTER TABLE audit_log FORCE ROW LEVEL SECURITY;
 UPDATE memberships m SET name = u.name
   FROM users u
  WHERE u.id = m.user_id AND u.name IS NOT NULL

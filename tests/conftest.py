@@ -267,8 +267,9 @@ class TenantFixture:
 
     id: uuid.UUID
     slug: str
-    owner_id: uuid.UUID
+    owner_id: uuid.UUID  # the owner's user id (a Brandgraph token's ``sub``)
     owner_token: str
+    owner_member_id: uuid.UUID  # the owner's member id, what the tenant knows the owner by
     brands: dict[str, uuid.UUID] = field(default_factory=dict)
 
     def brand_gid(self, name: str) -> str:
@@ -279,7 +280,7 @@ class TenantFixture:
         from domain.tenancy.policies import Principal, PrincipalKind, Role
 
         return Principal(tenant_id=self.id, kind=PrincipalKind.USER, id=self.owner_id, role=Role.OWNER,
-                         label=f"owner@{self.slug}.test", brand_ids=None)
+                         label=f"owner@{self.slug}.test", brand_ids=None, member_id=self.owner_member_id)
 
     async def member(self, role: str, brands: list[str] | None = None, email: str | None = None) -> tuple[uuid.UUID, str]:
         """A new member with ``role`` (limited to ``brands`` when given), invited by the owner
@@ -305,7 +306,7 @@ class TenantFixture:
 async def create_tenant_fixture(brands: tuple[str, ...] = ("a", "b")) -> TenantFixture:
     from domain.tenancy import brands as brand_service
     from domain.tenancy.auth import mint_token
-    from domain.tenancy.members import ensure_member
+    from domain.tenancy.members import ensure_member, principal_for_user
     from domain.tenancy.policies import Role
     from domain.tenancy.tenants import create_tenant
 
@@ -313,7 +314,10 @@ async def create_tenant_fixture(brands: tuple[str, ...] = ("a", "b")) -> TenantF
     tenant = await create_tenant(slug, f"Tenant {slug}")
     email = f"owner@{slug}.test"
     owner_id, _ = await ensure_member(tenant.id, email, Role.OWNER)
-    t = TenantFixture(id=tenant.id, slug=slug, owner_id=owner_id, owner_token=mint_token(tenant.id, owner_id, email))
+    owner = await principal_for_user(tenant.id, owner_id)
+    assert owner is not None and owner.member_id not in (None, owner_id)
+    t = TenantFixture(id=tenant.id, slug=slug, owner_id=owner_id, owner_token=mint_token(tenant.id, owner_id, email),
+                      owner_member_id=owner.member_id)
     for name in brands:
         b = await brand_service.create_brand(t.owner, {"name": f"Brand {name.upper()}", "slug": f"brand-{name}"})
         t.brands[name] = b.id

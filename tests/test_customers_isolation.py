@@ -88,7 +88,7 @@ class Shop:
                  ("Tag", self.vip), ("Tag", self.spare), ("Order", self.order_a), ("Order", self.order_b),
                  ("Order", self.order_ob), ("Product", self.product_a), ("Product", self.product_b),
                  ("Job", self.job_a), ("Job", self.job_b), ("Job", self.job_all)]
-        raw = [self.t.id, self.t.owner_id, *self.t.brands.values(), *(v for _, v in typed)]
+        raw = [self.t.id, self.t.owner_id, self.t.owner_member_id, *self.t.brands.values(), *(v for _, v in typed)]
         return ([str(r) for r in raw] + [gid(n, v) for n, v in typed] + [self.brand("a"), self.brand("b")]
                 + [self.t.slug, "seen_in_a", "seen_in_b", "seen_anywhere", "A-100", "B-200", "B-300"])
 

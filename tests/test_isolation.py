@@ -78,7 +78,7 @@ class World:
 
     @property
     def owner(self) -> str:
-        return gid("Member", self.t.owner_id)
+        return gid("Member", self.t.owner_member_id)
 
     @property
     def key(self) -> str:
@@ -90,7 +90,7 @@ class World:
 
     def markers(self) -> list[str]:
         """Strings that appear only in answers that reveal something of tenant A."""
-        raw = [self.t.id, self.t.owner_id, self.target_id, self.key_id, *self.t.brands.values(),
+        raw = [self.t.id, self.t.owner_id, self.t.owner_member_id, self.target_id, self.key_id, *self.t.brands.values(),
                GlobalID.from_id(self.entry_gid).node_id]
         gids = [self.brand("a"), self.brand("b"), self.target, self.owner, self.key, self.tenant,
                 self.entry_gid]
@@ -152,7 +152,7 @@ def _viewer_own(d: dict[str, Any], w: World) -> None:
 
 def _viewer_foreign(d: dict[str, Any], w: World, b: TenantFixture) -> None:
     assert d["viewer"]["tenant"] == {"id": gid("Tenant", b.id), "slug": b.slug}
-    assert d["viewer"]["principal"]["id"] == str(b.owner_id)
+    assert d["viewer"]["principal"]["id"] == str(b.owner_member_id)
     assert _ids(d["viewer"]["brands"]) == {b.brand_gid("a"), b.brand_gid("b")}
 
 
@@ -220,7 +220,7 @@ READS: list[Read] = [
         lambda d, w: _check(w.entry_gid in _edge_ids(d["auditLog"]), d),
         lambda d, w, b: _check(
             {e["node"]["targetId"] for e in d["auditLog"]["edges"]}
-            == {str(b.id), str(b.owner_id), *(str(i) for i in b.brands.values())}, d),
+            == {str(b.id), str(b.owner_member_id), *(str(i) for i in b.brands.values())}, d),
     ),
     Read(
         "auditLog(filtered)",
@@ -228,7 +228,7 @@ READS: list[Read] = [
         lambda w: {"t": "Member"},
         lambda d, w: _check(str(w.target_id) in {e["node"]["targetId"] for e in d["auditLog"]["edges"]}, d),
         lambda d, w, b: _check(
-            [e["node"]["targetId"] for e in d["auditLog"]["edges"]] == [str(b.owner_id)], d),
+            [e["node"]["targetId"] for e in d["auditLog"]["edges"]] == [str(b.owner_member_id)], d),
     ),
 ]
 

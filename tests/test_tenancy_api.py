@@ -125,10 +125,10 @@ async def test_role_changes_follow_the_rules(api: Api, tenant: TenantFixture) ->
     to_owner = (await api.data(CHANGE_ROLE, {"u": gid("Member", marketer_id), "r": "OWNER"},
                                token=admin_token))["changeMemberRole"]
     assert to_owner["errors"][0]["code"] == "FORBIDDEN"
-    demote_owner = (await api.data(CHANGE_ROLE, {"u": gid("Member", tenant.owner_id), "r": "ADMIN"},
+    demote_owner = (await api.data(CHANGE_ROLE, {"u": gid("Member", tenant.owner_member_id), "r": "ADMIN"},
                                    token=admin_token))["changeMemberRole"]
     assert demote_owner["errors"][0]["code"] == "FORBIDDEN"
-    last_owner = (await api.data(CHANGE_ROLE, {"u": gid("Member", tenant.owner_id), "r": "ADMIN"},
+    last_owner = (await api.data(CHANGE_ROLE, {"u": gid("Member", tenant.owner_member_id), "r": "ADMIN"},
                                  token=tenant.owner_token))["changeMemberRole"]
     assert last_owner["errors"][0]["code"] == "INVALID_STATE"
 

@@ -34,7 +34,7 @@ from sqlalchemy import text
 
 from domain.errors import NotFound
 from domain.tenancy import api_keys, brands, members, tenants
-from domain.tenancy.policies import Principal, PrincipalKind, Role
+from domain.tenancy.policies import Principal, Role
 
 Progress = Callable[[int, int], None]
 
@@ -91,8 +91,8 @@ async def seed_demo(progress: Progress | None = None, *, customers_per_brand: in
     if created:
         tenant_id = (await tenants.create_tenant(DEMO_SLUG, "Northwind Collective", plan="growth")).id
     owner_id, _ = await members.ensure_member(tenant_id, DEMO_OWNER, Role.OWNER)
-    owner = Principal(tenant_id=tenant_id, kind=PrincipalKind.USER, id=owner_id, role=Role.OWNER,
-                      label=DEMO_OWNER, brand_ids=None)
+    owner = await members.principal_for_user(tenant_id, owner_id)  # acts under its member id
+    assert owner is not None and owner.role is Role.OWNER and not owner.invited
     secret = None
     if created:
         for fields in BRANDS:

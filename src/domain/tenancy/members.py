@@ -189,10 +189,10 @@ async def add_member(
 
 async def _insert_membership(
     s: AsyncSession, tenant_id: uuid.UUID, email: str, role: Role, *, name: str | None,
-    brand_ids: list[uuid.UUID] | None, status: MemberStatus, member_id: uuid.UUID | None = None,
-    user_id: uuid.UUID | None = None,
+    brand_ids: list[uuid.UUID] | None, status: MemberStatus, user_id: uuid.UUID | None = None,
 ) -> uuid.UUID | None:
-    """A new membership's id, or None when the person already has one in this tenant."""
+    """A new membership's id (fresh and random, never the user id: a person's member ids differ
+    from tenant to tenant), or None when the person already has one in this tenant."""
     if user_id is None:
         user_id = await s.scalar(text("select bg_ensure_user(:email)"), {"email": email})
     inserted = await s.execute(
@@ -200,7 +200,7 @@ async def _insert_membership(
         .values(
             tenant_id=tenant_id,
             user_id=user_id,
-            id=member_id or new_id(),
+            id=new_id(),
             email=email,
             name=name,
             role=role.value,
@@ -362,20 +362,21 @@ async def ensure_member(
     tenant_id: uuid.UUID, email: str, role: Role, *, name: str | None = None,
     brand_ids: list[uuid.UUID] | None = None,
 ) -> tuple[uuid.UUID, bool]:
-    """Operator path (``brandgraph token``, the demo seed): the user's id, and whether the
-    membership was created now. The operator vouches for the person, so a membership made
-    here is active at once, with the user id as its member id; an existing membership (an
-    invitation too) is left as it is."""
+    """Operator path (``brandgraph token``, the demo seed): the user's id (for a token's ``sub``),
+    and whether the membership was created now. The operator vouches for the person, so a
+    membership made here is active at once, with a fresh member id like any other; an existing
+    membership (an invitation too) is left as it is. :func:`principal_for_user` gives the
+    member's principal."""
     v = Validator()
     email = validation.email(v, "email", email, required=True)
     v.check()
     async with tenant_session(tenant_id) as s:
         user_id = await s.scalar(text("select bg_ensure_user(:email)"), {"email": email})
-        created = await _insert_membership(s, tenant_id, email, role, name=name, brand_ids=brand_ids,
-                                           status=MemberStatus.ACTIVE, member_id=user_id,
-                                           user_id=user_id) is not None
+        member_id = await _insert_membership(s, tenant_id, email, role, name=name, brand_ids=brand_ids,
+                                             status=MemberStatus.ACTIVE, user_id=user_id)
+        created = member_id is not None
         if created:
-            audit.record(s, None, "member.add", "Member", user_id, tenant_id=tenant_id,
+            audit.record(s, None, "member.add", "Member", member_id, tenant_id=tenant_id,
                          summary={"after": {"email": email, "name": name, "role": role.value,
                                             "status": MemberStatus.ACTIVE.value}})
     return user_id, created
