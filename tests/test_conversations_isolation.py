@@ -211,7 +211,7 @@ async def tokens(world: World) -> dict[str, str]:
 # an outbound message's delivery bookkeeping moves when a worker (other modules' or this one's)
 # sends it, at any moment: it is not compared
 DELIVERY = ("delivery_status", "error", "sent_at", "delivered_at", "provider", "provider_message_id",
-            "message_id_header")
+            "message_id_header", "claimed_by")
 TABLES = {
     "conversations": "id",
     "conversation_messages": "id",

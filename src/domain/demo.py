@@ -527,7 +527,7 @@ async def seed_conversations(owner: Principal, by_slug: dict[str, uuid.UUID]) ->
             if status != "open":
                 await conversations.set_status(owner, conv.id, conversations.Status(status))
             if i == 0:
-                await conversations.assign(owner, conv.id, owner.id)
+                await conversations.assign(owner, conv.id, owner.member_id)
             made += 1
     return made
 
