@@ -227,3 +227,18 @@ async def test_job_rebuild_profiles_and_export_timeline(api: Api, tenant: Tenant
     _, analyst = await tenant.member("analyst")
     refused = await api.data("mutation { rebuildProfiles { job { id } errors { code } } }", token=analyst)
     assert refused["rebuildProfiles"] == {"job": None, "errors": [{"code": "FORBIDDEN"}]}
+
+
+async def test_a_changed_birth_date_is_audited_as_iso_text(api: Api, tenant: TenantFixture) -> None:
+    """A date in an audit summary is written as ISO 8601 text (it was an internal error)."""
+    token = tenant.owner_token
+    made = (await api.data(UPSERT, {"input": {"brandId": tenant.brand_gid("a"), "email": "bday@example.com"}},
+                           token=token))["upsertCustomer"]
+    assert made["errors"] == []
+    changed = (await api.data(
+        "mutation($i: UpdateCustomerInput!) { updateCustomer(input: $i) { customer { id } errors { code } } }",
+        {"i": {"id": made["customer"]["id"], "birthDate": "1990-05-17"}}, token=token))["updateCustomer"]
+    assert changed["errors"] == [] and changed["customer"]["id"] == made["customer"]["id"]
+    log = (await api.data('{ auditLog(first: 1, action: "customer.update") { edges { node { summary } } } }',
+                          token=token))["auditLog"]["edges"]
+    assert log[0]["node"]["summary"]["birth_date"] == {"before": None, "after": "1990-05-17"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, text
@@ -22,7 +22,7 @@ TOPIC = "audit"
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, (uuid.UUID, datetime)):
+    if isinstance(value, (uuid.UUID, date)):  # date and datetime: ISO 8601
         return str(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
