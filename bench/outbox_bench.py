@@ -40,8 +40,8 @@ async def run(n: int) -> None:
     from domain.actors import load_actors
     from domain.platform import events, outbox
     from domain.platform import redis as redis_mod
+    from domain.platform.broker import broker
     from domain.platform.db import tenant_session
-    from domain.platform.jobs import broker
 
     load_actors()
     from domain.tenancy.actors import record_api_key_use

@@ -399,7 +399,7 @@ async def test_500_then_200_is_retried_by_the_worker_and_succeeds(tenant: Tenant
 
 
 async def test_periodic_automation_runs_once_per_period(tenant: TenantFixture, hook: Hook) -> None:
-    from domain.platform.scheduler import schedule
+    from domain.periodic import schedule
 
     job = {p.name: p for p in schedule()}["run_periodic_automations"]
     assert str(job.trigger) == str(CronTrigger(minute=5))

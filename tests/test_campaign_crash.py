@@ -102,7 +102,7 @@ async def test_a_batch_delivered_twice_at_once_sends_each_message_once(
     """SendGrid has no idempotency key: only the batch's lock stands between a duplicate
     delivery of the batch message and a second copy of the messages in flight."""
     from domain.campaigns.sending import send_batch
-    from domain.platform.jobs import enqueue
+    from domain.platform.broker import enqueue
 
     await identity(tenant)
     await provider(api, tenant, "EMAIL", "sendgrid", credentials={"apiKey": fakes.sendgrid.api_key})

@@ -427,7 +427,7 @@ async def test_a_failing_chunk_fails_the_import_with_its_own_error(tenant: Tenan
 async def test_demo_seed_builds_a_shop_through_the_imports() -> None:
     from sqlalchemy import text
 
-    from domain.demo import seed_demo
+    from brandgraph.demo import seed_demo
     from domain.platform.db import tenant_session
 
     calls: list[tuple[int, int]] = []

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from domain.config import ConfigError, Settings, get_settings
 
-
 _embedded = None  # the embedded services this process started (services()), for supervision
 
 
@@ -61,7 +60,12 @@ def services(*, provision: bool = False, redis: bool = True) -> Iterator[Setting
     global _embedded
     embedded = None
     if settings.embedded_database or settings.embedded_redis:
-        from brandgraph.embedded import DATABASE_NAME, EmbeddedError, EmbeddedRedis, EmbeddedServices
+        from brandgraph.embedded import (
+            DATABASE_NAME,
+            EmbeddedError,
+            EmbeddedRedis,
+            EmbeddedServices,
+        )
 
         embedded = EmbeddedServices(settings.data_dir)
         joined_redis = None
@@ -153,12 +157,13 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def cmd_scheduler(args: argparse.Namespace) -> None:
+    from domain.periodic import schedule
     from domain.platform.observability import configure_logging
     from domain.platform.scheduler import run_forever
 
     with services() as settings:
         configure_logging(settings.log_level)
-        asyncio.run(run_forever())
+        asyncio.run(run_forever(schedule()))
 
 
 def cmd_seed_demo(args: argparse.Namespace) -> None:
@@ -194,11 +199,12 @@ def cmd_create_api_key(args: argparse.Namespace) -> None:
     from domain.errors import DomainError
 
     async def run() -> str:
+        from sqlalchemy import select
+
         from domain.platform.db import tenant_session
         from domain.tenancy.api_keys import create_api_key
         from domain.tenancy.models import Brand
         from domain.tenancy.tenants import tenant_id_for_slug
-        from sqlalchemy import select
 
         tenant_id = await tenant_id_for_slug(args.tenant)
         brand_ids = None
@@ -249,8 +255,8 @@ def cmd_token(args: argparse.Namespace) -> None:
 
 
 async def _seed(customers_per_brand: int = 200):
+    from brandgraph.demo import seed_demo
     from brandgraph.progress import ProgressBar
-    from domain.demo import seed_demo
     from domain.platform.db import dispose_engine
 
     try:
@@ -260,9 +266,9 @@ async def _seed(customers_per_brand: int = 200):
 
 
 def _print_credentials(creds, url: str | None) -> None:
+    from brandgraph.demo import DEMO_OWNER
     from domain.tenancy.auth import mint_token
     from graph.core.ids import encode
-    from domain.demo import DEMO_OWNER
 
     token = mint_token(creds.tenant_id, creds.owner_id, DEMO_OWNER)
     first_brand = next(iter(sorted(creds.brand_ids)), None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-from domain.platform.jobs import broker  # noqa: F401  (sets the global broker before any actor)
+from domain.platform.broker import broker  # noqa: F401  (sets the global broker before any actor)
 
 ACTOR_MODULES = (
     "domain.audit.actors",

@@ -7,7 +7,7 @@ from domain.conversations import models as _conversations  # noqa: F401
 from domain.customers import models as _customers  # noqa: F401
 from domain.delivery import models as _delivery  # noqa: F401
 from domain.jobs import models as _jobs  # noqa: F401
-from domain.platform.models import Base
+from domain.models import Base
 from domain.profiles import models as _profiles  # noqa: F401
 from domain.segments import models as _segments  # noqa: F401
 from domain.tenancy import models as _tenancy  # noqa: F401

@@ -18,6 +18,7 @@ from graphql import (
 )
 from graphql.execution.values import get_argument_values
 from graphql.language import Visitor
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -28,7 +29,6 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
-from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 

@@ -17,15 +17,15 @@ from graph.campaigns.mutations import CampaignMutation
 from graph.campaigns.queries import CampaignQuery
 from graph.campaigns.subscriptions import CampaignSubscription
 from graph.commerce.mutations import CommerceMutation
+from graph.commerce.queries import CommerceQuery
 from graph.conversations.mutations import ConversationMutation
 from graph.conversations.queries import ConversationQuery
 from graph.conversations.subscriptions import ConversationSubscription
-from graph.commerce.queries import CommerceQuery
-from graph.customers.mutations import CustomerMutation
-from graph.customers.queries import CustomerQuery
 from graph.core.context import Info
 from graph.core.execution import Execution, ExecutionWithoutSuggestions
 from graph.core.scalars import SCALARS
+from graph.customers.mutations import CustomerMutation
+from graph.customers.queries import CustomerQuery
 from graph.extensions import extensions
 from graph.jobs.mutations import JobMutation
 from graph.jobs.queries import JobQuery

@@ -5,7 +5,7 @@ import uuid
 
 from domain.audit import service
 from domain.config import get_settings
-from domain.platform.jobs import tenant_actor
+from domain.platform.broker import tenant_actor
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from sqlalchemy import DateTime, ForeignKeyConstraint, Index, String, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from domain.platform.models import Base, TenantOwned
+from domain.models import Base, TenantOwned
 
 
 class AuditEntry(TenantOwned, Base):

@@ -12,10 +12,10 @@ from sqlalchemy import and_, delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit.models import AuditEntry
+from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform import outbox
 from domain.platform.db import tenant_session
 from domain.platform.observability import current_request_id
-from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.tenancy.policies import Action, Principal, authorize
 
 TOPIC = "audit"

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from domain.platform.models import Base, TenantOwned, Timestamps
+from domain.models import Base, TenantOwned, Timestamps
 
 
 class Campaign(TenantOwned, Timestamps, Base):

@@ -54,8 +54,8 @@ from domain.delivery.base import (
 )
 from domain.platform import outbox
 from domain.platform import redis as redis_mod
+from domain.platform.broker import tenant_actor
 from domain.platform.db import engine, tenant_session
-from domain.platform.jobs import tenant_actor
 from domain.profiles.models import CustomerProfile
 from domain.segments.models import Segment
 from domain.tenancy.models import Brand

@@ -33,8 +33,8 @@ from domain.errors import (
     NotFound,
     Validator,
 )
+from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform.db import tenant_session
-from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.segments.models import Segment
 from domain.segments.service import dsl_context
 from domain.tenancy import scoping, validation

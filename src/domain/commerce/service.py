@@ -26,8 +26,8 @@ from domain.customers.service import (
     upsert_in_session,
 )
 from domain.errors import DomainError, ErrorCode, NotFound, PermissionDenied, Validator
+from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform.db import tenant_session
-from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.profiles import service as profiles
 from domain.tenancy import validation
 from domain.tenancy.policies import Action, Principal, authorize
@@ -193,7 +193,6 @@ async def _write_items(s: AsyncSession, principal: Principal, order: Order, line
 async def _after_activity(s: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID, brand_id: uuid.UUID | None,
                           source: CustomerSource, at: datetime) -> None:
     from domain.customers.service import link_brand
-
     from domain.segments.service import mark_stale
 
     if brand_id is not None:

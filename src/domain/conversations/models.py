@@ -9,7 +9,7 @@ from sqlalchemy import DateTime, ForeignKeyConstraint, Index, Integer, String, T
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from domain.platform.models import Base, TenantOwned, Timestamps
+from domain.models import Base, TenantOwned, Timestamps
 
 
 class Conversation(TenantOwned, Timestamps, Base):

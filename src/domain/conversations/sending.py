@@ -35,9 +35,9 @@ from domain.delivery.base import (
     ProviderUnavailable,
     Sender,
 )
-from domain.platform.db import tenant_session
 from domain.platform import outbox
-from domain.platform.jobs import tenant_actor
+from domain.platform.broker import tenant_actor
+from domain.platform.db import tenant_session
 from domain.tenancy.models import Brand
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,9 @@ from domain.customers.models import Customer
 from domain.customers.service import check_brand, load_visible
 from domain.customers.tags import COLOR_RE
 from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, Validator
+from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform import outbox
 from domain.platform.db import tenant_session
-from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.tenancy import scoping, validation
 from domain.tenancy.models import Brand, BrandGrant, Membership
 from domain.tenancy.policies import Action, Principal, Role, authorize

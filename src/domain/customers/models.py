@@ -9,7 +9,7 @@ from sqlalchemy import Date, DateTime, ForeignKeyConstraint, Index, String, Text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from domain.platform.models import Base, TenantOwned, Timestamps
+from domain.models import Base, TenantOwned, Timestamps
 
 NO_BRAND = "00000000-0000-0000-0000-000000000000"
 

@@ -23,8 +23,8 @@ from sqlalchemy.orm import aliased
 from domain.audit import service as audit
 from domain.customers.models import Customer, CustomerBrand, CustomerTag
 from domain.errors import DomainError, ErrorCode, NotFound, Validator
+from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform.db import tenant_session
-from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.tenancy import validation
 from domain.tenancy.models import Brand
 from domain.tenancy.policies import Action, Principal, authorize

@@ -10,7 +10,7 @@ from sqlalchemy import DateTime, ForeignKeyConstraint, Integer, String, Text, Ti
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from domain.platform.models import Base
+from domain.models import Base
 
 
 class DeliveryProvider(Base):

@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.segments.service import mark_stale
 from domain.commerce.service import OrderInput, OrderLine, OrderStatus, validate_order
 from domain.customers.service import FIELDS, CustomerSource
 from domain.errors import DomainError, ErrorCode, Validator
@@ -47,6 +46,7 @@ from domain.imports.parsing import (
 from domain.jobs.models import Job
 from domain.platform.db import tenant_session
 from domain.profiles import service as profiles
+from domain.segments.service import mark_stale
 from domain.tenancy.policies import Principal
 
 ORDER_KEYS = frozenset({"external_order_id", "total_cents", "total", "currency", "status", "placed_at", "items"})

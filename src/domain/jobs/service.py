@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import NotFound
 from domain.jobs.models import Job, JobFile
+from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform import outbox
+from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
-from domain.platform.jobs import tenant_actor
-from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.tenancy.policies import Action, Principal, authorize
 
 log = logging.getLogger(__name__)

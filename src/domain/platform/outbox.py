@@ -183,7 +183,7 @@ def publish_script_arguments(rows: list[Row], now_ms: int) -> tuple[list[str], l
     from dramatiq.common import dq_name
 
     from domain.platform import events
-    from domain.platform.jobs import broker
+    from domain.platform.broker import broker
 
     keys: list[str] = []
     args: list[Any] = [MARKER_TTL_SECONDS, events.STREAM_MAXLEN]

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 
 from domain.platform import redis as redis_mod
 
@@ -46,75 +45,10 @@ async def fire(job: Periodic) -> bool:
     return True
 
 
-def schedule() -> list[Periodic]:
-    """Every periodic job of the product."""
-    from domain.audit.actors import prune_audit_log
-    from domain.platform.jobs import enqueue
-    from domain.tenancy.tenants import all_tenant_ids
-
-    from domain.jobs.service import requeue_stalled
-    from domain.profiles.actors import start_scheduled_rebuild
-    from domain.actors import load_actors
-
-    load_actors()  # requeueing needs every job kind's actor
-
-    async def prune_audit_logs() -> None:
-        for tenant_id in await all_tenant_ids():
-            await enqueue(prune_audit_log, tenant_id)
-
-    async def rebuild_profiles() -> None:
-        for tenant_id in await all_tenant_ids():
-            await start_scheduled_rebuild(tenant_id)
-
-    from domain.segments.refresh import refresh_stale
-
-    async def refresh_stale_segments() -> None:
-        for tenant_id in await all_tenant_ids():
-            await refresh_stale(tenant_id)
-
-    async def requeue_stalled_jobs() -> None:
-        from domain.conversations.sending import requeue_stalled_messages
-        from domain.segments.automations import requeue_stalled_runs
-
-        for tenant_id in await all_tenant_ids():
-            await requeue_stalled(tenant_id)
-            await requeue_stalled_runs(tenant_id)
-            await requeue_stalled_messages(tenant_id)
-
-    from domain.segments import automations
-
-    async def run_periodic_automations() -> None:
-        for tenant_id in await all_tenant_ids():
-            await enqueue(automations.run_periodic_automations, tenant_id)
-
-    from domain.campaigns.sending import dispatch_due
-    from domain.campaigns.service import launch_due
-
-    from domain.conversations.service import wake_snoozed
-
-    async def run_campaigns() -> None:
-        for tenant_id in await all_tenant_ids():
-            await launch_due(tenant_id)
-            await dispatch_due(tenant_id)
-
-    async def wake_snoozed_conversations() -> None:
-        for tenant_id in await all_tenant_ids():
-            await wake_snoozed(tenant_id)
-
-    return [
-        Periodic("run_campaigns", CronTrigger(minute="*"), run_campaigns),
-        Periodic("wake_snoozed_conversations", CronTrigger(minute="*"), wake_snoozed_conversations),
-        Periodic("refresh_stale_segments", CronTrigger(minute="*"), refresh_stale_segments),
-        Periodic("requeue_stalled_jobs", CronTrigger(minute="*/5"), requeue_stalled_jobs, slot_seconds=300),
-        Periodic("prune_audit_logs", CronTrigger(hour=3, minute=17), prune_audit_logs),
-        Periodic("rebuild_profiles", CronTrigger(hour=2, minute=7), rebuild_profiles),
-        Periodic("run_periodic_automations", CronTrigger(minute=5), run_periodic_automations),
-    ]
-
-
-async def run_forever() -> None:
+async def run_forever(jobs: list[Periodic]) -> None:
+    """Fire ``jobs`` (the product's list is :func:`domain.periodic.schedule`) until SIGINT/SIGTERM."""
     scheduler = AsyncIOScheduler(timezone="UTC")
-    for job in schedule():
+    for job in jobs:
         scheduler.add_job(fire, job.trigger, args=[job], id=job.name, coalesce=True,
                           max_instances=1, misfire_grace_time=300)
     stop = asyncio.Event()

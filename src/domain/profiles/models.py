@@ -6,11 +6,20 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, DateTime, ForeignKeyConstraint, Index, Integer, Numeric, SmallInteger, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    func,
+)
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from domain.platform.models import Base
+from domain.models import Base
 
 ALL_BRANDS = uuid.UUID(int=0)  # brand_id of the tenant-wide profile
 

@@ -46,10 +46,10 @@ from domain.errors import (
     NotFound,
     Validator,
 )
+from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform import crypto
+from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
-from domain.platform.jobs import tenant_actor
-from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.segments import service
 from domain.segments.models import (
     AutomationExecution,

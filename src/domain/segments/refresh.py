@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import String, and_, cast, exists, func, insert, literal, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
@@ -27,8 +27,8 @@ from domain.errors import DomainError, ErrorCode, InvalidState
 from domain.jobs import service as jobs
 from domain.jobs.models import Job
 from domain.platform import outbox
+from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
-from domain.platform.jobs import tenant_actor
 from domain.segments import service
 from domain.segments.models import Segment, SegmentMembership
 from domain.tenancy.policies import Action, Principal, authorize

@@ -26,8 +26,8 @@ from domain.errors import (
     ValidationFailed,
     Validator,
 )
+from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform.db import tenant_session
-from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.segments import compiler, dsl
 from domain.segments.models import CustomAttribute, Segment, SegmentMembership
 from domain.tenancy import scoping, validation

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 
 from domain.platform import redis as redis_mod
-from domain.platform.jobs import enqueue, tenant_actor
+from domain.platform.broker import enqueue, tenant_actor
 from domain.tenancy import api_keys
 
 TOUCH_EVERY_SECONDS = 60

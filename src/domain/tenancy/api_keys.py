@@ -23,7 +23,14 @@ from domain.platform.db import tenant_session
 from domain.tenancy import validation
 from domain.tenancy.members import parse_role
 from domain.tenancy.models import ApiKey, Brand
-from domain.tenancy.policies import Action, Principal, PrincipalKind, Role, authorize, authorize_role_change
+from domain.tenancy.policies import (
+    Action,
+    Principal,
+    PrincipalKind,
+    Role,
+    authorize,
+    authorize_role_change,
+)
 
 KEY_PREFIX = "bg_"
 _SECRET_BYTES = 24

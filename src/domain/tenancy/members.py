@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
 from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, Validator
+from domain.models import new_id
 from domain.platform.db import tenant_session
 from domain.tenancy import validation
-from domain.platform.models import new_id
 from domain.tenancy.models import Brand, BrandGrant, Membership
 from domain.tenancy.policies import (
     Action,

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from domain.platform.models import Base, TenantOwned, Timestamps, new_id
+from domain.models import Base, TenantOwned, Timestamps, new_id
 
 
 class Tenant(Timestamps, Base):

@@ -9,7 +9,7 @@ from sqlalchemy import DateTime, ForeignKeyConstraint, String, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from domain.platform.models import Base, new_id
+from domain.models import Base, new_id
 
 
 class TimelineEntry(Base):

@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy import ARRAY, Select, and_, cast, func, insert, or_, select, true
 from sqlalchemy.dialects.postgresql import UUID as PGUUID
-from sqlalchemy.orm import aliased
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
+from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform.db import tenant_session
-from domain.platform.pagination import Page, decode_cursor, encode_cursor
 from domain.timeline.models import TimelineEntry
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 import strawberry
 
 from domain.audit import service
-from domain.platform.pagination import clamp_first
+from domain.pagination import clamp_first
 from graph.audit.types import AuditEntry
 from graph.core.connection import Connection
 from graph.core.context import Info

@@ -7,7 +7,7 @@ from domain.campaigns import service
 from domain.delivery import service as delivery
 from domain.delivery.base import Channel as DomainChannel
 from domain.errors import DomainError
-from domain.platform.pagination import clamp_first
+from domain.pagination import clamp_first
 from graph.campaigns.mutations import provider_type, settings_type
 from graph.campaigns.types import (
     Campaign,

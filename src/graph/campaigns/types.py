@@ -15,7 +15,7 @@ from domain.campaigns import service
 from domain.campaigns.models import Campaign as CampaignModel
 from domain.campaigns.stats import COUNTERS, Figures
 from domain.delivery.base import Channel as DomainChannel
-from domain.platform.pagination import clamp_first
+from domain.pagination import clamp_first
 from graph.core.connection import Connection
 from graph.core.context import Info
 from graph.core.ids import node_uuids

@@ -4,7 +4,7 @@ import strawberry
 from strawberry import relay
 
 from domain.commerce import service
-from domain.platform.pagination import clamp_first
+from domain.pagination import clamp_first
 from graph.commerce.types import Order, Product
 from graph.core import ids
 from graph.core.connection import Connection

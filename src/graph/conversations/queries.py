@@ -5,7 +5,7 @@ from strawberry import relay
 
 from domain.conversations import canned, service
 from domain.errors import DomainError
-from domain.platform.pagination import clamp_first
+from domain.pagination import clamp_first
 from graph.conversations.types import (
     CannedResponse,
     Conversation,

@@ -15,7 +15,7 @@ from domain.conversations.models import CannedResponse as CannedModel
 from domain.conversations.models import Conversation as ConversationModel
 from domain.conversations.models import Label as LabelModel
 from domain.conversations.models import Message as MessageModel
-from domain.platform.pagination import clamp_first
+from domain.pagination import clamp_first
 from graph.campaigns.types import Campaign
 from graph.core.connection import Connection
 from graph.core.context import Info

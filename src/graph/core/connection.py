@@ -8,7 +8,7 @@ from typing import Generic, TypeVar
 import strawberry
 from strawberry.relay import PageInfo
 
-from domain.platform.pagination import Page
+from domain.pagination import Page
 
 T = TypeVar("T")
 M = TypeVar("M")

@@ -7,7 +7,7 @@ from domain.customers import service, tags
 from domain.customers.service import CustomerFilter
 from domain.customers.service import CustomerOrder as DomainCustomerOrder
 from domain.errors import DomainError
-from domain.platform.pagination import clamp_first
+from domain.pagination import clamp_first
 from graph.core import ids
 from graph.core.connection import Connection
 from graph.core.context import Info

@@ -17,7 +17,7 @@ from domain.customers.consent import Channel as DomainChannel
 from domain.customers.notes import NoteType as DomainNoteType
 from domain.customers.notes import NoteVisibility as DomainNoteVisibility
 from domain.errors import NotFound
-from domain.platform.pagination import clamp_first
+from domain.pagination import clamp_first
 from domain.profiles import service as profiles
 from domain.profiles.models import CustomerProfile as ProfileModel
 from domain.timeline import service as timeline

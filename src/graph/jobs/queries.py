@@ -5,7 +5,7 @@ from strawberry import relay
 
 from domain.errors import DomainError
 from domain.jobs import service
-from domain.platform.pagination import clamp_first
+from domain.pagination import clamp_first
 from graph.core import ids
 from graph.core.connection import Connection
 from graph.core.context import Info

@@ -12,7 +12,7 @@ import strawberry
 from strawberry import UNSET, relay
 from strawberry.scalars import JSON
 
-from domain.platform.pagination import clamp_first
+from domain.pagination import clamp_first
 from domain.segments import automations
 from domain.segments.models import AutomationExecution as ExecutionModel
 from domain.segments.models import AutomationRun as RunModel

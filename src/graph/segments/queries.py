@@ -4,7 +4,7 @@ import strawberry
 from strawberry import relay
 
 from domain.errors import DomainError
-from domain.platform.pagination import clamp_first
+from domain.pagination import clamp_first
 from domain.segments import service
 from graph.core import ids
 from graph.core.connection import Connection

@@ -11,7 +11,7 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from domain.platform.pagination import clamp_first
+from domain.pagination import clamp_first
 from domain.segments import service
 from domain.segments.models import Segment as SegmentModel
 from graph.core import ids
