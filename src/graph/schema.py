@@ -26,6 +26,8 @@ from graph.core.execution import Execution, ExecutionWithoutSuggestions
 from graph.core.scalars import SCALARS
 from graph.customers.mutations import CustomerMutation
 from graph.customers.queries import CustomerQuery
+from graph.delivery.mutations import DeliveryMutation
+from graph.delivery.queries import DeliveryQuery
 from graph.extensions import extensions
 from graph.jobs.mutations import JobMutation
 from graph.jobs.queries import JobQuery
@@ -56,10 +58,10 @@ class NodeQuery:
 
 
 Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, SegmentQuery,
-                              SegmentAutomationQuery, CampaignQuery, ConversationQuery, JobQuery,
+                              SegmentAutomationQuery, CampaignQuery, DeliveryQuery, ConversationQuery, JobQuery,
                               AuditQuery))
 Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, SegmentMutation,
-                                    SegmentAutomationMutation, CampaignMutation,
+                                    SegmentAutomationMutation, CampaignMutation, DeliveryMutation,
                                     ConversationMutation, JobMutation))
 Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription, SegmentSubscription,
                                             CampaignSubscription, ConversationSubscription))

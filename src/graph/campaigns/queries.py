@@ -4,21 +4,14 @@ import strawberry
 from strawberry import relay
 
 from domain.campaigns import service
-from domain.delivery import service as delivery
-from domain.delivery.base import Channel as DomainChannel
 from domain.errors import DomainError
 from domain.pagination import clamp_first
-from graph.campaigns.mutations import provider_type, settings_type
 from graph.campaigns.types import (
     Campaign,
     CampaignAudiencePreview,
     CampaignConnection,
     CampaignMessagePreview,
     CampaignStatus,
-    Channel,
-    DeliveryProvider,
-    MessagingSettings,
-    Suppression,
 )
 from graph.core import ids
 from graph.core.context import Info
@@ -56,21 +49,3 @@ class CampaignQuery:
     async def preview_campaign_audience(self, info: Info, campaign_id: relay.GlobalID) -> CampaignAudiencePreview:
         p = await service.preview_audience(info.context.principal, ids.decode(campaign_id, "Campaign", "campaignId"))
         return CampaignAudiencePreview.of(p)
-
-    @strawberry.field(description="The providers a brand sends through, per channel (credentials never shown).")
-    async def delivery_providers(self, info: Info, brand_id: relay.GlobalID) -> list[DeliveryProvider]:
-        rows = await delivery.providers_of(info.context.principal, ids.decode(brand_id, "Brand", "brandId"))
-        return [provider_type(r) for r in rows]
-
-    @strawberry.field
-    async def messaging_settings(self, info: Info, brand_id: relay.GlobalID) -> MessagingSettings:
-        m = await delivery.messaging_settings(info.context.principal, ids.decode(brand_id, "Brand", "brandId"))
-        return settings_type(m)
-
-    @strawberry.field(description="Addresses the brand does not send to, newest first.")
-    async def suppressions(self, info: Info, brand_id: relay.GlobalID, channel: Channel | None = None,
-                           first: int = 50) -> list[Suppression]:
-        rows = await delivery.list_suppressions(info.context.principal, ids.decode(brand_id, "Brand", "brandId"),
-                                                DomainChannel(channel.value) if channel else None, clamp_first(first))
-        return [Suppression(channel=DomainChannel(r.channel), address=r.address, reason=r.reason, source=r.source,
-                            created_at=r.created_at) for r in rows]

@@ -1,10 +1,10 @@
-"""GraphQL types of campaigns, their stats and the delivery settings of brands."""
+"""GraphQL types of campaigns and their stats."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -20,6 +20,7 @@ from graph.core.connection import Connection
 from graph.core.context import Info
 from graph.core.ids import node_uuids
 from graph.core.scalars import BigInt
+from graph.delivery.types import Channel
 from graph.segments.types import Segment
 from graph.tenancy.types import Brand, brand_of
 
@@ -27,7 +28,6 @@ CampaignStatus = strawberry.enum(service.Status, name="CampaignStatus")
 ScheduleMode = strawberry.enum(service.ScheduleMode, name="ScheduleMode",
                                description="NOW, AT (a wall-clock time in the brand's timezone) or LOCAL (in each "
                                            "recipient's timezone, the brand's when unknown).")
-Channel = strawberry.enum(DomainChannel, name="MessageChannel", description="How a message reaches a customer.")
 
 
 @strawberry.type(description="What the campaign sends; which fields apply depends on the channel. Text fields are "
@@ -205,33 +205,3 @@ class CampaignMessagePreview:
     body: str | None
     data: JSON | None
     headers: JSON
-
-
-@strawberry.type(description="The provider a brand sends a channel through. Credentials are write-only.")
-class DeliveryProvider:
-    channel: Channel
-    provider: str
-    settings: JSON
-    credentials_set: bool
-    webhook_url: str | None = strawberry.field(description="Where to point the provider's event webhook.")
-    updated_by: str | None
-    updated_at: datetime
-
-
-@strawberry.type(description="A brand's sending rules.")
-class MessagingSettings:
-    quiet_hours_start: time | None = strawberry.field(description="Local time (recipient's zone) sends pause.")
-    quiet_hours_end: time | None
-    frequency_cap_count: int | None = strawberry.field(description="At most this many messages per customer ...")
-    frequency_cap_hours: int | None = strawberry.field(description="... within this many hours, across campaigns.")
-    send_rate_per_second: int
-    attribution_days: int = strawberry.field(description="Orders this many days after an open or click convert.")
-
-
-@strawberry.type(description="An address a brand does not send to.")
-class Suppression:
-    channel: Channel
-    address: str
-    reason: str
-    source: str | None
-    created_at: datetime

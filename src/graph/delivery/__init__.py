@@ -1,0 +1,1 @@
+"""GraphQL adapter of brands' delivery settings: providers, messaging settings, suppressions."""
