@@ -16,7 +16,7 @@ from graph.audit.subscriptions import AuditSubscription
 from graph.campaigns.mutations import CampaignMutation
 from graph.campaigns.queries import CampaignQuery
 from graph.campaigns.subscriptions import CampaignSubscription
-from graph.commerce.mutations import CommerceMutation
+from graph.commerce.mutations import CommerceMutation, OrderImportMutation
 from graph.commerce.queries import CommerceQuery
 from graph.conversations.mutations import ConversationMutation
 from graph.conversations.queries import ConversationQuery
@@ -24,12 +24,11 @@ from graph.conversations.subscriptions import ConversationSubscription
 from graph.core.context import Info
 from graph.core.execution import Execution, ExecutionWithoutSuggestions
 from graph.core.scalars import SCALARS
-from graph.customers.mutations import CustomerMutation
+from graph.customers.mutations import CustomerImportMutation, CustomerMutation, ProfileMutation
 from graph.customers.queries import CustomerQuery
 from graph.delivery.mutations import DeliveryMutation
 from graph.delivery.queries import DeliveryQuery
 from graph.extensions import extensions
-from graph.jobs.mutations import JobMutation
 from graph.jobs.queries import JobQuery
 from graph.jobs.subscriptions import JobSubscription
 from graph.segments.automations import SegmentAutomationMutation, SegmentAutomationQuery
@@ -38,6 +37,7 @@ from graph.segments.queries import SegmentQuery
 from graph.segments.subscriptions import SegmentSubscription
 from graph.tenancy.mutations import TenancyMutation
 from graph.tenancy.queries import TenancyQuery
+from graph.timeline.mutations import TimelineMutation
 from graph.timeline.types import TIMELINE_TYPES
 
 
@@ -62,7 +62,8 @@ Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQu
                               AuditQuery))
 Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, SegmentMutation,
                                     SegmentAutomationMutation, CampaignMutation, DeliveryMutation,
-                                    ConversationMutation, JobMutation))
+                                    ConversationMutation, CustomerImportMutation, OrderImportMutation,
+                                    ProfileMutation, TimelineMutation))
 Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription, SegmentSubscription,
                                             CampaignSubscription, ConversationSubscription))
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
+from strawberry.file_uploads import Upload
 from strawberry.relay import GlobalID
 from strawberry.scalars import JSON
 
@@ -16,7 +17,9 @@ from graph.core import ids
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
 from graph.core.scalars import BigInt
+from graph.core.uploads import read_upload
 from graph.customers.mutations import CustomerFieldsInput
+from graph.jobs.types import JobPayload, job_result
 
 
 @strawberry.input
@@ -130,3 +133,17 @@ class CommerceMutation:
                 category=input.category, price_cents=input.price_cents, currency=input.currency)
 
         return await payload(ProductPayload, run, lambda p: {"product": Product.from_model(p)})
+
+
+@strawberry.type
+class OrderImportMutation:
+    @strawberry.mutation(description="Import orders from a CSV or NDJSON file (multipart upload), as a job.")
+    async def import_orders(self, info: Info, brand_id: GlobalID, file: Upload) -> JobPayload:
+        from domain.imports.orders import start_order_import
+
+        async def run():
+            name, content_type, content = await read_upload(file)
+            return await start_order_import(info.context.principal, ids.decode(brand_id, "Brand", "brandId"),
+                                            name, content_type, content)
+
+        return await payload(JobPayload, run, job_result, prefix=None)

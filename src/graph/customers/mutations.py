@@ -7,6 +7,7 @@ from typing import Any
 
 import strawberry
 from strawberry import UNSET
+from strawberry.file_uploads import Upload
 from strawberry.relay import GlobalID
 from strawberry.scalars import JSON
 
@@ -14,10 +15,13 @@ from domain.customers import consent, notes, service, tags
 from domain.customers.consent import Channel as DomainChannel
 from domain.customers.notes import NoteType as DomainNoteType
 from domain.customers.notes import NoteVisibility as DomainNoteVisibility
+from domain.profiles.actors import start_rebuild
 from graph.core import ids
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
+from graph.core.uploads import read_upload
 from graph.customers.types import Channel, Consent, Customer, Note, NoteType, NoteVisibility, Tag
+from graph.jobs.types import JobPayload, job_result
 
 
 def given(**fields: Any) -> dict[str, Any]:
@@ -210,3 +214,24 @@ class CustomerMutation:
             )
 
         return await payload(ConsentPayload, run, lambda c: {"consent": Consent.from_model(c)})
+
+
+@strawberry.type
+class CustomerImportMutation:
+    @strawberry.mutation(description="Import customers from a CSV or NDJSON file (multipart upload), as a job.")
+    async def import_customers(self, info: Info, brand_id: GlobalID, file: Upload) -> JobPayload:
+        from domain.imports.customers import start_customer_import
+
+        async def run():
+            name, content_type, content = await read_upload(file)
+            return await start_customer_import(info.context.principal, ids.decode(brand_id, "Brand", "brandId"),
+                                               name, content_type, content)
+
+        return await payload(JobPayload, run, job_result, prefix=None)
+
+
+@strawberry.type
+class ProfileMutation:
+    @strawberry.mutation(description="Recompute every customer profile of the tenant, as a job.")
+    async def rebuild_profiles(self, info: Info) -> JobPayload:
+        return await payload(JobPayload, lambda: start_rebuild(info.context.principal), job_result, prefix=None)

@@ -13,6 +13,7 @@ from domain.exports.timeline import result_url
 from domain.jobs import service as jobs
 from domain.jobs.models import Job as JobModel
 from graph.core.context import Info
+from graph.core.errors import UserError
 from graph.core.ids import node_uuids
 from graph.tenancy.types import Brand, brand_of
 
@@ -73,3 +74,14 @@ class Job(relay.Node):
             except NotFound:
                 out.append(None)
         return out
+
+
+@strawberry.type
+class JobPayload:
+    job: Job | None = None
+    errors: list[UserError]
+
+
+def job_result(job: JobModel) -> dict:
+    """The JobPayload fields of a job a mutation started."""
+    return {"job": Job.from_model(job)}

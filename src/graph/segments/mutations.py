@@ -14,8 +14,7 @@ from domain.segments.service import DryRun
 from graph.core import ids
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
-from graph.jobs.mutations import JobPayload
-from graph.jobs.types import Job
+from graph.jobs.types import JobPayload, job_result
 from graph.segments.inputs import SegmentDefinitionInput, to_definition
 from graph.segments.types import CustomAttribute, Segment, SegmentDryRun, SegmentKind
 
@@ -122,7 +121,7 @@ class SegmentMutation:
     @strawberry.mutation(description="Refresh now, as a job (throttled per segment).")
     async def refresh_segment(self, info: Info, id: GlobalID) -> JobPayload:
         return await payload(JobPayload, lambda: refresh.request_refresh(
-            info.context.principal, ids.decode(id, "Segment")), lambda j: {"job": Job.from_model(j)}, prefix=None)
+            info.context.principal, ids.decode(id, "Segment")), job_result, prefix=None)
 
     @strawberry.mutation(description="Add customers to a static segment.")
     async def add_segment_members(self, info: Info, segment_id: GlobalID, customer_ids: list[GlobalID]) -> SegmentMembersPayload:
@@ -156,7 +155,7 @@ class SegmentMutation:
                                              getattr(file, "filename", None), getattr(file, "content_type", None),
                                              content)
 
-        return await payload(JobPayload, run, lambda j: {"job": Job.from_model(j)}, prefix=None)
+        return await payload(JobPayload, run, job_result, prefix=None)
 
     @strawberry.mutation(description="Declare a custom attribute's type so segments can use it.")
     async def declare_custom_attribute(self, info: Info, input: DeclareCustomAttributeInput) -> CustomAttributePayload:
