@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 
 import strawberry
@@ -10,7 +9,19 @@ from strawberry.scalars import JSON
 
 from domain.audit.models import AuditEntry as AuditEntryModel
 from graph.core.context import Info
+from graph.core.nodes import node_resolver
 from graph.tenancy.types import Brand, PrincipalKind, brand_of
+
+
+async def _entries_by_id(info: Info, entry_ids: list[uuid.UUID]) -> dict:
+    from domain.audit.service import get_entry
+
+    found = {}
+    for entry_id in entry_ids:
+        entry = await get_entry(info.context.principal, entry_id)
+        if entry:
+            found[entry_id] = entry
+    return found
 
 
 @strawberry.type(description="Who did what to which thing, and what changed.")
@@ -40,18 +51,7 @@ class AuditEntry(relay.Node):
             request_id=e.request_id, brand_id=e.brand_id,
         )
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        from domain.audit.service import get_entry
-
-        out = []
-        for node_id in node_ids:
-            try:
-                entry = await get_entry(info.context.principal, uuid.UUID(node_id))
-            except ValueError:
-                entry = None
-            out.append(cls.from_model(entry) if entry else None)
-        return out
+    resolve_nodes = node_resolver(_entries_by_id)
 
 
 __all__ = ["AuditEntry", "PrincipalKind"]

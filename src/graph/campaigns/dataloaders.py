@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from strawberry.dataloader import DataLoader
 
 from domain.campaigns import service
 from domain.tenancy.policies import Principal
+from graph.core.batch import batch_loader
 
 
 def campaign_loader(p: Principal) -> DataLoader[uuid.UUID, Any]:
-    async def load(keys: Sequence[uuid.UUID]) -> list[Any]:
-        found = await service.campaigns_by_ids(p, list(keys))
-        return [found.get(k) for k in keys]
-
-    return DataLoader(load_fn=load)
+    return batch_loader(lambda ids: service.campaigns_by_ids(p, ids))
 
 
 def stats_loader(p: Principal) -> DataLoader[uuid.UUID, Any]:
-    async def load(keys: Sequence[uuid.UUID]) -> list[Any]:
-        found = await service.stats_by_ids(p, list(keys))
-        return [found.get(k) for k in keys]
-
-    return DataLoader(load_fn=load)
+    return batch_loader(lambda ids: service.stats_by_ids(p, ids))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +17,7 @@ from domain.delivery.base import Channel as DomainChannel
 from domain.pagination import clamp_first
 from graph.core.connection import Connection
 from graph.core.context import Info
-from graph.core.ids import node_uuids
+from graph.core.nodes import node_resolver
 from graph.core.scalars import BigInt
 from graph.delivery.types import Channel
 from graph.segments.types import Segment
@@ -152,12 +151,7 @@ class Campaign(relay.Node):
                    updated_at=c.updated_at, brand_id=c.brand_id, segment_ids=list(c.segment_ids or []),
                    exclusion_segment_ids=list(c.exclusion_segment_ids or []), cost=c.cost_cents)
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        ids_ = node_uuids(node_ids)
-        found = await info.context.loaders.campaign.load_many([i for i in ids_ if i is not None])
-        by_id = {x.id: x for x in found if x is not None}
-        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids_]
+    resolve_nodes = node_resolver(lambda info, keys: info.context.loaders.campaign.load_many(keys))
 
 
 @strawberry.type(description="A page of campaigns.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,7 +14,7 @@ from domain.commerce import models
 from domain.commerce import service as commerce
 from domain.commerce.service import OrderStatus as DomainOrderStatus
 from graph.core.context import Info
-from graph.core.ids import node_uuids
+from graph.core.nodes import node_resolver
 from graph.core.scalars import BigInt
 from graph.tenancy.types import Brand, brand_of
 
@@ -45,11 +44,7 @@ class Product(relay.Node):
         return cls(id=str(p.id), sku=p.sku, name=p.name, category=p.category, price_cents=p.price_cents,
                    currency=p.currency, brand_id=p.brand_id)
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        ids = node_uuids(node_ids)
-        found = await commerce.products_by_ids(info.context.principal, [i for i in ids if i])
-        return [cls.from_model(found[i]) if i in found else None for i in ids]
+    resolve_nodes = node_resolver(lambda info, keys: commerce.products_by_ids(info.context.principal, keys))
 
 
 @strawberry.type
@@ -96,11 +91,7 @@ class Order(relay.Node):
                    total_cents=o.total_cents, currency=o.currency, placed_at=o.placed_at, brand_id=o.brand_id,
                    customer_id=o.customer_id)
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        ids = node_uuids(node_ids)
-        found = await commerce.orders_by_ids(info.context.principal, [i for i in ids if i])
-        return [cls.from_model(found[i]) if i in found else None for i in ids]
+    resolve_nodes = node_resolver(lambda info, keys: commerce.orders_by_ids(info.context.principal, keys))
 
 
 @strawberry.type

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 
 import strawberry
@@ -19,7 +18,7 @@ from domain.pagination import clamp_first
 from graph.campaigns.types import Campaign
 from graph.core.connection import Connection
 from graph.core.context import Info
-from graph.core.ids import node_uuids
+from graph.core.nodes import node_resolver
 from graph.customers.types import Customer
 from graph.tenancy.types import Brand, brand_of
 
@@ -38,11 +37,7 @@ class ConversationLabel(relay.Node):
     def from_model(cls, x: LabelModel) -> ConversationLabel:
         return cls(id=str(x.id), name=x.name, color=x.color)
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        ids_ = node_uuids(node_ids)
-        found = await service.labels_by_ids(info.context.principal, [i for i in ids_ if i is not None])
-        return [cls.from_model(found[i]) if i in found else None for i in ids_]
+    resolve_nodes = node_resolver(lambda info, keys: service.labels_by_ids(info.context.principal, keys))
 
 
 @strawberry.type(description="The member a conversation is assigned to.")
@@ -157,12 +152,7 @@ class Conversation(relay.Node):
                    brand_id=c.brand_id, customer_id=c.customer_id, campaign_id=c.campaign_id,
                    assignee_id=c.assignee_id)
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        ids_ = node_uuids(node_ids)
-        found = await info.context.loaders.conversation.load_many([i for i in ids_ if i is not None])
-        by_id = {x.id: x for x in found if x is not None}
-        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids_]
+    resolve_nodes = node_resolver(lambda info, keys: info.context.loaders.conversation.load_many(keys))
 
 
 @strawberry.type(description="Conversations per status, for the inbox tabs.")
@@ -189,11 +179,7 @@ class CannedResponse(relay.Node):
         return cls(id=str(x.id), shortcode=x.shortcode, title=x.title, body=x.body, created_by=x.created_by,
                    updated_at=x.updated_at)
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        ids_ = node_uuids(node_ids)
-        found = await canned.canned_by_ids(info.context.principal, [i for i in ids_ if i is not None])
-        return [cls.from_model(found[i]) if i in found else None for i in ids_]
+    resolve_nodes = node_resolver(lambda info, keys: canned.canned_by_ids(info.context.principal, keys))
 
 
 @strawberry.type(description="Something changed in a brand's conversations.")

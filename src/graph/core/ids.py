@@ -38,15 +38,17 @@ def decode_many(gids: list[GlobalID] | None, type_name: str, field: str) -> list
     return [decode(g, type_name, f"{field}[{i}]") for i, g in enumerate(gids)]
 
 
+def node_uuid(node_id: str) -> uuid.UUID | None:
+    """A node id (the part inside a global id) as a UUID; None when it is not one."""
+    try:
+        return uuid.UUID(node_id)
+    except ValueError:
+        return None
+
+
 def node_uuids(node_ids) -> list[uuid.UUID | None]:
-    """Node ids (the part inside a global id) as UUIDs; None for any that is not one."""
-    out: list[uuid.UUID | None] = []
-    for node_id in node_ids:
-        try:
-            out.append(uuid.UUID(node_id))
-        except ValueError:
-            out.append(None)
-    return out
+    """Node ids as UUIDs; None for any that is not one."""
+    return [node_uuid(node_id) for node_id in node_ids]
 
 
 def encode(type_name: str, value: uuid.UUID) -> GlobalID:

@@ -25,7 +25,7 @@ from graph.commerce.types import Order
 from graph.core import ids
 from graph.core.connection import Connection
 from graph.core.context import Info
-from graph.core.ids import node_uuids
+from graph.core.nodes import node_resolver
 from graph.core.scalars import BigInt
 from graph.tenancy.types import Brand, brand_of
 from graph.timeline.types import TimelineEvent, TimelineEventKind, from_entry
@@ -34,6 +34,12 @@ Channel = strawberry.enum(DomainChannel, name="Channel", description="A way to r
 NoteType = strawberry.enum(DomainNoteType, name="NoteType")
 NoteVisibility = strawberry.enum(DomainNoteVisibility, name="NoteVisibility")
 
+
+
+async def _tags_by_id(info: Info, node_ids: list[str]) -> dict:
+    from domain.customers.tags import list_tags
+
+    return {str(t.id): t for t in await list_tags(info.context.principal)}
 
 
 @strawberry.type(description="A tenant-wide label on customers.")
@@ -48,12 +54,7 @@ class Tag(relay.Node):
     def from_model(cls, t: models.Tag) -> Tag:
         return cls(id=str(t.id), name=t.name, color=t.color, description=t.description, created_at=t.created_at)
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        from domain.customers.tags import list_tags
-
-        by_id = {str(t.id): t for t in await list_tags(info.context.principal)}
-        return [cls.from_model(by_id[i]) if i in by_id else None for i in node_ids]
+    resolve_nodes = node_resolver(_tags_by_id, parse=str)
 
 
 @strawberry.type
@@ -243,9 +244,4 @@ class Customer(relay.Node):
                    country=c.country, timezone=c.timezone, locale=c.locale, birth_date=c.birth_date,
                    attributes=c.attributes or {}, created_at=c.created_at, updated_at=c.updated_at)
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        ids_ = node_uuids(node_ids)
-        found = await info.context.loaders.customer.load_many([i for i in ids_ if i is not None])
-        by_id = {c.id: c for c in found if c is not None}
-        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids_]
+    resolve_nodes = node_resolver(lambda info, keys: info.context.loaders.customer.load_many(keys))

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 
 import strawberry
@@ -14,7 +13,7 @@ from domain.jobs import service as jobs
 from domain.jobs.models import Job as JobModel
 from graph.core.context import Info
 from graph.core.errors import UserError
-from graph.core.ids import node_uuids
+from graph.core.nodes import node_resolver
 from graph.tenancy.types import Brand, brand_of
 
 JobStatus = strawberry.enum(jobs.JobStatus, name="JobStatus")
@@ -30,6 +29,16 @@ class JobProgress:
         if not self.total:
             return None
         return round(100 * min(self.done, self.total) / self.total, 1)
+
+
+async def _jobs_by_id(info: Info, job_ids: list[uuid.UUID]) -> dict:
+    found = {}
+    for job_id in job_ids:
+        try:
+            found[job_id] = await jobs.get_job(info.context.principal, job_id)
+        except NotFound:
+            pass
+    return found
 
 
 @strawberry.type(description="Long work: an import, export, rebuild or refresh. Poll it or follow jobProgress.")
@@ -65,15 +74,7 @@ class Job(relay.Node):
                    started_at=j.started_at, finished_at=j.finished_at, error_summary=j.error_summary,
                    result=j.result or {}, result_path=result_url(j), brand_id=j.brand_id)
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        out = []
-        for job_id in node_uuids(node_ids):
-            try:
-                out.append(cls.from_model(await jobs.get_job(info.context.principal, job_id)) if job_id else None)
-            except NotFound:
-                out.append(None)
-        return out
+    resolve_nodes = node_resolver(_jobs_by_id)
 
 
 @strawberry.type

@@ -1,18 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from strawberry.dataloader import DataLoader
 
 from domain.segments import service
 from domain.tenancy.policies import Principal
+from graph.core.batch import batch_loader
 
 
 def segment_loader(p: Principal) -> DataLoader[uuid.UUID, Any]:
-    async def load(keys: Sequence[uuid.UUID]) -> list[Any]:
-        found = await service.segments_by_ids(p, list(keys))
-        return [found.get(k) for k in keys]
-
-    return DataLoader(load_fn=load)
+    return batch_loader(lambda ids: service.segments_by_ids(p, ids))

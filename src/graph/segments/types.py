@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import Enum
 
@@ -17,7 +16,7 @@ from domain.segments.models import Segment as SegmentModel
 from graph.core import ids
 from graph.core.connection import Connection
 from graph.core.context import Info
-from graph.core.ids import node_uuids
+from graph.core.nodes import node_resolver
 from graph.customers.types import Customer
 from graph.segments.inputs import SegmentOperator
 from graph.tenancy.types import Brand, brand_of
@@ -132,12 +131,7 @@ class Segment(relay.Node):
                    updated_at=s.updated_at, brand_id=s.brand_id, lookalike_source_id=s.lookalike_source_id,
                    stale_since=s.stale_since)
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        ids_ = node_uuids(node_ids)
-        found = await info.context.loaders.segment.load_many([i for i in ids_ if i is not None])
-        by_id = {x.id: x for x in found if x is not None}
-        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids_]
+    resolve_nodes = node_resolver(lambda info, keys: info.context.loaders.segment.load_many(keys))
 
 
 @strawberry.type(description="A field a rule can use, as an SPA's condition builder needs it.")

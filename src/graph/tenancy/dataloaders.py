@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
 from strawberry.dataloader import DataLoader
 
@@ -11,21 +10,17 @@ from domain.tenancy import brands, members
 from domain.tenancy.members import Member
 from domain.tenancy.models import Brand
 from domain.tenancy.policies import Action, Principal
+from graph.core.batch import batch_loader
 
 
 def brand_loader(principal: Principal) -> DataLoader[uuid.UUID, Brand | None]:
-    async def load(ids: Sequence[uuid.UUID]) -> list[Brand | None]:
-        found = await brands.brands_by_ids(principal, ids)
-        return [found.get(i) for i in ids]
-
-    return DataLoader(load_fn=load)
+    return batch_loader(lambda ids: brands.brands_by_ids(principal, ids))
 
 
 def member_loader(principal: Principal) -> DataLoader[uuid.UUID, Member | None]:
-    async def load(ids: Sequence[uuid.UUID]) -> list[Member | None]:
+    async def fetch(ids: list[uuid.UUID]) -> dict[uuid.UUID, Member]:
         if not principal.may(Action.MEMBER_READ):
-            return [None] * len(ids)
-        found = await members.members_by_ids(principal, list(ids))
-        return [found.get(i) for i in ids]
+            return {}
+        return await members.members_by_ids(principal, ids)
 
-    return DataLoader(load_fn=load)
+    return batch_loader(fetch)

@@ -17,7 +17,7 @@ from domain.tenancy.policies import Action as DomainAction
 from domain.tenancy.policies import PrincipalKind as DomainPrincipalKind
 from domain.tenancy.policies import Role as DomainRole
 from graph.core.context import Info
-from graph.core.ids import node_uuids
+from graph.core.nodes import node_resolver
 
 Role = strawberry.enum(DomainRole, name="Role", description="What a member or API key may do.")
 PrincipalKind = strawberry.enum(DomainPrincipalKind, name="PrincipalKind")
@@ -33,6 +33,13 @@ Permission = strawberry.enum(
 @strawberry.type(description="Flags that switch product capabilities on for a tenant.")
 class TenantFeatures:
     copilot_enabled: bool
+
+
+async def _tenant_by_id(info: Info, node_ids: list[str]) -> dict:
+    from domain.tenancy.tenants import get_tenant
+
+    tenant = await get_tenant(info.context.principal)
+    return {str(tenant.id): tenant}
 
 
 @strawberry.type(description="A business: it owns brands, members, customers and everything else.")
@@ -51,12 +58,7 @@ class Tenant(relay.Node):
             features=TenantFeatures(copilot_enabled=t.copilot_enabled), created_at=t.created_at,
         )
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        from domain.tenancy.tenants import get_tenant
-
-        tenant = await get_tenant(info.context.principal)
-        return [cls.from_model(tenant) if i == str(tenant.id) else None for i in node_ids]
+    resolve_nodes = node_resolver(_tenant_by_id, parse=str)
 
 
 @strawberry.type(description="Who messages appear to come from.")
@@ -125,12 +127,7 @@ class Brand(relay.Node):
             updated_at=b.updated_at,
         )
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        ids = node_uuids(node_ids)
-        found = await info.context.loaders.brand.load_many([i for i in ids if i is not None])
-        by_id = {b.id: b for b in found if b is not None}
-        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
+    resolve_nodes = node_resolver(lambda info, keys: info.context.loaders.brand.load_many(keys))
 
 
 async def brand_of(info: Info, brand_id: uuid.UUID | None) -> Brand | None:
@@ -171,12 +168,13 @@ class Member(relay.Node):
             created_at=m.created_at, brand_ids=m.brand_ids,
         )
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        ids = node_uuids(node_ids)
-        found = await info.context.loaders.member.load_many([i for i in ids if i is not None])
-        by_id = {m.id: m for m in found if m is not None}
-        return [cls.from_model(by_id[i]) if i in by_id else None for i in ids]
+    resolve_nodes = node_resolver(lambda info, keys: info.context.loaders.member.load_many(keys))
+
+
+async def _api_keys_by_id(info: Info, node_ids: list[str]) -> dict:
+    from domain.tenancy.api_keys import list_api_keys
+
+    return {str(k.id): k for k in await list_api_keys(info.context.principal, include_revoked=True)}
 
 
 @strawberry.type(description="A credential for an integration. The secret is shown once, at creation.")
@@ -205,12 +203,7 @@ class ApiKey(relay.Node):
             revoked_at=k.revoked_at, brand_ids=k.brand_ids,
         )
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        from domain.tenancy.api_keys import list_api_keys
-
-        keys = {str(k.id): k for k in await list_api_keys(info.context.principal, include_revoked=True)}
-        return [cls.from_model(keys[i]) if i in keys else None for i in node_ids]
+    resolve_nodes = node_resolver(_api_keys_by_id, parse=str)
 
 
 @strawberry.type(description="The caller: a user signed in with a token, or an API key.")
