@@ -19,13 +19,10 @@ from domain.profiles.actors import start_rebuild
 from graph.core import ids
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
+from graph.core.inputs import given
 from graph.core.uploads import read_upload
 from graph.customers.types import Channel, Consent, Customer, Note, NoteType, NoteVisibility, Tag
 from graph.jobs.types import JobPayload, job_result
-
-
-def given(**fields: Any) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if v is not UNSET}
 
 
 @strawberry.input(description="Customer fields; only those sent change (null clears).")

@@ -13,12 +13,8 @@ from domain.tenancy import api_keys, brands, members
 from graph.core import ids
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
+from graph.core.inputs import given
 from graph.tenancy.types import ApiKey, Brand, Member, Role
-
-
-def _given(**fields: Any) -> dict[str, Any]:
-    """The fields the client actually sent (UNSET ones left out; an explicit null kept)."""
-    return {k: v for k, v in fields.items() if v is not UNSET}
 
 
 @strawberry.input
@@ -30,7 +26,7 @@ class BrandVoiceInput:
     sample_copy: str | None = UNSET
 
     def to_fields(self) -> dict[str, Any]:
-        return _given(
+        return given(
             voice_tone=self.tone, voice_style_guide=self.style_guide,
             voice_words_to_use=self.words_to_use, voice_words_to_avoid=self.words_to_avoid,
             voice_sample_copy=self.sample_copy,
@@ -132,7 +128,7 @@ class TenancyMutation:
     @strawberry.mutation
     async def create_brand(self, info: Info, input: CreateBrandInput) -> BrandPayload:
         async def run():
-            fields = _given(
+            fields = given(
                 name=input.name, slug=input.slug, timezone=input.timezone,
                 from_name=input.from_name, from_email=input.from_email,
                 reply_to=input.reply_to, sms_sender=input.sms_sender,
@@ -146,7 +142,7 @@ class TenancyMutation:
     @strawberry.mutation
     async def update_brand(self, info: Info, input: UpdateBrandInput) -> BrandPayload:
         async def run():
-            changes = _given(
+            changes = given(
                 name=input.name, slug=input.slug, timezone=input.timezone,
                 from_name=input.from_name, from_email=input.from_email,
                 reply_to=input.reply_to, sms_sender=input.sms_sender,
