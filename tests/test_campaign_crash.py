@@ -10,10 +10,22 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from campaign_helpers import audience, create, identity, launch, recipients, wait_status
 from conftest import Api, TenantFixture
-from test_campaign_sending import once_each, provider
-from test_campaigns import cid, emails_of, fake_messages, settings, until
+from support.campaigns import (
+    audience,
+    cid,
+    create,
+    emails_of,
+    fake_messages,
+    identity,
+    launch,
+    once_each,
+    provider,
+    recipients,
+    settings,
+    until,
+    wait_status,
+)
 
 N = 5000
 

@@ -12,32 +12,25 @@ from typing import Any
 
 import pytest
 
-from campaign_helpers import audience, create, identity, launch, recipients, wait_status
 from conftest import Api, TenantFixture
-from test_campaigns import emails_of, fake_messages, mutate, set_customers, settings
-
-PROVIDER = """mutation($input: SetDeliveryProviderInput!) { setDeliveryProvider(input: $input) {
-  deliveryProvider { channel provider credentialsSet } errors { field code message } } }"""
-
-
-async def provider(api: Api, t: TenantFixture, channel: str, name: str, *, credentials: dict[str, Any] | None = None,
-                   settings_: dict[str, Any] | None = None) -> None:
-    body = await mutate(api, t, PROVIDER, {"input": {"brandId": t.brand_gid("a"), "channel": channel, "provider": name,
-                                                     "credentials": credentials, "settings": settings_}})
-    assert body["errors"] == [], body
-    assert body["deliveryProvider"]["provider"] == name and body["deliveryProvider"]["credentialsSet"] == bool(credentials)
-
+from support.campaigns import (
+    audience,
+    create,
+    emails_of,
+    fake_messages,
+    identity,
+    launch,
+    once_each,
+    provider,
+    recipients,
+    set_customers,
+    settings,
+    wait_status,
+)
 
 def index_of(address: str) -> int:
     """The customer's number in its audience() batch: ``<prefix>-<i>@example.test``."""
     return int(address.split("@")[0].rsplit("-", 1)[1])
-
-
-def once_each(messages: list[Any], addresses: set[str]) -> None:
-    """Every address got exactly one message, and nobody else got one."""
-    got = Counter(m.to for m in messages)
-    assert got == {a: 1 for a in addresses}, (len(messages), len(addresses),
-                                              {a: n for a, n in got.items() if n != 1})
 
 
 async def all_sent(t: TenantFixture, campaign: str, n: int) -> list[Any]:

@@ -12,14 +12,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from campaign_helpers import (
+from support.campaigns import (
     audience,
+    cid,
     create,
+    emails_of,
+    fake_messages,
     identity,
     launch,
+    mutate,
     recipients,
+    set_customers,
+    settings,
+    until,
     use_provider,
     wait_status,
 )
@@ -33,9 +40,6 @@ SCHEDULE = f"mutation($input: ScheduleCampaignInput!) {{ scheduleCampaign(input:
 SIMPLE = {name: f"mutation($id: ID!) {{ {name}(id: $id) {{ {CAMPAIGN_FIELDS} }} }}"
           for name in ("unscheduleCampaign", "pauseCampaign", "resumeCampaign", "cancelCampaign")}
 LAUNCH = f"mutation($id: ID!, $key: String!) {{ launchCampaign(id: $id, idempotencyKey: $key) {{ {CAMPAIGN_FIELDS} }} }}"
-SETTINGS = """mutation($input: UpdateMessagingSettingsInput!) { updateMessagingSettings(input: $input) {
-  messagingSettings { quietHoursStart quietHoursEnd frequencyCapCount frequencyCapHours sendRatePerSecond }
-  errors { field code message } } }"""
 PROVIDER = """mutation($input: SetDeliveryProviderInput!) { setDeliveryProvider(input: $input) {
   deliveryProvider { provider credentialsSet } errors { field code message } } }"""
 PREVIEW_AUDIENCE = """query($id: ID!) { previewCampaignAudience(campaignId: $id) { count deferred total
@@ -48,18 +52,6 @@ BREVO_KEY = "brevo-test-key"
 # --- helpers ------------------------------------------------------------------------------
 
 
-def cid(campaign: str) -> uuid.UUID:
-    import base64
-
-    return uuid.UUID(base64.b64decode(campaign).decode().split(":")[1])
-
-
-async def mutate(api: Api, t: TenantFixture, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-    """The mutation's payload (the only top-level field)."""
-    data = await api.data(query, variables, token=t.owner_token)
-    return next(iter(data.values()))
-
-
 async def act(api: Api, t: TenantFixture, name: str, campaign: str) -> dict[str, Any]:
     return await mutate(api, t, SIMPLE[name], {"id": campaign})
 
@@ -69,12 +61,6 @@ def refused(payload: dict[str, Any], code: str, field: str | None = "id") -> dic
     error = payload["errors"][0]
     assert error["code"] == code and error["field"] == field, payload
     return error
-
-
-async def settings(api: Api, t: TenantFixture, **values: Any) -> dict[str, Any]:
-    body = await mutate(api, t, SETTINGS, {"input": {"brandId": t.brand_gid("a"), **values}})
-    assert body["errors"] == [], body
-    return body["messagingSettings"]
 
 
 async def brevo(api: Api, t: TenantFixture, brand: str = "a") -> None:
@@ -101,42 +87,8 @@ async def segment_of(t: TenantFixture, customer_ids: list[uuid.UUID], brand: str
     return seg.id
 
 
-async def set_customers(t: TenantFixture, ids: list[uuid.UUID], **values: Any) -> None:
-    from domain.customers.models import Customer
-    from domain.platform.db import tenant_session
-
-    async with tenant_session(t.id) as s:
-        await s.execute(update(Customer).where(Customer.tenant_id == t.id, Customer.id.in_(ids)).values(**values))
-
-
-async def emails_of(t: TenantFixture, ids: list[uuid.UUID]) -> list[str]:
-    from domain.customers.models import Customer
-    from domain.platform.db import tenant_session
-
-    async with tenant_session(t.id) as s:
-        return list((await s.scalars(select(Customer.email).where(Customer.tenant_id == t.id,
-                                                                  Customer.id.in_(ids)))).all())
-
-
 async def by_customer(t: TenantFixture, campaign: str) -> dict[uuid.UUID, Any]:
     return {r.customer_id: r for r in await recipients(t, campaign)}
-
-
-async def until(predicate, within: float = 20, what: str = "condition"):  # noqa: ANN001, ANN201
-    """Polls an async predicate until it returns something truthy."""
-    deadline = time.monotonic() + within
-    while True:
-        found = await predicate()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def fake_messages(fake: Any, campaign: str) -> list[Any]:
-    prefix = f"c.{cid(campaign).hex}."
-    return [m for m in list(fake.messages) if (m.key or "").startswith(prefix)]
 
 
 async def campaign_of(api: Api, t: TenantFixture, campaign: str) -> dict[str, Any]:

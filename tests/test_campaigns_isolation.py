@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text, update
 
-from campaign_helpers import (
+from support.campaigns import (
     audience,
     create,
     identity,
@@ -54,7 +54,7 @@ from domain.delivery import service as delivery
 from domain.delivery.base import Channel
 from domain.delivery.webhooks import SENDGRID_SIGNATURE_HEADER, SENDGRID_TIMESTAMP_HEADER
 from domain.platform.db import tenant_session
-from test_campaign_events import (
+from support.provider_events import (
     SendGridKey,
     Sent,
     accepted,
@@ -67,7 +67,8 @@ from test_campaign_events import (
     sendgrid_event,
     table_rows,
 )
-from test_subscriptions import Conn, bearer, wait_for
+from support.graphql import check, codes, leaks, perrs
+from support.ws import Client, bearer, wait_for
 
 ERRORS = "errors { field code message }"
 CONTENT = {"subject": "Hello {{ customer.first_name }}",
@@ -205,20 +206,6 @@ async def state(t: TenantFixture) -> dict[str, list[tuple[str, ...]]]:
             out[table] = sorted(tuple(str(v) for v in r.values()) for r in rows
                                 if key is None or str(r[key]) not in STARTED)
     return out
-
-
-def leaks(body: Any, markers: list[str], sent: Any = None) -> list[str]:
-    """The markers in ``body``, leaving out what the caller sent itself."""
-    text_, mine = json.dumps(body), json.dumps(sent) if sent is not None else ""
-    return [m for m in markers if m in text_ and m not in mine]
-
-
-def perrs(payload: dict[str, Any]) -> list[tuple[str | None, str]]:
-    return [(e["field"], e["code"]) for e in payload["errors"]]
-
-
-def codes(body: dict[str, Any]) -> list[str | None]:
-    return [(e.get("extensions") or {}).get("code") for e in body.get("errors") or []]
 
 
 # --- the objects a write aims at: fresh for each test -------------------------------------------
@@ -530,10 +517,6 @@ class Read:
         return self.name
 
 
-def _check(ok: bool, d: Any) -> None:
-    assert ok, d
-
-
 def _edge_ids(conn: dict[str, Any]) -> set[str]:
     return {e["node"]["id"] for e in conn["edges"]}
 
@@ -570,29 +553,29 @@ NODE = "query($id: ID!) { node(id: $id) { id ... on Campaign { name } } }"
 
 READS: list[Read] = [
     Read("campaigns", CAMPAIGNS, lambda w: {},
-         lambda d, w: _check({w.c("a"), w.c("b")} <= _edge_ids(d["campaigns"]), d), _only_own),
+         lambda d, w: check({w.c("a"), w.c("b")} <= _edge_ids(d["campaigns"]), d), _only_own),
     Read("campaigns(brandId: A's)", CAMPAIGNS, lambda w: {"b": w.brand("b")},
-         lambda d, w: _check(w.c("b") in _edge_ids(d["campaigns"]) and w.c("a") not in _edge_ids(d["campaigns"]), d),
-         lambda body, w, o: _check(not body.get("errors") and body["data"]["campaigns"]["edges"] == []
+         lambda d, w: check(w.c("b") in _edge_ids(d["campaigns"]) and w.c("a") not in _edge_ids(d["campaigns"]), d),
+         lambda body, w, o: check(not body.get("errors") and body["data"]["campaigns"]["edges"] == []
                                    or codes(body) == ["NOT_FOUND"] and body["data"] is None, body)),
     Read("campaign", CAMPAIGN_Q, lambda w: {"id": w.c("a")},
-         lambda d, w: _check(d["campaign"]["id"] == w.c("a") and d["campaign"]["segments"] == [{"id": w.s("a")}], d),
+         lambda d, w: check(d["campaign"]["id"] == w.c("a") and d["campaign"]["segments"] == [{"id": w.s("a")}], d),
          _null("campaign")),
     Read("node(Campaign)", NODE, lambda w: {"id": w.c("b")},
-         lambda d, w: _check(d["node"] == {"id": w.c("b"), "name": f"Campaign {w.t.slug} b"}, d), _null("node")),
+         lambda d, w: check(d["node"] == {"id": w.c("b"), "name": f"Campaign {w.t.slug} b"}, d), _null("node")),
     Read("Brand.campaigns", BRAND_CAMPAIGNS, lambda w: {"b": w.brand("a")},
-         lambda d, w: _check(w.c("a") in _edge_ids(d["brand"]["campaigns"]), d), _null("brand")),
+         lambda d, w: check(w.c("a") in _edge_ids(d["brand"]["campaigns"]), d), _null("brand")),
     Read("previewCampaign", PREVIEW, lambda w: {"c": w.c("a"), "u": w.customer("a")},
-         lambda d, w: _check(d["previewCampaign"]["to"] == w.email("a"), d), _not_found),
+         lambda d, w: check(d["previewCampaign"]["to"] == w.email("a"), d), _not_found),
     Read("previewCampaignAudience", AUDIENCE, lambda w: {"c": w.c("b")},
-         lambda d, w: _check(d["previewCampaignAudience"]["count"] == 2, d), _not_found),
+         lambda d, w: check(d["previewCampaignAudience"]["count"] == 2, d), _not_found),
     Read("deliveryProviders", PROVIDERS, lambda w: {"b": w.brand("a")},
-         lambda d, w: _check({(p["channel"], p["provider"]) for p in d["deliveryProviders"]} >= {("EMAIL", "log")}, d),
+         lambda d, w: check({(p["channel"], p["provider"]) for p in d["deliveryProviders"]} >= {("EMAIL", "log")}, d),
          _not_found),
     Read("messagingSettings", SETTINGS, lambda w: {"b": w.brand("b")},
-         lambda d, w: _check(d["messagingSettings"]["sendRatePerSecond"] >= 1, d), _not_found),
+         lambda d, w: check(d["messagingSettings"]["sendRatePerSecond"] >= 1, d), _not_found),
     Read("suppressions", SUPPRESSIONS, lambda w: {"b": w.brand("a")},
-         lambda d, w: _check(w.suppressed["a"] in {x["address"] for x in d["suppressions"]}, d), _not_found),
+         lambda d, w: check(w.suppressed["a"] in {x["address"] for x in d["suppressions"]}, d), _not_found),
 ]
 
 
@@ -687,11 +670,11 @@ async def test_every_role_reads_campaigns_and_delivery_settings(
 STATS_SUB = 'subscription { campaignStats(campaignId: "%s") { opens version } }'
 
 
-def _frames(conn: Conn, op: str) -> list[dict[str, Any]]:
+def _frames(conn: Client, op: str) -> list[dict[str, Any]]:
     return [m for m in conn.messages if m.get("id") == op]
 
 
-def _data_frames(conn: Conn, op: str) -> list[dict[str, Any]]:
+def _data_frames(conn: Client, op: str) -> list[dict[str, Any]]:
     return [m["payload"]["data"]["campaignStats"] for m in _frames(conn, op)
             if m["type"] == "next" and (m["payload"].get("data") or {}).get("campaignStats")]
 
@@ -714,7 +697,7 @@ async def test_campaign_stats_reach_only_who_may_see_the_campaign(
     else:  # aimed at brand b's campaign; the control is brand a's
         token, aimed, aimed_t = tokens[who], world.campaign["b"], world.t
         mine, mine_t = world.campaign["a"], world.t
-    conn = await Conn.open(api.base_url, bearer(token))
+    conn = await Client.open(api.base_url, bearer(token))
     try:
         refused_op = await conn.subscribe(STATS_SUB % gid("Campaign", aimed))
         own_op = await conn.subscribe(STATS_SUB % gid("Campaign", mine))

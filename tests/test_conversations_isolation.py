@@ -25,8 +25,6 @@ known to be live and the assertion can fail.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -37,13 +35,11 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
-from campaign_helpers import identity, use_provider
 from conftest import Api, TenantFixture, create_tenant_fixture, gid
 from domain.platform.db import tenant_session
-from test_conversations import (
+from support.campaigns import identity, use_provider
+from support.conversations import (
     email_item,
     phone,
     post_email,
@@ -52,6 +48,8 @@ from test_conversations import (
     sms_params,
     until,
 )
+from support.graphql import errs, form_leaks, perrs
+from support.ws import Client, bearer, poll
 
 ERRORS = "errors { field code message }"
 A_TOKEN = "a-inbound-token-0123456789"
@@ -244,29 +242,13 @@ async def state(t: TenantFixture) -> dict[str, Any]:
     return out
 
 
-def _found(body: Any, markers: list[tuple[str, ...]], variables: dict[str, Any] | None) -> list[str]:
-    given, said = json.dumps(variables or {}), json.dumps(body)
-    return [f for forms in markers if not any(x in given for x in forms) for f in forms if f in said]
-
-
 def leaks(body: Any, w: World, variables: dict[str, Any] | None = None) -> list[str]:
     """A's things named in ``body``, except those the caller itself put in the request."""
-    return _found(body, w.markers(), variables)
+    return form_leaks(body, w.markers(), variables)
 
 
 def b_leaks(body: Any, w: World, variables: dict[str, Any] | None = None) -> list[str]:
-    return _found(body, w.b_markers(), variables)
-
-
-def errs(body: dict[str, Any]) -> list[tuple[str | None, str | None]]:
-    """A query's GraphQL errors as (code, field)."""
-    return [((e.get("extensions") or {}).get("code"), (e.get("extensions") or {}).get("field"))
-            for e in body.get("errors") or []]
-
-
-def perrs(payload: dict[str, Any]) -> list[tuple[str | None, str]]:
-    """A mutation payload's errors as (field, code)."""
-    return [(e["field"], e["code"]) for e in payload["errors"]]
+    return form_leaks(body, w.b_markers(), variables)
 
 
 def _refused_payload(p: dict[str, Any]) -> bool:
@@ -879,67 +861,24 @@ async def test_agent_works_the_inbox_but_creates_no_label(
 
 EVENTS = """subscription($b: ID!) { conversationEvents(brandId: $b) { type
   conversation { id subject customer { email } } message { body } } }"""
+HEARD = "conversationEvents"
 
 
-class Sub:
-    """One conversationEvents subscription over graphql-transport-ws."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.messages: list[dict[str, Any]] = []
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def open(cls, api: Api, token: str, brand: str) -> Sub:
-        url = api.base_url.replace("http://", "ws://", 1) + "/graphql"
-        ws = await connect(url, subprotocols=["graphql-transport-ws"], open_timeout=5)
-        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
-        ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        assert ack["type"] == "connection_ack", ack
-        await ws.send(json.dumps({"id": "1", "type": "subscribe",
-                                  "payload": {"query": EVENTS, "variables": {"b": brand}}}))
-        return cls(ws)
-
-    async def _read(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in self.ws:
-                msg = json.loads(raw)
-                if msg.get("type") == "ping":
-                    await self.ws.send(json.dumps({"type": "pong"}))
-                elif msg.get("type") != "pong":
-                    self.messages.append(msg)
-
-    def events(self) -> list[dict[str, Any]]:
-        return [m["payload"]["data"]["conversationEvents"] for m in self.messages
-                if m["type"] == "next" and (m["payload"].get("data") or {}).get("conversationEvents")]
-
-    def errors(self) -> list[dict[str, Any]]:
-        out = []
-        for m in self.messages:
-            if m["type"] == "next":
-                out += m["payload"].get("errors") or []
-            elif m["type"] == "error":
-                out += m["payload"]
-        return out
-
-    def ended(self) -> bool:
-        return any(m["type"] in ("complete", "error") for m in self.messages) or bool(self.errors())
-
-    async def close(self) -> None:
-        await self.ws.close()
-        self._reader.cancel()
-        with contextlib.suppress(BaseException):
-            await self._reader
+async def follow(api: Api, token: str, brand: str) -> Client:
+    """One conversationEvents subscription (operation "1")."""
+    client = await Client.open(api, bearer(token))
+    await client.subscribe(EVENTS, {"b": brand})
+    return client
 
 
-async def _until_live(api: Api, t: TenantFixture, conv: str, subs: list[Sub], within: float = 10) -> None:
+async def _until_live(api: Api, t: TenantFixture, conv: str, subs: list[Client], within: float = 10) -> None:
     """No acknowledgement for a subscription: change a conversation's priority until every
     subscriber has heard of it."""
     deadline = time.monotonic() + within
     for p in ["HIGH", "LOW"] * 1000:
         await api.data(PRIORITY, {"c": conv, "p": p}, token=t.owner_token)
         try:
-            await until(lambda: all(s.events() for s in subs), "a probe event", within=0.3)
+            await until(lambda: all(s.data(HEARD) for s in subs), "a probe event", within=0.3)
             return
         except AssertionError:
             if time.monotonic() > deadline:
@@ -954,12 +893,12 @@ async def test_conversation_events_reach_only_who_may_see_the_brand(
     token = other.t.owner_token if who == "other-tenant-owner" else tokens["marketer-a"]
     t = world.t
     v = await victims(world)
-    own = await Sub.open(api, t.owner_token, world.brand(side))
-    analyst = await Sub.open(api, tokens["analyst"], world.brand(side))
-    intruder = await Sub.open(api, token, world.brand(side))
+    own = await follow(api, t.owner_token, world.brand(side))
+    analyst = await follow(api, tokens["analyst"], world.brand(side))
+    intruder = await follow(api, token, world.brand(side))
     try:
-        assert await _wait(intruder.ended), intruder.messages
-        assert intruder.events() == [], intruder.messages
+        assert await poll(intruder.failed), intruder.messages
+        assert intruder.data(HEARD) == [], intruder.messages
         assert [(e.get("extensions") or {}).get("code") for e in intruder.errors()] == ["NOT_FOUND"], intruder.messages
 
         # control: A's owner and an analyst hear the brand's conversations, an inbound e-mail too
@@ -970,9 +909,9 @@ async def test_conversation_events_reach_only_who_may_see_the_brand(
                              brand=side, token=A_TOKEN)
         assert r.json()["created"] == 1, r.text
         for sub in (own, analyst):
-            await until(lambda s=sub: any(e["type"] == "message_created" for e in s.events()), "message_created")
+            await until(lambda s=sub: any(e["type"] == "message_created" for e in s.data(HEARD)), "message_created")
         await asyncio.sleep(0.3)
-        assert intruder.events() == [], intruder.messages
+        assert intruder.data(HEARD) == [], intruder.messages
         assert leaks(intruder.messages, world, {"b": world.brand(side)}) == []
     finally:
         for sub in (own, analyst, intruder):
@@ -981,29 +920,20 @@ async def test_conversation_events_reach_only_who_may_see_the_brand(
 
 async def test_brand_a_inbox_hears_nothing_of_brand_b(api: Api, world: World, tokens: dict[str, str]) -> None:
     v = await victims(world)
-    limited = await Sub.open(api, tokens["marketer-a"], world.brand("a"))
-    owner_b = await Sub.open(api, world.t.owner_token, world.brand("b"))
+    limited = await follow(api, tokens["marketer-a"], world.brand("a"))
+    owner_b = await follow(api, world.t.owner_token, world.brand("b"))
     try:
         await _until_live(api, world.t, v.g("conv", "a"), [limited])
         await _until_live(api, world.t, v.g("conv", "b"), [owner_b])
-        heard = len(limited.events())
+        heard = len(limited.data(HEARD))
         await api.data(STATUS, {"c": v.g("conv", "b"), "s": "PENDING"}, token=world.t.owner_token)
-        await until(lambda: any(e["type"] == "status_changed" for e in owner_b.events()), "brand b's event")
+        await until(lambda: any(e["type"] == "status_changed" for e in owner_b.data(HEARD)), "brand b's event")
         await asyncio.sleep(0.3)
-        assert all(e["conversation"]["id"] != v.g("conv", "b") for e in limited.events()[heard:]), limited.events()
+        assert all(e["conversation"]["id"] != v.g("conv", "b") for e in limited.data(HEARD)[heard:]), limited.data(HEARD)
         assert b_leaks(limited.messages, world) == []
     finally:
         await limited.close()
         await owner_b.close()
-
-
-async def _wait(condition: Callable[[], bool], within: float = 5) -> bool:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
 
 
 # --- webhooks --------------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ from strawberry.relay import GlobalID
 from websockets.asyncio.client import ClientConnection, connect
 
 from conftest import Api, Process, TenantFixture, create_tenant_fixture, gid
+from support.graphql import check, found, perrs
+from support.ws import PROTOCOL, bearer, ws_url
 
 ERRORS = "errors { field code message }"
 IMPORTS_PENDING: tuple = ()  # no marks: the import rows run like every other
@@ -231,22 +233,12 @@ async def snapshot(t: TenantFixture) -> Rows:
     return Rows(out)
 
 
-def found(text: str, markers: list[str], sent: Any = None) -> list[str]:
-    """The markers in ``text``, leaving out what the caller sent itself."""
-    mine = json.dumps(sent) if sent is not None else ""
-    return [m for m in markers if m in text and m not in mine]
-
-
 def _uuid(global_id: str) -> str:
     return str(uuid.UUID(GlobalID.from_id(global_id).node_id))
 
 
 def _edge_ids(conn: dict[str, Any]) -> set[str]:
     return {e["node"]["id"] for e in conn["edges"]}
-
-
-def _check(ok: bool, d: Any) -> None:
-    assert ok, d
 
 
 # --- queries ------------------------------------------------------------------------------------
@@ -278,60 +270,60 @@ def _node_read(type_name: str, attr: str) -> Read:
 
 
 def _empty(field_name: str) -> Callable[[dict[str, Any], Shop, TenantFixture], None]:
-    return lambda d, s, b: _check(d[field_name]["edges"] == [], d)
+    return lambda d, s, b: check(d[field_name]["edges"] == [], d)
 
 
 CUSTOMERS = "query($b: ID, $s: String, $t: [ID!]) { customers(brandId: $b, search: $s, tagIds: $t, first: 100) { edges { node { id email } } } }"
 
 READS: list[Read] = [
     Read("customers", CUSTOMERS, lambda s: {},
-         lambda d, s: _check(_edge_ids(d["customers"]) == {s.c("both"), s.c("only_a"), s.c("only_b")}, d),
+         lambda d, s: check(_edge_ids(d["customers"]) == {s.c("both"), s.c("only_a"), s.c("only_b")}, d),
          _empty("customers")),
     Read("customers(brandId: A's b)", CUSTOMERS, lambda s: {"b": s.brand("b")},
-         lambda d, s: _check(_edge_ids(d["customers"]) == {s.c("both"), s.c("only_b")}, d),
+         lambda d, s: check(_edge_ids(d["customers"]) == {s.c("both"), s.c("only_b")}, d),
          _empty("customers")),
     Read("customers(search)", CUSTOMERS, lambda s: {"s": "only"},
-         lambda d, s: _check(_edge_ids(d["customers"]) == {s.c("only_a"), s.c("only_b")}, d),
+         lambda d, s: check(_edge_ids(d["customers"]) == {s.c("only_a"), s.c("only_b")}, d),
          _empty("customers")),
     Read("customers(tagIds: A's tag)", CUSTOMERS, lambda s: {"t": [gid("Tag", s.vip)]},
-         lambda d, s: _check(_edge_ids(d["customers"]) == {s.c("both"), s.c("only_b")}, d),
+         lambda d, s: check(_edge_ids(d["customers"]) == {s.c("both"), s.c("only_b")}, d),
          _empty("customers")),
     Read("customer", "query($id: ID!) { customer(id: $id) { id email orders { edges { node { id } } } } }",
          lambda s: {"id": s.c("both")},
-         lambda d, s: _check(d["customer"]["id"] == s.c("both")
+         lambda d, s: check(d["customer"]["id"] == s.c("both")
                              and _edge_ids(d["customer"]["orders"]) == {gid("Order", s.order_a),
                                                                          gid("Order", s.order_b)}, d),
-         lambda d, s, b: _check(d["customer"] is None, d)),
+         lambda d, s, b: check(d["customer"] is None, d)),
     Read("tags", "{ tags { id name } }", lambda s: {},
-         lambda d, s: _check({t["id"] for t in d["tags"]} == {gid("Tag", s.vip), gid("Tag", s.spare)}, d),
-         lambda d, s, b: _check(d["tags"] == [], d)),
+         lambda d, s: check({t["id"] for t in d["tags"]} == {gid("Tag", s.vip), gid("Tag", s.spare)}, d),
+         lambda d, s, b: check(d["tags"] == [], d)),
     Read("products", "query($b: ID) { products(brandId: $b, first: 100) { edges { node { id sku } } } }",
          lambda s: {},
-         lambda d, s: _check(_edge_ids(d["products"]) == {gid("Product", s.product_a), gid("Product", s.product_b)}, d),
+         lambda d, s: check(_edge_ids(d["products"]) == {gid("Product", s.product_a), gid("Product", s.product_b)}, d),
          _empty("products")),
     Read("products(brandId: A's a)", "query($b: ID) { products(brandId: $b, first: 100) { edges { node { id sku } } } }",
          lambda s: {"b": s.brand("a")},
-         lambda d, s: _check(_edge_ids(d["products"]) == {gid("Product", s.product_a)}, d),
+         lambda d, s: check(_edge_ids(d["products"]) == {gid("Product", s.product_a)}, d),
          _empty("products")),
     Read("orders", "query($b: ID, $c: ID) { orders(brandId: $b, customerId: $c, first: 100) { edges { node { id } } } }",
          lambda s: {},
-         lambda d, s: _check(_edge_ids(d["orders"]) == {gid("Order", o) for o in (s.order_a, s.order_b, s.order_ob)}, d),
+         lambda d, s: check(_edge_ids(d["orders"]) == {gid("Order", o) for o in (s.order_a, s.order_b, s.order_ob)}, d),
          _empty("orders")),
     Read("orders(customerId: A's)",
          "query($b: ID, $c: ID) { orders(brandId: $b, customerId: $c, first: 100) { edges { node { id } } } }",
          lambda s: {"c": s.c("only_b")},
-         lambda d, s: _check(_edge_ids(d["orders"]) == {gid("Order", s.order_ob)}, d),
+         lambda d, s: check(_edge_ids(d["orders"]) == {gid("Order", s.order_ob)}, d),
          _empty("orders")),
     Read("orders(brandId: A's b)",
          "query($b: ID, $c: ID) { orders(brandId: $b, customerId: $c, first: 100) { edges { node { id } } } }",
          lambda s: {"b": s.brand("b")},
-         lambda d, s: _check(_edge_ids(d["orders"]) == {gid("Order", s.order_b), gid("Order", s.order_ob)}, d),
+         lambda d, s: check(_edge_ids(d["orders"]) == {gid("Order", s.order_b), gid("Order", s.order_ob)}, d),
          _empty("orders")),
     Read("job", "query($id: ID!) { job(id: $id) { id kind status result } }", lambda s: {"id": gid("Job", s.job_b)},
-         lambda d, s: _check(d["job"]["id"] == gid("Job", s.job_b) and d["job"]["status"] == "SUCCEEDED", d),
-         lambda d, s, b: _check(d["job"] is None, d)),
+         lambda d, s: check(d["job"]["id"] == gid("Job", s.job_b) and d["job"]["status"] == "SUCCEEDED", d),
+         lambda d, s, b: check(d["job"] is None, d)),
     Read("jobs", "{ jobs(first: 100) { edges { node { id kind } } } }", lambda s: {},
-         lambda d, s: _check(_edge_ids(d["jobs"]) == {gid("Job", j) for j in (s.job_a, s.job_b, s.job_all)}, d),
+         lambda d, s: check(_edge_ids(d["jobs"]) == {gid("Job", j) for j in (s.job_a, s.job_b, s.job_all)}, d),
          _empty("jobs")),
     _node_read("Customer", "only_b"),
     _node_read("Tag", "vip"),
@@ -503,12 +495,8 @@ async def run_write(api: Api, op: Write, variables: dict[str, Any], token: str) 
     return data[op.name]
 
 
-def codes(payload: dict[str, Any]) -> list[tuple[str | None, str]]:
-    return [(e["field"], e["code"]) for e in payload["errors"]]
-
-
 def assert_refused(payload: dict[str, Any], op: Write, expected: tuple[str | None, str]) -> None:
-    assert codes(payload) == [expected], payload
+    assert perrs(payload) == [expected], payload
     assert all(e["message"] for e in payload["errors"]), payload
     if op.result is None:
         assert payload["changed"] == 0, payload
@@ -577,7 +565,7 @@ async def test_another_tenants_natural_keys_do_not_match_a(
     if op.name == "upsertCustomer":
         assert mine["errors"] == [] and mine["created"] is False and mine["customer"]["id"] == shop.c("only_b"), mine
     else:
-        assert codes(mine) == [("input.name", "DUPLICATE")], mine
+        assert perrs(mine) == [("input.name", "DUPLICATE")], mine
 
 
 @dataclass
@@ -991,17 +979,13 @@ async def test_roles_below_admin_read_the_customer_area(api: Api, read_shop: Sho
 JOB_PROGRESS = "subscription($id: ID!) { jobProgress(id: $id) { id kind status progress { done total percent } result } }"
 
 
-def ws_url(api: Api) -> str:
-    return api.base_url.replace("http://", "ws://", 1) + "/graphql"
-
-
 async def follow(api: Api, token: str, job_id: str, within: float = 15) -> tuple[list[dict[str, Any]], str]:
     """Subscribe to jobProgress: the payloads received, and how the operation ended
     ("complete", "error", or "timeout")."""
-    ws: ClientConnection = await connect(ws_url(api), subprotocols=["graphql-transport-ws"], open_timeout=5)
+    ws: ClientConnection = await connect(ws_url(api), subprotocols=[PROTOCOL], open_timeout=5)
     frames: list[dict[str, Any]] = []
     try:
-        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+        await ws.send(json.dumps({"type": "connection_init", "payload": bearer(token)}))
         ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
         assert ack["type"] == "connection_ack", ack
         await ws.send(json.dumps({"id": "1", "type": "subscribe",

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from conftest import DATA_DIR, Api, Process, TenantFixture, free_port, gid
+from support.graphql import codes
 
 INTERNAL = "INTERNAL_SERVER_ERROR"
 API_LOG = DATA_DIR / "logs"
@@ -47,10 +48,6 @@ async def gql(api: Api, query: str, variables: dict[str, Any] | None = None, *, 
                             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     assert r.status_code == 200, r.text
     return r.json()
-
-
-def codes(body: dict[str, Any]) -> list[str | None]:
-    return [(e.get("extensions") or {}).get("code") for e in body.get("errors") or []]
 
 
 def assert_bad_user_input(body: dict[str, Any], *needles: str) -> str:

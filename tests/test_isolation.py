@@ -35,6 +35,9 @@ import test_conversations_isolation as conversations
 import test_customers_isolation as customers
 import test_segments_isolation as segments
 from conftest import Api, TenantFixture, audit_count, gid
+from support.graphql import check, payload_codes
+from support.graphql import leaks as support_leaks
+from support.ws import PROTOCOL, bearer, ws_url
 
 ERRORS = "errors { field code message }"
 
@@ -112,8 +115,7 @@ async def world(api: Api, tenant: TenantFixture) -> World:
 
 
 def leaks(body: Any, w: World) -> list[str]:
-    text = json.dumps(body)
-    return [m for m in w.markers() if m in text]
+    return support_leaks(body, w.markers())
 
 
 # --- queries --------------------------------------------------------------------------
@@ -188,8 +190,8 @@ READS: list[Read] = [
         "brands",
         "{ brands(includeArchived: true) { id slug } }",
         _no_vars,
-        lambda d, w: _check(_ids(d["brands"]) == {w.brand("a"), w.brand("b")}, d),
-        lambda d, w, b: _check(_ids(d["brands"]) == {b.brand_gid("a"), b.brand_gid("b")}, d),
+        lambda d, w: check(_ids(d["brands"]) == {w.brand("a"), w.brand("b")}, d),
+        lambda d, w, b: check(_ids(d["brands"]) == {b.brand_gid("a"), b.brand_gid("b")}, d),
     ),
     _brand_read("a"),
     _brand_read("b"),
@@ -203,22 +205,22 @@ READS: list[Read] = [
         "members",
         "{ members { id email role brands { id } } }",
         _no_vars,
-        lambda d, w: _check({w.owner, w.target} <= _ids(d["members"]), d),
-        lambda d, w, b: _check([m["email"] for m in d["members"]] == [f"owner@{b.slug}.test"], d),
+        lambda d, w: check({w.owner, w.target} <= _ids(d["members"]), d),
+        lambda d, w, b: check([m["email"] for m in d["members"]] == [f"owner@{b.slug}.test"], d),
     ),
     Read(
         "apiKeys",
         "{ apiKeys(includeRevoked: true) { id name brands { id } } }",
         _no_vars,
-        lambda d, w: _check(w.key in _ids(d["apiKeys"]), d),
-        lambda d, w, b: _check(d["apiKeys"] == [], d),
+        lambda d, w: check(w.key in _ids(d["apiKeys"]), d),
+        lambda d, w, b: check(d["apiKeys"] == [], d),
     ),
     Read(
         "auditLog",
         "{ auditLog(first: 100) { edges { node { id action targetType targetId brand { id } } } } }",
         _no_vars,
-        lambda d, w: _check(w.entry_gid in _edge_ids(d["auditLog"]), d),
-        lambda d, w, b: _check(
+        lambda d, w: check(w.entry_gid in _edge_ids(d["auditLog"]), d),
+        lambda d, w, b: check(
             {e["node"]["targetId"] for e in d["auditLog"]["edges"]}
             == {str(b.id), str(b.owner_member_id), *(str(i) for i in b.brands.values())}, d),
     ),
@@ -226,15 +228,11 @@ READS: list[Read] = [
         "auditLog(filtered)",
         "query($t: String) { auditLog(first: 100, targetType: $t) { edges { node { id targetId } } } }",
         lambda w: {"t": "Member"},
-        lambda d, w: _check(str(w.target_id) in {e["node"]["targetId"] for e in d["auditLog"]["edges"]}, d),
-        lambda d, w, b: _check(
+        lambda d, w: check(str(w.target_id) in {e["node"]["targetId"] for e in d["auditLog"]["edges"]}, d),
+        lambda d, w, b: check(
             [e["node"]["targetId"] for e in d["auditLog"]["edges"]] == [str(b.owner_member_id)], d),
     ),
 ]
-
-
-def _check(ok: bool, d: Any) -> None:
-    assert ok, d
 
 
 @pytest.mark.parametrize("read", READS, ids=str)
@@ -330,10 +328,6 @@ async def run_write(api: Api, op: Write, variables: dict[str, Any], token: str) 
     return data[op.name]
 
 
-def codes(payload: dict[str, Any]) -> list[str]:
-    return [e["code"] for e in payload["errors"]]
-
-
 async def assert_control_succeeds(api: Api, op: Write, variables: dict[str, Any], w: World, audit_before: int) -> None:
     """A's owner runs the very same mutation and it does change A."""
     mine = await run_write(api, op, variables, w.t.owner_token)
@@ -355,7 +349,7 @@ async def test_another_tenants_owner_changes_nothing_of_a(
         assert result["errors"] == [], result
         assert await audit_count(other_tenant.id) == b_audit + 1
     else:
-        assert codes(result) == [op.foreign_code], result
+        assert payload_codes(result) == [op.foreign_code], result
         assert result[op.result] is None
         assert await audit_count(other_tenant.id) == b_audit
     assert leaks(result, world) == []
@@ -528,11 +522,11 @@ async def test_brand_limited_principal_cannot_change_brand_b(api: Api, tenant: T
     assert await snapshot(api, tenant) == before
     on_a = await run_write(api, op, voice("a"), limited.token)
     if limited.may_update_voice:
-        assert codes(on_b) == ["NOT_FOUND"], on_b
+        assert payload_codes(on_b) == ["NOT_FOUND"], on_b
         assert on_a["errors"] == [] and on_a["brand"] == {"id": tenant.brand_gid("a")}
         assert await audit_count(tenant.id) == before[1] + 1
     else:  # refused for the role, the same way on either brand: b's existence does not leak
-        assert codes(on_b) == ["FORBIDDEN"], on_b
+        assert payload_codes(on_b) == ["FORBIDDEN"], on_b
         assert on_a == on_b
         assert await snapshot(api, tenant) == before
 
@@ -564,12 +558,12 @@ async def test_brand_limited_admin_key_cannot_change_brand_b(
     # outright (it could otherwise mint an every-brand admin); brand changes get NOT_FOUND on brand b
     tenant_wide = op.name in ("addMember", "grantBrandAccess", "revokeBrandAccess", "createApiKey",
                               "changeMemberRole", "removeMember", "revokeApiKey")
-    assert codes(result) == ["FORBIDDEN" if tenant_wide else "NOT_FOUND"], result
+    assert payload_codes(result) == ["FORBIDDEN" if tenant_wide else "NOT_FOUND"], result
     assert result[op.result] is None
     assert await snapshot(api, tenant) == before
     ok = await run_write(api, op, variables(tenant, member, "a"), key)
     if tenant_wide:
-        assert codes(ok) == ["FORBIDDEN"], ok
+        assert payload_codes(ok) == ["FORBIDDEN"], ok
         assert await audit_count(tenant.id) == before[1]
         return
     assert ok["errors"] == [], ok
@@ -639,7 +633,7 @@ async def test_role_below_admin_cannot_run_admin_mutation(api: Api, world: World
     before = await snapshot(api, world.t)
     variables = op.variables(world)
     result = await run_write(api, op, variables, token)
-    assert codes(result) == ["FORBIDDEN"], result
+    assert payload_codes(result) == ["FORBIDDEN"], result
     assert result[op.result] is None
     assert await snapshot(api, world.t) == before
     await assert_control_succeeds(api, op, variables, world, before[1])
@@ -685,14 +679,9 @@ AUDIT_SUB = "subscription { auditEvents { action targetId } }"
 VOICE = WRITES[2].doc
 
 
-def ws_url(api: Api) -> str:
-    return api.base_url.replace("http://", "ws://", 1) + "/graphql"
-
-
 async def open_ws(api: Api, token: str, **params: Any) -> ClientConnection:
-    ws = await connect(ws_url(api), subprotocols=["graphql-transport-ws"], open_timeout=5)
-    await ws.send(json.dumps({"type": "connection_init",
-                              "payload": {"Authorization": f"Bearer {token}", **params}}))
+    ws = await connect(ws_url(api), subprotocols=[PROTOCOL], open_timeout=5)
+    await ws.send(json.dumps({"type": "connection_init", "payload": {**bearer(token), **params}}))
     return ws
 
 

@@ -19,11 +19,21 @@ import httpx
 import pytest
 
 import conftest
-from campaign_helpers import audience, create, identity, launch, wait_status
 from conftest import Api, TenantFixture
-from test_campaign_sending import once_each, provider
-from test_campaigns import emails_of, fake_messages, settings
-from test_subscriptions import Conn, bearer, renamer, until_live, wait_for
+from support.audit import AuditClient, renamer, until_live
+from support.campaigns import (
+    audience,
+    create,
+    emails_of,
+    fake_messages,
+    identity,
+    launch,
+    once_each,
+    provider,
+    settings,
+    wait_status,
+)
+from support.ws import bearer, wait_for
 
 JOB = "mutation { rebuildProfiles { job { id } errors { code } } }"
 JOB_STATUS = "query($id: ID!) { job(id: $id) { status } }"
@@ -90,7 +100,7 @@ async def test_redis_outage_during_a_mutation_burst_loses_no_event_and_no_job(
     _embedded()
     token = tenant.owner_token
     rename = renamer(api, tenant)
-    conn = await Conn.open(api_url, bearer(token))
+    conn = await AuditClient.open(api_url, bearer(token))
     try:
         op = await conn.subscribe()
         await until_live([(conn, op)], rename)

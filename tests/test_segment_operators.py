@@ -1,4 +1,4 @@
-"""The segment compiler against an independent oracle (tests/segment_oracle.py): a seeded shop
+"""The segment compiler against an independent oracle (tests/support/segment_oracle.py): a seeded shop
 written row by row, seeded rule trees over every rule kind and operator, and for each tree the
 members of preview, refresh and explain compared with what the oracle computes from the same rows.
 
@@ -17,7 +17,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-import segment_oracle as oracle
+from support import segment_oracle as oracle
 from conftest import TenantFixture, create_tenant_fixture
 from domain.commerce.models import Order, OrderItem, Product, TrackedEvent
 from domain.commerce.service import EventInput, track_event
@@ -28,7 +28,7 @@ from domain.profiles.models import ALL_BRANDS, CustomerProfile
 from domain.segments import compiler, dsl, refresh, service
 from domain.segments.models import SegmentMembership
 from domain.segments.service import SegmentKind
-from test_segments import _shop
+from support.segments import make_shop
 
 SEED = int(os.environ.get("BRANDGRAPH_ORACLE_SEED") or random.SystemRandom().randrange(2**32))
 TREES = int(os.environ.get("BRANDGRAPH_ORACLE_TREES") or 60)
@@ -290,7 +290,7 @@ async def test_a_boolean_property_filter_matches_json_booleans_only(tenant: Tena
 @pytest.fixture(scope="module")
 async def shop() -> tuple[TenantFixture, dict]:
     t = await create_tenant_fixture()
-    data = await _shop(t)
+    data = await make_shop(t)
     await service.declare_custom_attribute(t.owner, "plan", "string", "Plan")
     return t, data
 

@@ -4,15 +4,13 @@ lookalike, overlap, throttling."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from conftest import Api, TenantFixture, gid
-from domain.commerce.service import EventInput, OrderInput, OrderLine, record_order, track_event
-from domain.customers.consent import Channel, set_consent
-from domain.customers.service import upsert_customer
-from domain.customers.tags import create_tag, tag_customers
+from support.segments import make_shop
+from domain.commerce.service import EventInput, OrderInput, record_order, track_event
 from domain.segments import refresh, service
 from domain.segments.service import SegmentKind
 
@@ -24,42 +22,13 @@ SEGMENT = """query($id: ID!, $other: ID!) { segment(id: $id) { name memberCount 
   overlap(otherSegmentId: $other) { both onlyThis onlyOther } } }"""
 
 
-async def _shop(t: TenantFixture) -> dict[str, object]:
-    """Five customers of brand a with known spend, events, tags and consent; one of brand b only."""
-    now = datetime.now(UTC)
-    vip = await create_tag(t.owner, {"name": "VIP"})
-    people = {}
-    for i, (email, spend, days_ago, views) in enumerate([
-        ("big@x.test", 50_000, 5, 6), ("mid@x.test", 20_000, 40, 2), ("small@x.test", 2_000, 200, 0),
-        ("none@x.test", 0, None, 1), ("again@x.test", 30_000, 10, 0)]):
-        c, _ = await upsert_customer(t.owner, {"email": email, "country": "FR" if i % 2 else "DE",
-                                               "attributes": {"plan": "pro" if i < 2 else "free"}}, brand_id=t.brands["a"])
-        people[email] = c
-        if days_ago is not None:
-            await record_order(t.owner, OrderInput(
-                brand_id=t.brands["a"], external_order_id=f"o-{i}", total_cents=spend, currency="EUR",
-                placed_at=now - timedelta(days=days_ago), customer_id=c.id,
-                items=[OrderLine(sku="TENT" if spend > 10_000 else "MUG", quantity=1, unit_price_cents=spend,
-                                 category="Camping" if spend > 10_000 else "Kitchen")]))
-        for k in range(views):
-            await track_event(t.owner, EventInput(event_id=f"{email}-{k}", name="product_viewed", customer_id=c.id,
-                                                  brand_id=t.brands["a"], properties={"sku": "TENT", "price": 120},
-                                                  occurred_at=now - timedelta(days=1)))
-    await tag_customers(t.owner, [people["big@x.test"].id, people["again@x.test"].id], [vip.id])
-    await set_consent(t.owner, people["big@x.test"].id, t.brands["a"], Channel.EMAIL, True)
-    other, _ = await upsert_customer(t.owner, {"email": "brand-b-only@x.test"}, brand_id=t.brands["b"])
-    await record_order(t.owner, OrderInput(brand_id=t.brands["b"], external_order_id="b-1", total_cents=99_000,
-                                           currency="EUR", placed_at=now - timedelta(days=1), customer_id=other.id))
-    return {"people": people, "vip": vip}
-
-
 def spenders(min_value: float) -> dict:
     return {"match": "ALL", "rules": [{"profile": {"field": "total_order_value", "operator": "greater_than_or_equal",
                                                    "value": min_value}}]}
 
 
 async def test_create_preview_refresh_history_and_explain(api: Api, tenant: TenantFixture) -> None:
-    shop = await _shop(tenant)
+    shop = await make_shop(tenant)
     token, brand = tenant.owner_token, tenant.brand_gid("a")
     preview = await api.data("""query($b: ID!, $d: SegmentDefinitionInput!) { previewSegment(brandId: $b, definition: $d) {
         count customers { email } } }""", {"b": brand, "d": spenders(200)}, token=token)
@@ -121,7 +90,7 @@ def service_id(global_id: str):
 
 
 async def test_refresh_through_the_api_is_throttled_and_lands_on_timelines(api: Api, tenant: TenantFixture, worker) -> None:
-    await _shop(tenant)
+    await make_shop(tenant)
     token = tenant.owner_token
     seg = (await api.data(CREATE, {"input": {"brandId": tenant.brand_gid("a"), "name": "All",
                                              "definition": {"match": "ALL"}}}, token=token))["createSegment"]["segment"]
@@ -149,7 +118,7 @@ async def test_refresh_through_the_api_is_throttled_and_lands_on_timelines(api: 
 
 
 async def test_static_and_lookalike_segments(tenant: TenantFixture) -> None:
-    shop = await _shop(tenant)
+    shop = await make_shop(tenant)
     people = shop["people"]
     static = await service.create_segment(tenant.owner, tenant.brands["a"], SegmentKind.STATIC, {"name": "Picked"})
     r = await refresh.change_static_members(tenant.owner, static.id, [people["big@x.test"].id, people["mid@x.test"].id], [])
@@ -171,7 +140,7 @@ async def test_static_and_lookalike_segments(tenant: TenantFixture) -> None:
 
 @pytest.mark.parametrize("evil", ["'; DROP TABLE customers; --", "x\") OR 1=1 --", "%", "_", "\\", "plan') OR ('1'='1"])
 async def test_injection_strings_are_only_ever_values(tenant: TenantFixture, evil: str) -> None:
-    shop = await _shop(tenant)
+    shop = await make_shop(tenant)
     from domain.errors import ValidationFailed
 
     a = tenant.brands["a"]
@@ -275,7 +244,7 @@ async def _segment_rows(t: TenantFixture) -> dict[str, list]:
 
 async def test_static_members_from_a_csv_upload(api: Api, tenant: TenantFixture, other_tenant: TenantFixture,
                                                 worker) -> None:
-    shop = await _shop(tenant)
+    shop = await make_shop(tenant)
     people = shop["people"]
     static = await service.create_segment(tenant.owner, tenant.brands["a"], SegmentKind.STATIC, {"name": "Uploaded"})
     await refresh.change_static_members(tenant.owner, static.id, [people["mid@x.test"].id], [])

@@ -27,10 +27,8 @@ path; nothing is written).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,8 +37,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from conftest import Api, TenantFixture, create_tenant_fixture, gid
 from domain.commerce.service import EventInput, OrderInput, record_order, track_event
@@ -49,7 +45,9 @@ from domain.customers.tags import tag_customers
 from domain.platform.db import tenant_session
 from domain.segments import refresh, service
 from domain.segments.service import SegmentKind
-from test_segments import _shop
+from support.graphql import check, errs, form_leaks, perrs
+from support.segments import make_shop
+from support.ws import Client, bearer, poll
 
 ERRORS = "errors { field code message }"
 A_SPEND = 100  # spenders(100) in brand a: big (500), again (300), mid (200)
@@ -70,7 +68,7 @@ STORED_SPEND = {"rules": [{"kind": "profile", "field": "total_order_value", "ope
 
 @dataclass
 class World:
-    """Tenant A: the shop of ``test_segments._shop`` in brand "a" (big, mid, small, none, again; VIP
+    """Tenant A: the shop of ``support.segments.make_shop`` in brand "a" (big, mid, small, none, again; VIP
     tag on big and again), plus customers known only to brand "b" and segments of both brands."""
 
     t: TenantFixture
@@ -99,7 +97,7 @@ class World:
 
 async def _make_world() -> World:
     t = await create_tenant_fixture()
-    shop = await _shop(t)
+    shop = await make_shop(t)
     people = {e.split("@")[0]: c.id for e, c in shop["people"].items()}
     a, b = t.brands["a"], t.brands["b"]
     b_only, _ = await upsert_customer(t.owner, {"email": f"b-only@{t.slug}.test", "country": "IS",
@@ -204,24 +202,7 @@ async def state(t: TenantFixture) -> dict[str, Any]:
 def leaks(body: Any, w: World, variables: dict[str, Any] | None = None) -> list[str]:
     """A's things named in ``body``, except those the caller itself put in the request (an error
     may echo the id it was given)."""
-    given, said = json.dumps(variables or {}), json.dumps(body)
-    out = []
-    for forms in w.markers():
-        if any(f in given for f in forms):
-            continue
-        out += [f for f in forms if f in said]
-    return out
-
-
-def errs(body: dict[str, Any]) -> list[tuple[str | None, str | None]]:
-    """A query's GraphQL errors as (code, field)."""
-    return [((e.get("extensions") or {}).get("code"), (e.get("extensions") or {}).get("field"))
-            for e in body.get("errors") or []]
-
-
-def perrs(payload: dict[str, Any]) -> list[tuple[str, str]]:
-    """A mutation payload's errors as (field, code)."""
-    return [(e["field"], e["code"]) for e in payload["errors"]]
+    return form_leaks(body, w.markers(), variables)
 
 
 # --- the objects a write aims at: fresh for each test -------------------------------------------
@@ -504,10 +485,6 @@ class Read:
         return self.name
 
 
-def _check(ok: bool, d: Any) -> None:
-    assert ok, d
-
-
 def _edge_ids(conn: dict[str, Any]) -> list[str]:
     return [e["node"]["id"] for e in conn["edges"]]
 
@@ -570,57 +547,57 @@ def _seg_def(w: World, side: str = "a") -> dict[str, Any]:
 
 READS: list[Read] = [
     Read("segments(brandId)", SEGMENTS, lambda w, b: {"b": w.brand("a")},
-         lambda d, w: _check(_brands_of(d) == {w.brand("a")}, d),
-         None, lambda body, w, b: _check(not body.get("errors") and body["data"]["segments"]["edges"] == [], body)),
+         lambda d, w: check(_brands_of(d) == {w.brand("a")}, d),
+         None, lambda body, w, b: check(not body.get("errors") and body["data"]["segments"]["edges"] == [], body)),
     Read("segments", SEGMENTS, lambda w, b: {},
-         lambda d, w: _check(_brands_of(d) <= {w.brand("a"), w.brand("b")} and _brands_of(d), d),
-         None, lambda body, w, b: _check(
+         lambda d, w: check(_brands_of(d) <= {w.brand("a"), w.brand("b")} and _brands_of(d), d),
+         None, lambda body, w, b: check(
              not body.get("errors")
              and set(_edge_ids(body["data"]["segments"])) == {gid("Segment", b.seg), gid("Segment", b.static)}, body)),
     Read("segment", SEGMENT, lambda w, b: {"id": _sg(w)},
-         lambda d, w: _check(d["segment"]["memberCount"] == 3 and len(d["segment"]["members"]["edges"]) == 3, d),
-         None, lambda body, w, b: _check(not body.get("errors") and body["data"] == {"segment": None}, body)),
+         lambda d, w: check(d["segment"]["memberCount"] == 3 and len(d["segment"]["members"]["edges"]) == 3, d),
+         None, lambda body, w, b: check(not body.get("errors") and body["data"] == {"segment": None}, body)),
     Read("node(Segment)", NODE, lambda w, b: {"id": _sg(w, "b")},
-         lambda d, w: _check(d["node"]["id"] == _sg(w, "b") and d["node"]["memberCount"] == 3, d),
-         None, lambda body, w, b: _check(not body.get("errors") and body["data"] == {"node": None}, body)),
+         lambda d, w: check(d["node"]["id"] == _sg(w, "b") and d["node"]["memberCount"] == 3, d),
+         None, lambda body, w, b: check(not body.get("errors") and body["data"] == {"node": None}, body)),
     Read("node(static Segment)", NODE, lambda w, b: {"id": gid("Segment", w.static["a"])},
-         lambda d, w: _check(d["node"]["memberCount"] == 1, d),
-         None, lambda body, w, b: _check(not body.get("errors") and body["data"] == {"node": None}, body)),
+         lambda d, w: check(d["node"]["memberCount"] == 1, d),
+         None, lambda body, w, b: check(not body.get("errors") and body["data"] == {"node": None}, body)),
     Read("segment.overlap(otherSegmentId)", OVERLAP, lambda w, b: {"id": _sg(w), "o": gid("Segment", w.static["a"])},
-         lambda d, w: _check(d["segment"]["overlap"] == {"both": 1, "onlyThis": 2, "onlyOther": 0}, d),
+         lambda d, w: check(d["segment"]["overlap"] == {"both": 1, "onlyThis": 2, "onlyOther": 0}, d),
          lambda w, b: {"id": gid("Segment", b.seg), "o": _sg(w)},
          _refused("NOT_FOUND", "otherSegmentId", "segment")),
     Read("segmentFields", FIELDS, lambda w, b: {"b": w.brand("a")},
-         lambda d, w: _check(gid("Tag", w.vip) in json.dumps(d) or str(w.vip) in json.dumps(d), d),
+         lambda d, w: check(gid("Tag", w.vip) in json.dumps(d) or str(w.vip) in json.dumps(d), d),
          None, _refused("NOT_FOUND", "brandId", "segmentFields")),
     Read("previewSegment(A's brand)", PREVIEW, lambda w, b: {"b": w.brand("a"), "d": {"match": "ALL"}},
-         lambda d, w: _check(d["previewSegment"]["count"] == 5, d),
+         lambda d, w: check(d["previewSegment"]["count"] == 5, d),
          None, _refused("NOT_FOUND", "brandId", "previewSegment")),
     Read("previewSegment(A's tag)", PREVIEW, lambda w, b: {"b": w.brand("a"), "d": _tag_def(w)},
-         lambda d, w: _check(d["previewSegment"]["count"] == 2, d),
+         lambda d, w: check(d["previewSegment"]["count"] == 2, d),
          lambda w, b: {"b": b.t.brand_gid("a"), "d": _tag_def(w)},
          _refused("INVALID", "definition", "previewSegment")),
     Read("previewSegment(A's segment)", PREVIEW, lambda w, b: {"b": w.brand("a"), "d": _seg_def(w)},
-         lambda d, w: _check(d["previewSegment"]["count"] == 3, d),
+         lambda d, w: check(d["previewSegment"]["count"] == 3, d),
          lambda w, b: {"b": b.t.brand_gid("a"), "d": _seg_def(w)},
          _refused("INVALID", "definition", "previewSegment")),
     Read("explainSegment(A's segment)", EXPLAIN_SEGMENT, lambda w, b: {"s": _sg(w), "c": _cg(w)},
-         lambda d, w: _check(d["explainSegment"]["matched"] is True, d),
+         lambda d, w: check(d["explainSegment"]["matched"] is True, d),
          lambda w, b: {"s": _sg(w), "c": gid("Customer", b.customer)},
          _refused("NOT_FOUND", "segmentId", "explainSegment")),
     Read("explainSegment(A's customer)", EXPLAIN_DEFINITION,
          lambda w, b: {"b": w.brand("a"), "d": spend(A_SPEND), "c": _cg(w)},
-         lambda d, w: _check(d["explainSegment"] == {"matched": True, "inBrand": True, "root": {"matched": True}}, d),
+         lambda d, w: check(d["explainSegment"] == {"matched": True, "inBrand": True, "root": {"matched": True}}, d),
          lambda w, b: {"b": b.t.brand_gid("a"), "d": spend(A_SPEND), "c": _cg(w)},
          _refused("NOT_FOUND", "customerId", "explainSegment")),
     Read("explainSegment(A's brand)", EXPLAIN_DEFINITION,
          lambda w, b: {"b": w.brand("a"), "d": spend(A_SPEND), "c": _cg(w)},
-         lambda d, w: _check(d["explainSegment"]["matched"] is True, d),
+         lambda d, w: check(d["explainSegment"]["matched"] is True, d),
          lambda w, b: {"b": w.brand("a"), "d": spend(A_SPEND), "c": gid("Customer", b.customer)},
          _refused("NOT_FOUND", "brandId", "explainSegment")),
     Read("customAttributes", CUSTOM_ATTRIBUTES, lambda w, b: {},
-         lambda d, w: _check(w.secret_attr in {c["name"] for c in d["customAttributes"]}, d),
-         None, lambda body, w, b: _check(not body.get("errors") and w.secret_attr not in json.dumps(body), body)),
+         lambda d, w: check(w.secret_attr in {c["name"] for c in d["customAttributes"]}, d),
+         None, lambda body, w, b: check(not body.get("errors") and w.secret_attr not in json.dumps(body), body)),
 ]
 
 
@@ -639,67 +616,14 @@ async def test_another_tenants_owner_reads_nothing_of_a(api: Api, world: World, 
 # --- the subscription ----------------------------------------------------------------------------
 
 MEMBERSHIP = "subscription($id: ID!) { segmentMembershipChanged(segmentId: $id) { segmentId entered exited total } }"
+CHANGED = "segmentMembershipChanged"
 
 
-class Sub:
-    """One segmentMembershipChanged subscription over graphql-transport-ws; a background task
-    gathers what arrives."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.messages: list[dict[str, Any]] = []
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def open(cls, api: Api, token: str, segment: str) -> Sub:
-        url = api.base_url.replace("http://", "ws://", 1) + "/graphql"
-        ws = await connect(url, subprotocols=["graphql-transport-ws"], open_timeout=5)
-        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
-        ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        assert ack["type"] == "connection_ack", ack
-        await ws.send(json.dumps({"id": "1", "type": "subscribe",
-                                  "payload": {"query": MEMBERSHIP, "variables": {"id": segment}}}))
-        return cls(ws)
-
-    async def _read(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in self.ws:
-                msg = json.loads(raw)
-                if msg.get("type") == "ping":
-                    await self.ws.send(json.dumps({"type": "pong"}))
-                elif msg.get("type") != "pong":
-                    self.messages.append(msg)
-
-    def events(self) -> list[dict[str, Any]]:
-        return [m["payload"]["data"]["segmentMembershipChanged"] for m in self.messages
-                if m["type"] == "next" and (m["payload"].get("data") or {}).get("segmentMembershipChanged")]
-
-    def errors(self) -> list[dict[str, Any]]:
-        out = []
-        for m in self.messages:
-            if m["type"] == "next":
-                out += m["payload"].get("errors") or []
-            elif m["type"] == "error":
-                out += m["payload"]
-        return out
-
-    def ended(self) -> bool:
-        return any(m["type"] in ("complete", "error") for m in self.messages)
-
-    async def close(self) -> None:
-        await self.ws.close()
-        self._reader.cancel()
-        with contextlib.suppress(BaseException):
-            await self._reader
-
-
-async def _until(condition: Callable[[], bool], within: float = 5) -> bool:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
+async def follow(api: Api, token: str, segment: str) -> Client:
+    """One segmentMembershipChanged subscription (operation "1")."""
+    client = await Client.open(api, bearer(token))
+    await client.subscribe(MEMBERSHIP, {"id": segment})
+    return client
 
 
 @pytest.mark.parametrize("who", ["other-tenant-owner", "marketer-limited-to-a"])
@@ -712,22 +636,22 @@ async def test_membership_changes_reach_only_who_may_see_the_segment(
     seg = await service.create_segment(t.owner, t.brands[side], SegmentKind.DYNAMIC, {"name": f"followed {side}"},
                                        definition=STORED_SPEND if side == "a" else {})
     seg_gid = gid("Segment", seg.id)
-    own = await Sub.open(api, t.owner_token, seg_gid)
-    intruder = await Sub.open(api, token, seg_gid)
+    own = await follow(api, t.owner_token, seg_gid)
+    intruder = await follow(api, token, seg_gid)
     try:
-        assert await _until(intruder.ended), intruder.messages
-        assert intruder.events() == [], intruder.messages
+        assert await poll(intruder.ended), intruder.messages
+        assert intruder.data(CHANGED) == [], intruder.messages
         assert [(e.get("extensions") or {}).get("code") for e in intruder.errors()] == ["NOT_FOUND"], intruder.messages
 
         # control: A's owner does get the changes; refresh until the subscription is live
         for _ in range(40):
             await refresh.refresh(t.id, seg.id)
-            if await _until(lambda: bool(own.events()), 0.25):
+            if await poll(lambda: bool(own.data(CHANGED)), 0.25):
                 break
-        assert own.events(), own.messages
-        assert own.events()[0]["segmentId"] == seg_gid and own.events()[0]["total"] == 3, own.events()
+        assert own.data(CHANGED), own.messages
+        assert own.data(CHANGED)[0]["segmentId"] == seg_gid and own.data(CHANGED)[0]["total"] == 3, own.data(CHANGED)
         await asyncio.sleep(0.3)
-        assert intruder.events() == [], intruder.messages
+        assert intruder.data(CHANGED) == [], intruder.messages
         assert leaks(intruder.messages, world, {"id": seg_gid}) == []
     finally:
         await own.close()
@@ -785,8 +709,7 @@ def _b_markers(w: World) -> list[tuple[str, ...]]:
 
 def b_leaks(body: Any, w: World, variables: dict[str, Any]) -> list[str]:
     """Brand b's things named in ``body``, except those the caller put in the request."""
-    given, said = json.dumps(variables), json.dumps(body)
-    return [f for forms in _b_markers(w) if not any(x in given for x in forms) for f in forms if f in said]
+    return form_leaks(body, _b_markers(w), variables)
 
 
 # (name, doc, variables aimed at brand b, variables aimed at brand a, (code, field) refused with)

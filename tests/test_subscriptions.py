@@ -3,116 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from conftest import Api, TenantFixture, start_api
-
-PROTOCOL = "graphql-transport-ws"
-AUDIT_EVENTS = (
-    "subscription { auditEvents { action targetType principalLabel summary brand { slug } } }"
-)
-RENAME = (
-    "mutation($input: UpdateBrandInput!) { updateBrand(input: $input) { brand { name } errors { message } } }"
-)
-_markers = itertools.count(1)
-
-
-def ws_url(api_url: str) -> str:
-    return api_url.replace("http://", "ws://", 1) + "/graphql"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-class Conn:
-    """A graphql-transport-ws connection whose messages a background task collects."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.messages: list[dict[str, Any]] = []
-        self._ids = itertools.count(1)
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def open(cls, api_url: str, payload: dict[str, Any] | None) -> Conn:
-        """Connect and initialise; fails unless the server acknowledges."""
-        ws = await connect(ws_url(api_url), subprotocols=[PROTOCOL], open_timeout=5)
-        assert ws.subprotocol == PROTOCOL
-        init: dict[str, Any] = {"type": "connection_init"}
-        if payload is not None:
-            init["payload"] = payload
-        await ws.send(json.dumps(init))
-        try:
-            ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        except ConnectionClosed as exc:
-            raise AssertionError(f"connection refused: {exc}") from None
-        assert ack["type"] == "connection_ack", ack
-        return cls(ws)
-
-    async def _read(self) -> None:
-        try:
-            async for raw in self.ws:
-                message = json.loads(raw)
-                if message.get("type") == "ping":
-                    await self.ws.send(json.dumps({"type": "pong"}))
-                    continue
-                self.messages.append(message)
-        except ConnectionClosed:
-            pass
-
-    async def subscribe(self, query: str = AUDIT_EVENTS) -> str:
-        op_id = str(next(self._ids))
-        await self.ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": {"query": query}}))
-        return op_id
-
-    async def complete(self, op_id: str) -> None:
-        await self.ws.send(json.dumps({"id": op_id, "type": "complete"}))
-
-    async def sync(self) -> None:
-        """A ping/pong round trip: every message sent before it has been handled by the server."""
-        pongs = sum(1 for m in self.messages if m.get("type") == "pong")
-        await self.ws.send(json.dumps({"type": "ping"}))
-        await wait_for(lambda: sum(1 for m in self.messages if m.get("type") == "pong") > pongs, "pong")
-
-    def events(self, op_id: str) -> list[dict[str, Any]]:
-        out = []
-        for m in self.messages:
-            if m.get("id") == op_id and m.get("type") == "next":
-                assert not m["payload"].get("errors"), m
-                out.append(m["payload"]["data"]["auditEvents"])
-        return out
-
-    def names(self, op_id: str) -> list[str]:
-        """The brand names set by the brand.update events this operation received."""
-        return [
-            e["summary"]["name"]["after"]
-            for e in self.events(op_id)
-            if e["action"] == "brand.update" and "name" in (e["summary"] or {})
-        ]
-
-    async def close(self) -> None:
-        await self.ws.close()
-        self._reader.cancel()
-        with contextlib.suppress(BaseException):
-            await self._reader
-
-
-async def wait_for(condition: Callable[[], bool], what: str, within: float = 10) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.02)
+from support.audit import AUDIT_EVENTS, AuditClient, marker, renamer, until_live
+from support.ws import PROTOCOL, bearer, wait_for, ws_url
 
 
 async def close_code(api_url: str, *first: dict[str, Any]) -> int:
@@ -131,35 +32,6 @@ async def close_code(api_url: str, *first: dict[str, Any]) -> int:
     raise AssertionError("unreachable")
 
 
-def renamer(api: Api, tenant: TenantFixture, brand: str = "a") -> Callable[[str], Awaitable[None]]:
-    async def rename(name: str) -> None:
-        data = await api.data(RENAME, {"input": {"id": tenant.brand_gid(brand), "name": name}},
-                              token=tenant.owner_token)
-        assert data["updateBrand"]["errors"] == [], data
-
-    return rename
-
-
-async def until_live(subs: list[tuple[Conn, str]], rename: Callable[[str], Awaitable[None]], within: float = 10) -> None:
-    """Subscriptions have no acknowledgement: rename the brand with probe names until every
-    subscriber has received one, so that later events cannot be lost to a late subscription."""
-    deadline = time.monotonic() + within
-    while True:
-        probe = f"probe {next(_markers)} {uuid.uuid4().hex[:6]}"
-        await rename(probe)
-        wait_until = min(time.monotonic() + 1, deadline)
-        while time.monotonic() < wait_until:
-            if all(conn.names(op) for conn, op in subs):
-                return
-            await asyncio.sleep(0.02)
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"subscriptions not live after {within}s: {[c.messages for c, _ in subs]}")
-
-
-def marker() -> str:
-    return f"marker {next(_markers)} {uuid.uuid4().hex[:6]}"
-
-
 # --- delivery ----------------------------------------------------------------------------
 
 
@@ -167,13 +39,13 @@ async def test_events_fan_out_across_processes(api_url: str, tenant: TenantFixtu
     """Subscribers on the first API process get events of a mutation made on a second one."""
     proc, api2_url = await asyncio.to_thread(start_api, "api2")
     api2 = Api(api2_url)
-    conns: list[Conn] = []
+    conns: list[AuditClient] = []
     try:
         _, admin_key = await tenant.api_key("admin")
-        owner = await Conn.open(api_url, bearer(tenant.owner_token))
-        owner_token_form = await Conn.open(api_url, {"token": tenant.owner_token})
-        admin = await Conn.open(api_url, {"token": admin_key})
-        admin_header = await Conn.open(api_url, bearer(admin_key))
+        owner = await AuditClient.open(api_url, bearer(tenant.owner_token))
+        owner_token_form = await AuditClient.open(api_url, {"token": tenant.owner_token})
+        admin = await AuditClient.open(api_url, {"token": admin_key})
+        admin_header = await AuditClient.open(api_url, bearer(admin_key))
         conns = [owner, owner_token_form, admin, admin_header]
         subs = [(c, await c.subscribe()) for c in conns]
         rename = renamer(api2, tenant)
@@ -203,8 +75,8 @@ async def test_events_fan_out_across_processes(api_url: str, tenant: TenantFixtu
 
 async def test_events_of_another_tenant_are_not_delivered(api: Api, api_url: str, tenant: TenantFixture,
                                                           other_tenant: TenantFixture) -> None:
-    conn = await Conn.open(api_url, bearer(tenant.owner_token))
-    other = await Conn.open(api_url, bearer(other_tenant.owner_token))
+    conn = await AuditClient.open(api_url, bearer(tenant.owner_token))
+    other = await AuditClient.open(api_url, bearer(other_tenant.owner_token))
     try:
         op, other_op = await conn.subscribe(), await other.subscribe()
         await until_live([(conn, op)], renamer(api, tenant))
@@ -223,7 +95,7 @@ async def test_events_of_another_tenant_are_not_delivered(api: Api, api_url: str
 async def test_several_subscribers_each_get_event_once_and_complete_stops_delivery(
     api: Api, api_url: str, tenant: TenantFixture
 ) -> None:
-    conns = [await Conn.open(api_url, bearer(tenant.owner_token)) for _ in range(3)]
+    conns = [await AuditClient.open(api_url, bearer(tenant.owner_token)) for _ in range(3)]
     try:
         subs = [(c, await c.subscribe()) for c in conns]
         subs.append((conns[0], await conns[0].subscribe()))  # two operations on one connection
@@ -287,7 +159,7 @@ async def test_subscribe_before_connection_init_closes_4401(api_url: str) -> Non
 async def test_brand_id_the_principal_cannot_use_is_refused(api_url: str, tenant: TenantFixture,
                                                             other_tenant: TenantFixture) -> None:
     _, marketer = await tenant.member("marketer", brands=["a"])
-    ok = await Conn.open(api_url, {**bearer(marketer), "brandId": tenant.brand_gid("a")})
+    ok = await AuditClient.open(api_url, {**bearer(marketer), "brandId": tenant.brand_gid("a")})
     await ok.close()
     for payload in (
         {**bearer(marketer), "brandId": tenant.brand_gid("b")},
@@ -300,8 +172,8 @@ async def test_brand_id_the_principal_cannot_use_is_refused(api_url: str, tenant
 
 async def test_marketer_cannot_subscribe_to_audit_events(api: Api, api_url: str, tenant: TenantFixture) -> None:
     _, marketer = await tenant.member("marketer")
-    conn = await Conn.open(api_url, bearer(marketer))
-    owner = await Conn.open(api_url, bearer(tenant.owner_token))
+    conn = await AuditClient.open(api_url, bearer(marketer))
+    owner = await AuditClient.open(api_url, bearer(tenant.owner_token))
     try:
         op = await conn.subscribe()
 

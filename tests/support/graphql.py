@@ -1,0 +1,52 @@
+"""Reading GraphQL answers in tests: error codes, payload errors, and whether an answer names
+something it must not (a "leak")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def check(ok: bool, d: Any) -> None:
+    """``assert ok, d``, for the lambdas of row tables."""
+    assert ok, d
+
+
+def codes(body: dict[str, Any]) -> list[str | None]:
+    """A query's GraphQL errors as their ``extensions.code``."""
+    return [(e.get("extensions") or {}).get("code") for e in body.get("errors") or []]
+
+
+def errs(body: dict[str, Any]) -> list[tuple[str | None, str | None]]:
+    """A query's GraphQL errors as (code, field)."""
+    return [((e.get("extensions") or {}).get("code"), (e.get("extensions") or {}).get("field"))
+            for e in body.get("errors") or []]
+
+
+def perrs(payload: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """A mutation payload's errors as (field, code)."""
+    return [(e["field"], e["code"]) for e in payload["errors"]]
+
+
+def payload_codes(payload: dict[str, Any]) -> list[str]:
+    """A mutation payload's errors as their codes."""
+    return [e["code"] for e in payload["errors"]]
+
+
+def found(text: str, markers: list[str], sent: Any = None) -> list[str]:
+    """The markers in ``text``, leaving out what the caller sent itself."""
+    mine = json.dumps(sent) if sent is not None else ""
+    return [m for m in markers if m in text and m not in mine]
+
+
+def leaks(body: Any, markers: list[str], sent: Any = None) -> list[str]:
+    """The markers in ``body`` (any JSON value), leaving out what the caller sent itself."""
+    return found(json.dumps(body), markers, sent)
+
+
+def form_leaks(body: Any, markers: list[tuple[str, ...]], variables: dict[str, Any] | None = None) -> list[str]:
+    """The things named in ``body``, each given as the forms it may take (raw uuid, global id,
+    name…), except those the caller itself put in the request (an error may echo the id it was
+    given)."""
+    given, said = json.dumps(variables or {}), json.dumps(body)
+    return [f for forms in markers if not any(x in given for x in forms) for f in forms if f in said]
