@@ -28,6 +28,7 @@ from support.campaigns import (
     wait_status,
 )
 
+
 def index_of(address: str) -> int:
     """The customer's number in its audience() batch: ``<prefix>-<i>@example.test``."""
     return int(address.split("@")[0].rsplit("-", 1)[1])

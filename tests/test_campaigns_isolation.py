@@ -31,12 +31,20 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from sqlalchemy import text, update
 
+from conftest import DATA_DIR, Api, Fakes, TenantFixture, create_tenant_fixture, gid
+from domain.campaigns import service as campaigns
+from domain.campaigns import tracking
+from domain.campaigns.models import Campaign
+from domain.delivery import service as delivery
+from domain.delivery.base import Channel
+from domain.delivery.webhooks import SENDGRID_SIGNATURE_HEADER, SENDGRID_TIMESTAMP_HEADER
+from domain.platform.db import tenant_session
 from support.campaigns import (
     audience,
     create,
@@ -46,14 +54,29 @@ from support.campaigns import (
     use_provider,
     wait_status,
 )
-from conftest import DATA_DIR, Api, Fakes, TenantFixture, create_tenant_fixture, gid
-from domain.campaigns import service as campaigns
-from domain.campaigns import tracking
-from domain.campaigns.models import Campaign
-from domain.delivery import service as delivery
-from domain.delivery.base import Channel
-from domain.delivery.webhooks import SENDGRID_SIGNATURE_HEADER, SENDGRID_TIMESTAMP_HEADER
-from domain.platform.db import tenant_session
+from support.graphql import codes, leaks, perrs
+from support.isolation import principals
+from support.isolation.campaigns import (
+    AUDIENCE,
+    BRAND_CAMPAIGNS,
+    CAMPAIGN_Q,
+    CAMPAIGNS,
+    CONTENT,
+    NODE,
+    PREVIEW,
+    PROVIDERS,
+    READS,
+    SETTINGS,
+    SUPPRESSIONS,
+    WRITES,
+    Other,
+    Read,
+    Victim,
+    World,
+    Write,
+    edge_ids,
+    mutation_doc,
+)
 from support.provider_events import (
     SendGridKey,
     Sent,
@@ -67,13 +90,7 @@ from support.provider_events import (
     sendgrid_event,
     table_rows,
 )
-from support.graphql import check, codes, leaks, perrs
 from support.ws import Client, bearer, wait_for
-
-ERRORS = "errors { field code message }"
-CONTENT = {"subject": "Hello {{ customer.first_name }}",
-           "html": '<p>Hi <a href="https://shop.example.test/x">shop</a></p>', "text": "Hi"}
-SUBSCRIPTIONS = {"campaignStats"}  # tested below, over graphql-transport-ws
 
 # campaigns whose sending started in a control (launch, resume): a worker running in the session
 # may change their rows at any moment, so they are left out of "nothing changed"
@@ -83,52 +100,6 @@ TABLES = ("campaigns", "campaign_stats", "campaign_recipients", "campaign_conver
 
 
 # --- tenant A, tenant B -------------------------------------------------------------------------
-
-
-@dataclass
-class World:
-    """Tenant A: in each brand a static segment of two consenting customers (known to that brand
-    only), a draft campaign to it, a log provider for e-mail and a suppressed address."""
-
-    t: TenantFixture
-    seg: dict[str, uuid.UUID]
-    customers: dict[str, list[uuid.UUID]]
-    campaign: dict[str, uuid.UUID]
-    suppressed: dict[str, str]
-    product: dict[str, uuid.UUID]
-
-    def brand(self, side: str) -> str:
-        return self.t.brand_gid(side)
-
-    def c(self, side: str) -> str:
-        return gid("Campaign", self.campaign[side])
-
-    def s(self, side: str) -> str:
-        return gid("Segment", self.seg[side])
-
-    def customer(self, side: str, i: int = 0) -> str:
-        return gid("Customer", self.customers[side][i])
-
-    def email(self, side: str, i: int = 0) -> str:
-        return f"{self.t.slug}-{side}-{i}@example.test"
-
-    def p(self, side: str) -> str:
-        return gid("Product", self.product[side])
-
-    def side_markers(self, side: str, *, names: bool = True) -> list[str]:
-        """Strings that appear only in answers revealing something of brand ``side`` (with
-        ``names``, its slug and name too: every tenant has a "brand-a", but only brand b is "brand-b")."""
-        typed = [("Brand", self.t.brands[side]), ("Campaign", self.campaign[side]), ("Segment", self.seg[side]),
-                 ("Product", self.product[side]), *(("Customer", c) for c in self.customers[side])]
-        return ([str(v) for _, v in typed] + [gid(n, v) for n, v in typed]
-                + [self.email(side, i) for i in range(len(self.customers[side]))]
-                + [self.suppressed[side], f"Campaign {self.t.slug} {side}", f"SKU-{self.t.slug}-{side}"]
-                + ([f"brand-{side}", f"Brand {side.upper()}"] if names else []))
-
-    def markers(self) -> list[str]:
-        """Strings that appear only in answers revealing something of tenant A."""
-        return (self.side_markers("a", names=False) + self.side_markers("b", names=False)
-                + [str(self.t.id), self.t.slug])
 
 
 async def _make_world() -> World:
@@ -149,16 +120,6 @@ async def _make_world() -> World:
         product[side] = (await upsert_product(t.owner, f"SKU-{t.slug}-{side}", f"Product {side}",
                                               brand_id=t.brands[side])).id
     return World(t, seg, customers, campaign, suppressed, product)
-
-
-@dataclass
-class Other:
-    """Tenant B, with a segment, a customer and a draft campaign of its own in its brand "a"."""
-
-    t: TenantFixture
-    seg: uuid.UUID
-    customer: uuid.UUID
-    campaign: uuid.UUID
 
 
 async def _make_other() -> Other:
@@ -183,15 +144,8 @@ async def other() -> Other:
 
 @pytest.fixture(scope="module")
 async def tokens(world: World) -> dict[str, str]:
-    t = world.t
-    return {
-        "analyst": (await t.member("analyst"))[1],
-        "agent": (await t.member("agent"))[1],
-        "marketer": (await t.member("marketer"))[1],
-        "analyst-key": (await t.api_key("analyst"))[1],
-        "marketer-a": (await t.member("marketer", brands=["a"]))[1],
-        "admin-key-a": (await t.api_key("admin", brands=["a"]))[1],
-    }
+    return await principals(world.t,
+                            "analyst", "agent", "marketer", "analyst-key", "marketer-a", "admin-key-a")
 
 
 async def state(t: TenantFixture) -> dict[str, list[tuple[str, ...]]]:
@@ -209,31 +163,6 @@ async def state(t: TenantFixture) -> dict[str, list[tuple[str, ...]]]:
 
 
 # --- the objects a write aims at: fresh for each test -------------------------------------------
-
-
-@dataclass
-class Victim:
-    """One fresh object of A's brand ``side`` for one test: a write aimed at it cannot disturb
-    other tests."""
-
-    w: World
-    side: str
-    campaign: uuid.UUID | None = None
-    address: str | None = None
-    key: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-    @property
-    def brand(self) -> str:
-        return self.w.brand(self.side)
-
-    @property
-    def c(self) -> str:
-        assert self.campaign is not None
-        return gid("Campaign", self.campaign)
-
-    @property
-    def segment(self) -> str:
-        return self.w.s(self.side)
 
 
 async def victim(w: World, needs: str, side: str) -> Victim:
@@ -265,74 +194,6 @@ async def victim(w: World, needs: str, side: str) -> Victim:
 # --- mutations ----------------------------------------------------------------------------------
 
 
-def _m(name: str, params: str, args: str, result: str) -> str:
-    return f"mutation({params}) {{ {name}({args}) {{ {result} {ERRORS} }} }}"
-
-
-CAMPAIGN = "campaign { id status name brand { id } }"
-
-
-@dataclass(frozen=True)
-class Write:
-    """A mutation aimed at A's brand ``side``.
-
-    ``needs``: the fresh object it names (see :func:`victim`); ``field``: where a caller that may
-    not see it gets NOT_FOUND; ``result``: the payload field holding what was done; ``admin``:
-    owners and admins only; ``starts``: the control starts sending.
-    """
-
-    name: str
-    doc: str
-    needs: str
-    variables: Callable[[Victim], dict[str, Any]]
-    field: str
-    result: str
-    admin: bool = False
-    starts: bool = False
-
-    def __str__(self) -> str:
-        return self.name
-
-
-WRITES: list[Write] = [
-    Write("createCampaign", _m("createCampaign", "$input: CreateCampaignInput!", "input: $input", CAMPAIGN), "brand",
-          lambda v: {"input": {"brandId": v.brand, "name": "New", "channel": "EMAIL", "content": CONTENT,
-                               "segmentIds": [v.segment]}}, "input.brandId", "campaign"),
-    Write("updateCampaign", _m("updateCampaign", "$input: UpdateCampaignInput!", "input: $input", CAMPAIGN), "draft",
-          lambda v: {"input": {"id": v.c, "name": "Renamed", "costCents": 100}}, "input.id", "campaign"),
-    Write("deleteCampaign", _m("deleteCampaign", "$id: ID!", "id: $id", "deletedId"), "draft",
-          lambda v: {"id": v.c}, "id", "deletedId"),
-    Write("scheduleCampaign", _m("scheduleCampaign", "$input: ScheduleCampaignInput!", "input: $input", CAMPAIGN),
-          "draft", lambda v: {"input": {"id": v.c, "mode": "AT", "localTime": "2031-06-01T09:00"}}, "input.id",
-          "campaign"),
-    Write("unscheduleCampaign", _m("unscheduleCampaign", "$id: ID!", "id: $id", CAMPAIGN), "scheduled",
-          lambda v: {"id": v.c}, "id", "campaign"),
-    Write("launchCampaign", _m("launchCampaign", "$id: ID!, $key: String!", "id: $id, idempotencyKey: $key", CAMPAIGN),
-          "draft", lambda v: {"id": v.c, "key": v.key}, "id", "campaign", starts=True),
-    Write("pauseCampaign", _m("pauseCampaign", "$id: ID!", "id: $id", CAMPAIGN), "sending",
-          lambda v: {"id": v.c}, "id", "campaign"),
-    Write("resumeCampaign", _m("resumeCampaign", "$id: ID!", "id: $id", CAMPAIGN), "paused",
-          lambda v: {"id": v.c}, "id", "campaign", starts=True),
-    Write("cancelCampaign", _m("cancelCampaign", "$id: ID!", "id: $id", CAMPAIGN), "sending",
-          lambda v: {"id": v.c}, "id", "campaign"),
-    Write("setDeliveryProvider",
-          _m("setDeliveryProvider", "$input: SetDeliveryProviderInput!", "input: $input",
-             "deliveryProvider { channel provider credentialsSet webhookUrl }"), "no-sms",
-          lambda v: {"input": {"brandId": v.brand, "channel": "SMS", "provider": "log"}}, "input.brandId",
-          "deliveryProvider", admin=True),
-    Write("removeDeliveryProvider",
-          _m("removeDeliveryProvider", "$b: ID!, $c: MessageChannel!", "brandId: $b, channel: $c", "ok"), "push",
-          lambda v: {"b": v.brand, "c": "PUSH"}, "brandId", "ok", admin=True),
-    Write("updateMessagingSettings",
-          _m("updateMessagingSettings", "$input: UpdateMessagingSettingsInput!", "input: $input",
-             "messagingSettings { attributionDays sendRatePerSecond }"), "brand",
-          lambda v: {"input": {"brandId": v.brand, "attributionDays": 9,
-                               "sendRatePerSecond": 10 + int(v.key[:4], 16)}},  # a new value each time
-          "input.brandId", "messagingSettings", admin=True),
-    Write("removeSuppression",
-          _m("removeSuppression", "$b: ID!, $c: MessageChannel!, $a: String!", "brandId: $b, channel: $c, address: $a",
-             "ok"), "suppressed", lambda v: {"b": v.brand, "c": "EMAIL", "a": v.address}, "brandId", "ok", admin=True),
-]
 OP = {w.name: w for w in WRITES}
 # what each role below admin may do (docs/campaigns.md, "Permissions")
 MAY: dict[str, set[str]] = {
@@ -502,83 +363,6 @@ async def test_roles_below_admin_write_only_what_they_may(
 # --- queries ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Read:
-    """A query, what A's owner gets (``own``), and what another tenant's owner gets (``foreign``,
-    over the whole body: null, empty or NOT_FOUND, never data)."""
-
-    name: str
-    doc: str
-    variables: Callable[[World], dict[str, Any]]
-    own: Callable[[dict[str, Any], World], None]
-    foreign: Callable[[dict[str, Any], World, Other], None]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def _edge_ids(conn: dict[str, Any]) -> set[str]:
-    return {e["node"]["id"] for e in conn["edges"]}
-
-
-def _null(name: str) -> Callable[[dict[str, Any], World, Other], None]:
-    def check(body: dict[str, Any], w: World, o: Other) -> None:
-        assert not body.get("errors"), body
-        assert body["data"][name] is None, body
-
-    return check
-
-
-def _not_found(body: dict[str, Any], w: World, o: Other) -> None:
-    assert body["data"] is None, body
-    assert codes(body) == ["NOT_FOUND"], body
-
-
-def _only_own(body: dict[str, Any], w: World, o: Other) -> None:
-    assert not body.get("errors"), body
-    assert gid("Campaign", o.campaign) in _edge_ids(body["data"]["campaigns"]), body
-    assert {e["node"]["brand"]["id"] for e in body["data"]["campaigns"]["edges"]} == {o.t.brand_gid("a")}, body
-
-
-CAMPAIGNS = "query($b: ID) { campaigns(brandId: $b, first: 100) { edges { node { id name brand { id } } } } }"
-CAMPAIGN_Q = """query($id: ID!) { campaign(id: $id) { id name content { subject } segments { id }
-  stats { sent opens version } brand { id } } }"""
-PREVIEW = "query($c: ID!, $u: ID!) { previewCampaign(campaignId: $c, customerId: $u) { to subject html headers } }"
-AUDIENCE = "query($c: ID!) { previewCampaignAudience(campaignId: $c) { count total deferred } }"
-PROVIDERS = "query($b: ID!) { deliveryProviders(brandId: $b) { channel provider credentialsSet webhookUrl } }"
-SETTINGS = "query($b: ID!) { messagingSettings(brandId: $b) { attributionDays sendRatePerSecond } }"
-SUPPRESSIONS = "query($b: ID!) { suppressions(brandId: $b, first: 500) { channel address reason } }"
-BRAND_CAMPAIGNS = "query($b: ID!) { brand(id: $b) { id campaigns(first: 100) { edges { node { id } } } } }"
-NODE = "query($id: ID!) { node(id: $id) { id ... on Campaign { name } } }"
-
-READS: list[Read] = [
-    Read("campaigns", CAMPAIGNS, lambda w: {},
-         lambda d, w: check({w.c("a"), w.c("b")} <= _edge_ids(d["campaigns"]), d), _only_own),
-    Read("campaigns(brandId: A's)", CAMPAIGNS, lambda w: {"b": w.brand("b")},
-         lambda d, w: check(w.c("b") in _edge_ids(d["campaigns"]) and w.c("a") not in _edge_ids(d["campaigns"]), d),
-         lambda body, w, o: check(not body.get("errors") and body["data"]["campaigns"]["edges"] == []
-                                   or codes(body) == ["NOT_FOUND"] and body["data"] is None, body)),
-    Read("campaign", CAMPAIGN_Q, lambda w: {"id": w.c("a")},
-         lambda d, w: check(d["campaign"]["id"] == w.c("a") and d["campaign"]["segments"] == [{"id": w.s("a")}], d),
-         _null("campaign")),
-    Read("node(Campaign)", NODE, lambda w: {"id": w.c("b")},
-         lambda d, w: check(d["node"] == {"id": w.c("b"), "name": f"Campaign {w.t.slug} b"}, d), _null("node")),
-    Read("Brand.campaigns", BRAND_CAMPAIGNS, lambda w: {"b": w.brand("a")},
-         lambda d, w: check(w.c("a") in _edge_ids(d["brand"]["campaigns"]), d), _null("brand")),
-    Read("previewCampaign", PREVIEW, lambda w: {"c": w.c("a"), "u": w.customer("a")},
-         lambda d, w: check(d["previewCampaign"]["to"] == w.email("a"), d), _not_found),
-    Read("previewCampaignAudience", AUDIENCE, lambda w: {"c": w.c("b")},
-         lambda d, w: check(d["previewCampaignAudience"]["count"] == 2, d), _not_found),
-    Read("deliveryProviders", PROVIDERS, lambda w: {"b": w.brand("a")},
-         lambda d, w: check({(p["channel"], p["provider"]) for p in d["deliveryProviders"]} >= {("EMAIL", "log")}, d),
-         _not_found),
-    Read("messagingSettings", SETTINGS, lambda w: {"b": w.brand("b")},
-         lambda d, w: check(d["messagingSettings"]["sendRatePerSecond"] >= 1, d), _not_found),
-    Read("suppressions", SUPPRESSIONS, lambda w: {"b": w.brand("a")},
-         lambda d, w: check(w.suppressed["a"] in {x["address"] for x in d["suppressions"]}, d), _not_found),
-]
-
-
 @pytest.mark.parametrize("read", READS, ids=str)
 async def test_another_tenants_owner_reads_nothing_of_a(api: Api, world: World, other: Other, read: Read) -> None:
     variables = read.variables(world)
@@ -631,10 +415,10 @@ async def test_brand_limited_principal_lists_only_brand_a_campaigns(
     api: Api, world: World, tokens: dict[str, str], kind: str
 ) -> None:
     owner = await api.data(CAMPAIGNS, {}, token=world.t.owner_token)
-    assert world.c("b") in _edge_ids(owner["campaigns"])
+    assert world.c("b") in edge_ids(owner["campaigns"])
     body = await api.gql(CAMPAIGNS, {}, token=tokens[kind])
     assert not body.get("errors"), body
-    assert world.c("a") in _edge_ids(body["data"]["campaigns"])
+    assert world.c("a") in edge_ids(body["data"]["campaigns"])
     assert {e["node"]["brand"]["id"] for e in body["data"]["campaigns"]["edges"]} == {world.brand("a")}
     assert _b_leaks(body, world, {}) == []
 
@@ -661,22 +445,13 @@ async def test_every_role_reads_campaigns_and_delivery_settings(
     # the same, except what write tests in between may have added (campaigns, suppressions)
     assert {k: v for k, v in mine.items() if k not in ("campaigns", "suppressions")} == {
         k: v for k, v in owner.items() if k not in ("campaigns", "suppressions")}
-    assert world.c("a") in _edge_ids(mine["campaigns"])
+    assert world.c("a") in edge_ids(mine["campaigns"])
     assert world.suppressed["a"] in {s["address"] for s in mine["suppressions"]}
 
 
 # --- the subscription ---------------------------------------------------------------------------
 
 STATS_SUB = 'subscription { campaignStats(campaignId: "%s") { opens version } }'
-
-
-def _frames(conn: Client, op: str) -> list[dict[str, Any]]:
-    return [m for m in conn.messages if m.get("id") == op]
-
-
-def _data_frames(conn: Client, op: str) -> list[dict[str, Any]]:
-    return [m["payload"]["data"]["campaignStats"] for m in _frames(conn, op)
-            if m["type"] == "next" and (m["payload"].get("data") or {}).get("campaignStats")]
 
 
 async def _bump(t: TenantFixture, campaign_id: uuid.UUID) -> None:
@@ -701,19 +476,20 @@ async def test_campaign_stats_reach_only_who_may_see_the_campaign(
     try:
         refused_op = await conn.subscribe(STATS_SUB % gid("Campaign", aimed))
         own_op = await conn.subscribe(STATS_SUB % gid("Campaign", mine))
-        await wait_for(lambda: _frames(conn, refused_op) and _data_frames(conn, own_op), "both answers")
-        first = _frames(conn, refused_op)[0]
+        await wait_for(lambda: conn.of(refused_op) and conn.data("campaignStats", own_op), "both answers")
+        first = conn.of(refused_op)[0]
         errors = first["payload"] if first["type"] == "error" else first["payload"].get("errors")
         assert first["type"] in ("error", "next") and errors, first
         assert [(e.get("extensions") or {}).get("code") for e in errors] == ["NOT_FOUND"], first
-        assert _data_frames(conn, refused_op) == []
-        start = _data_frames(conn, own_op)[-1]["version"]
+        assert conn.data("campaignStats", refused_op) == []
+        start = conn.data("campaignStats", own_op)[-1]["version"]
 
         await _bump(aimed_t, aimed)  # a change of the campaign it may not see
         await _bump(mine_t, mine)  # ... and of the one it may: that one does arrive
-        await wait_for(lambda: any(f["version"] > start for f in _data_frames(conn, own_op)), "the control's change")
+        await wait_for(lambda: any(f["version"] > start for f in conn.data("campaignStats", own_op)),
+                       "the control's change")
         await asyncio.sleep(0.5)
-        assert _data_frames(conn, refused_op) == []
+        assert conn.data("campaignStats", refused_op) == []
         assert leaks(conn.messages, world.side_markers("b") if who != "other-tenant-owner" else world.markers(),
                      gid("Campaign", aimed)) == []
     finally:
@@ -859,7 +635,7 @@ async def test_tracking_tokens_are_per_tenant(api: Api, hooked: Hooked, fakes: F
 
 # --- credentials --------------------------------------------------------------------------------
 
-SET_PROVIDER = _m("setDeliveryProvider", "$input: SetDeliveryProviderInput!", "input: $input",
+SET_PROVIDER = mutation_doc("setDeliveryProvider", "$input: SetDeliveryProviderInput!", "input: $input",
                   "deliveryProvider { channel provider settings credentialsSet webhookUrl updatedBy }")
 AUDIT = "{ auditLog(first: 100) { edges { node { action targetType summary } } } }"
 

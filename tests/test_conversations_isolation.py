@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -49,58 +49,45 @@ from support.conversations import (
     until,
 )
 from support.graphql import errs, form_leaks, perrs
+from support.isolation import principals
+from support.isolation.conversations import (
+    ASSIGN,
+    CANNED,
+    CHAT,
+    CONVERSATION,
+    COUNTS,
+    INBOX,
+    LABEL,
+    LABELS,
+    MARK_READ,
+    NODE,
+    PRIORITY,
+    READS,
+    RENDER,
+    REPLY,
+    SIDES,
+    START,
+    STATUS,
+    UNLABEL,
+    WRITES,
+    Home,
+    Other,
+    Read,
+    Refs,
+    Victims,
+    World,
+    Write,
+    conversation_gid,
+    fresh_key,
+    inbox_ids,
+)
 from support.ws import Client, bearer, poll
 
-ERRORS = "errors { field code message }"
 A_TOKEN = "a-inbound-token-0123456789"
 B_TOKEN = "b-inbound-token-9876543210"
 A_TWILIO = "a-twilio-auth-token-0123"
 B_TWILIO = "b-twilio-auth-token-9876"
-SIDES = ("a", "b")
-
-
 # --- tenant A and tenant B ------------------------------------------------------------------------
-
-
-@dataclass
-class World:
-    """Tenant A: in each brand a conversation started by a customer known to that brand only,
-    a label on it, a canned response, and an agent with a grant on that brand alone."""
-
-    t: TenantFixture
-    tag: str
-    conv: dict[str, uuid.UUID]
-    customer: dict[str, uuid.UUID]
-    email: dict[str, str]
-    phone: dict[str, str]
-    message_id: dict[str, str]  # the customer's first Message-ID
-    label: dict[str, uuid.UUID]
-    canned: dict[str, uuid.UUID]
-    member: dict[str, uuid.UUID]
-
-    def brand(self, side: str) -> str:
-        return self.t.brand_gid(side)
-
-    def markers(self) -> list[tuple[str, ...]]:
-        """Each thing of A as the forms it may take in an answer (raw uuid, global id, text)."""
-        out: list[tuple[str, ...]] = [(str(self.t.id), self.t.slug)]
-        out += [(str(b), gid("Brand", b)) for b in self.t.brands.values()]
-        for side in SIDES:
-            out += [(str(self.conv[side]), gid("Conversation", self.conv[side])),
-                    (str(self.customer[side]), gid("Customer", self.customer[side]), self.email[side]),
-                    (str(self.label[side]), gid("ConversationLabel", self.label[side])),
-                    (str(self.canned[side]), gid("CannedResponse", self.canned[side])),
-                    (str(self.member[side]), gid("Member", self.member[side]))]
-        return out + [(f"secret {self.tag}",), (f"asecret{self.tag}",)]
-
-    def b_markers(self) -> list[tuple[str, ...]]:
-        """What only brand "b" knows."""
-        return [(self.brand("b"), str(self.t.brands["b"])),
-                (str(self.conv["b"]), gid("Conversation", self.conv["b"])),
-                (str(self.customer["b"]), gid("Customer", self.customer["b"]), self.email["b"]),
-                (str(self.label["b"]), gid("ConversationLabel", self.label["b"])),
-                (str(self.canned["b"]), gid("CannedResponse", self.canned["b"])),
-                (f"b secret {self.tag}",), (f"asecretb{self.tag}",)]
 
 
 async def _conversation(t: TenantFixture, side: str, email: str, subject: str, body: str,
@@ -148,24 +135,6 @@ async def _make_world(fakes: Any) -> World:
     return w
 
 
-@dataclass
-class Other:
-    """Tenant B: brand "a" with its own inbound secrets, a conversation, a label, a canned
-    response, a customer and an agent."""
-
-    t: TenantFixture
-    conv: uuid.UUID
-    customer: uuid.UUID
-    label: uuid.UUID
-    canned: uuid.UUID
-    member: uuid.UUID
-
-    @property
-    def home(self) -> Home:
-        return Home(self.t.brand_gid("a"), gid("Conversation", self.conv), gid("Customer", self.customer),
-                    gid("ConversationLabel", self.label), gid("CannedResponse", self.canned))
-
-
 async def _make_other(fakes: Any) -> Other:
     from domain.conversations import canned, service
 
@@ -194,14 +163,8 @@ async def other(fakes: Any) -> Other:
 
 @pytest.fixture(scope="module")
 async def tokens(world: World) -> dict[str, str]:
-    t = world.t
-    return {
-        "analyst": (await t.member("analyst"))[1],
-        "analyst-key": (await t.api_key("analyst"))[1],
-        "agent": (await t.member("agent"))[1],
-        "marketer-a": (await t.member("marketer", brands=["a"]))[1],
-        "marketer-key-a": (await t.api_key("marketer", brands=["a"]))[1],
-    }
+    return await principals(world.t,
+                            "analyst", "analyst-key", "agent", "marketer-a", "marketer-key-a")
 
 
 # --- what "changes nothing" compares ----------------------------------------------------------------
@@ -258,40 +221,6 @@ def _refused_payload(p: dict[str, Any]) -> bool:
 # --- fresh objects for each write -------------------------------------------------------------------
 
 
-@dataclass
-class Victims:
-    """Fresh objects of A in each brand, so that a write aimed at them disturbs no other test."""
-
-    w: World
-    conv: dict[str, uuid.UUID]
-    customer: dict[str, uuid.UUID]  # the conversation's customer, known to that brand only
-    consented: dict[str, uuid.UUID]  # a customer of the brand with e-mail consent
-    label: dict[str, uuid.UUID]  # not on the conversation
-    labelled: dict[str, uuid.UUID]  # on the conversation
-    canned: dict[str, uuid.UUID]
-
-    def brand(self, side: str) -> str:
-        return self.w.brand(side)
-
-    def g(self, kind: str, side: str) -> str:
-        value = getattr(self, kind)[side]
-        return gid({"conv": "Conversation", "customer": "Customer", "consented": "Customer",
-                    "label": "ConversationLabel", "labelled": "ConversationLabel",
-                    "canned": "CannedResponse"}[kind], value)
-
-    def member(self, side: str) -> str:
-        return gid("Member", self.w.member[side])
-
-    @property
-    def home(self) -> Home:
-        """A's own brand "a" objects, as a caller's own."""
-        return Home(self.brand("a"), self.g("conv", "a"), self.g("customer", "a"), self.g("label", "a"),
-                    self.g("canned", "a"))
-
-    def refs(self, side: str) -> Refs:
-        return Refs(customer=self.g("customer", side), member=self.member(side), label=self.g("label", side))
-
-
 async def victims(w: World, sides: tuple[str, ...] = SIDES) -> Victims:
     from domain.conversations import canned, service
     from domain.customers import consent
@@ -316,122 +245,6 @@ async def victims(w: World, sides: tuple[str, ...] = SIDES) -> Victims:
 
 
 # --- the mutations --------------------------------------------------------------------------------
-
-START = f"""mutation($i: StartConversationInput!) {{ startConversation(input: $i) {{
-  conversation {{ id subject customer {{ id email }} }} message {{ id body }} {ERRORS} }} }}"""
-REPLY = f"""mutation($i: ReplyToConversationInput!) {{ replyToConversation(input: $i) {{
-  conversation {{ id subject customer {{ id email }} }} message {{ id body }} {ERRORS} }} }}"""
-NOTE = f"""mutation($c: ID!, $body: String!) {{ addConversationNote(conversationId: $c, body: $body) {{
-  conversation {{ id subject }} message {{ id body kind }} {ERRORS} }} }}"""
-CHAT = f"""mutation($i: ReceiveChatMessageInput!) {{ receiveChatMessage(input: $i) {{
-  conversation {{ id customer {{ id email }} }} message {{ id body }} {ERRORS} }} }}"""
-ASSIGN = f"""mutation($c: ID!, $a: ID) {{ assignConversation(conversationId: $c, assigneeId: $a) {{
-  conversation {{ id subject assignee {{ id email }} }} {ERRORS} }} }}"""
-STATUS = f"""mutation($c: ID!, $s: ConversationStatus!) {{ setConversationStatus(conversationId: $c, status: $s) {{
-  conversation {{ id subject status }} {ERRORS} }} }}"""
-SNOOZE = f"""mutation($c: ID!, $until: DateTime!) {{ snoozeConversation(conversationId: $c, until: $until) {{
-  conversation {{ id subject status }} {ERRORS} }} }}"""
-PRIORITY = f"""mutation($c: ID!, $p: ConversationPriority!) {{ setConversationPriority(conversationId: $c, priority: $p) {{
-  conversation {{ id subject priority }} {ERRORS} }} }}"""
-LABEL = f"""mutation($c: ID!, $l: [ID!]!) {{ labelConversation(conversationId: $c, labelIds: $l) {{
-  conversation {{ id subject labels {{ id name }} }} {ERRORS} }} }}"""
-UNLABEL = f"""mutation($c: ID!, $l: [ID!]!) {{ unlabelConversation(conversationId: $c, labelIds: $l) {{
-  conversation {{ id subject labels {{ id name }} }} {ERRORS} }} }}"""
-MARK_READ = f"""mutation($c: ID!) {{ markConversationRead(conversationId: $c) {{
-  conversation {{ id subject unreadCount }} {ERRORS} }} }}"""
-CREATE_LABEL = f"""mutation($b: ID!, $name: String!) {{ createConversationLabel(brandId: $b, name: $name) {{
-  label {{ id name }} {ERRORS} }} }}"""
-CREATE_CANNED = f"""mutation($i: CannedResponseInput!) {{ createCannedResponse(input: $i) {{
-  cannedResponse {{ id shortcode body }} {ERRORS} }} }}"""
-UPDATE_CANNED = f"""mutation($i: UpdateCannedResponseInput!) {{ updateCannedResponse(input: $i) {{
-  cannedResponse {{ id shortcode title body }} {ERRORS} }} }}"""
-DELETE_CANNED = f"""mutation($id: ID!) {{ deleteCannedResponse(id: $id) {{ deletedId {ERRORS} }} }}"""
-
-
-def _later() -> str:
-    return (datetime.now(UTC) + timedelta(hours=2)).isoformat()
-
-
-def _key() -> str:
-    return uuid.uuid4().hex
-
-
-@dataclass(frozen=True)
-class Write:
-    """A mutation aimed at an object of A's brand ``side``.
-
-    ``field``: where another tenant's owner gets NOT_FOUND (``limited_field``: where a principal
-    limited to brand "a" does, aimed at brand "b", when it differs). ``done``: the control's
-    payload shows the change; ``audit``: entries the control adds; ``role``: the action it needs
-    (``read``, ``reply``, ``manage``, ``label``, ``canned``).
-    """
-
-    name: str
-    op: str
-    doc: str
-    variables: Callable[[Victims, str], dict[str, Any]]
-    field: str
-    done: Callable[[dict[str, Any]], bool]
-    role: str
-    audit: int = 1
-    limited_field: str | None = None
-
-    def __str__(self) -> str:
-        return self.name
-
-
-WRITES: list[Write] = [
-    Write("startConversation", "startConversation", START,
-          lambda v, s: {"i": {"brandId": v.brand(s), "customerId": v.g("consented", s), "channel": "EMAIL",
-                              "subject": "Hello", "body": "We write first", "idempotencyKey": _key()}},
-          "input.brandId", lambda p: p["conversation"] is not None and p["message"]["body"] == "We write first",
-          "reply"),
-    Write("replyToConversation", "replyToConversation", REPLY,
-          lambda v, s: {"i": {"conversationId": v.g("conv", s), "body": "An answer", "idempotencyKey": _key()}},
-          "input.conversationId", lambda p: p["message"] is not None and p["message"]["body"] == "An answer", "reply"),
-    Write("addConversationNote", "addConversationNote", NOTE, lambda v, s: {"c": v.g("conv", s), "body": "A note"},
-          "conversationId", lambda p: p["message"] is not None and p["message"]["kind"] == "note", "reply"),
-    Write("receiveChatMessage", "receiveChatMessage", CHAT,
-          lambda v, s: {"i": {"brandId": v.brand(s), "customerId": v.g("customer", s), "body": "Chat hello",
-                              "idempotencyKey": _key()}},
-          "input.customerId", lambda p: p["message"] is not None and p["message"]["body"] == "Chat hello", "reply",
-          audit=0, limited_field="input.brandId"),
-    Write("assignConversation", "assignConversation", ASSIGN, lambda v, s: {"c": v.g("conv", s), "a": v.member(s)},
-          "conversationId", lambda p: p["conversation"] is not None and p["conversation"]["assignee"] is not None,
-          "manage"),
-    Write("setConversationStatus", "setConversationStatus", STATUS, lambda v, s: {"c": v.g("conv", s), "s": "RESOLVED"},
-          "conversationId", lambda p: p["conversation"] is not None and p["conversation"]["status"] == "RESOLVED",
-          "manage"),
-    Write("snoozeConversation", "snoozeConversation", SNOOZE, lambda v, s: {"c": v.g("conv", s), "until": _later()},
-          "conversationId", lambda p: p["conversation"] is not None and p["conversation"]["status"] == "SNOOZED",
-          "manage"),
-    Write("setConversationPriority", "setConversationPriority", PRIORITY,
-          lambda v, s: {"c": v.g("conv", s), "p": "URGENT"},
-          "conversationId", lambda p: p["conversation"] is not None and p["conversation"]["priority"] == "URGENT",
-          "manage"),
-    Write("labelConversation", "labelConversation", LABEL, lambda v, s: {"c": v.g("conv", s), "l": [v.g("label", s)]},
-          "conversationId", lambda p: p["conversation"] is not None and len(p["conversation"]["labels"]) == 2,
-          "manage"),
-    Write("unlabelConversation", "unlabelConversation", UNLABEL,
-          lambda v, s: {"c": v.g("conv", s), "l": [v.g("labelled", s)]},
-          "conversationId", lambda p: p["conversation"] is not None and p["conversation"]["labels"] == [], "manage"),
-    Write("markConversationRead", "markConversationRead", MARK_READ, lambda v, s: {"c": v.g("conv", s)},
-          "conversationId", lambda p: p["conversation"] is not None and p["conversation"]["unreadCount"] == 0, "read",
-          audit=0),
-    Write("createConversationLabel", "createConversationLabel", CREATE_LABEL,
-          lambda v, s: {"b": v.brand(s), "name": f"New {_key()[:8]}"},
-          "brandId", lambda p: p["label"] is not None, "label"),
-    Write("createCannedResponse", "createCannedResponse", CREATE_CANNED,
-          lambda v, s: {"i": {"brandId": v.brand(s), "shortcode": f"new{_key()[:8]}", "title": "New", "body": "Hi"}},
-          "input.brandId", lambda p: p["cannedResponse"] is not None, "canned"),
-    Write("updateCannedResponse", "updateCannedResponse", UPDATE_CANNED,
-          lambda v, s: {"i": {"id": v.g("canned", s), "title": "Renamed"}},
-          "input.id", lambda p: p["cannedResponse"] is not None and p["cannedResponse"]["title"] == "Renamed",
-          "canned"),
-    Write("deleteCannedResponse", "deleteCannedResponse", DELETE_CANNED, lambda v, s: {"id": v.g("canned", s)},
-          "id", lambda p: p["deletedId"] is not None, "canned"),
-]
-
 
 async def control(api: Api, op: Write, variables: dict[str, Any], token: str, t: TenantFixture) -> None:
     """Someone who may runs the very same mutation, and it does change A."""
@@ -462,26 +275,6 @@ async def test_another_tenants_owner_changes_nothing_of_a(api: Api, world: World
 
 
 @dataclass(frozen=True)
-class Home:
-    """The caller's own brand, conversation, customer, label and canned response."""
-
-    brand: str
-    conv: str
-    customer: str
-    label: str
-    canned: str
-
-
-@dataclass(frozen=True)
-class Refs:
-    """What the caller tries to use: a customer, a member, a label."""
-
-    customer: str
-    member: str
-    label: str
-
-
-@dataclass(frozen=True)
 class Cross:
     name: str
     op: str
@@ -498,10 +291,10 @@ class Cross:
 CROSS: list[Cross] = [
     Cross("startConversation(customerId)", "startConversation", START,
           lambda h, r: {"i": {"brandId": h.brand, "customerId": r.customer, "channel": "CHAT", "body": "Hi",
-                              "idempotencyKey": _key()}},
+                              "idempotencyKey": fresh_key()}},
           "input.customerId", lambda p: p["conversation"] is not None),
     Cross("receiveChatMessage(customerId)", "receiveChatMessage", CHAT,
-          lambda h, r: {"i": {"brandId": h.brand, "customerId": r.customer, "body": "Hi", "idempotencyKey": _key()}},
+          lambda h, r: {"i": {"brandId": h.brand, "customerId": r.customer, "body": "Hi", "idempotencyKey": fresh_key()}},
           "input.customerId", lambda p: p["message"] is not None, audit=0),
     Cross("assignConversation(assigneeId)", "assignConversation", ASSIGN,
           lambda h, r: {"c": h.conv, "a": r.member}, "assigneeId",
@@ -536,101 +329,6 @@ async def test_another_tenants_owner_cannot_use_a_from_its_own_conversations(
 
 # --- the queries ------------------------------------------------------------------------------------
 
-INBOX = """query($b: ID!, $labels: [ID!], $assignee: ID, $search: String) {
-  conversations(brandId: $b, labelIds: $labels, assigneeId: $assignee, search: $search, first: 100) { edges { node {
-    id subject customer { id email } labels { id name } assignee { id } lastMessage { body }
-    messages(first: 10) { edges { node { body } } } } } } }"""
-CONVERSATION = """query($id: ID!) { conversation(id: $id) { id subject customer { id email } labels { name }
-  messages(first: 10) { edges { node { id body } } } } }"""
-NODE = "query($id: ID!) { node(id: $id) { id ... on Conversation { subject customer { email } } } }"
-COUNTS = "query($b: ID!) { conversationCounts(brandId: $b) { open pending snoozed resolved unread unassigned } }"
-LABELS = "query($b: ID!) { conversationLabels(brandId: $b) { id name } }"
-CANNED = "query($b: ID!) { cannedResponses(brandId: $b) { id shortcode title body } }"
-RENDER = "query($r: ID!, $c: ID!) { renderCannedResponse(cannedResponseId: $r, conversationId: $c) }"
-
-
-@dataclass(frozen=True)
-class Read:
-    """A query: A's owner's request and what it sees (``own``); the other tenant's owner's request
-    (the same, or aimed from its own objects at A's) and what it gets instead (``foreign``)."""
-
-    name: str
-    doc: str
-    own_vars: Callable[[World, Other], dict[str, Any]]
-    own: Callable[[dict[str, Any], World], bool]
-    foreign_vars: Callable[[World, Other], dict[str, Any]] | None
-    foreign: Callable[[dict[str, Any]], bool]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def _subject(w: World, side: str = "a") -> str:
-    """The subject of the world's conversation in brand ``side`` (victims' differ)."""
-    return f"{side} secret {w.tag} subject"
-
-
-def _cg(w: World, side: str = "a") -> str:
-    return gid("Conversation", w.conv[side])
-
-
-def _edges(d: dict[str, Any]) -> list[str]:
-    return [e["node"]["id"] for e in d["conversations"]["edges"]]
-
-
-def _empty(key: str) -> Callable[[dict[str, Any]], bool]:
-    def check(body: dict[str, Any]) -> bool:
-        if body.get("errors"):
-            return False
-        value = body["data"][key]
-        return value in (None, [], "") or value == {"edges": []} or (
-            isinstance(value, dict) and all(x == 0 for x in value.values()))
-
-    return check
-
-
-def _refused(code: str, field: str, key: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda body: errs(body) == [(code, field)] and (body["data"] is None or body["data"].get(key) is None)
-
-
-READS: list[Read] = [
-    Read("conversations(brandId)", INBOX, lambda w, b: {"b": w.brand("a"), "search": _subject(w)},
-         lambda d, w: _edges(d) == [_cg(w)], None, _empty("conversations")),
-    Read("conversations(labelIds)", INBOX, lambda w, b: {"b": w.brand("a"), "labels": [gid("ConversationLabel",
-                                                                                          w.label["a"])]},
-         lambda d, w: _edges(d) == [_cg(w)],
-         lambda w, b: {"b": b.t.brand_gid("a"), "labels": [gid("ConversationLabel", w.label["a"])]},
-         _empty("conversations")),
-    Read("conversation", CONVERSATION, lambda w, b: {"id": _cg(w)},
-         lambda d, w: d["conversation"]["id"] == _cg(w) and len(d["conversation"]["messages"]["edges"]) >= 1,
-         None, _empty("conversation")),
-    Read("node(Conversation)", NODE, lambda w, b: {"id": _cg(w, "b")},
-         lambda d, w: d["node"]["customer"]["email"] == w.email["b"], None, _empty("node")),
-    Read("conversationCounts", COUNTS, lambda w, b: {"b": w.brand("a")},
-         lambda d, w: d["conversationCounts"]["open"] >= 1, None, _empty("conversationCounts")),
-    Read("conversationLabels", LABELS, lambda w, b: {"b": w.brand("a")},
-         lambda d, w: gid("ConversationLabel", w.label["a"]) in [x["id"] for x in d["conversationLabels"]],
-         None, _empty("conversationLabels")),
-    Read("cannedResponses", CANNED, lambda w, b: {"b": w.brand("a")},
-         lambda d, w: gid("CannedResponse", w.canned["a"]) in [x["id"] for x in d["cannedResponses"]],
-         None, _empty("cannedResponses")),
-    Read("renderCannedResponse", RENDER,
-         lambda w, b: {"r": gid("CannedResponse", w.canned["a"]), "c": _cg(w)},
-         lambda d, w: d["renderCannedResponse"] == "Hello Cust", None,
-         _refused("NOT_FOUND", "conversationId", "renderCannedResponse")),
-    Read("renderCannedResponse(A's canned, own conversation)", RENDER,
-         lambda w, b: {"r": gid("CannedResponse", w.canned["a"]), "c": _cg(w)},
-         lambda d, w: d["renderCannedResponse"] == "Hello Cust",
-         lambda w, b: {"r": gid("CannedResponse", w.canned["a"]), "c": gid("Conversation", b.conv)},
-         _refused("NOT_FOUND", "cannedResponseId", "renderCannedResponse")),
-    Read("renderCannedResponse(own canned, A's conversation)", RENDER,
-         lambda w, b: {"r": gid("CannedResponse", w.canned["a"]), "c": _cg(w)},
-         lambda d, w: d["renderCannedResponse"] == "Hello Cust",
-         lambda w, b: {"r": gid("CannedResponse", b.canned), "c": _cg(w)},
-         _refused("NOT_FOUND", "conversationId", "renderCannedResponse")),
-]
-
-
 @pytest.mark.parametrize("read", READS, ids=str)
 async def test_another_tenants_owner_reads_nothing_of_a(api: Api, world: World, other: Other, read: Read) -> None:
     mine = await api.data(read.doc, read.own_vars(world, other), token=world.t.owner_token)
@@ -653,10 +351,10 @@ async def test_another_tenants_owner_filters_its_inbox_by_a_member_of_a(
     await service.assign(world.t.owner, world.conv["a"], member)
     mine = await api.data(INBOX, {"b": world.brand("a"), "assignee": gid("Member", member)},
                           token=world.t.owner_token)
-    assert _edges(mine) == [_cg(world)]
+    assert inbox_ids(mine) == [conversation_gid(world)]
     theirs = await api.data(INBOX, {"b": other.t.brand_gid("a"), "assignee": gid("Member", other.member)},
                             token=other.t.owner_token)
-    assert _edges(theirs) == [gid("Conversation", other.conv)]  # control: the filter works for B's own
+    assert inbox_ids(theirs) == [gid("Conversation", other.conv)]  # control: the filter works for B's own
     variables = {"b": other.t.brand_gid("a"), "assignee": gid("Member", member)}
     body = await api.gql(INBOX, variables, token=other.t.owner_token)
     assert not body.get("errors") and body["data"]["conversations"]["edges"] == [], body
@@ -704,7 +402,7 @@ async def test_brand_limited_principal_cannot_use_brand_b_from_brand_a(
 
 
 def _w_cg(side: str) -> Callable[[World], str]:
-    return lambda w: _cg(w, side)
+    return lambda w: conversation_gid(w, side)
 
 
 # (name, doc, variables aimed at brand b, variables aimed at brand a, (code, field) refused with;
@@ -714,8 +412,8 @@ LIMITED_READS: list[tuple[str, str, Callable[[World], dict[str, Any]], Callable[
     ("conversations", INBOX, lambda w: {"b": w.brand("b")}, lambda w: {"b": w.brand("a")}, ("NOT_FOUND", "brandId")),
     ("conversations(labelIds)", INBOX, lambda w: {"b": w.brand("a"), "labels": [gid("ConversationLabel", w.label["b"])]},
      lambda w: {"b": w.brand("a"), "labels": [gid("ConversationLabel", w.label["a"])]}, None),
-    ("conversation", CONVERSATION, lambda w: {"id": _cg(w, "b")}, lambda w: {"id": _cg(w, "a")}, None),
-    ("node(Conversation)", NODE, lambda w: {"id": _cg(w, "b")}, lambda w: {"id": _cg(w, "a")}, None),
+    ("conversation", CONVERSATION, lambda w: {"id": conversation_gid(w, "b")}, lambda w: {"id": conversation_gid(w, "a")}, None),
+    ("node(Conversation)", NODE, lambda w: {"id": conversation_gid(w, "b")}, lambda w: {"id": conversation_gid(w, "a")}, None),
     ("conversationCounts", COUNTS, lambda w: {"b": w.brand("b")}, lambda w: {"b": w.brand("a")},
      ("NOT_FOUND", "brandId")),
     ("conversationLabels", LABELS, lambda w: {"b": w.brand("b")}, lambda w: {"b": w.brand("a")},
@@ -723,11 +421,11 @@ LIMITED_READS: list[tuple[str, str, Callable[[World], dict[str, Any]], Callable[
     ("cannedResponses", CANNED, lambda w: {"b": w.brand("b")}, lambda w: {"b": w.brand("a")},
      ("NOT_FOUND", "brandId")),
     ("renderCannedResponse(brand b canned)", RENDER,
-     lambda w: {"r": gid("CannedResponse", w.canned["b"]), "c": _cg(w, "a")},
-     lambda w: {"r": gid("CannedResponse", w.canned["a"]), "c": _cg(w, "a")}, ("NOT_FOUND", "cannedResponseId")),
+     lambda w: {"r": gid("CannedResponse", w.canned["b"]), "c": conversation_gid(w, "a")},
+     lambda w: {"r": gid("CannedResponse", w.canned["a"]), "c": conversation_gid(w, "a")}, ("NOT_FOUND", "cannedResponseId")),
     ("renderCannedResponse(brand b conversation)", RENDER,
-     lambda w: {"r": gid("CannedResponse", w.canned["b"]), "c": _cg(w, "b")},
-     lambda w: {"r": gid("CannedResponse", w.canned["a"]), "c": _cg(w, "a")}, ("NOT_FOUND", "conversationId")),
+     lambda w: {"r": gid("CannedResponse", w.canned["b"]), "c": conversation_gid(w, "b")},
+     lambda w: {"r": gid("CannedResponse", w.canned["a"]), "c": conversation_gid(w, "a")}, ("NOT_FOUND", "conversationId")),
 ]
 
 
@@ -777,9 +475,9 @@ async def test_brand_limited_principal_never_sees_brand_b_through_brand_a(
     conv_b, same = await _conversation(t, "b", email, f"b secret {world.tag} both", f"b secret {world.tag} both")
     assert same == customer and conv_a != conv_b
     owner = await api.data(INBOX, {"b": world.brand("b")}, token=t.owner_token)
-    assert gid("Conversation", conv_b) in _edges(owner)
+    assert gid("Conversation", conv_b) in inbox_ids(owner)
     mine = await api.data(INBOX, {"b": world.brand("a")}, token=tokens[kind])
-    assert gid("Conversation", conv_a) in _edges(mine) and gid("Conversation", conv_b) not in _edges(mine)
+    assert gid("Conversation", conv_a) in inbox_ids(mine) and gid("Conversation", conv_b) not in inbox_ids(mine)
     assert b_leaks(mine, world) == [], mine
     one = await api.data(CONVERSATION, {"id": gid("Conversation", conv_a)}, token=tokens[kind])
     assert [e["node"]["body"] for e in one["conversation"]["messages"]["edges"]] == ["hello a"]
@@ -803,9 +501,9 @@ READ_ONLY = ["analyst", "analyst-key"]
 @pytest.mark.parametrize("kind", [*READ_ONLY, "agent"])
 async def test_lower_roles_read_what_the_owner_reads(api: Api, world: World, tokens: dict[str, str],
                                                      kind: str) -> None:
-    variables = {"a": world.brand("a"), "c": _cg(world), "r": gid("CannedResponse", world.canned["a"])}
+    variables = {"a": world.brand("a"), "c": conversation_gid(world), "r": gid("CannedResponse", world.canned["a"])}
     owner = await api.data(EVERYTHING, variables, token=world.t.owner_token)
-    assert _cg(world) in _edges(owner) and owner["renderCannedResponse"] == "Hello Cust"
+    assert conversation_gid(world) in inbox_ids(owner) and owner["renderCannedResponse"] == "Hello Cust"
     before = await state(world.t)
     assert await api.data(EVERYTHING, variables, token=tokens[kind]) == owner
     assert await state(world.t) == before
@@ -989,7 +687,7 @@ async def test_tenant_b_inbound_webhook_never_touches_tenant_a(api: Api, world: 
     after_a = await state(t)
     assert len(after_a["conversations"]) == len(before_a["conversations"])
     assert len(after_a["conversation_messages"]) == len(before_a["conversation_messages"]) + 1
-    found = await api.data(CONVERSATION, {"id": _cg(world)}, token=t.owner_token)
+    found = await api.data(CONVERSATION, {"id": conversation_gid(world)}, token=t.owner_token)
     assert found["conversation"]["messages"]["edges"][-1]["node"]["body"] == "A's customer"
 
 
@@ -1001,7 +699,7 @@ async def test_delivery_event_with_a_key_of_a_changes_nothing_elsewhere(
     t = world.t
     v = await victims(world, ("a",))
     sent = (await api.data(REPLY, {"i": {"conversationId": v.g("conv", "a"), "body": "A's reply",
-                                         "idempotencyKey": _key()}}, token=t.owner_token))["replyToConversation"]
+                                         "idempotencyKey": fresh_key()}}, token=t.owner_token))["replyToConversation"]
     mid = uuid.UUID(sent["message"]["id"])
     [out] = await until(lambda: [m for m in list(fakes.brevo.messages) if m.key == f"m.{mid.hex}"], "the reply")
 
@@ -1034,4 +732,3 @@ async def _equals(value: Any, expected: Any) -> bool:
 
 # --- for the coverage test in test_isolation.py ---------------------------------------------------
 
-SUBSCRIPTIONS = {"conversationEvents"}  # tested above, over graphql-transport-ws

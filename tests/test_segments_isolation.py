@@ -27,7 +27,6 @@ path; nothing is written).
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import uuid
 from collections.abc import Callable
@@ -45,54 +44,47 @@ from domain.customers.tags import tag_customers
 from domain.platform.db import tenant_session
 from domain.segments import refresh, service
 from domain.segments.service import SegmentKind
-from support.graphql import check, errs, form_leaks, perrs
+from support.graphql import errs, form_leaks, perrs
+from support.isolation import principals
+from support.isolation.segments import (
+    A_SPEND,
+    ADD,
+    BRAND_WRITES,
+    CREATE,
+    DRY_RUN,
+    EXPLAIN_DEFINITION,
+    EXPLAIN_SEGMENT,
+    FIELDS,
+    NODE,
+    OVERLAP,
+    PREVIEW,
+    READS,
+    REFRESH,
+    SEGMENT,
+    SEGMENTS,
+    UPDATE,
+    WRITES,
+    Home,
+    Other,
+    Read,
+    Refs,
+    Victims,
+    World,
+    Write,
+    customer_gid,
+    edge_ids,
+    seg_def,
+    segment_gid,
+    spend,
+)
 from support.segments import make_shop
 from support.ws import Client, bearer, poll
-
-ERRORS = "errors { field code message }"
-A_SPEND = 100  # spenders(100) in brand a: big (500), again (300), mid (200)
-
-
-def spend(value: float) -> dict[str, Any]:
-    """A definition input (GraphQL shape): total order value of at least ``value``."""
-    return {"match": "ALL", "rules": [{"profile": {"field": "total_order_value", "operator": "greater_than_or_equal",
-                                                   "value": value}}]}
-
 
 STORED_SPEND = {"rules": [{"kind": "profile", "field": "total_order_value", "operator": "greater_than_or_equal",
                            "value": A_SPEND}]}
 
 
 # --- tenant A ----------------------------------------------------------------------------------
-
-
-@dataclass
-class World:
-    """Tenant A: the shop of ``support.segments.make_shop`` in brand "a" (big, mid, small, none, again; VIP
-    tag on big and again), plus customers known only to brand "b" and segments of both brands."""
-
-    t: TenantFixture
-    people: dict[str, uuid.UUID]  # "big", "mid", "small", "none", "again": brand a only
-    b_only: uuid.UUID  # brand b only: country IS, buyer type "bsecretbuyer", VIP, a brand-less "signup"
-    b_two: uuid.UUID  # brand b only
-    vip: uuid.UUID
-    secret_attr: str  # a custom attribute declared in A
-    seg: dict[str, uuid.UUID]  # dynamic, refreshed: "a" spenders(100) (3 members), "b" everyone of b
-    static: dict[str, uuid.UUID]  # static: "a" holds big, "b" holds b_only
-    names: list[str]  # A's segment names
-
-    def brand(self, side: str) -> str:
-        return self.t.brand_gid(side)
-
-    def markers(self) -> list[tuple[str, ...]]:
-        """Each thing of A as the forms it may take in an answer (raw uuid, global id, name)."""
-        out: list[tuple[str, ...]] = [(str(self.t.id), gid("Tenant", self.t.id), self.t.slug)]
-        out += [(str(b), gid("Brand", b)) for b in self.t.brands.values()]
-        out += [(str(c), gid("Customer", c)) for c in [*self.people.values(), self.b_only, self.b_two]]
-        out += [(str(s), gid("Segment", s)) for s in [*self.seg.values(), *self.static.values()]]
-        out += [(str(self.vip), gid("Tag", self.vip)), (self.secret_attr,), ("bsecretbuyer",)]
-        out += [("big@x.test",), ("again@x.test",), ("brand-b-only@x.test",)]
-        return out + [(n,) for n in self.names]
 
 
 async def _make_world() -> World:
@@ -124,20 +116,6 @@ async def _make_world() -> World:
                  seg={"a": seg_a.id, "b": seg_b.id}, static={"a": static_a.id, "b": static_b.id}, names=names)
 
 
-@dataclass
-class Other:
-    """Tenant B, with a customer and segments of its own (in its brand "a")."""
-
-    t: TenantFixture
-    customer: uuid.UUID
-    seg: uuid.UUID  # dynamic, everyone
-    static: uuid.UUID
-
-    @property
-    def home(self) -> Home:
-        return Home(self.t.brand_gid("a"), gid("Segment", self.seg), gid("Segment", self.static))
-
-
 async def _make_other() -> Other:
     t = await create_tenant_fixture()
     c, _ = await upsert_customer(t.owner, {"email": f"own@{t.slug}.test", "country": "NO"}, brand_id=t.brands["a"])
@@ -161,14 +139,8 @@ async def other() -> Other:
 @pytest.fixture(scope="module")
 async def tokens(world: World) -> dict[str, str]:
     """Principals of A: read-only roles (every brand) and principals limited to brand "a"."""
-    t = world.t
-    return {
-        "analyst": (await t.member("analyst"))[1],
-        "agent": (await t.member("agent"))[1],
-        "analyst-key": (await t.api_key("analyst"))[1],
-        "marketer-a": (await t.member("marketer", brands=["a"]))[1],
-        "marketer-key-a": (await t.api_key("marketer", brands=["a"]))[1],
-    }
+    return await principals(world.t,
+                            "analyst", "agent", "analyst-key", "marketer-a", "marketer-key-a")
 
 
 # --- what "changes nothing" compares ------------------------------------------------------------
@@ -208,35 +180,6 @@ def leaks(body: Any, w: World, variables: dict[str, Any] | None = None) -> list[
 # --- the objects a write aims at: fresh for each test -------------------------------------------
 
 
-@dataclass
-class Victims:
-    """Fresh segments of A for one test: a write aimed at them cannot disturb other tests."""
-
-    w: World
-    seg: dict[str, uuid.UUID]  # dynamic spenders(100) of each brand
-    seg2: uuid.UUID  # another dynamic segment of brand a
-    static: dict[str, uuid.UUID]  # static: "a" holds small, "b" holds b_only
-    member: dict[str, uuid.UUID]  # the static segment's member
-    addable: dict[str, uuid.UUID]  # a customer of the brand not in its static segment
-
-    def brand(self, side: str) -> str:
-        return self.w.brand(side)
-
-    def seg_gid(self, side: str) -> str:
-        return gid("Segment", self.seg[side])
-
-    def static_gid(self, side: str) -> str:
-        return gid("Segment", self.static[side])
-
-    @property
-    def home(self) -> Home:
-        """A's own brand "a" with a dynamic and a static segment, as a caller's own objects."""
-        return Home(self.w.brand("a"), gid("Segment", self.seg2), self.static_gid("a"))
-
-    def refs(self, side: str) -> Refs:
-        return Refs(seg=self.seg_gid(side), tag=gid("Tag", self.w.vip), customer=gid("Customer", self.addable[side]))
-
-
 async def victims(w: World) -> Victims:
     t, tag = w.t, uuid.uuid4().hex[:6]
     seg, static = {}, {}
@@ -257,84 +200,10 @@ async def victims(w: World) -> Victims:
 # --- mutations aimed at a brand of A ------------------------------------------------------------
 
 
-def _m(name: str, params: str, args: str, result: str) -> str:
-    return f"mutation({params}) {{ {name}({args}) {{ {result} {ERRORS} }} }}"
-
-
-CREATE = _m("createSegment", "$input: CreateSegmentInput!", "input: $input", "segment { id name brand { id } }")
-UPDATE = _m("updateSegment", "$input: UpdateSegmentInput!", "input: $input",
-            "segment { id name definition } dryRun { countAfter }")
-DRY_RUN = _m("updateSegment", "$input: UpdateSegmentInput!", "input: $input, dryRun: true",
-             "segment { id } dryRun { countBefore countAfter entering exiting }")
-ARCHIVE = _m("archiveSegment", "$id: ID!", "id: $id", "segment { id archivedAt }")
-DUPLICATE = _m("duplicateSegment", "$id: ID!", 'id: $id, name: "Copied"', "segment { id name }")
-REFRESH = _m("refreshSegment", "$id: ID!", "id: $id", "job { id kind }")
-ADD = _m("addSegmentMembers", "$s: ID!, $c: [ID!]!", "segmentId: $s, customerIds: $c", "entered exited memberCount")
-REMOVE = _m("removeSegmentMembers", "$s: ID!, $c: [ID!]!", "segmentId: $s, customerIds: $c",
-            "entered exited memberCount")
-DECLARE = _m("declareCustomAttribute", "$input: DeclareCustomAttributeInput!", "input: $input",
-             "customAttribute { name type }")
-
-
-@dataclass(frozen=True)
-class Write:
-    """A mutation aimed at an object of A's brand ``side``.
-
-    ``field``: where another tenant's owner (and a principal without the brand) gets NOT_FOUND;
-    None when the mutation takes no object of A (it then lands in the caller's own tenant).
-    ``done``: the control's payload shows the change; ``audit``: entries the control adds.
-    """
-
-    name: str
-    op: str
-    doc: str
-    variables: Callable[[Victims, str], dict[str, Any]]
-    field: str | None
-    done: Callable[[dict[str, Any]], bool]
-    audit: int = 1
-    refreshes: bool = False
-    brand_scoped: bool = True
-
-    def __str__(self) -> str:
-        return self.name
-
-
 def _refused_payload(p: dict[str, Any]) -> bool:
     """No object and no count in a refused payload."""
     return all(p.get(k) in (None, 0) for k in ("segment", "dryRun", "job", "customAttribute", "entered", "exited",
                                                 "memberCount"))
-
-
-WRITES: list[Write] = [
-    Write("createSegment", "createSegment", CREATE,
-          lambda v, side: {"input": {"brandId": v.brand(side), "name": "New", "definition": spend(50)}},
-          "input.brandId", lambda p: p["segment"] is not None),
-    Write("createSegment(lookalike)", "createSegment", CREATE,
-          lambda v, side: {"input": {"brandId": v.brand(side), "name": "Alike", "kind": "LOOKALIKE",
-                                     "lookalikeSourceId": v.seg_gid(side), "lookalikeSize": 2}},
-          "input.brandId", lambda p: p["segment"] is not None),
-    Write("updateSegment", "updateSegment", UPDATE,
-          lambda v, side: {"input": {"id": v.seg_gid(side), "name": "Renamed", "definition": spend(250)}},
-          "input.id", lambda p: p["segment"] is not None and p["segment"]["name"] == "Renamed"),
-    Write("updateSegment(dryRun)", "updateSegment", DRY_RUN,
-          lambda v, side: {"input": {"id": v.seg_gid(side), "definition": spend(250)}},
-          "input.id", lambda p: p["dryRun"] is not None and p["segment"] is None, audit=0),
-    Write("archiveSegment", "archiveSegment", ARCHIVE, lambda v, side: {"id": v.seg_gid(side)},
-          "id", lambda p: p["segment"] is not None and p["segment"]["archivedAt"] is not None),
-    Write("duplicateSegment", "duplicateSegment", DUPLICATE, lambda v, side: {"id": v.seg_gid(side)},
-          "id", lambda p: p["segment"] is not None and p["segment"]["name"] == "Copied"),
-    Write("refreshSegment", "refreshSegment", REFRESH, lambda v, side: {"id": v.seg_gid(side)},
-          "id", lambda p: p["job"] is not None and p["job"]["kind"] == "refresh_segment", audit=1, refreshes=True),
-    Write("addSegmentMembers", "addSegmentMembers", ADD,
-          lambda v, side: {"s": v.static_gid(side), "c": [gid("Customer", v.addable[side])]},
-          "segmentId", lambda p: (p["entered"], p["memberCount"]) == (1, 2)),
-    Write("removeSegmentMembers", "removeSegmentMembers", REMOVE,
-          lambda v, side: {"s": v.static_gid(side), "c": [gid("Customer", v.member[side])]},
-          "segmentId", lambda p: (p["exited"], p["memberCount"]) == (1, 0)),
-    Write("declareCustomAttribute", "declareCustomAttribute", DECLARE,
-          lambda v, side: {"input": {"name": f"declared_{v.seg[side].hex[:8]}", "type": "number"}},
-          None, lambda p: p["customAttribute"] is not None, brand_scoped=False),
-]
 
 
 async def control(api: Api, op: Write, variables: dict[str, Any], token: str, t: TenantFixture,
@@ -382,24 +251,6 @@ async def test_another_tenants_owner_changes_nothing_of_a(api: Api, world: World
 
 
 # --- a caller's own objects holding a reference to A's -------------------------------------------
-
-
-@dataclass(frozen=True)
-class Home:
-    """The caller's own brand, dynamic segment and static segment."""
-
-    brand: str
-    seg: str
-    static: str
-
-
-@dataclass(frozen=True)
-class Refs:
-    """What the caller tries to refer to: a segment, a tag, a customer."""
-
-    seg: str
-    tag: str
-    customer: str
 
 
 @dataclass(frozen=True)
@@ -469,136 +320,16 @@ async def test_another_tenants_owner_cannot_refer_to_a_in_its_own_segments(
 # --- queries ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Read:
-    """A query: A's owner's request and what it sees (``own``); the other tenant's owner's request
-    (the same, or aimed from its own brand at A's things) and what it gets instead (``foreign``)."""
-
-    name: str
-    doc: str
-    own_vars: Callable[[World, Other], dict[str, Any]]
-    own: Callable[[dict[str, Any], World], None]
-    foreign_vars: Callable[[World, Other], dict[str, Any]] | None
-    foreign: Callable[[dict[str, Any], World, Other], None]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def _edge_ids(conn: dict[str, Any]) -> list[str]:
-    return [e["node"]["id"] for e in conn["edges"]]
-
-
-def _brands_of(d: dict[str, Any]) -> set[str]:
-    return {e["node"]["brand"]["id"] for e in d["segments"]["edges"]}
-
-
 async def all_segments(api: Api, token: str, brand: str | None = None) -> set[str]:
     """Every segment id the list gives ``token``, page after page."""
     out: set[str] = set()
     after = None
     while True:
         page = (await api.data(SEGMENTS, {"b": brand, "after": after}, token=token))["segments"]
-        out |= set(_edge_ids(page))
+        out |= set(edge_ids(page))
         if not page["pageInfo"]["hasNextPage"]:
             return out
         after = page["pageInfo"]["endCursor"]
-
-
-def _refused(code: str, field: str, key: str) -> Callable[[dict[str, Any], World, Other], None]:
-    def check(body: dict[str, Any], w: World, b: Other) -> None:
-        assert errs(body) == [(code, field)], body
-        assert body["data"] is None or body["data"].get(key) is None, body
-
-    return check
-
-
-def _sg(w: World, side: str = "a") -> str:
-    return gid("Segment", w.seg[side])
-
-
-def _cg(w: World, name: str = "big") -> str:
-    return gid("Customer", w.people[name])
-
-
-SEGMENTS = """query($b: ID, $after: String) { segments(brandId: $b, includeArchived: true, first: 100, after: $after) {
-  edges { node { id name brand { id } } } pageInfo { hasNextPage endCursor } } }"""
-SEGMENT = """query($id: ID!) { segment(id: $id) { id name definition memberCount
-  members(first: 50) { edges { node { customer { id } } } } history(first: 50) { edges { node { change } } } } }"""
-NODE = "query($id: ID!) { node(id: $id) { id ... on Segment { name memberCount } } }"
-FIELDS = "query($b: ID!) { segmentFields(brandId: $b) { kind field suggestions } }"
-PREVIEW = """query($b: ID!, $d: SegmentDefinitionInput!) { previewSegment(brandId: $b, definition: $d) {
-  count customers { id email } } }"""
-EXPLAIN_SEGMENT = """query($s: ID!, $c: ID!) { explainSegment(segmentId: $s, customerId: $c) {
-  matched inBrand root { matched children { path matched actual } } } }"""
-EXPLAIN_DEFINITION = """query($b: ID!, $d: SegmentDefinitionInput!, $c: ID!) {
-  explainSegment(brandId: $b, definition: $d, customerId: $c) { matched inBrand root { matched } } }"""
-CUSTOM_ATTRIBUTES = "{ customAttributes { name type } }"
-OVERLAP = "query($id: ID!, $o: ID!) { segment(id: $id) { id overlap(otherSegmentId: $o) { both onlyThis onlyOther } } }"
-
-
-def _tag_def(w: World) -> dict[str, Any]:
-    return {"match": "ALL", "rules": [{"tag": {"operator": "includes", "tagIds": [gid("Tag", w.vip)]}}]}
-
-
-def _seg_def(w: World, side: str = "a") -> dict[str, Any]:
-    return {"match": "ALL", "rules": [{"segment": {"operator": "includes", "segmentIds": [_sg(w, side)]}}]}
-
-
-READS: list[Read] = [
-    Read("segments(brandId)", SEGMENTS, lambda w, b: {"b": w.brand("a")},
-         lambda d, w: check(_brands_of(d) == {w.brand("a")}, d),
-         None, lambda body, w, b: check(not body.get("errors") and body["data"]["segments"]["edges"] == [], body)),
-    Read("segments", SEGMENTS, lambda w, b: {},
-         lambda d, w: check(_brands_of(d) <= {w.brand("a"), w.brand("b")} and _brands_of(d), d),
-         None, lambda body, w, b: check(
-             not body.get("errors")
-             and set(_edge_ids(body["data"]["segments"])) == {gid("Segment", b.seg), gid("Segment", b.static)}, body)),
-    Read("segment", SEGMENT, lambda w, b: {"id": _sg(w)},
-         lambda d, w: check(d["segment"]["memberCount"] == 3 and len(d["segment"]["members"]["edges"]) == 3, d),
-         None, lambda body, w, b: check(not body.get("errors") and body["data"] == {"segment": None}, body)),
-    Read("node(Segment)", NODE, lambda w, b: {"id": _sg(w, "b")},
-         lambda d, w: check(d["node"]["id"] == _sg(w, "b") and d["node"]["memberCount"] == 3, d),
-         None, lambda body, w, b: check(not body.get("errors") and body["data"] == {"node": None}, body)),
-    Read("node(static Segment)", NODE, lambda w, b: {"id": gid("Segment", w.static["a"])},
-         lambda d, w: check(d["node"]["memberCount"] == 1, d),
-         None, lambda body, w, b: check(not body.get("errors") and body["data"] == {"node": None}, body)),
-    Read("segment.overlap(otherSegmentId)", OVERLAP, lambda w, b: {"id": _sg(w), "o": gid("Segment", w.static["a"])},
-         lambda d, w: check(d["segment"]["overlap"] == {"both": 1, "onlyThis": 2, "onlyOther": 0}, d),
-         lambda w, b: {"id": gid("Segment", b.seg), "o": _sg(w)},
-         _refused("NOT_FOUND", "otherSegmentId", "segment")),
-    Read("segmentFields", FIELDS, lambda w, b: {"b": w.brand("a")},
-         lambda d, w: check(gid("Tag", w.vip) in json.dumps(d) or str(w.vip) in json.dumps(d), d),
-         None, _refused("NOT_FOUND", "brandId", "segmentFields")),
-    Read("previewSegment(A's brand)", PREVIEW, lambda w, b: {"b": w.brand("a"), "d": {"match": "ALL"}},
-         lambda d, w: check(d["previewSegment"]["count"] == 5, d),
-         None, _refused("NOT_FOUND", "brandId", "previewSegment")),
-    Read("previewSegment(A's tag)", PREVIEW, lambda w, b: {"b": w.brand("a"), "d": _tag_def(w)},
-         lambda d, w: check(d["previewSegment"]["count"] == 2, d),
-         lambda w, b: {"b": b.t.brand_gid("a"), "d": _tag_def(w)},
-         _refused("INVALID", "definition", "previewSegment")),
-    Read("previewSegment(A's segment)", PREVIEW, lambda w, b: {"b": w.brand("a"), "d": _seg_def(w)},
-         lambda d, w: check(d["previewSegment"]["count"] == 3, d),
-         lambda w, b: {"b": b.t.brand_gid("a"), "d": _seg_def(w)},
-         _refused("INVALID", "definition", "previewSegment")),
-    Read("explainSegment(A's segment)", EXPLAIN_SEGMENT, lambda w, b: {"s": _sg(w), "c": _cg(w)},
-         lambda d, w: check(d["explainSegment"]["matched"] is True, d),
-         lambda w, b: {"s": _sg(w), "c": gid("Customer", b.customer)},
-         _refused("NOT_FOUND", "segmentId", "explainSegment")),
-    Read("explainSegment(A's customer)", EXPLAIN_DEFINITION,
-         lambda w, b: {"b": w.brand("a"), "d": spend(A_SPEND), "c": _cg(w)},
-         lambda d, w: check(d["explainSegment"] == {"matched": True, "inBrand": True, "root": {"matched": True}}, d),
-         lambda w, b: {"b": b.t.brand_gid("a"), "d": spend(A_SPEND), "c": _cg(w)},
-         _refused("NOT_FOUND", "customerId", "explainSegment")),
-    Read("explainSegment(A's brand)", EXPLAIN_DEFINITION,
-         lambda w, b: {"b": w.brand("a"), "d": spend(A_SPEND), "c": _cg(w)},
-         lambda d, w: check(d["explainSegment"]["matched"] is True, d),
-         lambda w, b: {"b": w.brand("a"), "d": spend(A_SPEND), "c": gid("Customer", b.customer)},
-         _refused("NOT_FOUND", "brandId", "explainSegment")),
-    Read("customAttributes", CUSTOM_ATTRIBUTES, lambda w, b: {},
-         lambda d, w: check(w.secret_attr in {c["name"] for c in d["customAttributes"]}, d),
-         None, lambda body, w, b: check(not body.get("errors") and w.secret_attr not in json.dumps(body), body)),
-]
 
 
 @pytest.mark.parametrize("read", READS, ids=str)
@@ -661,7 +392,6 @@ async def test_membership_changes_reach_only_who_may_see_the_segment(
 # --- the same tenant, limited to brand "a" -----------------------------------------------------
 
 LIMITED = ["marketer-a", "marketer-key-a"]
-BRAND_WRITES = [w for w in WRITES if w.brand_scoped]
 
 
 @pytest.mark.parametrize("kind", LIMITED)
@@ -702,7 +432,7 @@ async def test_brand_limited_principal_cannot_refer_to_brand_b(
 def _b_markers(w: World) -> list[tuple[str, ...]]:
     """What only brand "b" knows, each in the forms it may take in an answer."""
     return [(w.brand("b"), str(w.t.brands["b"]), "brand-b", "Brand B"),
-            (_sg(w, "b"), str(w.seg["b"]), w.names[1]), (gid("Segment", w.static["b"]), str(w.static["b"]), w.names[3]),
+            (segment_gid(w, "b"), str(w.seg["b"]), w.names[1]), (gid("Segment", w.static["b"]), str(w.static["b"]), w.names[3]),
             (gid("Customer", w.b_only), str(w.b_only), "bsecretbuyer"), (gid("Customer", w.b_two), str(w.b_two)),
             ("brand-b-only@x.test",)]
 
@@ -717,24 +447,24 @@ LIMITED_READS: list[tuple[str, str, Callable[[World], dict[str, Any]], Callable[
                           tuple[str, str] | None]] = [
     ("segments(brandId)", SEGMENTS, lambda w: {"b": w.brand("b")}, lambda w: {"b": w.brand("a")},
      ("NOT_FOUND", "brandId")),
-    ("segment", SEGMENT, lambda w: {"id": _sg(w, "b")}, lambda w: {"id": _sg(w, "a")}, None),
+    ("segment", SEGMENT, lambda w: {"id": segment_gid(w, "b")}, lambda w: {"id": segment_gid(w, "a")}, None),
     ("segment(static)", SEGMENT, lambda w: {"id": gid("Segment", w.static["b"])},
      lambda w: {"id": gid("Segment", w.static["a"])}, None),
-    ("node(Segment)", NODE, lambda w: {"id": _sg(w, "b")}, lambda w: {"id": _sg(w, "a")}, None),
-    ("segment.overlap", OVERLAP, lambda w: {"id": _sg(w, "a"), "o": _sg(w, "b")},
-     lambda w: {"id": _sg(w, "a"), "o": gid("Segment", w.static["a"])}, ("NOT_FOUND", "otherSegmentId")),
+    ("node(Segment)", NODE, lambda w: {"id": segment_gid(w, "b")}, lambda w: {"id": segment_gid(w, "a")}, None),
+    ("segment.overlap", OVERLAP, lambda w: {"id": segment_gid(w, "a"), "o": segment_gid(w, "b")},
+     lambda w: {"id": segment_gid(w, "a"), "o": gid("Segment", w.static["a"])}, ("NOT_FOUND", "otherSegmentId")),
     ("segmentFields", FIELDS, lambda w: {"b": w.brand("b")}, lambda w: {"b": w.brand("a")}, ("NOT_FOUND", "brandId")),
     ("previewSegment", PREVIEW, lambda w: {"b": w.brand("b"), "d": {"match": "ALL"}},
      lambda w: {"b": w.brand("a"), "d": {"match": "ALL"}}, ("NOT_FOUND", "brandId")),
-    ("previewSegment(brand b segment)", PREVIEW, lambda w: {"b": w.brand("a"), "d": _seg_def(w, "b")},
-     lambda w: {"b": w.brand("a"), "d": _seg_def(w, "a")}, ("INVALID", "definition")),
-    ("explainSegment(brand b segment)", EXPLAIN_SEGMENT, lambda w: {"s": _sg(w, "b"), "c": _cg(w)},
-     lambda w: {"s": _sg(w, "a"), "c": _cg(w)}, ("NOT_FOUND", "segmentId")),
-    ("explainSegment(brand b customer)", EXPLAIN_SEGMENT, lambda w: {"s": _sg(w, "a"), "c": gid("Customer", w.b_only)},
-     lambda w: {"s": _sg(w, "a"), "c": _cg(w)}, ("NOT_FOUND", "customerId")),
+    ("previewSegment(brand b segment)", PREVIEW, lambda w: {"b": w.brand("a"), "d": seg_def(w, "b")},
+     lambda w: {"b": w.brand("a"), "d": seg_def(w, "a")}, ("INVALID", "definition")),
+    ("explainSegment(brand b segment)", EXPLAIN_SEGMENT, lambda w: {"s": segment_gid(w, "b"), "c": customer_gid(w)},
+     lambda w: {"s": segment_gid(w, "a"), "c": customer_gid(w)}, ("NOT_FOUND", "segmentId")),
+    ("explainSegment(brand b customer)", EXPLAIN_SEGMENT, lambda w: {"s": segment_gid(w, "a"), "c": gid("Customer", w.b_only)},
+     lambda w: {"s": segment_gid(w, "a"), "c": customer_gid(w)}, ("NOT_FOUND", "customerId")),
     ("explainSegment(brand b)", EXPLAIN_DEFINITION,
      lambda w: {"b": w.brand("b"), "d": {"match": "ALL"}, "c": gid("Customer", w.b_only)},
-     lambda w: {"b": w.brand("a"), "d": {"match": "ALL"}, "c": _cg(w)}, ("NOT_FOUND", "brandId")),
+     lambda w: {"b": w.brand("a"), "d": {"match": "ALL"}, "c": customer_gid(w)}, ("NOT_FOUND", "brandId")),
 ]
 
 
@@ -764,13 +494,13 @@ async def test_brand_limited_principal_lists_only_brand_a_segments(
     api: Api, world: World, tokens: dict[str, str], kind: str
 ) -> None:
     owner = await all_segments(api, world.t.owner_token)
-    assert {_sg(world, "a"), _sg(world, "b")} <= owner
+    assert {segment_gid(world, "a"), segment_gid(world, "b")} <= owner
     mine = await all_segments(api, tokens[kind])
     async with tenant_session(world.t.id) as s:
         brand_a = {gid("Segment", r[0]) for r in (await s.execute(text(
             "SELECT id FROM segments WHERE tenant_id = :t AND brand_id = :b"),
             {"t": world.t.id, "b": world.t.brands["a"]})).all()}
-    assert {_sg(world, "a"), gid("Segment", world.static["a"])} <= mine
+    assert {segment_gid(world, "a"), gid("Segment", world.static["a"])} <= mine
     assert mine == owner & brand_a
     assert await all_segments(api, tokens[kind], world.brand("a")) == brand_a
 
@@ -867,7 +597,7 @@ EVERYTHING = """query($a: ID!, $s: ID!, $c: ID!, $d: SegmentDefinitionInput!, $s
 async def test_read_only_roles_read_preview_and_explain_what_the_owner_does(
     api: Api, world: World, tokens: dict[str, str], kind: str
 ) -> None:
-    variables = {"a": world.brand("a"), "s": _sg(world), "c": _cg(world, "mid"), "d": spend(250),
+    variables = {"a": world.brand("a"), "s": segment_gid(world), "c": customer_gid(world, "mid"), "d": spend(250),
                  "st": gid("Segment", world.static["a"])}
     owner = await api.data(EVERYTHING, variables, token=world.t.owner_token)
     assert owner["segment"]["memberCount"] == 3 and owner["previewSegment"]["count"] == 2

@@ -34,12 +34,9 @@ from typing import Any
 
 import pytest
 
-import test_campaigns_isolation as campaigns
-import test_conversations_isolation as conversations
-import test_customers_isolation as customers
-import test_isolation as isolation
-import test_segments_isolation as segments
 from conftest import Api, TenantFixture, gid
+from support.isolation import campaigns, conversations, customers, segments
+from support.isolation import tenancy as isolation
 
 TENANT_WIDE, BRAND, KNOWN, OWN = "tenant-wide", "brand", "known customers", "own membership"
 

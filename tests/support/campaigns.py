@@ -174,7 +174,6 @@ def fake_messages(fake: Any, campaign: str) -> list[Any]:
     return [m for m in list(fake.messages) if (m.key or "").startswith(prefix)]
 
 
-
 SET_PROVIDER = """mutation($input: SetDeliveryProviderInput!) { setDeliveryProvider(input: $input) {
   deliveryProvider { channel provider credentialsSet } errors { field code message } } }"""
 

@@ -1,0 +1,26 @@
+"""The rows of the isolation tests, one module per area (``tenancy``, ``customers``,
+``segments``, ``campaigns``, ``conversations``): what tenant A holds and every operation of the
+area aimed at it. The area's isolation test module runs them; ``tests/tenancy/test_isolation.py``
+and ``tests/tenancy/test_tenant_wide_actions.py`` check that together they cover the schema.
+"""
+
+from __future__ import annotations
+
+from conftest import TenantFixture
+
+
+async def principals(t: TenantFixture, *kinds: str) -> dict[str, str]:
+    """A token for each kind of principal of ``t``, made in the order given: ``"<role>"`` is a
+    member, ``"<role>-key"`` an API key; a ``"-<brand>"`` ending limits either to that brand
+    (``"marketer-a"``, ``"admin-key-a"``)."""
+    out: dict[str, str] = {}
+    for kind in kinds:
+        parts = kind.split("-")
+        brands = [parts.pop()] if len(parts) > 1 and parts[-1] in t.brands else None
+        role, key = parts[0], parts[1:] == ["key"]
+        assert parts[1:] in ([], ["key"]), kind
+        if key:
+            out[kind] = (await t.api_key(role, brands=brands))[1]
+        else:
+            out[kind] = (await t.member(role, brands=brands))[1]
+    return out
