@@ -4,7 +4,7 @@ members of preview, refresh and explain compared with what the oracle computes f
 
 The seed is printed (shown with a failure); ``BRANDGRAPH_ORACLE_SEED`` replays one, and
 ``BRANDGRAPH_ORACLE_TREES`` (default 60) sets how many random trees a run checks: a longer sweep is
-``BRANDGRAPH_ORACLE_TREES=2000 pytest tests/test_segment_operators.py``.
+``BRANDGRAPH_ORACLE_TREES=2000 pytest tests/segments/test_segment_operators.py``.
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ Every mutation of the schema (read from the built schema, so a new one fails
 * ``OWN``: it acts on the caller's own membership only (accepting an invitation).
 
 ``BRAND``, ``KNOWN`` and ``OWN`` mutations are proven by the brand-limited rows of the isolation tests
-(``test_isolation.py``, ``test_customers_isolation.py``, ``test_segments_isolation.py``,
-``test_campaigns_isolation.py``, ``test_conversations_isolation.py``) or by :data:`BRAND_CALLS`
+(``tests/support/isolation/``, run by ``test_isolation.py``, ``test_customers_isolation.py``,
+``test_segments_isolation.py``, ``test_campaigns_isolation.py``, ``test_conversations_isolation.py``)
+or by :data:`BRAND_CALLS`
 below; :func:`test_every_brand_scoped_mutation_has_a_brand_limited_row` checks that each has one.
 The table in docs/security.md ("Tenant-wide actions") must say the same as :data:`SCOPES`.
 """
@@ -29,12 +30,11 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import Api, TenantFixture, gid
+from conftest import ROOT, Api, TenantFixture, gid
 from support.isolation import campaigns, conversations, customers, segments
 from support.isolation import tenancy as isolation
 
@@ -88,7 +88,7 @@ def test_every_mutation_is_classified() -> None:
 
 
 def test_the_documented_list_is_the_tested_one() -> None:
-    text = (Path(__file__).resolve().parents[1] / "docs" / "security.md").read_text()
+    text = (ROOT / "docs" / "security.md").read_text()
     section = text.split("## Tenant-wide actions", 1)[1].split("\n## ", 1)[0]
     documented = {}
     for name, scope in re.findall(r"^\| `(\w+)` \| ([^|]+?) \|", section, re.M):
@@ -465,19 +465,24 @@ def brand_limited_rows() -> dict[str, str]:
     """Mutation -> the test that aims it, as a brand-limited principal, at brand b."""
     out: dict[str, str] = {}
     for op, _ in isolation.BRAND_SCOPED:
-        out.setdefault(op.name, "test_isolation.py::test_brand_limited_admin_key_cannot_change_brand_b")
+        out.setdefault(op.name, "tenancy/test_isolation.py::"
+                                "test_brand_limited_admin_key_cannot_change_brand_b")
     for row in customers.LIMITED_WRITES:
-        out.setdefault(row[1].name, "test_customers_isolation.py::"
+        out.setdefault(row[1].name, "customers/test_customers_isolation.py::"
                                     "test_brand_limited_principal_touches_nothing_only_brand_b_knows")
     for w in segments.BRAND_WRITES:
-        out.setdefault(w.op, "test_segments_isolation.py::test_brand_limited_principal_cannot_touch_brand_b")
+        out.setdefault(w.op, "segments/test_segments_isolation.py::"
+                             "test_brand_limited_principal_cannot_touch_brand_b")
     for w in campaigns.WRITES:
-        out.setdefault(w.name, "test_campaigns_isolation.py::test_brand_limited_principal_cannot_touch_brand_b")
+        out.setdefault(w.name, "campaigns/test_campaigns_isolation.py::"
+                               "test_brand_limited_principal_cannot_touch_brand_b")
     for w in conversations.WRITES:
-        out.setdefault(w.op, "test_conversations_isolation.py::test_brand_limited_principal_cannot_touch_brand_b")
+        out.setdefault(w.op, "conversations/test_conversations_isolation.py::"
+                             "test_brand_limited_principal_cannot_touch_brand_b")
     for c, _, _ in BRAND_CALLS:
-        out.setdefault(c.name, "test_tenant_wide_actions.py::test_brand_limited_principal_changes_nothing_of_brand_b")
-    out.setdefault("acceptInvitation", "test_tenant_wide_actions.py::"
+        out.setdefault(c.name, "tenancy/test_tenant_wide_actions.py::"
+                               "test_brand_limited_principal_changes_nothing_of_brand_b")
+    out.setdefault("acceptInvitation", "tenancy/test_tenant_wide_actions.py::"
                                        "test_accepting_an_invitation_changes_only_the_callers_membership")
     return out
 

@@ -728,6 +728,3 @@ async def test_an_export_of_a_brand_b_customer_stays_out_of_brand_a_reach(
     seen = await api.data(q, {"id": job["id"]}, token=p.token)
     assert seen["job"] is None and seen["node"] is None, seen
     assert job["id"] not in json.dumps(seen["jobs"]), seen
-
-# --- for the coverage test in test_isolation.py ---------------------------------------------------
-

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from graphql import parse, validate
 
+from conftest import ROOT
 from graph.schema import build_schema
 
-ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"```graphql\n(.*?)```", re.S)
 SCHEMA = build_schema()._schema  # built once: relay fields cannot be built into two schemas
 EXAMPLES = [(f"{p.name}#{i}", text) for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -1,8 +1,8 @@
 """Tenant isolation: what a principal may see and change, operation by operation.
 
-Every query, mutation and subscription of the schema appears in one of the tables below (those
-of the customer area in ``test_customers_isolation.py``, which follows the same pattern). A new
-capability adds its rows: a :class:`Read` (a query, what the legitimate owner sees and what an
+Every query, mutation and subscription of the schema appears in one of the row tables of
+``tests/support/isolation/`` (``tenancy.py`` for those run here; each area's own isolation tests
+follow the same pattern). A new capability adds its rows: a :class:`Read` (a query, what the legitimate owner sees and what an
 outsider gets instead) or a :class:`Write` (a mutation aimed at tenant A's objects). Each row is
 run against several principals:
 
@@ -22,14 +22,13 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from conftest import Api, TenantFixture, audit_count, gid
+from conftest import ROOT, Api, TenantFixture, audit_count, gid
 from support.graphql import leaks as support_leaks
 from support.graphql import payload_codes
 from support.isolation import campaigns, conversations, customers, segments
@@ -194,7 +193,7 @@ async def test_another_tenants_owner_cannot_attach_a_brand_of_a(
 
 # --- coverage: every operation of the schema has rows here -----------------------------
 
-SCHEMA = Path(__file__).resolve().parents[1] / "schema.graphql"
+SCHEMA = ROOT / "schema.graphql"
 SUBSCRIPTIONS = {"auditEvents"}  # each tested below, over graphql-transport-ws
 
 
@@ -205,10 +204,10 @@ def root_fields(doc: str) -> set[str]:
 
 
 def test_every_operation_of_the_schema_has_isolation_rows() -> None:
-    """A new query, mutation or subscription fails this test until its rows are added above, in
-    test_customers_isolation.py (customers, commerce, timeline, jobs), test_segments_isolation.py
-    (segments), test_campaigns_isolation.py (campaigns, delivery settings) or
-    test_conversations_isolation.py (conversations)."""
+    """A new query, mutation or subscription fails this test until its rows are added in
+    tests/support/isolation/ (tenancy.py here; customers.py for customers, commerce, timeline and
+    jobs, segments.py, campaigns.py for campaigns and delivery settings, conversations.py), which
+    the isolation tests of each area run."""
     from graphql import build_schema
 
     schema = build_schema(SCHEMA.read_text())
@@ -226,10 +225,10 @@ def test_every_operation_of_the_schema_has_isolation_rows() -> None:
                                                     | campaigns.SUBSCRIPTIONS | conversations.SUBSCRIPTIONS)
 
 
-# Proven elsewhere: automations in tests/test_automations.py (test_another_tenant_cannot_see_or_change_automations,
+# Proven elsewhere: automations in tests/segments/test_automations.py (test_another_tenant_cannot_see_or_change_automations,
 # test_an_analyst_cannot_create_automations, test_webhook_signature_verifies_with_the_rotated_secret); member
-# uploads in tests/test_segments.py (test_static_members_from_a_csv_upload); accepting an invitation (no
-# arguments: the caller's own, in the tenant of its credential) in tests/test_invitations.py
+# uploads in tests/segments/test_segments.py (test_static_members_from_a_csv_upload); accepting an invitation (no
+# arguments: the caller's own, in the tenant of its credential) in tests/tenancy/test_invitations.py
 # (test_an_invitation_grants_nothing_until_the_person_accepts: another tenant's member, or the owner, gets
 # INVALID_STATE and nothing changes).
 AUTOMATION_OPERATIONS = {

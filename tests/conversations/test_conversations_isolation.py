@@ -728,7 +728,3 @@ async def test_delivery_event_with_a_key_of_a_changes_nothing_elsewhere(
 
 async def _equals(value: Any, expected: Any) -> bool:
     return (await value) == expected
-
-
-# --- for the coverage test in test_isolation.py ---------------------------------------------------
-
