@@ -11,21 +11,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from conftest import Api, TenantFixture
-from support.campaigns import (
-    audience,
-    cid,
-    create,
-    emails_of,
-    fake_messages,
-    identity,
-    launch,
-    once_each,
-    provider,
-    recipients,
-    settings,
-    until,
-    wait_status,
-)
+from support.campaigns import audience, create, identity, launch, recipients, wait_status
+from support.sending import cid, emails_of, fake_messages, once_each, provider, settings, until
 
 N = 5000
 

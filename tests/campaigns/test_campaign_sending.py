@@ -13,20 +13,8 @@ from typing import Any
 import pytest
 
 from conftest import Api, TenantFixture
-from support.campaigns import (
-    audience,
-    create,
-    emails_of,
-    fake_messages,
-    identity,
-    launch,
-    once_each,
-    provider,
-    recipients,
-    set_customers,
-    settings,
-    wait_status,
-)
+from support.campaigns import audience, create, identity, launch, recipients, wait_status
+from support.sending import emails_of, fake_messages, once_each, provider, set_customers, settings
 
 
 def index_of(address: str) -> int:

@@ -14,23 +14,17 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from conftest import Api, TenantFixture, create_tenant_fixture, gid
 from support.campaigns import (
     audience,
-    cid,
     create,
-    emails_of,
-    fake_messages,
     identity,
     launch,
-    mutate,
     recipients,
-    set_customers,
-    settings,
-    until,
     use_provider,
     wait_status,
 )
-from conftest import Api, TenantFixture, create_tenant_fixture, gid
+from support.sending import cid, emails_of, fake_messages, mutate, set_customers, settings, until
 
 CAMPAIGN_FIELDS = "campaign { id status scheduledAt launchedAt failureReason } errors { field code message }"
 UPDATE = f"mutation($input: UpdateCampaignInput!) {{ updateCampaign(input: $input) {{ {CAMPAIGN_FIELDS} }} }}"

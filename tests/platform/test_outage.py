@@ -21,18 +21,8 @@ import pytest
 import conftest
 from conftest import Api, TenantFixture
 from support.audit import AuditClient, renamer, until_live
-from support.campaigns import (
-    audience,
-    create,
-    emails_of,
-    fake_messages,
-    identity,
-    launch,
-    once_each,
-    provider,
-    settings,
-    wait_status,
-)
+from support.campaigns import audience, create, identity, launch, wait_status
+from support.sending import emails_of, fake_messages, once_each, provider, settings
 from support.ws import bearer, wait_for
 
 JOB = "mutation { rebuildProfiles { job { id } errors { code } } }"
