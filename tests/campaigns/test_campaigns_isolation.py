@@ -55,7 +55,7 @@ from support.campaigns import (
     wait_status,
 )
 from support.graphql import codes, leaks, perrs
-from support.isolation import principals
+from support.isolation import two_tenants
 from support.isolation.campaigns import (
     AUDIENCE,
     BRAND_CAMPAIGNS,
@@ -132,20 +132,8 @@ async def _make_other() -> Other:
     return Other(t, seg, ids[0], c.id)
 
 
-@pytest.fixture(scope="module")
-async def world() -> World:
-    return await _make_world()
-
-
-@pytest.fixture(scope="module")
-async def other() -> Other:
-    return await _make_other()
-
-
-@pytest.fixture(scope="module")
-async def tokens(world: World) -> dict[str, str]:
-    return await principals(world.t,
-                            "analyst", "agent", "marketer", "analyst-key", "marketer-a", "admin-key-a")
+world, other, tokens = two_tenants(_make_world, _make_other, (
+    "analyst", "agent", "marketer", "analyst-key", "marketer-a", "admin-key-a"))
 
 
 async def state(t: TenantFixture) -> dict[str, list[tuple[str, ...]]]:

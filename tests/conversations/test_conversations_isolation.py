@@ -49,7 +49,7 @@ from support.conversations import (
     until,
 )
 from support.graphql import errs, form_leaks, perrs
-from support.isolation import principals
+from support.isolation import two_tenants
 from support.isolation.conversations import (
     ASSIGN,
     CANNED,
@@ -151,20 +151,8 @@ async def _make_other(fakes: Any) -> Other:
     return Other(t=t, conv=conv, customer=customer, label=label.id, canned=made.id, member=member)
 
 
-@pytest.fixture(scope="module")
-async def world(fakes: Any) -> World:
-    return await _make_world(fakes)
-
-
-@pytest.fixture(scope="module")
-async def other(fakes: Any) -> Other:
-    return await _make_other(fakes)
-
-
-@pytest.fixture(scope="module")
-async def tokens(world: World) -> dict[str, str]:
-    return await principals(world.t,
-                            "analyst", "analyst-key", "agent", "marketer-a", "marketer-key-a")
+world, other, tokens = two_tenants(_make_world, _make_other, (
+    "analyst", "analyst-key", "agent", "marketer-a", "marketer-key-a"), uses=("fakes",))
 
 
 # --- what "changes nothing" compares ----------------------------------------------------------------

@@ -45,7 +45,7 @@ from domain.platform.db import tenant_session
 from domain.segments import refresh, service
 from domain.segments.service import SegmentKind
 from support.graphql import errs, form_leaks, perrs
-from support.isolation import principals
+from support.isolation import two_tenants
 from support.isolation.segments import (
     A_SPEND,
     ADD,
@@ -126,21 +126,9 @@ async def _make_other() -> Other:
     return Other(t=t, customer=c.id, seg=seg.id, static=static.id)
 
 
-@pytest.fixture(scope="module")
-async def world() -> World:
-    return await _make_world()
-
-
-@pytest.fixture(scope="module")
-async def other() -> Other:
-    return await _make_other()
-
-
-@pytest.fixture(scope="module")
-async def tokens(world: World) -> dict[str, str]:
-    """Principals of A: read-only roles (every brand) and principals limited to brand "a"."""
-    return await principals(world.t,
-                            "analyst", "agent", "analyst-key", "marketer-a", "marketer-key-a")
+# tenant A, tenant B, and tokens of A's principals (read-only roles; principals limited to brand "a")
+world, other, tokens = two_tenants(_make_world, _make_other, (
+    "analyst", "agent", "analyst-key", "marketer-a", "marketer-key-a"))
 
 
 # --- what "changes nothing" compares ------------------------------------------------------------

@@ -6,6 +6,11 @@ and ``tests/tenancy/test_tenant_wide_actions.py`` check that together they cover
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
 from conftest import TenantFixture
 
 
@@ -24,3 +29,30 @@ async def principals(t: TenantFixture, *kinds: str) -> dict[str, str]:
         else:
             out[kind] = (await t.member(role, brands=brands))[1]
     return out
+
+
+Maker = Callable[..., Awaitable[Any]]
+
+
+def two_tenants(make_world: Maker, make_other: Maker, kinds: tuple[str, ...],
+                uses: tuple[str, ...] = ()) -> tuple[Any, Any, Any]:
+    """An area's module-scoped fixtures: ``world`` (tenant A, from ``make_world``), ``other``
+    (tenant B, from ``make_other``) and ``tokens`` (A's principals of ``kinds``, see
+    :func:`principals`). ``uses``: the fixtures both makers are given, in that order.
+
+    ``world, other, tokens = two_tenants(make_world, make_other, ("analyst", "marketer-a"))``
+    """
+
+    @pytest.fixture(scope="module", name="world")
+    async def world(request: pytest.FixtureRequest) -> Any:
+        return await make_world(*(request.getfixturevalue(name) for name in uses))
+
+    @pytest.fixture(scope="module", name="other")
+    async def other(request: pytest.FixtureRequest) -> Any:
+        return await make_other(*(request.getfixturevalue(name) for name in uses))
+
+    @pytest.fixture(scope="module", name="tokens")
+    async def tokens(world: Any) -> dict[str, str]:
+        return await principals(world.t, *kinds)
+
+    return world, other, tokens
