@@ -29,7 +29,6 @@ from typing import Any
 import httpx
 import pytest
 from strawberry.relay import GlobalID
-from websockets.asyncio.client import ClientConnection, connect
 
 from conftest import Api, Process, TenantFixture, create_tenant_fixture, gid
 from support.graphql import found, perrs
@@ -52,7 +51,7 @@ from support.isolation.customers import (
     run_write,
     wait_job,
 )
-from support.ws import PROTOCOL, bearer, ws_url
+from support.ws import Client, bearer
 
 IMPORTS_PENDING: tuple = ()  # no marks: the import rows run like every other
 
@@ -593,23 +592,16 @@ JOB_PROGRESS = "subscription($id: ID!) { jobProgress(id: $id) { id kind status p
 async def follow(api: Api, token: str, job_id: str, within: float = 15) -> tuple[list[dict[str, Any]], str]:
     """Subscribe to jobProgress: the payloads received, and how the operation ended
     ("complete", "error", or "timeout")."""
-    ws: ClientConnection = await connect(ws_url(api), subprotocols=[PROTOCOL], open_timeout=5)
+    ws = await Client.open(api, bearer(token))
     frames: list[dict[str, Any]] = []
     try:
-        await ws.send(json.dumps({"type": "connection_init", "payload": bearer(token)}))
-        ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        assert ack["type"] == "connection_ack", ack
-        await ws.send(json.dumps({"id": "1", "type": "subscribe",
-                                  "payload": {"query": JOB_PROGRESS, "variables": {"id": job_id}}}))
+        await ws.subscribe(JOB_PROGRESS, {"id": job_id})
         deadline = time.monotonic() + within
         while (left := deadline - time.monotonic()) > 0:
-            try:
-                msg = json.loads(await asyncio.wait_for(ws.recv(), left))
-            except TimeoutError:
+            msg = await ws.receive(left)
+            if msg is None:
                 break
-            if msg["type"] == "ping":
-                await ws.send(json.dumps({"type": "pong"}))
-            elif msg["type"] == "next":
+            if msg["type"] == "next":
                 frames.append(msg["payload"])
             elif msg["type"] == "error":
                 frames.append({"errors": msg["payload"]})

@@ -4,6 +4,8 @@
 (with the given payload, or none) and insists on ``connection_ack`` within 5 seconds. A background
 task then reads every frame: it answers the server's pings with a pong, counts pongs (for
 :meth:`Client.sync`), and keeps every other message, with its arrival time, in ``messages``.
+Tests look at ``messages`` as a whole (:meth:`Client.data`, :meth:`Client.errors`, …) or take
+them one at a time, in order (:meth:`Client.receive`, :meth:`Client.collect`).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Client:
         self.messages: list[dict[str, Any]] = []  # everything but pings and pongs, in order
         self.arrived: list[float] = []  # when each of ``messages`` was read (time.monotonic())
         self.pongs = 0
+        self._received = 0  # how many of ``messages`` receive() has returned
         self._ids = itertools.count(1)
         self._reader = asyncio.create_task(self._read())
 
@@ -109,6 +112,24 @@ class Client:
         pongs = self.pongs
         await self.ws.send(json.dumps({"type": "ping"}))
         await wait_for(lambda: self.pongs > pongs, "pong")
+
+    async def receive(self, within: float) -> dict[str, Any] | None:
+        """The next message :meth:`receive` has not returned yet; None when none comes within
+        ``within`` seconds."""
+        if within <= 0 or not await poll(lambda: len(self.messages) > self._received, within):
+            return None
+        self._received += 1
+        return self.messages[self._received - 1]
+
+    async def collect(self, seconds: float) -> list[dict[str, Any]]:
+        """What :meth:`receive` gets over the next ``seconds`` seconds."""
+        out = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            message = await self.receive(left)
+            if message is not None:
+                out.append(message)
+        return out
 
     def of(self, op_id: str | None) -> list[dict[str, Any]]:
         """The messages of operation ``op_id`` (every message when None)."""

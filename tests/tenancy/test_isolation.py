@@ -40,7 +40,7 @@ from support.isolation.tenancy import (
     World,
     Write,
 )
-from support.ws import PROTOCOL, bearer, ws_url
+from support.ws import PROTOCOL, Client, bearer, ws_url
 
 # --- tenant A as its owner sees it ----------------------------------------------------
 
@@ -461,46 +461,16 @@ VOICE = WRITES[2].doc
 
 
 async def open_ws(api: Api, token: str, **params: Any) -> ClientConnection:
+    """A bare socket, initialised: for the refusals, which close it."""
     ws = await connect(ws_url(api), subprotocols=[PROTOCOL], open_timeout=5)
     await ws.send(json.dumps({"type": "connection_init", "payload": {**bearer(token), **params}}))
     return ws
 
 
-async def subscribe(api: Api, token: str, query: str = AUDIT_SUB) -> ClientConnection:
-    ws = await open_ws(api, token)
-    ack = await receive(ws, 5)
-    assert ack is not None and ack["type"] == "connection_ack", ack
-    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+async def subscribe(api: Api, token: str, query: str = AUDIT_SUB) -> Client:
+    ws = await Client.open(api, bearer(token))
+    await ws.subscribe(query)
     return ws
-
-
-async def receive(ws: ClientConnection, within: float) -> dict[str, Any] | None:
-    """The next protocol message other than ping/pong; None when nothing comes ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        left = deadline - loop.time()
-        if left <= 0:
-            return None
-        try:
-            msg = json.loads(await asyncio.wait_for(ws.recv(), left))
-        except TimeoutError:
-            return None
-        if msg["type"] == "ping":
-            await ws.send(json.dumps({"type": "pong"}))
-        elif msg["type"] != "pong":
-            return msg
-
-
-async def collect(ws: ClientConnection, seconds: float) -> list[dict[str, Any]]:
-    out = []
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while (left := deadline - loop.time()) > 0:
-        msg = await receive(ws, left)
-        if msg is not None:
-            out.append(msg)
-    return out
 
 
 async def touch_voice(api: Api, t: TenantFixture, brand: str = "a") -> None:
@@ -509,11 +479,11 @@ async def touch_voice(api: Api, t: TenantFixture, brand: str = "a") -> None:
     assert data["updateBrandVoice"]["errors"] == []
 
 
-async def until_live(api: Api, ws: ClientConnection, t: TenantFixture) -> None:
+async def until_live(api: Api, ws: Client, t: TenantFixture) -> None:
     """Subscribing is asynchronous: change brand "a" until an event of it arrives."""
     for _ in range(20):
         await touch_voice(api, t)
-        msg = await receive(ws, 0.5)
+        msg = await ws.receive(0.5)
         if msg is not None:
             assert msg["type"] == "next", msg
             assert msg["payload"]["data"]["auditEvents"]["targetId"] == str(t.brands["a"]), msg
@@ -530,17 +500,17 @@ async def test_audit_events_reach_only_the_tenants_own_subscribers(
     try:
         await until_live(api, ws_a, a)
         await until_live(api, ws_b, b)  # B's subscription is live and gets B's own events
-        await collect(ws_a, 0.2)  # late warm-up events, if any
+        await ws_a.collect(0.2)  # late warm-up events, if any
 
         # A's owner changes brand "b" of A
         await touch_voice(api, a, "b")
-        got = await receive(ws_a, 5)
+        got = await ws_a.receive(5)
         assert got is not None and got["type"] == "next", got
         assert got["payload"]["data"]["auditEvents"] == {
             "action": "brand.update_voice", "targetId": str(a.brands["b"])}
 
         # B's subscriber hears nothing of it (its own warm-up events aside)
-        heard = [m for m in await collect(ws_b, 1.5)
+        heard = [m for m in await ws_b.collect(1.5)
                  if not (m["type"] == "next"
                          and m["payload"]["data"]["auditEvents"]["targetId"] == str(b.brands["a"]))]
         assert heard == []
@@ -554,7 +524,7 @@ async def test_audit_events_refused_below_admin(api: Api, tenant: TenantFixture,
     token = await low_principal(tenant, kind)
     ws = await subscribe(api, token)
     try:
-        msg = await receive(ws, 5)
+        msg = await ws.receive(5)
         assert msg is not None, "no answer to the subscription"
         if msg["type"] == "next":
             assert msg["payload"].get("data") is None, msg
@@ -565,7 +535,7 @@ async def test_audit_events_refused_below_admin(api: Api, tenant: TenantFixture,
         assert errors and any("may not" in e["message"] or e.get("extensions", {}).get("code") == "FORBIDDEN"
                               for e in errors), msg
         await touch_voice(api, tenant)
-        after = await collect(ws, 0.5)
+        after = await ws.collect(0.5)
         assert [m for m in after if m["type"] == "next" and m["payload"].get("data")] == []
     finally:
         await ws.close()
@@ -574,12 +544,9 @@ async def test_audit_events_refused_below_admin(api: Api, tenant: TenantFixture,
 async def test_subscription_cannot_pick_a_brand_of_another_tenant(
     api: Api, tenant: TenantFixture, other_tenant: TenantFixture
 ) -> None:
-    ok = await open_ws(api, other_tenant.owner_token, brandId=other_tenant.brand_gid("a"))
-    try:
-        ack = await receive(ok, 5)
-        assert ack is not None and ack["type"] == "connection_ack", ack
-    finally:
-        await ok.close()
+    ok = await Client.open(api, {**bearer(other_tenant.owner_token),
+                                 "brandId": other_tenant.brand_gid("a")})
+    await ok.close()
     ws = await open_ws(api, other_tenant.owner_token, brandId=tenant.brand_gid("a"))
     try:
         with pytest.raises(websockets.ConnectionClosed) as closed:
@@ -597,11 +564,11 @@ async def test_audit_events_of_brand_b_skip_a_key_limited_to_brand_a(api: Api, t
     try:
         await until_live(api, ws_owner, tenant)
         await until_live(api, ws_key, tenant)  # events of brand "a" do reach the key
-        await collect(ws_owner, 0.2)
+        await ws_owner.collect(0.2)
         await touch_voice(api, tenant, "b")
-        got = await receive(ws_owner, 5)
+        got = await ws_owner.receive(5)
         assert got is not None and got["payload"]["data"]["auditEvents"]["targetId"] == str(tenant.brands["b"])
-        heard = [m for m in await collect(ws_key, 1.5)
+        heard = [m for m in await ws_key.collect(1.5)
                  if not (m["type"] == "next"
                          and m["payload"]["data"]["auditEvents"]["targetId"] == str(tenant.brands["a"]))]
         assert heard == []
