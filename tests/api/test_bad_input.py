@@ -26,6 +26,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from conftest import SECRET, Api, TenantFixture, audit_count, create_tenant_fixture, gid
+from support.ws import PROTOCOL, ws_url
 
 ERRORS = "errors { field code message }"
 CREATE_BRAND = f"mutation($input: CreateBrandInput!) {{ createBrand(input: $input) {{ brand {{ id slug }} {ERRORS} }} }}"
@@ -194,12 +195,12 @@ async def test_revoked_api_key_is_refused(api: Api, tenant: TenantFixture) -> No
 
 
 async def test_websocket_without_valid_credentials_is_closed(api: Api, tenant: TenantFixture) -> None:
-    url = api.base_url.replace("http://", "ws://", 1) + "/graphql"
+    url = ws_url(api)
     for payload, accepted in (({"Authorization": f"Bearer {tenant.owner_token}"}, True),
                               ({}, False), ({"Authorization": "Bearer garbage"}, False),
                               ({"Authorization": f"Bearer {token(claims(tenant, exp=int(time.time()) - 3600))}"},
                                False)):
-        async with connect(url, subprotocols=["graphql-transport-ws"], open_timeout=5) as ws:
+        async with connect(url, subprotocols=[PROTOCOL], open_timeout=5) as ws:
             await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
             if accepted:
                 assert json.loads(await ws.recv())["type"] == "connection_ack"

@@ -46,6 +46,7 @@ from graphql import (
 )
 
 from conftest import DATA_DIR, Api, TenantFixture, create_tenant_fixture, gid
+from support.graphql import post_json
 
 # a fixed default keeps every run of the suite the same; FUZZ_SEED=random draws a new sample
 _SEED = os.environ.get("FUZZ_SEED") or "810570423"
@@ -320,9 +321,7 @@ async def test_no_query_or_mutation_gives_an_internal_error(api: Api) -> None:
             who = rng.random()
             token = limited_key if who < 0.2 else t.owner_token
             brand = t.brand_gid(rng.choice("ab")) if 0.2 <= who < 0.35 else None
-            r = await api.http.post("/graphql", content=json.dumps({"query": doc, "variables": args}), headers={
-                "Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                **({"X-Brand-Id": brand} if brand else {})})
+            r = await post_json(api, doc, args, token=token, headers={"X-Brand-Id": brand} if brand else None)
             sent += 1
             shown = json.dumps(args)[:600]
             if r.status_code >= 500:

@@ -10,7 +10,6 @@ same request made properly goes through.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import httpx
 import pytest
 
 from conftest import DATA_DIR, Api, Process, TenantFixture, free_port, gid
-from support.graphql import codes
+from support.graphql import codes, post_json
 
 INTERNAL = "INTERNAL_SERVER_ERROR"
 API_LOG = DATA_DIR / "logs"
@@ -44,8 +43,7 @@ def no_new_tracebacks() -> Iterator[None]:
 
 async def gql(api: Api, query: str, variables: dict[str, Any] | None = None, *, token: str) -> dict[str, Any]:
     """Api.gql, with the body encoded here: JSON escapes (ensure_ascii) carry lone surrogates."""
-    r = await api.http.post("/graphql", content=json.dumps({"query": query, "variables": variables or {}}),
-                            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    r = await post_json(api, query, variables or {}, token=token)
     assert r.status_code == 200, r.text
     return r.json()
 

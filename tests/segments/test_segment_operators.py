@@ -17,7 +17,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from support import segment_oracle as oracle
 from conftest import TenantFixture, create_tenant_fixture
 from domain.commerce.models import Order, OrderItem, Product, TrackedEvent
 from domain.commerce.service import EventInput, track_event
@@ -28,6 +27,7 @@ from domain.profiles.models import ALL_BRANDS, CustomerProfile
 from domain.segments import compiler, dsl, refresh, service
 from domain.segments.models import SegmentMembership
 from domain.segments.service import SegmentKind
+from support import segment_oracle as oracle
 from support.segments import make_shop
 
 SEED = int(os.environ.get("BRANDGRAPH_ORACLE_SEED") or random.SystemRandom().randrange(2**32))

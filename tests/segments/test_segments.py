@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 import pytest
 
 from conftest import Api, TenantFixture, gid
-from support.segments import make_shop
 from domain.commerce.service import EventInput, OrderInput, record_order, track_event
 from domain.segments import refresh, service
 from domain.segments.service import SegmentKind
+from support.graphql import upload
+from support.segments import make_shop
 
 CREATE = """mutation($input: CreateSegmentInput!) { createSegment(input: $input) {
   segment { id name kind memberCount definition staleness { stale } } errors { field code message } } }"""
@@ -217,12 +218,7 @@ IMPORT_MEMBERS = """mutation($s: ID!, $f: Upload!) { importSegmentMembers(segmen
 
 
 async def _upload(api: Api, token: str, segment: str, content: str) -> dict:
-    import json
-
-    r = await api.http.post("/graphql", headers={"Authorization": f"Bearer {token}"}, files={
-        "operations": (None, json.dumps({"query": IMPORT_MEMBERS, "variables": {"s": segment, "f": None}})),
-        "map": (None, json.dumps({"0": ["variables.f"]})),
-        "0": ("members.csv", content.encode(), "text/csv")})
+    r = await upload(api, IMPORT_MEMBERS, {"s": segment}, "f", content.encode(), token=token, filename="members.csv")
     assert r.status_code == 200, r.text
     return r.json()["data"]["importSegmentMembers"]
 

@@ -1,10 +1,34 @@
-"""Reading GraphQL answers in tests: error codes, payload errors, and whether an answer names
-something it must not (a "leak")."""
+"""GraphQL over HTTP in tests, beyond ``conftest.Api``: requests it does not make (a body
+encoded here, a multipart upload), and reading answers: error codes, payload errors, and whether
+an answer names something it must not (a "leak")."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+import httpx
+
+from conftest import Api
+
+
+async def post_json(api: Api, query: str, variables: dict[str, Any], *, token: str,
+                    headers: dict[str, str] | None = None) -> httpx.Response:
+    """POST /graphql with the body encoded by ``json.dumps``: its ASCII escapes carry what
+    ``Api.post`` cannot send, lone surrogates among them."""
+    body = json.dumps({"query": query, "variables": variables})
+    return await api.http.post("/graphql", content=body, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json", **(headers or {})})
+
+
+async def upload(api: Api, doc: str, variables: dict[str, Any], file_variable: str, content: bytes,
+                 *, token: str, filename: str = "upload.csv") -> httpx.Response:
+    """``doc`` as a GraphQL multipart request: ``content`` (a CSV file) is the variable
+    ``file_variable``."""
+    return await api.http.post("/graphql", headers={"Authorization": f"Bearer {token}"}, data={
+        "operations": json.dumps({"query": doc, "variables": {**variables, file_variable: None}}),
+        "map": json.dumps({"0": [f"variables.{file_variable}"]}),
+    }, files={"0": (filename, content, "text/csv")})
 
 
 def check(ok: bool, d: Any) -> None:
@@ -44,7 +68,8 @@ def leaks(body: Any, markers: list[str], sent: Any = None) -> list[str]:
     return found(json.dumps(body), markers, sent)
 
 
-def form_leaks(body: Any, markers: list[tuple[str, ...]], variables: dict[str, Any] | None = None) -> list[str]:
+def form_leaks(body: Any, markers: list[tuple[str, ...]],
+               variables: dict[str, Any] | None = None) -> list[str]:
     """The things named in ``body``, each given as the forms it may take (raw uuid, global id,
     name…), except those the caller itself put in the request (an error may echo the id it was
     given)."""

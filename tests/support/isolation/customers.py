@@ -5,7 +5,6 @@ limited to brand "a" aims at what only brand "b" knows (:data:`LIMITED_WRITES`).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conftest import Api, TenantFixture, gid
-from support.graphql import check
+from support.graphql import check, upload
 
 ERRORS = "errors { field code message }"
 
@@ -401,10 +400,7 @@ async def run_write(api: Api, op: Write, variables: dict[str, Any], token: str) 
     if op.upload is None:
         data = await api.data(op.doc, variables, token=token)
     else:
-        r = await api.http.post("/graphql", headers={"Authorization": f"Bearer {token}"}, data={
-            "operations": json.dumps({"query": op.doc, "variables": {**variables, "file": None}}),
-            "map": json.dumps({"0": ["variables.file"]}),
-        }, files={"0": ("upload.csv", op.upload, "text/csv")})
+        r = await upload(api, op.doc, variables, "file", op.upload, token=token)
         assert r.status_code == 200, r.text
         body = r.json()
         assert not body.get("errors"), body
