@@ -491,6 +491,12 @@ async def until_live(api: Api, ws: Client, t: TenantFixture) -> None:
     raise AssertionError("the subscription never delivered an event")
 
 
+async def heard_besides(ws: Client, brand_id: uuid.UUID, seconds: float) -> list[dict[str, Any]]:
+    """What ``ws`` hears over ``seconds`` seconds, events of brand ``brand_id`` (its warm-up) aside."""
+    return [m for m in await ws.collect(seconds)
+            if not (m["type"] == "next" and m["payload"]["data"]["auditEvents"]["targetId"] == str(brand_id))]
+
+
 async def test_audit_events_reach_only_the_tenants_own_subscribers(
     api: Api, tenant: TenantFixture, other_tenant: TenantFixture
 ) -> None:
@@ -510,10 +516,7 @@ async def test_audit_events_reach_only_the_tenants_own_subscribers(
             "action": "brand.update_voice", "targetId": str(a.brands["b"])}
 
         # B's subscriber hears nothing of it (its own warm-up events aside)
-        heard = [m for m in await ws_b.collect(1.5)
-                 if not (m["type"] == "next"
-                         and m["payload"]["data"]["auditEvents"]["targetId"] == str(b.brands["a"]))]
-        assert heard == []
+        assert await heard_besides(ws_b, b.brands["a"], 1.5) == []
     finally:
         await ws_a.close()
         await ws_b.close()
@@ -568,10 +571,7 @@ async def test_audit_events_of_brand_b_skip_a_key_limited_to_brand_a(api: Api, t
         await touch_voice(api, tenant, "b")
         got = await ws_owner.receive(5)
         assert got is not None and got["payload"]["data"]["auditEvents"]["targetId"] == str(tenant.brands["b"])
-        heard = [m for m in await ws_key.collect(1.5)
-                 if not (m["type"] == "next"
-                         and m["payload"]["data"]["auditEvents"]["targetId"] == str(tenant.brands["a"]))]
-        assert heard == []
+        assert await heard_besides(ws_key, tenant.brands["a"], 1.5) == []
     finally:
         await ws_owner.close()
         await ws_key.close()
