@@ -16,6 +16,7 @@ from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform import outbox
 from domain.platform.db import tenant_session
 from domain.platform.observability import current_request_id
+from domain.tenancy import scoping
 from domain.tenancy.policies import Action, Principal, authorize
 
 TOPIC = "audit"
@@ -78,20 +79,14 @@ class AuditFilter:
     occurred_to: datetime | None = None
 
 
-def _brand_scope(principal: Principal) -> list:
-    """A brand-limited principal sees only entries about its brands: tenant-wide entries
-    (members, keys) may name other brands, so they stay hidden too."""
-    if principal.brand_ids is None:
-        return []
-    return [AuditEntry.brand_id.in_(principal.brand_ids)]
-
-
 async def list_entries(
     principal: Principal, flt: AuditFilter, *, first: int, after: str | None
 ) -> Page[AuditEntry]:
-    """Newest first, keyset-paginated on (occurred_at, id)."""
+    """Newest first, keyset-paginated on (occurred_at, id). A brand-limited principal sees only
+    entries about its brands: tenant-wide entries (members, keys) may name other brands, so they
+    stay hidden too."""
     authorize(principal, Action.AUDIT_READ)
-    conditions = [AuditEntry.tenant_id == principal.tenant_id, *_brand_scope(principal)]
+    conditions = [AuditEntry.tenant_id == principal.tenant_id, *scoping.brand_filter(principal, AuditEntry.brand_id)]
     if flt.action:
         conditions.append(AuditEntry.action == flt.action)
     if flt.target_type:
@@ -124,7 +119,8 @@ async def get_entry(principal: Principal, entry_id: uuid.UUID) -> AuditEntry | N
     async with tenant_session(principal.tenant_id) as s:
         return await s.scalar(
             select(AuditEntry).where(
-                AuditEntry.tenant_id == principal.tenant_id, AuditEntry.id == entry_id, *_brand_scope(principal)
+                AuditEntry.tenant_id == principal.tenant_id, AuditEntry.id == entry_id,
+                *scoping.brand_filter(principal, AuditEntry.brand_id),
             )
         )
 

@@ -25,7 +25,7 @@ from domain.audit import service as audit
 from domain.campaigns import templates
 from domain.campaigns.models import Campaign, CampaignStats, Recipient
 from domain.commerce.models import Product
-from domain.customers.service import check_brand, load_visible
+from domain.customers.service import load_visible
 from domain.errors import (
     DomainError,
     ErrorCode,
@@ -106,12 +106,7 @@ async def list_campaigns(principal: Principal, brand_id: uuid.UUID | None, *, st
                          first: int, after: str | None) -> Page[Campaign]:
     authorize(principal, Action.CAMPAIGN_READ)
     conditions = [Campaign.tenant_id == principal.tenant_id]
-    if brand_id is not None:
-        if not principal.may_use_brand(brand_id):
-            raise NotFound("brand not found", field="brandId")
-        conditions.append(Campaign.brand_id == brand_id)
-    elif principal.brand_ids is not None:
-        conditions.append(Campaign.brand_id.in_(principal.brand_ids))
+    conditions += scoping.brand_filter(principal, Campaign.brand_id, brand_id)
     if statuses:
         conditions.append(Campaign.status.in_([s.value for s in statuses]))
     if after:
@@ -195,7 +190,7 @@ async def create_campaign(principal: Principal, brand_id: uuid.UUID, data: dict[
     authorize(principal, Action.CAMPAIGN_WRITE)
     values = _clean(data, creating=True)
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
         campaign = Campaign(id=uuid.uuid4(), tenant_id=principal.tenant_id, brand_id=brand_id,
                             status=Status.DRAFT.value, created_by=principal.label, content={}, segment_ids=[],
                             exclusion_segment_ids=[], **values)

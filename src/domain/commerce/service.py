@@ -20,7 +20,6 @@ from domain.audit import service as audit
 from domain.commerce.models import Order, OrderItem, Product, TrackedEvent
 from domain.customers.service import (
     CustomerSource,
-    check_brand,
     clean_fields,
     load_visible,
     upsert_in_session,
@@ -29,7 +28,7 @@ from domain.errors import DomainError, ErrorCode, NotFound, PermissionDenied, Va
 from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform.db import tenant_session
 from domain.profiles import service as profiles
-from domain.tenancy import validation
+from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
 
@@ -121,7 +120,7 @@ async def record_order(principal: Principal, inp: OrderInput) -> tuple[Order, bo
     customer_fields = clean_fields(inp.customer or {}, v, prefix="customer.") if inp.customer else None
     v.check()
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, inp.brand_id)
+        await scoping.check_brand(s, principal, inp.brand_id)
         await _serialise(s, f"order:{inp.brand_id}:{inp.external_order_id}")
         existing = await s.scalar(select(Order).where(
             Order.tenant_id == principal.tenant_id, Order.brand_id == inp.brand_id,
@@ -236,18 +235,14 @@ async def track_event(principal: Principal, inp: EventInput) -> tuple[TrackedEve
     customer_fields = clean_fields(inp.customer or {}, v, prefix="customer.") if inp.customer else None
     v.check()
     async with tenant_session(principal.tenant_id) as s:
+        scoping.require_brand_if_limited(principal, inp.brand_id)
         if inp.brand_id is not None:
-            await check_brand(s, principal, inp.brand_id)
-        elif principal.brand_ids is not None:
-            raise DomainError("brandId is required for a principal limited to some brands", field="brandId",
-                              code=ErrorCode.REQUIRED)
+            await scoping.check_brand(s, principal, inp.brand_id)
         await _serialise(s, f"event:{principal.tenant_id}:{inp.event_id}")
         existing = await s.scalar(select(TrackedEvent).where(
             TrackedEvent.tenant_id == principal.tenant_id, TrackedEvent.idempotency_key == inp.event_id))
         if existing is not None:
-            out_of_scope = (principal.may_use_brand(existing.brand_id) if existing.brand_id is not None
-                            else principal.brand_ids is None)
-            if not out_of_scope:
+            if not scoping.may_use_brand(principal, existing.brand_id):
                 raise DomainError("this eventId was already used for another event", field="eventId",
                                   code=ErrorCode.DUPLICATE)
             return existing, False
@@ -288,18 +283,16 @@ async def upsert_product(principal: Principal, sku: str, name: str, *, brand_id:
     if currency is not None and currency.upper() not in CURRENCIES:
         v.add("currency", f"{currency!r} is not an ISO 4217 currency code")
     v.check()
-    if brand_id is None and principal.brand_ids is not None:
-        raise DomainError("brandId is required for a principal limited to some brands", field="brandId",
-                          code=ErrorCode.REQUIRED)
+    scoping.require_brand_if_limited(principal, brand_id)
     values = dict(name=name, category=category, brand_id=brand_id, price_cents=price_cents,
                   currency=currency.upper() if currency else None)
     async with tenant_session(principal.tenant_id) as s:
         if brand_id is not None:
-            await check_brand(s, principal, brand_id)
+            await scoping.check_brand(s, principal, brand_id)
         current = await s.scalar(select(Product).where(Product.tenant_id == principal.tenant_id, Product.sku == sku))
-        if current is not None and current.brand_id is not None and not principal.may_use_brand(current.brand_id):
-            raise NotFound("product not found", field="sku")
-        if current is not None and current.brand_id is None and principal.brand_ids is not None:
+        if current is not None and not scoping.may_use_brand(principal, current.brand_id):
+            if current.brand_id is not None:
+                raise NotFound("product not found", field="sku")
             raise PermissionDenied("a product shared by every brand is changed by a principal who sees every brand",
                                    field="sku")
         await s.execute(insert(Product).values(tenant_id=principal.tenant_id, id=uuid.uuid4(), sku=sku, **values)
@@ -309,21 +302,10 @@ async def upsert_product(principal: Principal, sku: str, name: str, *, brand_id:
     return product
 
 
-def _brand_scope(principal: Principal, column, brand_id: uuid.UUID | None) -> list:
-    c = []
-    if brand_id is not None:
-        if not principal.may_use_brand(brand_id):
-            raise NotFound("brand not found", field="brandId")
-        c.append(column == brand_id)
-    elif principal.brand_ids is not None:
-        c.append(column.in_(principal.brand_ids))
-    return c
-
-
 async def list_orders(principal: Principal, *, brand_id: uuid.UUID | None, customer_id: uuid.UUID | None,
                       first: int, after: str | None) -> Page[Order]:
     authorize(principal, Action.CUSTOMER_READ)
-    conditions = [Order.tenant_id == principal.tenant_id, *_brand_scope(principal, Order.brand_id, brand_id),
+    conditions = [Order.tenant_id == principal.tenant_id, *scoping.brand_filter(principal, Order.brand_id, brand_id),
                   *_after(after)]
     if customer_id is not None:
         conditions.append(Order.customer_id == customer_id)
@@ -346,7 +328,8 @@ def _after(after: str | None, order=Order) -> list:
 
 async def orders_of_customers(principal: Principal, customer_ids: list[uuid.UUID], *, brand_id: uuid.UUID | None,
                               first: int, after: str | None) -> dict[uuid.UUID, Page[Order]]:
-    """The same page of several customers' orders, newest first, in one query (LATERAL)."""
+    """The same page of several customers' orders, newest first, in one query (LATERAL). A
+    ``brand_id`` the principal may not use matches no order (a field of a visible customer)."""
     from sqlalchemy import ARRAY, cast, true
     from sqlalchemy.dialects.postgresql import UUID as PGUUID
     from sqlalchemy.orm import aliased
@@ -354,7 +337,8 @@ async def orders_of_customers(principal: Principal, customer_ids: list[uuid.UUID
     authorize(principal, Action.CUSTOMER_READ)
     ids = select(func.unnest(cast(list(customer_ids), ARRAY(PGUUID(as_uuid=True)))).label("id")).subquery("c")
     each = (select(Order).where(Order.tenant_id == principal.tenant_id, Order.customer_id == ids.c.id,
-                                *_brand_scope(principal, Order.brand_id, brand_id), *_after(after))
+                                *scoping.brand_filter(principal, Order.brand_id, brand_id, nested=True),
+                                *_after(after))
             .order_by(Order.placed_at.desc(), Order.id.desc()).limit(first + 1).lateral("o"))
     order = aliased(Order, each)
     async with tenant_session(principal.tenant_id) as s:
@@ -370,8 +354,7 @@ async def list_products(principal: Principal, *, brand_id: uuid.UUID | None, sea
                         first: int, after: str | None) -> Page[Product]:
     authorize(principal, Action.CUSTOMER_READ)
     conditions = [Product.tenant_id == principal.tenant_id]
-    if brand_id is not None or principal.brand_ids is not None:
-        conditions += _brand_scope(principal, Product.brand_id, brand_id)
+    conditions += scoping.brand_filter(principal, Product.brand_id, brand_id)
     if search:
         term = search.strip().lower().replace("%", "\\%").replace("_", "\\_") + "%"
         conditions.append(or_(func.lower(Product.sku).like(term), func.lower(Product.name).like(term)))
@@ -389,8 +372,7 @@ async def last_orders(principal: Principal, keys: list[tuple[uuid.UUID, uuid.UUI
     authorize(principal, Action.CUSTOMER_READ)
     customer_ids = {c for c, _ in keys}
     conditions = [Order.tenant_id == principal.tenant_id, Order.customer_id.in_(customer_ids)]
-    if principal.brand_ids is not None:
-        conditions.append(Order.brand_id.in_(principal.brand_ids))
+    conditions += scoping.brand_filter(principal, Order.brand_id)
     ranked = select(Order, func.row_number().over(
         partition_by=(Order.customer_id, Order.brand_id), order_by=(Order.placed_at.desc(), Order.id.desc())
     ).label("rn")).where(*conditions).subquery()
@@ -423,7 +405,7 @@ async def items_by_order(principal: Principal, order_ids: list[uuid.UUID]) -> di
 async def orders_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, Order]:
     authorize(principal, Action.CUSTOMER_READ)
     conditions = [Order.tenant_id == principal.tenant_id, Order.id.in_(set(ids)),
-                  *_brand_scope(principal, Order.brand_id, None)]
+                  *scoping.brand_filter(principal, Order.brand_id)]
     async with tenant_session(principal.tenant_id) as s:
         return {o.id: o for o in await s.scalars(select(Order).where(*conditions))}
 
@@ -431,7 +413,6 @@ async def orders_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid
 async def products_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, Product]:
     authorize(principal, Action.CUSTOMER_READ)
     conditions = [Product.tenant_id == principal.tenant_id, Product.id.in_(set(ids))]
-    if principal.brand_ids is not None:
-        conditions.append(Product.brand_id.in_(principal.brand_ids))
+    conditions += scoping.brand_filter(principal, Product.brand_id)
     async with tenant_session(principal.tenant_id) as s:
         return {p.id: p for p in await s.scalars(select(Product).where(*conditions))}

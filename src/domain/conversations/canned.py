@@ -12,7 +12,6 @@ from domain.audit import service as audit
 from domain.campaigns import templates
 from domain.conversations.models import CannedResponse, Conversation
 from domain.customers.models import Customer
-from domain.customers.service import check_brand
 from domain.errors import DomainError, ErrorCode, NotFound, ValidationFailed, Validator
 from domain.platform.db import tenant_session
 from domain.profiles.models import CustomerProfile
@@ -79,7 +78,7 @@ async def create_canned(principal: Principal, brand_id: uuid.UUID, data: dict[st
     authorize(principal, Action.CANNED_RESPONSE_MANAGE, brand_id=brand_id)
     values = _clean(data, creating=True)
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
         await _check_template(s, principal.tenant_id, values["body"])
         await _unique(s, principal.tenant_id, brand_id, values["shortcode"], None)
         row = CannedResponse(id=uuid.uuid4(), tenant_id=principal.tenant_id, brand_id=brand_id,
@@ -93,11 +92,7 @@ async def create_canned(principal: Principal, brand_id: uuid.UUID, data: dict[st
 
 
 async def _load(s, principal: Principal, canned_id: uuid.UUID) -> CannedResponse:
-    row = await s.scalar(select(CannedResponse).where(CannedResponse.tenant_id == principal.tenant_id,
-                                                      CannedResponse.id == canned_id).with_for_update())
-    if row is None or not principal.may_use_brand(row.brand_id):
-        raise NotFound("canned response not found", field="id")
-    return row
+    return await scoping.load_brand_owned(s, principal, CannedResponse, canned_id, what="canned response", lock=True)
 
 
 async def update_canned(principal: Principal, canned_id: uuid.UUID, data: dict[str, Any]) -> CannedResponse:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import aliased
 from domain.audit import service as audit
 from domain.conversations.models import Conversation, ConversationLabel, Label, Message, ReadMarker
 from domain.customers.models import Customer
-from domain.customers.service import check_brand, load_visible
+from domain.customers.service import load_visible
 from domain.customers.tags import COLOR_RE
 from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, Validator
 from domain.pagination import Page, decode_cursor, encode_cursor
@@ -206,7 +206,7 @@ async def last_messages(principal: Principal, conversation_ids: list[uuid.UUID])
             .order_by(Message.created_at.desc(), Message.id.desc()).limit(1).lateral("m"))
     m = aliased(Message, each)
     stmt = select(m).select_from(ids).join(each, true())
-    if principal.brand_ids is not None:
+    if not scoping.sees_every_brand(principal):
         stmt = scoping.in_brands(stmt.join(Conversation, and_(Conversation.tenant_id == m.tenant_id,
                                                               Conversation.id == m.conversation_id)),
                                  principal, Conversation.brand_id)
@@ -225,7 +225,7 @@ async def unread_counts(principal: Principal, conversation_ids: list[uuid.UUID])
                    m.direction == "inbound", m.kind == "message",
                    or_(r.read_at.is_(None), m.created_at > r.read_at))
             .group_by(m.conversation_id))
-    if principal.brand_ids is not None:
+    if not scoping.sees_every_brand(principal):
         stmt = scoping.in_brands(stmt.join(Conversation, and_(Conversation.tenant_id == m.tenant_id,
                                                               Conversation.id == m.conversation_id)),
                                  principal, Conversation.brand_id)
@@ -295,7 +295,7 @@ async def start_conversation(principal: Principal, brand_id: uuid.UUID, customer
     text, html = _clean_body(v, body, html)
     v.check()
     async with tenant_session(principal.tenant_id) as s:
-        brand = await check_brand(s, principal, brand_id)
+        brand = await scoping.check_brand(s, principal, brand_id)
         customer = await load_visible(s, principal, customer_id)
         existing = await s.scalar(select(Message).where(
             Message.tenant_id == principal.tenant_id, Message.idempotency_key == f"start:{key}"))
@@ -528,7 +528,7 @@ async def create_label(principal: Principal, brand_id: uuid.UUID, name: str, col
         v.add("color", "use a hex colour such as #10b981")
     v.check()
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
         taken = await s.scalar(select(Label.id).where(Label.tenant_id == principal.tenant_id, Label.brand_id == brand_id,
                                                       func.lower(Label.name) == name.lower()))
         if taken is not None:

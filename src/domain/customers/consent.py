@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
 from domain.customers.models import Consent
-from domain.customers.service import CustomerSource, check_brand, link_brand, load_visible
+from domain.customers.service import CustomerSource, link_brand, load_visible
 from domain.errors import Validator
 from domain.platform.db import tenant_session
-from domain.tenancy import validation
+from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
 
@@ -63,7 +63,7 @@ async def set_consent(principal: Principal, customer_id: uuid.UUID, brand_id: uu
     source = validation.text(v, "source", source, required=True, max_len=64)
     v.check()
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
         customer = await load_visible(s, principal, customer_id)
         if granted:  # subscribing to a brand makes the customer known to it
             await link_brand(s, principal.tenant_id, customer.id, brand_id, CustomerSource.SUBSCRIPTION)
@@ -80,8 +80,7 @@ async def set_consent(principal: Principal, customer_id: uuid.UUID, brand_id: uu
 async def consents_by_customer(principal: Principal, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Consent]]:
     authorize(principal, Action.CUSTOMER_READ)
     stmt = select(Consent).where(Consent.tenant_id == principal.tenant_id, Consent.customer_id.in_(set(customer_ids)))
-    if principal.brand_ids is not None:
-        stmt = stmt.where(Consent.brand_id.in_(principal.brand_ids))
+    stmt = scoping.in_brands(stmt, principal, Consent.brand_id)
     out: dict[uuid.UUID, list[Consent]] = {}
     async with tenant_session(principal.tenant_id) as s:
         for c in await s.scalars(stmt.order_by(Consent.brand_id, Consent.channel)):

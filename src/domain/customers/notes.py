@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from enum import Enum
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from domain.audit import service as audit
 from domain.customers.models import Note
-from domain.customers.service import check_brand, load_visible
-from domain.errors import DomainError, ErrorCode, Validator
+from domain.customers.service import load_visible
+from domain.errors import Validator
 from domain.platform.db import tenant_session
-from domain.tenancy import validation
+from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
 
@@ -34,13 +34,11 @@ async def add_note(principal: Principal, customer_id: uuid.UUID, body: str, *, t
     v = Validator()
     body = validation.text(v, "body", body, required=True, max_len=10_000)
     v.check()
-    if brand_id is None and principal.brand_ids is not None:
-        raise DomainError("brandId is required for a principal limited to some brands", field="brandId",
-                          code=ErrorCode.REQUIRED)
+    scoping.require_brand_if_limited(principal, brand_id)
     async with tenant_session(principal.tenant_id) as s:
         customer = await load_visible(s, principal, customer_id)
         if brand_id is not None:
-            await check_brand(s, principal, brand_id)
+            await scoping.check_brand(s, principal, brand_id)
         note = Note(id=uuid.uuid4(), tenant_id=principal.tenant_id, customer_id=customer.id, brand_id=brand_id,
                     body=body, type=type.value, visibility=visibility.value, author_type=principal.kind.value,
                     author_id=str(principal.id), author_label=principal.label)
@@ -60,8 +58,7 @@ async def notes_by_customer(principal: Principal, customer_ids: list[uuid.UUID])
     """Newest first; a brand-limited principal sees brand-less notes and its brands' notes."""
     authorize(principal, Action.CUSTOMER_READ)
     stmt = select(Note).where(Note.tenant_id == principal.tenant_id, Note.customer_id.in_(set(customer_ids)))
-    if principal.brand_ids is not None:
-        stmt = stmt.where(or_(Note.brand_id.is_(None), Note.brand_id.in_(principal.brand_ids)))
+    stmt = stmt.where(*scoping.brand_filter(principal, Note.brand_id, shared=True))
     out: dict[uuid.UUID, list[Note]] = {}
     async with tenant_session(principal.tenant_id) as s:
         for note in await s.scalars(stmt.order_by(Note.created_at.desc(), Note.id.desc())):

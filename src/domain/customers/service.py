@@ -1,7 +1,7 @@
 """Customers: upsert by external id or e-mail, brand relationships, and who may see whom.
 
-The brand rule: a principal limited to some brands sees only customers related to one of those
-brands (through an order, a subscription, a message or an import in that brand).
+Which customers a principal limited to some brands sees (those related to one of its brands) is
+part of the brand rule, in ``domain/tenancy/scoping.py`` (``customer_visible_clause``).
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from domain.customers.models import Customer, CustomerBrand, CustomerTag
 from domain.errors import DomainError, ErrorCode, NotFound, Validator
 from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform.db import tenant_session
-from domain.tenancy import validation
-from domain.tenancy.models import Brand
+from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
 
@@ -114,29 +113,6 @@ def clean_fields(data: dict[str, Any], v: Validator, prefix: str = "") -> dict[s
     return out
 
 
-def visible_clause(principal: Principal, customer=Customer):
-    """SQL condition: the customer is visible to ``principal`` (None when every one is)."""
-    if principal.brand_ids is None:
-        return None
-    return exists(select(CustomerBrand.customer_id).where(
-        CustomerBrand.tenant_id == customer.tenant_id,
-        CustomerBrand.customer_id == customer.id,
-        CustomerBrand.brand_id.in_(principal.brand_ids),
-    ))
-
-
-async def check_brand(session: AsyncSession, principal: Principal, brand_id: uuid.UUID, field: str = "brandId") -> Brand:
-    """The brand, if it exists, is not archived, and the principal may use it."""
-    if not principal.may_use_brand(brand_id):
-        raise NotFound("brand not found", field=field)
-    brand = await session.scalar(select(Brand).where(Brand.tenant_id == principal.tenant_id, Brand.id == brand_id))
-    if brand is None:
-        raise NotFound("brand not found", field=field)
-    if brand.archived_at is not None:
-        raise DomainError("brand is archived", field=field, code=ErrorCode.INVALID_STATE)
-    return brand
-
-
 async def link_brand(session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID,
                      brand_id: uuid.UUID, source: CustomerSource, at: datetime | None = None, *,
                      field: str = "customerId", refuse: bool = True) -> None:
@@ -195,7 +171,7 @@ async def check_identifiers(session: AsyncSession, principal: Principal, custome
         return
     name = dict(_IDENTIFIERS)
     first = next(iter(changes))
-    if principal.brand_ids is not None and customer.private_to_brand_id is None:
+    if not scoping.sees_every_brand(principal) and customer.private_to_brand_id is None:
         raise DomainError("a customer other brands may share keeps its email and externalId: ask a principal "
                           "that sees every brand to change them", field=prefix + name[first],
                           code=ErrorCode.FORBIDDEN)
@@ -223,7 +199,7 @@ async def check_identifiers(session: AsyncSession, principal: Principal, custome
 async def load_visible(session: AsyncSession, principal: Principal, customer_id: uuid.UUID, *,
                        lock: bool = False, field: str = "customerId") -> Customer:
     stmt = select(Customer).where(Customer.tenant_id == principal.tenant_id, Customer.id == customer_id)
-    clause = visible_clause(principal)
+    clause = scoping.customer_visible_clause(principal)
     if clause is not None:
         stmt = stmt.where(clause)
     if lock:
@@ -243,7 +219,7 @@ async def find_existing(session: AsyncSession, tenant_id: uuid.UUID, external_id
     brands), only shared records it sees are candidates: the others are unknown to it."""
     scopes = [Customer.private_to_brand_id == brand_id] if brand_id is not None else []
     shared = Customer.private_to_brand_id.is_(None)
-    clause = visible_clause(principal) if principal is not None else None
+    clause = scoping.customer_visible_clause(principal) if principal is not None else None
     scopes.append(shared if clause is None else and_(shared, clause))
     for column, value in ((Customer.external_id, external_id), (Customer.email, email)):
         for scope in scopes:
@@ -279,13 +255,11 @@ async def upsert_in_session(session: AsyncSession, principal: Principal, fields:
     if not fields.get("external_id") and not fields.get("email"):
         raise DomainError("give an externalId or an email to identify the customer", field=f"{prefix}externalId",
                           code=ErrorCode.REQUIRED)
-    if brand_id is None and principal.brand_ids is not None:
-        raise DomainError("brandId is required for a principal limited to some brands", field="brandId",
-                          code=ErrorCode.REQUIRED)
+    scoping.require_brand_if_limited(principal, brand_id)
     if brand_id is not None:
-        await check_brand(session, principal, brand_id)
+        await scoping.check_brand(session, principal, brand_id)
     ext, email = fields.get("external_id"), fields.get("email")
-    limited = principal if principal.brand_ids is not None else None
+    limited = None if scoping.sees_every_brand(principal) else principal
     customer = await find_existing(session, principal.tenant_id, ext, email, brand_id=brand_id, principal=limited)
     created = False
     if customer is None:
@@ -393,7 +367,7 @@ async def update_customer(principal: Principal, customer_id: uuid.UUID, data: di
 async def customers_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, Customer]:
     authorize(principal, Action.CUSTOMER_READ)
     stmt = select(Customer).where(Customer.tenant_id == principal.tenant_id, Customer.id.in_(set(ids)))
-    clause = visible_clause(principal)
+    clause = scoping.customer_visible_clause(principal)
     if clause is not None:
         stmt = stmt.where(clause)
     async with tenant_session(principal.tenant_id) as s:
@@ -429,12 +403,11 @@ async def list_customers(principal: Principal, flt: CustomerFilter, order: Custo
                          first: int, after: str | None) -> Page[Customer]:
     authorize(principal, Action.CUSTOMER_READ)
     conditions: list[Any] = [Customer.tenant_id == principal.tenant_id]
-    clause = visible_clause(principal)
+    clause = scoping.customer_visible_clause(principal)
     if clause is not None:
         conditions.append(clause)
     if flt.brand_id is not None:
-        if not principal.may_use_brand(flt.brand_id):
-            raise NotFound("brand not found", field="brandId")
+        scoping.require_brand(principal, flt.brand_id)
         conditions.append(exists(select(CustomerBrand.customer_id).where(
             CustomerBrand.tenant_id == Customer.tenant_id, CustomerBrand.customer_id == Customer.id,
             CustomerBrand.brand_id == flt.brand_id)))
@@ -472,8 +445,7 @@ async def brand_links(principal: Principal, customer_ids: list[uuid.UUID]) -> di
     authorize(principal, Action.CUSTOMER_READ)
     stmt = select(CustomerBrand).where(CustomerBrand.tenant_id == principal.tenant_id,
                                        CustomerBrand.customer_id.in_(set(customer_ids)))
-    if principal.brand_ids is not None:
-        stmt = stmt.where(CustomerBrand.brand_id.in_(principal.brand_ids))
+    stmt = scoping.in_brands(stmt, principal, CustomerBrand.brand_id)
     out: dict[uuid.UUID, list[CustomerBrand]] = {}
     async with tenant_session(principal.tenant_id) as s:
         for link in await s.scalars(stmt.order_by(CustomerBrand.first_seen_at)):

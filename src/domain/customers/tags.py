@@ -13,10 +13,9 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.audit import service as audit
 from domain.customers.models import Customer, CustomerTag, Tag
-from domain.customers.service import visible_clause
 from domain.errors import DomainError, ErrorCode, LimitExceeded, NotFound, Validator
 from domain.platform.db import tenant_session
-from domain.tenancy import validation
+from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
 from domain.timeline.models import TimelineEntry
@@ -120,7 +119,7 @@ async def _check(s, principal: Principal, customer_ids: list[uuid.UUID], tag_ids
         if tag_id not in known_tags:
             raise NotFound("tag not found", field=f"tagIds[{i}]")
     stmt = select(Customer.id).where(Customer.tenant_id == principal.tenant_id, Customer.id.in_(customer_ids))
-    clause = visible_clause(principal)
+    clause = scoping.customer_visible_clause(principal)
     if clause is not None:
         stmt = stmt.where(clause)
     visible = set(await s.scalars(stmt))

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
 from domain.config import get_settings
-from domain.customers.service import check_brand
 from domain.delivery import registry
 from domain.delivery.base import Channel, Provider, WebhookRejected
 from domain.delivery.models import DeliveryProvider, MessagingSettings, Suppression
@@ -34,6 +33,7 @@ from domain.errors import (
 )
 from domain.platform import crypto
 from domain.platform.db import tenant_session
+from domain.tenancy import scoping
 from domain.tenancy.policies import Action, Principal, authorize
 
 
@@ -47,7 +47,7 @@ def webhook_url(tenant_id: uuid.UUID, brand_id: uuid.UUID, provider: str) -> str
 async def providers_of(principal: Principal, brand_id: uuid.UUID) -> list[DeliveryProvider]:
     authorize(principal, Action.BRAND_READ)
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
         return list((await s.scalars(select(DeliveryProvider).where(
             DeliveryProvider.tenant_id == principal.tenant_id, DeliveryProvider.brand_id == brand_id)
             .order_by(DeliveryProvider.channel))).all())
@@ -69,7 +69,7 @@ async def set_provider(principal: Principal, brand_id: uuid.UUID, channel: Chann
         raise DomainError(f"{provider} does not carry {channel.value} messages", field="provider")
     settings = settings or {}
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
         current = await s.scalar(select(DeliveryProvider).where(
             DeliveryProvider.tenant_id == principal.tenant_id, DeliveryProvider.brand_id == brand_id,
             DeliveryProvider.channel == channel.value).with_for_update())
@@ -98,7 +98,7 @@ async def set_provider(principal: Principal, brand_id: uuid.UUID, channel: Chann
 async def remove_provider(principal: Principal, brand_id: uuid.UUID, channel: Channel) -> None:
     authorize(principal, Action.DELIVERY_MANAGE, brand_id=brand_id)
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
         gone = (await s.execute(delete(DeliveryProvider).where(
             DeliveryProvider.tenant_id == principal.tenant_id, DeliveryProvider.brand_id == brand_id,
             DeliveryProvider.channel == channel.value))).rowcount
@@ -190,7 +190,7 @@ RULE_FIELDS = ("quiet_hours_start", "quiet_hours_end", "frequency_cap_count", "f
 async def messaging_settings(principal: Principal, brand_id: uuid.UUID) -> MessagingSettings:
     authorize(principal, Action.BRAND_READ)
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
         return await rules_of(s, principal.tenant_id, brand_id)
 
 
@@ -241,7 +241,7 @@ async def update_messaging_settings(principal: Principal, brand_id: uuid.UUID, d
     authorize(principal, Action.DELIVERY_MANAGE, brand_id=brand_id)
     values = _clean_rules(data)
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
         current = await rules_of(s, principal.tenant_id, brand_id)
         merged = {k: values.get(k, getattr(current, k)) for k in RULE_FIELDS}
         if (merged["quiet_hours_start"] is None) != (merged["quiet_hours_end"] is None):
@@ -273,7 +273,7 @@ async def list_suppressions(principal: Principal, brand_id: uuid.UUID, channel: 
                             first: int) -> list[Suppression]:
     authorize(principal, Action.CUSTOMER_READ)
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
         stmt = select(Suppression).where(Suppression.tenant_id == principal.tenant_id,
                                          Suppression.brand_id == brand_id)
         if channel is not None:
@@ -286,7 +286,7 @@ async def remove_suppression(principal: Principal, brand_id: uuid.UUID, channel:
     granted again by this: that stays the customer's to give."""
     authorize(principal, Action.DELIVERY_MANAGE, brand_id=brand_id)
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
         gone = (await s.execute(delete(Suppression).where(
             Suppression.tenant_id == principal.tenant_id, Suppression.brand_id == brand_id,
             Suppression.channel == channel.value, Suppression.address == address.strip().lower()

@@ -14,6 +14,7 @@ from domain.exports.downloads import download_path
 from domain.jobs import service as jobs
 from domain.jobs.models import Job, JobFile
 from domain.platform.db import tenant_session
+from domain.tenancy import scoping
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
 
@@ -28,7 +29,7 @@ async def export_timeline(job: Job, progress: jobs.Progress) -> dict:
         occurred_from=_dt(p.get("from")), occurred_to=_dt(p.get("to")),
         brand_id=uuid.UUID(p["brand_id"]) if p.get("brand_id") else None,
     )
-    visible = frozenset(uuid.UUID(b) for b in p["visible_brands"]) if p.get("visible_brands") is not None else None
+    visible = scoping.grants_from_params(p.get("visible_brands"))
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
@@ -58,15 +59,15 @@ async def start_export(principal: Principal, customer_id: uuid.UUID, flt: timeli
         await get_customer(principal, customer_id)  # visible to this principal, or NotFound
     except NotFound:
         raise NotFound("customer not found", field="customerId") from None
-    if flt.brand_id is not None and not principal.may_use_brand(flt.brand_id):
-        raise NotFound("brand not found", field="brandId")
+    if flt.brand_id is not None:
+        scoping.require_brand(principal, flt.brand_id)
     params = {
         "customer_id": str(customer_id),
         "kinds": [k.value for k in flt.kinds],
         "from": flt.occurred_from.isoformat() if flt.occurred_from else None,
         "to": flt.occurred_to.isoformat() if flt.occurred_to else None,
         "brand_id": str(flt.brand_id) if flt.brand_id else None,
-        "visible_brands": sorted(str(b) for b in principal.brand_ids) if principal.brand_ids is not None else None,
+        "visible_brands": scoping.grants_as_params(principal),
     }
     async with tenant_session(principal.tenant_id) as s:
         job = await jobs.create(s, principal, "export_timeline", export_timeline, params=params)

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
 from domain.customers.consent import Channel
-from domain.customers.service import FIELDS, CustomerSource, check_brand, clean_fields
+from domain.customers.service import FIELDS, CustomerSource, clean_fields
 from domain.errors import DomainError, ErrorCode, Validator
 from domain.imports.parsing import (
     CHUNK,
@@ -42,7 +42,7 @@ from domain.imports.parsing import (
 from domain.jobs import service as jobs
 from domain.jobs.models import Job
 from domain.platform.db import tenant_session
-from domain.tenancy import validation
+from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 
 log = logging.getLogger(__name__)
@@ -729,11 +729,11 @@ async def start_import(principal: Principal, brand_id: uuid.UUID, filename: str 
     """Authorize, check the brand and the file, then store the job with its input file."""
     authorize(principal, Action.CUSTOMER_IMPORT)
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
         fmt = check(filename, content_type, content)
         stored_type = "text/csv" if fmt == CSV else "application/x-ndjson"
         name = (filename or "").strip()[:255] or f"{kind}.{'csv' if fmt == CSV else 'ndjson'}"
-        limited = sorted(str(b) for b in principal.brand_ids) if principal.brand_ids is not None else None
+        limited = scoping.grants_as_params(principal)
         job = await jobs.create(s, principal, kind, actor, brand_id=brand_id,
                                 params={"format": fmt, "filename": name, "bytes": len(content), "limited_to": limited},
                                 input_file=(name, stored_type, content))

@@ -27,6 +27,7 @@ from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform import outbox
 from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
+from domain.tenancy import scoping
 from domain.tenancy.policies import Action, Principal, authorize
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,10 @@ async def get_job(principal: Principal, job_id: uuid.UUID) -> Job:
 def visible(principal: Principal, job: Job) -> bool:
     """A brand-limited principal sees its brands' jobs and the brand-less jobs it started (an
     export of a customer, say), never tenant-wide work about brands it cannot see."""
-    if principal.brand_ids is None:
+    if scoping.sees_every_brand(principal):
         return True
     if job.brand_id is not None:
-        return job.brand_id in principal.brand_ids
+        return scoping.may_use_brand(principal, job.brand_id)
     return job.created_by_id == principal_ref(principal)
 
 
@@ -100,8 +101,8 @@ async def list_jobs(principal: Principal, *, kind: str | None, first: int, after
     conditions = [Job.tenant_id == principal.tenant_id]
     if kind:
         conditions.append(Job.kind == kind)
-    if principal.brand_ids is not None:
-        conditions.append(or_(Job.brand_id.in_(principal.brand_ids),
+    if not scoping.sees_every_brand(principal):
+        conditions.append(or_(*scoping.brand_filter(principal, Job.brand_id),
                               and_(Job.brand_id.is_(None), Job.created_by_id == principal_ref(principal))))
     if after:
         at, last = decode_cursor(after, datetime, uuid.UUID)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.platform.db import tenant_session
 from domain.profiles.models import ALL_BRANDS, CustomerProfile
+from domain.tenancy import scoping
 from domain.tenancy.policies import Action, Principal, authorize
 
 
@@ -47,10 +48,10 @@ def readable_brand(principal: Principal, requested: uuid.UUID | None, active: uu
     ``requested`` it reads the active brand's profile, or its only brand's; with several brands
     and none chosen it reads none (the caller shows an empty profile)."""
     brand = requested
-    if brand is None and principal.brand_ids is not None:
-        brand = active or (next(iter(principal.brand_ids)) if len(principal.brand_ids) == 1 else None)
+    if brand is None and not scoping.sees_every_brand(principal):
+        brand = active or scoping.only_brand(principal)
         if brand is None:
             return False, None
-    if brand is not None and not principal.may_use_brand(brand):
+    if brand is not None and not scoping.may_use_brand(principal, brand):
         return False, None
     return True, brand

@@ -58,7 +58,7 @@ from domain.segments.models import (
     SegmentAutomation,
     SegmentMembership,
 )
-from domain.tenancy import validation
+from domain.tenancy import scoping, validation
 from domain.tenancy.models import Tenant
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline.models import TimelineEntry
@@ -322,8 +322,7 @@ async def automations_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict
     stmt = select(SegmentAutomation).join(Segment, and_(
         Segment.tenant_id == SegmentAutomation.tenant_id, Segment.id == SegmentAutomation.segment_id)).where(
         SegmentAutomation.tenant_id == principal.tenant_id, SegmentAutomation.id.in_(set(ids)))
-    if principal.brand_ids is not None:
-        stmt = stmt.where(Segment.brand_id.in_(principal.brand_ids))
+    stmt = scoping.in_brands(stmt, principal, Segment.brand_id)
     async with tenant_session(principal.tenant_id) as s:
         return {x.id: x for x in await s.scalars(stmt)}
 

@@ -21,6 +21,7 @@ from domain.jobs import service as jobs
 from domain.jobs.models import Job, JobFile
 from domain.platform.db import tenant_session
 from domain.segments import refresh, service
+from domain.tenancy import scoping
 from domain.tenancy.policies import Action, Principal, PrincipalKind, Role, authorize
 
 KEYS = ("customer_id", "external_id", "email")
@@ -55,13 +56,12 @@ async def start_member_import(principal: Principal, segment_id: uuid.UUID, filen
 
 def _acting(p: Principal) -> dict[str, Any]:
     return {"kind": p.kind.value, "id": str(p.id), "role": p.role.value, "label": p.label,
-            "brand_ids": sorted(map(str, p.brand_ids)) if p.brand_ids is not None else None}
+            "brand_ids": scoping.grants_as_params(p)}
 
 
 def _principal(tenant_id: uuid.UUID, d: dict[str, Any]) -> Principal:
     return Principal(tenant_id=tenant_id, kind=PrincipalKind(d["kind"]), id=uuid.UUID(d["id"]), role=Role(d["role"]),
-                     label=d["label"], brand_ids=frozenset(map(uuid.UUID, d["brand_ids"]))
-                     if d["brand_ids"] is not None else None)
+                     label=d["label"], brand_ids=scoping.grants_from_params(d["brand_ids"]))
 
 
 @jobs.job_actor("import_segment_members", time_limit=1_800_000)

@@ -17,12 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.audit import service as audit
 from domain.commerce.models import Product, TrackedEvent
 from domain.customers.models import Customer, CustomerBrand, Tag
-from domain.customers.service import check_brand
 from domain.errors import (
     DomainError,
     ErrorCode,
     InvalidState,
-    NotFound,
     ValidationFailed,
     Validator,
 )
@@ -67,12 +65,7 @@ async def list_segments(principal: Principal, brand_id: uuid.UUID | None, *, inc
                         first: int, after: str | None) -> Page[Segment]:
     authorize(principal, Action.SEGMENT_READ)
     conditions = [Segment.tenant_id == principal.tenant_id]
-    if brand_id is not None:
-        if not principal.may_use_brand(brand_id):
-            raise NotFound("brand not found", field="brandId")
-        conditions.append(Segment.brand_id == brand_id)
-    elif principal.brand_ids is not None:
-        conditions.append(Segment.brand_id.in_(principal.brand_ids))
+    conditions += scoping.brand_filter(principal, Segment.brand_id, brand_id)
     if not include_archived:
         conditions.append(Segment.archived_at.is_(None))
     if after:
@@ -198,7 +191,7 @@ async def create_segment(principal: Principal, brand_id: uuid.UUID, kind: Segmen
     authorize(principal, Action.SEGMENT_WRITE, brand_id=brand_id)
     values = _clean(data, creating=True)
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
         seg = Segment(id=uuid.uuid4(), tenant_id=principal.tenant_id, brand_id=brand_id, kind=kind.value,
                       created_by=principal.label, **values)
         if kind is SegmentKind.DYNAMIC:
@@ -318,7 +311,7 @@ class Preview:
 async def preview(principal: Principal, brand_id: uuid.UUID, definition: Any, *, first: int) -> Preview:
     authorize(principal, Action.SEGMENT_READ, brand_id=brand_id)
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
         group = await check_definition(s, principal, brand_id, definition)
         scope = scope_for(brand_id, principal.tenant_id)
         members = compiler.members_select(group, scope).subquery()
@@ -364,7 +357,7 @@ async def explain(principal: Principal, customer_id: uuid.UUID, *, segment_id: u
             brand_id, definition = seg.brand_id, seg.definition
         if brand_id is None or definition is None:
             raise DomainError("give segmentId, or brandId and definition", field="segmentId", code=ErrorCode.REQUIRED)
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
         await load_visible(s, principal, customer_id)
         group = await check_definition(s, principal, brand_id, definition, segment_id=segment_id)
         scope = scope_for(brand_id, principal.tenant_id)
@@ -525,7 +518,7 @@ async def field_catalogue(principal: Principal, brand_id: uuid.UUID) -> list[Fie
     them, suggested values (this brand's categories, SKUs, event names; the tenant's tags)."""
     authorize(principal, Action.SEGMENT_READ, brand_id=brand_id)
     async with tenant_session(principal.tenant_id) as s:
-        await check_brand(s, principal, brand_id)
+        await scoping.check_brand(s, principal, brand_id)
 
         async def distinct(col, *where, limit: int = 50) -> tuple[str, ...]:
             rows = await s.scalars(select(col).where(*where, col.is_not(None)).group_by(col)

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from domain.audit import service as audit
 from domain.errors import InvalidState, NotFound, Unauthenticated, Validator
 from domain.platform.db import tenant_session
-from domain.tenancy import validation
+from domain.tenancy import scoping, validation
 from domain.tenancy.members import parse_role
 from domain.tenancy.models import ApiKey, Brand
 from domain.tenancy.policies import (
@@ -102,10 +102,10 @@ async def create_api_key(
         if brand_ids is not None:
             known = set(await s.scalars(select(Brand.id).where(Brand.tenant_id == tenant_id, Brand.id.in_(brand_ids))))
             for i, brand_id in enumerate(brand_ids):
-                if brand_id not in known or (principal and not principal.may_use_brand(brand_id)):
+                if brand_id not in known or (principal and not scoping.may_use_brand(principal, brand_id)):
                     raise NotFound("brand not found", field=f"brandIds[{i}]")
-        elif principal is not None and principal.brand_ids is not None:
-            brand_ids = sorted(principal.brand_ids)  # a key never sees more than its maker
+        elif principal is not None and (grants := scoping.granted_brands(principal)) is not None:
+            brand_ids = sorted(grants)  # a key never sees more than its maker
         key = ApiKey(
             id=key_id,
             tenant_id=tenant_id,

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.audit import service as audit
 from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, Validator
 from domain.platform.db import tenant_session
-from domain.tenancy import validation
+from domain.tenancy import scoping, validation
 from domain.tenancy.models import Brand
 from domain.tenancy.policies import Action, Principal, authorize
 
@@ -79,8 +79,7 @@ def _validate_voice(changes: dict[str, Any], prefix: str = "") -> dict[str, Any]
 
 
 async def _load(s: AsyncSession, principal: Principal, brand_id: uuid.UUID) -> Brand:
-    if not principal.may_use_brand(brand_id):
-        raise NotFound("brand not found", field="id")
+    scoping.require_brand(principal, brand_id, field="id")
     brand = await s.scalar(
         select(Brand)
         .where(Brand.tenant_id == principal.tenant_id, Brand.id == brand_id)
@@ -161,8 +160,7 @@ async def list_brands(principal: Principal, *, include_archived: bool = False) -
     stmt = select(Brand).where(Brand.tenant_id == principal.tenant_id).order_by(Brand.name, Brand.id)
     if not include_archived:
         stmt = stmt.where(Brand.archived_at.is_(None))
-    if principal.brand_ids is not None:
-        stmt = stmt.where(Brand.id.in_(principal.brand_ids))
+    stmt = scoping.in_brands(stmt, principal, Brand.id)
     async with tenant_session(principal.tenant_id) as s:
         return list((await s.scalars(stmt)).all())
 
@@ -170,7 +168,7 @@ async def list_brands(principal: Principal, *, include_archived: bool = False) -
 async def brands_by_ids(principal: Principal, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Brand]:
     """The brands among ``ids`` this principal may see (one query, for dataloaders)."""
     authorize(principal, Action.BRAND_READ)
-    wanted = [i for i in set(ids) if principal.may_use_brand(i)]
+    wanted = scoping.usable_brands(principal, ids)
     if not wanted:
         return {}
     async with tenant_session(principal.tenant_id) as s:

@@ -16,7 +16,7 @@ from domain.audit import service as audit
 from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, Validator
 from domain.models import new_id
 from domain.platform.db import tenant_session
-from domain.tenancy import validation
+from domain.tenancy import scoping, validation
 from domain.tenancy.models import Brand, BrandGrant, Membership
 from domain.tenancy.policies import (
     Action,
@@ -134,7 +134,7 @@ async def _check_brands(s: AsyncSession, principal: Principal, brand_ids: list[u
         )
     )
     for i, brand_id in enumerate(brand_ids):
-        if brand_id not in existing or not principal.may_use_brand(brand_id):
+        if brand_id not in existing or not scoping.may_use_brand(principal, brand_id):
             raise NotFound("brand not found", field=f"{field}[{i}]" if field.endswith("s") else field)
 
 

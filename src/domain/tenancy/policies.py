@@ -8,7 +8,8 @@ import uuid
 from dataclasses import dataclass
 from enum import Enum
 
-from domain.errors import NotFound, PermissionDenied
+from domain.errors import PermissionDenied
+from domain.tenancy import scoping
 
 
 class Role(str, Enum):
@@ -100,7 +101,8 @@ class Principal:
     id: uuid.UUID
     role: Role
     label: str
-    brand_ids: frozenset[uuid.UUID] | None  # None: every brand of the tenant
+    # None: every brand of the tenant. Decide with domain/tenancy/scoping.py, the brand rule.
+    brand_ids: frozenset[uuid.UUID] | None
     # a person whose membership is an invitation not yet accepted: may do nothing but accept it
     invited: bool = False
     # a person's membership of this tenant (``id`` is the global user id, the same in every tenant)
@@ -115,15 +117,12 @@ class Principal:
     def actions(self) -> frozenset[Action]:
         """What this principal may do: its role's actions, less the tenant-wide ones when it is
         limited to some brands."""
-        if self.brand_ids is None:
+        if scoping.sees_every_brand(self):
             return ROLE_ACTIONS[self.role]
         return ROLE_ACTIONS[self.role] - TENANT_WIDE
 
     def may(self, action: Action) -> bool:
         return not self.invited and action in ROLE_ACTIONS[self.role]
-
-    def may_use_brand(self, brand_id: uuid.UUID) -> bool:
-        return self.brand_ids is None or brand_id in self.brand_ids
 
 
 # Actions whose effect reaches every brand at once: a principal limited to some brands may not
@@ -144,10 +143,10 @@ def authorize(principal: Principal, action: Action, *, brand_id: uuid.UUID | Non
         raise PermissionDenied("accept the invitation first (acceptInvitation)")
     if not principal.may(action):
         raise PermissionDenied(f"your role ({principal.role.value}) may not {action.value}")
-    if action in TENANT_WIDE and principal.brand_ids is not None:
+    if action in TENANT_WIDE and not scoping.sees_every_brand(principal):
         raise PermissionDenied(f"{action.value} concerns every brand; a principal limited to some brands may not")
-    if brand_id is not None and not principal.may_use_brand(brand_id):
-        raise NotFound("brand not found", field="brandId")
+    if brand_id is not None:
+        scoping.require_brand(principal, brand_id)
 
 
 def authorize_role_change(principal: Principal, current: Role | None, new: Role | None) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import aliased
 
 from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform.db import tenant_session
+from domain.tenancy import scoping
 from domain.timeline.models import TimelineEntry
 
 
@@ -92,8 +93,10 @@ def _conditions(tenant_id: uuid.UUID, customer_id, flt: TimelineFilter,
         c.append(entry.occurred_at < flt.occurred_to)
     if flt.brand_id:
         c.append(entry.brand_id == flt.brand_id)
-    if visible_brands is not None:  # brand-less events belong to the customer, not to a brand
-        c.append(or_(entry.brand_id.is_(None), entry.brand_id.in_(visible_brands)))
+    # brand-less events belong to the customer, not to a brand
+    visible = scoping.grants_clause(visible_brands, entry.brand_id, shared=True)
+    if visible is not None:
+        c.append(visible)
     return c
 
 

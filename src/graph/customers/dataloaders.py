@@ -11,6 +11,7 @@ from domain.commerce import service as commerce
 from domain.customers import consent, notes, service, tags
 from domain.profiles import service as profiles
 from domain.profiles.models import ALL_BRANDS
+from domain.tenancy import scoping
 from domain.tenancy.policies import Principal
 from graph.core.batch import batch_loader, page_loader
 
@@ -56,7 +57,7 @@ def timeline_loader(p: Principal) -> DataLoader[tuple, Any]:
     from domain.timeline import service as timeline
 
     return page_loader(lambda ids, flt, first, after: timeline.pages(
-        p.tenant_id, ids, flt, visible_brands=p.brand_ids, first=first, after=after))
+        p.tenant_id, ids, flt, visible_brands=scoping.granted_brands(p), first=first, after=after))
 
 
 def orders_loader(p: Principal) -> DataLoader[tuple, Any]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import strawberry
 
 from domain.errors import DomainError
-from domain.tenancy import api_keys, brands, members
+from domain.tenancy import api_keys, brands, members, scoping
 from graph.core import ids
 from graph.core.context import Info
 from graph.tenancy.types import ApiKey, Brand, Member, Principal, Viewer
@@ -19,7 +19,7 @@ class TenancyQuery:
             member_id=strawberry.ID(str(ids.encode("Member", p.member_id))) if p.member_id else None,
             role=p.role,
             permissions=[] if p.invited else sorted(p.actions, key=lambda a: a.value),
-            all_brands=p.brand_ids is None,
+            all_brands=scoping.sees_every_brand(p),
             invitation_pending=p.invited,
             active_brand_id=info.context.brand_id,
         )
