@@ -21,12 +21,13 @@ SCANNED = [p for top in ("domain", "graph") for p in sorted((SRC / top).rglob("*
 
 GRANTS = {"brand_ids", "all_brands"}
 RULE_NAMES = {"may_use_brand", "require_brand", "check_brand", "brand_filter", "in_brands",
-              "grants_clause", "visible_clause", "customer_visible_clause", "load_brand_owned", "_brand_scope"}
+              "grants_clause", "visible_clause", "customer_visible_clause", "load_brand_owned",
+              "_brand_scope"}
 
 
 def _principal_like(node: ast.expr, in_principal_class: bool) -> bool:
-    """``principal``, ``p``, ``info.context.principal``, ``self.principal``, ``limited_principal``...;
-    ``self`` within the class that defines Principal."""
+    """``principal``, ``p``, ``info.context.principal``, ``self.principal``,
+    ``limited_principal``...; ``self`` within the class that defines Principal."""
     if isinstance(node, ast.Name):
         name = node.id
         if name == "self":
@@ -61,10 +62,12 @@ class _Offences(ast.NodeVisitor):
     visit_AsyncFunctionDef = _visit_function
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
-        if node.attr == "may_use_brand" and not (isinstance(node.value, ast.Name) and node.value.id == "scoping"):
+        home = isinstance(node.value, ast.Name) and node.value.id == "scoping"
+        if node.attr == "may_use_brand" and not home:
             self._add(node, "checks a brand itself (.may_use_brand): ask domain.tenancy.scoping")
         elif node.attr in GRANTS and _principal_like(node.value, "Principal" in self.classes):
-            self._add(node, f"reads the principal's grants (.{node.attr}): ask domain.tenancy.scoping")
+            self._add(node, f"reads the principal's grants (.{node.attr}): "
+                            "ask domain.tenancy.scoping")
         self.generic_visit(node)
 
 
@@ -98,4 +101,5 @@ def test_no_module_but_the_home_decides_brands() -> None:
         if path == HOME:
             continue
         found += offences(path.read_text(), str(path.relative_to(ROOT)))
-    assert not found, "the brand rule lives in src/domain/tenancy/scoping.py only:\n" + "\n".join(found)
+    assert not found, ("the brand rule lives in src/domain/tenancy/scoping.py only:\n"
+                       + "\n".join(found))

@@ -86,7 +86,8 @@ async def list_entries(
     entries about its brands: tenant-wide entries (members, keys) may name other brands, so they
     stay hidden too."""
     authorize(principal, Action.AUDIT_READ)
-    conditions = [AuditEntry.tenant_id == principal.tenant_id, *scoping.brand_filter(principal, AuditEntry.brand_id)]
+    conditions = [AuditEntry.tenant_id == principal.tenant_id,
+                  *scoping.brand_filter(principal, AuditEntry.brand_id)]
     if flt.action:
         conditions.append(AuditEntry.action == flt.action)
     if flt.target_type:

@@ -92,7 +92,8 @@ async def create_canned(principal: Principal, brand_id: uuid.UUID, data: dict[st
 
 
 async def _load(s, principal: Principal, canned_id: uuid.UUID) -> CannedResponse:
-    return await scoping.load_brand_owned(s, principal, CannedResponse, canned_id, what="canned response", lock=True)
+    return await scoping.load_brand_owned(s, principal, CannedResponse, canned_id,
+                                          what="canned response", lock=True)
 
 
 async def update_canned(principal: Principal, canned_id: uuid.UUID, data: dict[str, Any]) -> CannedResponse:

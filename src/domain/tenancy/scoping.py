@@ -75,17 +75,20 @@ def require_brand(principal: Principal, brand_id: uuid.UUID, field: str = "brand
         raise NotFound("brand not found", field=field)
 
 
-def require_brand_if_limited(principal: Principal, brand_id: uuid.UUID | None, field: str = "brandId") -> None:
+def require_brand_if_limited(principal: Principal, brand_id: uuid.UUID | None,
+                             field: str = "brandId") -> None:
     """A principal limited to some brands names the brand it writes through."""
     if brand_id is None and principal.brand_ids is not None:
         raise DomainError("brandId is required for a principal limited to some brands", field=field,
                           code=ErrorCode.REQUIRED)
 
 
-async def check_brand(session: AsyncSession, principal: Principal, brand_id: uuid.UUID, field: str = "brandId") -> Brand:
+async def check_brand(session: AsyncSession, principal: Principal, brand_id: uuid.UUID,
+                      field: str = "brandId") -> Brand:
     """The brand, if it exists, is not archived, and the principal may use it."""
     require_brand(principal, brand_id, field)
-    brand = await session.scalar(select(Brand).where(Brand.tenant_id == principal.tenant_id, Brand.id == brand_id))
+    brand = await session.scalar(select(Brand).where(Brand.tenant_id == principal.tenant_id,
+                                                     Brand.id == brand_id))
     if brand is None:
         raise NotFound("brand not found", field=field)
     if brand.archived_at is not None:
@@ -98,7 +101,8 @@ async def check_brand(session: AsyncSession, principal: Principal, brand_id: uui
 
 def grants_clause(grants: frozenset[uuid.UUID] | None, column: Any, *, shared: bool = False) -> Any:
     """SQL condition: ``column`` is one of ``grants`` (None when every brand is seen). With
-    ``shared``, rows of no brand pass too. ``grants`` as carried by a job: ``grants_from_params``."""
+    ``shared``, rows of no brand pass too. ``grants`` as a job carries them:
+    ``grants_from_params``."""
     if grants is None:
         return None
     inside = column.in_(grants)
@@ -140,10 +144,12 @@ def customer_visible_clause(principal: Principal, customer: Any = Customer) -> A
     ))
 
 
-async def load_brand_owned(s: AsyncSession, principal: Principal, model: type[M], object_id: uuid.UUID, *,
-                           what: str, field: str = "id", lock: bool = False) -> M:
+async def load_brand_owned(s: AsyncSession, principal: Principal, model: type[M],
+                           object_id: uuid.UUID, *, what: str, field: str = "id",
+                           lock: bool = False) -> M:
     """One brand-owned row of the principal's tenant by id, if the principal may use its brand."""
-    stmt = select(model).where(model.tenant_id == principal.tenant_id, model.id == object_id)  # type: ignore[attr-defined]
+    row: Any = model
+    stmt = select(model).where(row.tenant_id == principal.tenant_id, row.id == object_id)
     if lock:
         stmt = stmt.with_for_update()
     found = await s.scalar(stmt)
@@ -152,10 +158,13 @@ async def load_brand_owned(s: AsyncSession, principal: Principal, model: type[M]
     return found
 
 
-async def by_ids(s: AsyncSession, principal: Principal, model: type[M], ids: list[uuid.UUID]) -> dict[uuid.UUID, M]:
+async def by_ids(s: AsyncSession, principal: Principal, model: type[M],
+                 ids: list[uuid.UUID]) -> dict[uuid.UUID, M]:
     """Brand-owned rows by id (dataloaders): those the principal may see, one query."""
-    stmt = select(model).where(model.tenant_id == principal.tenant_id, model.id.in_(set(ids)))  # type: ignore[attr-defined]
-    return {x.id: x for x in await s.scalars(in_brands(stmt, principal, model.brand_id))}  # type: ignore[attr-defined]
+    row: Any = model
+    stmt = select(model).where(row.tenant_id == principal.tenant_id, row.id.in_(set(ids)))
+    found = await s.scalars(in_brands(stmt, principal, row.brand_id))
+    return {x.id: x for x in found}  # type: ignore[attr-defined]
 
 
 # --- carrying the grants into a job -------------------------------------------------------
