@@ -42,6 +42,7 @@ async def run(n: int) -> None:
     from domain.platform import redis as redis_mod
     from domain.platform.broker import broker
     from domain.platform.db import tenant_session
+    from domain.platform.outbox_relay import Relay
 
     load_actors()
     from domain.tenancy.actors import record_api_key_use
@@ -49,7 +50,7 @@ async def run(n: int) -> None:
     owner, _brand = await _env.setup_tenant("Outbox bench")
     tid = owner.tenant_id
     hub = events.EventHub()
-    relay = outbox.Relay("bench")
+    relay = Relay("bench")
     client = redis_mod.client()
     results: dict[str, list[float]] = {}
 
@@ -80,7 +81,7 @@ async def run(n: int) -> None:
     await client.delete(qkey)
     for mode in ("direct", "outbox"):
         if mode == "outbox":
-            relay = outbox.Relay("bench")
+            relay = Relay("bench")
             relay.start()
             await asyncio.sleep(0.3)
         lat = results.setdefault(f"job message, {mode}", [])

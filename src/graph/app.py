@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from domain.config import ConfigError, Settings, get_settings
 from domain.errors import NotFound
 from domain.exports.downloads import open_download
-from domain.platform import db, outbox
+from domain.platform import db, outbox_relay
 from domain.platform import redis as redis_mod
 from domain.platform.events import EventHub
 from domain.platform.observability import configure_logging, new_request_id, request_id_var
@@ -203,7 +203,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await check_database_role()
         app.state.event_hub = EventHub()
-        relay = outbox.Relay("api")  # every API process relays too: one at a time claims
+        relay = outbox_relay.Relay("api")  # every API process relays too: one at a time claims
         relay.start()
         # everything loaded so far (modules, the schema) lives as long as the process: keep it out
         # of the collector's generations, and collect the young generation less often, so that

@@ -72,7 +72,7 @@ def start_postgres() -> None:
 
 
 async def pending() -> int:
-    from domain.platform.outbox import pending_count
+    from domain.platform.outbox_relay import pending_count
 
     return await pending_count()
 

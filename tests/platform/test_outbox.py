@@ -46,19 +46,20 @@ async def test_a_batch_published_twice_reaches_redis_once(tenant: TenantFixture)
 
     import dramatiq
 
-    from domain.platform import events, outbox
+    from domain.platform import events
     from domain.platform import redis as redis_mod
+    from domain.platform.outbox_relay import Relay, Row
 
     queue = f"outboxprobe-{uuid.uuid4().hex[:8]}"
     topic = f"probe-{uuid.uuid4().hex[:8]}"
 
-    def row(kind: str, n: int, delay_ms: int | None = None) -> outbox.Row:
+    def row(kind: str, n: int, delay_ms: int | None = None) -> Row:
         payload = {"args": [str(tenant.id), n], "kwargs": {"k": n}} if kind == "job" else {"n": n}
-        return outbox.Row(tenant.id, uuid.uuid4(), n, kind, "probe.actor" if kind == "job" else topic,
+        return Row(tenant.id, uuid.uuid4(), n, kind, "probe.actor" if kind == "job" else topic,
                           queue if kind == "job" else None, payload, delay_ms)
 
     rows = [row("job", 1), row("event", 2), row("job", 3, delay_ms=60_000), row("event", 4)]
-    first, second = outbox.Relay("probe-1"), outbox.Relay("probe-2")
+    first, second = Relay("probe-1"), Relay("probe-2")
     try:
         # two relays at once (a leader change mid-batch), then the first again (a retry)
         written = await asyncio.gather(first.publish(rows), second.publish(rows))

@@ -15,7 +15,7 @@ from typing import Any, ParamSpec
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import AsyncIO, CurrentMessage, Middleware
+from dramatiq.middleware import AsyncIO, CurrentMessage
 
 from domain.config import get_settings
 from domain.platform.observability import new_request_id, request_id_var
@@ -25,21 +25,10 @@ P = ParamSpec("P")
 _FALLBACK_URL = "redis://127.0.0.1:6379/0"
 
 
-class OutboxRelay(Middleware):
-    """Runs the outbox relay (:mod:`domain.platform.outbox`) in each worker process, on a thread
-    with its own event loop, so job messages and events leave even when no API process runs."""
-
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        from domain.platform.outbox import run_relay_thread
-
-        run_relay_thread("worker")
-
-
 def _make_broker() -> RedisBroker:
     broker = RedisBroker(url=get_settings().redis_url or _FALLBACK_URL)
     broker.add_middleware(AsyncIO())
     broker.add_middleware(CurrentMessage())
-    broker.add_middleware(OutboxRelay())
     return broker
 
 
