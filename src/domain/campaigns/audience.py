@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.campaigns.models import Campaign
 from domain.config import get_settings
 from domain.delivery.models import MessagingSettings
+from domain.segments.models import Segment
 from domain.tenancy.models import Brand
 
 ADDRESS = {"email": "c.email", "sms": "c.phone", "push": "c.push_token"}
@@ -173,8 +174,6 @@ async def materialize(s: AsyncSession, campaign: Campaign) -> dict[str, int]:
 
 async def segment_snapshot(s: AsyncSession, campaign: Campaign) -> list[dict[str, Any]]:
     """The segments' definitions and counts as the launch used them."""
-    from domain.segments.models import Segment
-
     ids = list(campaign.segment_ids or []) + list(campaign.exclusion_segment_ids or [])
     rows = {x.id: x for x in await s.scalars(select(Segment).where(Segment.tenant_id == campaign.tenant_id,
                                                                    Segment.id.in_(ids)))}

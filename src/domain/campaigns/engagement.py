@@ -19,8 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.campaigns import stats
-from domain.campaigns.models import Recipient
+from domain.campaigns.models import Campaign, Recipient
 from domain.campaigns.tracking import parse_message_key
+from domain.conversations.sending import apply_event
 from domain.customers import consent
 from domain.delivery.base import DeliveryEvent, EventKind
 from domain.delivery.service import suppress
@@ -114,8 +115,6 @@ async def apply_events(tenant_id: uuid.UUID, events: list[DeliveryEvent], *, bra
     """Apply provider (or tracking) events for one tenant; events about messages that are not
     this tenant's (or, with ``brand_id``, not this brand's) are ignored. Returns how many changed
     something."""
-    from domain.campaigns.models import Campaign
-
     changed = 0
     per_campaign: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     channels: dict[uuid.UUID, str] = {}
@@ -123,8 +122,6 @@ async def apply_events(tenant_id: uuid.UUID, events: list[DeliveryEvent], *, bra
         for e in sorted(events, key=lambda x: x.occurred_at):
             r = await _find(s, tenant_id, e)
             if r is None:  # not a campaign message: perhaps a conversation reply
-                from domain.conversations.sending import apply_event
-
                 changed += int(await apply_event(s, tenant_id, brand_id, e))
                 continue
             if brand_id is not None and r.brand_id != brand_id:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import Enum
 
 from sqlalchemy import (
     ARRAY,
@@ -23,6 +24,18 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.models import Base, TenantOwned, Timestamps
+
+
+class Status(str, Enum):
+    """A campaign's status (the machine is in :mod:`domain.campaigns.service`)."""
+
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
 
 
 class Campaign(TenantOwned, Timestamps, Base):

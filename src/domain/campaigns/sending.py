@@ -34,14 +34,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dramatiq.rate_limits import WindowRateLimiter
+from dramatiq.rate_limits.backends import RedisBackend
 from redis import exceptions as redis_errors
 from sqlalchemy import ARRAY, String, any_, cast, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import UUID as PGUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.campaigns import audience, stats, templates, tracking
-from domain.campaigns.models import Campaign, Recipient
-from domain.campaigns.service import Status
+from domain.campaigns.models import Campaign, Recipient, Status
 from domain.customers.models import Customer
 from domain.delivery import service as delivery
 from domain.delivery.base import (
@@ -58,8 +59,9 @@ from domain.platform.broker import tenant_actor
 from domain.platform.db import engine, tenant_session
 from domain.profiles.models import CustomerProfile
 from domain.segments.models import Segment
+from domain.segments.refresh import refresh
 from domain.tenancy.models import Brand
-from domain.timeline.service import Kind
+from domain.timeline.service import Kind, write_select
 
 log = logging.getLogger(__name__)
 RETRY_DELAY = timedelta(seconds=30)
@@ -88,8 +90,6 @@ async def prepare_campaign(tenant_id: uuid.UUID, campaign_id: str) -> None:
             (Segment.stale_since.is_not(None)) | (Segment.last_refreshed_at.is_(None)),
         ))).all())
     if not ready:
-        from domain.segments.refresh import refresh
-
         for segment_id in stale:  # each refresh is its own transaction (and its own lock)
             await refresh(tenant_id, segment_id)
         async with tenant_session(tenant_id) as s:
@@ -257,9 +257,6 @@ async def _acquire_rate(brand_id: uuid.UUID, per_second: int, chunk: int) -> Non
     """The brand's send rate (messages per second), enforced with Dramatiq's window rate limiter
     on Redis, one permit per provider call of up to ``chunk`` messages."""
     global _limiter_backend
-    from dramatiq.rate_limits import WindowRateLimiter
-    from dramatiq.rate_limits.backends import RedisBackend
-
     if _limiter_backend is None:
         _limiter_backend = RedisBackend(url=redis_mod.redis_url())
     limiter = WindowRateLimiter(_limiter_backend, f"send-rate:{brand_id}", limit=max(1, per_second // chunk), window=1)
@@ -396,8 +393,6 @@ async def _timeline_sent(s: AsyncSession, campaign: Campaign, customer_ids: list
     ids = select(func.unnest(cast(customer_ids, ARRAY(PGUUID(as_uuid=True)))).label("id")).subquery("c")
     data = func.jsonb_build_object("campaign_id", str(campaign.id), "campaign", campaign.name,
                                    "channel", campaign.channel)
-    from domain.timeline.service import write_select
-
     await write_select(s, select(
         literal(campaign.tenant_id, PGUUID(as_uuid=True)), ids.c.id, literal(at),
         literal(campaign.brand_id, PGUUID(as_uuid=True)), literal(Kind.MESSAGE_SENT.value), data,

@@ -22,10 +22,11 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
-from domain.campaigns import templates
-from domain.campaigns.models import Campaign, CampaignStats, Recipient
+from domain.campaigns import audience, sending, stats, templates
+from domain.campaigns.models import Campaign, CampaignStats, Recipient, Status
 from domain.commerce.models import Product
 from domain.customers.service import load_visible
+from domain.delivery import service as delivery
 from domain.errors import (
     DomainError,
     ErrorCode,
@@ -40,16 +41,6 @@ from domain.segments.service import dsl_context
 from domain.tenancy import scoping, validation
 from domain.tenancy.models import Brand
 from domain.tenancy.policies import Action, Principal, authorize
-
-
-class Status(str, Enum):
-    DRAFT = "draft"
-    SCHEDULED = "scheduled"
-    SENDING = "sending"
-    PAUSED = "paused"
-    SENT = "sent"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
 
 
 class ScheduleMode(str, Enum):
@@ -317,9 +308,6 @@ async def unschedule_campaign(principal: Principal, campaign_id: uuid.UUID) -> C
 async def launch_campaign(principal: Principal, campaign_id: uuid.UUID, idempotency_key: str) -> Campaign:
     """Start sending now. The same key twice launches once (the second call returns the campaign
     as it is). A scheduled recipient-local campaign keeps its local time per recipient."""
-    from domain.campaigns import sending
-    from domain.delivery import service as delivery
-
     authorize(principal, Action.CAMPAIGN_SEND)
     v = Validator()
     key = validation.text(v, "idempotencyKey", idempotency_key, required=True, max_len=200)
@@ -355,8 +343,6 @@ def start(s: AsyncSession, campaign: Campaign, key: str) -> None:
 
 async def launch_due(tenant_id: uuid.UUID) -> int:
     """The scheduler's pass: scheduled campaigns whose time has come start sending."""
-    from domain.campaigns import sending
-
     async with tenant_session(tenant_id) as s:
         due = list((await s.scalars(select(Campaign).where(
             Campaign.tenant_id == tenant_id, Campaign.status == Status.SCHEDULED.value,
@@ -384,8 +370,6 @@ async def pause_campaign(principal: Principal, campaign_id: uuid.UUID) -> Campai
 
 
 async def resume_campaign(principal: Principal, campaign_id: uuid.UUID) -> Campaign:
-    from domain.campaigns import sending
-
     authorize(principal, Action.CAMPAIGN_SEND)
     async with tenant_session(principal.tenant_id) as s:
         campaign = await load(s, principal, campaign_id, lock=True)
@@ -400,8 +384,6 @@ async def resume_campaign(principal: Principal, campaign_id: uuid.UUID) -> Campa
 
 async def cancel_campaign(principal: Principal, campaign_id: uuid.UUID) -> Campaign:
     """Nothing more is sent; recipients not yet sent to are marked cancelled."""
-    from domain.campaigns import stats
-
     authorize(principal, Action.CAMPAIGN_SEND)
     async with tenant_session(principal.tenant_id) as s:
         campaign = await load(s, principal, campaign_id, lock=True)
@@ -425,8 +407,6 @@ async def cancel_campaign(principal: Principal, campaign_id: uuid.UUID) -> Campa
 
 async def preview_message(principal: Principal, campaign_id: uuid.UUID, customer_id: uuid.UUID) -> dict[str, Any]:
     """The message as this customer would get it (rendered with their data), without sending."""
-    from domain.campaigns import sending
-
     authorize(principal, Action.CAMPAIGN_READ)
     async with tenant_session(principal.tenant_id) as s:
         campaign = await load(s, principal, campaign_id, field="campaignId")
@@ -438,8 +418,6 @@ async def preview_message(principal: Principal, campaign_id: uuid.UUID, customer
 async def preview_audience(principal: Principal, campaign_id: uuid.UUID) -> dict[str, Any]:
     """Who a launch now would reach: the count, the count excluded per reason, and how many would
     wait (quiet hours, frequency cap, local time). Reads the segments as last refreshed."""
-    from domain.campaigns import audience
-
     authorize(principal, Action.CAMPAIGN_READ)
     async with tenant_session(principal.tenant_id) as s:
         campaign = await load(s, principal, campaign_id, field="campaignId")

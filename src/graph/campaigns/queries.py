@@ -4,6 +4,7 @@ import strawberry
 from strawberry import relay
 
 from domain.campaigns import service
+from domain.campaigns.models import Status as DomainStatus
 from domain.errors import DomainError
 from domain.pagination import clamp_first
 from graph.campaigns.types import (
@@ -25,7 +26,7 @@ class CampaignQuery:
                         after: str | None = None) -> CampaignConnection:
         brand = ids.decode(brand_id, "Brand", "brandId") if brand_id else info.context.brand_id
         page = await service.list_campaigns(info.context.principal, brand,
-                                            statuses=[service.Status(s.value) for s in status] if status else None,
+                                            statuses=[DomainStatus(s.value) for s in status] if status else None,
                                             first=clamp_first(first), after=after)
         return CampaignConnection.of(page, Campaign.from_model)
 

@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 
 from domain.campaigns import service
 from domain.campaigns.models import Campaign as CampaignModel
+from domain.campaigns.models import Status as DomainStatus
 from domain.campaigns.stats import COUNTERS, Figures
 from domain.delivery.base import Channel as DomainChannel
 from domain.pagination import clamp_first
@@ -23,7 +24,7 @@ from graph.delivery.types import Channel
 from graph.segments.types import Segment
 from graph.tenancy.types import Brand, brand_of
 
-CampaignStatus = strawberry.enum(service.Status, name="CampaignStatus")
+CampaignStatus = strawberry.enum(DomainStatus, name="CampaignStatus")
 ScheduleMode = strawberry.enum(service.ScheduleMode, name="ScheduleMode",
                                description="NOW, AT (a wall-clock time in the brand's timezone) or LOCAL (in each "
                                            "recipient's timezone, the brand's when unknown).")
@@ -137,7 +138,7 @@ class Campaign(relay.Node):
     @classmethod
     def from_model(cls, c: CampaignModel) -> Campaign:
         content = c.content or {}
-        return cls(id=str(c.id), name=c.name, channel=DomainChannel(c.channel), status=service.Status(c.status),
+        return cls(id=str(c.id), name=c.name, channel=DomainChannel(c.channel), status=DomainStatus(c.status),
                    priority=c.priority,
                    content=CampaignContent(subject=content.get("subject"), preheader=content.get("preheader"),
                                            html=content.get("html"), text=content.get("text"),
@@ -159,7 +160,7 @@ class CampaignConnection(Connection[Campaign]):
     pass
 
 
-async def brand_campaigns(info: Info, brand_id: uuid.UUID, statuses: list[service.Status] | None, first: int,
+async def brand_campaigns(info: Info, brand_id: uuid.UUID, statuses: list[DomainStatus] | None, first: int,
                           after: str | None) -> CampaignConnection:
     page = await service.list_campaigns(info.context.principal, brand_id, statuses=statuses,
                                         first=clamp_first(first), after=after)

@@ -99,7 +99,7 @@ class Brand(relay.Node):
         self, info: Info, first: int = 20, after: str | None = None,
         status: list[Annotated["CampaignStatus", strawberry.lazy("graph.campaigns.types")]] | None = None,
     ) -> Annotated["CampaignConnection", strawberry.lazy("graph.campaigns.types")]:
-        from domain.campaigns.service import Status
+        from domain.campaigns.models import Status
         from graph.campaigns.types import brand_campaigns
 
         statuses = [Status(s.value) for s in status] if status else None
