@@ -478,7 +478,8 @@ async def seed_conversations(owner: Principal, by_slug: dict[str, uuid.UUID]) ->
     labels, an assignment) and two canned responses. Skips a brand that has conversations."""
     from sqlalchemy import select
 
-    from domain.conversations import canned, inbound
+    from domain.conversations import canned, inbound, models, replies
+    from domain.conversations import labels as conversation_labels
     from domain.conversations import service as conversations
     from domain.conversations.models import Conversation
     from domain.customers.models import Customer, CustomerBrand
@@ -500,7 +501,7 @@ async def seed_conversations(owner: Principal, by_slug: dict[str, uuid.UUID]) ->
             brand = await s.get(Brand, (owner.tenant_id, brand_id))
         if len(people) < len(THREADS):
             continue
-        labels = {name: await conversations.create_label(owner, brand_id, name, color) for name, color in LABELS}
+        labels = {name: await conversation_labels.create_label(owner, brand_id, name, color) for name, color in LABELS}
         for code, title, body in CANNED:
             await canned.create_canned(owner, brand_id, {"shortcode": code, "title": title, "body": body})
         for i, (channel, who, subject, texts, answer, status, priority, tags, note) in enumerate(THREADS):
@@ -518,14 +519,14 @@ async def seed_conversations(owner: Principal, by_slug: dict[str, uuid.UUID]) ->
                     subject=subject, text=text_,
                     message_id=f"<demo-{slug}-{i}-{k}@mail.example>" if channel == "email" else None))
             if answer:
-                await conversations.reply(owner, conv.id, answer.format(first=person.first_name or "there"), None,
-                                          f"demo-{slug}-{i}")
+                await replies.reply(owner, conv.id, answer.format(first=person.first_name or "there"), None,
+                                   f"demo-{slug}-{i}")
             if note:
-                await conversations.add_note(owner, conv.id, note)
-            await conversations.change_labels(owner, conv.id, [labels[t].id for t in tags], [])
-            await conversations.set_priority(owner, conv.id, conversations.Priority(priority))
+                await replies.add_note(owner, conv.id, note)
+            await conversation_labels.change_labels(owner, conv.id, [labels[t].id for t in tags], [])
+            await conversations.set_priority(owner, conv.id, models.Priority(priority))
             if status != "open":
-                await conversations.set_status(owner, conv.id, conversations.Status(status))
+                await conversations.set_status(owner, conv.id, models.Status(status))
             if i == 0:
                 await conversations.assign(owner, conv.id, owner.member_id)
             made += 1

@@ -855,11 +855,13 @@ INBOX_PAGE = """query($b: ID!, $n: Int!) { conversations(brandId: $b, first: $n)
 
 async def test_inbox_page_uses_the_same_statements_for_5_and_50_conversations(api: Api, tenant: TenantFixture) -> None:
     from domain.conversations import inbound, service
+    from domain.conversations.labels import change_labels, create_label
+    from domain.conversations.replies import add_note
     from domain.delivery.inbound import InboundMessage
 
     await identity(tenant)
     agents = [(await tenant.member("agent"))[0] for _ in range(3)]
-    labels = {side: [await service.create_label(tenant.owner, tenant.brands[side], f"L{i}", None) for i in range(3)]
+    labels = {side: [await create_label(tenant.owner, tenant.brands[side], f"L{i}", None) for i in range(3)]
               for side in ("a", "b")}
     for side, n in (("a", 5), ("b", 50)):
         for i in range(n):
@@ -869,9 +871,9 @@ async def test_inbox_page_uses_the_same_statements_for_5_and_50_conversations(ap
                                text=f"body {i}", message_id=f"<{uuid.uuid4().hex}@cust.example>")
             conv, _, _ = await inbound.store(tenant.id, tenant.brands[side], m)
             await service.assign(tenant.owner, conv.id, agents[i % 3])
-            await service.change_labels(tenant.owner, conv.id, [x.id for x in labels[side][: 1 + i % 3]], [])
+            await change_labels(tenant.owner, conv.id, [x.id for x in labels[side][: 1 + i % 3]], [])
             if i % 2:
-                await service.add_note(tenant.owner, conv.id, "a note")
+                await add_note(tenant.owner, conv.id, "a note")
 
     async def run(side: str) -> tuple[int, list[dict]]:
         body = await api.gql(INBOX_PAGE, {"b": tenant.brand_gid(side), "n": 50}, token=tenant.owner_token)

@@ -106,7 +106,8 @@ async def _conversation(t: TenantFixture, side: str, email: str, subject: str, b
 
 
 async def _make_world(fakes: Any) -> World:
-    from domain.conversations import canned, service
+    from domain.conversations import canned
+    from domain.conversations.labels import change_labels, create_label
     from domain.customers.service import upsert_customer
 
     t = await create_tenant_fixture()
@@ -125,9 +126,9 @@ async def _make_world(fakes: Any) -> World:
         w.conv[side], w.customer[side] = await _conversation(
             t, side, w.email[side], f"{side} secret {tag} subject", f"{side} secret {tag} body", w.message_id[side])
         await upsert_customer(t.owner, {"email": w.email[side], "phone": w.phone[side], "first_name": "Cust"})
-        label = await service.create_label(t.owner, t.brands[side], f"{side} secret {tag} label", None)
+        label = await create_label(t.owner, t.brands[side], f"{side} secret {tag} label", None)
         w.label[side] = label.id
-        await service.change_labels(t.owner, w.conv[side], [label.id], [])
+        await change_labels(t.owner, w.conv[side], [label.id], [])
         w.canned[side] = (await canned.create_canned(t.owner, t.brands[side], {
             "shortcode": f"asecret{side}{tag}", "title": f"{side} secret {tag} canned",
             "body": "Hello {{ customer.first_name }}"})).id
@@ -136,7 +137,8 @@ async def _make_world(fakes: Any) -> World:
 
 
 async def _make_other(fakes: Any) -> Other:
-    from domain.conversations import canned, service
+    from domain.conversations import canned
+    from domain.conversations.labels import create_label
 
     t = await create_tenant_fixture()
     await identity(t, "a")
@@ -144,7 +146,7 @@ async def _make_other(fakes: Any) -> Other:
     await use_provider(t, "a", "sms", "twilio", credentials={"accountSid": fakes.twilio.account_sid,
                                                              "authToken": B_TWILIO})
     conv, customer = await _conversation(t, "a", f"own@{t.slug}.test", "B's own", "B's own body")
-    label = await service.create_label(t.owner, t.brands["a"], "B label", None)
+    label = await create_label(t.owner, t.brands["a"], "B label", None)
     made = await canned.create_canned(t.owner, t.brands["a"], {"shortcode": "bown", "title": "B's",
                                                                 "body": "Hi {{ customer.first_name }}"})
     member = (await t.member("agent"))[0]
@@ -210,7 +212,8 @@ def _refused_payload(p: dict[str, Any]) -> bool:
 
 
 async def victims(w: World, sides: tuple[str, ...] = SIDES) -> Victims:
-    from domain.conversations import canned, service
+    from domain.conversations import canned
+    from domain.conversations.labels import change_labels, create_label
     from domain.customers import consent
     from domain.customers.service import upsert_customer
 
@@ -220,9 +223,9 @@ async def victims(w: World, sides: tuple[str, ...] = SIDES) -> Victims:
         brand = t.brands[side]
         v.conv[side], v.customer[side] = await _conversation(
             t, side, f"{side}-{n}@cust.example", f"{side} secret {w.tag} {n}", f"{side} secret {w.tag} body {n}")
-        v.label[side] = (await service.create_label(t.owner, brand, f"{side} secret {w.tag} {n} 1", None)).id
-        v.labelled[side] = (await service.create_label(t.owner, brand, f"{side} secret {w.tag} {n} 2", None)).id
-        await service.change_labels(t.owner, v.conv[side], [v.labelled[side]], [])
+        v.label[side] = (await create_label(t.owner, brand, f"{side} secret {w.tag} {n} 1", None)).id
+        v.labelled[side] = (await create_label(t.owner, brand, f"{side} secret {w.tag} {n} 2", None)).id
+        await change_labels(t.owner, v.conv[side], [v.labelled[side]], [])
         v.canned[side] = (await canned.create_canned(t.owner, brand, {
             "shortcode": f"asecret{side}{w.tag}{n}", "title": "t", "body": "Hi {{ customer.first_name }}"})).id
         c, _ = await upsert_customer(t.owner, {"email": f"consented-{side}-{n}@cust.example"}, brand_id=brand)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from domain.audit import service as audit
 from domain.campaigns import templates
 from domain.conversations.models import CannedResponse, Conversation
+from domain.conversations.service import load as load_conversation
 from domain.customers.models import Customer
 from domain.errors import DomainError, ErrorCode, NotFound, ValidationFailed, Validator
 from domain.platform.db import tenant_session
@@ -127,8 +128,6 @@ async def delete_canned(principal: Principal, canned_id: uuid.UUID) -> uuid.UUID
 async def render_canned(principal: Principal, canned_id: uuid.UUID, conversation_id: uuid.UUID) -> str:
     """The canned response filled in for this conversation's customer (the agent edits, then
     sends it with replyToConversation)."""
-    from domain.conversations.service import load as load_conversation
-
     authorize(principal, Action.CONVERSATION_READ)
     async with tenant_session(principal.tenant_id) as s:
         conv: Conversation = await load_conversation(s, principal, conversation_id)

@@ -28,16 +28,21 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.campaigns.models import Campaign, Recipient
-from domain.conversations.models import Conversation, Message
-from domain.conversations.service import ConversationChannel, Status, _set_status, announce
+from domain.config import get_settings
+from domain.conversations.events import announce
+from domain.conversations.models import Conversation, ConversationChannel, Message, Status
+from domain.conversations.service import _set_status
 from domain.customers.models import Customer
-from domain.customers.service import CustomerSource, link_brand
+from domain.customers.service import CustomerSource, link_brand, load_visible
 from domain.delivery import inbound as parse
 from domain.delivery.base import WebhookRejected
 from domain.delivery.inbound import InboundMessage
 from domain.delivery.service import verify_webhook
+from domain.errors import DomainError, Validator
 from domain.platform.db import tenant_session
+from domain.tenancy import validation
 from domain.tenancy.models import Brand
+from domain.tenancy.policies import Action, authorize
 from domain.timeline import service as timeline
 
 _CAMPAIGN_MSGID = re.compile(r"^<c\.([0-9a-f]{32})\.([0-9a-f]{32})@")
@@ -46,8 +51,6 @@ INBOUND_PROVIDERS = ("brevo", "twilio")
 
 
 def inbound_url(tenant_id: uuid.UUID, brand_id: uuid.UUID, provider: str) -> str:
-    from domain.config import get_settings
-
     return f"{get_settings().public_url}/webhooks/{provider}/inbound/{tenant_id}/{brand_id}"
 
 
@@ -200,11 +203,6 @@ async def store(tenant_id: uuid.UUID, brand_id: uuid.UUID, m: InboundMessage
 async def receive_chat(principal, brand_id: uuid.UUID, customer_id: uuid.UUID, body: str,
                        idempotency_key: str) -> tuple[Conversation, Message]:
     """A customer's chat message posted by the brand's chat integration (an API key)."""
-    from domain.customers.service import load_visible
-    from domain.errors import DomainError, Validator
-    from domain.tenancy import validation
-    from domain.tenancy.policies import Action, authorize
-
     authorize(principal, Action.CONVERSATION_REPLY, brand_id=brand_id)
     v = Validator()
     key = validation.text(v, "idempotencyKey", idempotency_key, required=True, max_len=200)

@@ -1,15 +1,37 @@
-"""Conversations, their messages, labels, per-user read markers and canned responses."""
+"""Conversations, their messages, labels, per-user read markers and canned responses, and the
+enums of a conversation's status, priority and channel."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import Enum
 
 from sqlalchemy import DateTime, ForeignKeyConstraint, Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.models import Base, TenantOwned, Timestamps
+
+
+class Status(str, Enum):
+    OPEN = "open"
+    PENDING = "pending"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+
+
+class Priority(str, Enum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class ConversationChannel(str, Enum):
+    EMAIL = "email"
+    SMS = "sms"
+    CHAT = "chat"
 
 
 class Conversation(TenantOwned, Timestamps, Base):

@@ -23,8 +23,8 @@ import dramatiq
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.conversations.events import announce
 from domain.conversations.models import Conversation, Message
-from domain.conversations.service import announce
 from domain.delivery import service as delivery
 from domain.delivery.base import (
     DeliveryEvent,
@@ -36,6 +36,7 @@ from domain.delivery.base import (
     Sender,
 )
 from domain.platform import outbox
+from domain.platform import redis as redis_mod
 from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
 from domain.tenancy.models import Brand
@@ -84,8 +85,6 @@ async def requeue_stalled_messages(tenant_id: uuid.UUID) -> int:
     are released when the transaction does not commit). Should the first message not have been
     lost after all, whichever of the two claims the reply sends it and the other gives up.
     Returns how many were sent."""
-    from domain.platform import redis as redis_mod
-
     client = redis_mod.client()
     taken: list[str] = []
     try:

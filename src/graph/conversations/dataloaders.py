@@ -7,26 +7,26 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from domain.conversations import service
+from domain.conversations import inbox, labels
 from domain.tenancy.policies import Principal
 from graph.core.batch import batch_loader
 
 
 def conversation_loader(p: Principal) -> DataLoader[uuid.UUID, Any]:
-    return batch_loader(lambda ids: service.conversations_by_ids(p, ids))
+    return batch_loader(lambda ids: inbox.conversations_by_ids(p, ids))
 
 
 def last_message_loader(p: Principal) -> DataLoader[uuid.UUID, Any]:
-    return batch_loader(lambda ids: service.last_messages(p, ids))
+    return batch_loader(lambda ids: inbox.last_messages(p, ids))
 
 
 def unread_loader(p: Principal) -> DataLoader[uuid.UUID, int]:
-    return batch_loader(lambda ids: service.unread_counts(p, ids), default=0)
+    return batch_loader(lambda ids: inbox.unread_counts(p, ids), default=0)
 
 
 def labels_loader(p: Principal) -> DataLoader[uuid.UUID, list]:
-    return batch_loader(lambda ids: service.labels_of(p, ids), default=list)
+    return batch_loader(lambda ids: labels.labels_of(p, ids), default=list)
 
 
 def assignee_loader(p: Principal) -> DataLoader[uuid.UUID, Any]:
-    return batch_loader(lambda ids: service.assignees_by_ids(p, ids))
+    return batch_loader(lambda ids: inbox.assignees_by_ids(p, ids))

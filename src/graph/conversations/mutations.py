@@ -10,7 +10,7 @@ import strawberry
 from strawberry import UNSET
 from strawberry.relay import GlobalID
 
-from domain.conversations import canned, inbound, service
+from domain.conversations import canned, inbound, labels, models, replies, service
 from graph.conversations.types import (
     CannedResponse,
     Conversation,
@@ -118,23 +118,23 @@ class ConversationMutation:
                                       "customer's consent for the channel, chat excepted).")
     async def start_conversation(self, info: Info, input: StartConversationInput) -> ConversationMessagePayload:
         async def run():
-            return await service.start_conversation(
+            return await replies.start_conversation(
                 info.context.principal, ids.decode(input.brand_id, "Brand", "brandId"),
                 ids.decode(input.customer_id, "Customer", "customerId"),
-                service.ConversationChannel(input.channel.value), input.subject, input.body, input.html,
+                models.ConversationChannel(input.channel.value), input.subject, input.body, input.html,
                 input.idempotency_key)
 
         return await payload(ConversationMessagePayload, run, _conv_message)
 
     @strawberry.mutation(description="Answer in the thread, through the brand's provider. The same key sends once.")
     async def reply_to_conversation(self, info: Info, input: ReplyToConversationInput) -> ConversationMessagePayload:
-        return await payload(ConversationMessagePayload, lambda: service.reply(
+        return await payload(ConversationMessagePayload, lambda: replies.reply(
             info.context.principal, _cid(input.conversation_id), input.body, input.html, input.idempotency_key),
             _conv_message)
 
     @strawberry.mutation(description="A private note for the team; never sent to the customer.")
     async def add_conversation_note(self, info: Info, conversation_id: GlobalID, body: str) -> ConversationMessagePayload:
-        return await payload(ConversationMessagePayload, lambda: service.add_note(
+        return await payload(ConversationMessagePayload, lambda: replies.add_note(
             info.context.principal, _cid(conversation_id), body), _conv_message, prefix=None)
 
     @strawberry.mutation(description="Record a customer's chat message (chat integrations). The same key once.")
@@ -155,7 +155,7 @@ class ConversationMutation:
     async def set_conversation_status(self, info: Info, conversation_id: GlobalID,
                                       status: ConversationStatus) -> ConversationPayload:
         return await payload(ConversationPayload, lambda: service.set_status(
-            info.context.principal, _cid(conversation_id), service.Status(status.value)), _conv, prefix=None)
+            info.context.principal, _cid(conversation_id), models.Status(status.value)), _conv, prefix=None)
 
     @strawberry.mutation(description="Hide until a time; then (or at the customer's next message) it opens again.")
     async def snooze_conversation(self, info: Info, conversation_id: GlobalID, until: datetime) -> ConversationPayload:
@@ -166,19 +166,19 @@ class ConversationMutation:
     async def set_conversation_priority(self, info: Info, conversation_id: GlobalID,
                                         priority: ConversationPriority) -> ConversationPayload:
         return await payload(ConversationPayload, lambda: service.set_priority(
-            info.context.principal, _cid(conversation_id), service.Priority(priority.value)), _conv, prefix=None)
+            info.context.principal, _cid(conversation_id), models.Priority(priority.value)), _conv, prefix=None)
 
     @strawberry.mutation
     async def label_conversation(self, info: Info, conversation_id: GlobalID,
                                  label_ids: list[GlobalID]) -> ConversationPayload:
-        return await payload(ConversationPayload, lambda: service.change_labels(
+        return await payload(ConversationPayload, lambda: labels.change_labels(
             info.context.principal, _cid(conversation_id),
             ids.decode_many(label_ids, "ConversationLabel", "labelIds"), []), _conv, prefix=None)
 
     @strawberry.mutation
     async def unlabel_conversation(self, info: Info, conversation_id: GlobalID,
                                    label_ids: list[GlobalID]) -> ConversationPayload:
-        return await payload(ConversationPayload, lambda: service.change_labels(
+        return await payload(ConversationPayload, lambda: labels.change_labels(
             info.context.principal, _cid(conversation_id), [],
             ids.decode_many(label_ids, "ConversationLabel", "labelIds")), _conv, prefix=None)
 
@@ -190,7 +190,7 @@ class ConversationMutation:
     @strawberry.mutation
     async def create_conversation_label(self, info: Info, brand_id: GlobalID, name: str,
                                         color: str | None = None) -> ConversationLabelPayload:
-        return await payload(ConversationLabelPayload, lambda: service.create_label(
+        return await payload(ConversationLabelPayload, lambda: labels.create_label(
             info.context.principal, ids.decode(brand_id, "Brand", "brandId"), name, color),
             lambda x: {"label": ConversationLabel.from_model(x)}, prefix=None)
 

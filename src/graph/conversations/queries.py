@@ -3,7 +3,7 @@ from __future__ import annotations
 import strawberry
 from strawberry import relay
 
-from domain.conversations import canned, service
+from domain.conversations import canned, inbox, labels, models
 from domain.errors import DomainError
 from domain.pagination import clamp_first
 from graph.conversations.types import (
@@ -26,13 +26,13 @@ class ConversationQuery:
                             label_ids: list[relay.GlobalID] | None = None, unread_only: bool = False,
                             search: str | None = None, first: int = 25,
                             after: str | None = None) -> Connection[Conversation]:
-        flt = service.InboxFilter(
+        flt = inbox.InboxFilter(
             brand_id=ids.decode(brand_id, "Brand", "brandId"),
-            statuses=tuple(service.Status(s.value) for s in status or ()),
+            statuses=tuple(models.Status(s.value) for s in status or ()),
             assignee_id=ids.optional(assignee_id, "Member", "assigneeId"), unassigned=unassigned,
             label_ids=tuple(ids.decode_many(label_ids, "ConversationLabel", "labelIds") or ()),
             unread_only=unread_only, search=search)
-        page = await service.inbox(info.context.principal, flt, first=clamp_first(first), after=after)
+        page = await inbox.inbox(info.context.principal, flt, first=clamp_first(first), after=after)
         return Connection.of(page, Conversation.from_model)
 
     @strawberry.field
@@ -46,12 +46,12 @@ class ConversationQuery:
 
     @strawberry.field(description="Conversations per status, for the inbox tabs.")
     async def conversation_counts(self, info: Info, brand_id: relay.GlobalID) -> ConversationCounts:
-        c = await service.counts(info.context.principal, ids.decode(brand_id, "Brand", "brandId"))
+        c = await inbox.counts(info.context.principal, ids.decode(brand_id, "Brand", "brandId"))
         return ConversationCounts(**c)
 
     @strawberry.field
     async def conversation_labels(self, info: Info, brand_id: relay.GlobalID) -> list[ConversationLabel]:
-        rows = await service.list_labels(info.context.principal, ids.decode(brand_id, "Brand", "brandId"))
+        rows = await labels.list_labels(info.context.principal, ids.decode(brand_id, "Brand", "brandId"))
         return [ConversationLabel.from_model(x) for x in rows]
 
     @strawberry.field(description="A brand's saved replies, by shortcode.")

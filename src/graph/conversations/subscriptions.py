@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry import relay
 
-from domain.conversations import service
+from domain.conversations import events, inbox
 from graph.conversations.types import Conversation, ConversationEvent, ConversationMessage
 from graph.core import ids
 from graph.core.context import Info
@@ -19,20 +19,20 @@ class ConversationSubscription:
     async def conversation_events(self, info: Info, brand_id: relay.GlobalID) -> AsyncGenerator[ConversationEvent, None]:
         principal = info.context.principal
         bid = ids.decode(brand_id, "Brand", "brandId")
-        await service.check_inbox(principal, bid)  # a brand of the caller's tenant it may use, or NOT_FOUND
+        await inbox.check_inbox(principal, bid)  # a brand of the caller's tenant it may use, or NOT_FOUND
         hub = info.context.request.app.state.event_hub
-        async with hub.subscribe(principal.tenant_id, service.topic(bid)) as queue:
+        async with hub.subscribe(principal.tenant_id, events.topic(bid)) as queue:
             while True:
                 event = await queue.get()
                 await info.context.recheck()
                 principal = info.context.principal
                 cid = uuid.UUID(event["conversation_id"])
-                found = (await service.conversations_by_ids(principal, [cid])).get(cid)
+                found = (await inbox.conversations_by_ids(principal, [cid])).get(cid)
                 if found is None:
                     continue
                 message = None
                 if event.get("message_id"):
-                    m = await service.message_by_id(principal, cid, uuid.UUID(event["message_id"]))
+                    m = await inbox.message_by_id(principal, cid, uuid.UUID(event["message_id"]))
                     message = ConversationMessage.from_model(m) if m else None
                 info.context.fresh_loaders()
                 yield ConversationEvent(type=event["type"], conversation=Conversation.from_model(found), message=message)

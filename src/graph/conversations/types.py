@@ -9,7 +9,7 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from domain.conversations import canned, service
+from domain.conversations import canned, inbox, labels, models
 from domain.conversations.models import CannedResponse as CannedModel
 from domain.conversations.models import Conversation as ConversationModel
 from domain.conversations.models import Label as LabelModel
@@ -22,9 +22,9 @@ from graph.core.nodes import node_resolver
 from graph.customers.types import Customer
 from graph.tenancy.types import Brand, brand_of
 
-ConversationStatus = strawberry.enum(service.Status, name="ConversationStatus")
-ConversationPriority = strawberry.enum(service.Priority, name="ConversationPriority")
-ConversationChannel = strawberry.enum(service.ConversationChannel, name="ConversationChannel")
+ConversationStatus = strawberry.enum(models.Status, name="ConversationStatus")
+ConversationPriority = strawberry.enum(models.Priority, name="ConversationPriority")
+ConversationChannel = strawberry.enum(models.ConversationChannel, name="ConversationChannel")
 
 
 @strawberry.type(description="A label of a brand's conversations.")
@@ -37,7 +37,7 @@ class ConversationLabel(relay.Node):
     def from_model(cls, x: LabelModel) -> ConversationLabel:
         return cls(id=str(x.id), name=x.name, color=x.color)
 
-    resolve_nodes = node_resolver(lambda info, keys: service.labels_by_ids(info.context.principal, keys))
+    resolve_nodes = node_resolver(lambda info, keys: labels.labels_by_ids(info.context.principal, keys))
 
 
 @strawberry.type(description="The member a conversation is assigned to.")
@@ -139,14 +139,14 @@ class Conversation(relay.Node):
     @strawberry.field(description="Messages and notes, oldest first (newestFirst: true for the other way).")
     async def messages(self, info: Info, first: int = 50, after: str | None = None,
                        newest_first: bool = False) -> Connection[ConversationMessage]:
-        page = await service.messages(info.context.principal, uuid.UUID(self.id), first=clamp_first(first),
+        page = await inbox.messages(info.context.principal, uuid.UUID(self.id), first=clamp_first(first),
                                       after=after, newest_first=newest_first)
         return Connection.of(page, ConversationMessage.from_model)
 
     @classmethod
     def from_model(cls, c: ConversationModel) -> Conversation:
-        return cls(id=str(c.id), channel=service.ConversationChannel(c.channel), status=service.Status(c.status),
-                   priority=service.Priority(c.priority), subject=c.subject, snoozed_until=c.snoozed_until,
+        return cls(id=str(c.id), channel=models.ConversationChannel(c.channel), status=models.Status(c.status),
+                   priority=models.Priority(c.priority), subject=c.subject, snoozed_until=c.snoozed_until,
                    started_by=c.started_by, first_response_at=c.first_response_at, resolved_at=c.resolved_at,
                    last_message_at=c.last_message_at, message_count=c.message_count, created_at=c.created_at,
                    brand_id=c.brand_id, customer_id=c.customer_id, campaign_id=c.campaign_id,
