@@ -299,7 +299,8 @@ async def test_the_api_and_imports_match_by_external_id_first_then_by_email(api:
     from sqlalchemy import text
 
     from domain.customers.service import CustomerSource, upsert_customer
-    from domain.imports.customers import CustomerRow, merge
+    from domain.imports.customer_merge import merge
+    from domain.imports.customer_rows import CustomerRow
     from domain.platform.db import tenant_session
 
     t = tenant
@@ -324,7 +325,8 @@ async def test_the_api_and_imports_match_by_external_id_first_then_by_email(api:
 
 async def test_a_brand_limited_import_changes_no_identifier_of_a_shared_record(tenant: TenantFixture) -> None:
     from domain.customers.service import CustomerSource, upsert_customer
-    from domain.imports.customers import CustomerRow, merge
+    from domain.imports.customer_merge import merge
+    from domain.imports.customer_rows import CustomerRow
     from domain.platform.db import tenant_session
 
     t = tenant
@@ -354,7 +356,8 @@ async def test_an_import_links_no_shared_record_to_a_brand_holding_its_own_for_t
     from sqlalchemy import text
 
     from domain.customers.service import CustomerSource, upsert_customer
-    from domain.imports.customers import CustomerRow, merge
+    from domain.imports.customer_merge import merge
+    from domain.imports.customer_rows import CustomerRow
     from domain.platform.db import tenant_session
 
     t = tenant

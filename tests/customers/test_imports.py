@@ -32,8 +32,7 @@ async def wait_job(t: TenantFixture, job_id: uuid.UUID, within: float = WAIT):
 async def run_import(t: TenantFixture, kind: str, content: bytes, *, brand: str = "a",
                      content_type: str = "text/csv", filename: str = "upload.csv") -> dict[str, Any]:
     """Start an import as the owner, wait for the worker; the job must succeed with progress full."""
-    from domain.imports.customers import start_customer_import
-    from domain.imports.orders import start_order_import
+    from domain.imports.actors import start_customer_import, start_order_import
 
     start = start_customer_import if kind == "customers" else start_order_import
     job = await start(t.owner, t.brands[brand], filename, content_type, content)
@@ -312,8 +311,7 @@ async def test_a_brand_limited_principal_cannot_import_into_another_brand(
     tenant: TenantFixture, worker: Process, kind: str
 ) -> None:
     from domain.errors import NotFound
-    from domain.imports.customers import start_customer_import
-    from domain.imports.orders import start_order_import
+    from domain.imports.actors import start_customer_import, start_order_import
 
     start = start_customer_import if kind == "customers" else start_order_import
     content = (b"email\nx@example.com\n" if kind == "customers" else
@@ -334,8 +332,7 @@ async def test_a_brand_limited_principal_cannot_import_into_another_brand(
 @pytest.mark.parametrize("role", ["analyst", "agent"])
 async def test_roles_without_customer_import_cannot_import(tenant: TenantFixture, role: str) -> None:
     from domain.errors import PermissionDenied
-    from domain.imports.customers import start_customer_import
-    from domain.imports.orders import start_order_import
+    from domain.imports.actors import start_customer_import, start_order_import
 
     p = await _principal(tenant, role, None)
     with pytest.raises(PermissionDenied):
@@ -359,7 +356,7 @@ async def test_unusable_files_are_refused_before_a_job_is_made(
     tenant: TenantFixture, content: bytes, content_type: str, message: str
 ) -> None:
     from domain.errors import DomainError
-    from domain.imports.customers import start_customer_import
+    from domain.imports.actors import start_customer_import
 
     with pytest.raises(DomainError) as refused:
         await start_customer_import(tenant.owner, tenant.brands["a"], "f.csv", content_type, content)
@@ -369,7 +366,7 @@ async def test_unusable_files_are_refused_before_a_job_is_made(
 
 async def test_order_file_needs_the_order_columns(tenant: TenantFixture) -> None:
     from domain.errors import DomainError
-    from domain.imports.orders import start_order_import
+    from domain.imports.actors import start_order_import
 
     with pytest.raises(DomainError) as refused:
         await start_order_import(tenant.owner, tenant.brands["a"], "o.csv", "text/csv",
@@ -483,7 +480,8 @@ async def test_a_brand_limited_import_does_not_take_over_other_brands_customers(
 
     from domain.customers.models import Customer
     from domain.customers.service import customers_by_ids, upsert_customer
-    from domain.imports.customers import import_customers, start_customer_import
+    from domain.imports.actors import start_customer_import
+    from domain.imports.customers import import_customers
     from domain.platform.db import tenant_session
 
     theirs, _ = await upsert_customer(tenant.owner, {"email": "theirs@b.test", "first_name": "Bee"},

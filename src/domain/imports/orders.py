@@ -22,17 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.commerce.service import OrderInput, OrderLine, OrderStatus, validate_order
 from domain.customers.service import FIELDS, CustomerSource
 from domain.errors import DomainError, ErrorCode, Validator
-from domain.imports import customers as customer_import
-from domain.imports.customers import (
-    TIMELINE_COLUMNS,
-    ChunkProgress,
-    CustomerRow,
-    chunks,
-    clean_customer_fields,
-    nested_loops,
-    raw_connection,
-    run_chunks,
-)
+from domain.imports.chunking import ChunkProgress, chunks, nested_loops, raw_connection, run_chunks
+from domain.imports.customer_merge import TIMELINE_COLUMNS, merge
+from domain.imports.customer_rows import CustomerRow, assign_slots, clean_customer_fields
 from domain.imports.parsing import (
     Report,
     as_cents,
@@ -43,11 +35,9 @@ from domain.imports.parsing import (
     rows_from,
     snake,
 )
-from domain.jobs.models import Job
 from domain.platform.db import tenant_session
 from domain.profiles import service as profiles
 from domain.segments.service import mark_stale
-from domain.tenancy.policies import Principal
 
 ORDER_KEYS = frozenset({"external_order_id", "total_cents", "total", "currency", "status", "placed_at", "items"})
 ITEM_KEYS = frozenset({"sku", "quantity", "unit_price_cents", "unit_price", "name", "category"})
@@ -256,9 +246,8 @@ async def write_chunk(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID
     if not todo:
         return out
     wanted = list(dict.fromkeys(rows[i].slot for i in todo))
-    merged = await customer_import.merge(s, tenant_id, brand_id, [slots[k] for k in wanted],
-                                         source=CustomerSource.ORDER, link=False, label=label,
-                                         limited_to=limited_to)
+    merged = await merge(s, tenant_id, brand_id, [slots[k] for k in wanted],
+                         source=CustomerSource.ORDER, link=False, label=label, limited_to=limited_to)
     out.customers_created = merged.created
     customer_of = {k: merged.customer_ids[j] for j, k in enumerate(wanted)}
     problems = {wanted[j]: problem for j, problem in merged.problems.items()}
@@ -328,7 +317,7 @@ async def import_orders(tenant_id: uuid.UUID, brand_id: uuid.UUID,
         else:
             seen.add(row.order.external_order_id)
             valid.append(row)
-    slots, assignment = customer_import.assign_slots([r.customer for r in valid], report, count_duplicates=False)
+    slots, assignment = assign_slots([r.customer for r in valid], report, count_duplicates=False)
     rows = []
     for row, slot in zip(valid, assignment, strict=True):
         if slot is not None:
@@ -361,12 +350,3 @@ async def import_orders(tenant_id: uuid.UUID, brand_id: uuid.UUID,
 
 def check_order_upload(filename: str | None, content_type: str | None, content: bytes) -> str:
     return check_upload(filename, content_type, content, check_header)
-
-
-async def start_order_import(principal: Principal, brand_id: uuid.UUID, filename: str | None,
-                             content_type: str | None, content: bytes) -> Job:
-    """Queue an order import into ``brand_id``; refused up front like a customer import."""
-    from domain.imports.actors import import_orders_job
-
-    return await customer_import.start_import(principal, brand_id, filename, content_type, content,
-                                              "import_orders", import_orders_job, check_order_upload)

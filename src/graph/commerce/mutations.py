@@ -139,7 +139,7 @@ class CommerceMutation:
 class OrderImportMutation:
     @strawberry.mutation(description="Import orders from a CSV or NDJSON file (multipart upload), as a job.")
     async def import_orders(self, info: Info, brand_id: GlobalID, file: Upload) -> JobPayload:
-        from domain.imports.orders import start_order_import
+        from domain.imports.actors import start_order_import
 
         async def run():
             name, content_type, content = await read_upload(file)

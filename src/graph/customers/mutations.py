@@ -217,7 +217,7 @@ class CustomerMutation:
 class CustomerImportMutation:
     @strawberry.mutation(description="Import customers from a CSV or NDJSON file (multipart upload), as a job.")
     async def import_customers(self, info: Info, brand_id: GlobalID, file: Upload) -> JobPayload:
-        from domain.imports.customers import start_customer_import
+        from domain.imports.actors import start_customer_import
 
         async def run():
             name, content_type, content = await read_upload(file)
