@@ -5,6 +5,8 @@ Every variable is listed in the README's table; keep the two in step.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -121,8 +123,6 @@ class Settings:
             return self.database_app_password
         if not self.secret_key:
             return None
-        import hashlib
-        import hmac
 
         return hmac.new(self.secret_key.encode(), b"brandgraph_app-password", hashlib.sha256).hexdigest()[:32]
 

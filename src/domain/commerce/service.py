@@ -12,15 +12,19 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import ARRAY, and_, cast, func, or_, select, text, true
+from sqlalchemy.dialects.postgresql import UUID as PGUUID
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from domain.audit import service as audit
+from domain.campaigns.attribution import attribute_order
 from domain.commerce.models import Order, OrderItem, Product, TrackedEvent
 from domain.customers.service import (
     CustomerSource,
     clean_fields,
+    link_brand,
     load_visible,
     upsert_in_session,
 )
@@ -28,6 +32,7 @@ from domain.errors import DomainError, ErrorCode, NotFound, PermissionDenied, Va
 from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform.db import tenant_session
 from domain.profiles import service as profiles
+from domain.segments.service import mark_stale
 from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
@@ -155,8 +160,6 @@ async def record_order(principal: Principal, inp: OrderInput) -> tuple[Order, bo
         audit.record(s, principal, "order.record", "Order", order.id, brand_id=inp.brand_id,
                      summary={"external_order_id": inp.external_order_id, "total_cents": inp.total_cents})
         order = await s.scalar(select(Order).where(Order.tenant_id == principal.tenant_id, Order.id == order.id))
-        from domain.campaigns.attribution import attribute_order
-
         await attribute_order(s, order)
     return order, True
 
@@ -191,9 +194,6 @@ async def _write_items(s: AsyncSession, principal: Principal, order: Order, line
 
 async def _after_activity(s: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID, brand_id: uuid.UUID | None,
                           source: CustomerSource, at: datetime) -> None:
-    from domain.customers.service import link_brand
-    from domain.segments.service import mark_stale
-
     if brand_id is not None:
         await link_brand(s, tenant_id, customer_id, brand_id, source, at)
     await profiles.refresh(s, tenant_id, [customer_id])
@@ -330,10 +330,6 @@ async def orders_of_customers(principal: Principal, customer_ids: list[uuid.UUID
                               first: int, after: str | None) -> dict[uuid.UUID, Page[Order]]:
     """The same page of several customers' orders, newest first, in one query (LATERAL). A
     ``brand_id`` the principal may not use matches no order (a field of a visible customer)."""
-    from sqlalchemy import ARRAY, cast, true
-    from sqlalchemy.dialects.postgresql import UUID as PGUUID
-    from sqlalchemy.orm import aliased
-
     authorize(principal, Action.CUSTOMER_READ)
     ids = select(func.unnest(cast(list(customer_ids), ARRAY(PGUUID(as_uuid=True)))).label("id")).subquery("c")
     each = (select(Order).where(Order.tenant_id == principal.tenant_id, Order.customer_id == ids.c.id,
@@ -376,7 +372,6 @@ async def last_orders(principal: Principal, keys: list[tuple[uuid.UUID, uuid.UUI
     ranked = select(Order, func.row_number().over(
         partition_by=(Order.customer_id, Order.brand_id), order_by=(Order.placed_at.desc(), Order.id.desc())
     ).label("rn")).where(*conditions).subquery()
-    from sqlalchemy.orm import aliased
 
     latest = aliased(Order, ranked)
     async with tenant_session(principal.tenant_id) as s:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
 from domain.config import get_settings
-from domain.delivery import registry
+from domain.delivery import registry, webhooks
 from domain.delivery.base import Channel, Provider, WebhookRejected
 from domain.delivery.models import DeliveryProvider, MessagingSettings, Suppression
 from domain.errors import (
@@ -148,8 +148,6 @@ async def verify_webhook(provider: str, tenant_id: uuid.UUID, brand_id: uuid.UUI
     secret read inside the tenant's row-level security), before anything parses the body.
     Returns the form fields of a form-encoded request (Twilio), else an empty dict. Raises
     WebhookRejected otherwise; ``url`` is the public address the provider called."""
-    from domain.delivery import webhooks
-
     async with tenant_session(tenant_id) as s:
         creds = await credentials_of(s, tenant_id, brand_id, provider)
     if creds is None:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import uuid
+from datetime import datetime
 
 from domain.audit import service as audit
 from domain.customers.service import get_customer
@@ -48,8 +49,6 @@ async def export_timeline(job: Job, progress: jobs.Progress) -> dict:
 
 
 def _dt(value):
-    from datetime import datetime
-
     return datetime.fromisoformat(value) if value else None
 
 

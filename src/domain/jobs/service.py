@@ -21,7 +21,7 @@ import dramatiq
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.errors import NotFound
+from domain.errors import DomainError, NotFound
 from domain.jobs.models import Job, JobFile
 from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform import outbox
@@ -162,8 +162,6 @@ async def _transition(job: Job, **values: Any) -> None:
 def error_summary(exc: BaseException) -> str:
     """What a client may read about a failure: a domain error's message; for anything else only
     the kind of failure (database errors carry SQL and values, which stay in the logs)."""
-    from domain.errors import DomainError
-
     if isinstance(exc, DomainError):
         return exc.message[:500]
     return f"internal error ({type(exc).__name__}); the logs carry the details under the job id"

@@ -27,6 +27,8 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from domain.platform import redis as redis_mod
 
 log = logging.getLogger(__name__)
@@ -72,8 +74,6 @@ class EventHub:
     def _redis(self) -> Any:
         # its own client: a blocking read holds a connection, and must not wait behind others
         if self._client is None:
-            import redis.asyncio as aioredis
-
             self._client = aioredis.Redis.from_url(redis_mod.redis_url(), decode_responses=True,
                                                    socket_connect_timeout=2, retry=redis_mod.retry_policy(),
                                                    # longer than a blocking read, or an idle hub times out

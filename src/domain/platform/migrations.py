@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
-from domain.config import APP_ROLE, project_root
+from domain.config import APP_ROLE, get_settings, project_root, with_database
 from domain.platform.db import owner_engine
 
 
@@ -72,10 +74,6 @@ def provision(server_url: str, name: str, *, fresh: bool = False) -> str:
     (dropped first when ``fresh``), migrated to head, with the app role's login enabled. Returns
     the database's owner URL. Synchronous (migrations run their own event loop); used by the
     embedded development default, the tests and the benches."""
-    import asyncio
-
-    from domain.config import get_settings, with_database
-
     asyncio.run(create_database(server_url, name, drop_first=fresh))
     url = with_database(server_url, name)
     upgrade(url)

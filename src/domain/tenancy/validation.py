@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from zoneinfo import available_timezones
@@ -16,8 +17,6 @@ SMS_ALPHA_RE = re.compile(r"^[A-Za-z0-9 ]{1,11}$")
 
 def has_nul(value: object) -> bool:
     """PostgreSQL text cannot hold NUL characters, anywhere in a string or a JSON document."""
-    import json
-
     if isinstance(value, str):
         return "\x00" in value
     return value is not None and "\\u0000" in json.dumps(value, default=str)
