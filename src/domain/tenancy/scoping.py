@@ -3,7 +3,7 @@
 A principal sees every brand of its tenant or a fixed set of them (``Principal.brand_ids``,
 None for every brand; ``members.py`` and ``api_keys.py`` decide the set). Row-level security
 keeps tenants apart; this module keeps brands apart within one. No other module compares a
-brand id with a principal's grants: each asks one of these functions (``tests/test_brand_rule.py``
+brand id with a principal's grants: each asks one of these functions (``tests/architecture/test_brand_rule.py``
 holds every module under src/domain and src/graph to that).
 
 What a principal gets for a brand it may not use (docs/security.md, "Brands: who sees which"):

@@ -16,7 +16,9 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+from conftest import ROOT
+
+SRC = ROOT / "src"
 DOMAIN = SRC / "domain"
 
 

@@ -10,11 +10,11 @@ file:line.
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 SRC = ROOT / "src"
 HOME = SRC / "domain" / "tenancy" / "scoping.py"
 SCANNED = [p for top in ("domain", "graph") for p in sorted((SRC / top).rglob("*.py"))]
