@@ -39,3 +39,30 @@ def test_readme_paths_go_through_the_outbox(start: str) -> None:
     paragraph = readme_paragraph(start)
     assert "outbox row" in paragraph and "outbox relay" in paragraph, paragraph
     assert "enqueues a Dramatiq message" not in paragraph and "event is published" not in paragraph, paragraph
+
+
+def _actors() -> dict[str, str]:
+    from domain.actors import load_actors
+    from domain.platform.broker import broker
+
+    load_actors()
+    return {name: actor.queue_name for name, actor in broker.actors.items()}
+
+
+def _paragraph(text: str, start: str) -> str:
+    at = text.index(start)
+    return text[at:text.find("\n\n", at)]
+
+
+def test_every_actor_and_queue_is_documented() -> None:
+    """The actor table of docs/architecture.md names every actor the worker runs, and both
+    queue lists (README "Past one machine", architecture "Workers") name every queue."""
+    actors = _actors()
+    architecture = (ROOT / "docs" / "architecture.md").read_text()
+    table = _paragraph(architecture, "| Actor | Queue |")
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([\w.]+)` \| `(\w+)` \|", table, re.M)}
+    assert rows == actors, (rows, actors)
+    for text, start in ((ROOT / "README.md").read_text(), "Queues are"), (architecture, "The queues are"):
+        sentence = _paragraph(text, start).split(";")[0]
+        listed = set(re.findall(r"`(\w+)`\s+\(", sentence))
+        assert listed == set(actors.values()), (start, listed)
