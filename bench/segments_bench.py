@@ -21,7 +21,7 @@ those within the last year, and most of those spent 100 or more.
 
 Measured, in this order:
 
-1. ``domain.segments.service.preview(first=20)`` of that definition: median of 5 calls;
+1. ``domain.segments.inspection.preview(first=20)`` of that definition: median of 5 calls;
 2. the first refresh of a new dynamic segment with it (``domain.segments.refresh.refresh``);
 3. a second refresh after about 1 % of the profiles changed (qualifying ones drop to 5 EUR
    spent, the others jump to 500 EUR spent today): some enter, some leave;
@@ -311,8 +311,8 @@ async def run(args: argparse.Namespace) -> int:
     from sqlalchemy import text
 
     from domain.platform.db import dispose_engine, tenant_session
-    from domain.segments import refresh, service
-    from domain.segments.service import SegmentKind
+    from domain.segments import inspection, refresh, service
+    from domain.segments.models import SegmentKind
 
     total_started = time.perf_counter()
     owner, brand_id = await setup_tenant()
@@ -333,7 +333,7 @@ async def run(args: argparse.Namespace) -> int:
         ))).all())
 
     print("1. previewSegment (median of 5) ...", flush=True)
-    preview_times, preview = await timed(lambda: service.preview(owner, brand_id, DEFINITION, first=20), 5)
+    preview_times, preview = await timed(lambda: inspection.preview(owner, brand_id, DEFINITION, first=20), 5)
     expected = await count_members(tenant_id, brand_id)
     assert preview.count == expected and len(preview.customers) == 20, (preview.count, expected)
 

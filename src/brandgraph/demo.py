@@ -134,10 +134,11 @@ DEMO_SEGMENTS = [
 async def seed_segments(owner: Principal, by_slug: dict[str, uuid.UUID]) -> None:
     """Three rule-based segments per brand, refreshed, so the segment screens have members."""
     from domain.segments import refresh, service
+    from domain.segments.models import SegmentKind
 
     for brand_id in by_slug.values():
         for name, description, definition in DEMO_SEGMENTS:
-            seg = await service.create_segment(owner, brand_id, service.SegmentKind.DYNAMIC,
+            seg = await service.create_segment(owner, brand_id, SegmentKind.DYNAMIC,
                                                {"name": name, "description": description}, definition=definition)
             await refresh.refresh(owner.tenant_id, seg.id)
 

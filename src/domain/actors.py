@@ -9,12 +9,13 @@ from domain.platform.broker import broker  # noqa: F401  (sets the global broker
 
 ACTOR_MODULES = (
     "domain.audit.actors",
+    "domain.automations.running",
+    "domain.automations.webhooks",
     "domain.campaigns.sending",
     "domain.conversations.sending",
     "domain.exports.timeline",
     "domain.imports.actors",
     "domain.profiles.actors",
-    "domain.segments.automations",
     "domain.segments.member_import",
     "domain.segments.refresh",
     "domain.tenancy.actors",

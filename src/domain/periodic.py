@@ -7,6 +7,8 @@ from apscheduler.triggers.cron import CronTrigger
 
 from domain.actors import load_actors
 from domain.audit.actors import prune_audit_log
+from domain.automations.running import run_periodic_automations as run_periodic_automations_job
+from domain.automations.webhooks import requeue_stalled_runs
 from domain.campaigns.sending import dispatch_due
 from domain.campaigns.service import launch_due
 from domain.conversations.sending import requeue_stalled_messages
@@ -15,8 +17,6 @@ from domain.jobs.service import requeue_stalled
 from domain.platform.broker import enqueue
 from domain.platform.scheduler import Periodic
 from domain.profiles.actors import start_scheduled_rebuild
-from domain.segments.automations import requeue_stalled_runs
-from domain.segments.automations import run_periodic_automations as run_periodic_automations_job
 from domain.segments.refresh import refresh_stale
 from domain.tenancy.tenants import all_tenant_ids
 

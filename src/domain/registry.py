@@ -1,6 +1,7 @@
 """Imports every bounded context's models so the metadata is complete (Alembic, tests)."""
 
 from domain.audit import models as _audit  # noqa: F401
+from domain.automations import models as _automations  # noqa: F401
 from domain.campaigns import models as _campaigns  # noqa: F401
 from domain.commerce import models as _commerce  # noqa: F401
 from domain.conversations import models as _conversations  # noqa: F401

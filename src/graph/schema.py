@@ -13,6 +13,8 @@ from strawberry.tools import merge_types
 from domain.config import Settings, get_settings
 from graph.audit.queries import AuditQuery
 from graph.audit.subscriptions import AuditSubscription
+from graph.automations.mutations import AutomationMutation
+from graph.automations.queries import AutomationQuery
 from graph.campaigns.mutations import CampaignMutation
 from graph.campaigns.queries import CampaignQuery
 from graph.campaigns.subscriptions import CampaignSubscription
@@ -31,11 +33,10 @@ from graph.delivery.queries import DeliveryQuery
 from graph.extensions import extensions
 from graph.jobs.queries import JobQuery
 from graph.jobs.subscriptions import JobSubscription
-from graph.segments.automations import SegmentAutomationMutation, SegmentAutomationQuery
 from graph.segments.mutations import SegmentMutation
 from graph.segments.queries import SegmentQuery
 from graph.segments.subscriptions import SegmentSubscription
-from graph.tenancy.mutations import TenancyMutation
+from graph.tenancy.mutations import TenancyMutation, TenantSettingsMutation
 from graph.tenancy.queries import TenancyQuery
 from graph.timeline.mutations import TimelineMutation
 from graph.timeline.types import TIMELINE_TYPES
@@ -58,10 +59,10 @@ class NodeQuery:
 
 
 Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, SegmentQuery,
-                              SegmentAutomationQuery, CampaignQuery, DeliveryQuery, ConversationQuery, JobQuery,
+                              AutomationQuery, CampaignQuery, DeliveryQuery, ConversationQuery, JobQuery,
                               AuditQuery))
 Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, SegmentMutation,
-                                    SegmentAutomationMutation, CampaignMutation, DeliveryMutation,
+                                    AutomationMutation, TenantSettingsMutation, CampaignMutation, DeliveryMutation,
                                     ConversationMutation, CustomerImportMutation, OrderImportMutation,
                                     ProfileMutation, TimelineMutation))
 Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription, SegmentSubscription,

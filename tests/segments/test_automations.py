@@ -23,19 +23,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from conftest import Api, TenantFixture, free_port, gid
 from domain.audit.models import AuditEntry
+from domain.automations import running, webhooks
+from domain.automations import service as automations
+from domain.automations.models import AutomationExecution, AutomationRun, SegmentAutomation
 from domain.customers.models import Customer, CustomerTag
 from domain.customers.service import upsert_customer
 from domain.customers.tags import create_tag, tag_customers
 from domain.platform import crypto
 from domain.platform.db import tenant_session
-from domain.segments import automations, refresh, service
-from domain.segments.models import (
-    AutomationExecution,
-    AutomationRun,
-    SegmentAutomation,
-    SegmentMembership,
-)
-from domain.segments.service import SegmentKind
+from domain.segments import membership, service
+from domain.segments.models import SegmentKind, SegmentMembership
 from domain.tenancy.models import Tenant
 from domain.timeline.models import TimelineEntry
 
@@ -196,9 +193,9 @@ async def test_enter_automation_tags_entering_customers_once_per_entry(api: Api,
     hook_auto = await automations.create_automation(tenant.owner, seg.id, "Tell the CRM", "enter", "webhook",
                                                     {"url": hook.url})
 
-    entered = await refresh.change_static_members(tenant.owner, seg.id, [a.id, b.id], [])
-    await automations.run_for_changes(tenant.id, seg.id, entered.at)
-    await automations.run_for_changes(tenant.id, seg.id, entered.at)  # the same refresh again (a retried job)
+    entered = await membership.change_static_members(tenant.owner, seg.id, [a.id, b.id], [])
+    await running.run_for_changes(tenant.id, seg.id, entered.at)
+    await running.run_for_changes(tenant.id, seg.id, entered.at)  # the same refresh again (a retried job)
     await hook.wait_for(1)
     await asyncio.sleep(0.3)  # a second delivery, if there were one, would arrive now
 
@@ -229,10 +226,10 @@ async def test_enter_automation_tags_entering_customers_once_per_entry(api: Api,
     assert len(await _executions(tenant, hook_auto.id)) == 2
 
     # leaving and entering again is a new stay: the enter automation runs again for it
-    await refresh.change_static_members(tenant.owner, seg.id, [], [a.id])
+    await membership.change_static_members(tenant.owner, seg.id, [], [a.id])
     await tag_customers(tenant.owner, [outsider.id], [welcome.id])  # unrelated, manual
-    again = await refresh.change_static_members(tenant.owner, seg.id, [a.id], [])
-    await automations.run_for_changes(tenant.id, seg.id, again.at)
+    again = await membership.change_static_members(tenant.owner, seg.id, [a.id], [])
+    await running.run_for_changes(tenant.id, seg.id, again.at)
     execs = await _executions(tenant, tag_id)
     assert len(execs) == 3 and len({e.occurrence for e in execs if e.customer_id == a.id}) == 2
     await hook.wait_for(2)
@@ -254,13 +251,13 @@ async def test_exit_automation_removes_the_tag_and_calls_the_webhook(tenant: Ten
     untag = await automations.create_automation(tenant.owner, seg.id, "Untag leavers", "exit", "remove_tag",
                                                 {"tag_id": str(vip.id)})
     bye = await automations.create_automation(tenant.owner, seg.id, "Goodbye", "exit", "webhook", {"url": hook.url})
-    entered = await refresh.change_static_members(tenant.owner, seg.id, [a.id, b.id], [])
-    await automations.run_for_changes(tenant.id, seg.id, entered.at)  # entries: exit automations do nothing
+    entered = await membership.change_static_members(tenant.owner, seg.id, [a.id, b.id], [])
+    await running.run_for_changes(tenant.id, seg.id, entered.at)  # entries: exit automations do nothing
     assert await _executions(tenant, untag.id) == [] and hook.requests == []
 
-    left = await refresh.change_static_members(tenant.owner, seg.id, [], [b.id])
-    await automations.run_for_changes(tenant.id, seg.id, left.at)
-    await automations.run_for_changes(tenant.id, seg.id, left.at)
+    left = await membership.change_static_members(tenant.owner, seg.id, [], [b.id])
+    await running.run_for_changes(tenant.id, seg.id, left.at)
+    await running.run_for_changes(tenant.id, seg.id, left.at)
     assert await _tagged(tenant, vip.id) == {a.id}
     removed = await _timeline(tenant, "tag_removed")
     assert [(e.customer_id, e.data["tag"]) for e in removed] == [(b.id, "VIP")]
@@ -285,7 +282,7 @@ async def test_webhooks_go_out_in_batches_of_500(tenant: TenantFixture, hook: Ho
                                                     for n, i in enumerate(ids)]))
         await s.execute(pg_insert(SegmentMembership).values([dict(tenant_id=tenant.id, segment_id=seg.id, customer_id=i,
                                                                   entered_at=at) for i in ids]))
-    await automations.run_for_changes(tenant.id, seg.id, at)
+    await running.run_for_changes(tenant.id, seg.id, at)
     assert sorted(len(r.json["customers"]) for r in hook.requests) == [1, 500]
     assert sorted(c["id"] for r in hook.requests for c in r.json["customers"]) == sorted(map(str, ids))
     assert len({r.headers["x-brandgraph-delivery"] for r in hook.requests}) == 2
@@ -302,8 +299,8 @@ async def test_webhook_signature_verifies_with_the_rotated_secret(api: Api, tena
     a, b = await _people(tenant, 2)
     seg = await _static(tenant)
     await automations.create_automation(tenant.owner, seg.id, "Signed", "enter", "webhook", {"url": hook.url})
-    first = await refresh.change_static_members(tenant.owner, seg.id, [a.id], [])
-    await automations.run_for_changes(tenant.id, seg.id, first.at)
+    first = await membership.change_static_members(tenant.owner, seg.id, [a.id], [])
+    await running.run_for_changes(tenant.id, seg.id, first.at)
     async with tenant_session(tenant.id) as s:  # created on first use, stored encrypted
         stored = await s.scalar(select(Tenant.webhook_secret_encrypted).where(Tenant.id == tenant.id))
     assert stored and stored.startswith("v1:") and "whsec_" not in stored
@@ -315,8 +312,8 @@ async def test_webhook_signature_verifies_with_the_rotated_secret(api: Api, tena
     assert refused["secret"] is None and refused["errors"][0]["code"] == "FORBIDDEN"
     rotated = (await api.data(ROTATE, token=tenant.owner_token))["rotateWebhookSecret"]
     assert rotated["errors"] == [] and rotated["secret"].startswith("whsec_") and rotated["secret"] != created
-    second = await refresh.change_static_members(tenant.owner, seg.id, [b.id], [])
-    await automations.run_for_changes(tenant.id, seg.id, second.at)
+    second = await membership.change_static_members(tenant.owner, seg.id, [b.id], [])
+    await running.run_for_changes(tenant.id, seg.id, second.at)
     request = hook.requests[1]
     header = request.headers["x-brandgraph-signature"]
     assert header.startswith("t=") and ",v1=" in header
@@ -332,24 +329,24 @@ async def test_a_4xx_answer_fails_the_execution_and_429_stays_pending(tenant: Te
     seg = await _static(tenant)
     auto = await automations.create_automation(tenant.owner, seg.id, "Gone", "enter", "webhook", {"url": hook.url})
     hook.statuses = [404]
-    entered = await refresh.change_static_members(tenant.owner, seg.id, [a.id], [])
-    await automations.run_for_changes(tenant.id, seg.id, entered.at)
+    entered = await membership.change_static_members(tenant.owner, seg.id, [a.id], [])
+    await running.run_for_changes(tenant.id, seg.id, entered.at)
     [execution] = await _executions(tenant, auto.id)
     assert (execution.status, execution.attempts) == ("failed", 1)
     assert execution.error == "HTTP 404: no such hook"
     [run] = await _runs(tenant, auto.id)
     assert (run.status, run.failed, run.succeeded) == ("failed", 1, 0) and run.finished_at is not None
-    await automations.deliver(tenant.id, run.id)  # a failed execution is never sent again
+    await webhooks.deliver(tenant.id, run.id)  # a failed execution is never sent again
     assert len(hook.requests) == 1
 
     hook.statuses = [429]
-    entered = await refresh.change_static_members(tenant.owner, seg.id, [b.id], [])
-    await automations.run_for_changes(tenant.id, seg.id, entered.at)
+    entered = await membership.change_static_members(tenant.owner, seg.id, [b.id], [])
+    await running.run_for_changes(tenant.id, seg.id, entered.at)
     pending = [e for e in await _executions(tenant, auto.id) if e.customer_id == b.id][0]
     assert (pending.status, pending.attempts, pending.error) == ("pending", 1, "HTTP 429: no such hook")
     run = (await _runs(tenant, auto.id))[-1]
     assert (run.status, run.finished_at) == ("running", None)
-    assert await automations.deliver(tenant.id, run.id) == 0  # what the retry actor does: 200 now
+    assert await webhooks.deliver(tenant.id, run.id) == 0  # what the retry actor does: 200 now
     done = [e for e in await _executions(tenant, auto.id) if e.customer_id == b.id][0]
     assert (done.status, done.attempts, done.error) == ("succeeded", 2, None)
     assert (await _runs(tenant, auto.id))[-1].status == "succeeded"
@@ -362,12 +359,12 @@ async def test_a_dead_endpoint_is_given_up_on_after_the_last_retry(tenant: Tenan
     port = free_port()  # nothing listens there
     auto = await automations.create_automation(tenant.owner, seg.id, "Dead", "enter", "webhook",
                                                {"url": f"http://127.0.0.1:{port}/x"})
-    entered = await refresh.change_static_members(tenant.owner, seg.id, [a.id], [])
-    await automations.run_for_changes(tenant.id, seg.id, entered.at)
+    entered = await membership.change_static_members(tenant.owner, seg.id, [a.id], [])
+    await running.run_for_changes(tenant.id, seg.id, entered.at)
     [execution] = await _executions(tenant, auto.id)
     assert execution.status == "pending" and execution.error.startswith("could not deliver: ConnectError")
     run = (await _runs(tenant, auto.id))[0]
-    assert await automations.deliver(tenant.id, run.id, give_up=True) == 0
+    assert await webhooks.deliver(tenant.id, run.id, give_up=True) == 0
     [execution] = await _executions(tenant, auto.id)
     assert (execution.status, execution.attempts) == ("failed", 2)
     assert execution.error.startswith("gave up after 10 attempts; last: could not deliver")
@@ -380,7 +377,7 @@ async def test_500_then_200_is_retried_by_the_worker_and_succeeds(tenant: Tenant
     auto = await automations.create_automation(tenant.owner, seg.id, "Flaky", "enter", "webhook", {"url": hook.url})
     hook.statuses = [500]
     # the refresh's follow-up job runs the automation in the worker; its first POST gets a 500
-    await refresh.change_static_members(tenant.owner, seg.id, [a.id, b.id], [])
+    await membership.change_static_members(tenant.owner, seg.id, [a.id, b.id], [])
 
     async def settled():
         execs = await _executions(tenant, auto.id)
@@ -406,24 +403,24 @@ async def test_periodic_automation_runs_once_per_period(tenant: TenantFixture, h
 
     a, b, c = await _people(tenant, 3)
     seg = await _static(tenant)
-    await refresh.change_static_members(tenant.owner, seg.id, [a.id, b.id], [])
+    await membership.change_static_members(tenant.owner, seg.id, [a.id, b.id], [])
     auto = await automations.create_automation(tenant.owner, seg.id, "Hourly", "periodic", "webhook",
                                                {"url": hook.url, "every_hours": 1})
     t0 = datetime.now(UTC).replace(minute=1, second=0, microsecond=0)
-    assert await automations.run_periodic(tenant.id, now=t0) == 1
+    assert await running.run_periodic(tenant.id, now=t0) == 1
     assert len(hook.requests) == 1 and sorted(hook.customers()) == sorted([a.email, b.email])
     assert hook.requests[0].json["event"] == "segment.periodic"
-    assert await automations.run_periodic(tenant.id, now=t0 + timedelta(minutes=10)) == 0  # not due yet
+    assert await running.run_periodic(tenant.id, now=t0 + timedelta(minutes=10)) == 0  # not due yet
 
     async with tenant_session(tenant.id) as s:  # due again (say, a lost last_run_at), same period
         await s.execute(update(SegmentAutomation).where(SegmentAutomation.tenant_id == tenant.id,
                                                         SegmentAutomation.id == auto.id).values(last_run_at=None))
-    assert await automations.run_periodic(tenant.id, now=t0 + timedelta(minutes=20)) == 1
+    assert await running.run_periodic(tenant.id, now=t0 + timedelta(minutes=20)) == 1
     assert len(hook.requests) == 1 and len(await _executions(tenant, auto.id)) == 2  # nothing twice in a period
 
-    await refresh.change_static_members(tenant.owner, seg.id, [c.id], [b.id])
-    assert await automations.run_periodic(tenant.id, now=t0 + timedelta(minutes=79)) == 0  # 59 min after the last run
-    assert await automations.run_periodic(tenant.id, now=t0 + timedelta(minutes=81)) == 1  # the next period
+    await membership.change_static_members(tenant.owner, seg.id, [c.id], [b.id])
+    assert await running.run_periodic(tenant.id, now=t0 + timedelta(minutes=79)) == 0  # 59 min after the last run
+    assert await running.run_periodic(tenant.id, now=t0 + timedelta(minutes=81)) == 1  # the next period
     assert len(hook.requests) == 2 and sorted(hook.requests[1].json["customers"], key=lambda x: x["email"]) == sorted(
         [{"id": str(x.id), "email": x.email, "external_id": x.external_id} for x in (a, c)], key=lambda x: x["email"])
     execs = await _executions(tenant, auto.id)
@@ -436,7 +433,7 @@ async def test_periodic_automation_runs_once_per_period(tenant: TenantFixture, h
     assert last == t0 + timedelta(minutes=81)
 
     await automations.update_automation(tenant.owner, auto.id, {"is_active": False})
-    assert await automations.run_periodic(tenant.id, now=t0 + timedelta(hours=5)) == 0  # paused
+    assert await running.run_periodic(tenant.id, now=t0 + timedelta(hours=5)) == 0  # paused
 
 
 # --- validation, roles, isolation ---------------------------------------------------------
@@ -558,21 +555,21 @@ async def test_a_run_left_pending_by_a_dead_worker_is_sent_again(tenant: TenantF
 
     from sqlalchemy import update
 
-    from domain.segments.models import AutomationRun
+    from domain.automations.models import AutomationRun
 
     (a,) = await _people(tenant, 1)
     seg = await _static(tenant)
     auto = await automations.create_automation(tenant.owner, seg.id, "Hook", "enter", "webhook", {"url": hook.url})
     hook.statuses = [503]
-    entered = await refresh.change_static_members(tenant.owner, seg.id, [a.id], [])
-    await automations.run_for_changes(tenant.id, seg.id, entered.at)
+    entered = await membership.change_static_members(tenant.owner, seg.id, [a.id], [])
+    await running.run_for_changes(tenant.id, seg.id, entered.at)
     [run] = await _runs(tenant, auto.id)
     assert run.status == "running"
-    assert await automations.requeue_stalled_runs(tenant.id) == 0  # recent: its own retry is on the way
+    assert await webhooks.requeue_stalled_runs(tenant.id) == 0  # recent: its own retry is on the way
     async with tenant_session(tenant.id) as s:
         await s.execute(update(AutomationRun).where(AutomationRun.tenant_id == tenant.id, AutomationRun.id == run.id)
                         .values(started_at=run.started_at - timedelta(hours=1)))
-    assert await automations.requeue_stalled_runs(tenant.id) == 1
-    assert await automations.deliver(tenant.id, run.id) == 0  # what the queued retry does: 200 now
+    assert await webhooks.requeue_stalled_runs(tenant.id) == 1
+    assert await webhooks.deliver(tenant.id, run.id) == 0  # what the queued retry does: 200 now
     assert (await _runs(tenant, auto.id))[-1].status == "succeeded"
-    assert await automations.requeue_stalled_runs(tenant.id) == 0
+    assert await webhooks.requeue_stalled_runs(tenant.id) == 0

@@ -24,9 +24,8 @@ from domain.customers.models import Consent, Customer, CustomerBrand, CustomerTa
 from domain.customers.service import upsert_customer
 from domain.platform.db import tenant_session
 from domain.profiles.models import ALL_BRANDS, CustomerProfile
-from domain.segments import compiler, dsl, refresh, service
-from domain.segments.models import SegmentMembership
-from domain.segments.service import SegmentKind
+from domain.segments import catalogue, compiler, dsl, inspection, refresh, service
+from domain.segments.models import SegmentKind, SegmentMembership
 from support import segment_oracle as oracle
 from support.segments import make_shop
 
@@ -47,7 +46,7 @@ async def _write_world(t: TenantFixture, rnd: random.Random) -> tuple[oracle.Wor
     a, b = t.brands["a"], t.brands["b"]
     world = oracle.World(now=now, brand=a)
     for name, type_ in oracle.CUSTOM.items():
-        await service.declare_custom_attribute(t.owner, name, type_, None)
+        await catalogue.declare_custom_attribute(t.owner, name, type_, None)
     statics = [(await service.create_segment(t.owner, a, SegmentKind.STATIC, {"name": f"static {i}"})).id
                for i in range(3)]
     async with tenant_session(t.id) as s:
@@ -149,7 +148,7 @@ def clock(world, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def _preview(t: TenantFixture, definition: dict) -> set[uuid.UUID]:
-    p = await service.preview(t.owner, t.brands["a"], definition, first=CUSTOMERS + 1)
+    p = await inspection.preview(t.owner, t.brands["a"], definition, first=CUSTOMERS + 1)
     members = {c.id for c in p.customers}
     assert p.count == len(members)
     return members
@@ -168,7 +167,7 @@ async def _refresh(t: TenantFixture, segment_id: uuid.UUID, definition: dict) ->
 
 async def _explain(t: TenantFixture, w: oracle.World, definition: dict, customer: uuid.UUID) -> None:
     """The explained tree agrees with the oracle on every rule and every group."""
-    e = await service.explain(t.owner, customer, brand_id=t.brands["a"], definition=definition)
+    e = await inspection.explain(t.owner, customer, brand_id=t.brands["a"], definition=definition)
     assert e.in_brand == (customer in w.in_brand), _say(f"in_brand of {customer}")
 
     def walk(g: dict, node) -> None:
@@ -254,7 +253,7 @@ async def test_random_trees_agree_with_the_oracle(world, clock) -> None:
 async def test_a_date_attribute_that_is_no_calendar_date_reads_as_missing(tenant: TenantFixture) -> None:
     """Attribute values are not checked against the declared type: a stored "2026-02-30" under a
     date attribute is a missing date for rules, not a failing query."""
-    await service.declare_custom_attribute(tenant.owner, "renewal", "date", None)
+    await catalogue.declare_custom_attribute(tenant.owner, "renewal", "date", None)
     people = {}
     for email, value in (("real@x.test", "2026-02-20"), ("impossible@x.test", "2026-02-30"),
                          ("month13@x.test", "2026-13-01T10:00:00Z"), ("none@x.test", None)):
@@ -264,7 +263,7 @@ async def test_a_date_attribute_that_is_no_calendar_date_reads_as_missing(tenant
                                       ("greater_than", "2026-01-01", {"real@x.test"}),
                                       ("older_than_days", 0, {"real@x.test"})):
         rule = {"kind": "attribute", "field": "attributes.renewal", "operator": operator, "value": value}
-        found = await service.preview(tenant.owner, tenant.brands["a"], {"rules": [rule]}, first=10)
+        found = await inspection.preview(tenant.owner, tenant.brands["a"], {"rules": [rule]}, first=10)
         assert {c.email for c in found.customers} == expected, operator
 
 
@@ -279,7 +278,7 @@ async def test_a_boolean_property_filter_matches_json_booleans_only(tenant: Tena
     async def who(operator: str, value: bool) -> set:
         rule = {"kind": "event", "name": "ordered", "operator": "greater_than_or_equal", "value": 1,
                 "properties": [{"property": "gift", "operator": operator, "value": value}]}
-        found = await service.preview(tenant.owner, tenant.brands["a"], {"rules": [rule]}, first=10)
+        found = await inspection.preview(tenant.owner, tenant.brands["a"], {"rules": [rule]}, first=10)
         return {c.id for c in found.customers}
 
     assert await who("equals", True) == {people[True].id}
@@ -291,7 +290,7 @@ async def test_a_boolean_property_filter_matches_json_booleans_only(tenant: Tena
 async def shop() -> tuple[TenantFixture, dict]:
     t = await create_tenant_fixture()
     data = await make_shop(t)
-    await service.declare_custom_attribute(t.owner, "plan", "string", "Plan")
+    await catalogue.declare_custom_attribute(t.owner, "plan", "string", "Plan")
     return t, data
 
 
@@ -313,4 +312,4 @@ async def shop() -> tuple[TenantFixture, dict]:
 ])
 async def test_group_semantics(shop, definition: dict, expected: int) -> None:
     t, _ = shop
-    assert (await service.preview(t.owner, t.brands["a"], definition, first=1)).count == expected
+    assert (await inspection.preview(t.owner, t.brands["a"], definition, first=1)).count == expected

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import Api, TenantFixture, gid
 from domain.commerce.service import EventInput, OrderInput, record_order, track_event
-from domain.segments import refresh, service
-from domain.segments.service import SegmentKind
+from domain.segments import inspection, membership, refresh, service
+from domain.segments.models import SegmentKind
 from support.graphql import upload
 from support.segments import make_shop
 
@@ -122,16 +122,16 @@ async def test_static_and_lookalike_segments(tenant: TenantFixture) -> None:
     shop = await make_shop(tenant)
     people = shop["people"]
     static = await service.create_segment(tenant.owner, tenant.brands["a"], SegmentKind.STATIC, {"name": "Picked"})
-    r = await refresh.change_static_members(tenant.owner, static.id, [people["big@x.test"].id, people["mid@x.test"].id], [])
+    r = await membership.change_static_members(tenant.owner, static.id, [people["big@x.test"].id, people["mid@x.test"].id], [])
     assert (r.entered, r.total) == (2, 2)
-    r = await refresh.change_static_members(tenant.owner, static.id, [people["big@x.test"].id], [people["mid@x.test"].id])
+    r = await membership.change_static_members(tenant.owner, static.id, [people["big@x.test"].id], [people["mid@x.test"].id])
     assert (r.entered, r.exited, r.total) == (0, 1, 1)
 
     look = await service.create_segment(tenant.owner, tenant.brands["a"], SegmentKind.LOOKALIKE, {"name": "Like big"},
                                         lookalike_source_id=static.id, lookalike_size=2)
     result = await refresh.refresh(tenant.id, look.id)
     assert result.total == 2
-    page = await service.members(tenant.owner, look.id, first=10, after=None)
+    page = await membership.members(tenant.owner, look.id, first=10, after=None)
     scored = {c.email: m.score for m, c in page.items}
     assert "big@x.test" not in scored  # the source's members are never their own lookalikes
     assert set(scored) <= {"again@x.test", "mid@x.test", "small@x.test", "none@x.test"}
@@ -154,7 +154,7 @@ async def test_injection_strings_are_only_ever_values(tenant: TenantFixture, evi
         ({"rules": [{"kind": "event", "name": "product_viewed", "operator": "greater_than_or_equal", "value": 1,
                      "properties": [{"property": "sku", "operator": "equals", "value": evil}]}]}, 0),
     ]:
-        p = await service.preview(tenant.owner, a, definition, first=5)
+        p = await inspection.preview(tenant.owner, a, definition, first=5)
         assert p.count == expected  # ran as a query; the string was compared as a value, never as SQL
     # a name position refuses what is not a name (INVALID on its path); "_" is a valid property
     # name, so that filter runs and matches the property literally named "_"
@@ -172,13 +172,13 @@ async def test_injection_strings_are_only_ever_values(tenant: TenantFixture, evi
         ({"rules": [{"kind": "profile", "field": "total_order_value", "operator": evil, "value": 1}]}, "rules[0].operator"),
     ]:
         if path is None:
-            assert (await service.preview(tenant.owner, a, bad, first=5)).count == 1, bad
+            assert (await inspection.preview(tenant.owner, a, bad, first=5)).count == 1, bad
             continue
         with pytest.raises(ValidationFailed) as refused:
-            await service.preview(tenant.owner, a, bad, first=5)
+            await inspection.preview(tenant.owner, a, bad, first=5)
         assert [(e.field, e.code.value) for e in refused.value.errors] == [(f"definition.{path}", "INVALID")], bad
     # the tables are all still there
-    assert (await service.preview(tenant.owner, a, {}, first=1)).count == 5
+    assert (await inspection.preview(tenant.owner, a, {}, first=1)).count == 5
 
 
 @pytest.mark.parametrize(("definition", "path"), [
@@ -195,7 +195,7 @@ async def test_validation_names_the_failing_path(tenant: TenantFixture, definiti
     from domain.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed) as err:
-        await service.preview(tenant.owner, tenant.brands["a"], definition, first=5)
+        await inspection.preview(tenant.owner, tenant.brands["a"], definition, first=5)
     assert f"definition.{path}" in [e.field for e in err.value.errors], err.value.errors
 
 
@@ -243,7 +243,7 @@ async def test_static_members_from_a_csv_upload(api: Api, tenant: TenantFixture,
     shop = await make_shop(tenant)
     people = shop["people"]
     static = await service.create_segment(tenant.owner, tenant.brands["a"], SegmentKind.STATIC, {"name": "Uploaded"})
-    await refresh.change_static_members(tenant.owner, static.id, [people["mid@x.test"].id], [])
+    await membership.change_static_members(tenant.owner, static.id, [people["mid@x.test"].id], [])
     seg = gid("Segment", static.id)
     csv = ("email,externalId,action\nBIG@x.test,,add\nsmall@x.test,,\nmid@x.test,,remove\n"
            "nobody@x.test,,add\nbrand-b-only@x.test,,add\nagain@x.test,,maybe\n")
@@ -266,5 +266,5 @@ async def test_static_members_from_a_csv_upload(api: Api, tenant: TenantFixture,
     result = job["result"]
     assert (result["rows"], result["added"], result["removed"], result["rejected"]) == (6, 2, 1, 3)
     assert sorted(e["line"] for e in result["errors"]) == [5, 6, 7]  # nobody, brand b's customer, a bad action
-    page = await service.members(tenant.owner, static.id, first=10, after=None)
+    page = await membership.members(tenant.owner, static.id, first=10, after=None)
     assert {c.email for _, c in page.items} == {"big@x.test", "small@x.test"}

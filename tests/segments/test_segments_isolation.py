@@ -42,8 +42,8 @@ from domain.commerce.service import EventInput, OrderInput, record_order, track_
 from domain.customers.service import upsert_customer
 from domain.customers.tags import tag_customers
 from domain.platform.db import tenant_session
-from domain.segments import refresh, service
-from domain.segments.service import SegmentKind
+from domain.segments import catalogue, inspection, membership, refresh, service
+from domain.segments.models import SegmentKind
 from support.graphql import errs, form_leaks, perrs
 from support.isolation import two_tenants
 from support.isolation.segments import (
@@ -101,7 +101,7 @@ async def _make_world() -> World:
     await record_order(t.owner, OrderInput(brand_id=b, external_order_id="b-only-1", total_cents=80_000,
                                            currency="EUR", placed_at=datetime.now(UTC), customer_id=b_only.id))
     secret = f"a_secret_{uuid.uuid4().hex[:8]}"
-    await service.declare_custom_attribute(t.owner, secret, "string", None)
+    await catalogue.declare_custom_attribute(t.owner, secret, "string", None)
     tag = uuid.uuid4().hex[:6]
     names = [f"A spenders {tag}", f"A brand b {tag}", f"A static a {tag}", f"A static b {tag}"]
     seg_a = await service.create_segment(t.owner, a, SegmentKind.DYNAMIC, {"name": names[0]}, definition=STORED_SPEND)
@@ -110,8 +110,8 @@ async def _make_world() -> World:
     static_b = await service.create_segment(t.owner, b, SegmentKind.STATIC, {"name": names[3]})
     assert (await refresh.refresh(t.id, seg_a.id)).total == 3
     assert (await refresh.refresh(t.id, seg_b.id)).total == 3  # b_only, b_two, brand-b-only@x.test
-    await refresh.change_static_members(t.owner, static_a.id, [people["big"]], [])
-    await refresh.change_static_members(t.owner, static_b.id, [b_only.id], [])
+    await membership.change_static_members(t.owner, static_a.id, [people["big"]], [])
+    await membership.change_static_members(t.owner, static_b.id, [b_only.id], [])
     return World(t=t, people=people, b_only=b_only.id, b_two=b_two.id, vip=shop["vip"].id, secret_attr=secret,
                  seg={"a": seg_a.id, "b": seg_b.id}, static={"a": static_a.id, "b": static_b.id}, names=names)
 
@@ -180,7 +180,7 @@ async def victims(w: World) -> Victims:
                                          definition={})).id
     member = {"a": w.people["small"], "b": w.b_only}
     for side in ("a", "b"):
-        await refresh.change_static_members(t.owner, static[side], [member[side]], [])
+        await membership.change_static_members(t.owner, static[side], [member[side]], [])
     return Victims(w=w, seg=seg, seg2=seg2, static=static, member=member,
                    addable={"a": w.people["mid"], "b": w.b_two})
 
@@ -544,7 +544,7 @@ async def test_brand_a_segment_never_holds_a_customer_known_only_to_brand_b(worl
     assert made["a", "lure"][0] == {w.people["big"], w.people["again"]}  # VIP in brand a
     assert made["a", "everyone"][0] == brand_a
     assert made["a", "lure"][1] == 2 and made["a", "everyone"][1] == 5
-    preview = await service.preview(t.owner, t.brands["a"], lure, first=50)
+    preview = await inspection.preview(t.owner, t.brands["a"], lure, first=50)
     assert preview.count == 2 and {c.id for c in preview.customers} == made["a", "lure"][0]
 
     # a lookalike of brand a (ranking brand a's customers only), even asked for more than there are
@@ -558,7 +558,7 @@ async def test_brand_a_segment_never_holds_a_customer_known_only_to_brand_b(worl
     from domain.errors import DomainError
 
     with pytest.raises(DomainError) as refused:
-        await refresh.change_static_members(t.owner, w.static["a"], [w.b_only], [])
+        await membership.change_static_members(t.owner, w.static["a"], [w.b_only], [])
     assert (refused.value.code.value, refused.value.field) == ("NOT_FOUND", "customerIds[0]")
     assert await members(w.static["a"]) == {w.people["big"]}
 

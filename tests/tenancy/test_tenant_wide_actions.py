@@ -146,8 +146,9 @@ class World:
 
 
 async def make_world(t: TenantFixture) -> World:
-    from domain.segments import automations
-    from domain.segments.service import SegmentKind, create_segment
+    from domain.automations import service as automations
+    from domain.segments.models import SegmentKind
+    from domain.segments.service import create_segment
 
     shop = await customers.make_shop(t, full=False)
     limited, _ = await t.member("marketer", brands=["a"])

@@ -32,7 +32,7 @@ from domain.errors import DomainError, ErrorCode, NotFound, PermissionDenied, Va
 from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform.db import tenant_session
 from domain.profiles import service as profiles
-from domain.segments.service import mark_stale
+from domain.segments.staleness import mark_stale
 from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import Enum
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,7 @@ from domain.customers.models import Consent
 from domain.customers.service import CustomerSource, link_brand, load_visible
 from domain.errors import Validator
 from domain.platform.db import tenant_session
+from domain.segments.staleness import mark_stale
 from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
@@ -50,8 +51,6 @@ async def record(session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.
     )
     timeline.write(session, tenant_id, customer_id, timeline.Kind.CONSENT_CHANGED, at, brand_id=brand_id,
                    data={"channel": channel.value, "granted": granted, "source": source})
-    from domain.segments.service import mark_stale
-
     await mark_stale(session, tenant_id, brand_id)  # consent rules of this brand
     return True
 
@@ -99,8 +98,6 @@ async def reachable(session: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.
 
 def reachable_clause(tenant_id, brand_id, channel: Channel, customer_id_column):
     """SQL condition for set-based sends and exports: the brand may reach the customer."""
-    from sqlalchemy import exists
-
     return exists(select(Consent.customer_id).where(
         Consent.tenant_id == tenant_id, Consent.brand_id == brand_id, Consent.channel == channel.value,
         Consent.granted.is_(True), Consent.customer_id == customer_id_column))

@@ -25,6 +25,7 @@ from domain.customers.models import Customer, CustomerBrand, CustomerTag
 from domain.errors import DomainError, ErrorCode, NotFound, Validator
 from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform.db import tenant_session
+from domain.segments.staleness import mark_stale
 from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
@@ -314,8 +315,6 @@ async def _insert(session: AsyncSession, tenant_id: uuid.UUID, fields: dict[str,
 
 
 async def _attributes_changed(s: AsyncSession, tenant_id: uuid.UUID) -> None:
-    from domain.segments.service import mark_stale
-
     await mark_stale(s, tenant_id, None)  # attribute rules of every brand may now answer otherwise
 
 

@@ -15,6 +15,7 @@ from domain.audit import service as audit
 from domain.customers.models import Customer, CustomerTag, Tag
 from domain.errors import DomainError, ErrorCode, LimitExceeded, NotFound, Validator
 from domain.platform.db import tenant_session
+from domain.segments.staleness import mark_stale
 from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
@@ -170,8 +171,6 @@ async def untag_customers(principal: Principal, customer_ids: list[uuid.UUID], t
 
 
 async def _segments_stale(s, tenant_id: uuid.UUID) -> None:
-    from domain.segments.service import mark_stale
-
     await mark_stale(s, tenant_id, None)  # tag rules of every brand
 
 

@@ -22,7 +22,7 @@ from domain.imports.customer_merge import CREATE_TAGS_SQL, Merged, merge
 from domain.imports.customer_rows import CustomerRow, check_header, clean_customer_row, dedupe
 from domain.imports.parsing import Report, check_upload, rows_from
 from domain.platform.db import tenant_session
-from domain.segments.service import mark_stale_everywhere
+from domain.segments.staleness import mark_stale_everywhere
 
 CONCURRENCY = 2
 

@@ -37,7 +37,7 @@ from domain.imports.parsing import (
 )
 from domain.platform.db import tenant_session
 from domain.profiles import service as profiles
-from domain.segments.service import mark_stale
+from domain.segments.staleness import mark_stale
 
 ORDER_KEYS = frozenset({"external_order_id", "total_cents", "total", "currency", "status", "placed_at", "items"})
 ITEM_KEYS = frozenset({"sku", "quantity", "unit_price_cents", "unit_price", "name", "category"})

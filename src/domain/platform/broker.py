@@ -44,9 +44,12 @@ def tenant_actor(
     max_backoff: int = 300_000,
     time_limit: int = 60_000,
     max_age: int = 24 * 3600 * 1000,
+    actor_name: str | None = None,
     **options: Any,
 ) -> Callable[[Callable[..., Awaitable[None]]], dramatiq.Actor]:
-    """Declare an async actor ``fn(tenant_id: UUID, ...)``; messages carry the id as text."""
+    """Declare an async actor ``fn(tenant_id: UUID, ...)``; messages carry the id as text. Its
+    name is the module without ``domain.`` plus the function, unless ``actor_name`` keeps the
+    name of a function that moved (queued messages and job rows name it)."""
 
     def decorator(fn: Callable[..., Awaitable[None]]) -> dramatiq.Actor:
         @functools.wraps(fn)
@@ -57,7 +60,7 @@ def tenant_actor(
 
         return dramatiq.actor(
             run,
-            actor_name=f"{fn.__module__.removeprefix('domain.')}.{fn.__name__}",
+            actor_name=actor_name or f"{fn.__module__.removeprefix('domain.')}.{fn.__name__}",
             queue_name=queue_name,
             max_retries=max_retries,
             min_backoff=min_backoff,

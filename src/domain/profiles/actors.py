@@ -12,6 +12,7 @@ from domain.jobs import service as jobs
 from domain.jobs.models import Job
 from domain.platform.db import tenant_session
 from domain.profiles import service as profiles
+from domain.segments.staleness import mark_stale_everywhere
 from domain.tenancy.policies import Action, Principal, authorize
 
 BATCH = 5_000
@@ -35,8 +36,6 @@ async def rebuild_profiles(job: Job, progress: jobs.Progress) -> dict:
             written += await profiles.refresh(s, job.tenant_id, ids)
         last = ids[-1]
         await progress.advance(len(ids))
-    from domain.segments.service import mark_stale_everywhere
-
     await mark_stale_everywhere(job.tenant_id)  # scores moved: rules on them may answer otherwise
     return {"profiles": written}
 

@@ -20,7 +20,8 @@ from domain.imports.parsing import Report, RowError, check_upload, rows_from, sn
 from domain.jobs import service as jobs
 from domain.jobs.models import Job, JobFile
 from domain.platform.db import tenant_session
-from domain.segments import refresh, service
+from domain.segments import membership, service
+from domain.segments.models import SegmentKind
 from domain.tenancy import scoping
 from domain.tenancy.policies import Action, Principal, PrincipalKind, Role, authorize
 
@@ -42,7 +43,7 @@ async def start_member_import(principal: Principal, segment_id: uuid.UUID, filen
     authorize(principal, Action.SEGMENT_WRITE)
     async with tenant_session(principal.tenant_id) as s:
         seg = await service.load(s, principal, segment_id, field_name="segmentId")
-        if seg.kind != service.SegmentKind.STATIC.value:
+        if seg.kind != SegmentKind.STATIC.value:
             raise InvalidState("members are imported only into static segments", field="segmentId")
         fmt = check_upload(filename, content_type, content, _check_header)
         name = (filename or "").strip()[:255] or "members"
@@ -96,7 +97,7 @@ async def import_segment_members(job: Job, progress: jobs.Progress) -> dict:
             if (k, v) not in found:
                 report.errors.append(RowError(line, k, f"no customer of this brand with {k} {v!r}"))
         if add or remove:
-            result = await refresh.change_static_members(principal, segment_id, list(dict.fromkeys(add)),
+            result = await membership.change_static_members(principal, segment_id, list(dict.fromkeys(add)),
                                                          list(dict.fromkeys(remove)))
             report.created += result.entered
             report.updated += result.exited

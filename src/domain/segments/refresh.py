@@ -16,12 +16,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import String, and_, cast, exists, func, insert, literal, select, text, update
+from sqlalchemy import String, cast, exists, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
+from domain.automations.running import run_for_changes
 from domain.config import get_settings
 from domain.errors import DomainError, ErrorCode, InvalidState
 from domain.jobs import service as jobs
@@ -30,7 +31,7 @@ from domain.platform import outbox
 from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
 from domain.segments import service
-from domain.segments.models import Segment, SegmentMembership
+from domain.segments.models import Segment, SegmentKind, SegmentMembership
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline.models import TimelineEntry
 from domain.timeline.service import Kind
@@ -66,7 +67,7 @@ async def refresh(tenant_id: uuid.UUID, segment_id: uuid.UUID) -> RefreshResult 
         entered = exited = 0
         has_members = await s.scalar(select(exists().where(
             m.tenant_id == tenant_id, m.segment_id == segment_id, m.exited_at.is_(None))))
-        if seg.kind != service.SegmentKind.STATIC.value and not has_members:
+        if seg.kind != SegmentKind.STATIC.value and not has_members:
             # nobody to compare with (a new segment, or one that emptied): a plain INSERT ... SELECT
             target = (await service.target_query(s, seg)).subquery("target")
             inserted = await s.execute(insert(m).from_select(
@@ -74,7 +75,7 @@ async def refresh(tenant_id: uuid.UUID, segment_id: uuid.UUID) -> RefreshResult 
                 select(literal(tenant_id, UUID(as_uuid=True)), literal(segment_id, UUID(as_uuid=True)),
                        target.c.customer_id, literal(at), target.c.score)))
             entered = inserted.rowcount
-        elif seg.kind != service.SegmentKind.STATIC.value:
+        elif seg.kind != SegmentKind.STATIC.value:
             target = (await service.target_query(s, seg)).cte("target")
             gone = (update(m).where(
                 m.tenant_id == tenant_id, m.segment_id == segment_id, m.exited_at.is_(None),
@@ -91,7 +92,7 @@ async def refresh(tenant_id: uuid.UUID, segment_id: uuid.UUID) -> RefreshResult 
                                           select(func.count()).select_from(gone).scalar_subquery()))).one()
             entered, exited = row[0], row[1]
         total = seg.member_count + entered - exited
-        if seg.kind == service.SegmentKind.STATIC.value:
+        if seg.kind == SegmentKind.STATIC.value:
             total = await s.scalar(select(func.count()).where(m.tenant_id == tenant_id, m.segment_id == segment_id,
                                                               m.exited_at.is_(None)))
         duration_ms = int((time.perf_counter() - started) * 1000)
@@ -101,11 +102,11 @@ async def refresh(tenant_id: uuid.UUID, segment_id: uuid.UUID) -> RefreshResult 
         await s.execute(update(Segment).where(Segment.tenant_id == tenant_id, Segment.id == segment_id,
                                               Segment.stale_since <= at).values(stale_since=None))
         result = RefreshResult(segment_id, entered, exited, total, at, duration_ms)
-        _announce(s, tenant_id, result)
+        announce(s, tenant_id, result)
     return result
 
 
-def _announce(s: AsyncSession, tenant_id: uuid.UUID, r: RefreshResult) -> None:
+def announce(s: AsyncSession, tenant_id: uuid.UUID, r: RefreshResult) -> None:
     """The refresh's event and, when members changed, what follows it: with the transaction."""
     outbox.publish(s, tenant_id, topic(r.segment_id), {
         "segment_id": str(r.segment_id), "entered": r.entered, "exited": r.exited, "total": r.total,
@@ -121,9 +122,7 @@ async def apply_changes(tenant_id: uuid.UUID, segment_id: str, at: str) -> None:
     membership change (ref), and automation executions on the membership stay."""
     sid, when = uuid.UUID(segment_id), datetime.fromisoformat(at)
     await write_timeline(tenant_id, sid, when)
-    from domain.segments import automations
-
-    await automations.run_for_changes(tenant_id, sid, when)
+    await run_for_changes(tenant_id, sid, when)
 
 
 async def write_timeline(tenant_id: uuid.UUID, segment_id: uuid.UUID, at: datetime) -> None:
@@ -189,7 +188,7 @@ async def refresh_stale(tenant_id: uuid.UUID) -> int:
     async with tenant_session(tenant_id) as s:
         due = list((await s.scalars(select(Segment).where(
             Segment.tenant_id == tenant_id, Segment.is_active.is_(True), Segment.archived_at.is_(None),
-            Segment.kind != service.SegmentKind.STATIC.value, Segment.stale_since.is_not(None),
+            Segment.kind != SegmentKind.STATIC.value, Segment.stale_since.is_not(None),
             (Segment.last_refreshed_at.is_(None)) | (Segment.last_refreshed_at < now - interval),
         ).with_for_update(skip_locked=True))).all())
         for seg in due:
@@ -197,49 +196,3 @@ async def refresh_stale(tenant_id: uuid.UUID) -> int:
                               tenant_id=tenant_id, params={"segment_id": str(seg.id), "trigger": "schedule"})
             seg.last_refreshed_at = now  # claimed: the next pass does not queue it again
     return len(due)
-
-
-# --- static segments ------------------------------------------------------------------------
-
-
-async def change_static_members(principal: Principal, segment_id: uuid.UUID, add: list[uuid.UUID],
-                                remove: list[uuid.UUID]) -> RefreshResult:
-    """Add and remove members of a static segment by customer id (customers of its brand)."""
-    from domain.customers.models import Customer, CustomerBrand
-
-    authorize(principal, Action.SEGMENT_WRITE)
-    if len(add) + len(remove) > 10_000:
-        raise DomainError("at most 10,000 customers per call", field="customerIds", code=ErrorCode.LIMIT_EXCEEDED)
-    m = SegmentMembership
-    async with tenant_session(principal.tenant_id) as s:
-        seg = await service.load(s, principal, segment_id, lock=True, field_name="segmentId")
-        if seg.kind != service.SegmentKind.STATIC.value:
-            raise InvalidState("members are added by hand only to static segments", field="segmentId")
-        if seg.archived_at is not None:
-            raise InvalidState("segment is archived", field="segmentId")
-        known = set(await s.scalars(select(Customer.id).join(CustomerBrand, and_(
-            CustomerBrand.tenant_id == Customer.tenant_id, CustomerBrand.customer_id == Customer.id,
-            CustomerBrand.brand_id == seg.brand_id)).where(Customer.tenant_id == seg.tenant_id,
-                                                           Customer.id.in_(set(add) | set(remove)))))
-        for i, cid in enumerate(add + remove):
-            if cid not in known:
-                raise DomainError("not a customer of this segment's brand", field=f"customerIds[{i}]",
-                                  code=ErrorCode.NOT_FOUND)
-        at = await s.scalar(select(func.clock_timestamp()))
-        exited = entered = 0
-        if remove:
-            exited = len((await s.execute(update(m).where(
-                m.tenant_id == seg.tenant_id, m.segment_id == seg.id, m.exited_at.is_(None),
-                m.customer_id.in_(remove)).values(exited_at=at).returning(m.customer_id))).all())
-        if add:
-            entered = len((await s.execute(pg_insert(m).values([
-                dict(tenant_id=seg.tenant_id, segment_id=seg.id, customer_id=c, entered_at=at) for c in dict.fromkeys(add)
-            ]).on_conflict_do_nothing().returning(m.customer_id))).all())
-        seg.member_count = seg.member_count + entered - exited
-        seg.last_refreshed_at = at
-        result = RefreshResult(seg.id, entered, exited, seg.member_count, at, 0)
-        audit.record(s, principal, "segment.change_members", "Segment", seg.id, brand_id=seg.brand_id,
-                     summary={"added": entered, "removed": exited})
-        tenant_id = seg.tenant_id
-        _announce(s, tenant_id, result)
-    return result

@@ -9,7 +9,9 @@ from strawberry import UNSET
 from strawberry.file_uploads import Upload
 from strawberry.relay import GlobalID
 
-from domain.segments import refresh, service
+from domain.segments import membership, refresh, service
+from domain.segments.catalogue import declare_custom_attribute
+from domain.segments.models import SegmentKind as Kind
 from domain.segments.service import DryRun
 from graph.core import ids
 from graph.core.context import Info
@@ -23,7 +25,7 @@ from graph.segments.types import CustomAttribute, Segment, SegmentDryRun, Segmen
 class CreateSegmentInput:
     brand_id: GlobalID
     name: str
-    kind: SegmentKind = service.SegmentKind.DYNAMIC
+    kind: SegmentKind = Kind.DYNAMIC
     description: str | None = None
     definition: SegmentDefinitionInput | None = strawberry.field(default=None, description="Dynamic segments.")
     lookalike_source_id: GlobalID | None = strawberry.field(default=None, description="Lookalike segments.")
@@ -84,7 +86,7 @@ class SegmentMutation:
         async def run():
             return await service.create_segment(
                 info.context.principal, ids.decode(input.brand_id, "Brand", "brandId"),
-                service.SegmentKind(input.kind.value), {"name": input.name, "description": input.description},
+                Kind(input.kind.value), {"name": input.name, "description": input.description},
                 definition=to_definition(input.definition) if input.definition else None,
                 lookalike_source_id=ids.optional(input.lookalike_source_id, "Segment", "lookalikeSourceId"),
                 lookalike_size=input.lookalike_size)
@@ -126,7 +128,7 @@ class SegmentMutation:
     @strawberry.mutation(description="Add customers to a static segment.")
     async def add_segment_members(self, info: Info, segment_id: GlobalID, customer_ids: list[GlobalID]) -> SegmentMembersPayload:
         async def run():
-            return await refresh.change_static_members(
+            return await membership.change_static_members(
                 info.context.principal, ids.decode(segment_id, "Segment", "segmentId"),
                 ids.decode_many(customer_ids, "Customer", "customerIds"), [])
 
@@ -137,7 +139,7 @@ class SegmentMutation:
     async def remove_segment_members(self, info: Info, segment_id: GlobalID,
                                      customer_ids: list[GlobalID]) -> SegmentMembersPayload:
         async def run():
-            return await refresh.change_static_members(
+            return await membership.change_static_members(
                 info.context.principal, ids.decode(segment_id, "Segment", "segmentId"), [],
                 ids.decode_many(customer_ids, "Customer", "customerIds"))
 
@@ -160,7 +162,7 @@ class SegmentMutation:
     @strawberry.mutation(description="Declare a custom attribute's type so segments can use it.")
     async def declare_custom_attribute(self, info: Info, input: DeclareCustomAttributeInput) -> CustomAttributePayload:
         async def run():
-            return await service.declare_custom_attribute(info.context.principal, input.name, input.type, input.label)
+            return await declare_custom_attribute(info.context.principal, input.name, input.type, input.label)
 
         return await payload(CustomAttributePayload, run, lambda c: {
             "custom_attribute": CustomAttribute(name=c.name, type=c.type, label=c.label)})

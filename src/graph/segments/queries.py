@@ -5,7 +5,7 @@ from strawberry import relay
 
 from domain.errors import DomainError
 from domain.pagination import clamp_first
-from domain.segments import service
+from domain.segments import catalogue, inspection, service
 from graph.core import ids
 from graph.core.connection import Connection
 from graph.core.context import Info
@@ -42,7 +42,7 @@ class SegmentQuery:
 
     @strawberry.field(description="Every field a segment rule can use for this brand, with operators and suggestions.")
     async def segment_fields(self, info: Info, brand_id: relay.GlobalID) -> list[SegmentField]:
-        found = await service.field_catalogue(info.context.principal, ids.decode(brand_id, "Brand", "brandId"))
+        found = await catalogue.field_catalogue(info.context.principal, ids.decode(brand_id, "Brand", "brandId"))
         return [SegmentField(kind=f.kind.value, field=f.field, label=f.label, value_type=f.value_type.value,
                              operators=[SegmentOperator(o.value) for o in f.operators],
                              enum_values=list(f.enum_values), suggestions=list(f.suggestions)) for f in found]
@@ -50,7 +50,7 @@ class SegmentQuery:
     @strawberry.field(description="The member count and first members of a definition, without saving it.")
     async def preview_segment(self, info: Info, brand_id: relay.GlobalID, definition: SegmentDefinitionInput,
                               first: int = 20) -> SegmentPreview:
-        p = await service.preview(info.context.principal, ids.decode(brand_id, "Brand", "brandId"),
+        p = await inspection.preview(info.context.principal, ids.decode(brand_id, "Brand", "brandId"),
                                   to_definition(definition), first=clamp_first(first))
         return SegmentPreview(count=p.count, customers=[Customer.from_model(c) for c in p.customers])
 
@@ -58,7 +58,7 @@ class SegmentQuery:
     async def explain_segment(self, info: Info, customer_id: relay.GlobalID, segment_id: relay.GlobalID | None = None,
                               brand_id: relay.GlobalID | None = None,
                               definition: SegmentDefinitionInput | None = None) -> SegmentExplanation:
-        e = await service.explain(
+        e = await inspection.explain(
             info.context.principal, ids.decode(customer_id, "Customer", "customerId"),
             segment_id=ids.optional(segment_id, "Segment", "segmentId"),
             brand_id=ids.optional(brand_id, "Brand", "brandId"),
@@ -68,4 +68,4 @@ class SegmentQuery:
     @strawberry.field(description="Declared custom attributes (their type decides the operators).")
     async def custom_attributes(self, info: Info) -> list[CustomAttribute]:
         return [CustomAttribute(name=c.name, type=c.type, label=c.label)
-                for c in await service.list_custom_attributes(info.context.principal)]
+                for c in await catalogue.list_custom_attributes(info.context.principal)]

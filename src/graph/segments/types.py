@@ -11,7 +11,7 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from domain.pagination import clamp_first
-from domain.segments import service
+from domain.segments import membership, models
 from domain.segments.models import Segment as SegmentModel
 from graph.core import ids
 from graph.core.connection import Connection
@@ -21,7 +21,7 @@ from graph.customers.types import Customer
 from graph.segments.inputs import SegmentOperator
 from graph.tenancy.types import Brand, brand_of
 
-SegmentKind = strawberry.enum(service.SegmentKind, name="SegmentKind")
+SegmentKind = strawberry.enum(models.SegmentKind, name="SegmentKind")
 
 
 @strawberry.enum
@@ -105,25 +105,25 @@ class Segment(relay.Node):
 
     @strawberry.field(description="Current members, newest first.")
     async def members(self, info: Info, first: int = 20, after: str | None = None) -> Connection[SegmentMember]:
-        page = await service.members(info.context.principal, uuid.UUID(self.id), first=clamp_first(first), after=after)
+        page = await membership.members(info.context.principal, uuid.UUID(self.id), first=clamp_first(first), after=after)
         return Connection.of(page, lambda r: SegmentMember(entered_at=r[0].entered_at, score=r[0].score,
                                                           customer=Customer.from_model(r[1])))
 
     @strawberry.field(description="Enter and exit events, newest first.")
     async def history(self, info: Info, first: int = 20, after: str | None = None) -> Connection[SegmentHistoryEvent]:
-        page = await service.history(info.context.principal, uuid.UUID(self.id), first=clamp_first(first), after=after)
+        page = await membership.history(info.context.principal, uuid.UUID(self.id), first=clamp_first(first), after=after)
         return Connection.of(page, lambda e: SegmentHistoryEvent(change=MembershipChange(e.change), at=e.at,
                                                                  customer_id=e.customer_id))
 
     @strawberry.field(description="Current members in both, only in this one, only in the other.")
     async def overlap(self, info: Info, other_segment_id: relay.GlobalID) -> SegmentOverlap:
-        o = await service.overlap(info.context.principal, uuid.UUID(self.id),
+        o = await membership.overlap(info.context.principal, uuid.UUID(self.id),
                                   ids.decode(other_segment_id, "Segment", "otherSegmentId"))
         return SegmentOverlap(both=o.both, only_this=o.only_this, only_other=o.only_other)
 
     @classmethod
     def from_model(cls, s: SegmentModel) -> Segment:
-        return cls(id=str(s.id), name=s.name, description=s.description, kind=service.SegmentKind(s.kind),
+        return cls(id=str(s.id), name=s.name, description=s.description, kind=models.SegmentKind(s.kind),
                    definition=s.definition or {}, definition_version=s.definition_version,
                    lookalike_size=s.lookalike_size, is_active=s.is_active, archived_at=s.archived_at,
                    member_count=s.member_count, last_refreshed_at=s.last_refreshed_at,

@@ -9,7 +9,7 @@ import strawberry
 from strawberry import UNSET
 from strawberry.relay import GlobalID
 
-from domain.tenancy import api_keys, brands, members
+from domain.tenancy import api_keys, brands, members, settings
 from graph.core import ids
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
@@ -245,3 +245,21 @@ class TenancyMutation:
             return await api_keys.revoke_api_key(info.context.principal, ids.decode(id, "ApiKey"))
 
         return await payload(ApiKeyPayload, run, lambda k: {"api_key": ApiKey.from_model(k)}, prefix=None)
+
+
+@strawberry.type
+class RotateWebhookSecretPayload:
+    secret: str | None = strawberry.field(
+        default=None, description="The new signing secret, shown this once. Deliveries are signed with it from now on.")
+    errors: list[UserError]
+
+
+@strawberry.type
+class TenantSettingsMutation:
+    """The tenant's own settings. Merged into the schema after the automation mutations, where
+    the published schema has always listed them."""
+
+    @strawberry.mutation(description="A new webhook signing secret for the tenant, returned this once (owners and admins).")
+    async def rotate_webhook_secret(self, info: Info) -> RotateWebhookSecretPayload:
+        return await payload(RotateWebhookSecretPayload, lambda: settings.rotate_webhook_secret(info.context.principal),
+                             lambda secret: {"secret": secret}, prefix=None)

@@ -1,0 +1,185 @@
+"""Running segment automations: after a refresh for those who entered or left, and every N
+hours for the current members (the scheduler's hourly actor).
+
+Every execution is claimed before it runs: one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``
+into ``automation_executions``, whose key is (automation, customer, occurrence). The occurrence
+is the membership stay (its ``entered_at``), the exit (``exit:<exited_at>``) or the period
+(``periodic:<period start>``), so running the same refresh twice, or a retried job, never runs an
+automation twice for the same entry, exit or period. Tag actions run in the claiming transaction,
+set-based; webhooks go out after it commits (:mod:`domain.automations.webhooks`).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, delete, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.automations.models import (
+    ActionKind,
+    AutomationExecution,
+    AutomationRun,
+    ExecutionStatus,
+    RunStatus,
+    SegmentAutomation,
+    Trigger,
+)
+from domain.automations.runs import fail_pending, finish
+from domain.automations.webhooks import deliver, schedule_retry
+from domain.customers.models import CustomerTag, Tag
+from domain.platform.broker import tenant_actor
+from domain.platform.db import tenant_session
+from domain.segments.models import Segment, SegmentMembership
+from domain.timeline.models import TimelineEntry
+from domain.timeline.service import Kind
+
+log = logging.getLogger(__name__)
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
+
+def period_start(now: datetime, every_hours: int) -> datetime:
+    """Periods are every_hours long, counted from the Unix epoch (UTC)."""
+    length = every_hours * 3600
+    return datetime.fromtimestamp(int(now.timestamp()) // length * length, UTC)
+
+
+async def run_for_changes(tenant_id: uuid.UUID, segment_id: uuid.UUID, at: datetime) -> None:
+    """Run the segment's enter/exit automations for the membership changes made at ``at``."""
+    async with tenant_session(tenant_id) as s:
+        seg = await s.scalar(select(Segment).where(Segment.tenant_id == tenant_id, Segment.id == segment_id))
+        if seg is None:
+            return
+        autos = list((await s.scalars(select(SegmentAutomation).where(
+            SegmentAutomation.tenant_id == tenant_id, SegmentAutomation.segment_id == segment_id,
+            SegmentAutomation.is_active.is_(True),
+            SegmentAutomation.trigger.in_([Trigger.ENTER.value, Trigger.EXIT.value]))
+            .order_by(SegmentAutomation.created_at, SegmentAutomation.id))).all())
+    m = SegmentMembership
+    for auto in autos:
+        if auto.trigger == Trigger.ENTER.value:
+            occurrence, changed = _iso(at), m.entered_at == at
+        else:
+            occurrence, changed = "exit:" + _iso(at), m.exited_at == at
+        await _run(tenant_id, seg, auto, occurrence, changed, now=None)
+
+
+# its name from before automations were an area of their own: queued messages carry it
+@tenant_actor(queue_name="jobs", max_retries=5, time_limit=1_800_000,
+              actor_name="segments.automations.run_periodic_automations")
+async def run_periodic_automations(tenant_id: uuid.UUID) -> None:
+    """The scheduler's hourly message: run the tenant's due periodic automations."""
+    await run_periodic(tenant_id)
+
+
+async def run_periodic(tenant_id: uuid.UUID, now: datetime | None = None) -> int:
+    """The scheduler's pass: each active periodic automation whose last run is at least
+    every_hours old runs for the segment's current members, once per member and period.
+    Returns how many automations ran."""
+    now = now or datetime.now(UTC)
+    async with tenant_session(tenant_id) as s:
+        rows = (await s.execute(select(SegmentAutomation, Segment).join(Segment, and_(
+            Segment.tenant_id == SegmentAutomation.tenant_id, Segment.id == SegmentAutomation.segment_id)).where(
+            SegmentAutomation.tenant_id == tenant_id, SegmentAutomation.trigger == Trigger.PERIODIC.value,
+            SegmentAutomation.is_active.is_(True), Segment.archived_at.is_(None), Segment.is_active.is_(True))
+            .order_by(SegmentAutomation.created_at, SegmentAutomation.id))).all()
+    ran = 0
+    for auto, seg in rows:
+        hours = int((auto.config or {}).get("every_hours") or 24)
+        if auto.last_run_at is not None and auto.last_run_at > now - timedelta(hours=hours):
+            continue
+        occurrence = "periodic:" + _iso(period_start(now, hours))
+        try:
+            await _run(tenant_id, seg, auto, occurrence, SegmentMembership.exited_at.is_(None), now=now)
+        except Exception:  # one broken automation does not hold up the others; next pass tries again
+            log.exception("periodic automation failed", extra={"automation_id": str(auto.id)})
+            continue
+        ran += 1
+    return ran
+
+
+async def _run(tenant_id: uuid.UUID, seg: Segment, auto: SegmentAutomation, occurrence: str, members_where,
+               *, now: datetime | None) -> uuid.UUID | None:
+    """Claim the executions of ``auto`` for the members selected by ``members_where`` and this
+    occurrence, then act for the newly claimed ones. ``now`` (periodic runs) is recorded as
+    last_run_at even when nothing new was claimed."""
+    m, e = SegmentMembership, AutomationExecution
+    run_id = uuid.uuid4()
+    action = ActionKind(auto.action)
+    async with tenant_session(tenant_id) as s:
+        claim = pg_insert(e).from_select(
+            ["tenant_id", "automation_id", "customer_id", "occurrence", "run_id", "status", "attempts"],
+            select(m.tenant_id, literal(auto.id, UUID(as_uuid=True)), m.customer_id, literal(occurrence),
+                   literal(run_id, UUID(as_uuid=True)), literal(ExecutionStatus.PENDING.value), literal(0))
+            .where(m.tenant_id == tenant_id, m.segment_id == seg.id, members_where),
+        ).on_conflict_do_nothing().returning(e.customer_id).cte("claimed")
+        claimed = await s.scalar(select(func.count()).select_from(claim))
+        stamp = now or await s.scalar(select(func.now()))
+        if claimed or now is not None:
+            await s.execute(update(SegmentAutomation).where(
+                SegmentAutomation.tenant_id == tenant_id, SegmentAutomation.id == auto.id).values(last_run_at=stamp))
+        if not claimed:
+            return None
+        s.add(AutomationRun(id=run_id, tenant_id=tenant_id, automation_id=auto.id, status=RunStatus.RUNNING.value,
+                            customers=claimed))
+        await s.flush()
+        if action in (ActionKind.ADD_TAG, ActionKind.REMOVE_TAG):
+            await _tag_action(s, tenant_id, auto, action, run_id)
+            await finish(s, tenant_id, auto.id, run_id)
+            return run_id
+        if action is not ActionKind.WEBHOOK:  # an action this version cannot perform
+            await fail_pending(s, tenant_id, auto.id, run_id, f"the {action.value} action is not available")
+            await finish(s, tenant_id, auto.id, run_id)
+            return run_id
+    try:
+        pending = await deliver(tenant_id, run_id)
+    except Exception:  # the claim is committed: leave the rest to the retry actor, never lose it
+        log.exception("webhook delivery failed", extra={"run_id": str(run_id)})
+        pending = 1
+    if pending:
+        await schedule_retry(tenant_id, run_id)
+    return run_id
+
+
+async def _tag_action(s: AsyncSession, tenant_id: uuid.UUID, auto: SegmentAutomation, action: ActionKind,
+                      run_id: uuid.UUID) -> None:
+    """Add or remove the tag for the run's customers: one statement for the assignments and
+    their timeline rows, one to mark the executions."""
+    e, ct = AutomationExecution, CustomerTag
+    tag = await s.scalar(select(Tag).where(Tag.tenant_id == tenant_id, Tag.id == uuid.UUID(auto.config["tag_id"])))
+    if tag is None:
+        await fail_pending(s, tenant_id, auto.id, run_id, "the tag no longer exists")
+        return
+    of_run = [e.tenant_id == tenant_id, e.automation_id == auto.id, e.run_id == run_id]
+    now = await s.scalar(select(func.now()))
+    by = f"automation:{auto.name}"[:320]
+    if action is ActionKind.ADD_TAG:
+        changed = pg_insert(ct).from_select(
+            ["tenant_id", "customer_id", "tag_id", "assigned_by", "assigned_at"],
+            select(e.tenant_id, e.customer_id, literal(tag.id, UUID(as_uuid=True)), literal(by), literal(now))
+            .where(*of_run),
+        ).on_conflict_do_nothing().returning(ct.customer_id).cte("changed")
+        kind = Kind.TAG_ADDED
+    else:
+        changed = delete(ct).where(ct.tenant_id == tenant_id, ct.tag_id == tag.id,
+                                   ct.customer_id.in_(select(e.customer_id).where(*of_run))
+                                   ).returning(ct.customer_id).cte("changed")
+        kind = Kind.TAG_REMOVED
+    data = {"tag_id": str(tag.id), "tag": tag.name, "by": by, "automation_id": str(auto.id)}
+    brand_id = await s.scalar(select(Segment.brand_id).where(Segment.tenant_id == tenant_id,
+                                                             Segment.id == auto.segment_id))
+    await s.execute(insert(TimelineEntry).from_select(  # on the segment's brand: other brands never see it
+        ["tenant_id", "customer_id", "occurred_at", "id", "brand_id", "kind", "data", "ref_type", "ref_id"],
+        select(literal(tenant_id, UUID(as_uuid=True)), changed.c.customer_id, literal(now), func.gen_random_uuid(),
+               literal(brand_id, UUID(as_uuid=True)), literal(kind.value), literal(data, JSONB), literal("Tag"),
+               literal(str(tag.id))),
+    ).add_cte(changed))
+    await s.execute(update(e).where(*of_run, e.status == ExecutionStatus.PENDING.value).values(
+        status=ExecutionStatus.SUCCEEDED.value, attempts=e.attempts + 1, error=None, updated_at=func.now()))

@@ -1,0 +1,150 @@
+"""Segment automations: creating, changing, deleting and listing them, with their runs and
+executions. An automation belongs to its segment's brand: only those who may see the segment
+see or change it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.audit import service as audit
+from domain.automations.models import AutomationExecution, AutomationRun, SegmentAutomation
+from domain.automations.validation import check_tag, clean
+from domain.errors import InvalidState, LimitExceeded, NotFound
+from domain.pagination import Page, decode_cursor, encode_cursor
+from domain.platform.db import tenant_session
+from domain.segments import service
+from domain.segments.models import Segment
+from domain.tenancy import scoping
+from domain.tenancy.policies import Action, Principal, authorize
+
+MAX_PER_SEGMENT = 20
+
+
+async def _load(s: AsyncSession, principal: Principal, automation_id: uuid.UUID, *, lock: bool = False,
+                field_name: str = "id") -> tuple[SegmentAutomation, Segment]:
+    stmt = select(SegmentAutomation).where(SegmentAutomation.tenant_id == principal.tenant_id,
+                                           SegmentAutomation.id == automation_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    found = await s.scalar(stmt)
+    if found is None:
+        raise NotFound("automation not found", field=field_name)
+    seg = await service.load(s, principal, found.segment_id, field_name=field_name)  # its brand, or NOT_FOUND
+    return found, seg
+
+
+async def create_automation(principal: Principal, segment_id: uuid.UUID, name: str, trigger: Any, action: Any,
+                            config: dict[str, Any] | None, *, is_active: bool = True) -> SegmentAutomation:
+    authorize(principal, Action.AUTOMATION_MANAGE)
+    values = clean({"name": name, "trigger": trigger, "action": action, "config": config if config is not None else {},
+                     "is_active": is_active}, None)
+    async with tenant_session(principal.tenant_id) as s:
+        seg = await service.load(s, principal, segment_id, lock=True, field_name="segmentId")
+        if seg.archived_at is not None:
+            raise InvalidState("segment is archived", field="segmentId")
+        count = await s.scalar(select(func.count()).select_from(SegmentAutomation).where(
+            SegmentAutomation.tenant_id == seg.tenant_id, SegmentAutomation.segment_id == seg.id))
+        if count >= MAX_PER_SEGMENT:
+            raise LimitExceeded(f"a segment has at most {MAX_PER_SEGMENT} automations", field="segmentId")
+        await check_tag(s, seg.tenant_id, values["config"])
+        found = SegmentAutomation(id=uuid.uuid4(), tenant_id=seg.tenant_id, segment_id=seg.id, **values)
+        s.add(found)
+        await s.flush()
+        await s.refresh(found)
+        audit.record(s, principal, "segment_automation.create", "SegmentAutomation", found.id, brand_id=seg.brand_id,
+                     summary={"segment_id": seg.id, "name": found.name, "trigger": found.trigger,
+                              "action": found.action, "config": found.config})
+    return found
+
+
+async def update_automation(principal: Principal, automation_id: uuid.UUID, data: dict[str, Any]) -> SegmentAutomation:
+    """Change name, trigger, action, config or isActive. A new trigger or action keeps the
+    settings of the old config that still apply, and asks for the missing ones."""
+    authorize(principal, Action.AUTOMATION_MANAGE)
+    async with tenant_session(principal.tenant_id) as s:
+        found, seg = await _load(s, principal, automation_id, lock=True)
+        values = clean(data, found)
+        if "config" in values:
+            await check_tag(s, found.tenant_id, values["config"])
+        before = {k: getattr(found, k) for k in values}
+        for k, value in values.items():
+            setattr(found, k, value)
+        await s.flush()
+        await s.refresh(found)
+        audit.record(s, principal, "segment_automation.update", "SegmentAutomation", found.id, brand_id=seg.brand_id,
+                     summary=audit.diff(before, values))
+    return found
+
+
+async def delete_automation(principal: Principal, automation_id: uuid.UUID) -> SegmentAutomation:
+    """Delete the automation with its executions (cascade) and runs."""
+    authorize(principal, Action.AUTOMATION_MANAGE)
+    async with tenant_session(principal.tenant_id) as s:
+        found, seg = await _load(s, principal, automation_id, lock=True)
+        await s.execute(delete(AutomationRun).where(AutomationRun.tenant_id == found.tenant_id,
+                                                    AutomationRun.automation_id == found.id))
+        await s.delete(found)
+        audit.record(s, principal, "segment_automation.delete", "SegmentAutomation", found.id, brand_id=seg.brand_id,
+                     summary={"segment_id": seg.id, "name": found.name, "trigger": found.trigger, "action": found.action})
+    return found
+
+
+async def list_automations(principal: Principal, segment_id: uuid.UUID) -> list[SegmentAutomation]:
+    authorize(principal, Action.SEGMENT_READ)
+    async with tenant_session(principal.tenant_id) as s:
+        seg = await service.load(s, principal, segment_id, field_name="segmentId")
+        return list((await s.scalars(select(SegmentAutomation).where(
+            SegmentAutomation.tenant_id == seg.tenant_id, SegmentAutomation.segment_id == seg.id)
+            .order_by(SegmentAutomation.created_at, SegmentAutomation.id))).all())
+
+
+async def automations_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, SegmentAutomation]:
+    """For node lookups: only automations of segments of the principal's brands."""
+    authorize(principal, Action.SEGMENT_READ)
+    stmt = select(SegmentAutomation).join(Segment, and_(
+        Segment.tenant_id == SegmentAutomation.tenant_id, Segment.id == SegmentAutomation.segment_id)).where(
+        SegmentAutomation.tenant_id == principal.tenant_id, SegmentAutomation.id.in_(set(ids)))
+    stmt = scoping.in_brands(stmt, principal, Segment.brand_id)
+    async with tenant_session(principal.tenant_id) as s:
+        return {x.id: x for x in await s.scalars(stmt)}
+
+
+async def executions(principal: Principal, automation_id: uuid.UUID, *, first: int, after: str | None
+                     ) -> Page[tuple[AutomationExecution, datetime]]:
+    """The automation's executions, newest run first (then by customer), with their run's start."""
+    authorize(principal, Action.SEGMENT_READ)
+    e, r = AutomationExecution, AutomationRun
+    conditions = [e.tenant_id == principal.tenant_id, e.automation_id == automation_id]
+    if after:
+        started, run_id, customer_id = decode_cursor(after, datetime, uuid.UUID, uuid.UUID)
+        conditions.append(or_(r.started_at < started,
+                              and_(r.started_at == started, e.run_id < run_id),
+                              and_(r.started_at == started, e.run_id == run_id, e.customer_id < customer_id)))
+    async with tenant_session(principal.tenant_id) as s:
+        await _load(s, principal, automation_id)
+        rows = (await s.execute(
+            select(e, r.started_at).join(r, and_(r.tenant_id == e.tenant_id, r.id == e.run_id)).where(*conditions)
+            .order_by(r.started_at.desc(), e.run_id.desc(), e.customer_id.desc()).limit(first + 1))).all()
+    return Page.of([(row[0], row[1]) for row in rows], first,
+                   lambda x: encode_cursor(x[1], x[0].run_id, x[0].customer_id))
+
+
+async def runs(principal: Principal, automation_id: uuid.UUID, *, first: int, after: str | None = None
+               ) -> Page[AutomationRun]:
+    """The automation's runs, newest first."""
+    authorize(principal, Action.SEGMENT_READ)
+    r = AutomationRun
+    conditions = [r.tenant_id == principal.tenant_id, r.automation_id == automation_id]
+    if after:
+        started, last = decode_cursor(after, datetime, uuid.UUID)
+        conditions.append(or_(r.started_at < started, and_(r.started_at == started, r.id < last)))
+    async with tenant_session(principal.tenant_id) as s:
+        await _load(s, principal, automation_id)
+        rows = list((await s.scalars(select(r).where(*conditions).order_by(r.started_at.desc(), r.id.desc())
+                                     .limit(first + 1))).all())
+    return Page.of(rows, first, lambda x: encode_cursor(x.started_at, x.id))

@@ -1,0 +1,140 @@
+"""A segment's members: the current ones, the history of entries and exits, the overlap of
+two segments, and adding or removing members of a static segment by hand."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, literal, or_, select, union_all, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from domain.audit import service as audit
+from domain.customers.models import Customer, CustomerBrand
+from domain.errors import DomainError, ErrorCode, InvalidState
+from domain.pagination import Page, decode_cursor, encode_cursor
+from domain.platform.db import tenant_session
+from domain.segments.models import SegmentKind, SegmentMembership
+from domain.segments.refresh import RefreshResult, announce
+from domain.segments.service import load
+from domain.tenancy.policies import Action, Principal, authorize
+
+
+async def members(principal: Principal, segment_id: uuid.UUID, *, first: int, after: str | None
+                  ) -> Page[tuple[SegmentMembership, Customer]]:
+    authorize(principal, Action.SEGMENT_READ)
+    m = SegmentMembership
+    conditions = [m.tenant_id == principal.tenant_id, m.segment_id == segment_id, m.exited_at.is_(None)]
+    if after:
+        at, last = decode_cursor(after, datetime, uuid.UUID)
+        conditions.append(or_(m.entered_at < at, and_(m.entered_at == at, m.customer_id < last)))
+    async with tenant_session(principal.tenant_id) as s:
+        await load(s, principal, segment_id)
+        rows = list((await s.execute(
+            select(m, Customer).join(Customer, and_(Customer.tenant_id == m.tenant_id, Customer.id == m.customer_id))
+            .where(*conditions).order_by(m.entered_at.desc(), m.customer_id.desc()).limit(first + 1))).all())
+    return Page.of([(r[0], r[1]) for r in rows], first, lambda r: encode_cursor(r[0].entered_at, r[0].customer_id))
+
+
+@dataclass
+class HistoryEvent:
+    customer_id: uuid.UUID
+    change: str  # entered | exited
+    at: datetime
+
+
+async def history(principal: Principal, segment_id: uuid.UUID, *, first: int, after: str | None) -> Page[HistoryEvent]:
+    """Enter and exit events, newest first."""
+    authorize(principal, Action.SEGMENT_READ)
+    m = SegmentMembership
+    base = [m.tenant_id == principal.tenant_id, m.segment_id == segment_id]
+    entered = select(m.customer_id, literal("entered").label("change"), m.entered_at.label("at")).where(*base)
+    exited = select(m.customer_id, literal("exited").label("change"), m.exited_at.label("at")).where(
+        *base, m.exited_at.is_not(None))
+    events = union_all(entered, exited).subquery()
+    conditions = []
+    if after:
+        at, change, last = decode_cursor(after, datetime, str, uuid.UUID)
+        conditions.append(or_(events.c.at < at, and_(events.c.at == at, events.c.change < change),
+                              and_(events.c.at == at, events.c.change == change, events.c.customer_id < last)))
+    async with tenant_session(principal.tenant_id) as s:
+        await load(s, principal, segment_id)
+        rows = (await s.execute(select(events).where(*conditions)
+                                .order_by(events.c.at.desc(), events.c.change.desc(), events.c.customer_id.desc())
+                                .limit(first + 1))).all()
+    items = [HistoryEvent(customer_id=r.customer_id, change=r.change, at=r.at) for r in rows]
+    return Page.of(items, first, lambda e: encode_cursor(e.at, e.change, e.customer_id))
+
+
+@dataclass
+class Overlap:
+    both: int
+    only_this: int
+    only_other: int
+
+
+async def overlap(principal: Principal, segment_id: uuid.UUID, other_id: uuid.UUID) -> Overlap:
+    authorize(principal, Action.SEGMENT_READ)
+    m = SegmentMembership
+    async with tenant_session(principal.tenant_id) as s:
+        await load(s, principal, segment_id)
+        await load(s, principal, other_id, field_name="otherSegmentId")
+
+        def current(sid: uuid.UUID):
+            return select(m.customer_id).where(m.tenant_id == principal.tenant_id, m.segment_id == sid,
+                                               m.exited_at.is_(None))
+
+        a, b = current(segment_id).subquery(), current(other_id).subquery()
+        joined = select(a.c.customer_id.label("a"), b.c.customer_id.label("b")).select_from(
+            a.join(b, a.c.customer_id == b.c.customer_id, full=True)).subquery()
+        row = (await s.execute(select(
+            func.count().filter(and_(joined.c.a.is_not(None), joined.c.b.is_not(None))),
+            func.count().filter(joined.c.b.is_(None)),
+            func.count().filter(joined.c.a.is_(None)),
+        ).select_from(joined))).one()
+    return Overlap(both=row[0], only_this=row[1], only_other=row[2])
+
+
+# --- static segments -----------------------------------------------------------------------
+
+
+async def change_static_members(principal: Principal, segment_id: uuid.UUID, add: list[uuid.UUID],
+                                remove: list[uuid.UUID]) -> RefreshResult:
+    """Add and remove members of a static segment by customer id (customers of its brand)."""
+    authorize(principal, Action.SEGMENT_WRITE)
+    if len(add) + len(remove) > 10_000:
+        raise DomainError("at most 10,000 customers per call", field="customerIds", code=ErrorCode.LIMIT_EXCEEDED)
+    m = SegmentMembership
+    async with tenant_session(principal.tenant_id) as s:
+        seg = await load(s, principal, segment_id, lock=True, field_name="segmentId")
+        if seg.kind != SegmentKind.STATIC.value:
+            raise InvalidState("members are added by hand only to static segments", field="segmentId")
+        if seg.archived_at is not None:
+            raise InvalidState("segment is archived", field="segmentId")
+        known = set(await s.scalars(select(Customer.id).join(CustomerBrand, and_(
+            CustomerBrand.tenant_id == Customer.tenant_id, CustomerBrand.customer_id == Customer.id,
+            CustomerBrand.brand_id == seg.brand_id)).where(Customer.tenant_id == seg.tenant_id,
+                                                           Customer.id.in_(set(add) | set(remove)))))
+        for i, cid in enumerate(add + remove):
+            if cid not in known:
+                raise DomainError("not a customer of this segment's brand", field=f"customerIds[{i}]",
+                                  code=ErrorCode.NOT_FOUND)
+        at = await s.scalar(select(func.clock_timestamp()))
+        exited = entered = 0
+        if remove:
+            exited = len((await s.execute(update(m).where(
+                m.tenant_id == seg.tenant_id, m.segment_id == seg.id, m.exited_at.is_(None),
+                m.customer_id.in_(remove)).values(exited_at=at).returning(m.customer_id))).all())
+        if add:
+            entered = len((await s.execute(pg_insert(m).values([
+                dict(tenant_id=seg.tenant_id, segment_id=seg.id, customer_id=c, entered_at=at) for c in dict.fromkeys(add)
+            ]).on_conflict_do_nothing().returning(m.customer_id))).all())
+        seg.member_count = seg.member_count + entered - exited
+        seg.last_refreshed_at = at
+        result = RefreshResult(seg.id, entered, exited, seg.member_count, at, 0)
+        audit.record(s, principal, "segment.change_members", "Segment", seg.id, brand_id=seg.brand_id,
+                     summary={"added": entered, "removed": exited})
+        tenant_id = seg.tenant_id
+        announce(s, tenant_id, result)
+    return result

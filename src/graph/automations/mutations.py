@@ -1,0 +1,109 @@
+"""Segment automation mutations: each translates its input, calls one domain service, and
+returns a payload with the result or typed errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry import UNSET, relay
+
+from domain.automations import service
+from domain.automations.models import SegmentAutomation as AutomationModel
+from graph.automations.types import AutomationAction, AutomationTrigger, SegmentAutomation
+from graph.core import ids
+from graph.core.context import Info
+from graph.core.errors import UserError, payload
+
+
+@strawberry.input(description="The settings the trigger and action need, and no others.")
+class SegmentAutomationConfigInput:
+    tag_id: relay.GlobalID | None = strawberry.field(default=None, description="ADD_TAG and REMOVE_TAG.")
+    url: str | None = strawberry.field(
+        default=None, description="WEBHOOK: https only (http://127.0.0.1 or localhost outside production), at most "
+                                  "2 KB, no credentials; deliveries are signed (X-Brandgraph-Signature).")
+    every_hours: int | None = strawberry.field(default=None, description="PERIODIC: 1 to 168.")
+
+
+@strawberry.input
+class CreateSegmentAutomationInput:
+    segment_id: relay.GlobalID
+    name: str
+    trigger: AutomationTrigger
+    action: AutomationAction
+    config: SegmentAutomationConfigInput
+    is_active: bool = True
+
+
+@strawberry.input
+class UpdateSegmentAutomationInput:
+    id: relay.GlobalID
+    name: str | None = UNSET
+    trigger: AutomationTrigger | None = UNSET
+    action: AutomationAction | None = UNSET
+    config: SegmentAutomationConfigInput | None = strawberry.field(
+        default=UNSET, description="Replaces the whole config. Omitted with a new trigger or action: the settings "
+                                   "that still apply are kept.")
+    is_active: bool | None = UNSET
+
+
+@strawberry.type
+class SegmentAutomationPayload:
+    automation: SegmentAutomation | None = None
+    errors: list[UserError]
+
+
+@strawberry.type
+class DeleteSegmentAutomationPayload:
+    deleted_id: strawberry.ID | None = None
+    errors: list[UserError]
+
+
+def _config_in(c: SegmentAutomationConfigInput | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    out: dict[str, Any] = {}
+    if c.tag_id is not None:
+        out["tag_id"] = str(ids.decode(c.tag_id, "Tag", "config.tagId"))
+    if c.url is not None:
+        out["url"] = c.url
+    if c.every_hours is not None:
+        out["every_hours"] = c.every_hours
+    return out
+
+
+def _automation(a: AutomationModel) -> dict[str, Any]:
+    return {"automation": SegmentAutomation.from_model(a)}
+
+
+@strawberry.type
+class AutomationMutation:
+    @strawberry.mutation(description="Add an automation to a segment (enter, exit or periodic; tag or webhook).")
+    async def create_segment_automation(self, info: Info, input: CreateSegmentAutomationInput) -> SegmentAutomationPayload:
+        async def run():
+            return await service.create_automation(
+                info.context.principal, ids.decode(input.segment_id, "Segment", "segmentId"), input.name,
+                input.trigger, input.action, _config_in(input.config) or {}, is_active=input.is_active)
+
+        return await payload(SegmentAutomationPayload, run, _automation)
+
+    @strawberry.mutation
+    async def update_segment_automation(self, info: Info, input: UpdateSegmentAutomationInput) -> SegmentAutomationPayload:
+        async def run():
+            data: dict[str, Any] = {}
+            for key in ("name", "trigger", "action", "is_active"):
+                value = getattr(input, key)
+                if value is not UNSET:
+                    data[key] = value
+            if input.config is not UNSET:
+                data["config"] = _config_in(input.config) or {}
+            return await service.update_automation(
+                info.context.principal, ids.decode(input.id, "SegmentAutomation"), data)
+
+        return await payload(SegmentAutomationPayload, run, _automation)
+
+    @strawberry.mutation(description="Delete an automation with its execution history.")
+    async def delete_segment_automation(self, info: Info, id: relay.GlobalID) -> DeleteSegmentAutomationPayload:
+        return await payload(DeleteSegmentAutomationPayload, lambda: service.delete_automation(
+            info.context.principal, ids.decode(id, "SegmentAutomation")),
+            lambda a: {"deleted_id": strawberry.ID(str(ids.encode("SegmentAutomation", a.id)))}, prefix=None)

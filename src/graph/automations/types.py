@@ -1,0 +1,131 @@
+"""GraphQL types of segment automations: the automation (a Node), its runs and executions, and
+the enums of triggers, actions and statuses."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+
+from domain.automations import models, service
+from domain.automations.models import AutomationExecution as ExecutionModel
+from domain.automations.models import AutomationRun as RunModel
+from domain.automations.models import SegmentAutomation as AutomationModel
+from domain.pagination import clamp_first
+from graph.core import ids
+from graph.core.connection import Connection
+from graph.core.context import Info
+from graph.core.ids import node_uuids
+from graph.customers.types import Customer
+from graph.segments.types import Segment
+
+AutomationTrigger = strawberry.enum(
+    models.Trigger, name="AutomationTrigger",
+    description="ENTER and EXIT run after a refresh for those who entered or left; PERIODIC every "
+                "config.everyHours for the current members.")
+AutomationAction = strawberry.enum(
+    models.ActionKind, name="AutomationAction",
+    description="ADD_TAG / REMOVE_TAG (config.tagId) or WEBHOOK (config.url). CAMPAIGN is reserved for "
+                "campaigns and refused for now.")
+AutomationExecutionStatus = strawberry.enum(models.ExecutionStatus, name="AutomationExecutionStatus")
+AutomationRunStatus = strawberry.enum(models.RunStatus, name="AutomationRunStatus")
+
+
+def config_out(config: dict[str, Any]) -> dict[str, Any]:
+    """The stored config as GraphQL clients write it (camelCase, global tag id). It never
+    holds a secret: the signing secret belongs to the tenant."""
+    out: dict[str, Any] = {}
+    if "tag_id" in config:
+        out["tagId"] = str(ids.encode("Tag", uuid.UUID(config["tag_id"])))
+    if "url" in config:
+        out["url"] = config["url"]
+    if "every_hours" in config:
+        out["everyHours"] = config["every_hours"]
+    return out
+
+
+@strawberry.type(description="One automation for one customer and one occurrence (an entry, an exit or a period).")
+class AutomationExecution:
+    occurrence: str = strawberry.field(description="The entry time, exit:<time> or periodic:<period start>.")
+    status: AutomationExecutionStatus
+    attempts: int
+    error: str | None
+    updated_at: datetime
+    run_started_at: datetime
+    customer_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer | None:
+        found = await info.context.loaders.customer.load(self.customer_id)
+        return Customer.from_model(found) if found else None
+
+    @classmethod
+    def from_row(cls, row: tuple[ExecutionModel, datetime]) -> AutomationExecution:
+        e, started = row
+        return cls(occurrence=e.occurrence, status=models.ExecutionStatus(e.status), attempts=e.attempts,
+                   error=e.error, updated_at=e.updated_at, run_started_at=started, customer_id=e.customer_id)
+
+
+@strawberry.type(description="One run of an automation: the customers it claimed and how their executions went.")
+class AutomationRun:
+    id: strawberry.ID
+    started_at: datetime
+    finished_at: datetime | None = strawberry.field(description="Null while webhook deliveries are being retried.")
+    status: AutomationRunStatus
+    customers: int
+    succeeded: int
+    failed: int
+
+    @classmethod
+    def from_model(cls, r: RunModel) -> AutomationRun:
+        return cls(id=strawberry.ID(str(r.id)), started_at=r.started_at, finished_at=r.finished_at,
+                   status=models.RunStatus(r.status), customers=r.customers, succeeded=r.succeeded,
+                   failed=r.failed)
+
+
+@strawberry.type(description="What happens when customers enter or leave a segment, or periodically to its members.")
+class SegmentAutomation(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    trigger: AutomationTrigger
+    action: AutomationAction
+    config: JSON = strawberry.field(description="tagId, url or everyHours, as given; never a secret.")
+    is_active: bool
+    last_run_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    segment_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field
+    async def segment(self, info: Info) -> Segment | None:
+        found = await info.context.loaders.segment.load(self.segment_id)
+        return Segment.from_model(found) if found else None
+
+    @strawberry.field(description="Executions, newest run first.")
+    async def executions(self, info: Info, first: int = 20, after: str | None = None) -> Connection[AutomationExecution]:
+        page = await service.executions(info.context.principal, uuid.UUID(self.id), first=clamp_first(first),
+                                        after=after)
+        return Connection.of(page, AutomationExecution.from_row)
+
+    @strawberry.field(description="Runs, newest first.")
+    async def runs(self, info: Info, first: int = 20) -> list[AutomationRun]:
+        page = await service.runs(info.context.principal, uuid.UUID(self.id), first=clamp_first(first))
+        return [AutomationRun.from_model(r) for r in page.items]
+
+    @classmethod
+    def from_model(cls, a: AutomationModel) -> SegmentAutomation:
+        return cls(id=str(a.id), name=a.name, trigger=models.Trigger(a.trigger),
+                   action=models.ActionKind(a.action), config=config_out(a.config or {}), is_active=a.is_active,
+                   last_run_at=a.last_run_at, created_at=a.created_at, updated_at=a.updated_at,
+                   segment_id=a.segment_id)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        ids_ = node_uuids(node_ids)
+        found = await service.automations_by_ids(info.context.principal, [i for i in ids_ if i is not None])
+        return [cls.from_model(found[i]) if i in found else None for i in ids_]
