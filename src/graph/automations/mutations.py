@@ -14,6 +14,7 @@ from graph.automations.types import AutomationAction, AutomationTrigger, Segment
 from graph.core import ids
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
+from graph.core.inputs import given
 
 
 @strawberry.input(description="The settings the trigger and action need, and no others.")
@@ -90,11 +91,7 @@ class AutomationMutation:
     @strawberry.mutation
     async def update_segment_automation(self, info: Info, input: UpdateSegmentAutomationInput) -> SegmentAutomationPayload:
         async def run():
-            data: dict[str, Any] = {}
-            for key in ("name", "trigger", "action", "is_active"):
-                value = getattr(input, key)
-                if value is not UNSET:
-                    data[key] = value
+            data = given(name=input.name, trigger=input.trigger, action=input.action, is_active=input.is_active)
             if input.config is not UNSET:
                 data["config"] = _config_in(input.config) or {}
             return await service.update_automation(

@@ -4,7 +4,6 @@ the enums of triggers, actions and statuses."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +19,7 @@ from domain.pagination import clamp_first
 from graph.core import ids
 from graph.core.connection import Connection
 from graph.core.context import Info
-from graph.core.ids import node_uuids
+from graph.core.nodes import node_resolver
 from graph.customers.types import Customer
 from graph.segments.types import Segment
 
@@ -124,8 +123,4 @@ class SegmentAutomation(relay.Node):
                    last_run_at=a.last_run_at, created_at=a.created_at, updated_at=a.updated_at,
                    segment_id=a.segment_id)
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        ids_ = node_uuids(node_ids)
-        found = await service.automations_by_ids(info.context.principal, [i for i in ids_ if i is not None])
-        return [cls.from_model(found[i]) if i in found else None for i in ids_]
+    resolve_nodes = node_resolver(lambda info, keys: service.automations_by_ids(info.context.principal, keys))
