@@ -66,3 +66,32 @@ def test_every_actor_and_queue_is_documented() -> None:
         sentence = _paragraph(text, start).split(";")[0]
         listed = set(re.findall(r"`(\w+)`\s+\(", sentence))
         assert listed == set(actors.values()), (start, listed)
+
+
+DOC_FILES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "bench" / "README.md",
+             *sorted((ROOT / "docs").glob("*.md"))]
+TOP = "domain|graph|brandgraph|tests|bench|migrations|alembic|docs"
+PATH = re.compile(rf"(?<![\w/.])((?:src/)?(?:{TOP})/[\w/.-]*\w)")
+
+
+def _missing(path: str) -> bool:
+    """A path the docs name: a file or folder (from the root or src/), or ``module.name`` for
+    a name a module defines (``domain/audit/service.record``)."""
+    for base in (ROOT, ROOT / "src"):
+        if (base / path).exists():
+            return False
+        module, _, name = path.rpartition(".")
+        file = base / f"{module}.py"
+        if name and file.exists() and re.search(rf"^\s*(?:async def|def|class) {name}\b|^{name}\b",
+                                                file.read_text(), re.M):
+            return False
+    return True
+
+
+def test_every_path_the_docs_name_exists() -> None:
+    missing = [f"{doc.relative_to(ROOT)}:{n}: {m.group(1)}"
+               for doc in DOC_FILES for n, line in enumerate(doc.read_text().splitlines(), 1)
+               for m in PATH.finditer(line)
+               if "NNNN" not in m.group(1) and line[m.end():m.end() + 1] not in ("<", "*", "{")
+               and _missing(m.group(1).rstrip("."))]
+    assert not missing, "\n".join(missing)

@@ -380,8 +380,11 @@ async def test_500_then_200_is_retried_by_the_worker_and_succeeds(tenant: Tenant
     await membership.change_static_members(tenant.owner, seg.id, [a.id, b.id], [])
 
     async def settled():
+        # the deliveries settle first; the run is closed by a transaction of its own just after
         execs = await _executions(tenant, auto.id)
-        return execs if len(execs) == 2 and all(e.status == "succeeded" for e in execs) else None
+        runs = await _runs(tenant, auto.id)
+        done = len(execs) == 2 and all(e.status == "succeeded" for e in execs)
+        return execs if done and runs and runs[0].finished_at is not None else None
 
     execs = await _eventually(settled, seconds=14)
     assert execs, f"not retried: {[(e.status, e.attempts, e.error) for e in await _executions(tenant, auto.id)]}"
