@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from sqlalchemy import text
 
@@ -23,6 +25,28 @@ async def _tables(url: str) -> set[str]:
             return set(rows.scalars())
     finally:
         await engine.dispose()
+
+
+def _empty_database(name: str) -> str:
+    """The URL of database ``name`` on the test server, dropped and created empty."""
+    server = os.environ["TEST_SERVER_URL"]
+    asyncio.run(create_database(server, name, drop_first=True))
+    return with_database(server, name)
+
+
+def _owner_sql(url: str) -> Callable[..., Coroutine[Any, Any, list]]:
+    """Runs one statement on ``url`` as the owner with row security off; its rows, if any."""
+    async def run(sql: str, **params: Any) -> list:
+        engine = owner_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("SET LOCAL row_security = off"))
+                result = await conn.execute(text(sql), params)
+                return list(result.all()) if result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    return run
 
 
 def test_upgrade_head_then_downgrade_base_on_an_empty_database() -> None:
@@ -48,21 +72,11 @@ def test_the_memberships_downgrade_keeps_brand_private_customers_and_names_to_th
 
     import pytest
 
-    server = os.environ["TEST_SERVER_URL"]
     name = "brandgraph_migrations_private"
-    url = with_database(server, name)
-    asyncio.run(create_database(server, name, drop_first=True))
+    url = _empty_database(name)
     upgrade(url)
 
-    async def run(sql: str, **params) -> list:
-        engine = owner_engine(url)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(text("SET LOCAL row_security = off"))
-                result = await conn.execute(text(sql), params)
-                return list(result.all()) if result.returns_rows else []
-        finally:
-            await engine.dispose()
+    run = _owner_sql(url)
 
     t, b, u, c = (uuid.uuid4() for _ in range(4))
     asyncio.run(run("INSERT INTO tenants (id, slug, name) VALUES (:t, :s, 'T')", t=t, s=f"t-{t.hex[:8]}"))
@@ -86,21 +100,11 @@ def test_existing_memberships_get_fresh_member_ids_and_the_audit_log_follows() -
     import json
     import uuid
 
-    server = os.environ["TEST_SERVER_URL"]
     name = "brandgraph_migrations_member_ids"
-    url = with_database(server, name)
-    asyncio.run(create_database(server, name, drop_first=True))
+    url = _empty_database(name)
     upgrade(url, "0006_outbox")
 
-    async def run(sql: str, **params) -> list:
-        engine = owner_engine(url)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(text("SET LOCAL row_security = off"))
-                result = await conn.execute(text(sql), params)
-                return list(result.all()) if result.returns_rows else []
-        finally:
-            await engine.dispose()
+    run = _owner_sql(url)
 
     u, other = uuid.uuid4(), uuid.uuid4()
     tenants = [uuid.uuid4(), uuid.uuid4()]
