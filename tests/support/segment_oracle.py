@@ -178,13 +178,21 @@ def _iso_day(s: str) -> date | None:
         return None
 
 
-def _compare_number(x: Any, op: str, v: Any) -> bool:
+def _without_value(x: Any, op: str) -> bool | None:
+    """The answer of ``exists`` and ``not_exists``, and of any other operator on a missing value
+    (only the negative ones hold); None when ``x`` has to be compared."""
     if op == "exists":
         return x is not None
     if op == "not_exists":
         return x is None
     if x is None:
         return op in ("not_equals", "not_in")
+    return None
+
+
+def _compare_number(x: Any, op: str, v: Any) -> bool:
+    if (settled := _without_value(x, op)) is not None:
+        return settled
     x = Decimal(str(x))
 
     def d(y: Any) -> Decimal:
@@ -212,12 +220,8 @@ def _compare_bool(x: bool | None, op: str, v: Any) -> bool:
 
 
 def _compare_text(x: str | None, op: str, v: Any) -> bool:
-    if op == "exists":
-        return x is not None
-    if op == "not_exists":
-        return x is None
-    if x is None:
-        return op in ("not_equals", "not_in")
+    if (settled := _without_value(x, op)) is not None:
+        return settled
     x = x.lower()
     return {
         "equals": lambda: x == v.lower(), "not_equals": lambda: x != v.lower(),
