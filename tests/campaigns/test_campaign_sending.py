@@ -29,16 +29,23 @@ async def all_sent(t: TenantFixture, campaign: str, n: int) -> list[Any]:
     return rows
 
 
+async def _send_email(api: Api, tenant: TenantFixture, name: str, api_key: str, n: int,
+                      statuses: tuple[str, ...] = ("SENT",)) -> tuple[str, list[uuid.UUID], dict[str, Any]]:
+    """Launches an email campaign to ``n`` new customers through provider ``name`` with
+    ``api_key`` and waits for one of ``statuses``: (campaign, customer ids, its final status)."""
+    await identity(tenant)
+    await provider(api, tenant, "EMAIL", name, credentials={"apiKey": api_key})
+    seg, ids = await audience(tenant, n)
+    campaign = await create(api, tenant, seg)
+    await launch(api, tenant, campaign)
+    return campaign, ids, await wait_status(api, tenant, campaign, statuses)
+
+
 # --- each provider ------------------------------------------------------------------------------
 
 
 async def test_brevo_sends_batched_personalised_messages_once(api: Api, tenant: TenantFixture, worker, fakes) -> None:
-    await identity(tenant)
-    await provider(api, tenant, "EMAIL", "brevo", credentials={"apiKey": fakes.brevo.api_key})
-    seg, ids = await audience(tenant, 30)
-    campaign = await create(api, tenant, seg)
-    await launch(api, tenant, campaign)
-    done = await wait_status(api, tenant, campaign)
+    campaign, ids, done = await _send_email(api, tenant, "brevo", fakes.brevo.api_key, 30)
     assert done["stats"]["sent"] == 30 and done["stats"]["progress"]["queued"] == 0, done
 
     messages = fake_messages(fakes.brevo, campaign)
@@ -60,12 +67,7 @@ async def test_brevo_sends_batched_personalised_messages_once(api: Api, tenant: 
 
 
 async def test_sendgrid_sends_each_recipient_once(api: Api, tenant: TenantFixture, worker, fakes) -> None:
-    await identity(tenant)
-    await provider(api, tenant, "EMAIL", "sendgrid", credentials={"apiKey": fakes.sendgrid.api_key})
-    seg, ids = await audience(tenant, 25)
-    campaign = await create(api, tenant, seg)
-    await launch(api, tenant, campaign)
-    await wait_status(api, tenant, campaign)
+    campaign, ids, _ = await _send_email(api, tenant, "sendgrid", fakes.sendgrid.api_key, 25)
     messages = fake_messages(fakes.sendgrid, campaign)
     once_each(messages, set(await emails_of(tenant, ids)))
     for m in messages:
@@ -171,12 +173,7 @@ async def test_an_invalid_address_fails_alone(api: Api, tenant: TenantFixture, w
 
 
 async def test_bad_credentials_fail_the_campaign_with_a_reason(api: Api, tenant: TenantFixture, worker, fakes) -> None:
-    await identity(tenant)
-    await provider(api, tenant, "EMAIL", "brevo", credentials={"apiKey": "not-the-right-key"})
-    seg, _ = await audience(tenant, 5)
-    campaign = await create(api, tenant, seg)
-    await launch(api, tenant, campaign)
-    done = await wait_status(api, tenant, campaign, ("FAILED",))
+    campaign, _, done = await _send_email(api, tenant, "brevo", "not-the-right-key", 5, ("FAILED",))
     assert "brevo" in done["failureReason"].lower() and "Key not found" in done["failureReason"], done
     assert "not-the-right-key" not in done["failureReason"]
     assert done["stats"]["sent"] == 0 and done["stats"]["progress"]["queued"] == 0, done
