@@ -125,6 +125,12 @@ async def _people(t: TenantFixture, n: int, brand: str = "a") -> list[Customer]:
     return out
 
 
+async def _enter(t: TenantFixture, segment_id: uuid.UUID, *people: Customer) -> None:
+    """Adds ``people`` to the static segment and runs its automations for that change."""
+    entered = await membership.change_static_members(t.owner, segment_id, [c.id for c in people], [])
+    await running.run_for_changes(t.id, segment_id, entered.at)
+
+
 async def _static(t: TenantFixture, name: str = "Picked"):
     return await service.create_segment(t.owner, t.brands["a"], SegmentKind.STATIC, {"name": name})
 
@@ -299,8 +305,7 @@ async def test_webhook_signature_verifies_with_the_rotated_secret(api: Api, tena
     a, b = await _people(tenant, 2)
     seg = await _static(tenant)
     await automations.create_automation(tenant.owner, seg.id, "Signed", "enter", "webhook", {"url": hook.url})
-    first = await membership.change_static_members(tenant.owner, seg.id, [a.id], [])
-    await running.run_for_changes(tenant.id, seg.id, first.at)
+    await _enter(tenant, seg.id, a)
     async with tenant_session(tenant.id) as s:  # created on first use, stored encrypted
         stored = await s.scalar(select(Tenant.webhook_secret_encrypted).where(Tenant.id == tenant.id))
     assert stored and stored.startswith("v1:") and "whsec_" not in stored
@@ -312,8 +317,7 @@ async def test_webhook_signature_verifies_with_the_rotated_secret(api: Api, tena
     assert refused["secret"] is None and refused["errors"][0]["code"] == "FORBIDDEN"
     rotated = (await api.data(ROTATE, token=tenant.owner_token))["rotateWebhookSecret"]
     assert rotated["errors"] == [] and rotated["secret"].startswith("whsec_") and rotated["secret"] != created
-    second = await membership.change_static_members(tenant.owner, seg.id, [b.id], [])
-    await running.run_for_changes(tenant.id, seg.id, second.at)
+    await _enter(tenant, seg.id, b)
     request = hook.requests[1]
     header = request.headers["x-brandgraph-signature"]
     assert header.startswith("t=") and ",v1=" in header
@@ -329,8 +333,7 @@ async def test_a_4xx_answer_fails_the_execution_and_429_stays_pending(tenant: Te
     seg = await _static(tenant)
     auto = await automations.create_automation(tenant.owner, seg.id, "Gone", "enter", "webhook", {"url": hook.url})
     hook.statuses = [404]
-    entered = await membership.change_static_members(tenant.owner, seg.id, [a.id], [])
-    await running.run_for_changes(tenant.id, seg.id, entered.at)
+    await _enter(tenant, seg.id, a)
     [execution] = await _executions(tenant, auto.id)
     assert (execution.status, execution.attempts) == ("failed", 1)
     assert execution.error == "HTTP 404: no such hook"
@@ -340,8 +343,7 @@ async def test_a_4xx_answer_fails_the_execution_and_429_stays_pending(tenant: Te
     assert len(hook.requests) == 1
 
     hook.statuses = [429]
-    entered = await membership.change_static_members(tenant.owner, seg.id, [b.id], [])
-    await running.run_for_changes(tenant.id, seg.id, entered.at)
+    await _enter(tenant, seg.id, b)
     pending = [e for e in await _executions(tenant, auto.id) if e.customer_id == b.id][0]
     assert (pending.status, pending.attempts, pending.error) == ("pending", 1, "HTTP 429: no such hook")
     run = (await _runs(tenant, auto.id))[-1]
@@ -359,8 +361,7 @@ async def test_a_dead_endpoint_is_given_up_on_after_the_last_retry(tenant: Tenan
     port = free_port()  # nothing listens there
     auto = await automations.create_automation(tenant.owner, seg.id, "Dead", "enter", "webhook",
                                                {"url": f"http://127.0.0.1:{port}/x"})
-    entered = await membership.change_static_members(tenant.owner, seg.id, [a.id], [])
-    await running.run_for_changes(tenant.id, seg.id, entered.at)
+    await _enter(tenant, seg.id, a)
     [execution] = await _executions(tenant, auto.id)
     assert execution.status == "pending" and execution.error.startswith("could not deliver: ConnectError")
     run = (await _runs(tenant, auto.id))[0]
@@ -564,8 +565,7 @@ async def test_a_run_left_pending_by_a_dead_worker_is_sent_again(tenant: TenantF
     seg = await _static(tenant)
     auto = await automations.create_automation(tenant.owner, seg.id, "Hook", "enter", "webhook", {"url": hook.url})
     hook.statuses = [503]
-    entered = await membership.change_static_members(tenant.owner, seg.id, [a.id], [])
-    await running.run_for_changes(tenant.id, seg.id, entered.at)
+    await _enter(tenant, seg.id, a)
     [run] = await _runs(tenant, auto.id)
     assert run.status == "running"
     assert await webhooks.requeue_stalled_runs(tenant.id) == 0  # recent: its own retry is on the way
