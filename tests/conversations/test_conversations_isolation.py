@@ -49,7 +49,7 @@ from support.conversations import (
     until,
 )
 from support.graphql import errs, form_leaks, perrs
-from support.isolation import two_tenants
+from support.isolation import refused_unchanged, two_tenants
 from support.isolation.conversations import (
     ASSIGN,
     CANNED,
@@ -237,6 +237,11 @@ async def victims(w: World, sides: tuple[str, ...] = SIDES) -> Victims:
 
 # --- the mutations --------------------------------------------------------------------------------
 
+async def _refused_unchanged(api: Api, world: World, op: Write | Cross, variables: dict[str, Any],
+                             token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return await refused_unchanged(api, world.t, state, _refused_payload, op, variables, token)
+
+
 async def control(api: Api, op: Write, variables: dict[str, Any], token: str, t: TenantFixture) -> None:
     """Someone who may runs the very same mutation, and it does change A."""
     before = await state(t)
@@ -248,10 +253,10 @@ async def control(api: Api, op: Write, variables: dict[str, Any], token: str, t:
     assert after != before
 
 
-@pytest.mark.parametrize("op", WRITES, ids=str)
-async def test_another_tenants_owner_changes_nothing_of_a(api: Api, world: World, other: Other, op: Write) -> None:
-    v = await victims(world, ("a",))
-    variables = op.variables(v, "a")
+async def _refused_to_other_tenant(api: Api, world: World, other: Other, op: Write | Cross,
+                                   variables: dict[str, Any]) -> dict[str, Any]:
+    """``other``'s owner sends ``op`` naming A's things: refused as not found, naming nothing of
+    A, changing neither tenant. Returns A's state from before."""
     before_a, before_b = await state(world.t), await state(other.t)
     result = (await api.data(op.doc, variables, token=other.t.owner_token))[op.op]
     assert perrs(result) == [(op.field, "NOT_FOUND")], result
@@ -259,6 +264,14 @@ async def test_another_tenants_owner_changes_nothing_of_a(api: Api, world: World
     assert leaks(result, world, variables) == []
     assert await state(other.t) == before_b
     assert await state(world.t) == before_a
+    return before_a
+
+
+@pytest.mark.parametrize("op", WRITES, ids=str)
+async def test_another_tenants_owner_changes_nothing_of_a(api: Api, world: World, other: Other, op: Write) -> None:
+    v = await victims(world, ("a",))
+    variables = op.variables(v, "a")
+    await _refused_to_other_tenant(api, world, other, op, variables)
     await control(api, op, variables, world.t.owner_token, world.t)
 
 
@@ -305,13 +318,7 @@ async def test_another_tenants_owner_cannot_use_a_from_its_own_conversations(
 ) -> None:
     v = await victims(world, ("a",))
     variables = op.variables(other.home, v.refs("a"))
-    before_a, before_b = await state(world.t), await state(other.t)
-    result = (await api.data(op.doc, variables, token=other.t.owner_token))[op.op]
-    assert perrs(result) == [(op.field, "NOT_FOUND")], result
-    assert _refused_payload(result), result
-    assert leaks(result, world, variables) == []
-    assert await state(other.t) == before_b
-    assert await state(world.t) == before_a
+    before_a = await _refused_to_other_tenant(api, world, other, op, variables)
     # control: A's owner uses the same things from A's own brand "a"
     mine = (await api.data(op.doc, op.variables(v.home, v.refs("a")), token=world.t.owner_token))[op.op]
     assert mine["errors"] == [] and op.done(mine), mine
@@ -365,12 +372,9 @@ async def test_brand_limited_principal_cannot_touch_brand_b(
     v = await victims(world)
     token = tokens[kind]
     variables = op.variables(v, "b")
-    before = await state(world.t)
-    result = (await api.data(op.doc, variables, token=token))[op.op]
+    result, _ = await _refused_unchanged(api, world, op, variables, token)
     assert perrs(result) == [(op.limited_field or op.field, "NOT_FOUND")], result
-    assert _refused_payload(result), result
     assert b_leaks(result, world, variables) == []
-    assert await state(world.t) == before
     # control: the same principal, the same mutation on brand "a"
     await control(api, op, op.variables(v, "a"), token, world.t)
 
@@ -383,11 +387,8 @@ async def test_brand_limited_principal_cannot_use_brand_b_from_brand_a(
     v = await victims(world)
     token = tokens[kind]
     variables = op.variables(v.home, v.refs("b"))
-    before = await state(world.t)
-    result = (await api.data(op.doc, variables, token=token))[op.op]
+    result, _ = await _refused_unchanged(api, world, op, variables, token)
     assert perrs(result) == [(op.field, "NOT_FOUND")], result
-    assert _refused_payload(result), result
-    assert await state(world.t) == before
     mine = (await api.data(op.doc, op.variables(v.home, v.refs("a")), token=token))[op.op]
     assert mine["errors"] == [] and op.done(mine), mine
 

@@ -45,7 +45,7 @@ from domain.platform.db import tenant_session
 from domain.segments import catalogue, inspection, membership, refresh, service
 from domain.segments.models import SegmentKind
 from support.graphql import errs, form_leaks, perrs
-from support.isolation import two_tenants
+from support.isolation import refused_unchanged, two_tenants
 from support.isolation.segments import (
     A_SPEND,
     ADD,
@@ -192,6 +192,11 @@ def _refused_payload(p: dict[str, Any]) -> bool:
     """No object and no count in a refused payload."""
     return all(p.get(k) in (None, 0) for k in ("segment", "dryRun", "job", "customAttribute", "entered", "exited",
                                                 "memberCount"))
+
+
+async def _refused_unchanged(api: Api, world: World, op: Write | Cross, variables: dict[str, Any],
+                             token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    return await refused_unchanged(api, world.t, state, _refused_payload, op, variables, token)
 
 
 async def control(api: Api, op: Write, variables: dict[str, Any], token: str, t: TenantFixture,
@@ -390,11 +395,8 @@ async def test_brand_limited_principal_cannot_touch_brand_b(
     v = await victims(world)
     token = tokens[kind]
     variables = op.variables(v, "b")
-    before = await state(world.t)
-    result = (await api.data(op.doc, variables, token=token))[op.op]
+    result, _ = await _refused_unchanged(api, world, op, variables, token)
     assert perrs(result) == [(op.field, "NOT_FOUND")], result
-    assert _refused_payload(result), result
-    assert await state(world.t) == before
     # control: the same principal, the same mutation on brand "a"
     await control(api, op, op.variables(v, "a"), token, world.t, _aimed(v, op, "a"))
 
@@ -407,11 +409,8 @@ async def test_brand_limited_principal_cannot_refer_to_brand_b(
     v = await victims(world)
     token = tokens[kind]
     variables = op.variables(v.home, v.refs("b"))
-    before = await state(world.t)
-    result = (await api.data(op.doc, variables, token=token))[op.op]
+    result, before = await _refused_unchanged(api, world, op, variables, token)
     assert perrs(result) == [(op.field, op.code)], result
-    assert _refused_payload(result), result
-    assert await state(world.t) == before
     mine = (await api.data(op.doc, op.variables(v.home, v.refs("a")), token=token))[op.op]
     assert mine["errors"] == [] and op.done(mine), mine
     assert (await state(world.t))["audit"] == before["audit"] + op.audit
@@ -602,11 +601,8 @@ async def test_read_only_roles_change_no_segment(
 ) -> None:
     v = await victims(world)
     variables = op.variables(v, "a")
-    before = await state(world.t)
-    result = (await api.data(op.doc, variables, token=tokens[kind]))[op.op]
+    result, _ = await _refused_unchanged(api, world, op, variables, tokens[kind])
     assert [e["code"] for e in result["errors"]] == ["FORBIDDEN"], result
-    assert _refused_payload(result), result
-    assert await state(world.t) == before
     await control(api, op, variables, world.t.owner_token, world.t, _aimed(v, op, "a"))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import TenantFixture
+from conftest import Api, TenantFixture
 
 
 async def principals(t: TenantFixture, *kinds: str) -> dict[str, str]:
@@ -56,3 +56,17 @@ def two_tenants(make_world: Maker, make_other: Maker, kinds: tuple[str, ...],
         return await principals(world.t, *kinds)
 
     return world, other, tokens
+
+
+async def refused_unchanged(api: Api, t: TenantFixture, state: Callable[[TenantFixture], Awaitable[Any]],
+                            refused: Callable[[dict[str, Any]], bool], op: Any, variables: dict[str, Any],
+                            token: str) -> tuple[dict[str, Any], Any]:
+    """``token`` sends an area's mutation ``op`` (its ``doc``, answered under ``op.op``) with
+    ``variables``: the payload carries no object (``refused`` holds) and ``t``, read by ``state``,
+    stays as it was. Returns the payload and ``t``'s state from before."""
+    before = await state(t)
+    result = (await api.data(op.doc, variables, token=token))[op.op]
+    assert refused(result), result
+    assert await state(t) == before
+    return result, before
+
