@@ -7,7 +7,8 @@ and ``tests/tenancy/test_tenant_wide_actions.py`` check that together they cover
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import pytest
 
@@ -70,3 +71,22 @@ async def refused_unchanged(api: Api, t: TenantFixture, state: Callable[[TenantF
     assert await state(t) == before
     return result, before
 
+
+World = TypeVar("World")
+Other = TypeVar("Other")
+
+
+@dataclass(frozen=True)
+class Read(Generic[World, Other]):
+    """A query, what A's owner gets (``own``), and what another tenant's owner gets (``foreign``):
+    the rows of the ``tenancy``, ``customers`` and ``campaigns`` reads, each over its own world
+    of tenant A and its own other tenant."""
+
+    name: str
+    doc: str
+    variables: Callable[[World], dict[str, Any]]
+    own: Callable[[dict[str, Any], World], None]
+    foreign: Callable[[dict[str, Any], World, Other], None]
+
+    def __str__(self) -> str:
+        return self.name

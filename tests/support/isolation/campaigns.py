@@ -11,6 +11,7 @@ from typing import Any
 
 from conftest import TenantFixture, gid
 from support.graphql import check, codes
+from support.isolation import Read
 
 ERRORS = "errors { field code message }"
 
@@ -173,21 +174,6 @@ WRITES: list[Write] = [
 ]
 
 
-@dataclass(frozen=True)
-class Read:
-    """A query, what A's owner gets (``own``), and what another tenant's owner gets (``foreign``,
-    over the whole body: null, empty or NOT_FOUND, never data)."""
-
-    name: str
-    doc: str
-    variables: Callable[[World], dict[str, Any]]
-    own: Callable[[dict[str, Any], World], None]
-    foreign: Callable[[dict[str, Any], World, Other], None]
-
-    def __str__(self) -> str:
-        return self.name
-
-
 def edge_ids(conn: dict[str, Any]) -> set[str]:
     return {e["node"]["id"] for e in conn["edges"]}
 
@@ -239,6 +225,7 @@ BRAND_CAMPAIGNS = "query($b: ID!) { brand(id: $b) { id campaigns(first: 100) { e
 NODE = "query($id: ID!) { node(id: $id) { id ... on Campaign { name } } }"
 
 
+# what another tenant's owner gets is judged over the whole body: null, empty or NOT_FOUND, never data
 READS: list[Read] = [
     Read("campaigns", CAMPAIGNS, lambda w: {},
          lambda d, w: check({w.c("a"), w.c("b")} <= edge_ids(d["campaigns"]), d), _only_own),

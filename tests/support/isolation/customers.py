@@ -14,6 +14,7 @@ from typing import Any
 
 from conftest import Api, TenantFixture, gid
 from support.graphql import check, upload
+from support.isolation import Read
 
 ERRORS = "errors { field code message }"
 
@@ -159,20 +160,6 @@ async def _product_ids(tenant_id: uuid.UUID) -> dict[str, uuid.UUID]:
 
 def edge_ids(conn: dict[str, Any]) -> set[str]:
     return {e["node"]["id"] for e in conn["edges"]}
-
-
-@dataclass(frozen=True)
-class Read:
-    """A query, what A's owner gets (``own``), and what another tenant's owner gets (``foreign``)."""
-
-    name: str
-    doc: str
-    variables: Callable[[Shop], dict[str, Any]]
-    own: Callable[[dict[str, Any], Shop], None]
-    foreign: Callable[[dict[str, Any], Shop, TenantFixture], None]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 def _node_read(type_name: str, attr: str) -> Read:

@@ -13,6 +13,7 @@ from strawberry.relay import GlobalID
 
 from conftest import TenantFixture, gid
 from support.graphql import check
+from support.isolation import Read
 
 ERRORS = "errors { field code message }"
 
@@ -53,20 +54,6 @@ class World:
         gids = [self.brand("a"), self.brand("b"), self.target, self.owner, self.key, self.tenant,
                 self.entry_gid]
         return [str(m) for m in raw] + gids + [self.t.slug]
-
-
-@dataclass(frozen=True)
-class Read:
-    """A query, what A's owner gets (``own``), and what another tenant's owner gets (``foreign``)."""
-
-    name: str
-    doc: str
-    variables: Callable[[World], dict[str, Any]]
-    own: Callable[[dict[str, Any], World], None]
-    foreign: Callable[[dict[str, Any], World, TenantFixture], None]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 def _ids(items: list[dict[str, Any]]) -> set[str]:
