@@ -6,7 +6,8 @@
   ``payload_codes``) and finding what an answer must not name (``found``, ``leaks``,
   ``form_leaks``);
 * :mod:`support.isolation`: the rows of the isolation tests, one module per area, and the
-  ``two_tenants`` fixtures (tenant A, tenant B, A's principals) of those tests;
+  ``two_tenants`` fixtures (tenant A, tenant B, A's principals) of those tests, their common
+  ``Read`` row and ``refused_unchanged`` (a refused mutation leaves tenant A as it was);
 * :mod:`support.campaigns`, :mod:`support.sending`, :mod:`support.provider_events`,
   :mod:`support.conversations`, :mod:`support.segments`, :mod:`support.segment_oracle`: set-up,
   requests and checks of those areas.
