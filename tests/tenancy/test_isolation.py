@@ -225,7 +225,9 @@ def test_every_operation_of_the_schema_has_isolation_rows() -> None:
                                                     | campaigns.SUBSCRIPTIONS | conversations.SUBSCRIPTIONS)
 
 
-# Proven elsewhere: automations in tests/segments/test_automations.py (test_another_tenant_cannot_see_or_change_automations,
+# Proven elsewhere: automations in tests/automations/test_automations.py
+# (test_another_tenant_cannot_see_or_change_automations,
+# test_a_member_of_another_brand_cannot_see_or_change_its_automations,
 # test_an_analyst_cannot_create_automations, test_webhook_signature_verifies_with_the_rotated_secret); member
 # uploads in tests/segments/test_segments.py (test_static_members_from_a_csv_upload); accepting an invitation (no
 # arguments: the caller's own, in the tenant of its credential) in tests/tenancy/test_invitations.py

@@ -21,7 +21,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from conftest import Api, TenantFixture, free_port, gid
+from conftest import Api, TenantFixture, create_tenant_fixture, free_port, gid
 from domain.audit.models import AuditEntry
 from domain.automations import running, webhooks
 from domain.automations import service as automations
@@ -550,6 +550,32 @@ async def test_another_tenant_cannot_see_or_change_automations(api: Api, tenant:
     assert (still.name, still.is_active) == ("Mine", True)
     async with tenant_session(other_tenant.id) as s:  # row-level security: not even a count
         assert await s.scalar(select(func.count()).select_from(SegmentAutomation)) == 0
+
+
+async def test_a_member_of_another_brand_cannot_see_or_change_its_automations(api: Api) -> None:
+    """A marketer limited to brand B meets brand A's segment automations as absent, and they
+    stay as they were."""
+    t = await create_tenant_fixture(brands=("a", "b"))
+    seg = await _static(t)
+    made = await automations.create_automation(t.owner, seg.id, "Mine", "enter", "webhook",
+                                               {"url": "https://hooks.example.com/x"})
+    node = gid("SegmentAutomation", made.id)
+    _, limited = await t.member("marketer", brands=["b"])
+    body = await api.gql(LIST, {"s": gid("Segment", seg.id)}, token=limited)
+    assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    seen = (await api.data('query($id: ID!) { node(id: $id) { id } }', {"id": node}, token=limited))["node"]
+    assert seen is None
+    r = (await api.data(UPDATE, {"i": {"id": node, "name": "Theirs", "isActive": False}},
+                        token=limited))["updateSegmentAutomation"]
+    assert r["automation"] is None and [(e["field"], e["code"]) for e in r["errors"]] == [("input.id", "NOT_FOUND")]
+    r = (await api.data(DELETE, {"id": node}, token=limited))["deleteSegmentAutomation"]
+    assert r["deletedId"] is None and [e["code"] for e in r["errors"]] == ["NOT_FOUND"]
+    r = (await api.data(CREATE, {"i": {"segmentId": gid("Segment", seg.id), "name": "x", "trigger": "ENTER",
+                                       "action": "WEBHOOK", "config": {"url": "https://hooks.example.com/y"}}},
+                        token=limited))["createSegmentAutomation"]
+    assert r["automation"] is None and [(e["field"], e["code"]) for e in r["errors"]] == [("input.segmentId", "NOT_FOUND")]
+    [still] = await automations.list_automations(t.owner, seg.id)
+    assert (still.id, still.name, still.is_active, still.config) == (made.id, "Mine", True, made.config)
 
 
 async def test_a_run_left_pending_by_a_dead_worker_is_sent_again(tenant: TenantFixture, hook: Hook) -> None:
