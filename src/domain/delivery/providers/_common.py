@@ -16,7 +16,13 @@ from typing import TypeVar
 
 import httpx
 
-from domain.delivery.base import Outcome, ProviderUnavailable, SendResult
+from domain.delivery.base import (
+    OutboundMessage,
+    Outcome,
+    ProviderRejected,
+    ProviderUnavailable,
+    SendResult,
+)
 
 T = TypeVar("T")
 
@@ -121,3 +127,46 @@ def unavailable_if_all_retry(results: list[SendResult], errors: list[tuple[int |
         status=statuses[0] if statuses else None,
         retry_after=max(waits) if waits else None,
     )
+
+
+def json_object(response: httpx.Response) -> dict:
+    """The response body when it is a JSON object, else an empty dict."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+class CallRejected(Exception):
+    """The provider refuses the account or project as configured: the whole call, not one
+    message."""
+
+    def __init__(self, text: str, status: int | None) -> None:
+        self.text = text
+        self.status = status
+
+
+# One message's answer from a provider that sends one request per message: its result with the
+# HTTP status and Retry-After behind it, or the refusal of the whole call.
+Answer = tuple[SendResult, int | None, float | None] | CallRejected
+
+
+def per_message_results(messages: list[OutboundMessage], answers: list[Answer]) -> list[SendResult]:
+    """The call's results from one answer per message. A refusal of the call counts as RETRY for
+    its message; when no message was accepted it raises :class:`ProviderRejected`, and when every
+    message is RETRY, :class:`ProviderUnavailable` (see :func:`unavailable_if_all_retry`)."""
+    rejected = [a for a in answers if isinstance(a, CallRejected)]
+    results: list[SendResult] = []
+    waits: list[tuple[int | None, float | None]] = []
+    for message, answer in zip(messages, answers, strict=True):
+        if isinstance(answer, CallRejected):
+            answer = (SendResult(message.key, Outcome.RETRY, error=answer.text), answer.status, None)
+        result, status, wait = answer
+        results.append(result)
+        if result.outcome is Outcome.RETRY:
+            waits.append((status, wait))
+    if rejected and not any(r.outcome is Outcome.ACCEPTED for r in results):
+        raise ProviderRejected(rejected[0].text, status=rejected[0].status)
+    unavailable_if_all_retry(results, waits)
+    return results

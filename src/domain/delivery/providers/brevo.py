@@ -36,6 +36,7 @@ from domain.delivery.providers._common import (
     DEFAULT_TIMEOUT,
     HttpClientOwner,
     html_with_preheader,
+    json_object,
     retry_after,
     safe_error,
 )
@@ -167,7 +168,7 @@ class BrevoProvider(HttpClientOwner):
         except httpx.HTTPError as exc:
             raise ProviderUnavailable(f"Brevo unreachable ({type(exc).__name__})") from None
         if response.status_code in (200, 201, 202):
-            body = _json(response)
+            body = json_object(response)
             ids = body.get("messageIds")
             if isinstance(ids, list):
                 return [str(i) for i in ids]
@@ -179,7 +180,7 @@ class BrevoProvider(HttpClientOwner):
 
     def _error(self, response: httpx.Response) -> Exception:
         status = response.status_code
-        body = _json(response)
+        body = json_object(response)
         code = str(body.get("code") or "")
         text = safe_error(f"{code}: {body.get('message') or ''}".strip(": "), f"HTTP {status}")
         if status == 429:
@@ -223,11 +224,3 @@ def _contact(email: str, name: str | None) -> dict[str, str]:
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _json(response: httpx.Response) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

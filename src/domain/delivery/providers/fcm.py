@@ -39,11 +39,14 @@ from domain.delivery.base import (
 )
 from domain.delivery.providers._common import (
     DEFAULT_TIMEOUT,
+    Answer,
+    CallRejected,
     HttpClientOwner,
     gather_limited,
+    json_object,
+    per_message_results,
     retry_after,
     safe_error,
-    unavailable_if_all_retry,
 )
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -80,12 +83,6 @@ def parse_service_account(raw: str | dict[str, Any]) -> ServiceAccount:
     return ServiceAccount(data["project_id"], data["client_email"], key, key_id if isinstance(key_id, str) else None)
 
 
-class _Rejected(Exception):
-    def __init__(self, text: str, status: int | None) -> None:
-        self.text = text
-        self.status = status
-
-
 class FcmProvider(HttpClientOwner):
     name = "fcm"
     channel = Channel.PUSH
@@ -116,21 +113,7 @@ class FcmProvider(HttpClientOwner):
     async def send(self, sender: Sender, messages: list[OutboundMessage], batch_key: uuid.UUID) -> list[SendResult]:
         token = await self.access_token()
         answers = await gather_limited([self._send_one(m, token) for m in messages], self.max_batch)
-        results: list[SendResult] = []
-        waits: list[tuple[int | None, float | None]] = []
-        rejected: list[_Rejected] = []
-        for message, answer in zip(messages, answers, strict=True):
-            if isinstance(answer, _Rejected):
-                rejected.append(answer)
-                answer = (SendResult(message.key, Outcome.RETRY, error=answer.text), answer.status, None)
-            result, status, wait = answer
-            results.append(result)
-            if result.outcome is Outcome.RETRY:
-                waits.append((status, wait))
-        if rejected and not any(r.outcome is Outcome.ACCEPTED for r in results):
-            raise ProviderRejected(rejected[0].text, status=rejected[0].status)
-        unavailable_if_all_retry(results, waits)
-        return results
+        return per_message_results(messages, answers)
 
     async def access_token(self, *, stale: str | None = None) -> str:
         """The cached token, or a new one when it is about to expire or when ``stale`` (the
@@ -165,7 +148,7 @@ class FcmProvider(HttpClientOwner):
             )
         except httpx.HTTPError as exc:
             raise ProviderUnavailable(f"Google token endpoint unreachable ({type(exc).__name__})") from None
-        body = _json(response)
+        body = json_object(response)
         if response.status_code == 200 and isinstance(body.get("access_token"), str):
             return body["access_token"], float(body.get("expires_in") or 3600)
         text = safe_error(f"{body.get('error') or ''}: {body.get('error_description') or ''}".strip(": "), f"HTTP {response.status_code}")
@@ -185,7 +168,7 @@ class FcmProvider(HttpClientOwner):
 
     async def _send_one(
         self, message: OutboundMessage, token: str
-    ) -> tuple[SendResult, int | None, float | None] | _Rejected:
+    ) -> Answer:
         """Sends one message; on 401 gets a new token (once for all concurrent sends) and tries
         once more."""
         for attempt in range(2):
@@ -202,16 +185,16 @@ class FcmProvider(HttpClientOwner):
                 try:
                     token = await self.access_token(stale=token)
                 except ProviderRejected as exc:
-                    return _Rejected(exc.message, exc.status)
+                    return CallRejected(exc.message, exc.status)
                 except ProviderUnavailable as exc:
                     return SendResult(message.key, Outcome.RETRY, error=exc.message), exc.status, exc.retry_after
                 continue
             return self._answer(message, response)
         raise AssertionError("unreachable")
 
-    def _answer(self, message: OutboundMessage, response: httpx.Response) -> tuple[SendResult, int | None, float | None] | _Rejected:
+    def _answer(self, message: OutboundMessage, response: httpx.Response) -> Answer:
         status = response.status_code
-        body = _json(response)
+        body = json_object(response)
         if status == 200:
             return SendResult(message.key, Outcome.ACCEPTED, provider_message_id=str(body.get("name") or "")), status, None
         error = body.get("error") if isinstance(body.get("error"), dict) else {}
@@ -222,7 +205,7 @@ class FcmProvider(HttpClientOwner):
         if fcm_code in REJECTED_ERRORS:
             return SendResult(message.key, Outcome.REJECTED, error=text), status, None
         if status in (401, 403, 404):  # our project, key or permissions, not this device
-            return _Rejected(f"FCM refused the project: {text}", status)
+            return CallRejected(f"FCM refused the project: {text}", status)
         return SendResult(message.key, Outcome.REJECTED, error=text), status, None
 
 
@@ -232,11 +215,3 @@ def _fcm_error_code(error: dict) -> str | None:
         if isinstance(detail, dict) and detail.get("errorCode"):
             return str(detail["errorCode"])
     return None
-
-
-def _json(response: httpx.Response) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

@@ -27,11 +27,14 @@ from domain.delivery.base import (
 )
 from domain.delivery.providers._common import (
     DEFAULT_TIMEOUT,
+    Answer,
+    CallRejected,
     HttpClientOwner,
     gather_limited,
+    json_object,
+    per_message_results,
     retry_after,
     safe_error,
-    unavailable_if_all_retry,
 )
 
 # Any other 4xx is this message's problem and final: 21211 invalid 'To', 21614 not a mobile
@@ -39,14 +42,6 @@ from domain.delivery.providers._common import (
 # These instead mean the account or sender is misconfigured: the whole call is refused.
 CONFIG_CODES = {20003, 20404, 21212, 21606, 21659, 21703, 21704, 21705}
 RATE_LIMITED = 20429
-
-
-class _Rejected(Exception):
-    """The account refuses this request as configured."""
-
-    def __init__(self, text: str, status: int) -> None:
-        self.text = text
-        self.status = status
 
 
 class TwilioProvider(HttpClientOwner):
@@ -77,20 +72,7 @@ class TwilioProvider(HttpClientOwner):
         if not self.messaging_service_sid and not sender.sms_sender:
             raise ProviderRejected("the brand has no SMS sender and no messaging service is configured")
         answers = await gather_limited([self._send_one(sender, m) for m in messages], self.max_batch)
-        rejected = [a for a in answers if isinstance(a, _Rejected)]
-        results: list[SendResult] = []
-        waits: list[tuple[int | None, float | None]] = []
-        for message, answer in zip(messages, answers, strict=True):
-            if isinstance(answer, _Rejected):
-                answer = (SendResult(message.key, Outcome.RETRY, error=answer.text), answer.status, None)
-            result, status, wait = answer
-            results.append(result)
-            if result.outcome is Outcome.RETRY:
-                waits.append((status, wait))
-        if rejected and not any(r.outcome is Outcome.ACCEPTED for r in results):
-            raise ProviderRejected(rejected[0].text, status=rejected[0].status)
-        unavailable_if_all_retry(results, waits)
-        return results
+        return per_message_results(messages, answers)
 
     def _form(self, sender: Sender, message: OutboundMessage) -> dict[str, str]:
         form = {"To": message.to, "Body": message.text or message.body or ""}
@@ -104,7 +86,7 @@ class TwilioProvider(HttpClientOwner):
 
     async def _send_one(
         self, sender: Sender, message: OutboundMessage
-    ) -> tuple[SendResult, int | None, float | None] | _Rejected:
+    ) -> Answer:
         """The message's result with the HTTP status and Retry-After behind it."""
         try:
             response = await self.http.post(
@@ -113,7 +95,7 @@ class TwilioProvider(HttpClientOwner):
         except httpx.HTTPError as exc:
             return SendResult(message.key, Outcome.RETRY, error=f"Twilio unreachable ({type(exc).__name__})"), None, None
         status = response.status_code
-        body = _json(response)
+        body = json_object(response)
         if status in (200, 201):
             return SendResult(message.key, Outcome.ACCEPTED, provider_message_id=str(body.get("sid") or "")), status, None
         code = body.get("code")
@@ -121,13 +103,5 @@ class TwilioProvider(HttpClientOwner):
         if status == 429 or code == RATE_LIMITED or status >= 500:
             return SendResult(message.key, Outcome.RETRY, error=text), status, retry_after(response.headers)
         if status in (401, 403) or code in CONFIG_CODES:
-            return _Rejected(f"Twilio refused the account: {text}", status)
+            return CallRejected(f"Twilio refused the account: {text}", status)
         return SendResult(message.key, Outcome.REJECTED, error=text), status, None
-
-
-def _json(response: httpx.Response) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
