@@ -16,11 +16,10 @@ from typing import Any
 from sqlalchemy import text
 
 from domain.customers.service import CustomerSource
-from domain.errors import Validator
 from domain.imports.chunking import ChunkProgress, chunks, run_chunks
 from domain.imports.customer_merge import CREATE_TAGS_SQL, Merged, merge
 from domain.imports.customer_rows import CustomerRow, check_header, clean_customer_row, dedupe
-from domain.imports.parsing import Report, check_upload, rows_from
+from domain.imports.parsing import Report, check_upload, cleaned_rows
 from domain.platform.db import tenant_session
 from domain.segments.staleness import mark_stale_everywhere
 
@@ -41,19 +40,9 @@ async def import_customers(tenant_id: uuid.UUID, brand_id: uuid.UUID,
     tenant_id, brand_id = uuid.UUID(str(tenant_id)), uuid.UUID(str(brand_id))
     report = Report()
     lines: list[int] = []
-    valid: list[CustomerRow] = []
-    for raw in rows_from(rows_or_bytes, content_type, filename):
-        report.rows += 1
-        lines.append(raw.line)
-        if raw.data is None:
-            report.reject(raw.line, [(None, raw.error or "unreadable row")])
-            continue
-        v = Validator()
-        row = clean_customer_row(raw.line, raw.data, v)
-        if v.errors:
-            report.reject_validator(raw.line, v)
-        else:
-            valid.append(row)
+    valid: list[CustomerRow] = list(
+        cleaned_rows(rows_or_bytes, content_type, filename, report, lines, clean_customer_row)
+    )
     rows = dedupe(valid, report)
     names = {t.lower(): t for r in rows for t in r.tags}
     if names and limited_to is not None:

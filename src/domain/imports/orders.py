@@ -32,7 +32,7 @@ from domain.imports.parsing import (
     as_json,
     as_text,
     check_upload,
-    rows_from,
+    cleaned_rows,
     snake,
 )
 from domain.platform.db import tenant_session
@@ -302,17 +302,10 @@ async def import_orders(tenant_id: uuid.UUID, brand_id: uuid.UUID,
     lines: list[int] = []
     valid: list[OrderRow] = []
     seen: set[str] = set()
-    for raw in rows_from(rows_or_bytes, content_type, filename):
-        report.rows += 1
-        lines.append(raw.line)
-        if raw.data is None:
-            report.reject(raw.line, [(None, raw.error or "unreadable row")])
-            continue
-        v = Validator()
-        row = clean_order_row(raw.line, raw.data, brand_id, v)
-        if v.errors:
-            report.reject_validator(raw.line, v)
-        elif row.order.external_order_id in seen:
+    cleaned = cleaned_rows(rows_or_bytes, content_type, filename, report, lines,
+                           lambda line, data, v: clean_order_row(line, data, brand_id, v))
+    for row in cleaned:
+        if row.order.external_order_id in seen:
             report.duplicates += 1  # the first row of an order wins
         else:
             seen.add(row.order.external_order_id)

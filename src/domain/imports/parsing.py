@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from domain.errors import DomainError, ErrorCode, LimitExceeded, Validator
 
@@ -34,6 +34,8 @@ FALSE = frozenset({"false", "no", "0", "n", "f"})
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 csv.field_size_limit(MAX_BYTES)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -209,6 +211,26 @@ def rows_from(source: bytes | str | Iterable[dict[str, Any]], content_type: str 
     if isinstance(source, str):
         return iter_rows(source, detect_format(content_type, source.encode()[:4096], filename))
     return (Row(i, dict(d)) for i, d in enumerate(source, start=1))
+
+
+def cleaned_rows(source: bytes | str | Iterable[dict[str, Any]], content_type: str | None,
+                 filename: str | None, report: Report, lines: list[int],
+                 clean: Callable[[int, dict[str, Any], Validator], T]) -> Iterator[T]:
+    """The rows of ``source`` that ``clean(line, data, validator)`` accepts, cleaned. Every row
+    is counted in ``report`` and its line appended to ``lines``; an unreadable row or one the
+    validator faults is rejected in ``report``."""
+    for raw in rows_from(source, content_type, filename):
+        report.rows += 1
+        lines.append(raw.line)
+        if raw.data is None:
+            report.reject(raw.line, [(None, raw.error or "unreadable row")])
+            continue
+        v = Validator()
+        row = clean(raw.line, raw.data, v)
+        if v.errors:
+            report.reject_validator(raw.line, v)
+        else:
+            yield row
 
 
 # --- value coercion (shared by the row cleaners) -------------------------------------------
