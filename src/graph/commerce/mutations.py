@@ -17,9 +17,8 @@ from graph.core import ids
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
 from graph.core.scalars import BigInt
-from graph.core.uploads import read_upload
 from graph.customers.mutations import CustomerFieldsInput
-from graph.jobs.types import JobPayload, job_result
+from graph.jobs.types import JobPayload, upload_job
 
 
 @strawberry.input
@@ -141,9 +140,4 @@ class OrderImportMutation:
     async def import_orders(self, info: Info, brand_id: GlobalID, file: Upload) -> JobPayload:
         from domain.imports.actors import start_order_import
 
-        async def run():
-            name, content_type, content = await read_upload(file)
-            return await start_order_import(info.context.principal, ids.decode(brand_id, "Brand", "brandId"),
-                                            name, content_type, content)
-
-        return await payload(JobPayload, run, job_result, prefix=None)
+        return await upload_job(info, brand_id, file, start_order_import)

@@ -20,9 +20,8 @@ from graph.core import ids
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
 from graph.core.inputs import given
-from graph.core.uploads import read_upload
 from graph.customers.types import Channel, Consent, Customer, Note, NoteType, NoteVisibility, Tag
-from graph.jobs.types import JobPayload, job_result
+from graph.jobs.types import JobPayload, job_result, upload_job
 
 
 @strawberry.input(description="Customer fields; only those sent change (null clears).")
@@ -219,12 +218,7 @@ class CustomerImportMutation:
     async def import_customers(self, info: Info, brand_id: GlobalID, file: Upload) -> JobPayload:
         from domain.imports.actors import start_customer_import
 
-        async def run():
-            name, content_type, content = await read_upload(file)
-            return await start_customer_import(info.context.principal, ids.decode(brand_id, "Brand", "brandId"),
-                                               name, content_type, content)
-
-        return await payload(JobPayload, run, job_result, prefix=None)
+        return await upload_job(info, brand_id, file, start_customer_import)
 
 
 @strawberry.type

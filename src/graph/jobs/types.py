@@ -1,19 +1,25 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import strawberry
 from strawberry import relay
+from strawberry.file_uploads import Upload
+from strawberry.relay import GlobalID
 from strawberry.scalars import JSON
 
 from domain.errors import NotFound
 from domain.exports.timeline import result_url
 from domain.jobs import service as jobs
 from domain.jobs.models import Job as JobModel
+from domain.tenancy.policies import Principal
+from graph.core import ids
 from graph.core.context import Info
-from graph.core.errors import UserError
+from graph.core.errors import UserError, payload
 from graph.core.nodes import node_resolver
+from graph.core.uploads import read_upload
 from graph.tenancy.types import Brand, brand_of
 
 JobStatus = strawberry.enum(jobs.JobStatus, name="JobStatus")
@@ -86,3 +92,18 @@ class JobPayload:
 def job_result(job: JobModel) -> dict:
     """The JobPayload fields of a job a mutation started."""
     return {"job": Job.from_model(job)}
+
+
+async def upload_job(
+    info: Info, brand_id: GlobalID, file: Upload,
+    start: Callable[[Principal, uuid.UUID, str, str, bytes], Awaitable[JobModel]],
+) -> JobPayload:
+    """The JobPayload of the job ``start(principal, brand_id, name, content_type, content)``
+    starts for an uploaded file (an import)."""
+
+    async def run() -> JobModel:
+        name, content_type, content = await read_upload(file)
+        return await start(info.context.principal, ids.decode(brand_id, "Brand", "brandId"),
+                           name, content_type, content)
+
+    return await payload(JobPayload, run, job_result, prefix=None)
