@@ -5,7 +5,6 @@ from strawberry import relay
 
 from domain.campaigns import service
 from domain.campaigns.models import Status as DomainStatus
-from domain.errors import DomainError
 from domain.pagination import clamp_first
 from graph.campaigns.types import (
     Campaign,
@@ -16,6 +15,7 @@ from graph.campaigns.types import (
 )
 from graph.core import ids
 from graph.core.context import Info
+from graph.core.nodes import load_node
 
 
 @strawberry.type
@@ -32,12 +32,7 @@ class CampaignQuery:
 
     @strawberry.field
     async def campaign(self, info: Info, id: relay.GlobalID) -> Campaign | None:
-        try:
-            campaign_id = ids.decode(id, "Campaign")
-        except DomainError:
-            return None
-        found = await info.context.loaders.campaign.load(campaign_id)
-        return Campaign.from_model(found) if found else None
+        return await load_node(id, "Campaign", info.context.loaders.campaign, Campaign.from_model)
 
     @strawberry.field(description="The message as this customer would get it; nothing is sent.")
     async def preview_campaign(self, info: Info, campaign_id: relay.GlobalID,

@@ -4,7 +4,6 @@ import strawberry
 from strawberry import relay
 
 from domain.conversations import canned, inbox, labels, models
-from domain.errors import DomainError
 from domain.pagination import clamp_first
 from graph.conversations.types import (
     CannedResponse,
@@ -16,6 +15,7 @@ from graph.conversations.types import (
 from graph.core import ids
 from graph.core.connection import Connection
 from graph.core.context import Info
+from graph.core.nodes import load_node
 
 
 @strawberry.type
@@ -37,12 +37,7 @@ class ConversationQuery:
 
     @strawberry.field
     async def conversation(self, info: Info, id: relay.GlobalID) -> Conversation | None:
-        try:
-            conversation_id = ids.decode(id, "Conversation")
-        except DomainError:
-            return None
-        found = await info.context.loaders.conversation.load(conversation_id)
-        return Conversation.from_model(found) if found else None
+        return await load_node(id, "Conversation", info.context.loaders.conversation, Conversation.from_model)
 
     @strawberry.field(description="Conversations per status, for the inbox tabs.")
     async def conversation_counts(self, info: Info, brand_id: relay.GlobalID) -> ConversationCounts:

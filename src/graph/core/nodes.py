@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+from strawberry.dataloader import DataLoader
+from strawberry.relay import GlobalID
+
+from domain.errors import DomainError
+from graph.core import ids
 from graph.core.context import Info
 from graph.core.ids import node_uuid
+
+T = TypeVar("T")
 
 Fetch = Callable[[Info, list[Any]], Awaitable[Mapping[Any, Any] | Sequence[Any]]]
 
@@ -26,3 +33,15 @@ def node_resolver(fetch: Fetch, *, parse: Callable[[str], Any] = node_uuid) -> c
         return [cls.from_model(found[k]) if k is not None and k in found else None for k in keys]
 
     return classmethod(resolve_nodes)
+
+
+async def load_node(id: GlobalID, type_name: str, loader: DataLoader[Any, Any],
+                    build: Callable[[Any], T]) -> T | None:
+    """One object by its Relay id through the request's ``loader``, built by ``build``; null when
+    the id is not a ``type_name`` id or nothing is found."""
+    try:
+        key = ids.decode(id, type_name)
+    except DomainError:
+        return None
+    found = await loader.load(key)
+    return build(found) if found else None

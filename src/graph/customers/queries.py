@@ -6,11 +6,11 @@ from strawberry import relay
 from domain.customers import service, tags
 from domain.customers.service import CustomerFilter
 from domain.customers.service import CustomerOrder as DomainCustomerOrder
-from domain.errors import DomainError
 from domain.pagination import clamp_first
 from graph.core import ids
 from graph.core.connection import Connection
 from graph.core.context import Info
+from graph.core.nodes import load_node
 from graph.customers.types import Customer, Tag
 
 CustomerOrderBy = strawberry.enum(DomainCustomerOrder, name="CustomerOrderBy")
@@ -40,12 +40,7 @@ class CustomerQuery:
 
     @strawberry.field(description="One customer; null when absent or not visible to the caller.")
     async def customer(self, info: Info, id: relay.GlobalID) -> Customer | None:
-        try:
-            customer_id = ids.decode(id, "Customer")
-        except DomainError:
-            return None
-        found = await info.context.loaders.customer.load(customer_id)
-        return Customer.from_model(found) if found else None
+        return await load_node(id, "Customer", info.context.loaders.customer, Customer.from_model)
 
     @strawberry.field
     async def tags(self, info: Info) -> list[Tag]:

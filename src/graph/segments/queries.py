@@ -3,12 +3,12 @@ from __future__ import annotations
 import strawberry
 from strawberry import relay
 
-from domain.errors import DomainError
 from domain.pagination import clamp_first
 from domain.segments import catalogue, inspection, service
 from graph.core import ids
 from graph.core.connection import Connection
 from graph.core.context import Info
+from graph.core.nodes import load_node
 from graph.customers.types import Customer
 from graph.segments.inputs import SegmentDefinitionInput, SegmentOperator, to_definition
 from graph.segments.types import (
@@ -33,12 +33,7 @@ class SegmentQuery:
 
     @strawberry.field
     async def segment(self, info: Info, id: relay.GlobalID) -> Segment | None:
-        try:
-            segment_id = ids.decode(id, "Segment")
-        except DomainError:
-            return None
-        found = await info.context.loaders.segment.load(segment_id)
-        return Segment.from_model(found) if found else None
+        return await load_node(id, "Segment", info.context.loaders.segment, Segment.from_model)
 
     @strawberry.field(description="Every field a segment rule can use for this brand, with operators and suggestions.")
     async def segment_fields(self, info: Info, brand_id: relay.GlobalID) -> list[SegmentField]:

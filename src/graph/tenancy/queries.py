@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import strawberry
 
-from domain.errors import DomainError
 from domain.tenancy import api_keys, brands, members, scoping
 from graph.core import ids
 from graph.core.context import Info
+from graph.core.nodes import load_node
 from graph.tenancy.types import ApiKey, Brand, Member, Principal, Viewer
 
 
@@ -31,12 +31,7 @@ class TenancyQuery:
 
     @strawberry.field(description="One brand; null when it does not exist or the caller has no grant on it.")
     async def brand(self, info: Info, id: strawberry.relay.GlobalID) -> Brand | None:
-        try:
-            brand_id = ids.decode(id, "Brand")
-        except DomainError:
-            return None
-        found = await info.context.loaders.brand.load(brand_id)
-        return Brand.from_model(found) if found else None
+        return await load_node(id, "Brand", info.context.loaders.brand, Brand.from_model)
 
     @strawberry.field(description="Members of the tenant (owners and admins).")
     async def members(self, info: Info) -> list[Member]:
