@@ -132,11 +132,8 @@ async def record_order(principal: Principal, inp: OrderInput) -> tuple[Order, bo
             Order.external_order_id == inp.external_order_id))
         if existing is not None:
             return existing, False
-        if inp.customer_id is not None:
-            customer = await load_visible(s, principal, inp.customer_id)
-        else:
-            customer, _ = await upsert_in_session(s, principal, customer_fields or {}, inp.brand_id,
-                                                  CustomerSource.ORDER, prefix="customer.")
+        customer = await _customer_of(s, principal, inp.customer_id, customer_fields, inp.brand_id,
+                                      CustomerSource.ORDER)
         order = Order(id=uuid.uuid4(), tenant_id=principal.tenant_id, brand_id=inp.brand_id, customer_id=customer.id,
                       external_order_id=inp.external_order_id, status=inp.status, total_cents=inp.total_cents,
                       currency=inp.currency, placed_at=inp.placed_at)
@@ -162,6 +159,18 @@ async def record_order(principal: Principal, inp: OrderInput) -> tuple[Order, bo
         order = await s.scalar(select(Order).where(Order.tenant_id == principal.tenant_id, Order.id == order.id))
         await attribute_order(s, order)
     return order, True
+
+
+async def _customer_of(s: AsyncSession, principal: Principal, customer_id: uuid.UUID | None,
+                       customer_fields: dict[str, Any] | None, brand_id: uuid.UUID | None,
+                       source: CustomerSource) -> Any:
+    """The customer an order or event is about: the one given by id (visible to the principal),
+    or the one its customer fields name, created or updated."""
+    if customer_id is not None:
+        return await load_visible(s, principal, customer_id)
+    customer, _ = await upsert_in_session(s, principal, customer_fields or {}, brand_id, source,
+                                          prefix="customer.")
+    return customer
 
 
 async def _serialise(s: AsyncSession, key: str) -> None:
@@ -246,11 +255,8 @@ async def track_event(principal: Principal, inp: EventInput) -> tuple[TrackedEve
                 raise DomainError("this eventId was already used for another event", field="eventId",
                                   code=ErrorCode.DUPLICATE)
             return existing, False
-        if inp.customer_id is not None:
-            customer = await load_visible(s, principal, inp.customer_id)
-        else:
-            customer, _ = await upsert_in_session(s, principal, customer_fields or {}, inp.brand_id,
-                                                  CustomerSource.EVENT, prefix="customer.")
+        customer = await _customer_of(s, principal, inp.customer_id, customer_fields, inp.brand_id,
+                                      CustomerSource.EVENT)
         event_id = uuid.uuid4()
         inserted = await s.execute(insert(TrackedEvent).values(
             id=event_id, tenant_id=principal.tenant_id, customer_id=customer.id, brand_id=inp.brand_id,
