@@ -13,6 +13,8 @@ Only these transitions succeed; anything else is an INVALID_STATE error naming t
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -289,12 +291,21 @@ async def schedule_campaign(principal: Principal, campaign_id: uuid.UUID, mode: 
     return campaign
 
 
-async def unschedule_campaign(principal: Principal, campaign_id: uuid.UUID) -> Campaign:
+@asynccontextmanager
+async def _locked_in(principal: Principal, campaign_id: uuid.UUID, status: Status,
+                     refusal: str) -> AsyncIterator[tuple[AsyncSession, Campaign]]:
+    """A session with the campaign locked, for a change the principal may make to a campaign in
+    ``status`` (else InvalidState: "a <status> campaign <refusal>")."""
     authorize(principal, Action.CAMPAIGN_SEND)
     async with tenant_session(principal.tenant_id) as s:
         campaign = await load(s, principal, campaign_id, lock=True)
-        if campaign.status != Status.SCHEDULED.value:
-            raise InvalidState(f"a {campaign.status} campaign is not scheduled", field="id")
+        if campaign.status != status.value:
+            raise InvalidState(f"a {campaign.status} campaign {refusal}", field="id")
+        yield s, campaign
+
+
+async def unschedule_campaign(principal: Principal, campaign_id: uuid.UUID) -> Campaign:
+    async with _locked_in(principal, campaign_id, Status.SCHEDULED, "is not scheduled") as (s, campaign):
         campaign.status = Status.DRAFT.value
         campaign.schedule_mode = ScheduleMode.NOW.value
         campaign.scheduled_at = campaign.local_send_at = None
@@ -358,11 +369,7 @@ async def launch_due(tenant_id: uuid.UUID) -> int:
 
 async def pause_campaign(principal: Principal, campaign_id: uuid.UUID) -> Campaign:
     """Batches check the status before each provider call, so sending stops within seconds."""
-    authorize(principal, Action.CAMPAIGN_SEND)
-    async with tenant_session(principal.tenant_id) as s:
-        campaign = await load(s, principal, campaign_id, lock=True)
-        if campaign.status != Status.SENDING.value:
-            raise InvalidState(f"a {campaign.status} campaign cannot be paused", field="id")
+    async with _locked_in(principal, campaign_id, Status.SENDING, "cannot be paused") as (s, campaign):
         campaign.status = Status.PAUSED.value
         campaign.paused_at = datetime.now(UTC)
         audit.record(s, principal, "campaign.pause", "Campaign", campaign.id, brand_id=campaign.brand_id)
@@ -370,11 +377,7 @@ async def pause_campaign(principal: Principal, campaign_id: uuid.UUID) -> Campai
 
 
 async def resume_campaign(principal: Principal, campaign_id: uuid.UUID) -> Campaign:
-    authorize(principal, Action.CAMPAIGN_SEND)
-    async with tenant_session(principal.tenant_id) as s:
-        campaign = await load(s, principal, campaign_id, lock=True)
-        if campaign.status != Status.PAUSED.value:
-            raise InvalidState(f"a {campaign.status} campaign cannot be resumed", field="id")
+    async with _locked_in(principal, campaign_id, Status.PAUSED, "cannot be resumed") as (s, campaign):
         campaign.status = Status.SENDING.value
         campaign.paused_at = None
         audit.record(s, principal, "campaign.resume", "Campaign", campaign.id, brand_id=campaign.brand_id)
