@@ -6,7 +6,7 @@ import json
 import logging
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cross_web import HTTPException
@@ -22,7 +22,8 @@ from domain.errors import DomainError, Unauthenticated
 from domain.platform import db
 from domain.platform.observability import current_request_id, new_request_id
 from domain.tenancy import auth, brands
-from domain.tenancy.policies import Principal
+from domain.tenancy.actors import note_api_key_use
+from domain.tenancy.policies import Principal, PrincipalKind
 from graph.core import ids
 from graph.core.context import Context
 
@@ -159,10 +160,7 @@ class GraphQLView(GraphQL[Context, None]):
 
 
 async def _note_use(principal: Principal) -> None:
-    from datetime import UTC, datetime
 
-    from domain.tenancy.actors import note_api_key_use
-    from domain.tenancy.policies import PrincipalKind
 
     if principal.kind is PrincipalKind.API_KEY:
         try:

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from domain.campaigns import tracking, webhooks
 from domain.campaigns.engagement import apply_events
+from domain.conversations import inbound
 from domain.delivery.base import DeliveryEvent, EventKind, WebhookRejected
 
 log = logging.getLogger("graph.webhooks")
@@ -106,8 +107,6 @@ def _page(title: str, text: str, extra: str = "") -> str:
 
 async def inbound_webhook(request: Request) -> Response:
     """Customers' messages (inbound e-mail, SMS) for a brand's conversations."""
-    from domain.conversations import inbound
-
     created = await _webhook(request, inbound.receive)
     if isinstance(created, Response):
         return created

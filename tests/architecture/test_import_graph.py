@@ -5,7 +5,8 @@
   small module.
 * ``domain`` never imports ``graph``, anywhere (functions and ``TYPE_CHECKING`` blocks included).
 * An import inside a function or method says why with a comment on its line or the line above
-  (start-up cost, an optional dependency); any other import is at the top of the module.
+  (start-up cost, an optional dependency); any other import is at the top of the module. The
+  same holds in ``src/graph``.
 """
 
 from __future__ import annotations
@@ -187,6 +188,16 @@ def test_an_import_inside_a_function_says_why() -> None:
         # a comment on the statement's own line(s), or a comment line just above it
         if not (having & set(range(imp.line, imp.end_line + 1)) or imp.line - 1 in only):
             offending.append(f"{imp.where}: {imp.module} imports {imp.target} inside a function")
+    for path in sorted((SRC / "graph").rglob("*.py")):  # the GraphQL adapter keeps the same rule
+        having, only = _comments(path)
+        for fn in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)) and not (
+                        having & set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+                        or node.lineno - 1 in only):
+                    offending.append(f"{path.relative_to(SRC.parent)}:{node.lineno}: an import inside a function")
     offending = list(dict.fromkeys(offending))
     assert not offending, ("imports inside functions without a comment saying why (start-up cost, an optional "
                            "dependency); move them to the top of the module:\n" + "\n".join(offending))

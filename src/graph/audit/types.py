@@ -8,14 +8,13 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from domain.audit.models import AuditEntry as AuditEntryModel
+from domain.audit.service import get_entry
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
 from graph.tenancy.types import Brand, PrincipalKind, brand_of
 
 
 async def _entries_by_id(info: Info, entry_ids: list[uuid.UUID]) -> dict:
-    from domain.audit.service import get_entry
-
     found = {}
     for entry_id in entry_ids:
         entry = await get_entry(info.context.principal, entry_id)

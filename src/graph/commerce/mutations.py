@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 
 from domain.commerce import service
 from domain.commerce.service import EventInput, OrderInput, OrderLine
+from domain.imports.actors import start_order_import
 from graph.commerce.types import Order, OrderStatus, Product, TrackedEvent
 from graph.core import ids
 from graph.core.context import Info
@@ -138,6 +139,4 @@ class CommerceMutation:
 class OrderImportMutation:
     @strawberry.mutation(description="Import orders from a CSV or NDJSON file (multipart upload), as a job.")
     async def import_orders(self, info: Info, brand_id: GlobalID, file: Upload) -> JobPayload:
-        from domain.imports.actors import start_order_import
-
         return await upload_job(info, brand_id, file, start_order_import)

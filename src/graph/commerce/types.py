@@ -80,6 +80,7 @@ class Order(relay.Node):
 
     @strawberry.field
     async def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("graph.customers.types")] | None:
+        # the GraphQL types of two areas refer to each other: imported when resolved
         from graph.customers.types import Customer
 
         found = await info.context.loaders.customer.load(self.customer_id)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import strawberry
 
 from domain.errors import Unauthenticated
+from domain.tenancy import auth
 from domain.tenancy.policies import Principal
-
-if TYPE_CHECKING:
-    from graph.core.dataloaders import Loaders
+from graph.core.dataloaders import Loaders
 
 
 @dataclass
@@ -38,8 +38,6 @@ class Context:
     @property
     def loaders(self) -> Loaders:
         """Per-request dataloaders. Over a websocket, each subscription event makes new ones."""
-        from graph.core.dataloaders import Loaders
-
         if self._loaders is None:
             self._loaders = Loaders.for_principal(self.principal)
         return self._loaders
@@ -47,10 +45,6 @@ class Context:
     async def recheck(self) -> None:
         """For long-lived subscriptions: authenticate the connection's credential again (at most
         once a minute), so a revoked key, a removed member or an expired token stops receiving."""
-        import time
-
-        from domain.tenancy import auth
-
         if self.credential is None or time.monotonic() - self.checked_at < self.RECHECK_SECONDS:
             return
         principal = await auth.authenticate(self.credential)
@@ -60,8 +54,6 @@ class Context:
         self.checked_at = time.monotonic()
 
     def fresh_loaders(self) -> Loaders:
-        from graph.core.dataloaders import Loaders
-
         self._loaders = Loaders.for_principal(self.principal)
         return self._loaders
 

@@ -13,6 +13,7 @@ from domain.profiles import service as profiles
 from domain.profiles.models import ALL_BRANDS
 from domain.tenancy import scoping
 from domain.tenancy.policies import Principal
+from domain.timeline import service as timeline
 from graph.core.batch import batch_loader, page_loader
 
 
@@ -54,8 +55,6 @@ def order_items_loader(p: Principal) -> DataLoader[uuid.UUID, list]:
 
 def timeline_loader(p: Principal) -> DataLoader[tuple, Any]:
     """Keys (customer id, filter, first, after): one query per distinct page request."""
-    from domain.timeline import service as timeline
-
     return page_loader(lambda ids, flt, first, after: timeline.pages(
         p.tenant_id, ids, flt, visible_brands=scoping.granted_brands(p), first=first, after=after))
 

@@ -15,6 +15,7 @@ from domain.customers import consent, notes, service, tags
 from domain.customers.consent import Channel as DomainChannel
 from domain.customers.notes import NoteType as DomainNoteType
 from domain.customers.notes import NoteVisibility as DomainNoteVisibility
+from domain.imports.actors import start_customer_import
 from domain.profiles.actors import start_rebuild
 from graph.core import ids
 from graph.core.context import Info
@@ -216,8 +217,6 @@ class CustomerMutation:
 class CustomerImportMutation:
     @strawberry.mutation(description="Import customers from a CSV or NDJSON file (multipart upload), as a job.")
     async def import_customers(self, info: Info, brand_id: GlobalID, file: Upload) -> JobPayload:
-        from domain.imports.actors import start_customer_import
-
         return await upload_job(info, brand_id, file, start_customer_import)
 
 

@@ -16,6 +16,7 @@ from domain.customers import models
 from domain.customers.consent import Channel as DomainChannel
 from domain.customers.notes import NoteType as DomainNoteType
 from domain.customers.notes import NoteVisibility as DomainNoteVisibility
+from domain.customers.tags import list_tags
 from domain.pagination import clamp_first
 from domain.profiles import service as profiles
 from domain.profiles.models import CustomerProfile as ProfileModel
@@ -36,8 +37,6 @@ NoteVisibility = strawberry.enum(DomainNoteVisibility, name="NoteVisibility")
 
 
 async def _tags_by_id(info: Info, node_ids: list[str]) -> dict:
-    from domain.customers.tags import list_tags
-
     return {str(t.id): t for t in await list_tags(info.context.principal)}
 
 

@@ -11,6 +11,7 @@ from strawberry.relay import GlobalID
 
 from domain.segments import membership, refresh, service
 from domain.segments.catalogue import declare_custom_attribute
+from domain.segments.member_import import start_member_import
 from domain.segments.models import SegmentKind as Kind
 from domain.segments.service import DryRun
 from graph.core import ids
@@ -149,8 +150,6 @@ class SegmentMutation:
     @strawberry.mutation(description="Add or remove static segment members from a CSV or NDJSON file "
                                       "(customerId, externalId or email; optional action add|remove), as a job.")
     async def import_segment_members(self, info: Info, segment_id: GlobalID, file: Upload) -> JobPayload:
-        from domain.segments.member_import import start_member_import
-
         async def run():
             content = await file.read()
             return await start_member_import(info.context.principal, ids.decode(segment_id, "Segment", "segmentId"),

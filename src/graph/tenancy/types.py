@@ -10,12 +10,16 @@ from typing import Annotated
 import strawberry
 from strawberry import relay
 
+from domain.campaigns.models import Status
 from domain.tenancy import models
+from domain.tenancy.api_keys import list_api_keys
+from domain.tenancy.brands import list_brands
 from domain.tenancy.members import Member as MemberModel
 from domain.tenancy.members import MemberStatus as DomainMemberStatus
 from domain.tenancy.policies import Action as DomainAction
 from domain.tenancy.policies import PrincipalKind as DomainPrincipalKind
 from domain.tenancy.policies import Role as DomainRole
+from domain.tenancy.tenants import get_tenant
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
 
@@ -36,8 +40,6 @@ class TenantFeatures:
 
 
 async def _tenant_by_id(info: Info, node_ids: list[str]) -> dict:
-    from domain.tenancy.tenants import get_tenant
-
     tenant = await get_tenant(info.context.principal)
     return {str(tenant.id): tenant}
 
@@ -99,7 +101,7 @@ class Brand(relay.Node):
         self, info: Info, first: int = 20, after: str | None = None,
         status: list[Annotated["CampaignStatus", strawberry.lazy("graph.campaigns.types")]] | None = None,
     ) -> Annotated["CampaignConnection", strawberry.lazy("graph.campaigns.types")]:
-        from domain.campaigns.models import Status
+        # the GraphQL types of two areas refer to each other: imported when resolved
         from graph.campaigns.types import brand_campaigns
 
         statuses = [Status(s.value) for s in status] if status else None
@@ -172,8 +174,6 @@ class Member(relay.Node):
 
 
 async def _api_keys_by_id(info: Info, node_ids: list[str]) -> dict:
-    from domain.tenancy.api_keys import list_api_keys
-
     return {str(k.id): k for k in await list_api_keys(info.context.principal, include_revoked=True)}
 
 
@@ -231,14 +231,10 @@ class Viewer:
 
     @strawberry.field
     async def tenant(self, info: Info) -> Tenant:
-        from domain.tenancy.tenants import get_tenant
-
         return Tenant.from_model(await get_tenant(info.context.principal))
 
     @strawberry.field(description="The brands the caller may use (archived ones left out).")
     async def brands(self, info: Info) -> list[Brand]:
-        from domain.tenancy.brands import list_brands
-
         return [Brand.from_model(b) for b in await list_brands(info.context.principal)]
 
     @strawberry.field(description="The brand chosen with X-Brand-Id (or connection_init brandId).")

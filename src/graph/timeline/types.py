@@ -92,6 +92,7 @@ _MESSAGE_KINDS = {Kind.MESSAGE_SENT, Kind.MESSAGE_DELIVERED, Kind.MESSAGE_OPENED
 
 
 async def _campaign(info: Info, campaign_id: str | None):
+    # the GraphQL types of two areas refer to each other: imported when resolved
     from graph.campaigns.types import Campaign
 
     if not campaign_id:
@@ -139,6 +140,7 @@ class ConversationMessageEvent(TimelineEvent):
     @strawberry.field
     async def conversation(self, info: Info
                            ) -> Annotated["Conversation", strawberry.lazy("graph.conversations.types")] | None:  # noqa: UP037
+        # the GraphQL types of two areas refer to each other: imported when resolved
         from graph.conversations.types import Conversation
 
         if not self.conversation_id:
