@@ -3,6 +3,10 @@
 Each actor message carries its tenant id as the first argument; the actor body reaches the
 database only through tenant transactions for that tenant. Retries, time limits and age limits
 are set per actor (Dramatiq's ``max_retries``, ``time_limit`` and ``max_age`` options).
+
+Worker processes start through ``domain.worker``, which adds the outbox relay's middleware
+(:mod:`domain.platform.outbox_relay`) to this broker: a Dramatiq worker started any other way
+runs no relay of its own.
 """
 
 from __future__ import annotations
