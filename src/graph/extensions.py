@@ -13,6 +13,7 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     StringValueNode,
+    parse,
     validate,
     visit,
 )
@@ -20,12 +21,9 @@ from graphql.execution.values import get_argument_values
 from graphql.language import Visitor
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import (
-    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
 )
@@ -139,9 +137,17 @@ class DomainErrorCodes(SchemaExtension):
         yield None
 
 
+# Both caches are keyed by the query's text, not by its parsed document: a document is a frozen
+# dataclass whose hash walks the whole tree again on every lookup.
 @functools.lru_cache(maxsize=1024)
-def _validate(schema: GraphQLSchema, document: DocumentNode, rules: tuple, hide_suggestions: bool) -> list[GraphQLError]:
-    return validate(schema, document, (*rules, MaybeNullValidationRule, OneOfInputValidationRule),
+def _parse(query: str, max_tokens: int) -> DocumentNode:
+    return parse(query, max_tokens=max_tokens)
+
+
+@functools.lru_cache(maxsize=1024)
+def _validate(schema: GraphQLSchema, query: str, max_tokens: int, rules: tuple,
+              hide_suggestions: bool) -> list[GraphQLError]:
+    return validate(schema, _parse(query, max_tokens), (*rules, MaybeNullValidationRule, OneOfInputValidationRule),
                     hide_suggestions=hide_suggestions)
 
 
@@ -150,17 +156,34 @@ def validation_cache_info() -> functools._CacheInfo:
     return _validate.cache_info()
 
 
-class ValidateDocument(SchemaExtension):
-    """Strawberry's validation, cached (1024 documents), and without "Did you mean ...?" hints
-    when introspection is off: they would spell out the schema that introspection hides."""
+class PreparedDocuments(SchemaExtension):
+    """Parsing and validation, each once per distinct document (1024 of each kept): the parse
+    with the token limit, the validation with Strawberry's rules plus the depth and alias limits,
+    and without "Did you mean ...?" hints when introspection is off (they would spell out the
+    schema that introspection hides). One extension rather than four: each is made anew for every
+    operation, so every one of them costs every request."""
 
-    def __init__(self, *, hide_suggestions: bool) -> None:
+    def __init__(self, *, max_tokens: int, limits: tuple, hide_suggestions: bool) -> None:
+        self.max_tokens = max_tokens
+        self.limits = limits
         self.hide_suggestions = hide_suggestions
+
+    def on_parse(self) -> Iterator[None]:
+        ctx = self.execution_context
+        if ctx.graphql_document is None and ctx.query:  # no query: Strawberry's own error follows
+            ctx.graphql_document = _parse(ctx.query, self.max_tokens)
+        yield
 
     def on_validate(self) -> Iterator[None]:
         ctx = self.execution_context
-        ctx.pre_execution_errors = _validate(ctx.schema._schema, ctx.graphql_document, tuple(ctx.validation_rules),
-                                             self.hide_suggestions)
+        rules = (*ctx.validation_rules, *self.limits)
+        if ctx.query:
+            ctx.pre_execution_errors = _validate(ctx.schema._schema, ctx.query, self.max_tokens, rules,
+                                                 self.hide_suggestions)
+        else:  # a document given without its text: validated as it is
+            ctx.pre_execution_errors = validate(ctx.schema._schema, ctx.graphql_document,
+                                                (*rules, MaybeNullValidationRule, OneOfInputValidationRule),
+                                                hide_suggestions=self.hide_suggestions)
         yield
 
 
@@ -201,17 +224,31 @@ class _StringLiterals(Visitor):
             self.bad = True
 
 
+def _unstorable_literal(document: DocumentNode) -> bool:
+    literals = _StringLiterals()
+    visit(document, literals)
+    return literals.bad
+
+
+@functools.lru_cache(maxsize=1024)
+def _unstorable_literal_in(query: str, max_tokens: int) -> bool:
+    """Whether a query's text spells out unstorable text in a string literal, once per text."""
+    return _unstorable_literal(_parse(query, max_tokens))
+
+
 class RefuseUnstorableText(SchemaExtension):
     """No text reaches the product that PostgreSQL would refuse (NUL, lone surrogates), in a
     variable or in the document: the operation is refused as a whole, with BAD_USER_INPUT."""
+
+    def __init__(self, *, max_tokens: int) -> None:
+        self.max_tokens = max_tokens
 
     def on_execute(self) -> Iterator[None]:
         ctx = self.execution_context
         bad = unstorable_text(ctx.variables or {})
         if not bad and ctx.graphql_document is not None:
-            literals = _StringLiterals()
-            visit(ctx.graphql_document, literals)
-            bad = literals.bad
+            bad = (_unstorable_literal_in(ctx.query, self.max_tokens) if ctx.query
+                   else _unstorable_literal(ctx.graphql_document))
         if bad:
             ctx.result = ExecutionResult(data=None, errors=[GraphQLError(
                 "text may not contain the NUL character (U+0000) or unpaired surrogates",
@@ -236,11 +273,9 @@ def extensions(settings: Settings) -> list:
     limits = (*QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
               *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)
     exts: list = [
-        lambda: ParserCache(maxsize=1024),
-        lambda: ValidateDocument(hide_suggestions=not settings.introspection),
-        lambda: AddValidationRules(list(limits)),
-        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        RefuseUnstorableText,
+        lambda: PreparedDocuments(max_tokens=settings.max_query_tokens, limits=limits,
+                                  hide_suggestions=not settings.introspection),
+        lambda: RefuseUnstorableText(max_tokens=settings.max_query_tokens),
         DomainErrorCodes,
         MaskInternalErrors,
     ]

@@ -1,5 +1,5 @@
 """The same document, sent again, is validated once: its validation is cached (1024 documents),
-with the query-depth and alias limits still applied to every document."""
+with the query-depth, alias and token limits still applied to every document."""
 
 from __future__ import annotations
 
@@ -49,7 +49,9 @@ async def test_a_repeated_document_hits_the_validation_cache() -> None:
 async def test_the_limits_still_apply_to_cached_documents() -> None:
     deep = "{ root { " + "child { " * settings.max_query_depth + "name" + " }" * settings.max_query_depth + " } }"
     aliases = "{ " + " ".join(f"a{i}: root {{ name }}" for i in range(settings.max_aliases + 1)) + " }"
-    for query, needle in ((deep, "exceeds maximum operation depth"), (aliases, "aliases")):
+    tokens = "{ root { " + "name " * settings.max_query_tokens + "} }"
+    for query, needle in ((deep, "exceeds maximum operation depth"), (aliases, "aliases"),
+                          (tokens, f"more than {settings.max_query_tokens} tokens")):
         for _ in range(2):  # refused the first time and again from the cache
             result = await schema.execute(query)
             assert result.errors and needle in result.errors[0].message, result.errors
