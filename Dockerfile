@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
 # One image for every production process:
-#   docker run IMAGE                          the API (brandgraph serve on :8000)
+#   docker run IMAGE                          the API (brandgraph serve on :8000, WEB_CONCURRENCY processes)
 #   docker run IMAGE brandgraph worker        Dramatiq worker (--processes 2 --threads 8)
 #   docker run IMAGE brandgraph scheduler     periodic jobs (only enqueues)
 #   docker run IMAGE brandgraph migrate       schema migrations, as DATABASE_URL (the owner)
@@ -58,7 +58,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     BRANDGRAPH_ROOT=/app \
-    BRANDGRAPH_ENV=production
+    BRANDGRAPH_ENV=production \
+    WEB_CONCURRENCY=2
+
+# `brandgraph serve` runs WEB_CONCURRENCY API processes on its port: one per core in production
+# (docker run -e WEB_CONCURRENCY=<cores>); the supervisor, PID 1, stops them all on SIGTERM.
 
 USER brandgraph
 EXPOSE 8000

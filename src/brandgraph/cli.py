@@ -132,8 +132,12 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    workers = args.workers or _web_concurrency()
     with services():
-        uvicorn.run("graph.app:create_app", factory=True, host=args.host, port=args.port,
+        # more than one: uvicorn binds the port here and spawns that many processes, each
+        # importing the factory and running the app's lifespan (its event hub, its outbox relay:
+        # one relay at a time claims); SIGTERM or SIGINT here stops them all, then this process
+        uvicorn.run("graph.app:create_app", factory=True, host=args.host, port=args.port, workers=workers,
                     log_config=None, proxy_headers=True, ws="websockets-sansio",
                     ws_max_size=get_settings().max_body_bytes,
                     # frames are small JSON documents: compressing each costs more CPU than it saves
@@ -401,6 +405,28 @@ def cmd_dev(args: argparse.Namespace) -> None:
             print("stopped", file=sys.stderr)
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
+def _web_concurrency() -> int:
+    """``serve``'s default number of processes: WEB_CONCURRENCY (as uvicorn and gunicorn read it), else 1."""
+    value = os.environ.get("WEB_CONCURRENCY", "").strip()
+    if not value:
+        return 1
+    try:
+        return _positive(value)
+    except argparse.ArgumentTypeError:
+        _fail(f"WEB_CONCURRENCY must be a whole number of at least 1, got {value!r}")
+        raise
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brandgraph", description="Brandgraph: the marketing graph API.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -415,6 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(name, fn, help_)
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=8000)
+        if name == "serve":
+            p.add_argument("--workers", type=_positive, default=None,
+                           help="API processes on the one port (default: WEB_CONCURRENCY, else 1; "
+                                "in production one per core)")
     p = add("worker", cmd_worker, "Run a Dramatiq worker.")
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--threads", type=int, default=8)
