@@ -90,7 +90,7 @@ def wait_listening(port: int, proc: Process, timeout: float = 60) -> None:
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-async def test_two_worker_processes_answer_on_one_port_and_stop_on_signal(stop_signal: signal.Signals) -> None:
+def test_two_worker_processes_answer_on_one_port_and_stop_on_signal(stop_signal: signal.Signals) -> None:
     port = free_port()
     proc = Process(["-m", "brandgraph", "serve", "--port", str(port), "--workers", "2"],
                    f"serve-workers-{stop_signal.name}", env={"LOG_LEVEL": "INFO"})
