@@ -373,13 +373,13 @@ class HttpPool:
             return await self._request(raw)
 
     async def _request(self, raw: bytes) -> tuple[int, bytes]:
-        for attempt in (0, 1):
-            conn = self.idle.pop() if self.idle else await self._connect()
+        for attempt in (0, 1):  # a kept-alive connection the server just closed: once more, on a new one
+            conn = self.idle.pop() if self.idle and not attempt else await self._connect()
             reader, writer = conn
             try:
                 writer.write(raw)
                 status_line = await reader.readline()
-                if not status_line:  # the server closed an idle connection: once more on a new one
+                if not status_line:
                     raise ConnectionResetError("closed")
                 length, keep = 0, True
                 while True:
