@@ -590,6 +590,8 @@ def main() -> None:
     if not open_mode and not shutil.which("wrk") and not Path("/usr/bin/wrk").exists():
         parser.error("wrk is not installed (apt-get install wrk)")
 
+    # a SIGTERM unwinds like Ctrl-C: servers stopped, the baseline worktree removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < 4 * CONNECTION_LIMIT:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * CONNECTION_LIMIT), hard))
