@@ -85,6 +85,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576
     max_upload_bytes: int = 52_428_800
+    max_concurrent_requests: int = 100
     introspection: bool = True
     graphiql: bool = True
     max_query_depth: int = 12
@@ -196,6 +197,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         cors_origins=_list(e.get("CORS_ORIGINS")),
         max_body_bytes=int(e.get("MAX_BODY_BYTES") or 1_048_576),
         max_upload_bytes=int(e.get("MAX_UPLOAD_BYTES") or 52_428_800),
+        max_concurrent_requests=max(1, int(e.get("MAX_CONCURRENT_REQUESTS") or 100)),
         introspection=_bool(e.get("GRAPHQL_INTROSPECTION"), not production),
         graphiql=_bool(e.get("GRAPHIQL"), not production),
         max_query_depth=int(e.get("GRAPHQL_MAX_DEPTH") or 12),

@@ -133,6 +133,34 @@ class BodySizeLimitMiddleware:
         await response(scope, receive, send)
 
 
+class ConcurrencyLimitMiddleware:
+    """At most ``limit`` HTTP requests in progress in this process; one more is answered at once
+    with 503 ``OVERLOADED`` and ``Retry-After: 1`` instead of queueing. Past its capacity a
+    server that queues everything answers nothing in time (every request waits behind all the
+    others); one that refuses the excess keeps answering the rest within ``limit`` ÷ its rate.
+    Probes (``/healthz``, ``/readyz``) and websockets are not counted."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_progress = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in ("/healthz", "/readyz"):
+            await self.app(scope, receive, send)
+            return
+        if self.in_progress >= self.limit:
+            response = JSONResponse(error_body("OVERLOADED", "the server is at capacity; retry shortly"),
+                                    status_code=503, headers={"Retry-After": "1"})
+            await response(scope, receive, send)
+            return
+        self.in_progress += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_progress -= 1
+
+
 async def download(request: Request) -> Response:
     """A job's file behind a signed, expiring link (exports)."""
     try:
@@ -222,6 +250,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     middleware = [
         Middleware(RequestContextMiddleware),
+        Middleware(ConcurrencyLimitMiddleware, limit=settings.max_concurrent_requests),
         Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes,
                    max_upload_bytes=settings.max_upload_bytes),
     ]
