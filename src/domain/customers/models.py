@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Date, DateTime, ForeignKeyConstraint, Index, String, Text, func, text
+from sqlalchemy import Computed, Date, DateTime, ForeignKeyConstraint, Index, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -46,6 +46,15 @@ class Customer(TenantOwned, Timestamps, Base):
     # set: a record private to this brand, made by a principal limited to some brands whose
     # address or external id only customers it cannot see held (docs/security.md)
     private_to_brand_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # what search matches (customers.service.search_conditions), lower-cased by PostgreSQL on
+    # every write (generated; not loaded with the customer); their indexes, and the phone's, are
+    # in migrations/0010_customer_search.up.sql: lower() is not leakproof, so under row-level
+    # security an index on lower(email) cannot serve a search, one on a stored column can
+    search_email: Mapped[str | None] = mapped_column(Text, Computed("lower(email)", persisted=True), deferred=True)
+    search_first_name: Mapped[str | None] = mapped_column(Text, Computed("lower(first_name)", persisted=True),
+                                                          deferred=True)
+    search_last_name: Mapped[str | None] = mapped_column(Text, Computed("lower(last_name)", persisted=True),
+                                                         deferred=True)
 
 
 class CustomerBrand(Base):
