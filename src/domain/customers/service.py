@@ -14,7 +14,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy import Select, and_, exists, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -425,6 +425,10 @@ async def list_customers(principal: Principal, flt: CustomerFilter, order: Custo
     authorize(principal, Action.CUSTOMER_READ)
     stmt = list_statement(principal, flt, order, first=first, after=after)
     async with tenant_session(principal.tenant_id) as s:
+        if flt.search:
+            # asyncpg prepares every statement, and after five runs PostgreSQL may keep a generic
+            # plan, which knows no prefix, so no index range: it would read every customer
+            await s.execute(text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"))
         rows = list((await s.scalars(stmt)).all())
     attr = "updated_at" if order is CustomerOrder.UPDATED_AT_DESC else "created_at"
     return Page.of(rows, first, lambda c: encode_cursor(getattr(c, attr), c.id))
