@@ -408,7 +408,7 @@ def search_conditions(search: str) -> list[Any]:
     Written with ``^@`` (starts_with) on stored columns: it is leakproof, so under row-level
     security the planner still turns each prefix into a range on an index leading with the
     tenant (``ix_customers_search_*``); ``lower(col) LIKE 'x%'`` is not, and read every customer
-    of the tenant (docs/customers.md, "Search")."""
+    of the tenant (docs/customers.md, "How it reads the database")."""
     conditions = []
     for term in _search_terms(search):
         options = [Customer.search_email.op("^@")(term), Customer.search_first_name.op("^@")(term),
