@@ -4,7 +4,9 @@ security PostgreSQL answers it from the ``ix_customers_search_*`` indexes."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from typing import Any
 
 from conftest import Api, TenantFixture, create_tenant_fixture
@@ -135,9 +137,6 @@ async def test_imports_keep_the_search_right(api: Api, tenant: TenantFixture, wo
     from domain.jobs.service import get_job
 
     async def run(content: bytes) -> None:
-        import asyncio
-        import time
-
         job = await start_customer_import(tenant.owner, tenant.brands["a"], "people.csv", "text/csv", content)
         deadline = time.monotonic() + 20
         while (job := await get_job(tenant.owner, job.id)).status not in ("succeeded", "failed"):
