@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from graphql import (
@@ -19,6 +19,7 @@ from graphql import (
 )
 from graphql.execution.values import get_argument_values
 from graphql.language import Visitor
+from starlette.websockets import WebSocket
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import (
     DisableIntrospection,
@@ -29,10 +30,11 @@ from strawberry.extensions import (
 )
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+from strawberry.types.graphql import OperationType
 
 from domain.config import Settings
 from domain.errors import DomainError, Unauthenticated
-from domain.platform.db import DatabaseUnavailable, count_statements
+from domain.platform.db import DatabaseUnavailable, count_statements, shared_reads
 from domain.platform.observability import current_request_id
 
 log = logging.getLogger("graph.errors")
@@ -256,16 +258,34 @@ class RefuseUnstorableText(SchemaExtension):
         yield
 
 
+class ShareReadTransaction(SchemaExtension):
+    """A query operation over HTTP runs its resolvers' and dataloaders' tenant transactions as
+    one (``domain.platform.db.shared_reads``): begun by the first, committed when the operation
+    has executed. Mutations, subscriptions and operations over websockets keep a transaction
+    per block. Resolvers run in tasks started inside this hook, so they see its context."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        ctx = self.execution_context
+        if ctx.operation_type is not OperationType.QUERY or isinstance(getattr(ctx.context, "request", None),
+                                                                       WebSocket):
+            yield
+            return
+        async with shared_reads():
+            yield
+
+
 class ReportSqlStatements(SchemaExtension):
     """Development aid (GRAPHQL_SQL_STATS=1): the number of SQL statements the operation ran,
-    in ``extensions.sqlStatements``. Tests use it to prove list fields stay flat (no N+1)."""
+    in ``extensions.sqlStatements``, and of transactions it began, in
+    ``extensions.sqlTransactions`` (BEGIN and COMMIT are not counted as statements). Tests use
+    them to prove list fields stay flat (no N+1) and a query runs in one transaction."""
 
     def on_operation(self):
         self.counter = count_statements()
         yield
 
     def get_results(self) -> dict[str, int]:
-        return {"sqlStatements": self.counter.count}
+        return {"sqlStatements": self.counter.count, "sqlTransactions": self.counter.transactions}
 
 
 def extensions(settings: Settings) -> list:
@@ -276,6 +296,7 @@ def extensions(settings: Settings) -> list:
         lambda: PreparedDocuments(max_tokens=settings.max_query_tokens, limits=limits,
                                   hide_suggestions=not settings.introspection),
         lambda: RefuseUnstorableText(max_tokens=settings.max_query_tokens),
+        ShareReadTransaction,
         DomainErrorCodes,
         MaskInternalErrors,
     ]

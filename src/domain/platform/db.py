@@ -4,6 +4,10 @@ Every read or write of tenant-owned rows goes through :func:`tenant_session`, wh
 transaction and sets ``app.tenant_id`` for that transaction only (``set_config(..., true)``),
 so a pooled connection never carries one tenant's setting into another's request. PostgreSQL's
 row-level security policies read that setting; the app's role cannot bypass them.
+
+Within :func:`shared_reads` (the API wraps each GraphQL query operation over HTTP in it), the
+``tenant_session`` blocks of one tenant share one transaction instead of each opening its own;
+a block that writes still commits at its own end. See :func:`shared_reads`.
 """
 
 from __future__ import annotations
@@ -46,9 +50,11 @@ _url_override: contextvars.ContextVar[str | None] = contextvars.ContextVar("data
 
 @dataclass
 class StatementCounter:
-    """Counts SQL statements run while it is the current counter (see :func:`count_statements`)."""
+    """Counts SQL statements, and the transactions begun, while it is the current counter (see
+    :func:`count_statements`). BEGIN and COMMIT are not statements here."""
 
     count: int = 0
+    transactions: int = 0
 
 
 _counter: contextvars.ContextVar[StatementCounter | None] = contextvars.ContextVar(
@@ -64,8 +70,12 @@ def count_statements() -> StatementCounter:
 
 
 _WROTE = "brandgraph_wrote"
+_LOCKED = "brandgraph_locked"  # a reading statement took row or advisory locks
+_FAILED = "brandgraph_failed"  # a statement failed: PostgreSQL aborted the transaction
+_FLAGS = (_WROTE, _LOCKED, _FAILED)  # per transaction, on the pooled connection's info
 # security-definer functions that only read; any other ``bg_`` function may write
 _READ_ONLY_FUNCTIONS = ("bg_tenant_id_for_slug", "bg_tenant_ids", "bg_outbox_pending")
+_LOCKS = re.compile(r"\bfor\s+(?:no\s+key\s+)?(?:key\s+)?(?:update|share)\b|\bpg_(?:try_)?advisory", re.IGNORECASE)
 
 
 def _may_write(statement: str) -> bool:
@@ -84,6 +94,13 @@ def _on_execute(conn: Any, _cursor: object, statement: str, *_args: object) -> N
         counter.count += 1
     if _may_write(statement):
         conn.info[_WROTE] = True
+    elif _LOCKS.search(statement):
+        conn.info[_LOCKED] = True
+
+
+def _on_error(context: Any) -> None:
+    if context.connection is not None and not context.connection.invalidated:
+        context.connection.info[_FAILED] = True
 
 
 @contextlib.contextmanager
@@ -109,6 +126,7 @@ def _make_engine(url: str) -> AsyncEngine:
         connect_args={"server_settings": {"application_name": "brandgraph", "timezone": "UTC"}},
     )
     event.listen(engine.sync_engine, "before_cursor_execute", _on_execute)
+    event.listen(engine.sync_engine, "handle_error", _on_error)
     return engine
 
 
@@ -218,7 +236,12 @@ async def _open(tid: str | None) -> AsyncSession:
             await session.begin()
             if tid is not None:
                 await session.execute(text("select set_config('app.tenant_id', :tid, true)"), {"tid": tid})
-            (await session.connection()).info.pop(_WROTE, None)  # the flag is per transaction
+            info = (await session.connection()).info
+            for flag in _FLAGS:  # the flags are per transaction
+                info.pop(flag, None)
+            counter = _counter.get()
+            if counter is not None:
+                counter.transactions += 1
             return session
         except Exception as exc:
             with contextlib.suppress(Exception):
@@ -231,30 +254,124 @@ async def _open(tid: str | None) -> AsyncSession:
     raise AssertionError("unreachable")
 
 
+async def _commit(session: AsyncSession, tid: str | None) -> None:
+    """Write the outbox rows, commit, and note what the commit means for the request."""
+    if tid is not None:
+        await outbox.flush(session)
+    info = (await session.connection()).info
+    wrote = info.pop(_WROTE, False)
+    info.pop(_LOCKED, None)
+    info.pop(_FAILED, None)
+    await session.commit()
+    state = request_state.get()
+    if wrote and state is not None:
+        state.committed_write = True
+    if session.info.pop("outbox_written", False):
+        outbox.wake()
+
+
+async def _roll_back(session: AsyncSession, exc: BaseException) -> None:
+    """Roll back after ``exc``; raises :class:`DatabaseUnavailable` instead when ``exc`` says
+    PostgreSQL is away."""
+    with contextlib.suppress(Exception):
+        await session.rollback()
+    if isinstance(exc, Exception) and not isinstance(exc, DatabaseUnavailable) and is_unavailable(exc):
+        raise _unavailable(exc) from exc
+
+
 @asynccontextmanager
 async def _transaction(tid: str | None) -> AsyncIterator[AsyncSession]:
     session = await _open(tid)
     try:
         try:
             yield session
-            if tid is not None:
-                await outbox.flush(session)
-            wrote = (await session.connection()).info.pop(_WROTE, False)
-            await session.commit()
-            state = request_state.get()
-            if wrote and state is not None:
-                state.committed_write = True
-            if session.info.pop("outbox_written", False):
-                outbox.wake()
+            await _commit(session, tid)
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                await session.rollback()
-            if isinstance(exc, Exception) and not isinstance(exc, DatabaseUnavailable) and is_unavailable(exc):
-                raise _unavailable(exc) from exc
+            await _roll_back(session, exc)
             raise
     finally:
         with contextlib.suppress(Exception):
             await session.close()
+
+
+class _SharedReads:
+    """One operation's shared transaction (see :func:`shared_reads`). ``lock`` serialises its
+    use: the task holding it is the only one using ``session``."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.tenant_id: str | None = None  # the first block's tenant: the only one that shares
+        self.session: AsyncSession | None = None  # open between blocks only while it holds no writes
+        self.closed = False  # the operation ended: later blocks get transactions of their own
+
+
+_shared: contextvars.ContextVar[_SharedReads | None] = contextvars.ContextVar(
+    "shared_read_transaction", default=None)
+# inside a tenant_session block (also in the tasks started inside one): a block opened there gets a
+# transaction of its own, so the task holding the shared transaction never waits for it, nor
+# does a task it started and waits on
+_in_block: contextvars.ContextVar[bool] = contextvars.ContextVar("in_tenant_session", default=False)
+
+
+async def _clean(session: AsyncSession) -> bool:
+    """The transaction holds nothing a commit would keep: no statement since the last check
+    wrote, took a lock or failed, and no row, outbox entry or callback waits for the commit."""
+    try:
+        info = (await session.connection()).info
+    except Exception:  # the connection was invalidated
+        return False
+    return not (any(info.get(flag) for flag in _FLAGS) or session.info.get("outbox")
+                or session.info.get("after_commit") or session.new or session.dirty or session.deleted)
+
+
+async def _join_shared(tid: str) -> _SharedReads | None:
+    """The operation's shared transaction, locked for this block, when this block may use it."""
+    shared = _shared.get()
+    if shared is None or shared.closed or _in_block.get() or shared.tenant_id not in (None, tid):
+        return None
+    await shared.lock.acquire()
+    if shared.closed or shared.tenant_id not in (None, tid):
+        shared.lock.release()
+        return None
+    shared.tenant_id = tid
+    return shared
+
+
+@asynccontextmanager
+async def _shared_block(shared: _SharedReads, tid: str) -> AsyncIterator[AsyncSession]:
+    """One block in the shared transaction (``shared.lock`` is held; released here)."""
+    try:
+        if shared.session is None:
+            shared.session = await _open(tid)
+        session = shared.session
+        try:
+            yield session
+        except BaseException as exc:
+            if isinstance(exc, Exception) and not is_unavailable(exc) and await _clean(session):
+                session.expunge_all()  # only reads ran, none failed: the transaction stays usable
+                raise
+            shared.session = None  # a fresh transaction for the blocks to come
+            try:
+                await _roll_back(session, exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await session.close()
+            raise
+        if await _clean(session):
+            session.expunge_all()  # as after a transaction of its own: the block's objects are detached
+            return
+        shared.session = None  # it wrote (or locked, or swallowed a failed statement): commit now
+        try:
+            try:
+                await _commit(session, tid)
+            except BaseException as exc:
+                await _roll_back(session, exc)
+                raise
+        finally:
+            with contextlib.suppress(Exception):
+                await session.close()
+    finally:
+        shared.lock.release()
 
 
 @asynccontextmanager
@@ -267,16 +384,76 @@ async def tenant_session(tenant_id: uuid.UUID | str) -> AsyncIterator[AsyncSessi
     :func:`after_commit`; a failing callback is logged, not raised (a committed change reported
     as failed is worse than a lost side effect). Raises :class:`DatabaseUnavailable` when
     PostgreSQL cannot be reached.
+
+    Within :func:`shared_reads`, the block may run in the operation's shared transaction
+    instead; to the block that is the same, as the shared transaction is committed at the
+    block's end whenever the block wrote, and rolled back when it failed (see there).
     """
     tid = str(uuid.UUID(str(tenant_id)))
-    async with _transaction(tid) as session:
-        yield session
+    shared = await _join_shared(tid)
+    token = _in_block.set(True)
+    try:
+        if shared is not None:
+            async with _shared_block(shared, tid) as session:
+                yield session
+        else:
+            async with _transaction(tid) as session:
+                yield session
+    finally:
+        _in_block.reset(token)
     callbacks: list[AfterCommit] = session.info.pop("after_commit", [])
     for callback in callbacks:
         try:
             await callback()
         except Exception:  # the change is committed: report, never turn it into a failure
             log.exception("after-commit callback failed", extra={"callback": getattr(callback, "__qualname__", "")})
+
+
+@asynccontextmanager
+async def shared_reads() -> AsyncIterator[None]:
+    """Within this block, this task and the tasks it starts (a GraphQL operation's resolvers and
+    dataloaders) share one transaction for their ``tenant_session`` blocks.
+
+    * It begins with the first block (nothing is opened for an operation that reads nothing),
+      for that block's tenant; a block for another tenant gets a transaction of its own, so the
+      tenant setting, and row-level security, stays per transaction.
+    * One block uses it at a time (an ``asyncio.Lock``; the tasks run concurrently). A block
+      opened inside another block, or in a task started inside one, gets a transaction of its
+      own, as it would outside (no task waits for the transaction its own block holds).
+    * Each block's ORM objects are detached when it ends, as after a transaction of its own.
+    * A block that wrote (any statement but a plain ``SELECT``), took locks (``FOR UPDATE``,
+      advisory locks), left rows, outbox entries or :func:`after_commit` callbacks, or ran a
+      statement that failed, commits the shared transaction at its end, exactly as its own
+      transaction would have (outbox rows, wake-up, callbacks, ``RequestState.committed_write``);
+      the next block begins a fresh one. So between blocks the shared transaction holds only
+      reads, and no write waits for the end of the operation.
+    * A block that raises rolls the shared transaction back, and the next block begins a fresh
+      one, unless it ran only reads and none of them failed (a domain error after its reads):
+      then the transaction stays open for the other blocks.
+    * When the block of :func:`shared_reads` ends, it waits for a block still running, commits
+      the transaction (only reads: a failure is logged, not raised; the reads were served) and
+      closes it. A block that starts later (a task still settling) gets a transaction of its
+      own; the transaction is never reused for another operation.
+    """
+    shared = _SharedReads()
+    token = _shared.set(shared)
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+        async with shared.lock:
+            shared.closed = True
+            session, shared.session = shared.session, None
+        if session is not None:
+            try:
+                await _commit(session, shared.tenant_id)
+            except Exception as exc:  # it only read: what was read stands
+                log.warning("committing a shared read transaction failed: %s", type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    await session.rollback()
+            finally:
+                with contextlib.suppress(Exception):
+                    await session.close()
 
 
 @asynccontextmanager
