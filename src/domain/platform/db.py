@@ -307,8 +307,12 @@ class _SharedReads:
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.tenant_id: str | None = None  # the first block's tenant: the only one that shares
+        self.url: str | None = None  # and its database URL override (tests), if any
         self.session: AsyncSession | None = None  # open between blocks only while it holds no writes
         self.closed = False  # the operation ended: later blocks get transactions of their own
+
+    def admits(self, tid: str, url: str | None) -> bool:
+        return self.tenant_id is None or (self.tenant_id, self.url) == (tid, url)
 
 
 _shared: contextvars.ContextVar[_SharedReads | None] = contextvars.ContextVar(
@@ -332,14 +336,14 @@ async def _clean(session: AsyncSession) -> bool:
 
 async def _join_shared(tid: str) -> _SharedReads | None:
     """The operation's shared transaction, locked for this block, when this block may use it."""
-    shared = _shared.get()
-    if shared is None or shared.closed or _in_block.get() or shared.tenant_id not in (None, tid):
+    shared, url = _shared.get(), _url_override.get()
+    if shared is None or shared.closed or _in_block.get() or not shared.admits(tid, url):
         return None
     await shared.lock.acquire()
-    if shared.closed or shared.tenant_id not in (None, tid):
+    if shared.closed or not shared.admits(tid, url):
         shared.lock.release()
         return None
-    shared.tenant_id = tid
+    shared.tenant_id, shared.url = tid, url
     return shared
 
 
@@ -421,8 +425,9 @@ async def shared_reads() -> AsyncIterator[None]:
     dataloaders) share one transaction for their ``tenant_session`` blocks.
 
     * It begins with the first block (nothing is opened for an operation that reads nothing),
-      for that block's tenant; a block for another tenant gets a transaction of its own, so the
-      tenant setting, and row-level security, stays per transaction.
+      for that block's tenant; a block for another tenant (or, in tests, another
+      :func:`database_url`) gets a transaction of its own, so the tenant setting, and row-level
+      security, stays per transaction.
     * One block uses it at a time (an ``asyncio.Lock``; the tasks run concurrently). A block
       opened inside another block, or in a task started inside one, gets a transaction of its
       own, as it would outside (no task waits for the transaction its own block holds).
