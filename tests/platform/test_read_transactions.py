@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from conftest import Api, TenantFixture, create_tenant_fixture, gid
+from support.ws import Client, bearer, wait_for
 from domain.errors import NotFound
 from domain.platform import db
 from domain.platform.db import shared_reads, tenant_session
@@ -93,6 +94,19 @@ async def test_a_mutation_keeps_a_transaction_per_block(api: Api, tenant: Tenant
     assert body["extensions"]["sqlTransactions"] >= 4, body["extensions"]
     customer = body["data"]["upsertCustomer"]["customer"]
     assert customer["email"] == "m@reads.test" and customer["brands"] == [{"brand": {"slug": "brand-a"}}]
+
+
+async def test_a_query_over_a_websocket_keeps_a_transaction_per_block(api: Api) -> None:
+    t = await _shop(2)
+    ws = await Client.open(api, bearer(t.owner_token))
+    try:
+        op = await ws.subscribe(LIST, {"first": 50})
+        await wait_for(lambda: ws.ended(op), "the query's answer")
+        (answer,) = [m["payload"] for m in ws.of(op) if m["type"] == "next"]
+    finally:
+        await ws.close()
+    assert not answer.get("errors") and len(answer["data"]["customers"]["edges"]) == 2, answer
+    assert answer["extensions"]["sqlTransactions"] == 3, answer["extensions"]  # the list, the tags, the profiles
 
 
 async def test_a_database_error_in_one_field_spares_the_fields_after_it(api: Api, tenant: TenantFixture) -> None:
