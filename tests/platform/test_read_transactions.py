@@ -238,6 +238,17 @@ async def test_a_block_that_writes_commits_at_its_end(tenant: TenantFixture) -> 
     assert before != after == again
 
 
+async def test_a_setting_a_block_makes_does_not_outlive_it(tenant: TenantFixture) -> None:
+    async with shared_reads():
+        first = await _txid(tenant.id)
+        async with tenant_session(tenant.id) as s:
+            await s.execute(text("select set_config('plan_cache_mode', 'force_custom_plan', true)"))
+        async with tenant_session(tenant.id) as s:
+            mode = await s.scalar(text("select current_setting('plan_cache_mode')"))
+            second = int(await s.scalar(text("select txid_current()")))
+    assert mode == "auto" and second != first
+
+
 async def test_a_block_after_the_end_gets_its_own_transaction(tenant: TenantFixture) -> None:
     release = asyncio.Event()
 

@@ -70,12 +70,15 @@ def count_statements() -> StatementCounter:
 
 
 _WROTE = "brandgraph_wrote"
-_LOCKED = "brandgraph_locked"  # a reading statement took row or advisory locks
+_HOLDS = "brandgraph_holds"  # a reading statement took locks or changed a setting for the transaction
 _FAILED = "brandgraph_failed"  # a statement failed: PostgreSQL aborted the transaction
-_FLAGS = (_WROTE, _LOCKED, _FAILED)  # per transaction, on the pooled connection's info
+_FLAGS = (_WROTE, _HOLDS, _FAILED)  # per transaction, on the pooled connection's info
 # security-definer functions that only read; any other ``bg_`` function may write
 _READ_ONLY_FUNCTIONS = ("bg_tenant_id_for_slug", "bg_tenant_ids", "bg_outbox_pending")
-_LOCKS = re.compile(r"\bfor\s+(?:no\s+key\s+)?(?:key\s+)?(?:update|share)\b|\bpg_(?:try_)?advisory", re.IGNORECASE)
+# row locks, advisory locks, transaction-local settings (``set_config(..., true)``): state that
+# would outlive the block in a shared transaction
+_HOLDING = re.compile(r"\bfor\s+(?:no\s+key\s+)?(?:key\s+)?(?:update|share)\b|\bpg_(?:try_)?advisory|\bset_config\s*\(",
+                      re.IGNORECASE)
 
 
 def _may_write(statement: str) -> bool:
@@ -94,8 +97,8 @@ def _on_execute(conn: Any, _cursor: object, statement: str, *_args: object) -> N
         counter.count += 1
     if _may_write(statement):
         conn.info[_WROTE] = True
-    elif _LOCKS.search(statement):
-        conn.info[_LOCKED] = True
+    elif _HOLDING.search(statement):
+        conn.info[_HOLDS] = True
 
 
 def _on_error(context: Any) -> None:
@@ -266,7 +269,7 @@ async def _commit(session: AsyncSession, tid: str | None) -> None:
         await outbox.flush(session)
     info = (await session.connection()).info
     wrote = info.pop(_WROTE, False)
-    info.pop(_LOCKED, None)
+    info.pop(_HOLDS, None)
     info.pop(_FAILED, None)
     await session.commit()
     state = request_state.get()
@@ -433,7 +436,7 @@ async def shared_reads() -> AsyncIterator[None]:
       own, as it would outside (no task waits for the transaction its own block holds).
     * Each block's ORM objects are detached when it ends, as after a transaction of its own.
     * A block that wrote (any statement but a plain ``SELECT``), took locks (``FOR UPDATE``,
-      advisory locks), left rows, outbox entries or :func:`after_commit` callbacks, or ran a
+      advisory locks), changed a setting (``set_config``), left rows, outbox entries or :func:`after_commit` callbacks, or ran a
       statement that failed, commits the shared transaction at its end, exactly as its own
       transaction would have (outbox rows, wake-up, callbacks, ``RequestState.committed_write``);
       the next block begins a fresh one. So between blocks the shared transaction holds only
