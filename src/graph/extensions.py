@@ -139,6 +139,15 @@ class DomainErrorCodes(SchemaExtension):
         yield None
 
 
+def finish_errors(result: Any) -> None:
+    """What DomainErrorCodes and MaskInternalErrors do to a streamed result, for an event executed
+    outside Strawberry's stream (``graph/core/fanout.py``): codes, then internal errors masked
+    with the request id and logged, once."""
+    DomainErrorCodes._code(result)
+    if result.errors:
+        result.errors = MaskInternalErrors()._process_errors(result.errors)
+
+
 # Both caches are keyed by the query's text, not by its parsed document: a document is a frozen
 # dataclass whose hash walks the whole tree again on every lookup.
 @functools.lru_cache(maxsize=1024)

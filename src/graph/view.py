@@ -24,7 +24,7 @@ from domain.platform.observability import current_request_id, new_request_id
 from domain.tenancy import auth, brands
 from domain.tenancy.actors import note_api_key_use
 from domain.tenancy.policies import Principal, PrincipalKind
-from graph.core import ids
+from graph.core import fanout, ids
 from graph.core.context import Context
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 
 
 class GraphQLView(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = fanout.Handler  # live events shared by their subscribers
+
     def __init__(self, schema: Any, *, graphiql: bool) -> None:
         super().__init__(
             schema,

@@ -96,6 +96,15 @@ async def check_brand(session: AsyncSession, principal: Principal, brand_id: uui
     return brand
 
 
+def scope_key(principal: Principal, active_brand: uuid.UUID | None) -> tuple:
+    """Everything of a principal that decides what it may see, as one hashable value: its tenant,
+    role (and whether it is only invited), brand grants and active brand. Two principals with the
+    same key see the same thing (live events executed once for several subscribers share a
+    payload only under the same key, ``graph/core/fanout.py``); the person or key behind it is
+    not part of it."""
+    return (principal.tenant_id, principal.role, principal.invited, principal.brand_ids, active_brand)
+
+
 # --- queries ------------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from strawberry import relay
 from domain.campaigns import service
 from domain.campaigns.stats import Figures
 from graph.campaigns.types import CampaignStats
-from graph.core import ids
+from graph.core import fanout, ids
 from graph.core.context import Info
 
 RATE = 4.0  # frames a second per subscriber, on average
@@ -51,4 +51,6 @@ class CampaignSubscription:
                     continue
                 await info.context.recheck()
                 shown, tokens = latest, tokens - 1
-                yield CampaignStats.of(latest)
+                # the same figures for everyone who shares this document, variables and scope
+                if not await fanout.deliver(info, latest.version, lambda f=latest: CampaignStats.of(f)):
+                    yield CampaignStats.of(latest)

@@ -11,6 +11,8 @@
   queue at a time and a few large operations cannot crowd out a small one. It costs nothing
   until a slice is used up; a large result takes about 10 to 30 % longer to build
   (``bench/event_loop_bench.py``).
+* **Live events shared by several subscribers** execute with the executor of the subscriber
+  that delivers them first (:func:`graph.core.fanout.adopt`).
 * **No "Did you mean ...?" hints** in variable errors when introspection is off: they would
   reveal the schema (:class:`ExecutionWithoutSuggestions`).
 """
@@ -23,6 +25,8 @@ from typing import Any
 
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from graph.core import fanout
+
 SLICE = 0.02  # seconds of result building between passes through the event loop
 
 
@@ -31,6 +35,7 @@ class Execution(StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         self.slice_started = time.perf_counter()
         self.gate = asyncio.Lock()
+        fanout.adopt(self)
 
     def slice_used_up(self) -> bool:
         return time.perf_counter() - self.slice_started >= SLICE
