@@ -16,10 +16,11 @@ import json
 import socket
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
 
-from conftest import Api, TenantFixture
+from conftest import Api, TenantFixture, start_api
 from support.campaigns import audience, create
 from support.ws import PROTOCOL, Client, bearer, wait_for, ws_url
 
@@ -39,12 +40,15 @@ async def new_campaign(api: Api, tenant: TenantFixture) -> tuple[str, uuid.UUID]
 
 async def bump(tenant: TenantFixture, campaign_id: uuid.UUID, **deltas: int) -> int:
     """One committed change of the campaign's counters (published through the outbox): its version."""
+    return (await bumped(tenant, campaign_id, **deltas)).version
+
+
+async def bumped(tenant: TenantFixture, campaign_id: uuid.UUID, **deltas: int) -> Any:
     from domain.campaigns import stats
     from domain.platform.db import tenant_session
 
     async with tenant_session(tenant.id) as s:
-        figures = await stats.bump(s, tenant.id, campaign_id, **deltas)
-    return figures.version
+        return await stats.bump(s, tenant.id, campaign_id, **deltas)
 
 
 def frames(conn: Client, op: str) -> dict[int, dict[str, Any]]:
@@ -167,7 +171,8 @@ async def test_a_subscriber_that_never_reads_holds_up_no_one(api: Api, tenant: T
     # its 50 subscriptions' frames pile up in the server's buffers
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
-    sock.connect((api.base_url.split("//")[1].split(":")[0], int(api.base_url.rsplit(":", 1)[1].split("/")[0])))
+    where = urlsplit(api.base_url)
+    sock.connect((where.hostname, where.port))
     slow = await connect(ws_url(api), sock=sock, subprotocols=[PROTOCOL], max_queue=1, ping_interval=None)
     conns = [await Client.open(api, bearer(tenant.owner_token)) for _ in range(3)]
     try:
@@ -185,3 +190,44 @@ async def test_a_subscriber_that_never_reads_holds_up_no_one(api: Api, tenant: T
         for c in conns:
             await c.close()
         await slow.close()
+
+
+async def test_an_internal_error_in_a_shared_event_is_masked_with_a_request_id_and_logged_once(
+    api: Api, tenant: TenantFixture
+) -> None:
+    from domain.campaigns.service import topic
+    from domain.platform import outbox
+    from domain.platform.db import tenant_session
+
+    campaign, cid = await new_campaign(api, tenant)
+    proc, url = await asyncio.to_thread(start_api, "api-fanout")  # an API whose log is this test's alone
+    conns: list[Client] = []
+    try:
+        conns = [await Client.open(url, bearer(tenant.owner_token)) for _ in range(2)]
+        subs = [(c, await subscribed(c, campaign)) for c in conns]
+        figures = await bumped(tenant, cid, opens=1)
+        await wait_for(lambda: all(len(c.of(op)) == 2 for c, op in subs), "the change")
+        assert not [c.errors(op) for c, op in subs if c.errors(op)]
+
+        # the next event's opens are no number: completing the selection fails (a defect of ours)
+        event = figures.to_event()
+        event["version"] = figures.version + 1
+        event["counters"]["opens"] = "many"
+        async with tenant_session(tenant.id) as s:
+            outbox.publish(s, tenant.id, topic(cid), event)
+        await wait_for(lambda: all(len(c.of(op)) == 3 for c, op in subs), "the broken event")
+
+        broken = [c.of(op)[2] for c, op in subs]
+        assert [m["type"] for m in broken] == ["next", "next"]
+        assert broken[0]["payload"] == broken[1]["payload"]  # one execution, shared
+        [error] = broken[0]["payload"]["errors"]
+        request_id = error["extensions"]["requestId"]
+        assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR" and request_id in error["message"]
+        assert "many" not in json.dumps(broken[0])  # nothing of the defect reaches the client
+        await asyncio.sleep(0.5)
+        logged = [line for line in proc.output().splitlines() if "internal error" in line]
+        assert len(logged) == 1 and request_id in logged[0], logged
+    finally:
+        for c in conns:
+            await c.close()
+        proc.stop()

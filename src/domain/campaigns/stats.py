@@ -81,6 +81,11 @@ class Figures:
                 "cost_cents": self.cost_cents, "first_sent_at": self.first_sent_at.isoformat() if self.first_sent_at else None,
                 "updated_at": self.updated_at.isoformat()}
 
+    @staticmethod
+    def version_of(e: dict[str, Any]) -> int:
+        """The version an event carries, without reading the rest of it."""
+        return int(e["version"])
+
     @classmethod
     def from_event(cls, e: dict[str, Any]) -> Figures:
         return cls(campaign_id=uuid.UUID(e["campaign_id"]), counters=dict(e["counters"]), version=int(e["version"]),

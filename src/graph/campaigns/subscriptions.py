@@ -29,28 +29,31 @@ class CampaignSubscription:
         async with hub.subscribe(principal.tenant_id, service.topic(cid)) as queue:
             campaign = await service.get_campaign(principal, cid)  # visible, or NOT_FOUND; after subscribing
             row = (await service.stats_by_ids(principal, [cid])).get(cid)
-            shown = Figures.of(row, campaign.cost_cents) if row else None
-            if shown is not None:
-                yield CampaignStats.of(shown)
+            now_figures = Figures.of(row, campaign.cost_cents) if row else None
+            shown = now_figures.version if now_figures else None  # the version last sent
+            if now_figures is not None:
+                yield CampaignStats.of(now_figures)
             # a token bucket: a change after a quiet moment goes out at once (no added latency);
             # a burst is held to RATE frames a second and coalesced into its newest figures
             tokens, stamp = BURST, time.monotonic()
             while True:
-                latest = Figures.from_event(await queue.get())
+                latest = await queue.get()  # an event: only its version is read here
                 now = time.monotonic()
                 tokens, stamp = min(BURST, tokens + (now - stamp) * RATE), now
                 if tokens < 1:
                     await asyncio.sleep((1 - tokens) / RATE)
                     now = time.monotonic()
                     tokens, stamp = min(BURST, tokens + (now - stamp) * RATE), now
+                version = Figures.version_of(latest)
                 while not queue.empty():  # coalesce: keep the newest figures
-                    candidate = Figures.from_event(queue.get_nowait())
-                    if candidate.version > latest.version:
-                        latest = candidate
-                if shown is not None and latest.version <= shown.version:
+                    candidate = queue.get_nowait()
+                    if Figures.version_of(candidate) > version:
+                        latest, version = candidate, Figures.version_of(candidate)
+                if shown is not None and version <= shown:
                     continue
                 await info.context.recheck()
-                shown, tokens = latest, tokens - 1
-                # the same figures for everyone who shares this document, variables and scope
-                if not await fanout.deliver(info, latest.version, lambda f=latest: CampaignStats.of(f)):
-                    yield CampaignStats.of(latest)
+                shown, tokens = version, tokens - 1
+                # the same figures for everyone who shares this document, variables and scope,
+                # read from the event once
+                if not await fanout.deliver(info, version, lambda e=latest: CampaignStats.of(Figures.from_event(e))):
+                    yield CampaignStats.of(Figures.from_event(latest))

@@ -39,6 +39,7 @@ gets the same number) from one per subscriber, and two keys apart (different num
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections import OrderedDict
@@ -57,32 +58,33 @@ from graph.extensions import finish_errors
 log = logging.getLogger(__name__)
 
 PAYLOADS_KEPT = 4096  # shared payloads kept (key, version): a few recent events of each key
+KEYS_KEPT = 4096  # numbered keys kept
 
 
 class _Sink:
     """One operation on one connection: where its frames go, and its share key."""
 
-    __slots__ = ("executor", "handler", "operation", "prefix", "_base", "_principal", "_brand")
+    __slots__ = ("executor", "handler", "operation", "prefix", "_key", "_principal", "_brand")
 
     def __init__(self, handler: Handler, operation: Operation) -> None:
         self.handler = handler
         self.operation = operation
         self.prefix = '{"id":' + json.dumps(operation.id) + ',"type":"next","payload":'
         self.executor: Any = None  # the operation's graphql-core executor (adopt)
-        self._base: tuple | None = None
+        self._key: int | None = None
         self._principal: Any = None
         self._brand: Any = None
 
-    def key(self) -> tuple:
-        """(document, operation name, variables, scope); recomputed when a recheck changed the
-        principal."""
+    def key(self) -> int:
+        """The number of (document, operation name, variables, scope); looked up again when a
+        recheck changed the principal."""
         ctx = self.handler.context
-        if self._base is None or ctx.principal_ is not self._principal or ctx.brand_id != self._brand:
+        if self._key is None or ctx.principal_ is not self._principal or ctx.brand_id is not self._brand:
             self._principal, self._brand = ctx.principal_, ctx.brand_id
             op = self.operation
             variables = json.dumps(op.variables or {}, sort_keys=True, separators=(",", ":"), default=str)
-            self._base = (op.query, op.operation_name, variables, scope_key(ctx.principal, ctx.brand_id))
-        return self._base
+            self._key = shared.number((op.query, op.operation_name, variables, scope_key(ctx.principal, ctx.brand_id)))
+        return self._key
 
     def live(self) -> bool:
         """Still subscribed: not completed by either side, the connection not closed."""
@@ -113,12 +115,19 @@ class SharedPayloads:
     """The process's shared payloads, by (key, version): a future, done once executed."""
 
     def __init__(self) -> None:
-        self.payloads: OrderedDict[tuple, asyncio.Future[str]] = OrderedDict()
+        self.payloads: OrderedDict[tuple[int, Hashable], asyncio.Future[str]] = OrderedDict()
         self.executions = 0
+        # a number for each key, never reused: a slot is (number, version), cheap to hash
+        self.keys: OrderedDict[tuple, int] = OrderedDict()
+        self._numbers = itertools.count(1)
 
-    def clear(self) -> None:
-        self.payloads.clear()
-        self.executions = 0
+    def number(self, key: tuple) -> int:
+        found = self.keys.get(key)
+        if found is None:
+            found = self.keys[key] = next(self._numbers)
+            if len(self.keys) > KEYS_KEPT:  # a key seen again later gets a new number: shares less
+                self.keys.popitem(last=False)
+        return found
 
     async def payload(self, sink: _Sink, version: Hashable, build: Callable[[], Any]) -> str:
         key = sink.key()
