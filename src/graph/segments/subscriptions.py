@@ -7,7 +7,7 @@ import strawberry
 from strawberry import relay
 
 from domain.segments import refresh, service
-from graph.core import ids
+from graph.core import fanout, ids
 from graph.core.context import Info
 from graph.segments.types import SegmentMembershipChanged
 
@@ -25,6 +25,13 @@ class SegmentSubscription:
             while True:
                 event = await queue.get()
                 await info.context.recheck()
-                yield SegmentMembershipChanged(segment_id=strawberry.ID(str(segment_id)), entered=event["entered"],
-                                               exited=event["exited"], total=event["total"],
-                                               at=datetime.fromisoformat(event["at"]))
+                # one refresh's figures, the same for everyone who shares this document, variables
+                # and scope: the event itself names it
+                refreshed = (event["at"], event["entered"], event["exited"], event["total"])
+                if not await fanout.deliver(info, refreshed, lambda e=event: _changed(segment_id, e)):
+                    yield _changed(segment_id, event)
+
+
+def _changed(segment_id: relay.GlobalID, event: dict) -> SegmentMembershipChanged:
+    return SegmentMembershipChanged(segment_id=strawberry.ID(str(segment_id)), entered=event["entered"],
+                                    exited=event["exited"], total=event["total"], at=datetime.fromisoformat(event["at"]))
