@@ -12,6 +12,7 @@ from graph.campaigns.types import (
     CampaignConnection,
     CampaignMessagePreview,
     CampaignStatus,
+    campaign_page,
 )
 from graph.core import ids
 from graph.core.context import Info
@@ -28,7 +29,7 @@ class CampaignQuery:
         page = await service.list_campaigns(info.context.principal, brand,
                                             statuses=[DomainStatus(s.value) for s in status] if status else None,
                                             first=clamp_first(first), after=after)
-        return CampaignConnection.of(page, Campaign.from_model)
+        return await campaign_page(info, page)
 
     @strawberry.field
     async def campaign(self, info: Info, id: relay.GlobalID) -> Campaign | None:

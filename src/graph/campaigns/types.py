@@ -15,7 +15,9 @@ from domain.campaigns.models import Campaign as CampaignModel
 from domain.campaigns.models import Status as DomainStatus
 from domain.campaigns.stats import COUNTERS, Figures
 from domain.delivery.base import Channel as DomainChannel
-from domain.pagination import clamp_first
+from domain.pagination import Page, clamp_first
+from graph.campaigns import dataloaders
+from graph.core.batch import now, now_many, wanted
 from graph.core.connection import Connection
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
@@ -118,18 +120,18 @@ class Campaign(relay.Node):
         return await brand_of(info, self.brand_id)
 
     @strawberry.field(description="Target segments (their union, deduplicated, is the audience).")
-    async def segments(self, info: Info) -> list[Segment]:
-        found = await info.context.loaders.segment.load_many(self.segment_ids)
-        return [Segment.from_model(s) for s in found if s is not None]
+    def segments(self, info: Info) -> list[Segment]:
+        return now_many(info.context.loaders.segment, self.segment_ids, _segments)
 
     @strawberry.field(description="Members of these are left out.")
-    async def exclusion_segments(self, info: Info) -> list[Segment]:
-        found = await info.context.loaders.segment.load_many(self.exclusion_segment_ids)
-        return [Segment.from_model(s) for s in found if s is not None]
+    def exclusion_segments(self, info: Info) -> list[Segment]:
+        return now_many(info.context.loaders.segment, self.exclusion_segment_ids, _segments)
 
     @strawberry.field
-    async def stats(self, info: Info) -> CampaignStats:
-        row = await info.context.loaders.campaign_stats.load(uuid.UUID(self.id))
+    def stats(self, info: Info) -> CampaignStats:
+        return now(info.context.loaders.campaign_stats, uuid.UUID(self.id), self._stats)
+
+    def _stats(self, row: Any) -> CampaignStats:
         if row is None:
             return CampaignStats.of(Figures(uuid.UUID(self.id), {k: 0 for k in COUNTERS}, 0, self.cost, None,
                                             self.updated_at))
@@ -160,10 +162,23 @@ class CampaignConnection(Connection[Campaign]):
     pass
 
 
+def _segments(found: list[Any]) -> list[Segment]:
+    return [Segment.from_model(s) for s in found if s is not None]
+
+
+async def campaign_page(info: Info, page: Page[CampaignModel]) -> CampaignConnection:
+    """A root page of campaigns, with the stats and segments its nodes select loaded."""
+    await dataloaders.prefetch(page.items, wanted(info, "edges", "node").keys() & dataloaders.PREFETCHED,
+                               stats=info.context.loaders.campaign_stats, segments=info.context.loaders.segment)
+    return CampaignConnection.of(page, Campaign.from_model)
+
+
 async def brand_campaigns(info: Info, brand_id: uuid.UUID, statuses: list[DomainStatus] | None, first: int,
                           after: str | None) -> CampaignConnection:
-    page = await service.list_campaigns(info.context.principal, brand_id, statuses=statuses,
-                                        first=clamp_first(first), after=after)
+    """One brand's page through the page loader: every brand of a list in one query."""
+    selected = frozenset(wanted(info, "edges", "node").keys() & dataloaders.PREFETCHED)
+    page = await info.context.loaders.brand_campaigns.load(
+        (brand_id, tuple(statuses or ()), clamp_first(first), after, selected))
     return CampaignConnection.of(page, Campaign.from_model)
 
 

@@ -35,6 +35,7 @@ class Loaders:
     customer_orders: DataLoader[tuple, Any]
     campaign: DataLoader[uuid.UUID, Any]
     campaign_stats: DataLoader[uuid.UUID, Any]
+    brand_campaigns: DataLoader[tuple, Any]
     conversation: DataLoader[uuid.UUID, Any]
     conversation_last_message: DataLoader[uuid.UUID, Any]
     conversation_unread: DataLoader[uuid.UUID, int]
@@ -43,6 +44,8 @@ class Loaders:
 
     @classmethod
     def for_principal(cls, p: Principal) -> Loaders:
+        segment = segment_loader(p)
+        campaign_stats = campaigns.stats_loader(p)
         return cls(
             brand=brand_loader(p),
             member=member_loader(p),
@@ -54,11 +57,12 @@ class Loaders:
             profile=customers.profile_loader(p),
             last_order=customers.last_order_loader(p),
             order_items=customers.order_items_loader(p),
-            segment=segment_loader(p),
+            segment=segment,
             timeline=customers.timeline_loader(p),
             customer_orders=customers.orders_loader(p),
             campaign=campaigns.campaign_loader(p),
-            campaign_stats=campaigns.stats_loader(p),
+            campaign_stats=campaign_stats,
+            brand_campaigns=campaigns.brand_campaigns_loader(p, stats=campaign_stats, segments=segment),
             conversation=conversations.conversation_loader(p),
             conversation_last_message=conversations.last_message_loader(p),
             conversation_unread=conversations.unread_loader(p),
