@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from strawberry.dataloader import DataLoader
@@ -63,3 +65,17 @@ def orders_loader(p: Principal) -> DataLoader[tuple, Any]:
     """Keys (customer id, brand id, first, after): one query per distinct page request."""
     return page_loader(lambda ids, brand_id, first, after: commerce.orders_of_customers(
         p, ids, brand_id=brand_id, first=first, after=after))
+
+
+# the lists keyed by customer id alone that a page of customers loads when its nodes select them
+BY_CUSTOMER = {"tags": "customer_tags", "consents": "customer_consents", "notes": "customer_notes",
+               "brands": "customer_brands"}
+
+
+async def prefetch(loaders: Any, customer_ids: list[uuid.UUID], wanted: Collection[str],
+                   keyed: dict[str, list[tuple]]) -> None:
+    """Load what a page's customers select, one batch per loader: the lists of ``BY_CUSTOMER``
+    named in ``wanted``, and ``keyed`` (loader name → keys: profiles, last orders)."""
+    loads = [getattr(loaders, BY_CUSTOMER[name]).load_many(customer_ids) for name in wanted if name in BY_CUSTOMER]
+    loads += [getattr(loaders, name).load_many(keys) for name, keys in keyed.items() if keys]
+    await asyncio.gather(*loads)

@@ -11,7 +11,7 @@ from graph.core import ids
 from graph.core.connection import Connection
 from graph.core.context import Info
 from graph.core.nodes import load_node
-from graph.customers.types import Customer, Tag
+from graph.customers.types import Customer, Tag, customer_page
 
 CustomerOrderBy = strawberry.enum(DomainCustomerOrder, name="CustomerOrderBy")
 
@@ -36,7 +36,7 @@ class CustomerQuery:
         )
         page = await service.list_customers(info.context.principal, flt, DomainCustomerOrder(order_by.value),
                                             first=clamp_first(first), after=after)
-        return Connection.of(page, Customer.from_model)
+        return await customer_page(info, page)
 
     @strawberry.field(description="One customer; null when absent or not visible to the caller.")
     async def customer(self, info: Info, id: relay.GlobalID) -> Customer | None:

@@ -17,16 +17,18 @@ from domain.customers.consent import Channel as DomainChannel
 from domain.customers.notes import NoteType as DomainNoteType
 from domain.customers.notes import NoteVisibility as DomainNoteVisibility
 from domain.customers.tags import list_tags
-from domain.pagination import clamp_first
+from domain.pagination import Page, clamp_first
 from domain.profiles import service as profiles
 from domain.profiles.models import CustomerProfile as ProfileModel
 from domain.timeline import service as timeline
 from graph.commerce.types import Order
 from graph.core import ids
 from graph.core.connection import Connection
+from graph.core.batch import now, wanted
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
 from graph.core.scalars import BigInt
+from graph.customers import dataloaders
 from graph.tenancy.types import Brand, brand_of
 from graph.timeline.types import TimelineEvent, TimelineEventKind, from_entry
 
@@ -159,49 +161,42 @@ class Customer(relay.Node):
     created_at: datetime
     updated_at: datetime
 
-    @property
-    def pk(self) -> uuid.UUID:
-        return uuid.UUID(self.id)
-
-    @strawberry.field
-    def name(self) -> str | None:
-        full = " ".join(p for p in (self.first_name, self.last_name) if p)
-        return full or None
+    name: str | None
+    pk: strawberry.Private[uuid.UUID]
 
     @strawberry.field(description="Tenant-wide metrics, or one brand's with brandId. A principal limited to some "
                       "brands gets the active brand's (X-Brand-Id) or its only brand's; with several, pass brandId.")
-    async def profile(self, info: Info, brand_id: relay.GlobalID | None = None) -> CustomerProfile:
+    def profile(self, info: Info, brand_id: relay.GlobalID | None = None) -> CustomerProfile:
         readable, brand = profiles.readable_brand(info.context.principal, ids.optional(brand_id, "Brand", "brandId"),
                                                   info.context.brand_id)
         if not readable:
             return CustomerProfile.from_model(None)
-        return CustomerProfile.from_model(await info.context.loaders.profile.load((self.pk, brand)))
+        return now(info.context.loaders.profile, (self.pk, brand), CustomerProfile.from_model)
 
     @strawberry.field
-    async def tags(self, info: Info) -> list[Tag]:
-        return [Tag.from_model(t) for t in await info.context.loaders.customer_tags.load(self.pk)]
+    def tags(self, info: Info) -> list[Tag]:
+        return now(info.context.loaders.customer_tags, self.pk, _tags)
 
     @strawberry.field
-    async def consents(self, info: Info, brand_id: relay.GlobalID | None = None) -> list[Consent]:
+    def consents(self, info: Info, brand_id: relay.GlobalID | None = None) -> list[Consent]:
         wanted = ids.optional(brand_id, "Brand", "brandId")
-        rows = await info.context.loaders.customer_consents.load(self.pk)
-        return [Consent.from_model(c) for c in rows if wanted is None or c.brand_id == wanted]
+        return now(info.context.loaders.customer_consents, self.pk,
+                   lambda rows: [Consent.from_model(c) for c in rows if wanted is None or c.brand_id == wanted])
 
     @strawberry.field(description="Newest first.")
-    async def notes(self, info: Info, first: int = 20) -> list[Note]:
-        rows = await info.context.loaders.customer_notes.load(self.pk)
-        return [Note.from_model(n) for n in rows[: clamp_first(first)]]
+    def notes(self, info: Info, first: int = 20) -> list[Note]:
+        return now(info.context.loaders.customer_notes, self.pk,
+                   lambda rows: [Note.from_model(n) for n in rows[: clamp_first(first)]])
 
     @strawberry.field(description="The brands that know this customer (those the caller may see).")
-    async def brands(self, info: Info) -> list[CustomerBrand]:
-        rows = await info.context.loaders.customer_brands.load(self.pk)
-        return [CustomerBrand(first_seen_at=r.first_seen_at, source=r.source, brand_id=r.brand_id) for r in rows]
+    def brands(self, info: Info) -> list[CustomerBrand]:
+        return now(info.context.loaders.customer_brands, self.pk, _brand_links)
 
     @strawberry.field
-    async def last_order(self, info: Info, brand_id: relay.GlobalID | None = None) -> Order | None:
+    def last_order(self, info: Info, brand_id: relay.GlobalID | None = None) -> Order | None:
         key_brand = ids.optional(brand_id, "Brand", "brandId")
-        found = await info.context.loaders.last_order.load((self.pk, key_brand))
-        return Order.from_model(found) if found else None
+        return now(info.context.loaders.last_order, (self.pk, key_brand),
+                   lambda found: Order.from_model(found) if found else None)
 
     @strawberry.field(description="Newest first.")
     async def orders(self, info: Info, first: int = 20, after: str | None = None,
@@ -233,6 +228,32 @@ class Customer(relay.Node):
                    first_name=c.first_name,
                    last_name=c.last_name, company=c.company, buyer_type=c.buyer_type, city=c.city, state=c.state,
                    country=c.country, timezone=c.timezone, locale=c.locale, birth_date=c.birth_date,
-                   attributes=c.attributes or {}, created_at=c.created_at, updated_at=c.updated_at)
+                   attributes=c.attributes or {}, created_at=c.created_at, updated_at=c.updated_at,
+                   name=" ".join(p for p in (c.first_name, c.last_name) if p) or None, pk=c.id)
 
     resolve_nodes = node_resolver(lambda info, keys: info.context.loaders.customer.load_many(keys))
+
+
+def _tags(rows: list[models.Tag]) -> list[Tag]:
+    return [Tag.from_model(t) for t in rows]
+
+
+def _brand_links(rows: list[models.CustomerBrand]) -> list[CustomerBrand]:
+    return [CustomerBrand(first_seen_at=r.first_seen_at, source=r.source, brand_id=r.brand_id) for r in rows]
+
+
+async def customer_page(info: Info, page: Page[models.Customer]) -> Connection[Customer]:
+    """A page of customers, with the lists and profiles its nodes select loaded: one batch each,
+    and no awaitable per node for them. A field selected with a brandId argument (a profile or last
+    order of a named brand) is loaded by its nodes instead (one batch)."""
+    selected = wanted(info, "edges", "node")
+    customer_ids = [c.id for c in page.items]
+    keyed: dict[str, list[tuple]] = {"profile": [], "last_order": []}
+    if any(not args.get("brandId") for args in selected.get("profile", ())):
+        readable, brand = profiles.readable_brand(info.context.principal, None, info.context.brand_id)
+        if readable:
+            keyed["profile"] = [(c, brand) for c in customer_ids]
+    if any(not args.get("brandId") for args in selected.get("lastOrder", ())):
+        keyed["last_order"] = [(c, None) for c in customer_ids]
+    await dataloaders.prefetch(info.context.loaders, customer_ids, selected.keys(), keyed)
+    return Connection.of(page, Customer.from_model)
