@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import ARRAY, Subquery, cast, func, select
+from sqlalchemy.dialects.postgresql import UUID as PGUUID
+
 from domain.errors import DomainError
 
 T = TypeVar("T")
@@ -59,3 +62,19 @@ class Page(Generic[T]):
     def of(cls, rows: Sequence[T], first: int, cursor: Callable[[T], str]) -> Page[T]:
         items = list(rows[:first])
         return cls(items=items, cursors=[cursor(i) for i in items], has_next=len(rows) > first)
+
+
+def owners(ids: Sequence[uuid.UUID], name: str = "o") -> Subquery:
+    """The ids as a one-column (``id``) subquery: the left side of a LATERAL join that reads the
+    same page of several owners' lists in one query (nested lists, through page loaders)."""
+    return select(func.unnest(cast(list(dict.fromkeys(ids)), ARRAY(PGUUID(as_uuid=True)))).label("id")).subquery(name)
+
+
+def pages_by(owner_ids: Sequence[uuid.UUID], rows: Sequence[T], owner: Callable[[T], uuid.UUID], first: int,
+             cursor: Callable[[T], str]) -> dict[uuid.UUID, Page[T]]:
+    """``rows`` (each owner's first + 1 rows, in page order) as a page per owner; an owner with
+    no row gets an empty page."""
+    grouped: dict[uuid.UUID, list[T]] = {o: [] for o in owner_ids}
+    for row in rows:
+        grouped[owner(row)].append(row)
+    return {o: Page.of(r, first, cursor) for o, r in grouped.items()}

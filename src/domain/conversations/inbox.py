@@ -17,7 +17,7 @@ from domain.conversations.models import Conversation, ConversationLabel, Message
 from domain.conversations.service import load
 from domain.customers.models import Customer
 from domain.errors import DomainError, NotFound
-from domain.pagination import Page, decode_cursor, encode_cursor
+from domain.pagination import Page, decode_cursor, encode_cursor, owners, pages_by
 from domain.platform.db import tenant_session
 from domain.tenancy import scoping, validation
 from domain.tenancy.models import Brand, Membership
@@ -131,6 +131,32 @@ async def messages(principal: Principal, conversation_id: uuid.UUID, *, first: i
         order = (m.created_at.desc(), m.id.desc()) if newest_first else (m.created_at, m.id)
         rows = list((await s.scalars(select(m).where(*conditions).order_by(*order).limit(first + 1))).all())
     return Page.of(rows, first, lambda x: encode_cursor(x.created_at, x.id))
+
+
+async def messages_of(principal: Principal, conversation_ids: list[uuid.UUID], *, first: int, after: str | None,
+                      newest_first: bool = False) -> dict[uuid.UUID, Page[Message]]:
+    """The same page of several conversations' messages and notes in one query (LATERAL), as
+    ``messages`` orders them. A conversation the principal may not see holds none here."""
+    authorize(principal, Action.CONVERSATION_READ)
+    m = Message
+    async with tenant_session(principal.tenant_id) as s:
+        visible = list(await scoping.by_ids(s, principal, Conversation, conversation_ids))
+        rows: list[Message] = []
+        if visible:
+            ids = owners(visible)
+            conditions = [m.tenant_id == principal.tenant_id, m.conversation_id == ids.c.id]
+            if after:
+                at, last = decode_cursor(after, datetime, uuid.UUID)
+                conditions.append(or_(m.created_at < at, and_(m.created_at == at, m.id < last)) if newest_first
+                                  else or_(m.created_at > at, and_(m.created_at == at, m.id > last)))
+            order = (m.created_at.desc(), m.id.desc()) if newest_first else (m.created_at, m.id)
+            each = select(m).where(*conditions).order_by(*order).limit(first + 1).lateral("m")
+            msg = aliased(Message, each)
+            outer = (msg.created_at.desc(), msg.id.desc()) if newest_first else (msg.created_at, msg.id)
+            rows = list((await s.scalars(select(msg).select_from(ids).join(each, true())
+                                         .order_by(msg.conversation_id, *outer))).all())
+    return pages_by(conversation_ids, rows, lambda x: x.conversation_id, first,
+                    lambda x: encode_cursor(x.created_at, x.id))
 
 
 async def message_by_id(principal: Principal, conversation_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:

@@ -20,7 +20,8 @@ from graph.core import ids
 from graph.core.connection import Connection
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
-from graph.customers.types import Customer
+from graph.core.batch import now, wanted
+from graph.customers.types import Customer, customer_or_none
 from graph.segments.types import Segment
 
 AutomationTrigger = strawberry.enum(
@@ -59,9 +60,8 @@ class AutomationExecution:
     customer_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field
-    async def customer(self, info: Info) -> Customer | None:
-        found = await info.context.loaders.customer.load(self.customer_id)
-        return Customer.from_model(found) if found else None
+    def customer(self, info: Info) -> Customer | None:
+        return now(info.context.loaders.customer, self.customer_id, customer_or_none)
 
     @classmethod
     def from_row(cls, row: tuple[ExecutionModel, datetime]) -> AutomationExecution:
@@ -107,13 +107,14 @@ class SegmentAutomation(relay.Node):
 
     @strawberry.field(description="Executions, newest run first.")
     async def executions(self, info: Info, first: int = 20, after: str | None = None) -> Connection[AutomationExecution]:
-        page = await service.executions(info.context.principal, uuid.UUID(self.id), first=clamp_first(first),
-                                        after=after)
+        selected = frozenset(wanted(info, "edges", "node").keys() & {"customer"})
+        page = await info.context.loaders.automation_executions.load(
+            (uuid.UUID(self.id), clamp_first(first), after, selected))
         return Connection.of(page, AutomationExecution.from_row)
 
     @strawberry.field(description="Runs, newest first.")
     async def runs(self, info: Info, first: int = 20) -> list[AutomationRun]:
-        page = await service.runs(info.context.principal, uuid.UUID(self.id), first=clamp_first(first))
+        page = await info.context.loaders.automation_runs.load((uuid.UUID(self.id), clamp_first(first)))
         return [AutomationRun.from_model(r) for r in page.items]
 
     @classmethod

@@ -9,7 +9,7 @@ from strawberry.dataloader import DataLoader
 
 from domain.conversations import inbox, labels
 from domain.tenancy.policies import Principal
-from graph.core.batch import batch_loader
+from graph.core.batch import batch_loader, page_loader
 
 
 def conversation_loader(p: Principal) -> DataLoader[uuid.UUID, Any]:
@@ -30,3 +30,9 @@ def labels_loader(p: Principal) -> DataLoader[uuid.UUID, list]:
 
 def assignee_loader(p: Principal) -> DataLoader[uuid.UUID, Any]:
     return batch_loader(lambda ids: inbox.assignees_by_ids(p, ids))
+
+
+def messages_loader(p: Principal) -> DataLoader[tuple, Any]:
+    """Keys (conversation id, first, after, newest first): one query per distinct page request."""
+    return page_loader(lambda ids, first, after, newest_first: inbox.messages_of(
+        p, ids, first=first, after=after, newest_first=newest_first))

@@ -9,7 +9,7 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from domain.conversations import canned, inbox, labels, models
+from domain.conversations import canned, labels, models
 from domain.conversations.models import CannedResponse as CannedModel
 from domain.conversations.models import Conversation as ConversationModel
 from domain.conversations.models import Label as LabelModel
@@ -139,8 +139,8 @@ class Conversation(relay.Node):
     @strawberry.field(description="Messages and notes, oldest first (newestFirst: true for the other way).")
     async def messages(self, info: Info, first: int = 50, after: str | None = None,
                        newest_first: bool = False) -> Connection[ConversationMessage]:
-        page = await inbox.messages(info.context.principal, uuid.UUID(self.id), first=clamp_first(first),
-                                      after=after, newest_first=newest_first)
+        page = await info.context.loaders.conversation_messages.load(
+            (uuid.UUID(self.id), clamp_first(first), after, newest_first))
         return Connection.of(page, ConversationMessage.from_model)
 
     @classmethod

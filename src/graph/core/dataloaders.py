@@ -11,10 +11,11 @@ from strawberry.dataloader import DataLoader
 from domain.tenancy.members import Member
 from domain.tenancy.models import Brand
 from domain.tenancy.policies import Principal
+from graph.automations import dataloaders as automations
 from graph.campaigns import dataloaders as campaigns
 from graph.conversations import dataloaders as conversations
 from graph.customers import dataloaders as customers
-from graph.segments.dataloaders import segment_loader
+from graph.segments import dataloaders as segments
 from graph.tenancy.dataloaders import brand_loader, member_loader
 
 
@@ -31,6 +32,10 @@ class Loaders:
     last_order: DataLoader[tuple[uuid.UUID, uuid.UUID | None], Any]
     order_items: DataLoader[uuid.UUID, list]
     segment: DataLoader[uuid.UUID, Any]
+    segment_members: DataLoader[tuple, Any]
+    segment_history: DataLoader[tuple, Any]
+    automation_executions: DataLoader[tuple, Any]
+    automation_runs: DataLoader[tuple, Any]
     timeline: DataLoader[tuple, Any]
     customer_orders: DataLoader[tuple, Any]
     campaign: DataLoader[uuid.UUID, Any]
@@ -41,15 +46,17 @@ class Loaders:
     conversation_unread: DataLoader[uuid.UUID, int]
     conversation_labels: DataLoader[uuid.UUID, list]
     conversation_assignee: DataLoader[uuid.UUID, Any]
+    conversation_messages: DataLoader[tuple, Any]
 
     @classmethod
     def for_principal(cls, p: Principal) -> Loaders:
-        segment = segment_loader(p)
+        segment = segments.segment_loader(p)
+        customer = customers.customer_loader(p)
         campaign_stats = campaigns.stats_loader(p)
         return cls(
             brand=brand_loader(p),
             member=member_loader(p),
-            customer=customers.customer_loader(p),
+            customer=customer,
             customer_tags=customers.tags_loader(p),
             customer_consents=customers.consents_loader(p),
             customer_notes=customers.notes_loader(p),
@@ -58,6 +65,10 @@ class Loaders:
             last_order=customers.last_order_loader(p),
             order_items=customers.order_items_loader(p),
             segment=segment,
+            segment_members=segments.members_loader(p),
+            segment_history=segments.history_loader(p, customers=customer),
+            automation_executions=automations.executions_loader(p, customers=customer),
+            automation_runs=automations.runs_loader(p),
             timeline=customers.timeline_loader(p),
             customer_orders=customers.orders_loader(p),
             campaign=campaigns.campaign_loader(p),
@@ -68,4 +79,5 @@ class Loaders:
             conversation_unread=conversations.unread_loader(p),
             conversation_labels=conversations.labels_loader(p),
             conversation_assignee=conversations.assignee_loader(p),
+            conversation_messages=conversations.messages_loader(p),
         )

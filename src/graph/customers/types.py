@@ -234,6 +234,10 @@ class Customer(relay.Node):
     resolve_nodes = node_resolver(lambda info, keys: info.context.loaders.customer.load_many(keys))
 
 
+def customer_or_none(found: models.Customer | None) -> Customer | None:
+    return Customer.from_model(found) if found else None
+
+
 def _tags(rows: list[models.Tag]) -> list[Tag]:
     return [Tag.from_model(t) for t in rows]
 

@@ -17,7 +17,8 @@ from graph.core import ids
 from graph.core.connection import Connection
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
-from graph.customers.types import Customer
+from graph.core.batch import now, wanted
+from graph.customers.types import Customer, customer_or_none
 from graph.segments.inputs import SegmentOperator
 from graph.tenancy.types import Brand, brand_of
 
@@ -51,9 +52,8 @@ class SegmentHistoryEvent:
     customer_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field
-    async def customer(self, info: Info) -> Customer | None:
-        found = await info.context.loaders.customer.load(self.customer_id)
-        return Customer.from_model(found) if found else None
+    def customer(self, info: Info) -> Customer | None:
+        return now(info.context.loaders.customer, self.customer_id, customer_or_none)
 
 
 @strawberry.type
@@ -105,13 +105,14 @@ class Segment(relay.Node):
 
     @strawberry.field(description="Current members, newest first.")
     async def members(self, info: Info, first: int = 20, after: str | None = None) -> Connection[SegmentMember]:
-        page = await membership.members(info.context.principal, uuid.UUID(self.id), first=clamp_first(first), after=after)
+        page = await info.context.loaders.segment_members.load((uuid.UUID(self.id), clamp_first(first), after))
         return Connection.of(page, lambda r: SegmentMember(entered_at=r[0].entered_at, score=r[0].score,
                                                           customer=Customer.from_model(r[1])))
 
     @strawberry.field(description="Enter and exit events, newest first.")
     async def history(self, info: Info, first: int = 20, after: str | None = None) -> Connection[SegmentHistoryEvent]:
-        page = await membership.history(info.context.principal, uuid.UUID(self.id), first=clamp_first(first), after=after)
+        selected = frozenset(wanted(info, "edges", "node").keys() & {"customer"})
+        page = await info.context.loaders.segment_history.load((uuid.UUID(self.id), clamp_first(first), after, selected))
         return Connection.of(page, lambda e: SegmentHistoryEvent(change=MembershipChange(e.change), at=e.at,
                                                                  customer_id=e.customer_id))
 
