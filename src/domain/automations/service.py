@@ -115,26 +115,6 @@ async def automations_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict
         return {x.id: x for x in await s.scalars(stmt)}
 
 
-async def executions(principal: Principal, automation_id: uuid.UUID, *, first: int, after: str | None
-                     ) -> Page[tuple[AutomationExecution, datetime]]:
-    """The automation's executions, newest run first (then by customer), with their run's start."""
-    authorize(principal, Action.SEGMENT_READ)
-    e, r = AutomationExecution, AutomationRun
-    conditions = [e.tenant_id == principal.tenant_id, e.automation_id == automation_id]
-    if after:
-        started, run_id, customer_id = decode_cursor(after, datetime, uuid.UUID, uuid.UUID)
-        conditions.append(or_(r.started_at < started,
-                              and_(r.started_at == started, e.run_id < run_id),
-                              and_(r.started_at == started, e.run_id == run_id, e.customer_id < customer_id)))
-    async with tenant_session(principal.tenant_id) as s:
-        await _load(s, principal, automation_id)
-        rows = (await s.execute(
-            select(e, r.started_at).join(r, and_(r.tenant_id == e.tenant_id, r.id == e.run_id)).where(*conditions)
-            .order_by(r.started_at.desc(), e.run_id.desc(), e.customer_id.desc()).limit(first + 1))).all()
-    return Page.of([(row[0], row[1]) for row in rows], first,
-                   lambda x: encode_cursor(x[1], x[0].run_id, x[0].customer_id))
-
-
 async def _visible(s: AsyncSession, principal: Principal, automation_ids: list[uuid.UUID]) -> list[uuid.UUID]:
     """Those of ``automation_ids`` whose segment the principal may see."""
     stmt = (select(SegmentAutomation.id)
@@ -191,19 +171,3 @@ async def runs_of(principal: Principal, automation_ids: list[uuid.UUID], *, firs
             rows = list((await s.scalars(select(run).select_from(ids).join(each, true())
                                          .order_by(run.automation_id, run.started_at.desc(), run.id.desc()))).all())
     return pages_by(automation_ids, rows, lambda x: x.automation_id, first, lambda x: encode_cursor(x.started_at, x.id))
-
-
-async def runs(principal: Principal, automation_id: uuid.UUID, *, first: int, after: str | None = None
-               ) -> Page[AutomationRun]:
-    """The automation's runs, newest first."""
-    authorize(principal, Action.SEGMENT_READ)
-    r = AutomationRun
-    conditions = [r.tenant_id == principal.tenant_id, r.automation_id == automation_id]
-    if after:
-        started, last = decode_cursor(after, datetime, uuid.UUID)
-        conditions.append(or_(r.started_at < started, and_(r.started_at == started, r.id < last)))
-    async with tenant_session(principal.tenant_id) as s:
-        await _load(s, principal, automation_id)
-        rows = list((await s.scalars(select(r).where(*conditions).order_by(r.started_at.desc(), r.id.desc())
-                                     .limit(first + 1))).all())
-    return Page.of(rows, first, lambda x: encode_cursor(x.started_at, x.id))

@@ -116,23 +116,6 @@ async def counts(principal: Principal, brand_id: uuid.UUID) -> dict[str, int]:
     return out
 
 
-async def messages(principal: Principal, conversation_id: uuid.UUID, *, first: int, after: str | None,
-                   newest_first: bool = False) -> Page[Message]:
-    """A conversation's messages and notes, oldest first (or newest first), keyset-paginated."""
-    authorize(principal, Action.CONVERSATION_READ)
-    m = Message
-    async with tenant_session(principal.tenant_id) as s:
-        await load(s, principal, conversation_id, field="id")
-        conditions = [m.tenant_id == principal.tenant_id, m.conversation_id == conversation_id]
-        if after:
-            at, last = decode_cursor(after, datetime, uuid.UUID)
-            conditions.append(or_(m.created_at < at, and_(m.created_at == at, m.id < last)) if newest_first
-                              else or_(m.created_at > at, and_(m.created_at == at, m.id > last)))
-        order = (m.created_at.desc(), m.id.desc()) if newest_first else (m.created_at, m.id)
-        rows = list((await s.scalars(select(m).where(*conditions).order_by(*order).limit(first + 1))).all())
-    return Page.of(rows, first, lambda x: encode_cursor(x.created_at, x.id))
-
-
 async def messages_of(principal: Principal, conversation_ids: list[uuid.UUID], *, first: int, after: str | None,
                       newest_first: bool = False) -> dict[uuid.UUID, Page[Message]]:
     """The same page of several conversations' messages and notes in one query (LATERAL), as

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, literal, or_, select, true, union_all, update
+from sqlalchemy import and_, func, literal, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import aliased
 
@@ -44,29 +44,6 @@ class HistoryEvent:
     customer_id: uuid.UUID
     change: str  # entered | exited
     at: datetime
-
-
-async def history(principal: Principal, segment_id: uuid.UUID, *, first: int, after: str | None) -> Page[HistoryEvent]:
-    """Enter and exit events, newest first."""
-    authorize(principal, Action.SEGMENT_READ)
-    m = SegmentMembership
-    base = [m.tenant_id == principal.tenant_id, m.segment_id == segment_id]
-    entered = select(m.customer_id, literal("entered").label("change"), m.entered_at.label("at")).where(*base)
-    exited = select(m.customer_id, literal("exited").label("change"), m.exited_at.label("at")).where(
-        *base, m.exited_at.is_not(None))
-    events = union_all(entered, exited).subquery()
-    conditions = []
-    if after:
-        at, change, last = decode_cursor(after, datetime, str, uuid.UUID)
-        conditions.append(or_(events.c.at < at, and_(events.c.at == at, events.c.change < change),
-                              and_(events.c.at == at, events.c.change == change, events.c.customer_id < last)))
-    async with tenant_session(principal.tenant_id) as s:
-        await load(s, principal, segment_id)
-        rows = (await s.execute(select(events).where(*conditions)
-                                .order_by(events.c.at.desc(), events.c.change.desc(), events.c.customer_id.desc())
-                                .limit(first + 1))).all()
-    items = [HistoryEvent(customer_id=r.customer_id, change=r.change, at=r.at) for r in rows]
-    return Page.of(items, first, lambda e: encode_cursor(e.at, e.change, e.customer_id))
 
 
 async def members_of(principal: Principal, segment_ids: list[uuid.UUID], *, first: int, after: str | None
