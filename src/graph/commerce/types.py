@@ -13,6 +13,7 @@ from strawberry.scalars import JSON
 from domain.commerce import models
 from domain.commerce import service as commerce
 from domain.commerce.service import OrderStatus as DomainOrderStatus
+from graph.core.batch import now
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
 from graph.core.scalars import BigInt
@@ -73,10 +74,10 @@ class Order(relay.Node):
         return await brand_of(info, self.brand_id)
 
     @strawberry.field
-    async def items(self, info: Info) -> list[OrderItem]:
-        rows = await info.context.loaders.order_items.load(uuid.UUID(self.id))
-        return [OrderItem(line_no=i.line_no, sku=i.sku, name=i.name, category=i.category, quantity=i.quantity,
-                          unit_price_cents=i.unit_price_cents) for i in rows]
+    def items(self, info: Info) -> list[OrderItem]:
+        return now(info.context.loaders.order_items, uuid.UUID(self.id), lambda rows: [
+            OrderItem(line_no=i.line_no, sku=i.sku, name=i.name, category=i.category, quantity=i.quantity,
+                      unit_price_cents=i.unit_price_cents) for i in rows])
 
     @strawberry.field
     async def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("graph.customers.types")] | None:

@@ -52,6 +52,7 @@ class Loaders:
     def for_principal(cls, p: Principal) -> Loaders:
         segment = segments.segment_loader(p)
         customer = customers.customer_loader(p)
+        order_items = customers.order_items_loader(p)
         campaign_stats = campaigns.stats_loader(p)
         return cls(
             brand=brand_loader(p),
@@ -63,14 +64,14 @@ class Loaders:
             customer_brands=customers.brand_links_loader(p),
             profile=customers.profile_loader(p),
             last_order=customers.last_order_loader(p),
-            order_items=customers.order_items_loader(p),
+            order_items=order_items,
             segment=segment,
             segment_members=segments.members_loader(p),
             segment_history=segments.history_loader(p, customers=customer),
             automation_executions=automations.executions_loader(p, customers=customer),
             automation_runs=automations.runs_loader(p),
             timeline=customers.timeline_loader(p),
-            customer_orders=customers.orders_loader(p),
+            customer_orders=customers.orders_loader(p, items=order_items),
             campaign=campaigns.campaign_loader(p),
             campaign_stats=campaign_stats,
             brand_campaigns=campaigns.brand_campaigns_loader(p, stats=campaign_stats, segments=segment),

@@ -61,10 +61,18 @@ def timeline_loader(p: Principal) -> DataLoader[tuple, Any]:
         p.tenant_id, ids, flt, visible_brands=scoping.granted_brands(p), first=first, after=after))
 
 
-def orders_loader(p: Principal) -> DataLoader[tuple, Any]:
-    """Keys (customer id, brand id, first, after): one query per distinct page request."""
-    return page_loader(lambda ids, brand_id, first, after: commerce.orders_of_customers(
-        p, ids, brand_id=brand_id, first=first, after=after))
+def orders_loader(p: Principal, *, items: DataLoader) -> DataLoader[tuple, Any]:
+    """Keys (customer id, brand id, first, after, selected order fields): one query per distinct
+    page request, then one batch for the items of every page's orders when selected."""
+
+    async def fetch(ids: list[uuid.UUID], brand_id: uuid.UUID | None, first: int, after: str | None,
+                    wanted: frozenset[str]) -> dict:
+        pages = await commerce.orders_of_customers(p, ids, brand_id=brand_id, first=first, after=after)
+        if "items" in wanted:
+            await items.load_many([o.id for page in pages.values() for o in page.items])
+        return pages
+
+    return page_loader(fetch)
 
 
 # the lists keyed by customer id alone that a page of customers loads when its nodes select them

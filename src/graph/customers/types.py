@@ -179,9 +179,9 @@ class Customer(relay.Node):
 
     @strawberry.field
     def consents(self, info: Info, brand_id: relay.GlobalID | None = None) -> list[Consent]:
-        wanted = ids.optional(brand_id, "Brand", "brandId")
+        brand = ids.optional(brand_id, "Brand", "brandId")
         return now(info.context.loaders.customer_consents, self.pk,
-                   lambda rows: [Consent.from_model(c) for c in rows if wanted is None or c.brand_id == wanted])
+                   lambda rows: [Consent.from_model(c) for c in rows if brand is None or c.brand_id == brand])
 
     @strawberry.field(description="Newest first.")
     def notes(self, info: Info, first: int = 20) -> list[Note]:
@@ -201,8 +201,9 @@ class Customer(relay.Node):
     @strawberry.field(description="Newest first.")
     async def orders(self, info: Info, first: int = 20, after: str | None = None,
                      brand_id: relay.GlobalID | None = None) -> Connection[Order]:
-        wanted = ids.optional(brand_id, "Brand", "brandId")
-        page = await info.context.loaders.customer_orders.load((self.pk, wanted, clamp_first(first), after))
+        brand = ids.optional(brand_id, "Brand", "brandId")
+        selected = frozenset(wanted(info, "edges", "node").keys() & {"items"})
+        page = await info.context.loaders.customer_orders.load((self.pk, brand, clamp_first(first), after, selected))
         return Connection.of(page, Order.from_model)
 
     @strawberry.field(description="Everything that happened to the customer, newest first.")
