@@ -17,10 +17,10 @@ from domain.automations.models import AutomationRun as RunModel
 from domain.automations.models import SegmentAutomation as AutomationModel
 from domain.pagination import clamp_first
 from graph.core import ids
+from graph.core.batch import now, wanted
 from graph.core.connection import Connection
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
-from graph.core.batch import now, wanted
 from graph.customers.types import Customer, customer_or_none
 from graph.segments.types import Segment
 

@@ -23,8 +23,8 @@ from domain.profiles.models import CustomerProfile as ProfileModel
 from domain.timeline import service as timeline
 from graph.commerce.types import Order
 from graph.core import ids
-from graph.core.connection import Connection
 from graph.core.batch import now, wanted
+from graph.core.connection import Connection
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
 from graph.core.scalars import BigInt

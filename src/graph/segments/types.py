@@ -14,10 +14,10 @@ from domain.pagination import clamp_first
 from domain.segments import membership, models
 from domain.segments.models import Segment as SegmentModel
 from graph.core import ids
+from graph.core.batch import now, wanted
 from graph.core.connection import Connection
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
-from graph.core.batch import now, wanted
 from graph.customers.types import Customer, customer_or_none
 from graph.segments.inputs import SegmentOperator
 from graph.tenancy.types import Brand, brand_of
