@@ -16,10 +16,14 @@ Everyone else gets a send time: now (or the campaign's local time in the custome
 moved past the frequency cap when deferred, then out of the brand's quiet hours in the
 customer's timezone (the brand's when unknown). The same statement previews (counts per
 reason) and, at launch, writes one recipient row per customer (unique per campaign).
+
+The frequency cap is decided again when recipients are claimed for sending
+(:func:`claim_within_cap`): launches that ran at the same moment did not see each other's rows.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,12 +47,23 @@ async def _settings(s: AsyncSession, campaign: Campaign) -> MessagingSettings:
                                       send_rate_per_second=500, attribution_days=5)
 
 
+def _out_of_quiet(rules: MessagingSettings, at: str, lt: str, tz: str) -> str:
+    """SQL for the time ``at`` moved out of the brand's quiet hours to their end, in the zone
+    ``tz``; ``lt`` is ``at`` as wall-clock time there (``at AT TIME ZONE tz``). Each argument is
+    an SQL expression chosen by the caller (never input); bind parameters ``:qs`` and ``:qe``."""
+    if rules.quiet_hours_start is None or rules.quiet_hours_end is None \
+            or rules.quiet_hours_start == rules.quiet_hours_end:
+        return at
+    op = "AND" if rules.quiet_hours_start < rules.quiet_hours_end else "OR"
+    return f"""CASE WHEN ({lt}::time >= CAST(:qs AS time) {op} {lt}::time < CAST(:qe AS time))
+             THEN (CASE WHEN {lt}::time < CAST(:qe AS time) THEN {lt}::date + CAST(:qe AS time) ELSE ({lt}::date + 1) + CAST(:qe AS time) END) AT TIME ZONE {tz}
+             ELSE {at} END"""
+
+
 def _decision_sql(campaign: Campaign, rules: MessagingSettings) -> str:
     """The SELECT of (customer_id, address, reason, send_after). Only identifiers chosen here
     (never input) are formatted in; every value is a bind parameter."""
     capped = bool(rules.frequency_cap_count and rules.frequency_cap_hours)
-    quiet = rules.quiet_hours_start is not None and rules.quiet_hours_end is not None \
-        and rules.quiet_hours_start != rules.quiet_hours_end
     cap_join = """
       LEFT JOIN LATERAL (
         SELECT count(*) AS n,
@@ -63,14 +78,7 @@ def _decision_sql(campaign: Campaign, rules: MessagingSettings) -> str:
           WHEN fc.n >= :cap AND NOT (CAST(:scheduled AS boolean) AND fc.next_allowed <= t.t0 + make_interval(hours => :window))
             THEN 'frequency_cap'""" if capped else ""
     cap_time = "CASE WHEN fc.n >= :cap THEN greatest(t.t0, fc.next_allowed) ELSE t.t0 END" if capped else "t.t0"
-    if quiet:
-        in_quiet = ("(j.lt::time >= CAST(:qs AS time) AND j.lt::time < CAST(:qe AS time))" if rules.quiet_hours_start < rules.quiet_hours_end
-                    else "(j.lt::time >= CAST(:qs AS time) OR j.lt::time < CAST(:qe AS time))")
-        send_after = f"""CASE WHEN j.reason IS NULL AND {in_quiet}
-             THEN (CASE WHEN j.lt::time < CAST(:qe AS time) THEN j.lt::date + CAST(:qe AS time) ELSE (j.lt::date + 1) + CAST(:qe AS time) END) AT TIME ZONE j.tz
-             ELSE j.t1 END"""
-    else:
-        send_after = "j.t1"
+    send_after = _out_of_quiet(rules, "j.t1", "j.lt", "j.tz")
     return f"""
     WITH targets AS (
       SELECT DISTINCT m.customer_id FROM segment_memberships m
@@ -188,3 +196,98 @@ async def segment_snapshot(s: AsyncSession, campaign: Campaign) -> list[dict[str
                     "member_count": seg.member_count,
                     "refreshed_at": seg.last_refreshed_at.isoformat() if seg.last_refreshed_at else None})
     return out
+
+
+# --- the cap again, when a recipient is claimed for sending -----------------------------------
+
+def capped(rules: MessagingSettings) -> bool:
+    return bool(rules.frequency_cap_count and rules.frequency_cap_hours)
+
+
+def _cap_key(tenant: str, brand: str, customer: str) -> str:
+    """SQL for the advisory-lock key of one customer's frequency cap with one brand."""
+    return f"hashtextextended('fcap:' || {tenant} || ':' || {brand} || ':' || {customer}, 0)"
+
+
+async def claim_within_cap(s: AsyncSession, campaign: Campaign, brand: Brand, rules: MessagingSettings,
+                           batch_no: int, size: int, chunk: uuid.UUID) -> tuple[list[tuple[uuid.UUID, str]], int] | None:
+    """Claim the batch's next ``size`` due recipients (``queued → sending`` under ``chunk``), each
+    only if the brand's frequency cap still allows it now; None when none is due.
+
+    Launch decides the cap from the rows committed at that moment, so two campaigns launched
+    together can both queue a customer the cap allows once. Here the cap is decided again, against
+    the messages other campaigns of the brand have claimed or sent (``sending``, ``sent``,
+    ``delivered`` within the window): a recipient over the cap is treated as launch treats one,
+    deferred to when the cap allows if the campaign is scheduled and that is within its send
+    window (out of quiet hours, like at launch), else excluded with reason ``frequency_cap``.
+
+    Two statements, whatever the chunk size. The first locks the due rows (``SKIP LOCKED``) and
+    takes a transaction advisory lock per customer and brand, in key order (no deadlock between
+    two claims); the second, whose snapshot starts after those locks are held, so it sees every
+    claim committed by a transaction that held one of them before, counts and claims. The locks
+    are held until the claim commits. Returns the claimed (customer, address) rows, possibly
+    none, and how many recipients the cap excluded."""
+    params: dict[str, Any] = {"tenant": campaign.tenant_id, "brand": campaign.brand_id, "campaign": campaign.id,
+                              "batch": batch_no}
+    key = _cap_key("CAST(:tenant_key AS text)", "CAST(:brand_key AS text)", "d.customer_id::text")
+    ids = [c for c, _ in (await s.execute(text(f"""
+        SELECT x.customer_id, pg_advisory_xact_lock(x.k) FROM (
+          SELECT d.customer_id, {key} AS k FROM (
+            SELECT r.customer_id FROM campaign_recipients r
+             WHERE r.tenant_id = :tenant AND r.campaign_id = :campaign AND r.batch_no = :batch
+               AND r.status = 'queued' AND r.send_after <= now()
+             ORDER BY r.customer_id LIMIT :size FOR UPDATE SKIP LOCKED) d
+          ORDER BY k) x"""), {**params, "size": size, "tenant_key": str(campaign.tenant_id),
+                              "brand_key": str(campaign.brand_id)})).all()]
+    if not ids:
+        return None
+    local = campaign.schedule_mode == "local" and campaign.local_send_at is not None
+    launched = campaign.launched_at or datetime.now(UTC)
+    t0 = ("greatest(CAST(:launched AS timestamptz), CAST(:local_at AS timestamp) AT TIME ZONE c.tz)" if local
+          else "CAST(:start AS timestamptz)")
+    later = _out_of_quiet(rules, "greatest(now(), c.next_allowed)", "(greatest(now(), c.next_allowed) AT TIME ZONE c.tz)",
+                          "c.tz")
+    rows = (await s.execute(text(f"""
+        WITH c AS (
+          SELECT r.customer_id, coalesce(cu.timezone, CAST(:brand_tz AS text)) AS tz, fc.n, fc.next_allowed
+            FROM campaign_recipients r
+            LEFT JOIN customers cu ON cu.tenant_id = :tenant AND cu.id = r.customer_id
+            LEFT JOIN LATERAL (
+              SELECT count(*) AS n,
+                     (array_agg(coalesce(o.sent_at, now()) ORDER BY coalesce(o.sent_at, now()) DESC))[:cap]
+                       + make_interval(hours => :cap_hours) AS next_allowed
+                FROM campaign_recipients o
+               WHERE o.tenant_id = :tenant AND o.brand_id = :brand AND o.customer_id = r.customer_id
+                 AND o.campaign_id <> :campaign AND o.status IN ('sending', 'sent', 'delivered')
+                 AND (o.sent_at IS NULL OR o.sent_at > now() - make_interval(hours => :cap_hours))
+            ) fc ON true
+           WHERE r.tenant_id = :tenant AND r.campaign_id = :campaign AND r.batch_no = :batch
+             AND r.customer_id = ANY(CAST(:ids AS uuid[])) AND r.status = 'queued'
+        ), d AS (
+          SELECT c.customer_id,
+                 CASE WHEN c.n < :cap THEN 'send'
+                      WHEN CAST(:scheduled AS boolean) AND c.next_allowed <= {t0} + make_interval(hours => :window)
+                        THEN 'defer'
+                      ELSE 'cap' END AS outcome,
+                 {later} AS later
+            FROM c
+        )
+        UPDATE campaign_recipients r
+           SET status = CASE d.outcome WHEN 'send' THEN 'sending' WHEN 'defer' THEN 'queued' ELSE 'excluded' END,
+               chunk_key = CASE WHEN d.outcome = 'send' THEN CAST(:chunk AS uuid) END,
+               attempts = r.attempts + CASE WHEN d.outcome = 'send' THEN 1 ELSE 0 END,
+               exclusion_reason = CASE WHEN d.outcome = 'cap' THEN 'frequency_cap' END,
+               send_after = CASE d.outcome WHEN 'send' THEN r.send_after WHEN 'defer' THEN d.later END,
+               batch_no = CASE WHEN d.outcome = 'cap' THEN NULL ELSE r.batch_no END
+          FROM d
+         WHERE r.tenant_id = :tenant AND r.campaign_id = :campaign AND r.batch_no = :batch
+           AND r.customer_id = ANY(CAST(:ids AS uuid[])) AND r.customer_id = d.customer_id
+        RETURNING r.customer_id, r.address, d.outcome"""),
+        {**params, "ids": ids, "chunk": chunk, "brand_tz": brand.timezone, "cap": rules.frequency_cap_count,
+         "cap_hours": rules.frequency_cap_hours, "scheduled": campaign.schedule_mode != "now",
+         "window": campaign.send_window_hours, "launched": launched,
+         "local_at": campaign.local_send_at if local else None,
+         "start": max(campaign.scheduled_at or launched, launched),
+         "qs": rules.quiet_hours_start, "qe": rules.quiet_hours_end})).all()
+    claimed = sorted((c, address) for c, address, outcome in rows if outcome == "send")
+    return claimed, sum(outcome == "cap" for _, _, outcome in rows)

@@ -19,6 +19,8 @@ Exactly once per recipient:
   small chunks, so at most one small chunk per crash is in doubt (docs/campaigns.md).
 * A row never goes back from ``sent``: marking is conditional on the chunk key and an empty
   ``sent_at``.
+* Under a brand's frequency cap, the claim re-decides the cap per recipient, one customer at a
+  time across campaigns (:func:`domain.campaigns.audience.claim_within_cap`).
 
 Pausing: each chunk starts by reading the campaign's status, so a pause stops new sends within
 one provider call; resuming re-dispatches the batches that still have queued recipients.
@@ -53,6 +55,7 @@ from domain.delivery.base import (
     Sender,
     SendResult,
 )
+from domain.delivery.models import MessagingSettings
 from domain.platform import outbox
 from domain.platform import redis as redis_mod
 from domain.platform.broker import tenant_actor
@@ -175,11 +178,14 @@ async def send_batch(tenant_id: uuid.UUID, campaign_id: str, batch_no: int) -> N
             pass
 
 
-async def _claim(s: AsyncSession, tenant_id: uuid.UUID, campaign_id: uuid.UUID, batch_no: int,
+async def _claim(s: AsyncSession, campaign: Campaign, brand: Brand, rules: MessagingSettings, batch_no: int,
                  size: int) -> tuple[uuid.UUID, list[tuple[uuid.UUID, str]]] | None:
     """In-doubt rows first (claimed by an attempt that died: same chunk, same key), else claim
-    the next due rows."""
+    the next due rows: under a frequency cap, only those the cap still allows (the others are
+    deferred or excluded, :func:`audience.claim_within_cap`), so the rows may be none while
+    more are due."""
     r = Recipient
+    tenant_id, campaign_id = campaign.tenant_id, campaign.id
     doubt = (await s.execute(select(r.chunk_key).where(
         r.tenant_id == tenant_id, r.campaign_id == campaign_id, r.batch_no == batch_no, r.status == "sending",
         r.sent_at.is_(None)).limit(1))).scalar()
@@ -189,6 +195,19 @@ async def _claim(s: AsyncSession, tenant_id: uuid.UUID, campaign_id: uuid.UUID, 
             r.chunk_key == doubt, r.sent_at.is_(None)).order_by(r.customer_id))).all()
         return doubt, [tuple(x) for x in rows]
     chunk = uuid.uuid4()
+    if audience.capped(rules):
+        claimed = await audience.claim_within_cap(s, campaign, brand, rules, batch_no, size, chunk)
+        if claimed is None:
+            return None
+        rows, excluded = claimed
+        if excluded:  # from the audience to the excluded, as if launch had excluded them
+            figures = await stats.bump(s, tenant_id, campaign_id, cost_cents=campaign.cost_cents,
+                                       audience=-excluded, excluded=excluded, queued=-excluded)
+            if figures is not None and figures.queued <= 0:
+                locked = await s.scalar(select(Campaign).where(Campaign.tenant_id == tenant_id,
+                                                               Campaign.id == campaign_id).with_for_update())
+                _finish(locked, figures)
+        return chunk, rows
     due = (select(r.customer_id).where(
         r.tenant_id == tenant_id, r.campaign_id == campaign_id, r.batch_no == batch_no, r.status == "queued",
         r.send_after <= func.now()).order_by(r.customer_id).limit(size).with_for_update(skip_locked=True)).scalar_subquery()
@@ -221,10 +240,12 @@ async def _send_chunk(tenant_id: uuid.UUID, campaign_id: uuid.UUID, batch_no: in
         row, provider = loaded
         rules = await delivery.rules_of(s, tenant_id, campaign.brand_id)
         size = max(1, min(provider.max_batch, rules.send_rate_per_second))
-        claimed = await _claim(s, tenant_id, campaign_id, batch_no, size)
+        claimed = await _claim(s, campaign, brand, rules, batch_no, size)
         if claimed is None:
             return False
         chunk, rows = claimed
+        if not rows:  # the frequency cap deferred or excluded every due row of this chunk
+            return True
         messages = await _render(s, campaign, brand, rows)
     await _acquire_rate(campaign.brand_id, rules.send_rate_per_second, size)
     try:
