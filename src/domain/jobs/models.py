@@ -37,6 +37,10 @@ class Job(TenantOwned, Timestamps, Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error_summary: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    # the delivery of the job's message that runs it (domain.jobs.service: claim, renew, release)
+    lease_token: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")  # claims
 
 
 class JobFile(Base):

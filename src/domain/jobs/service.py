@@ -5,10 +5,22 @@ Dramatiq message (an outbox row, relayed to Redis once committed: never lost whi
 away). The worker moves it queued → running → succeeded | failed,
 reports progress (published live on the tenant's ``job:<id>`` topic), and may attach a result
 file. Job work must be idempotent: Dramatiq retries a job whose worker died.
+
+One delivery of the message runs the job at a time, under a lease: :func:`claim` moves the row
+to running with a token of its own and an expiry (one statement: the job is queued, or running
+with an expired lease), a heartbeat renews the expiry while the body works, and finishing
+releases it. Another copy of the message (a re-send while the queue was merely backlogged, a
+redelivery) that finds a live lease leaves without doing the work and without failing the job:
+if the holder dies, its lease expires and the next delivery (Dramatiq's redelivery of the dead
+worker's message, its retry, or :func:`requeue_stalled`) takes the job over. A holder whose lease
+passed to another delivery stops at its next progress report or renewal and writes nothing
+more; every write of a running job names the lease's token.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -120,11 +132,18 @@ async def result_file(tenant_id: uuid.UUID, job_id: uuid.UUID) -> JobFile | None
             JobFile.tenant_id == tenant_id, JobFile.job_id == job_id, JobFile.role == "result"))
 
 
-class Progress:
-    """Progress reporting for a running job: stored and published at most ~4 times a second."""
+class LeaseLost(Exception):
+    """The job's lease passed to another delivery of its message (this one stopped renewing in
+    time): this delivery stops and writes nothing more."""
 
-    def __init__(self, job: Job) -> None:
+
+class Progress:
+    """Progress reporting for a running job: stored and published at most ~4 times a second.
+    With the lease's ``token``, a report finding the lease gone raises :class:`LeaseLost`."""
+
+    def __init__(self, job: Job, token: uuid.UUID | None = None) -> None:
         self.job = job
+        self.token = token
         self.done = 0  # a retried job runs again from the start (bodies are idempotent)
         self.total = job.progress_total
         self._last = 0.0
@@ -142,9 +161,12 @@ class Progress:
         if not force and now - self._last < 0.25 and (self.total is None or self.done < self.total):
             return
         self._last = now
+        held = [Job.lease_token == self.token] if self.token is not None else []
         async with tenant_session(self.job.tenant_id) as s:
-            await s.execute(update(Job).where(Job.tenant_id == self.job.tenant_id, Job.id == self.job.id)
-                            .values(progress_done=self.done, progress_total=self.total))
+            saved = await s.scalar(update(Job).where(Job.tenant_id == self.job.tenant_id, Job.id == self.job.id, *held)
+                                   .values(progress_done=self.done, progress_total=self.total).returning(Job.id))
+            if saved is None:
+                raise LeaseLost(str(self.job.id))
             publish(s, self.job.tenant_id, self.job.id)
 
 
@@ -153,10 +175,67 @@ def publish(session: AsyncSession, tenant_id: uuid.UUID, job_id: uuid.UUID) -> N
     outbox.publish(session, tenant_id, topic(job_id), {"id": str(job_id)})
 
 
-async def _transition(job: Job, **values: Any) -> None:
+LEASE = timedelta(seconds=60)  # how long a claim holds without being renewed
+RENEW_EVERY = 20.0  # seconds between renewals: two may fail (a slow database) before it expires
+
+
+async def claim(tenant_id: uuid.UUID, job_id: uuid.UUID) -> tuple[Job, uuid.UUID] | None:
+    """Take the job for this delivery: queued → running, or running with an expired (or no)
+    lease → running under a new one; one conditional statement, so two deliveries at once cannot
+    both win. Returns the job and the lease's token, or None (unknown, finished, or held)."""
+    token = uuid.uuid4()
+    async with tenant_session(tenant_id) as s:
+        job = await s.scalar(update(Job).where(
+            Job.tenant_id == tenant_id, Job.id == job_id,
+            or_(Job.status == JobStatus.QUEUED.value,
+                and_(Job.status == JobStatus.RUNNING.value,
+                     or_(Job.lease_expires_at.is_(None), Job.lease_expires_at <= func.now()))),
+        ).values(status=JobStatus.RUNNING.value, lease_token=token, lease_expires_at=func.now() + LEASE,
+                 attempts=Job.attempts + 1, started_at=func.coalesce(Job.started_at, func.now()))
+            .returning(Job).execution_options(synchronize_session=False))
+        if job is not None:
+            publish(s, tenant_id, job_id)
+    return (job, token) if job is not None else None
+
+
+async def renew(job: Job, token: uuid.UUID) -> bool:
+    """Push the lease's expiry on; False when the lease is no longer this delivery's."""
     async with tenant_session(job.tenant_id) as s:
-        await s.execute(update(Job).where(Job.tenant_id == job.tenant_id, Job.id == job.id).values(**values))
-        publish(s, job.tenant_id, job.id)
+        return await s.scalar(update(Job).where(
+            Job.tenant_id == job.tenant_id, Job.id == job.id, Job.lease_token == token,
+            Job.status == JobStatus.RUNNING.value,
+        ).values(lease_expires_at=func.now() + LEASE).returning(Job.id)) is not None
+
+
+async def _heartbeat(job: Job, token: uuid.UUID, work: asyncio.Future) -> bool:
+    """Renew the lease every :data:`RENEW_EVERY` seconds while ``work`` runs; cancel it and
+    return True when the lease has passed to another delivery. A renewal that fails (the
+    database away) is retried at the next beat; the lease may then expire, and the next progress
+    report or renewal finds out."""
+    while True:
+        await asyncio.sleep(RENEW_EVERY)
+        try:
+            held = await renew(job, token)
+        except Exception:
+            log.warning("job lease not renewed", exc_info=True, extra={"job_id": str(job.id)})
+            continue
+        if not held:
+            log.warning("job lease lost to another delivery", extra={"job_id": str(job.id)})
+            work.cancel()
+            return True
+
+
+async def _transition(job: Job, token: uuid.UUID, *, announce: bool = True, **values: Any) -> bool:
+    """Write the job's new state and release the lease, if this delivery still holds it."""
+    async with tenant_session(job.tenant_id) as s:
+        done = await s.scalar(update(Job).where(Job.tenant_id == job.tenant_id, Job.id == job.id,
+                                                Job.lease_token == token)
+                              .values(lease_token=None, lease_expires_at=None, **values).returning(Job.id))
+        if done is not None and announce:
+            publish(s, job.tenant_id, job.id)
+    if done is None:
+        log.warning("job lease lost before the job's end was written", extra={"job_id": str(job.id)})
+    return done is not None
 
 
 def error_summary(exc: BaseException) -> str:
@@ -173,16 +252,20 @@ STALLED_AFTER_MINUTES = 15
 
 
 async def requeue_stalled(tenant_id: uuid.UUID) -> int:
-    """Send again the message of jobs still queued long after creation. The outbox loses no
-    message while Redis is away, so this is a backstop for a Redis that lost its data (a crash
-    within the last second it had not yet persisted, or no persistence) or a message
-    dead-lettered by Dramatiq. Job bodies are idempotent, so a late duplicate is harmless.
-    Returns how many were sent."""
+    """Send again the message of jobs still queued long after their last change, and of running
+    jobs whose lease expired that long ago (the holder died and no redelivery came). The outbox
+    loses no message while Redis is away, so this is a backstop for a Redis that lost its data (a
+    crash within the last second it had not yet persisted, or no persistence) or a message
+    dead-lettered by Dramatiq. A copy that finds the job held or finished leaves it, so a late
+    duplicate is harmless. Returns how many were sent."""
+    stalled_since = func.now() - timedelta(minutes=STALLED_AFTER_MINUTES)
     async with tenant_session(tenant_id) as s:
         stalled = list((await s.scalars(
             update(Job)
-            .where(Job.tenant_id == tenant_id, Job.status == JobStatus.QUEUED.value,
-                   Job.updated_at < func.now() - timedelta(minutes=STALLED_AFTER_MINUTES))
+            .where(Job.tenant_id == tenant_id, Job.updated_at < stalled_since,
+                   or_(Job.status == JobStatus.QUEUED.value,
+                       and_(Job.status == JobStatus.RUNNING.value,
+                            or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < stalled_since))))
             .values(updated_at=func.now())
             .returning(Job)
         )).all())
@@ -193,35 +276,61 @@ async def requeue_stalled(tenant_id: uuid.UUID) -> int:
     return len(stalled)
 
 
+def job_runner(kind: str, body: JobBody, *, max_retries: int = 3) -> Callable[[uuid.UUID, str], Awaitable[None]]:
+    """What one delivery of a job's message does: claim the job under a lease (or leave, when it
+    is finished or held), run ``body`` with a heartbeat renewing the lease, then record the end
+    and release the lease. The body gets the job and a Progress; what it returns becomes
+    ``job.result``. An exception fails the job once Dramatiq has no retries left (``max_retries``);
+    until then the job stays running, its lease released for the retry."""
+
+    async def run(tenant_id: uuid.UUID, job_id: str) -> None:
+        claimed = await claim(tenant_id, uuid.UUID(job_id))
+        if claimed is None:
+            # unknown, finished, or running under another delivery's live lease: that
+            # delivery finishes it, or its lease expires and a later delivery takes over
+            log.info("job not claimed: finished or held elsewhere", extra={"job_id": job_id, "kind": kind})
+            return
+        job, token = claimed
+        progress = Progress(job, token)
+        work = asyncio.ensure_future(body(job, progress))
+        heartbeat = asyncio.ensure_future(_heartbeat(job, token, work))
+        try:
+            result = await work
+        except LeaseLost:  # a progress report found the lease gone
+            return
+        except asyncio.CancelledError:
+            if heartbeat.done() and not heartbeat.cancelled() and heartbeat.result():
+                return  # the heartbeat found the lease gone and stopped the work
+            raise  # this delivery itself is being stopped
+        except Exception as exc:
+            message = dramatiq.middleware.CurrentMessage.get_current_message()
+            retries = (message.options.get("retries", 0) if message else 0)
+            if retries >= max_retries:
+                log.exception("job failed", extra={"job_id": job_id, "kind": kind})
+                await _transition(job, token, status=JobStatus.FAILED.value, finished_at=datetime.now(UTC),
+                                  error_summary=error_summary(exc))
+                return
+            # still running: release the lease so that Dramatiq's retry claims the job at once
+            # (if this fails too, the lease expires and the retry waits for that)
+            with contextlib.suppress(Exception):
+                await _transition(job, token, announce=False)
+            raise
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        await _transition(job, token, status=JobStatus.SUCCEEDED.value, finished_at=datetime.now(UTC),
+                          progress_done=progress.done, progress_total=progress.total or progress.done,
+                          result=result or {})
+
+    return run
+
+
 def job_actor(kind: str, *, queue_name: str = "jobs", time_limit: int = 3_600_000, max_retries: int = 3):
-    """Declare the Dramatiq actor that runs jobs of ``kind``. The body gets the job and a
-    Progress; what it returns becomes ``job.result``. An exception fails the job once Dramatiq
-    has no retries left; until then the job stays running and is retried."""
+    """Declare the Dramatiq actor that runs jobs of ``kind`` (:func:`job_runner`)."""
 
     def decorator(body: JobBody) -> dramatiq.Actor:
-        async def run(tenant_id: uuid.UUID, job_id: str) -> None:
-            async with tenant_session(tenant_id) as s:
-                job = await s.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.id == uuid.UUID(job_id)))
-            if job is None or job.status in (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value):
-                return  # unknown, or a redelivery of finished work
-            await _transition(job, status=JobStatus.RUNNING.value,
-                              started_at=job.started_at or datetime.now(UTC))
-            progress = Progress(job)
-            try:
-                result = await body(job, progress)
-            except Exception as exc:
-                message = dramatiq.middleware.CurrentMessage.get_current_message()
-                retries = (message.options.get("retries", 0) if message else 0)
-                if retries >= max_retries:
-                    log.exception("job failed", extra={"job_id": job_id, "kind": kind})
-                    await _transition(job, status=JobStatus.FAILED.value, finished_at=datetime.now(UTC),
-                                      error_summary=error_summary(exc))
-                    return
-                raise
-            await _transition(job, status=JobStatus.SUCCEEDED.value, finished_at=datetime.now(UTC),
-                              progress_done=progress.done, progress_total=progress.total or progress.done,
-                              result=result or {})
-
+        run = job_runner(kind, body, max_retries=max_retries)
         run.__name__ = body.__name__
         run.__module__ = body.__module__
         run.__qualname__ = body.__qualname__
