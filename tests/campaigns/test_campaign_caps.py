@@ -13,6 +13,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from conftest import Api, TenantFixture
 from support.campaigns import audience, create, identity, launch, recipients, wait_status
 from support.sending import cid, emails_of, fake_messages, provider, settings, until
@@ -92,14 +94,16 @@ async def test_a_cap_that_allows_both_sends_both(api: Api, tenant: TenantFixture
         assert {r.status for r in await recipients(tenant, campaign)} == {"sent"}
 
 
+@pytest.mark.parametrize("lock_row", ["first claimed now", "claimed before"])
 async def test_a_claim_waits_for_another_campaigns_claim_of_the_customer_and_sees_it(
-        api: Api, tenant: TenantFixture) -> None:
+        api: Api, tenant: TenantFixture, lock_row: str) -> None:
     """Two claims in two transactions, each campaign's only recipient the same customer: the
-    second blocks on the customer's lock while the first is uncommitted, then counts its claim."""
+    second blocks on the customer's lock row while the first is uncommitted, then counts its
+    claim; whether the first claim creates the lock row or finds it."""
     from sqlalchemy import select, update
 
     from domain.campaigns import audience as aud
-    from domain.campaigns.models import Campaign, Recipient
+    from domain.campaigns.models import Campaign, CapLock, Recipient
     from domain.delivery.models import MessagingSettings
     from domain.platform.db import tenant_session
     from domain.tenancy.models import Brand
@@ -113,6 +117,8 @@ async def test_a_claim_waits_for_another_campaigns_claim_of_the_customer_and_see
                    for c in (first, second)])
         await s.execute(update(Campaign).where(Campaign.tenant_id == tenant.id, Campaign.id.in_([cid(first), cid(second)]))
                         .values(status="sending", launched_at=now))
+        if lock_row == "claimed before":
+            s.add(CapLock(tenant_id=tenant.id, brand_id=tenant.brands["a"], customer_id=ids[0]))
     rules = MessagingSettings(tenant_id=tenant.id, brand_id=tenant.brands["a"], frequency_cap_count=1,
                               frequency_cap_hours=24, send_rate_per_second=500)
 

@@ -204,11 +204,6 @@ def capped(rules: MessagingSettings) -> bool:
     return bool(rules.frequency_cap_count and rules.frequency_cap_hours)
 
 
-def _cap_key(tenant: str, brand: str, customer: str) -> str:
-    """SQL for the advisory-lock key of one customer's frequency cap with one brand."""
-    return f"hashtextextended('fcap:' || {tenant} || ':' || {brand} || ':' || {customer}, 0)"
-
-
 async def claim_within_cap(s: AsyncSession, campaign: Campaign, brand: Brand, rules: MessagingSettings,
                            batch_no: int, size: int, chunk: uuid.UUID) -> tuple[list[tuple[uuid.UUID, str]], int] | None:
     """Claim the batch's next ``size`` due recipients (``queued → sending`` under ``chunk``), each
@@ -222,23 +217,25 @@ async def claim_within_cap(s: AsyncSession, campaign: Campaign, brand: Brand, ru
     window (out of quiet hours, like at launch), else excluded with reason ``frequency_cap``.
 
     Two statements, whatever the chunk size. The first locks the due rows (``SKIP LOCKED``) and
-    takes a transaction advisory lock per customer and brand, in key order (no deadlock between
-    two claims); the second, whose snapshot starts after those locks are held, so it sees every
-    claim committed by a transaction that held one of them before, counts and claims. The locks
-    are held until the claim commits. Returns the claimed (customer, address) rows, possibly
-    none, and how many recipients the cap excluded."""
+    the customers' rows of ``frequency_cap_locks`` (:class:`CapLock`: an upsert in key order that
+    writes nothing to an existing row, so two claims never deadlock), held until the claim
+    commits; the second, whose snapshot starts once those locks are held, so it sees every claim
+    committed by a transaction that held one of them before, counts and claims. Returns the
+    claimed (customer, address) rows, possibly none, and how many recipients the cap excluded."""
     params: dict[str, Any] = {"tenant": campaign.tenant_id, "brand": campaign.brand_id, "campaign": campaign.id,
                               "batch": batch_no}
-    key = _cap_key("CAST(:tenant_key AS text)", "CAST(:brand_key AS text)", "d.customer_id::text")
-    ids = [c for c, _ in (await s.execute(text(f"""
-        SELECT x.customer_id, pg_advisory_xact_lock(x.k) FROM (
-          SELECT d.customer_id, {key} AS k FROM (
-            SELECT r.customer_id FROM campaign_recipients r
-             WHERE r.tenant_id = :tenant AND r.campaign_id = :campaign AND r.batch_no = :batch
-               AND r.status = 'queued' AND r.send_after <= now()
-             ORDER BY r.customer_id LIMIT :size FOR UPDATE SKIP LOCKED) d
-          ORDER BY k) x"""), {**params, "size": size, "tenant_key": str(campaign.tenant_id),
-                              "brand_key": str(campaign.brand_id)})).all()]
+    ids = list((await s.execute(text("""
+        WITH due AS (
+          SELECT r.customer_id FROM campaign_recipients r
+           WHERE r.tenant_id = :tenant AND r.campaign_id = :campaign AND r.batch_no = :batch
+             AND r.status = 'queued' AND r.send_after <= now()
+           ORDER BY r.customer_id LIMIT :size FOR UPDATE SKIP LOCKED
+        ), locked AS (
+          INSERT INTO frequency_cap_locks (tenant_id, brand_id, customer_id)
+          SELECT CAST(:tenant AS uuid), CAST(:brand AS uuid), due.customer_id FROM due ORDER BY due.customer_id
+          ON CONFLICT (tenant_id, brand_id, customer_id) DO UPDATE SET customer_id = excluded.customer_id WHERE false
+        )
+        SELECT customer_id FROM due"""), {**params, "size": size})).scalars().all())
     if not ids:
         return None
     local = campaign.schedule_mode == "local" and campaign.local_send_at is not None

@@ -145,6 +145,26 @@ class Recipient(Base):
     revenue_cents: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
 
 
+class CapLock(Base):
+    """One row per customer and brand that had a recipient claimed under the brand's frequency
+    cap. Each such claim locks its customers' rows (an upsert that writes nothing to an existing
+    row), in key order, until it commits: two claims of one customer for two campaigns take turns,
+    and the second counts the first one's message (:func:`domain.campaigns.audience.claim_within_cap`).
+    Row locks live in the rows, so a claim of hundreds of customers takes nothing from
+    PostgreSQL's shared lock table."""
+
+    __tablename__ = "frequency_cap_locks"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "brand_id"], ["brands.tenant_id", "brands.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], ondelete="CASCADE"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    brand_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
 class Conversion(Base):
     """An order attributed to a campaign (last engagement within the brand's window): one row
     per order, so recording the same order twice attributes it once."""

@@ -19,8 +19,8 @@ Exactly once per recipient:
   small chunks, so at most one small chunk per crash is in doubt (docs/campaigns.md).
 * A row never goes back from ``sent``: marking is conditional on the chunk key and an empty
   ``sent_at``.
-* Under a brand's frequency cap, the claim re-decides the cap per recipient, one customer at a
-  time across campaigns (:func:`domain.campaigns.audience.claim_within_cap`).
+* Under a brand's frequency cap, the claim re-decides the cap per recipient, holding a lock per
+  customer and brand across campaigns (:func:`domain.campaigns.audience.claim_within_cap`).
 
 Pausing: each chunk starts by reading the campaign's status, so a pause stops new sends within
 one provider call; resuming re-dispatches the batches that still have queued recipients.
