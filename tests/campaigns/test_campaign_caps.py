@@ -155,3 +155,57 @@ async def test_a_claim_waits_for_another_campaigns_claim_of_the_customer_and_see
     assert claimed_two == ([], 1), claimed_two
     statuses = {cid(c): (r.status, r.exclusion_reason) for c in (first, second) for r in await recipients(tenant, c)}
     assert statuses == {cid(first): ("sending", None), cid(second): ("excluded", "frequency_cap")}, statuses
+
+
+@pytest.mark.parametrize(("window", "quiet", "expected"), [
+    (48, False, "deferred to when the cap allows"),
+    (48, True, "deferred, then out of quiet hours"),
+    (12, False, "excluded: the cap allows it only after the send window"),
+])
+async def test_a_scheduled_campaign_over_the_cap_at_claim_time_defers_like_launch(
+        api: Api, tenant: TenantFixture, window: int, quiet: bool, expected: str) -> None:
+    """The customer got a message from another campaign of the brand an hour ago (cap: one a
+    day). A scheduled campaign's claim defers its recipient to 24 hours after that message when
+    that is within its send window (then out of the brand's quiet hours), and excludes it
+    otherwise: what launch decides for the same customer."""
+    from sqlalchemy import select, update
+
+    from domain.campaigns import audience as aud
+    from domain.campaigns.models import Campaign, Recipient
+    from domain.delivery.models import MessagingSettings
+    from domain.platform.db import tenant_session
+    from domain.tenancy.models import Brand
+
+    seg, ids = await audience(tenant, 1)
+    earlier, scheduled = await create(api, tenant, seg), await create(api, tenant, seg)
+    now = datetime.now(UTC).replace(microsecond=0)
+    sent_at = now - timedelta(hours=1)
+    allowed = sent_at + timedelta(hours=24)
+    async with tenant_session(tenant.id) as s:
+        s.add_all([
+            Recipient(tenant_id=tenant.id, campaign_id=cid(earlier), customer_id=ids[0], brand_id=tenant.brands["a"],
+                      status="sent", address="x@example.test", batch_no=0, send_after=sent_at, sent_at=sent_at),
+            Recipient(tenant_id=tenant.id, campaign_id=cid(scheduled), customer_id=ids[0], brand_id=tenant.brands["a"],
+                      status="queued", address="x@example.test", batch_no=0, send_after=now - timedelta(seconds=1)),
+        ])
+        await s.execute(update(Campaign).where(Campaign.tenant_id == tenant.id, Campaign.id == cid(scheduled)).values(
+            status="sending", schedule_mode="at", scheduled_at=now, launched_at=now, send_window_hours=window))
+    rules = MessagingSettings(tenant_id=tenant.id, brand_id=tenant.brands["a"], frequency_cap_count=1,
+                              frequency_cap_hours=24, send_rate_per_second=500)
+    if quiet:  # the brand's zone is UTC: quiet from an hour before the allowed time to two after
+        rules.quiet_hours_start = (allowed - timedelta(hours=1)).time()
+        rules.quiet_hours_end = (allowed + timedelta(hours=2)).time()
+
+    async with tenant_session(tenant.id) as s:
+        campaign = await s.scalar(select(Campaign).where(Campaign.tenant_id == tenant.id, Campaign.id == cid(scheduled)))
+        brand = await s.scalar(select(Brand).where(Brand.tenant_id == tenant.id, Brand.id == campaign.brand_id))
+        claimed = await aud.claim_within_cap(s, campaign, brand, rules, 0, 500, uuid.uuid4())
+    [row] = await recipients(tenant, scheduled)
+    if window == 12:
+        assert claimed == ([], 1), (expected, claimed)
+        assert (row.status, row.exclusion_reason, row.send_after, row.batch_no) == ("excluded", "frequency_cap", None, None)
+    else:
+        assert claimed == ([], 0), (expected, claimed)
+        later = allowed + timedelta(hours=2) if quiet else allowed
+        assert (row.status, row.exclusion_reason, row.send_after, row.batch_no) == ("queued", None, later, 0), expected
+        assert row.chunk_key is None and row.attempts == 0

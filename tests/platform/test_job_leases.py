@@ -1,7 +1,8 @@
 """Job leases: one delivery of a job's message runs it at a time. Two copies delivered at once
 run the work once, and the holder's heartbeat keeps its lease past the lease's length; a copy
 finding a live lease leaves the job running (not failed); once the lease expires (a holder that
-stopped renewing) the next copy takes over, and the old holder writes nothing more; the sweep
+stopped renewing) the next copy takes over, and the old holder writes nothing more; a delivery
+stopped mid-work releases its lease for the retry; the sweep
 sends again the message of a job whose lease expired long ago, and the real worker finishes it.
 
 The copies here run in this process what a job actor runs in the worker for one delivery
@@ -127,6 +128,24 @@ async def test_a_live_lease_turns_a_copy_away_and_an_expired_one_is_taken_over(t
     after = await job_row(tenant.id, job_id)
     assert (after.status, after.result, after.progress_done, after.progress_total, after.updated_at) == \
         ("succeeded", {"run": 2}, 3, 3, done.updated_at)
+
+
+async def test_a_delivery_stopped_mid_work_releases_its_lease_for_the_retry(tenant: TenantFixture) -> None:
+    """Dramatiq stops a delivery at its time limit (or the worker shuts down) by cancelling it:
+    the job stays running, without a lease, and the retry takes it over at once."""
+    job_id = await new_job(tenant.id)
+    GATES[job_id] = asyncio.Event()  # never set: the first run works until it is stopped
+    stopped = asyncio.ensure_future(deliver(tenant.id, job_id))
+    await until(lambda: _running(tenant.id, job_id), "the first delivery to hold the job")
+    stopped.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopped
+    left = await job_row(tenant.id, job_id)
+    assert (left.status, left.lease_token, left.lease_expires_at, left.attempts) == ("running", None, None, 1)
+
+    await asyncio.wait_for(deliver(tenant.id, job_id), 10)
+    done = await job_row(tenant.id, job_id)
+    assert (done.status, done.result, done.attempts, len(RUNS[job_id])) == ("succeeded", {"run": 2}, 2, 2)
 
 
 async def test_a_finished_job_is_not_claimed_again(tenant: TenantFixture) -> None:

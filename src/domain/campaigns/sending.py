@@ -205,7 +205,8 @@ async def _claim(s: AsyncSession, campaign: Campaign, brand: Brand, rules: Messa
                                        audience=-excluded, excluded=excluded, queued=-excluded)
             if figures is not None and figures.queued <= 0:
                 locked = await s.scalar(select(Campaign).where(Campaign.tenant_id == tenant_id,
-                                                               Campaign.id == campaign_id).with_for_update())
+                                                               Campaign.id == campaign_id).with_for_update()
+                                        .execution_options(populate_existing=True))
                 _finish(locked, figures)
         return chunk, rows
     due = (select(r.customer_id).where(

@@ -301,7 +301,11 @@ def job_runner(kind: str, body: JobBody, *, max_retries: int = 3) -> Callable[[u
         except asyncio.CancelledError:
             if heartbeat.done() and not heartbeat.cancelled() and heartbeat.result():
                 return  # the heartbeat found the lease gone and stopped the work
-            raise  # this delivery itself is being stopped
+            # this delivery itself is being stopped (its time limit, the worker shutting down):
+            # release the lease, so that Dramatiq's retry or redelivery need not wait for it
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.shield(_transition(job, token, announce=False))
+            raise
         except Exception as exc:
             message = dramatiq.middleware.CurrentMessage.get_current_message()
             retries = (message.options.get("retries", 0) if message else 0)
