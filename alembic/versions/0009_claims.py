@@ -23,7 +23,6 @@ def upgrade() -> None:
     sa.Column('brand_id', sa.UUID(), nullable=False),
     sa.Column('customer_id', sa.UUID(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.ForeignKeyConstraint(['tenant_id', 'brand_id'], ['brands.tenant_id', 'brands.id'], name=op.f('fk_frequency_cap_locks_tenant_id_brand_id_brands'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['tenant_id', 'customer_id'], ['customers.tenant_id', 'customers.id'], name=op.f('fk_frequency_cap_locks_tenant_id_customer_id_customers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('tenant_id', 'brand_id', 'customer_id', name=op.f('pk_frequency_cap_locks'))
     )

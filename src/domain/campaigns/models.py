@@ -155,7 +155,8 @@ class CapLock(Base):
 
     __tablename__ = "frequency_cap_locks"
     __table_args__ = (
-        ForeignKeyConstraint(["tenant_id", "brand_id"], ["brands.tenant_id", "brands.id"], ondelete="CASCADE"),
+        # no key to brands, as recipients have none: each new row's check would share-lock the
+        # brand's one row, which every concurrent claim of the brand's campaigns does at once
         ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], ondelete="CASCADE"),
     )
 
