@@ -3,6 +3,7 @@
     .venv/bin/python bench/campaigns_bench.py                        # 100,000 recipients, 1,000 subscribers
     .venv/bin/python bench/campaigns_bench.py --recipients 10000     # quicker
     .venv/bin/python bench/campaigns_bench.py --only throughput --processes 2 --threads 4
+    .venv/bin/python bench/campaigns_bench.py --only throughput --recipients 10000 --frequency-cap 3
     .venv/bin/python bench/campaigns_bench.py --only live --subscribers 1000 --per-connection 1
     .venv/bin/python bench/campaigns_bench.py --only live --subscribers 10000 --api-processes 2
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres BENCH_REDIS_URL=redis://127.0.0.1:6379/7 \\
@@ -13,7 +14,9 @@ unless BENCH_DATA_DIR / BENCH_DATABASE_URL / BENCH_REDIS_URL say otherwise; a fr
 ``brandgraph_campaigns_bench`` database, migrated): one tenant, one brand with a sender identity,
 Brevo as its e-mail provider (``delivery.service.set_provider``), ``send_rate_per_second`` 100,000
 (the API's maximum), and ``--recipients`` customers with e-mail consent in one static segment,
-set-based with generate_series as the app role; then VACUUM ANALYZE.
+set-based with generate_series as the app role; then VACUUM ANALYZE. ``--frequency-cap N`` gives
+the brand a cap of N messages a day, which no recipient reaches: launch and every claim take the
+capped path.
 
 1. **Throughput.** The Brevo fake (``tests/fakes/providers.py``) runs as its own process on
    loopback, and real Dramatiq workers (``python -m dramatiq domain.worker --processes P --threads
@@ -247,7 +250,7 @@ def fake_reset(fake_url: str) -> None:
 # --- setup -----------------------------------------------------------------------------------
 
 
-async def setup_brand():
+async def setup_brand(frequency_cap: int = 0):
     from domain.delivery import service as delivery
     from domain.delivery.base import Channel
     from domain.tenancy import brands
@@ -256,7 +259,10 @@ async def setup_brand():
     await brands.update_brand(owner, brand_id, {"from_email": "news@bench.example.com", "from_name": "Bench Outdoor",
                                                 "reply_to": "care@bench.example.com"})
     await delivery.set_provider(owner, brand_id, Channel.EMAIL, "brevo", {}, {"apiKey": API_KEY})
-    await delivery.update_messaging_settings(owner, brand_id, {"send_rate_per_second": 100_000})
+    rules: dict[str, Any] = {"send_rate_per_second": 100_000}
+    if frequency_cap:  # each recipient gets one message, so any cap allows all: the claims take the capped path
+        rules |= {"frequency_cap_count": frequency_cap, "frequency_cap_hours": 24}
+    await delivery.update_messaging_settings(owner, brand_id, rules)
     return owner, brand_id
 
 
@@ -724,10 +730,11 @@ async def run(args: argparse.Namespace) -> int:
 
     # SIGTERM (timeout(1), kill) cancels the run, so that the processes it started are stopped
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    owner, brand_id = await setup_brand()
+    owner, brand_id = await setup_brand(args.frequency_cap)
     async with tenant_session(owner.tenant_id) as s:
         server = (await s.execute(text("SHOW server_version"))).scalar()
-    out: dict[str, Any] = {"cpus": os.cpu_count(), "postgres": server, "database": args.where}
+    out: dict[str, Any] = {"cpus": os.cpu_count(), "postgres": server, "database": args.where,
+                           "frequency_cap": args.frequency_cap or None}
     campaign_id = None
     if args.only in (None, "throughput"):
         out["throughput"] = await throughput(args, owner, brand_id)
@@ -761,6 +768,8 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=50)
     parser.add_argument("--spacing", type=float, default=0.3, help="seconds between changes")
     parser.add_argument("--only", choices=["throughput", "live"])
+    parser.add_argument("--frequency-cap", type=int, default=0,
+                        help="give the brand a cap of N messages a day (0: none); every recipient stays within it")
     parser.add_argument("--profile", action="store_true", help="py-spy the API during the live part")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     # the websocket client process
