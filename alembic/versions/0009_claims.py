@@ -1,8 +1,9 @@
 """Claims: a lock row per customer and brand that frequency-capped sends claim in turn, and the
-lease under which one delivery of a job's message runs the job.
+lease under which one delivery of a job's message runs the job. Numbered 0009, it applies after
+0010 (written at the same time, and possibly applied already): a database at 0010 still gets it.
 
 Revision ID: 0009_claims
-Revises: 0008_message_claims
+Revises: 0010_customer_search
 Create Date: 2026-12-07 22:10:00
 """
 
@@ -12,7 +13,7 @@ from alembic import op
 from domain.platform.sqlfiles import run_sql_file
 
 revision = '0009_claims'
-down_revision = '0008_message_claims'
+down_revision = '0010_customer_search'
 branch_labels = None
 depends_on = None
 
