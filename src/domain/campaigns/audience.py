@@ -220,7 +220,12 @@ async def claim_within_cap(s: AsyncSession, campaign: Campaign, brand: Brand, ru
     the customers' rows of ``frequency_cap_locks`` (:class:`CapLock`: an upsert in key order that
     writes nothing to an existing row, so two claims never deadlock), held until the claim
     commits; the second, whose snapshot starts once those locks are held, so it sees every claim
-    committed by a transaction that held one of them before, counts and claims. Returns the
+    committed by a transaction that held one of them before, counts and claims. It counts the
+    other messages of all the chunk's customers in one grouped read (``customer_id = ANY``), and
+    computes that read and the decisions once each (``MATERIALIZED``): on a
+    ``campaign_recipients`` whose statistics are stale (a campaign just launched, its rows not yet
+    analyzed) the planner otherwise ran them again per recipient, inside nested loops, a claim of
+    500 taking ten to a hundred times as long. Returns the
     claimed (customer, address) rows, possibly none, and how many recipients the cap excluded."""
     params: dict[str, Any] = {"tenant": campaign.tenant_id, "brand": campaign.brand_id, "campaign": campaign.id,
                               "batch": batch_no}
@@ -245,22 +250,24 @@ async def claim_within_cap(s: AsyncSession, campaign: Campaign, brand: Brand, ru
     later = _out_of_quiet(rules, "greatest(now(), c.next_allowed)", "(greatest(now(), c.next_allowed) AT TIME ZONE c.tz)",
                           "c.tz")
     rows = (await s.execute(text(f"""
-        WITH c AS (
-          SELECT r.customer_id, coalesce(cu.timezone, CAST(:brand_tz AS text)) AS tz, fc.n, fc.next_allowed
+        WITH fc AS MATERIALIZED (
+          SELECT o.customer_id, count(*) AS n,
+                 (array_agg(coalesce(o.sent_at, now()) ORDER BY coalesce(o.sent_at, now()) DESC))[:cap]
+                   + make_interval(hours => :cap_hours) AS next_allowed
+            FROM campaign_recipients o
+           WHERE o.tenant_id = :tenant AND o.brand_id = :brand AND o.customer_id = ANY(CAST(:ids AS uuid[]))
+             AND o.campaign_id <> :campaign AND o.status IN ('sending', 'sent', 'delivered')
+             AND (o.sent_at IS NULL OR o.sent_at > now() - make_interval(hours => :cap_hours))
+           GROUP BY o.customer_id
+        ), c AS (
+          SELECT r.customer_id, coalesce(cu.timezone, CAST(:brand_tz AS text)) AS tz, coalesce(fc.n, 0) AS n,
+                 fc.next_allowed
             FROM campaign_recipients r
             LEFT JOIN customers cu ON cu.tenant_id = :tenant AND cu.id = r.customer_id
-            LEFT JOIN LATERAL (
-              SELECT count(*) AS n,
-                     (array_agg(coalesce(o.sent_at, now()) ORDER BY coalesce(o.sent_at, now()) DESC))[:cap]
-                       + make_interval(hours => :cap_hours) AS next_allowed
-                FROM campaign_recipients o
-               WHERE o.tenant_id = :tenant AND o.brand_id = :brand AND o.customer_id = r.customer_id
-                 AND o.campaign_id <> :campaign AND o.status IN ('sending', 'sent', 'delivered')
-                 AND (o.sent_at IS NULL OR o.sent_at > now() - make_interval(hours => :cap_hours))
-            ) fc ON true
+            LEFT JOIN fc ON fc.customer_id = r.customer_id
            WHERE r.tenant_id = :tenant AND r.campaign_id = :campaign AND r.batch_no = :batch
              AND r.customer_id = ANY(CAST(:ids AS uuid[])) AND r.status = 'queued'
-        ), d AS (
+        ), d AS MATERIALIZED (
           SELECT c.customer_id,
                  CASE WHEN c.n < :cap THEN 'send'
                       WHEN CAST(:scheduled AS boolean) AND c.next_allowed <= {t0} + make_interval(hours => :window)
