@@ -1,8 +1,7 @@
 """Claims: a lock row per customer and brand that frequency-capped sends claim in turn, and the
-lease under which one delivery of a job's message runs the job. Numbered 0009, it applies after
-0010 (written at the same time, and possibly applied already): a database at 0010 still gets it.
+lease under which one delivery of a job's message runs the job.
 
-Revision ID: 0009_claims
+Revision ID: 0011_claims
 Revises: 0010_customer_search
 Create Date: 2026-12-07 22:10:00
 """
@@ -12,7 +11,7 @@ from alembic import op
 
 from domain.platform.sqlfiles import run_sql_file
 
-revision = '0009_claims'
+revision = '0011_claims'
 down_revision = '0010_customer_search'
 branch_labels = None
 depends_on = None
@@ -30,11 +29,11 @@ def upgrade() -> None:
     op.add_column('jobs', sa.Column('lease_token', sa.UUID(), nullable=True))
     op.add_column('jobs', sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True))
     op.add_column('jobs', sa.Column('attempts', sa.Integer(), server_default='0', nullable=False))
-    run_sql_file("0009_claims.up.sql")
+    run_sql_file("0011_claims.up.sql")
 
 
 def downgrade() -> None:
-    run_sql_file("0009_claims.down.sql")
+    run_sql_file("0011_claims.down.sql")
     op.drop_column('jobs', 'attempts')
     op.drop_column('jobs', 'lease_expires_at')
     op.drop_column('jobs', 'lease_token')
