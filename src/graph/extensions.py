@@ -34,7 +34,12 @@ from strawberry.types.graphql import OperationType
 
 from domain.config import Settings
 from domain.errors import DomainError, Unauthenticated
-from domain.platform.db import DatabaseUnavailable, count_statements, shared_reads
+from domain.platform.db import (
+    DatabaseUnavailable,
+    count_statements,
+    current_statement_counter,
+    shared_reads,
+)
 from domain.platform.observability import current_request_id
 
 log = logging.getLogger("graph.errors")
@@ -284,13 +289,14 @@ class ShareReadTransaction(SchemaExtension):
 
 
 class ReportSqlStatements(SchemaExtension):
-    """Development aid (GRAPHQL_SQL_STATS=1): the number of SQL statements the operation ran,
-    in ``extensions.sqlStatements``, and of transactions it began, in
-    ``extensions.sqlTransactions`` (BEGIN and COMMIT are not counted as statements). Tests use
-    them to prove list fields stay flat (no N+1) and a query runs in one transaction."""
+    """Development aid (GRAPHQL_SQL_STATS=1): the number of SQL statements the request ran, in
+    ``extensions.sqlStatements``, and of transactions it began, in ``extensions.sqlTransactions``
+    (BEGIN and COMMIT are not counted as statements): over HTTP the whole request, authentication
+    included (the view counts from its start), over a websocket the operation. Tests use them to
+    prove list fields stay flat (no N+1) and a query runs in one transaction."""
 
     def on_operation(self):
-        self.counter = count_statements()
+        self.counter = current_statement_counter() or count_statements()
         yield
 
     def get_results(self) -> dict[str, int]:

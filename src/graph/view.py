@@ -77,7 +77,8 @@ class GraphQLView(GraphQL[Context, None]):
         state = db.RequestState()  # PostgreSQL unreachable in this request; a write committed
         token = db.request_state.set(state)
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
+            with db.counting_statements():  # extensions.sqlStatements counts authentication too
+                response = await self.run(Request(scope=scope, receive=receive))
         except db.DatabaseUnavailable:
             response = None
         except RequestRefused as e:

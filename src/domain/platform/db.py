@@ -69,6 +69,23 @@ def count_statements() -> StatementCounter:
     return counter
 
 
+@contextlib.contextmanager
+def counting_statements() -> Iterator[StatementCounter]:
+    """Count the statements run inside the block (by this task and the tasks it spawns); the API
+    wraps each HTTP request in one, so the count covers authentication too."""
+    counter = StatementCounter()
+    token = _counter.set(counter)
+    try:
+        yield counter
+    finally:
+        _counter.reset(token)
+
+
+def current_statement_counter() -> StatementCounter | None:
+    """The counter this task counts into, if any."""
+    return _counter.get()
+
+
 _WROTE = "brandgraph_wrote"
 _HOLDS = "brandgraph_holds"  # a reading statement took locks or changed a setting for the transaction
 _FAILED = "brandgraph_failed"  # a statement failed: PostgreSQL aborted the transaction
