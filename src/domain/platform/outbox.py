@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.platform import redis as redis_mod
 
 WAKE_CHANNEL = "outbox:wake"  # Redis pub/sub: a transaction that wrote outbox rows committed
+# an event row whose topic starts so is a Redis PUBLISH on the rest of the topic, not a stream entry
+BROADCAST = "broadcast:"
 _INSERT = text(
     "insert into outbox (tenant_id, id, kind, topic, queue, payload, delay_ms) "
     "values (:tenant_id, :id, :kind, :topic, :queue, cast(:payload as jsonb), :delay_ms)"
@@ -48,6 +50,16 @@ def publish(session: AsyncSession, tenant_id: uuid.UUID | str, topic: str, paylo
     _pending(session).append(dict(
         tenant_id=str(tenant_id), id=str(uuid.uuid4()), kind="event", topic=topic, queue=None,
         payload=json.dumps(payload, default=str), delay_ms=None))
+
+
+def broadcast(session: AsyncSession, tenant_id: uuid.UUID | str, channel: str, message: str) -> None:
+    """``PUBLISH channel message`` in Redis once this transaction commits (never if it rolls
+    back; never lost while Redis is away). Pub/sub reaches only the processes subscribed when the
+    relay publishes: for notices a process that was not subscribed can do without (it must
+    assume it missed some, as the auth cache's listener does)."""
+    _pending(session).append(dict(
+        tenant_id=str(tenant_id), id=str(uuid.uuid4()), kind="event", topic=BROADCAST + channel, queue=None,
+        payload=json.dumps({"message": message}), delay_ms=None))
 
 
 def send(session: AsyncSession, actor: dramatiq.Actor, tenant_id: uuid.UUID | str, *args: Any,

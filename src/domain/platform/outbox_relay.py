@@ -80,7 +80,8 @@ def marker(row_id: uuid.UUID | str) -> str:
 # Dramatiq's queue list and message hash, for an event the stream (twice); ARGV kind, id, and
 # the message and "" (job) or the channel and the payload (event). Write first, marker last: a
 # script stopped by an error between the two leaves the row to be written again, not marked
-# and lost.
+# and lost. A broadcast (``outbox.broadcast``) is a PUBLISH: ARGV "publish", id, the channel,
+# the message (its two other keys are the stream's, unused).
 _PUBLISH_LUA = """
 local ttl, maxlen = ARGV[1], ARGV[2]
 local written = 0
@@ -91,6 +92,8 @@ for i = 0, #KEYS / 3 - 1 do
       -- what Dramatiq's dispatch.lua does for "enqueue"
       redis.call("hset", KEYS[k + 3], ARGV[a + 2], ARGV[a + 3])
       redis.call("rpush", KEYS[k + 2], ARGV[a + 2])
+    elseif ARGV[a + 1] == "publish" then
+      redis.call("publish", ARGV[a + 3], ARGV[a + 4])
     else
       redis.call("xadd", KEYS[k + 2], "MAXLEN", "~", maxlen, "*", "c", ARGV[a + 3], "d", ARGV[a + 4])
     end
@@ -114,6 +117,10 @@ def publish_script_arguments(rows: list[Row], now_ms: int) -> tuple[list[str], l
     keys: list[str] = []
     args: list[Any] = [MARKER_TTL_SECONDS, events.STREAM_MAXLEN]
     for r in rows:
+        if r.kind == "event" and r.topic.startswith(outbox.BROADCAST):
+            keys += [marker(r.id), events.STREAM, events.STREAM]
+            args += ["publish", str(r.id), r.topic[len(outbox.BROADCAST):], str(r.payload.get("message", ""))]
+            continue
         if r.kind == "event":
             c, d = events.entry(r.tenant_id, r.topic, r.payload)
             keys += [marker(r.id), events.STREAM, events.STREAM]
