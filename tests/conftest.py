@@ -117,11 +117,14 @@ class Process:
         return self.proc.returncode
 
 
-def start_api(name: str = "api", public_url: str | None = None) -> tuple[Process, str]:
-    """An API server; its public URL (tracking links, webhook addresses) is its own unless told."""
+def start_api(name: str = "api", public_url: str | None = None,
+              env: dict[str, str] | None = None) -> tuple[Process, str]:
+    """An API server; its public URL (tracking links, webhook addresses) is its own unless told;
+    ``env`` adds or overrides environment variables."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = Process(["-m", "brandgraph", "serve", "--port", str(port)], name, env={"PUBLIC_URL": public_url or base})
+    proc = Process(["-m", "brandgraph", "serve", "--port", str(port)], name,
+                   env={"PUBLIC_URL": public_url or base, **(env or {})})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.proc.poll() is not None:

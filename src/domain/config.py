@@ -95,6 +95,7 @@ class Settings:
     audit_retention_days: int = 365
     db_pool_size: int = 10
     sql_stats: bool = False
+    auth_cache_seconds: int = 30
     segment_manual_refresh_seconds: int = 60
     segment_auto_refresh_seconds: int = 3600
     public_url: str = "http://localhost:8000"
@@ -207,6 +208,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         audit_retention_days=int(e.get("AUDIT_RETENTION_DAYS") or 365),
         db_pool_size=int(e.get("DATABASE_POOL_SIZE") or 10),
         sql_stats=_bool(e.get("GRAPHQL_SQL_STATS"), False) and not production,
+        auth_cache_seconds=int(e.get("AUTH_CACHE_SECONDS") or 30),
         segment_manual_refresh_seconds=int(e.get("SEGMENT_MANUAL_REFRESH_SECONDS") or 60),
         segment_auto_refresh_seconds=int(e.get("SEGMENT_AUTO_REFRESH_SECONDS") or 3600),
         public_url=(e.get("PUBLIC_URL") or "http://localhost:8000").rstrip("/"),

@@ -43,7 +43,7 @@ async def _active_brand(principal: Principal, raw: str | None) -> uuid.UUID | No
         return None
     try:
         brand_id = ids.decode(raw.strip(), "Brand", "brandId")
-        await brands.get_brand(principal, brand_id)
+        await brands.check_active_brand(principal, brand_id)
     except DomainError:
         raise RequestRefused(403, "BRAND_NOT_ACCESSIBLE", "brand not found or not accessible") from None
     return brand_id

@@ -8,7 +8,6 @@ running: those must carry on without a restart. Each prints its figures (``-s`` 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 import uuid
@@ -16,38 +15,19 @@ from collections import Counter
 from typing import Any
 
 import httpx
-import pytest
 
 import conftest
 from conftest import Api, TenantFixture
 from support.audit import AuditClient, renamer, until_live
 from support.campaigns import audience, create, identity, launch, wait_status
+from support.outages import embedded as _embedded
+from support.outages import redis_down
 from support.sending import emails_of, fake_messages, once_each, provider, settings
 from support.ws import bearer, wait_for
 
 JOB = "mutation { rebuildProfiles { job { id } errors { code } } }"
 JOB_STATUS = "query($id: ID!) { job(id: $id) { status } }"
 _names = itertools.count(1)
-
-
-def _embedded() -> Any:
-    found = conftest._embedded
-    if found is None or "redis" not in found.started or "postgres" not in found.started:
-        pytest.skip("needs the suite's embedded PostgreSQL and Redis (TEST_DATABASE_URL / TEST_REDIS_URL unset)")
-    return found
-
-
-@contextlib.asynccontextmanager
-async def redis_down():
-    """Redis killed outright for the block, then started again on the same socket (its data
-    comes back from the append-only file)."""
-    redis = _embedded().redis
-    redis._proc.kill()
-    redis._proc.wait()
-    try:
-        yield
-    finally:
-        await asyncio.to_thread(redis.start)
 
 
 def kill_postgres() -> None:

@@ -1,7 +1,8 @@
 """A query operation over HTTP reads in one transaction; mutations keep one per block.
 
-The server reports the transactions an operation began in ``extensions.sqlTransactions``
-(GRAPHQL_SQL_STATS=1, on in tests). The mechanism itself (``db.shared_reads``) is exercised
+The server reports the transactions a request began in ``extensions.sqlTransactions``
+(GRAPHQL_SQL_STATS=1, on in tests); authentication counts too, so each test first has the API
+answer its credential from the authentication cache (``support.graphql.warm``). The mechanism itself (``db.shared_reads``) is exercised
 in this process too, against the same PostgreSQL: ``txid_current()`` names the transaction a
 block ran in."""
 
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from conftest import Api, TenantFixture, create_tenant_fixture, gid
+from support.graphql import warm
 from support.ws import Client, bearer, wait_for
 from domain.errors import NotFound
 from domain.platform import db
@@ -54,6 +56,7 @@ async def _txid(tenant_id: uuid.UUID) -> int:
 
 async def test_a_query_reads_in_one_transaction(api: Api) -> None:
     t = await _shop(4)
+    await warm(api, t.owner_token)
     body = await api.gql(LIST, {"first": 50}, token=t.owner_token)
     assert not body.get("errors"), body
     edges = body["data"]["customers"]["edges"]
@@ -74,6 +77,8 @@ async def test_a_query_reads_in_one_transaction(api: Api) -> None:
 
 async def test_concurrent_requests_never_share_a_transaction(api: Api) -> None:
     a, b = await create_tenant_fixture(brands=("a",)), await create_tenant_fixture(brands=("x", "y"))
+    await warm(api, a.owner_token)
+    await warm(api, b.owner_token)
     bodies = await asyncio.gather(*(api.gql(BRANDS, token=(a if i % 2 else b).owner_token) for i in range(16)))
     for i, body in enumerate(bodies):
         assert not body.get("errors"), body
@@ -115,6 +120,7 @@ async def test_a_database_error_in_one_field_spares_the_fields_after_it(api: Api
     one. Were it kept, they would fail ("current transaction is aborted") and, being non-null,
     take the whole answer with them."""
     query = f'{{ job(id: "{gid("Job", uuid.uuid4())}") {{ status }} brands {{ name }} tags {{ name }} }}'
+    await warm(api, tenant.owner_token)
     owner = db.owner_engine()
     try:
         async with owner.begin() as conn:

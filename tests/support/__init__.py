@@ -5,6 +5,8 @@
 * :mod:`support.graphql`: reading GraphQL answers (``codes``, ``errs``, ``perrs``,
   ``payload_codes``) and finding what an answer must not name (``found``, ``leaks``,
   ``form_leaks``);
+* :mod:`support.outages`: the suite's embedded services (``embedded``) and ``redis_down``, which
+  stops Redis for a block;
 * :mod:`support.isolation`: the rows of the isolation tests, one module per area, and the
   ``two_tenants`` fixtures (tenant A, tenant B, A's principals) of those tests, their common
   ``Read`` row and ``refused_unchanged`` (a refused mutation leaves tenant A as it was);

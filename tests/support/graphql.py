@@ -4,7 +4,9 @@ an answer names something it must not (a "leak")."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
 import httpx
@@ -29,6 +31,23 @@ async def upload(api: Api, doc: str, variables: dict[str, Any], file_variable: s
         "operations": json.dumps({"query": doc, "variables": {**variables, file_variable: None}}),
         "map": json.dumps({"0": [f"variables.{file_variable}"]}),
     }, files={"0": (filename, content, "text/csv")})
+
+
+async def warm(api: Api, token: str, *, brand: str | None = None, within: float = 5) -> dict[str, Any]:
+    """Ask ``{ viewer { role } }`` until ``api`` answers ``token`` (and ``brand``) from its
+    authentication cache, i.e. with no SQL statement at all; its ``data``. The requests that
+    follow with that credential then count only their operation's statements in
+    ``extensions.sqlStatements``, which covers the whole request, authentication included."""
+    deadline = time.monotonic() + within
+    while True:
+        r = await api.post("{ viewer { role } }", token=token, brand=brand)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if body["extensions"]["sqlStatements"] == 0:
+            assert not body.get("errors"), body
+            return body["data"]
+        assert time.monotonic() < deadline, f"{api.base_url} never answered from its cache: {body}"
+        await asyncio.sleep(0.02)
 
 
 def check(ok: bool, d: Any) -> None:

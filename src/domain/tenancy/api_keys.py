@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from domain.audit import service as audit
 from domain.errors import InvalidState, NotFound, Unauthenticated, Validator
 from domain.platform.db import tenant_session
-from domain.tenancy import scoping, validation
+from domain.tenancy import principal_cache, scoping, validation
 from domain.tenancy.members import parse_role
 from domain.tenancy.models import ApiKey, Brand
 from domain.tenancy.policies import (
@@ -138,6 +138,7 @@ async def revoke_api_key(principal: Principal, key_id: uuid.UUID) -> ApiKey:
         if key.revoked_at is not None:
             raise InvalidState("API key is already revoked", field="id")
         key.revoked_at = datetime.now(UTC)
+        principal_cache.invalidate(s, principal.tenant_id)
         audit.record(s, principal, "api_key.revoke", "ApiKey", key.id,
                      summary={"prefix": key.prefix, "name": key.name})
     return key

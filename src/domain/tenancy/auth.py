@@ -3,7 +3,11 @@
 JWTs are HS256 with ``BRANDGRAPH_SECRET_KEY``, or RS256/ES256 against ``JWT_PUBLIC_KEY`` or a
 JWKS URL; issuer, audience and expiry are always checked. A token Brandgraph signed (HS256) names
 its user by ``sub``; an outside provider's token (RS/ES) is matched by its verified e-mail only,
-never by ``sub``, whatever it holds. The tenant comes from the token's tenant claim; the role and brands come from the membership, so a change takes effect at once.
+never by ``sub``, whatever it holds. The tenant comes from the token's tenant claim; the role and brands come from the membership.
+
+What a credential resolves to is kept briefly in :mod:`domain.tenancy.principal_cache` (a JWT's
+no longer than its ``exp``): a change to the membership or the key takes effect at once on the
+process that made it, and within a second on every other API process.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from domain.config import get_settings
 from domain.errors import Unauthenticated
 from domain.tenancy import api_keys, members
 from domain.tenancy.policies import Principal
+from domain.tenancy.principal_cache import cache, credential_key
 
 DEV_TOKEN_TTL = 30 * 24 * 3600
 
@@ -46,6 +51,11 @@ async def _verification_key(token: str) -> object:
 
 
 async def authenticate_jwt(token: str) -> Principal:
+    return (await _authenticate_jwt(token))[0]
+
+
+async def _authenticate_jwt(token: str) -> tuple[Principal, float]:
+    """The token's principal and its expiry (``exp``, seconds since the epoch)."""
     settings = get_settings()
     try:
         key = await _verification_key(token)
@@ -86,7 +96,7 @@ async def authenticate_jwt(token: str) -> Principal:
         principal = await members.principal_for_user(tenant_id, None, email=str(email))
     if principal is None:
         raise Unauthenticated("not a member of this tenant")
-    return principal
+    return principal, float(claims["exp"])
 
 
 def check_email_verified(claims: dict, outside: bool) -> None:
@@ -109,9 +119,18 @@ async def authenticate(authorization: str | None) -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("use Authorization: Bearer <API key or token>")
     token = token.strip()
+    key = credential_key(token)
+    found = cache.principal(key)
+    if found is not None:
+        return found
+    generation = cache.generation  # a change announced from now on keeps what is read below out
+    expires_at = None
     if api_keys.looks_like_api_key(token):
-        return await api_keys.authenticate(token)
-    return await authenticate_jwt(token)
+        principal = await api_keys.authenticate(token)
+    else:
+        principal, expires_at = await _authenticate_jwt(token)
+    cache.put_principal(key, principal, generation, expires_at=expires_at)
+    return principal
 
 
 def mint_token(tenant_id: uuid.UUID, user_id: uuid.UUID, email: str, *, ttl: int = DEV_TOKEN_TTL) -> str:

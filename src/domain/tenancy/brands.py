@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.audit import service as audit
 from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, Validator
 from domain.platform.db import tenant_session
-from domain.tenancy import scoping, validation
+from domain.tenancy import principal_cache, scoping, validation
 from domain.tenancy.models import Brand
 from domain.tenancy.policies import Action, Principal, authorize
 
@@ -105,6 +105,7 @@ async def create_brand(principal: Principal, fields: dict[str, Any]) -> Brand:
             s.add(brand)
             await s.flush()
             await s.refresh(brand)
+            principal_cache.invalidate(s, principal.tenant_id)  # usable as X-Brand-Id at once
             audit.record(
                 s, principal, "brand.create", "Brand", brand.id, brand_id=brand.id,
                 summary={"after": _snapshot(brand, PROFILE_FIELDS)},
@@ -148,6 +149,7 @@ async def archive_brand(principal: Principal, brand_id: uuid.UUID) -> Brand:
         if brand.archived_at is not None:
             raise InvalidState("brand is already archived", field="id")
         brand.archived_at = datetime.now(UTC)
+        principal_cache.invalidate(s, principal.tenant_id)
         audit.record(
             s, principal, "brand.archive", "Brand", brand.id, brand_id=brand.id,
             summary={"archived_at": {"before": None, "after": brand.archived_at}},
@@ -176,6 +178,28 @@ async def brands_by_ids(principal: Principal, ids: Iterable[uuid.UUID]) -> dict[
             select(Brand).where(Brand.tenant_id == principal.tenant_id, Brand.id.in_(wanted))
         )
         return {b.id: b for b in rows}
+
+
+async def check_active_brand(principal: Principal, brand_id: uuid.UUID) -> None:
+    """The brand a request acts in (``X-Brand-Id``, a websocket's ``brandId``): NOT_FOUND on
+    ``brandId`` unless the brand exists in the principal's tenant and the principal may read it.
+    The tenant's brand ids come from :mod:`principal_cache` when it holds them (no query)."""
+    authorize(principal, Action.BRAND_READ)
+    scoping.require_brand(principal, brand_id)
+    if brand_id not in await _tenant_brand_ids(principal.tenant_id):
+        raise NotFound("brand not found", field="brandId")
+
+
+async def _tenant_brand_ids(tenant_id: uuid.UUID) -> frozenset[uuid.UUID]:
+    cache = principal_cache.cache
+    found = cache.brand_ids(tenant_id)
+    if found is not None:
+        return found
+    generation = cache.generation
+    async with tenant_session(tenant_id) as s:
+        found = frozenset(await s.scalars(select(Brand.id).where(Brand.tenant_id == tenant_id)))
+    cache.put_brand_ids(tenant_id, found, generation)
+    return found
 
 
 async def get_brand(principal: Principal, brand_id: uuid.UUID) -> Brand:

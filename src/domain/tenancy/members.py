@@ -16,7 +16,7 @@ from domain.audit import service as audit
 from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, Validator
 from domain.models import new_id
 from domain.platform.db import tenant_session
-from domain.tenancy import scoping, validation
+from domain.tenancy import principal_cache, scoping, validation
 from domain.tenancy.models import Brand, BrandGrant, Membership
 from domain.tenancy.policies import (
     Action,
@@ -234,6 +234,7 @@ async def accept_invitation(principal: Principal) -> Member:
         )
         if member_id is None:
             raise InvalidState("there is no invitation to accept", field=None)
+        principal_cache.invalidate(s, principal.tenant_id)
         member = await _member(s, principal.tenant_id, member_id)
         audit.record(s, principal, "member.accept", "Member", member_id,
                      summary={"after": member.summary()})
@@ -255,6 +256,7 @@ async def change_member_role(principal: Principal, member_id: uuid.UUID, role: s
             .where(Membership.tenant_id == principal.tenant_id, Membership.id == member_id)
             .values(role=new_role.value, updated_at=func.now())
         )
+        principal_cache.invalidate(s, principal.tenant_id)
         after = await _member(s, principal.tenant_id, member_id)
         audit.record(s, principal, "member.change_role", "Member", member_id,
                      summary=audit.diff(before.summary(), after.summary()))
@@ -273,6 +275,7 @@ async def remove_member(principal: Principal, member_id: uuid.UUID) -> Member:
         await s.execute(
             delete(Membership).where(Membership.tenant_id == principal.tenant_id, Membership.id == member_id)
         )
+        principal_cache.invalidate(s, principal.tenant_id)
         audit.record(s, principal, "member.remove", "Member", member_id, summary={"before": before.summary()})
     return before
 
@@ -289,6 +292,7 @@ async def grant_brand_access(principal: Principal, member_id: uuid.UUID, brand_i
             .values(tenant_id=principal.tenant_id, user_id=user_id, brand_id=brand_id)
             .on_conflict_do_nothing()
         )
+        principal_cache.invalidate(s, principal.tenant_id)
         after = await _member(s, principal.tenant_id, member_id)
         audit.record(s, principal, "member.grant_brand", "Member", member_id, brand_id=brand_id,
                      summary=audit.diff(before.summary(), after.summary()))
@@ -325,6 +329,7 @@ async def revoke_brand_access(principal: Principal, member_id: uuid.UUID, brand_
                 BrandGrant.brand_id == brand_id,
             )
         )
+        principal_cache.invalidate(s, principal.tenant_id)
         after = await _member(s, principal.tenant_id, member_id)
         audit.record(s, principal, "member.revoke_brand", "Member", member_id, brand_id=brand_id,
                      summary=audit.diff(before.summary(), after.summary()))
