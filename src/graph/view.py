@@ -6,7 +6,7 @@ import json
 import logging
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from cross_web import HTTPException
@@ -21,9 +21,8 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from domain.errors import DomainError, Unauthenticated
 from domain.platform import db
 from domain.platform.observability import current_request_id, new_request_id
-from domain.tenancy import auth, brands
-from domain.tenancy.actors import note_api_key_use
-from domain.tenancy.policies import Principal, PrincipalKind
+from domain.tenancy import auth, brands, key_usage
+from domain.tenancy.policies import Principal
 from graph.core import fanout, ids
 from graph.core.context import Context
 
@@ -118,7 +117,7 @@ class GraphQLView(GraphQL[Context, None]):
         except Unauthenticated as e:
             raise RequestRefused(401, "UNAUTHENTICATED", e.message) from None
         ctx.brand_id = await _active_brand(ctx.principal_, request.headers.get("x-brand-id"))
-        await _note_use(ctx.principal_)
+        key_usage.note_use(ctx.principal_)
         return ctx
 
     async def on_ws_connect(self, context: Context) -> None:
@@ -160,13 +159,3 @@ class GraphQLView(GraphQL[Context, None]):
 
     def encode_json(self, data: object) -> str:
         return json.dumps(data, separators=(",", ":"), default=str)
-
-
-async def _note_use(principal: Principal) -> None:
-
-
-    if principal.kind is PrincipalKind.API_KEY:
-        try:
-            await note_api_key_use(principal.tenant_id, principal.id, datetime.now(UTC))
-        except Exception:  # bookkeeping must never fail a request
-            log.warning("could not record API key use", exc_info=True)

@@ -15,9 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import ROOT, Api, Process, TenantFixture, gid
-
-API_KEYS = "{ apiKeys { id lastUsedAt } }"
+from conftest import ROOT, Process, TenantFixture
 
 
 async def poll(check: Callable[[], Awaitable[Any]], what: str, within: float = 10, every: float = 0.1) -> Any:
@@ -30,40 +28,6 @@ async def poll(check: Callable[[], Awaitable[Any]], what: str, within: float = 1
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(every)
-
-
-# --- API key use: a throttled job records lastUsedAt ------------------------------------------
-
-
-async def test_api_key_use_is_recorded_by_the_worker_at_most_once_a_minute(
-    api: Api, tenant: TenantFixture, worker: Process
-) -> None:
-    from domain.platform import redis as redis_mod
-
-    key_id, secret = await tenant.api_key("marketer")
-    key_gid = gid("ApiKey", key_id)
-
-    async def last_used() -> str | None:
-        keys = (await api.data(API_KEYS, token=tenant.owner_token))["apiKeys"]
-        found = [k for k in keys if k["id"] == key_gid]
-        assert len(found) == 1, keys
-        return found[0]["lastUsedAt"]
-
-    assert await last_used() is None
-    assert (await api.data("{ viewer { role } }", token=secret))["viewer"]["role"] == "MARKETER"
-    first = await poll(last_used, "lastUsedAt to be recorded by the worker")
-
-    throttle = f"apikey-used:{key_id}"
-    ttl_before = await redis_mod.client().pttl(throttle)  # milliseconds: it shrinks between any two reads
-    assert 0 < ttl_before <= 60_000, f"throttle key {throttle} has TTL {ttl_before} ms"
-
-    # a second use within the minute: the flag is not renewed (a job is queued only when it is set
-    # anew), so no job and lastUsedAt stays
-    assert (await api.data("{ viewer { role } }", token=secret))["viewer"]["role"] == "MARKETER"
-    ttl_after = await redis_mod.client().pttl(throttle)
-    assert 0 < ttl_after < ttl_before, f"throttle TTL went from {ttl_before} to {ttl_after} ms: it was reset"
-    assert await last_used() == first, "a second use within a minute was recorded again"
-    assert worker.proc.proc.poll() is None, worker.output()
 
 
 # --- audit log pruning, per tenant --------------------------------------------------------

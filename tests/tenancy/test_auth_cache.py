@@ -198,3 +198,33 @@ async def test_no_credential_reaches_the_logs(other_process: tuple[Process, str]
     for needle in (secret, secret[12:40], tenant.owner_token, tenant.owner_token.split(".")[2],
                    hashlib.sha256(secret.encode()).hexdigest()):
         assert needle not in log
+
+
+# --- API key use, recorded in batches ---------------------------------------------------------
+
+
+async def test_api_key_use_is_recorded_in_batches_at_most_once_a_minute(api: Api, tenant: TenantFixture) -> None:
+    keys = "{ apiKeys { id lastUsedAt } }"
+    first_id, first = await tenant.api_key("marketer")
+    second_id, second = await tenant.api_key("marketer")
+
+    async def last_used(key_id: Any) -> str | None:
+        found = {k["id"]: k["lastUsedAt"] for k in (await api.data(keys, token=tenant.owner_token))["apiKeys"]}
+        return found[gid("ApiKey", key_id)]
+
+    async def recorded(key_id: Any) -> str:
+        deadline = time.monotonic() + 10
+        while (found := await last_used(key_id)) is None:
+            assert time.monotonic() < deadline, "the key's use was never recorded"
+            await asyncio.sleep(0.1)
+        return found
+
+    assert await last_used(first_id) is None
+    assert (await api.data(ROLE, token=first))["viewer"]["role"] == "MARKETER"
+    was = await recorded(first_id)
+    # used again within the minute, then another key: once the other key's use is written, a
+    # flush has passed over the first key's second use, and left it for later
+    await api.data(ROLE, token=first)
+    await api.data(ROLE, token=second)
+    await recorded(second_id)
+    assert await last_used(first_id) == was

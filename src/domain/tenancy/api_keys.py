@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text
 
 from domain.audit import service as audit
 from domain.errors import InvalidState, NotFound, Unauthenticated, Validator
@@ -173,15 +173,22 @@ async def authenticate(secret: str) -> Principal:
     )
 
 
-async def touch(tenant_id: uuid.UUID, key_id: uuid.UUID, used_at: datetime) -> None:
-    """Record the key's last use (run by a job, at most once a minute per key)."""
+_TOUCH = text(
+    "UPDATE api_keys k SET last_used_at = u.used_at "
+    "FROM unnest(cast(:ids AS uuid[]), cast(:used AS timestamptz[])) AS u(id, used_at) "
+    "WHERE k.tenant_id = :tenant_id AND k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.used_at)"
+)
+
+
+async def touch_many(tenant_id: uuid.UUID, uses: dict[uuid.UUID, datetime]) -> None:
+    """Record the last use of some of a tenant's keys, one statement (``key_usage`` batches them);
+    a time never moves back."""
+    if not uses:
+        return
     async with tenant_session(tenant_id) as s:
-        await s.execute(
-            update(ApiKey)
-            .where(
-                ApiKey.tenant_id == tenant_id,
-                ApiKey.id == key_id,
-                (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < used_at),
-            )
-            .values(last_used_at=used_at)
-        )
+        await s.execute(_TOUCH, {"tenant_id": tenant_id, "ids": list(uses), "used": list(uses.values())})
+
+
+async def touch(tenant_id: uuid.UUID, key_id: uuid.UUID, used_at: datetime) -> None:
+    """Record one key's last use (the job that recorded it before ``key_usage`` did)."""
+    await touch_many(tenant_id, {key_id: used_at})
