@@ -102,8 +102,7 @@ class Flusher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await asyncio.wait({self._task}, timeout=2)  # never holds up the process's shutdown
             self._task = None
         with contextlib.suppress(Exception):
             await asyncio.wait_for(flush(everything=True), 5)

@@ -253,14 +253,13 @@ class Listener:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await asyncio.wait({self._task}, timeout=2)  # never holds up the process's shutdown
         self._task = None
         self.cache.unsynced()
         self.cache.clear()
         if self._client is not None:
             with contextlib.suppress(Exception):
-                await self._client.aclose()
+                await asyncio.wait_for(self._client.aclose(), 1)
         self._client = None
 
     def _redis(self) -> Any:
