@@ -1,6 +1,7 @@
 """Job leases: one delivery of a job's message runs it at a time. Two copies delivered at once
 run the work once, and the holder's heartbeat keeps its lease past the lease's length; a copy
-finding a live lease leaves the job running (not failed); once the lease expires (a holder that
+finding a live lease leaves the job running (not failed) and comes back after the lease; a job
+stopped in every attempt fails; once the lease expires (a holder that
 stopped renewing) the next copy takes over, and the old holder writes nothing more; a delivery
 stopped mid-work releases its lease for the retry; the sweep
 sends again the message of a job whose lease expired long ago, and the real worker finishes it.
@@ -153,7 +154,7 @@ async def test_a_finished_job_is_not_claimed_again(tenant: TenantFixture) -> Non
     async with tenant_session(tenant.id) as s:
         await s.execute(update(Job).where(Job.tenant_id == tenant.id, Job.id == job_id)
                         .values(status="failed", error_summary="earlier"))
-    assert await jobs.claim(tenant.id, job_id) is None
+    assert await jobs.claim(tenant.id, job_id, max_attempts=5) is None
     await deliver(tenant.id, job_id)
     assert RUNS[job_id] == [] and (await job_row(tenant.id, job_id)).status == "failed"
 
@@ -180,6 +181,52 @@ async def test_the_sweep_resends_a_job_whose_lease_expired_long_ago_and_the_work
     assert done.attempts == 2 and done.lease_token is None and done.result == {"profiles": 0}
     still = await job_row(tenant.id, alive)
     assert (still.status, still.attempts) == ("running", 1)
+
+
+async def test_a_copy_finding_a_live_lease_comes_back_after_it_and_takes_over_a_dead_holder(
+        tenant: TenantFixture, worker) -> None:
+    """A delivery that finds the job held (here by a holder that dies without releasing: its lease
+    still has 2 s to run) is not acknowledged into nothing: it sends itself again for after the
+    lease, and that copy, run by the real worker, takes the job over and finishes it."""
+    job_id = await new_job(tenant.id, "rebuild_profiles")
+    async with tenant_session(tenant.id) as s:
+        await s.execute(update(Job).where(Job.tenant_id == tenant.id, Job.id == job_id).values(
+            status="running", lease_token=uuid.uuid4(), lease_expires_at=func.now() + timedelta(seconds=2),
+            attempts=1))
+    copy = jobs.job_runner("rebuild_profiles", counted)  # this copy's own work would be counted
+    await copy(tenant.id, str(job_id))
+    assert RUNS[job_id] == [] and (await job_row(tenant.id, job_id)).status == "running"
+
+    async def finished() -> Job | None:
+        found = await job_row(tenant.id, job_id)
+        return found if found.status == "succeeded" else None
+
+    done = await until(finished, "the copy sent for after the lease to take the job over", within=25)
+    assert done.attempts == 2 and done.result == {"profiles": 0} and RUNS[job_id] == []
+
+
+async def test_a_job_stopped_in_every_attempt_fails_instead_of_running_for_ever(tenant: TenantFixture) -> None:
+    """Each delivery stopped before the end (its time limit, its worker killed) leaves the job
+    running for a retry or the sweep; after max_retries + 1 + EXTRA_ATTEMPTS claims, the next
+    delivery fails it instead of running it again."""
+    cap = 3 + 1 + jobs.EXTRA_ATTEMPTS  # job_runner's default max_retries is 3
+    job_id = await new_job(tenant.id)
+    async with tenant_session(tenant.id) as s:
+        await s.execute(update(Job).where(Job.tenant_id == tenant.id, Job.id == job_id).values(
+            status="running", lease_token=uuid.uuid4(), lease_expires_at=func.now() - timedelta(seconds=1),
+            attempts=cap - 1))
+    await asyncio.wait_for(deliver(tenant.id, job_id), 10)  # the last attempt still runs
+    assert len(RUNS[job_id]) == 1 and (await job_row(tenant.id, job_id)).status == "succeeded"
+
+    spent = await new_job(tenant.id)
+    async with tenant_session(tenant.id) as s:
+        await s.execute(update(Job).where(Job.tenant_id == tenant.id, Job.id == spent).values(
+            status="running", lease_token=uuid.uuid4(), lease_expires_at=func.now() - timedelta(seconds=1),
+            attempts=cap))
+    await deliver(tenant.id, spent)
+    failed = await job_row(tenant.id, spent)
+    assert RUNS[spent] == [] and failed.status == "failed" and failed.lease_token is None
+    assert failed.error_summary.startswith(f"stopped before it ended in each of {cap} attempts"), failed.error_summary
 
 
 async def _running(tenant_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:

@@ -25,6 +25,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -179,14 +180,24 @@ LEASE = timedelta(seconds=60)  # how long a claim holds without being renewed
 RENEW_EVERY = 20.0  # seconds between renewals: two may fail (a slow database) before it expires
 
 
-async def claim(tenant_id: uuid.UUID, job_id: uuid.UUID) -> tuple[Job, uuid.UUID] | None:
+@dataclass(frozen=True)
+class Held:
+    """The job runs under another delivery's live lease, until ``seconds_left`` from now."""
+
+    seconds_left: float
+
+
+async def claim(tenant_id: uuid.UUID, job_id: uuid.UUID, *,
+                max_attempts: int) -> tuple[Job, uuid.UUID] | Held | None:
     """Take the job for this delivery: queued → running, or running with an expired (or no)
     lease → running under a new one; one conditional statement, so two deliveries at once cannot
-    both win. Returns the job and the lease's token, or None (unknown, finished, or held)."""
+    both win. Returns the job and the lease's token; :class:`Held` while another delivery's lease
+    is live; None when the job is unknown or finished. A job claimed ``max_attempts`` times
+    already (each delivery stopped by its time limit or its worker's death) is failed instead."""
     token = uuid.uuid4()
     async with tenant_session(tenant_id) as s:
         job = await s.scalar(update(Job).where(
-            Job.tenant_id == tenant_id, Job.id == job_id,
+            Job.tenant_id == tenant_id, Job.id == job_id, Job.attempts < max_attempts,
             or_(Job.status == JobStatus.QUEUED.value,
                 and_(Job.status == JobStatus.RUNNING.value,
                      or_(Job.lease_expires_at.is_(None), Job.lease_expires_at <= func.now()))),
@@ -195,7 +206,25 @@ async def claim(tenant_id: uuid.UUID, job_id: uuid.UUID) -> tuple[Job, uuid.UUID
             .returning(Job).execution_options(synchronize_session=False))
         if job is not None:
             publish(s, tenant_id, job_id)
-    return (job, token) if job is not None else None
+            return job, token
+        row = (await s.execute(select(Job.status, Job.attempts, func.extract(
+            "epoch", Job.lease_expires_at - func.now())).where(Job.tenant_id == tenant_id, Job.id == job_id))).first()
+        if row is None or row.status not in (JobStatus.QUEUED.value, JobStatus.RUNNING.value):
+            return None
+        status, attempts, left = row
+        if attempts < max_attempts:  # held, or its lease expired just now: look again after it
+            return Held(max(float(left or 0), 0.0))
+        # claimable but for its attempts: every delivery so far was stopped before it ended
+        gave_up = await s.scalar(update(Job).where(
+            Job.tenant_id == tenant_id, Job.id == job_id, Job.status == status, Job.attempts >= max_attempts,
+            or_(Job.lease_expires_at.is_(None), Job.lease_expires_at <= func.now()),
+        ).values(status=JobStatus.FAILED.value, finished_at=func.now(), lease_token=None, lease_expires_at=None,
+                 error_summary=f"stopped before it ended in each of {attempts} attempts (its time limit, "
+                               "or its worker lost)").returning(Job.id))
+        if gave_up is not None:
+            log.error("job failed: every attempt was stopped", extra={"job_id": str(job_id), "attempts": attempts})
+            publish(s, tenant_id, job_id)
+    return None
 
 
 async def renew(job: Job, token: uuid.UUID) -> bool:
@@ -276,6 +305,19 @@ async def requeue_stalled(tenant_id: uuid.UUID) -> int:
     return len(stalled)
 
 
+EXTRA_ATTEMPTS = 2  # claims beyond the retries: takeovers after a worker died, or after a redelivery
+
+
+async def _again_later(tenant_id: uuid.UUID, kind: str, job_id: str, seconds: float) -> None:
+    """A copy of the job's message, delivered once a lease that is live now has expired."""
+    actor = ACTORS.get(kind)
+    if actor is None:
+        return
+    async with tenant_session(tenant_id) as s:
+        outbox.send(s, actor, tenant_id, job_id, delay_ms=int((seconds + 1) * 1000))
+    log.info("job held by another delivery: looking again after its lease", extra={"job_id": job_id, "kind": kind})
+
+
 def job_runner(kind: str, body: JobBody, *, max_retries: int = 3) -> Callable[[uuid.UUID, str], Awaitable[None]]:
     """What one delivery of a job's message does: claim the job under a lease (or leave, when it
     is finished or held), run ``body`` with a heartbeat renewing the lease, then record the end
@@ -284,11 +326,15 @@ def job_runner(kind: str, body: JobBody, *, max_retries: int = 3) -> Callable[[u
     until then the job stays running, its lease released for the retry."""
 
     async def run(tenant_id: uuid.UUID, job_id: str) -> None:
-        claimed = await claim(tenant_id, uuid.UUID(job_id))
+        claimed = await claim(tenant_id, uuid.UUID(job_id), max_attempts=max_retries + 1 + EXTRA_ATTEMPTS)
         if claimed is None:
-            # unknown, finished, or running under another delivery's live lease: that
-            # delivery finishes it, or its lease expires and a later delivery takes over
-            log.info("job not claimed: finished or held elsewhere", extra={"job_id": job_id, "kind": kind})
+            log.info("job not claimed: unknown or finished", extra={"job_id": job_id, "kind": kind})
+            return
+        if isinstance(claimed, Held):
+            # another delivery holds it: come back when its lease would have expired. If that
+            # delivery finishes, this copy then leaves; if it died (or failed to release its
+            # lease, its final write lost), this copy takes over. Never acknowledged into nothing.
+            await _again_later(tenant_id, kind, job_id, claimed.seconds_left)
             return
         job, token = claimed
         progress = Progress(job, token)
@@ -302,7 +348,8 @@ def job_runner(kind: str, body: JobBody, *, max_retries: int = 3) -> Callable[[u
             if heartbeat.done() and not heartbeat.cancelled() and heartbeat.result():
                 return  # the heartbeat found the lease gone and stopped the work
             # this delivery itself is being stopped (its time limit, the worker shutting down):
-            # release the lease, so that Dramatiq's retry or redelivery need not wait for it
+            # release the lease, so that Dramatiq's retry or redelivery need not wait for it;
+            # the claim fails the job once it has been stopped max_attempts times
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.shield(_transition(job, token, announce=False))
             raise
@@ -315,7 +362,7 @@ def job_runner(kind: str, body: JobBody, *, max_retries: int = 3) -> Callable[[u
                                   error_summary=error_summary(exc))
                 return
             # still running: release the lease so that Dramatiq's retry claims the job at once
-            # (if this fails too, the lease expires and the retry waits for that)
+            # (if this fails too, the retry finds the lease live and comes back once it expired)
             with contextlib.suppress(Exception):
                 await _transition(job, token, announce=False)
             raise
