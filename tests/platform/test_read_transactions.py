@@ -267,3 +267,33 @@ async def test_a_block_after_the_end_gets_its_own_transaction(tenant: TenantFixt
         lingering = asyncio.create_task(late())  # started inside: it sees the operation's context
     release.set()
     assert await asyncio.wait_for(lingering, 5) != during
+
+
+async def test_an_operation_that_ends_while_a_block_runs_leaves_no_transaction_open(tenant: TenantFixture) -> None:
+    """The operation (cancelled, say) does not wait for a block still running: that block ends
+    the shared transaction when it ends, and its connection goes back to the pool."""
+    pool = db.engine().pool
+    before = pool.checkedout()
+    inside, release = asyncio.Event(), asyncio.Event()
+
+    async def block() -> None:
+        async with tenant_session(tenant.id) as s:
+            await s.execute(text("select 1"))
+            inside.set()
+            await release.wait()
+
+    async def operation() -> None:
+        async with shared_reads():
+            asyncio.create_task(block())  # started inside: it joins the shared transaction
+            await asyncio.sleep(30)
+
+    running = asyncio.create_task(operation())
+    await asyncio.wait_for(inside.wait(), 5)
+    lingering = [t for t in asyncio.all_tasks() if t.get_coro().__name__ == "block"]
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(running, 2)  # it did not wait for the block
+    assert pool.checkedout() == before + 1  # the block still holds its connection
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*lingering), 5)
+    assert pool.checkedout() == before

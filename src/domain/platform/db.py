@@ -27,6 +27,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -142,6 +143,7 @@ def _make_engine(url: str) -> AsyncEngine:
         max_overflow=settings.db_pool_size,
         pool_pre_ping=False,
         pool_recycle=1800,
+        pool_timeout=10,  # waiting longer for a free connection than this is answered 503
         # UTC sessions: casts of timestamps to dates (segment rules, ages) never depend on the server
         connect_args={"server_settings": {"application_name": "brandgraph", "timezone": "UTC"}},
     )
@@ -272,6 +274,8 @@ async def _open(tid: str | None) -> AsyncSession:
         except Exception as exc:
             with contextlib.suppress(Exception):
                 await session.close()
+            if isinstance(exc, PoolTimeout):  # every connection busy for pool_timeout: answered
+                raise _unavailable(exc) from exc  # like an unreachable server (503, retry shortly)
             if not is_unavailable(exc, connecting=True):
                 raise
             if attempt == 2:
@@ -377,7 +381,8 @@ async def _shared_block(shared: _SharedReads, tid: str) -> AsyncIterator[AsyncSe
         try:
             yield session
         except BaseException as exc:
-            if isinstance(exc, Exception) and not is_unavailable(exc) and await _clean(session):
+            if (isinstance(exc, Exception) and not is_unavailable(exc) and not shared.closed
+                    and await _clean(session)):
                 session.expunge_all()  # only reads ran, none failed: the transaction stays usable
                 raise
             shared.session = None  # a fresh transaction for the blocks to come
@@ -387,10 +392,10 @@ async def _shared_block(shared: _SharedReads, tid: str) -> AsyncIterator[AsyncSe
                 with contextlib.suppress(Exception):
                     await session.close()
             raise
-        if await _clean(session):
+        if not shared.closed and await _clean(session):
             session.expunge_all()  # as after a transaction of its own: the block's objects are detached
             return
-        shared.session = None  # it wrote (or locked, or swallowed a failed statement): commit now
+        shared.session = None  # it wrote (or locked, or swallowed a failed statement), or the operation ended: commit now
         try:
             try:
                 await _commit(session, tid)
@@ -472,8 +477,12 @@ async def shared_reads() -> AsyncIterator[None]:
         yield
     finally:
         _shared.reset(token)
-        async with shared.lock:
-            shared.closed = True
+        # no block joins from now on; a block still running ends the transaction itself when it
+        # ends (``_shared_block``), so nothing here waits for it, and a cancelled operation leaves
+        # no connection idle in its transaction
+        shared.closed = True
+        session = None
+        if not shared.lock.locked():
             session, shared.session = shared.session, None
         if session is not None:
             try:

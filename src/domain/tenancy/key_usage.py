@@ -62,14 +62,19 @@ async def flush(*, everything: bool = False) -> int:
     """Write the uses due (all of them with ``everything``): one statement per tenant. A
     tenant whose write fails keeps its uses for the next flush. Returns how many keys were written."""
     written = 0
-    for tenant_id, uses in _due(everything).items():
+    due = _due(everything)
+    while due:
+        tenant_id, uses = due.popitem()
         try:
             await api_keys.touch_many(tenant_id, uses)
         except Exception as exc:  # PostgreSQL away: keep them (a newer use noted since wins)
             log.warning("could not record API key use: %s", type(exc).__name__)
-            for key_id, used_at in uses.items():
-                note(tenant_id, key_id, used_at)
+            _keep(tenant_id, uses)
             continue
+        except BaseException:  # the flush itself is stopped: the last flush writes what it took
+            for pending in (*due.items(), (tenant_id, uses)):
+                _keep(*pending)
+            raise
         now = time.monotonic()
         for key_id in uses:
             _written_at[key_id] = now
@@ -79,6 +84,11 @@ async def flush(*, everything: bool = False) -> int:
         for key_id in [k for k, at in _written_at.items() if at < cutoff]:
             del _written_at[key_id]
     return written
+
+
+def _keep(tenant_id: uuid.UUID, uses: dict[uuid.UUID, datetime]) -> None:
+    for key_id, used_at in uses.items():
+        note(tenant_id, key_id, used_at)
 
 
 class Flusher:
