@@ -91,6 +91,8 @@ class Settings:
     max_query_depth: int = 12
     max_query_tokens: int = 4000
     max_aliases: int = 30
+    apq_ttl_seconds: int = 86_400
+    apq_max_query_bytes: int = 32_768
     log_level: str = "INFO"
     audit_retention_days: int = 365
     db_pool_size: int = 10
@@ -204,6 +206,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         max_query_depth=int(e.get("GRAPHQL_MAX_DEPTH") or 12),
         max_query_tokens=int(e.get("GRAPHQL_MAX_TOKENS") or 4000),
         max_aliases=int(e.get("GRAPHQL_MAX_ALIASES") or 30),
+        apq_ttl_seconds=int(e.get("APQ_TTL_SECONDS") or 86_400),
+        apq_max_query_bytes=int(e.get("APQ_MAX_QUERY_BYTES") or 32_768),
         log_level=(e.get("LOG_LEVEL") or "INFO").upper(),
         audit_retention_days=int(e.get("AUDIT_RETENTION_DAYS") or 365),
         db_pool_size=int(e.get("DATABASE_POOL_SIZE") or 10),

@@ -15,6 +15,7 @@ class ErrorCode(str, Enum):
     FORBIDDEN = "FORBIDDEN"
     INVALID_STATE = "INVALID_STATE"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    HASH_MISMATCH = "HASH_MISMATCH"
 
 
 class DomainError(Exception):

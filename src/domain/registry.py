@@ -3,6 +3,7 @@
 from domain.audit import models as _audit  # noqa: F401
 from domain.automations import models as _automations  # noqa: F401
 from domain.campaigns import models as _campaigns  # noqa: F401
+from domain.clients import models as _clients  # noqa: F401
 from domain.commerce import models as _commerce  # noqa: F401
 from domain.conversations import models as _conversations  # noqa: F401
 from domain.customers import models as _customers  # noqa: F401

@@ -18,6 +18,8 @@ from graph.automations.queries import AutomationQuery
 from graph.campaigns.mutations import CampaignMutation
 from graph.campaigns.queries import CampaignQuery
 from graph.campaigns.subscriptions import CampaignSubscription
+from graph.clients.mutations import ClientAppMutation
+from graph.clients.queries import ClientAppQuery
 from graph.commerce.mutations import CommerceMutation, OrderImportMutation
 from graph.commerce.queries import CommerceQuery
 from graph.conversations.mutations import ConversationMutation
@@ -60,11 +62,11 @@ class NodeQuery:
 
 Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, SegmentQuery,
                               AutomationQuery, CampaignQuery, DeliveryQuery, ConversationQuery, JobQuery,
-                              AuditQuery))
+                              AuditQuery, ClientAppQuery))
 Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, SegmentMutation,
                                     AutomationMutation, TenantSettingsMutation, CampaignMutation, DeliveryMutation,
                                     ConversationMutation, CustomerImportMutation, OrderImportMutation,
-                                    ProfileMutation, TimelineMutation))
+                                    ProfileMutation, TimelineMutation, ClientAppMutation))
 Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription, SegmentSubscription,
                                             CampaignSubscription, ConversationSubscription))
 

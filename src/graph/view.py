@@ -23,6 +23,7 @@ from domain.platform import db
 from domain.platform.observability import current_request_id, new_request_id
 from domain.tenancy import auth, brands, key_usage
 from domain.tenancy.policies import Principal
+from graph import persisted
 from graph.core import fanout, ids
 from graph.core.context import Context
 
@@ -75,12 +76,14 @@ class GraphQLView(GraphQL[Context, None]):
             return
         state = db.RequestState()  # PostgreSQL unreachable in this request; a write committed
         token = db.request_state.set(state)
+        request = Request(scope=scope, receive=receive)
         try:
             with db.counting_statements():  # extensions.sqlStatements counts authentication too
-                response = await self.run(Request(scope=scope, receive=receive))
+                response = await self.run(request)
+            response = persisted.cache_headers(request, response)  # GET of a persisted document: ETag, 304
         except db.DatabaseUnavailable:
             response = None
-        except RequestRefused as e:
+        except (RequestRefused, persisted.PersistedRefusal) as e:
             response = JSONResponse(error_body(e.code, e.reason), status_code=e.status_code)
             if e.status_code == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="brandgraph"'
@@ -105,8 +108,17 @@ class GraphQLView(GraphQL[Context, None]):
         return (
             request.method == "GET"
             and "text/html" in request.headers.get("accept", "")
-            and "query" not in request.query_params
+            and not {"query", "documentId", "extensions"} & request.query_params.keys()
         )
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # a GET naming a persisted document (documentId, extensions) is an operation, not the IDE page
+        if {"documentId", "extensions"} & set(request.query_params):
+            return False
+        return super().should_render_graphql_ide(request)
+
+    async def parse_http_body(self, request_adapter: Any) -> Any:
+        return await persisted.attach_document_ids(request_adapter, await super().parse_http_body(request_adapter))
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         ctx = Context(request=request, response=response, request_id=current_request_id() or new_request_id())
@@ -127,6 +139,9 @@ class GraphQLView(GraphQL[Context, None]):
             header = f"Bearer {params['token']}"
         try:
             context.principal_ = await auth.authenticate(header)
+            app = context.principal_.client_app
+            if app is not None and app.persisted_only:  # subscriptions are sent in full: not for such keys
+                raise Unauthenticated("a key of a persisted-only client app does not open websockets")
             context.brand_id = await _active_brand(context.principal_, params.get("brandId"))
             context.credential, context.checked_at = header, time.monotonic()
         except (Unauthenticated, RequestRefused) as e:
@@ -135,14 +150,20 @@ class GraphQLView(GraphQL[Context, None]):
         return None
 
     async def execute_single(self, request, request_adapter, sub_response, context, root_value, request_data):
+        # persisted documents (graph/persisted.py): the text a documentId or hash names, or a refusal
+        prepared = await persisted.prepare(request_data, context.principal)
+        if prepared.persisted:
+            persisted.mark(request)
         try:
-            return await super().execute_single(
-                request, request_adapter, sub_response, context, root_value, request_data
+            result = await super().execute_single(
+                request, request_adapter, sub_response, context, root_value, prepared.data
             )
         except HTTPException as e:
             if request_adapter.method == "GET" and "mutation" in e.reason.lower():
                 raise HTTPException(405, "mutations are not allowed over GET; use POST") from None
             raise
+        await persisted.after(prepared, result, context.principal)
+        return result
 
     def decode_json(self, data: str | bytes) -> object:
         """A request body (or a GET request's variables) as JSON: an object, or a list (a batch,

@@ -13,7 +13,8 @@ from conftest import TenantFixture
 from domain.config import get_settings
 from domain.platform import db
 
-TENANT_TABLES = ["tenants", "brands", "memberships", "brand_grants", "api_keys", "audit_log"]
+TENANT_TABLES = ["tenants", "brands", "memberships", "brand_grants", "api_keys", "audit_log", "client_apps",
+                 "trusted_documents", "trusted_manifests"]
 
 
 async def test_app_role_cannot_bypass_rls() -> None:

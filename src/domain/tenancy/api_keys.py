@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, text
 
 from domain.audit import service as audit
+from domain.clients.models import ClientApp
 from domain.errors import InvalidState, NotFound, Unauthenticated, Validator
 from domain.platform.db import tenant_session
 from domain.tenancy import principal_cache, scoping, validation
@@ -25,6 +26,7 @@ from domain.tenancy.members import parse_role
 from domain.tenancy.models import ApiKey, Brand
 from domain.tenancy.policies import (
     Action,
+    ClientAppRef,
     Principal,
     PrincipalKind,
     Role,
@@ -82,9 +84,11 @@ async def create_api_key(
     *,
     brand_ids: list[uuid.UUID] | None = None,
     tenant_id: uuid.UUID | None = None,
+    client_app_id: uuid.UUID | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key and its secret (returned once, never stored). ``principal`` None is the
-    operator path (CLI) for ``tenant_id``."""
+    operator path (CLI) for ``tenant_id``. ``client_app_id``: the client app it belongs to
+    (managing apps is ``client_app:manage``)."""
     v = Validator()
     name = validation.text(v, "name", name, required=True, max_len=200)
     v.check()
@@ -106,6 +110,12 @@ async def create_api_key(
                     raise NotFound("brand not found", field=f"brandIds[{i}]")
         elif principal is not None and (grants := scoping.granted_brands(principal)) is not None:
             brand_ids = sorted(grants)  # a key never sees more than its maker
+        if client_app_id is not None:
+            if principal is not None:
+                authorize(principal, Action.CLIENT_APP_MANAGE)
+            if await s.scalar(select(ClientApp.id).where(ClientApp.tenant_id == tenant_id,
+                                                         ClientApp.id == client_app_id)) is None:
+                raise NotFound("client app not found", field="clientAppId")
         key = ApiKey(
             id=key_id,
             tenant_id=tenant_id,
@@ -115,6 +125,7 @@ async def create_api_key(
             role=key_role.value,
             brand_ids=sorted(set(brand_ids)) if brand_ids is not None else None,
             created_by=principal.label if principal else "operator",
+            client_app_id=client_app_id,
         )
         s.add(key)
         await s.flush()
@@ -122,7 +133,8 @@ async def create_api_key(
         audit.record(
             s, principal, "api_key.create", "ApiKey", key.id, tenant_id=tenant_id,
             summary={"after": {"name": name, "role": key.role, "prefix": key.prefix,
-                               "brand_ids": key.brand_ids}},
+                               "brand_ids": key.brand_ids,
+                               **({"client_app_id": str(client_app_id)} if client_app_id else {})}},
         )
     return key, secret
 
@@ -156,9 +168,12 @@ async def list_api_keys(principal: Principal, *, include_revoked: bool = False) 
 async def authenticate(secret: str) -> Principal:
     parsed = parse_secret(secret)
     async with tenant_session(parsed.tenant_id) as s:
-        key = await s.scalar(
-            select(ApiKey).where(ApiKey.tenant_id == parsed.tenant_id, ApiKey.id == parsed.key_id)
-        )
+        row = (await s.execute(
+            select(ApiKey, ClientApp.persisted_only, ClientApp.rate_plan)
+            .outerjoin(ClientApp, (ClientApp.tenant_id == ApiKey.tenant_id) & (ClientApp.id == ApiKey.client_app_id))
+            .where(ApiKey.tenant_id == parsed.tenant_id, ApiKey.id == parsed.key_id)
+        )).first()
+    key, persisted_only, rate_plan = row if row is not None else (None, None, None)
     if key is None or not hmac.compare_digest(key.secret_hash, hash_secret(secret)):
         raise Unauthenticated("unknown API key")
     if key.revoked_at is not None:
@@ -170,6 +185,8 @@ async def authenticate(secret: str) -> Principal:
         role=Role(key.role),
         label=f"{key.name} ({key.prefix})",
         brand_ids=frozenset(key.brand_ids) if key.brand_ids is not None else None,
+        client_app=(ClientAppRef(id=key.client_app_id, persisted_only=bool(persisted_only), rate_plan=rate_plan)
+                    if key.client_app_id is not None else None),
     )
 
 

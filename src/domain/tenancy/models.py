@@ -128,7 +128,12 @@ class BrandGrant(Base):
 
 class ApiKey(TenantOwned, Base):
     __tablename__ = "api_keys"
-    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        # the client app the key belongs to (domain/clients); deleting an app detaches its keys first
+        ForeignKeyConstraint(["tenant_id", "client_app_id"], ["client_apps.tenant_id", "client_apps.id"]),
+        Index("ix_api_keys_client_app", "tenant_id", "client_app_id"),
+    )
 
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     prefix: Mapped[str] = mapped_column(String(32), nullable=False)
@@ -141,3 +146,4 @@ class ApiKey(TenantOwned, Base):
     )
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    client_app_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))

@@ -67,6 +67,7 @@ class Action(str, Enum):
     CONVERSATION_MANAGE = "conversation:manage"
     CONVERSATION_LABEL_MANAGE = "conversation_label:manage"
     CANNED_RESPONSE_MANAGE = "canned_response:manage"
+    CLIENT_APP_MANAGE = "client_app:manage"
 
 
 _READ = {Action.TENANT_READ, Action.BRAND_READ, Action.CUSTOMER_READ, Action.JOB_READ, Action.SEGMENT_READ,
@@ -93,6 +94,16 @@ class PrincipalKind(str, Enum):
 
 
 @dataclass(frozen=True)
+class ClientAppRef:
+    """The client app an API key belongs to, as authentication resolved it (and the
+    authentication cache keeps it): what the request path needs without another query."""
+
+    id: uuid.UUID
+    persisted_only: bool
+    rate_plan: str | None
+
+
+@dataclass(frozen=True)
 class Principal:
     """Who is calling, for which tenant, with which role and brands."""
 
@@ -107,6 +118,8 @@ class Principal:
     invited: bool = False
     # a person's membership of this tenant (``id`` is the global user id, the same in every tenant)
     member_id: uuid.UUID | None = None
+    # an API key that belongs to a client app (domain/clients): persisted-only, its rate plan
+    client_app: ClientAppRef | None = None
 
     @property
     def tenant_facing_id(self) -> uuid.UUID:
@@ -128,9 +141,10 @@ class Principal:
 # Actions whose effect reaches every brand at once: a principal limited to some brands may not
 # take them (docs/security.md, "Tenant-wide actions"). Brands, tags and custom attribute
 # declarations (tag:manage), the profile rebuild, people, keys and the webhook signing secret
-# belong to the tenant, not to one brand.
+# belong to the tenant, not to one brand; so do client apps (their keys and trusted documents).
 TENANT_WIDE = frozenset({Action.BRAND_CREATE, Action.TAG_MANAGE, Action.PROFILE_REBUILD,
-                         Action.WEBHOOK_SECRET_ROTATE, Action.MEMBER_MANAGE, Action.API_KEY_MANAGE})
+                         Action.WEBHOOK_SECRET_ROTATE, Action.MEMBER_MANAGE, Action.API_KEY_MANAGE,
+                         Action.CLIENT_APP_MANAGE})
 
 
 def authorize(principal: Principal, action: Action, *, brand_id: uuid.UUID | None = None) -> None:

@@ -79,6 +79,8 @@ class CreateApiKeyInput:
     brand_ids: list[GlobalID] | None = strawberry.field(
         default=UNSET, description="Limit the key to these brands; omit for every brand you see."
     )
+    client_app_id: GlobalID | None = strawberry.field(
+        default=UNSET, description="The client app the key belongs to; omit for none.")
 
 
 @strawberry.type
@@ -231,8 +233,10 @@ class TenancyMutation:
     async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
         async def run():
             brand_ids = _brand_ids(input.brand_ids)
+            app_id = None if input.client_app_id in (UNSET, None) else ids.decode(
+                input.client_app_id, "ClientApp", "clientAppId")
             return await api_keys.create_api_key(
-                info.context.principal, input.name, input.role.value, brand_ids=brand_ids
+                info.context.principal, input.name, input.role.value, brand_ids=brand_ids, client_app_id=app_id
             )
 
         return await payload(
