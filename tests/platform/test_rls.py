@@ -47,6 +47,14 @@ async def test_every_tenant_table_has_forced_rls() -> None:
 async def test_without_tenant_setting_no_rows_are_visible(table: str, tenant: TenantFixture) -> None:
     await tenant.member("marketer", brands=["a"])  # a brand grant
     await tenant.api_key("analyst")
+    if table in ("client_apps", "trusted_documents", "trusted_manifests"):  # an app with a manifest
+        import hashlib
+
+        from domain.clients import service as clients
+
+        app = await clients.create_client_app(tenant.owner, "Partner")
+        doc = "{ viewer { role } }"
+        await clients.upload_manifest(tenant.owner, app.app.id, {hashlib.sha256(doc.encode()).hexdigest(): doc})
     async with db.tenant_session(tenant.id) as s:
         assert await s.scalar(text(f"select count(*) from {table}")) > 0  # the rows exist
     async with db.anonymous_session() as s:

@@ -232,11 +232,17 @@ def test_every_operation_of_the_schema_has_isolation_rows() -> None:
 # uploads in tests/segments/test_segments.py (test_static_members_from_a_csv_upload); accepting an invitation (no
 # arguments: the caller's own, in the tenant of its credential) in tests/tenancy/test_invitations.py
 # (test_an_invitation_grants_nothing_until_the_person_accepts: another tenant's member, or the owner, gets
-# INVALID_STATE and nothing changes).
+# INVALID_STATE and nothing changes); client apps in tests/clients/test_client_apps.py
+# (test_another_tenant_sees_and_changes_no_client_app, test_roles_below_admin_and_brand_limited_principals_are_refused).
+CLIENT_APP_OPERATIONS = {
+    "queries": {"clientApps", "clientApp"},
+    "mutations": {"createClientApp", "updateClientApp", "deleteClientApp", "assignApiKeysToClientApp",
+                  "uploadTrustedDocuments", "removeTrustedDocuments"},
+}
 AUTOMATION_OPERATIONS = {
-    "queries": {"segmentAutomations"},
+    "queries": {"segmentAutomations"} | CLIENT_APP_OPERATIONS["queries"],
     "mutations": {"createSegmentAutomation", "updateSegmentAutomation", "deleteSegmentAutomation",
-                  "rotateWebhookSecret", "importSegmentMembers", "acceptInvitation"},
+                  "rotateWebhookSecret", "importSegmentMembers", "acceptInvitation"} | CLIENT_APP_OPERATIONS["mutations"],
 }
 
 

@@ -70,6 +70,9 @@ SCOPES: dict[str, str] = {
     "createCannedResponse": BRAND, "updateCannedResponse": BRAND, "deleteCannedResponse": BRAND,
     # jobs
     "importCustomers": BRAND, "importOrders": BRAND, "rebuildProfiles": TENANT_WIDE, "exportTimeline": KNOWN,
+    # client apps
+    "createClientApp": TENANT_WIDE, "updateClientApp": TENANT_WIDE, "deleteClientApp": TENANT_WIDE,
+    "assignApiKeysToClientApp": TENANT_WIDE, "uploadTrustedDocuments": TENANT_WIDE, "removeTrustedDocuments": TENANT_WIDE,
 }
 
 
@@ -133,6 +136,7 @@ class World:
     a_key: uuid.UUID  # an analyst key limited to brand "a"
     static: dict[str, uuid.UUID]  # a static segment per brand
     automation: dict[str, uuid.UUID]  # an automation per brand
+    client_app: uuid.UUID | None = None  # a client app whose current manifest lists CURRENT_DOC, not OLD_DOC
 
     @property
     def t(self) -> TenantFixture:
@@ -162,7 +166,21 @@ async def make_world(t: TenantFixture) -> World:
         made = await automations.create_automation(t.owner, seg.id, f"Tag {side}", "enter", "add_tag",
                                                    {"tag_id": str(shop.spare)})
         automation[side] = made.id
-    return World(shop, limited, b_member, ab_member, a_key, static, automation)
+    from domain.clients import service as clients
+
+    app = await clients.create_client_app(t.owner, "Partner")
+    await clients.upload_manifest(t.owner, app.app.id, {_sha(OLD_DOC): OLD_DOC, _sha(CURRENT_DOC): CURRENT_DOC})
+    await clients.upload_manifest(t.owner, app.app.id, {_sha(CURRENT_DOC): CURRENT_DOC})
+    return World(shop, limited, b_member, ab_member, a_key, static, automation, app.app.id)
+
+
+OLD_DOC, CURRENT_DOC, NEW_DOC = "query Old { viewer { role } }", "query Current { brands { id } }", "query New { tags { id } }"
+
+
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @pytest.fixture
@@ -269,6 +287,24 @@ TENANT_WIDE_CALLS: list[Call] = [
          {"api_keys"}, "api_key:manage"),
     call("revokeApiKey", "$id: ID!", "id: $id", "apiKey", "{ id }",
          lambda w: {"id": gid("ApiKey", w.a_key)}, {"api_keys"}, "api_key:manage"),
+    call("createClientApp", "$input: CreateClientAppInput!", "input: $input", "clientApp", "{ id }",
+         lambda w: {"input": {"name": "Partner", "persistedOnly": True}}, {"client_apps"}, "client_app:manage"),
+    call("updateClientApp", "$input: UpdateClientAppInput!", "input: $input", "clientApp", "{ id }",
+         lambda w: {"input": {"id": gid("ClientApp", w.client_app), "persistedOnly": True}}, {"client_apps"},
+         "client_app:manage"),
+    call("assignApiKeysToClientApp", "$input: AssignApiKeysInput!", "input: $input", "clientApp", "{ id }",
+         lambda w: {"input": {"clientAppId": gid("ClientApp", w.client_app), "apiKeyIds": [gid("ApiKey", w.a_key)]}},
+         {"api_keys"}, "client_app:manage"),
+    call("uploadTrustedDocuments", "$input: UploadTrustedDocumentsInput!", "input: $input", "manifest", "{ version }",
+         lambda w: {"input": {"clientAppId": gid("ClientApp", w.client_app),
+                              "manifest": {_sha(NEW_DOC): NEW_DOC, _sha(CURRENT_DOC): CURRENT_DOC}}},
+         {"trusted_documents", "trusted_manifests"}, "client_app:manage"),
+    call("removeTrustedDocuments", "$input: RemoveTrustedDocumentsInput!", "input: $input", "removedIds", "",
+         lambda w: {"input": {"clientAppId": gid("ClientApp", w.client_app), "documentIds": [f"sha256:{_sha(OLD_DOC)}"]}},
+         {"trusted_documents"}, "client_app:manage"),
+    call("deleteClientApp", "$input: DeleteClientAppInput!", "input: $input", "deletedId", "",
+         lambda w: {"input": {"id": gid("ClientApp", w.client_app)}},
+         {"client_apps", "trusted_documents", "trusted_manifests"}, "client_app:manage"),
 ]
 
 # brand-scoped mutations the isolation tests have no brand-limited row for: (call, the same aimed at brand b)
@@ -377,7 +413,7 @@ async def test_viewer_permissions_leave_out_tenant_wide_actions_for_a_brand_limi
     limited = (await api.data(query, token=await principal(tenant, "admin-key", ["a"])))["viewer"]
     assert everywhere["allBrands"] is True and limited["allBrands"] is False
     wide = {"BRAND_CREATE", "TAG_MANAGE", "PROFILE_REBUILD", "WEBHOOK_SECRET_ROTATE", "MEMBER_MANAGE",
-            "API_KEY_MANAGE"}
+            "API_KEY_MANAGE", "CLIENT_APP_MANAGE"}
     assert wide <= set(everywhere["permissions"])
     assert set(everywhere["permissions"]) - set(limited["permissions"]) == wide
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,9 +70,12 @@ async def _views(s: AsyncSession, tenant_id: uuid.UUID, apps: list[ClientApp]) -
     for key in await s.scalars(select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.client_app_id.in_(ids))
                                .order_by(ApiKey.created_at, ApiKey.id)):
         views[key.client_app_id].api_keys.append(key)
-    for m in await s.scalars(select(TrustedManifest).distinct(TrustedManifest.client_app_id)
-                             .where(TrustedManifest.tenant_id == tenant_id, TrustedManifest.client_app_id.in_(ids))
-                             .order_by(TrustedManifest.client_app_id, TrustedManifest.version.desc())):
+    newest = (select(TrustedManifest.client_app_id, func.max(TrustedManifest.version))
+              .where(TrustedManifest.tenant_id == tenant_id, TrustedManifest.client_app_id.in_(ids))
+              .group_by(TrustedManifest.client_app_id))
+    for m in await s.scalars(select(TrustedManifest).where(
+            TrustedManifest.tenant_id == tenant_id,
+            tuple_(TrustedManifest.client_app_id, TrustedManifest.version).in_(newest))):
         views[m.client_app_id].manifest = m
     counts = await s.execute(select(TrustedDocument.client_app_id, func.count())
                              .where(TrustedDocument.tenant_id == tenant_id, TrustedDocument.client_app_id.in_(ids))
@@ -222,9 +225,8 @@ async def get_client_app(principal: Principal, app_id: uuid.UUID) -> ClientAppVi
 
 async def client_apps_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, ClientAppView]:
     """For node lookups: the tenant's apps among ``ids``; nothing for a principal without the action."""
-    if not principal.may(Action.CLIENT_APP_MANAGE) or not ids:
+    if principal.invited or Action.CLIENT_APP_MANAGE not in principal.actions or not ids:
         return {}
-    authorize(principal, Action.CLIENT_APP_MANAGE)
     async with tenant_session(principal.tenant_id) as s:
         apps = list(await s.scalars(select(ClientApp).where(ClientApp.tenant_id == principal.tenant_id,
                                                             ClientApp.id.in_(set(ids)))))
