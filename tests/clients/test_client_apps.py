@@ -195,3 +195,29 @@ async def test_an_admin_manages_client_apps(api: Api, tenant: TenantFixture) -> 
     _, admin = await tenant.member("admin")
     made = await create(api, admin, name="By admin")
     assert made["errors"] == [] and made["clientApp"]["name"] == "By admin"
+
+
+async def test_a_page_of_apps_with_their_keys_and_manifests_costs_the_same_at_every_size(api: Api) -> None:
+    """No N+1: the page, its apps' keys, current manifests and document counts are one statement each."""
+    from domain.clients import service as clients
+    from domain.tenancy.api_keys import create_api_key
+    from support.graphql import warm
+
+    t = await create_tenant_fixture()
+    for i in range(21):
+        key, _ = await create_api_key(t.owner, f"key {i}", "analyst")
+        app = await clients.create_client_app(t.owner, f"App {i}", api_key_ids=[key.id])
+        doc = f"query App{i} {{ viewer {{ role }} }}"
+        await clients.upload_manifest(t.owner, app.app.id, {hashlib.sha256(doc.encode()).hexdigest(): doc})
+    query = """query($n: Int!) { clientApps(first: $n) { edges { node {
+      id apiKeys { id name } currentManifest { version documentIds } documentCount } } } }"""
+    await warm(api, t.owner_token)
+    counts = set()
+    for n in (1, 5, 20):
+        for _ in range(2):
+            body = await api.gql(query, {"n": n}, token=t.owner_token)
+            edges = body["data"]["clientApps"]["edges"]
+            assert len(edges) == n and all(len(e["node"]["apiKeys"]) == 1 for e in edges), body
+            assert all(e["node"]["currentManifest"]["version"] == 1 for e in edges)
+            counts.add(body["extensions"]["sqlStatements"])
+    assert len(counts) == 1, counts
