@@ -358,3 +358,22 @@ async def test_the_key_belongs_to_the_app(api: Api, tenant: TenantFixture) -> No
     data = await api.data("query($id: ID!) { clientApp(id: $id) { apiKeys { name } } }", {"id": app_id},
                           token=tenant.owner_token)
     assert data["clientApp"]["apiKeys"] == [{"name": "partner key"}]
+
+
+async def test_a_query_registered_on_one_api_process_runs_on_another(api: Api, tenant: TenantFixture) -> None:
+    """The store is Redis, shared: a second API process finds what the first registered."""
+    from conftest import start_api
+
+    name, query = viewer_query()
+    h = sha(query)
+    proc, base = start_api("api-apq")
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=20) as second:
+            before = await second.post("/graphql", json={"extensions": apq_ext(h)}, headers=bearer(tenant.owner_token))
+            assert before.status_code == 200 and code(before) == "PERSISTED_QUERY_NOT_FOUND", before.text
+            await post(api, {"query": query, "extensions": apq_ext(h)}, tenant.owner_token)
+            after = await second.post("/graphql", json={"operationName": name, "extensions": apq_ext(h)},
+                                      headers=bearer(tenant.owner_token))
+            assert after.status_code == 200 and after.json()["data"]["viewer"]["role"] == "OWNER", after.text
+    finally:
+        proc.stop()

@@ -6,15 +6,23 @@ registration, not by reads), and only when it is at most ``APQ_MAX_QUERY_BYTES``
 longer one still runs, sent in full each time). Keys carry the tenant, so one tenant cannot
 learn whether another ran a text. Each process also keeps the last 1024 texts it read or stored:
 a hash names one text only, so a copy can never be wrong, only outlive Redis's expiry.
+
+While Redis is away a hash is not found and nothing is stored (logged): Apollo's client then
+sends the query in full, which runs; nothing fails for it.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import OrderedDict
 
+from redis.exceptions import RedisError
+
 from domain.config import get_settings
 from domain.platform import redis as redis_mod
+
+log = logging.getLogger(__name__)
 
 _LOCAL_MAX = 1024
 _local: OrderedDict[tuple[uuid.UUID, str], str] = OrderedDict()
@@ -36,7 +44,11 @@ async def get(tenant_id: uuid.UUID, sha256: str) -> str | None:
     if found is not None:
         _local.move_to_end((tenant_id, sha256))
         return found
-    text = await redis_mod.client().get(key(tenant_id, sha256))
+    try:
+        text = await redis_mod.client().get(key(tenant_id, sha256))
+    except (RedisError, OSError) as exc:
+        log.warning("persisted query lookup failed, answering not found: %s", type(exc).__name__)
+        return None
     if text is not None:
         _remember(tenant_id, sha256, text)
     return text
@@ -50,6 +62,10 @@ async def put(tenant_id: uuid.UUID, sha256: str, text: str) -> bool:
     """Store a text whose hash the caller verified; False when it is too long to keep."""
     if not storable(text):
         return False
-    await redis_mod.client().set(key(tenant_id, sha256), text, ex=get_settings().apq_ttl_seconds)
+    try:
+        await redis_mod.client().set(key(tenant_id, sha256), text, ex=get_settings().apq_ttl_seconds)
+    except (RedisError, OSError) as exc:  # the operation ran; only its registration is lost
+        log.warning("persisted query not stored: %s", type(exc).__name__)
+        return False
     _remember(tenant_id, sha256, text)
     return True
