@@ -377,3 +377,14 @@ async def test_a_query_registered_on_one_api_process_runs_on_another(api: Api, t
             assert after.status_code == 200 and after.json()["data"]["viewer"]["role"] == "OWNER", after.text
     finally:
         proc.stop()
+
+
+async def test_a_document_the_schema_refuses_is_refused_at_upload(api: Api, tenant: TenantFixture) -> None:
+    app_id, _ = await make_app(api, tenant)
+    ok = "query Ok { viewer { role } }"
+    wrong = "query Wrong { viewer { noSuchField } }"
+    result = await upload(api, tenant, app_id, {sha(ok): ok, sha(wrong): wrong})
+    assert result["manifest"] is None
+    assert [(e["field"], e["code"]) for e in result["errors"]] == [(f"input.manifest.{sha(wrong)}", "INVALID")]
+    assert "noSuchField" in result["errors"][0]["message"]
+    assert (await app_state(api, tenant, app_id)) == {"documentCount": 0, "currentManifest": None}

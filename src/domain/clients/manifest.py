@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,8 +69,9 @@ def _raw_entries(v: Validator, manifest: Any) -> list[tuple[str, Any, Any, Any, 
     return [(f"manifest.{key}", key, body, None, None) for key, body in manifest.items()]
 
 
-def read_manifest(manifest: Any) -> list[Entry]:
-    """The manifest's entries, each checked; raises ``ValidationFailed`` naming every bad entry."""
+def read_manifest(manifest: Any, check: Callable[[Any], str | None] | None = None) -> list[Entry]:
+    """The manifest's entries, each checked; raises ``ValidationFailed`` naming every bad entry.
+    ``check(document)`` (a parsed document) says why the API would refuse it, if it would."""
     v = Validator()
     raw = _raw_entries(v, manifest)
     if len(raw) > MAX_DOCUMENTS:
@@ -111,6 +113,10 @@ def read_manifest(manifest: Any) -> list[Entry]:
             document = parse(body)
         except GraphQLError as e:
             v.add(field, f"{field}: the document does not parse: {e.message}")
+            continue
+        reason = check(document) if check is not None else None
+        if reason is not None:
+            v.add(field, f"{field}: the document does not validate against the schema: {reason}")
             continue
         if kind is None:
             ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]

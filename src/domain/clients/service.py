@@ -15,6 +15,7 @@ newest) lists cannot be removed.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -242,11 +243,13 @@ class Upload:
     added: int  # documents the app did not hold before
 
 
-async def upload_manifest(principal: Principal, app_id: uuid.UUID, manifest: Any) -> Upload:
+async def upload_manifest(principal: Principal, app_id: uuid.UUID, manifest: Any,
+                          check: Callable[[Any], str | None] | None = None) -> Upload:
     """A new version of the app's manifest: every entry's hash checked first (any mismatch refuses
-    the whole upload, naming the entry), then its documents stored and the version written."""
+    the whole upload, naming the entry), and each document with ``check`` (the API's validation
+    against its schema), then its documents stored and the version written."""
     authorize(principal, Action.CLIENT_APP_MANAGE)
-    entries = read_manifest(manifest)
+    entries = read_manifest(manifest, check)
     async with tenant_session(principal.tenant_id) as s:
         app = await _load(s, principal, app_id, field_name="clientAppId", lock=True)  # versions one at a time
         rows = [{"tenant_id": app.tenant_id, "client_app_id": app.id, "id": e.id, "body": e.body, "name": e.name,

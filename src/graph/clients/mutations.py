@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from graphql import DocumentNode, validate
 from strawberry import UNSET
 from strawberry.relay import GlobalID
 from strawberry.scalars import JSON
 
 from domain.clients import service
+from domain.config import get_settings
 from graph.clients.types import ClientApp, RatePlan, TrustedDocumentManifest
 from graph.core import ids
 from graph.core.context import Info
@@ -93,6 +95,18 @@ def _keys(given_ids: Any) -> list | None:
     return None if given_ids is UNSET or given_ids is None else ids.decode_many(given_ids, "ApiKey", "apiKeyIds")
 
 
+def _validation(info: Info):
+    """Why the schema refuses a document (its first validation error), or None."""
+    schema = info.schema._schema
+    hide = not get_settings().introspection  # no "Did you mean …?" when introspection is off
+
+    def check(document: DocumentNode) -> str | None:
+        errors = validate(schema, document, hide_suggestions=hide)
+        return errors[0].message if errors else None
+
+    return check
+
+
 def _app(view: Any) -> dict[str, Any]:
     return {"client_app": ClientApp.from_model(view) if view is not None else None}
 
@@ -144,7 +158,7 @@ class ClientAppMutation:
         async def run():
             return await service.upload_manifest(info.context.principal,
                                                  ids.decode(input.client_app_id, "ClientApp", "clientAppId"),
-                                                 input.manifest)
+                                                 input.manifest, _validation(info))
 
         return await payload(UploadTrustedDocumentsPayload, run,
                              lambda up: {"manifest": TrustedDocumentManifest.from_model(up.manifest),
