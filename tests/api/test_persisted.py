@@ -388,3 +388,19 @@ async def test_a_document_the_schema_refuses_is_refused_at_upload(api: Api, tena
     assert [(e["field"], e["code"]) for e in result["errors"]] == [(f"input.manifest.{sha(wrong)}", "INVALID")]
     assert "noSuchField" in result["errors"][0]["message"]
     assert (await app_state(api, tenant, app_id)) == {"documentCount": 0, "currentManifest": None}
+
+
+async def test_a_trusted_document_costs_no_statement_once_found(api: Api, tenant: TenantFixture) -> None:
+    """The process keeps the documents it found (dropped with the authentication cache): run by id,
+    a document costs the statements of the same text sent in full."""
+    from support.graphql import warm
+
+    app_id, key = await make_app(api, tenant)
+    doc = "query Mine { viewer { role allBrands } }"
+    await upload(api, tenant, app_id, {sha(doc): doc})
+    await warm(api, key)
+    full = (await post(api, {"query": doc}, key)).json()["extensions"]["sqlStatements"]
+    await post(api, {"documentId": f"sha256:{sha(doc)}"}, key)
+    counts = {(await post(api, {"documentId": f"sha256:{sha(doc)}"}, key)).json()["extensions"]["sqlStatements"]
+              for _ in range(3)}
+    assert counts == {full}, (counts, full)

@@ -14,7 +14,9 @@ newest) lists cannot be removed.
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
+from domain.config import get_settings
 from domain.clients.manifest import document_id, read_manifest
 from domain.clients.models import ClientApp, TrustedDocument, TrustedManifest
 from domain.errors import ErrorCode, NotFound, Validator
@@ -301,9 +304,18 @@ async def remove_documents(principal: Principal, app_id: uuid.UUID, raw_ids: lis
         await s.execute(delete(TrustedDocument).where(
             TrustedDocument.tenant_id == app.tenant_id, TrustedDocument.client_app_id == app.id,
             TrustedDocument.id.in_(set(doc_ids))))
+        principal_cache.invalidate(s, principal.tenant_id)  # processes keep documents they found
         audit.record(s, principal, "client_app.remove_documents", "ClientApp", app.id,
                      summary={"documentIds": [f"sha256:{d}" for d in doc_ids]})
     return [f"sha256:{d}" for d in dict.fromkeys(doc_ids)]
+
+
+# Documents found, kept per process like the authentication cache and dropped with it: an entry
+# answers only while the cache is usable (its listener in step with Redis), within
+# AUTH_CACHE_SECONDS, and while no invalidation (of any tenant) has come since it was read.
+# Removing a document or an app invalidates, so it stops running at once everywhere.
+_TRUSTED_MAX = 1024
+_trusted: OrderedDict[tuple[uuid.UUID, uuid.UUID, str], tuple[int, float, str]] = OrderedDict()
 
 
 async def trusted_document(principal: Principal, doc_id: str) -> str | None:
@@ -311,8 +323,21 @@ async def trusted_document(principal: Principal, doc_id: str) -> str | None:
     the app names it by id); None when it trusts no such document."""
     if principal.client_app is None:
         return None
+    cache = principal_cache.cache
+    key = (principal.tenant_id, principal.client_app.id, doc_id)
+    found = _trusted.get(key)
+    if found is not None and found[0] == cache.generation and found[1] > time.monotonic() and cache.usable():
+        _trusted.move_to_end(key)
+        return found[2]
+    generation = cache.generation
     async with tenant_session(principal.tenant_id) as s:
-        return await s.scalar(select(TrustedDocument.body).where(
+        text = await s.scalar(select(TrustedDocument.body).where(
             TrustedDocument.tenant_id == principal.tenant_id,
             TrustedDocument.client_app_id == principal.client_app.id, TrustedDocument.id == doc_id))
+    if text is not None and generation == cache.generation and cache.usable():
+        _trusted[key] = (generation, time.monotonic() + get_settings().auth_cache_seconds, text)
+        _trusted.move_to_end(key)
+        while len(_trusted) > _TRUSTED_MAX:
+            _trusted.popitem(last=False)
+    return text
 
