@@ -27,9 +27,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
-from domain.config import get_settings
 from domain.clients.manifest import document_id, read_manifest
 from domain.clients.models import ClientApp, TrustedDocument, TrustedManifest
+from domain.config import get_settings
 from domain.errors import ErrorCode, NotFound, Validator
 from domain.pagination import Page, clamp_first, decode_cursor, encode_cursor
 from domain.platform.db import tenant_session
