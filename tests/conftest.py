@@ -56,6 +56,9 @@ def _bootstrap() -> None:
             "GRAPHQL_SQL_STATS": "1",
             "LOG_LEVEL": os.environ.get("TEST_LOG_LEVEL", "WARNING"),
             "DATABASE_POOL_SIZE": "5",
+            # the suite's API answers hundreds of requests a tenant in seconds: no throttling there;
+            # tests/api/test_cost.py starts API processes of its own with it on
+            "API_THROTTLING": "0",
         }
     )
     for key in ("DATABASE_APP_URL", "DATABASE_APP_PASSWORD", "BRANDGRAPH_DATA_DIR"):

@@ -199,6 +199,24 @@ def cmd_create_tenant(args: argparse.Namespace) -> None:
         print(tenant.id)
 
 
+def cmd_set_plan(args: argparse.Namespace) -> None:
+    from domain.errors import DomainError
+    from domain.plans import quotas
+    from domain.tenancy.tenants import tenant_id_for_slug
+
+    async def run() -> None:
+        add_ons = quotas.parse_add_ons(args.add_on or [])
+        tenant = await quotas.set_plan(await tenant_id_for_slug(args.tenant), args.plan, add_ons)
+        extra = ", ".join(f"{k}+{v}" for k, v in sorted(add_ons.items())) or "no add-ons"
+        print(f"tenant {args.tenant}: plan {tenant.plan}, {extra}")
+
+    with services():
+        try:
+            asyncio.run(run())
+        except DomainError as exc:
+            _fail("; ".join(e.message for e in exc.errors))
+
+
 def cmd_create_api_key(args: argparse.Namespace) -> None:
     from domain.errors import DomainError
 
@@ -459,6 +477,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slug", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--plan", default="free")
+    p = add("set-plan", cmd_set_plan, "Change a tenant's plan and add-ons (audited; a downgrade below what is "
+                                      "in use is refused).")
+    p.add_argument("--tenant", required=True, metavar="SLUG")
+    p.add_argument("--plan", required=True, choices=["free", "growth", "enterprise"])
+    p.add_argument("--add-on", action="append", metavar="NAME=N",
+                   help="raise quota NAME by N (repeatable; replaces the tenant's add-ons; "
+                        "active_segments, audience_exports, copilot_tokens, messages)")
     p = add("create-api-key", cmd_create_api_key, "Create an API key; prints the secret on the last line.")
     p.add_argument("--tenant", required=True, metavar="SLUG")
     p.add_argument("--role", required=True, choices=["admin", "marketer", "agent", "analyst"])

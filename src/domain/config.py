@@ -93,6 +93,7 @@ class Settings:
     max_aliases: int = 30
     apq_ttl_seconds: int = 86_400
     apq_max_query_bytes: int = 32_768
+    throttling: bool = True  # API_THROTTLING: query cost limits and the leaky bucket (graph/cost.py)
     log_level: str = "INFO"
     audit_retention_days: int = 365
     db_pool_size: int = 10
@@ -208,6 +209,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         max_aliases=int(e.get("GRAPHQL_MAX_ALIASES") or 30),
         apq_ttl_seconds=int(e.get("APQ_TTL_SECONDS") or 86_400),
         apq_max_query_bytes=int(e.get("APQ_MAX_QUERY_BYTES") or 32_768),
+        throttling=_bool(e.get("API_THROTTLING"), True),
         log_level=(e.get("LOG_LEVEL") or "INFO").upper(),
         audit_retention_days=int(e.get("AUDIT_RETENTION_DAYS") or 365),
         db_pool_size=int(e.get("DATABASE_POOL_SIZE") or 10),

@@ -16,6 +16,7 @@ class ErrorCode(str, Enum):
     INVALID_STATE = "INVALID_STATE"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     HASH_MISMATCH = "HASH_MISMATCH"
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
 
 
 class DomainError(Exception):

@@ -26,6 +26,7 @@ from domain.platform import db, outbox_relay
 from domain.platform import redis as redis_mod
 from domain.platform.events import EventHub
 from domain.platform.observability import configure_logging, new_request_id, request_id_var
+from domain.plans import api_usage, bucket
 from domain.tenancy import key_usage, principal_cache
 from graph.schema import build_schema
 from graph.view import GraphQLView, error_body
@@ -238,6 +239,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         auth_listener.start()
         key_use = key_usage.Flusher()
         key_use.start()
+        api_use = api_usage.Flusher()  # requests, cost and throttling per consumer and hour
+        api_use.start()
         # everything loaded so far (modules, the schema) lives as long as the process: keep it out
         # of the collector's generations, and collect the young generation less often, so that
         # full collections do not pause live subscriptions for hundreds of milliseconds
@@ -249,6 +252,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             await key_use.stop()  # writes what it holds
+            await api_use.stop()
+            await bucket.close()
             await auth_listener.stop()
             await relay.stop()
             await app.state.event_hub.close()

@@ -41,6 +41,7 @@ from domain.platform.db import (
     shared_reads,
 )
 from domain.platform.observability import current_request_id
+from graph.cost import cost_extension
 
 log = logging.getLogger("graph.errors")
 
@@ -124,7 +125,9 @@ class DomainErrorCodes(SchemaExtension):
             original = error.original_error
             if isinstance(original, DomainError):
                 first = original.errors[0]  # a ValidationFailed speaks through its first error
-                error.extensions = {"code": first.code.value, "field": first.field}
+                # a quota's refusal names the quota, its limit, its use and its reset too
+                error.extensions = {"code": first.code.value, "field": first.field,
+                                    **getattr(first, "extensions", {})}
             elif isinstance(original, Unauthenticated):
                 error.extensions = {"code": "UNAUTHENTICATED"}
             elif isinstance(original, DatabaseUnavailable):  # answered as a field error only
@@ -311,6 +314,7 @@ def extensions(settings: Settings) -> list:
         lambda: PreparedDocuments(max_tokens=settings.max_query_tokens, limits=limits,
                                   hide_suggestions=not settings.introspection),
         lambda: RefuseUnstorableText(max_tokens=settings.max_query_tokens),
+        cost_extension(settings),  # graph/cost.py: refused before the read transaction begins
         ShareReadTransaction,
         DomainErrorCodes,
         MaskInternalErrors,

@@ -46,7 +46,7 @@ from support.ws import PROTOCOL, Client, bearer, ws_url
 
 SNAPSHOT = """
 {
-  viewer { tenant { id slug name plan features { copilotEnabled } } }
+  viewer { tenant { id slug name plan { name limits { quota limit used } } features { copilotEnabled } } }
   brands(includeArchived: true) {
     id name slug timezone archivedAt updatedAt
     sendingIdentity { fromName fromEmail replyTo smsSender }

@@ -25,6 +25,8 @@ from domain.errors import (
     Validator,
 )
 from domain.pagination import Page, decode_cursor, encode_cursor
+from domain.plans import quotas
+from domain.plans.limits import Quota
 from domain.platform.db import tenant_session
 from domain.segments import compiler, dsl
 from domain.segments.lookalike import lookalike_select
@@ -185,6 +187,8 @@ async def create_segment(principal: Principal, brand_id: uuid.UUID, kind: Segmen
     values = _clean(data, creating=True)
     async with tenant_session(principal.tenant_id) as s:
         await scoping.check_brand(s, principal, brand_id)
+        if values.get("is_active", True):  # the plan's active segments, counted under its lock
+            await quotas.check_count(s, principal.tenant_id, Quota.ACTIVE_SEGMENTS, 1)
         seg = Segment(id=uuid.uuid4(), tenant_id=principal.tenant_id, brand_id=brand_id, kind=kind.value,
                       created_by=principal.label, **values)
         if kind is SegmentKind.DYNAMIC:
@@ -233,6 +237,8 @@ async def update_segment(principal: Principal, segment_id: uuid.UUID, data: dict
             group = await check_definition(s, principal, seg.brand_id, definition, segment_id=seg.id)
         if dry_run:
             return await _dry_run(s, seg, group)
+        if values.get("is_active") and not seg.is_active:
+            await quotas.check_count(s, principal.tenant_id, Quota.ACTIVE_SEGMENTS, 1, field="isActive")
         before = {k: getattr(seg, k) for k in values}
         for k, v in values.items():
             setattr(seg, k, v)

@@ -17,7 +17,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.models import Base, TenantOwned, Timestamps, new_id
@@ -32,6 +32,8 @@ class Tenant(Timestamps, Base):
     slug: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     plan: Mapped[str] = mapped_column(String(32), nullable=False, server_default="free")
+    # add-ons raising a quota: {quota name: extra units} (domain/plans/limits.py)
+    add_ons: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
     copilot_enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
 

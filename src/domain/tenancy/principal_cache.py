@@ -89,6 +89,7 @@ class PrincipalCache:
     def __init__(self) -> None:
         self._principals: OrderedDict[bytes, _Entry] = OrderedDict()
         self._brands: OrderedDict[uuid.UUID, _Entry] = OrderedDict()
+        self._plans: OrderedDict[uuid.UUID, _Entry] = OrderedDict()  # domain/plans/quotas.tenant_plan
         self._keys_by_tenant: dict[uuid.UUID, set[bytes]] = {}
         self.generation = 0
         self._synced_at = -math.inf  # the send time of the last ping Redis answered
@@ -169,6 +170,12 @@ class PrincipalCache:
     def put_brand_ids(self, tenant_id: uuid.UUID, brand_ids: frozenset[uuid.UUID], generation: int) -> None:
         self._put(self._brands, tenant_id, tenant_id, brand_ids, generation, MAX_TENANTS, None)
 
+    def plan(self, tenant_id: uuid.UUID) -> Any | None:
+        return self._get(self._plans, tenant_id)
+
+    def put_plan(self, tenant_id: uuid.UUID, plan: Any, generation: int) -> None:
+        self._put(self._plans, tenant_id, tenant_id, plan, generation, MAX_TENANTS, None)
+
     # --- dropping ------------------------------------------------------------------------------
 
     def drop_tenant(self, tenant_id: uuid.UUID | str) -> None:
@@ -181,11 +188,13 @@ class PrincipalCache:
         for key in list(self._keys_by_tenant.pop(tid, ())):
             self._principals.pop(key, None)
         self._brands.pop(tid, None)
+        self._plans.pop(tid, None)
 
     def clear(self) -> None:
         self.generation += 1
         self._principals.clear()
         self._brands.clear()
+        self._plans.clear()
         self._keys_by_tenant.clear()
 
     def __len__(self) -> int:

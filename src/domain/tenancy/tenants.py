@@ -9,12 +9,11 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.audit import service as audit
 from domain.errors import DomainError, ErrorCode, NotFound, Validator
+from domain.plans.limits import PLANS
 from domain.platform.db import anonymous_session, tenant_session
 from domain.tenancy import validation
 from domain.tenancy.models import Tenant
 from domain.tenancy.policies import Action, Principal, authorize
-
-PLANS = ("free", "growth", "enterprise")
 
 
 async def create_tenant(slug: str, name: str, *, plan: str = "free") -> Tenant:

@@ -11,6 +11,7 @@ import strawberry
 from strawberry import relay
 
 from domain.campaigns.models import Status
+from domain.plans import api_usage, quotas
 from domain.tenancy import models
 from domain.tenancy.api_keys import list_api_keys
 from domain.tenancy.brands import list_brands
@@ -22,6 +23,7 @@ from domain.tenancy.policies import Role as DomainRole
 from domain.tenancy.tenants import get_tenant
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
+from graph.plans.types import ApiUsageHour, TenantPlan
 
 Role = strawberry.enum(DomainRole, name="Role", description="What a member or API key may do.")
 PrincipalKind = strawberry.enum(DomainPrincipalKind, name="PrincipalKind")
@@ -49,14 +51,23 @@ class Tenant(relay.Node):
     id: relay.NodeID[str]
     slug: str
     name: str
-    plan: str
     features: TenantFeatures
     created_at: datetime
+
+    @strawberry.field(description="The tenant's plan: its API limits, and each quota's limit, use and reset.")
+    async def plan(self, info: Info) -> TenantPlan:
+        return TenantPlan.of(*await quotas.usage(info.context.principal))
+
+    @strawberry.field(description="The API's use by consumer (client app, API key or member) and hour, oldest "
+                                  "first, in [from, to) (at most 31 days; owners and admins).")
+    async def api_usage(self, info: Info, from_: Annotated[datetime, strawberry.argument(name="from")],
+                        to: datetime) -> list[ApiUsageHour]:
+        return [ApiUsageHour.from_row(r) for r in await api_usage.usage(info.context.principal, from_, to)]
 
     @classmethod
     def from_model(cls, t: models.Tenant) -> Tenant:
         return cls(
-            id=str(t.id), slug=t.slug, name=t.name, plan=t.plan,
+            id=str(t.id), slug=t.slug, name=t.name,
             features=TenantFeatures(copilot_enabled=t.copilot_enabled), created_at=t.created_at,
         )
 
