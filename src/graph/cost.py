@@ -42,7 +42,6 @@ from graphql import (
     GraphQLSchema,
     GraphQLSkipDirective,
     InlineFragmentNode,
-    OperationType,
     SelectionSetNode,
     VariableNode,
     get_named_type,
@@ -60,7 +59,9 @@ from graphql.execution.values import (
 from graphql.language import Visitor
 from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
+from domain.config import get_settings
 from domain.plans import api_usage, bucket
 from domain.plans.limits import Plan, plan
 from domain.plans.quotas import tenant_plan
@@ -386,8 +387,8 @@ class QueryCost(SchemaExtension):
         yield
 
     async def on_stream_result(self, result: Any) -> AsyncIterator[None]:
-        """Each event a subscription delivers through Strawberry's stream."""
-        if self.enforce:
+        """Each event a subscription delivers through Strawberry's stream (a refusal is free)."""
+        if getattr(result, "data", None) is not None:
             await charge_event(self.execution_context.context)
         yield None
 
@@ -396,15 +397,19 @@ class QueryCost(SchemaExtension):
 
 
 async def charge_event(context: Any) -> None:
-    """Take :data:`EVENT_COST` for one subscription event delivered to ``context``'s consumer
-    (the shared path, ``graph/core/fanout.deliver``, calls it too)."""
+    """Take :data:`EVENT_COST` for one subscription event delivered to ``context``'s consumer,
+    even past empty (with ``API_THROTTLING`` on), and count it in the consumer's usage (its cost,
+    not a request). The shared path, ``graph/core/fanout.deliver``, calls it too."""
     principal = getattr(context, "principal_", None)
     if principal is None:
         return
     try:
-        kind, cid, p = await limits_for(principal)
-        await bucket.charge(bucket_key(principal, kind, cid), EVENT_COST, p.bucket_maximum, p.restore_rate)
-        api_usage.note(principal.tenant_id, kind, cid, cost=EVENT_COST, throttled=False)
+        if get_settings().throttling:
+            kind, cid, p = await limits_for(principal)
+            await bucket.charge(bucket_key(principal, kind, cid), EVENT_COST, p.bucket_maximum, p.restore_rate)
+        else:
+            kind, cid, _ = consumer(principal)
+        api_usage.note(principal.tenant_id, kind, cid, cost=EVENT_COST, throttled=False, request=False)
     except Exception:  # an event is never lost to its accounting
         log.warning("could not charge a subscription event", exc_info=True)
 

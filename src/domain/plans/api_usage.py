@@ -41,14 +41,15 @@ def hour_of(at: datetime) -> datetime:
 
 
 def note(tenant_id: uuid.UUID, kind: str, consumer_id: uuid.UUID, *, cost: int, throttled: bool,
-         at: datetime | None = None) -> None:
+         request: bool = True, at: datetime | None = None) -> None:
+    """One operation (``request``; a subscription event is not one, only its cost counts)."""
     key = (tenant_id, hour_of(at or datetime.now(UTC)), kind, consumer_id)
     found = _pending.get(key)
     if found is None:
         if len(_pending) >= MAX_PENDING:
             return
         found = _pending[key] = [0, 0, 0]
-    found[0] += 1
+    found[0] += int(request)
     found[1] += cost
     found[2] += int(throttled)
 

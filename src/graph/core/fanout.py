@@ -53,6 +53,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 
 from domain.config import get_settings
 from domain.tenancy.scoping import scope_key
+from graph.cost import charge_event
 from graph.extensions import finish_errors
 
 log = logging.getLogger(__name__)
@@ -189,5 +190,6 @@ async def deliver(info: Any, version: Hashable, build: Callable[[], Any]) -> boo
     try:
         await sink.handler.websocket.ws.send_text(sink.prefix + payload + "}")
     except (WebSocketDisconnect, RuntimeError, OSError):
-        pass  # the connection is closing: its handler ends the operation
+        return True  # the connection is closing: its handler ends the operation
+    await charge_event(info.context)  # the subscriber's bucket pays for each event (graph/cost.py)
     return True
