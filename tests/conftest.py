@@ -309,7 +309,9 @@ class TenantFixture:
         return key.id, secret
 
 
-async def create_tenant_fixture(brands: tuple[str, ...] = ("a", "b")) -> TenantFixture:
+async def create_tenant_fixture(brands: tuple[str, ...] = ("a", "b"), plan: str = "enterprise") -> TenantFixture:
+    """A tenant on ``plan``: enterprise unless told, so that no test but those of plans and quotas
+    (tests/tenancy/test_plans.py, tests/api/test_cost.py, which ask for ``free``) meets a quota."""
     from domain.tenancy import brands as brand_service
     from domain.tenancy.auth import mint_token
     from domain.tenancy.members import ensure_member, principal_for_user
@@ -317,7 +319,7 @@ async def create_tenant_fixture(brands: tuple[str, ...] = ("a", "b")) -> TenantF
     from domain.tenancy.tenants import create_tenant
 
     slug = f"t-{uuid.uuid4().hex[:12]}"
-    tenant = await create_tenant(slug, f"Tenant {slug}")
+    tenant = await create_tenant(slug, f"Tenant {slug}", plan=plan)
     email = f"owner@{slug}.test"
     owner_id, _ = await ensure_member(tenant.id, email, Role.OWNER)
     owner = await principal_for_user(tenant.id, owner_id)

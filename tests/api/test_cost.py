@@ -11,12 +11,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from graphql import GraphQLInterfaceType, GraphQLList, GraphQLObjectType, get_named_type, get_nullable_type, is_leaf_type
+from graphql import (
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLObjectType,
+    get_named_type,
+    get_nullable_type,
+    is_leaf_type,
+)
 from graphql import parse as gql_parse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, select
 
-from conftest import Api, Process, TenantFixture, gid, start_api
+from conftest import Api, Process, TenantFixture, create_tenant_fixture, gid, start_api
 from domain.customers.models import Tag
 from domain.plans import bucket, quotas
 from domain.platform.db import tenant_session
@@ -36,6 +43,12 @@ TAGS_1000 = "mutation { " + " ".join(f't{i}: createTag(input: {{name: "x{i}"}}) 
 def static(query: str, variables: dict[str, Any] | None = None) -> int:
     return cost.static_cost(SCHEMA, gql_parse(query), None, variables, query)
 
+
+
+@pytest.fixture
+async def tenant() -> TenantFixture:
+    """A tenant on the free plan (the suite's tenants are on enterprise)."""
+    return await create_tenant_fixture(plan="free")
 
 # --- the cost ----------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select, text
 
-from conftest import ROOT, Api, TenantFixture, gid
+from conftest import ROOT, Api, TenantFixture, create_tenant_fixture, gid
 from domain.audit.models import AuditEntry
 from domain.plans import quotas
 from domain.plans.limits import Quota, next_month_start
@@ -28,6 +28,12 @@ CREATE = """mutation($input: CreateSegmentInput!) { createSegment(input: $input)
 UPDATE = """mutation($input: UpdateSegmentInput!) { updateSegment(input: $input) {
   segment { id } errors { field code message } } }"""
 
+
+
+@pytest.fixture
+async def tenant() -> TenantFixture:
+    """A tenant on the free plan (the suite's tenants are on enterprise)."""
+    return await create_tenant_fixture(plan="free")
 
 async def _segments(t: TenantFixture, n: int, *, active: bool = True) -> list[uuid.UUID]:
     """``n`` static segments written directly (the setup, not the behaviour under test)."""

@@ -106,8 +106,8 @@ class UsageRow:
 
 async def usage(principal: Principal, start: datetime, end: datetime) -> list[UsageRow]:
     """The tenant's API use by consumer and hour in [start, end) (at most 31 days), oldest first
-    (owners and admins)."""
-    authorize(principal, Action.API_USAGE_READ)
+    (owners and admins who see every brand: the action that manages API keys, tenant-wide)."""
+    authorize(principal, Action.API_KEY_MANAGE)
     if end <= start or end - start > MAX_RANGE:
         raise DomainError("the range must be positive and at most 31 days", field="to")
     u = ApiUsage
