@@ -25,6 +25,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from domain.platform import redis as redis_mod
@@ -78,7 +80,7 @@ def _script() -> object:
     found = _clients.get(loop)
     if found is None:
         client = aioredis.Redis.from_url(redis_mod.redis_url(), decode_responses=True, socket_timeout=0.25,
-                                         socket_connect_timeout=0.25, retry_on_timeout=False)
+                                         socket_connect_timeout=0.25, retry=Retry(NoBackoff(), 0))
         found = (client, client.register_script(SCRIPT))
         _clients[loop] = found
     return found[1]
