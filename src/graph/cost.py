@@ -121,7 +121,7 @@ COST_MAP: dict[str, Cost] = {
     "Query.segmentAutomations": bounded(50), "Query.deliveryProviders": bounded(10),
     "Query.conversationLabels": bounded(100), "Query.cannedResponses": bounded(100),
     "TenantPlan.limits": bounded(10),
-    "Tenant.apiUsage": bounded(100, weight=10),
+    "Tenant.apiUsage": bounded(500, weight=10),  # domain/plans/api_usage.MAX_ROWS
     # heavy work
     "Query.previewSegment": paged(weight=50),  # its customers are its page
     "SegmentPreview.customers": bounded(1, weight=0),

@@ -288,6 +288,22 @@ async def test_a_subscription_pays_to_subscribe_and_for_each_event(
         await conn.close()
 
 
+def test_a_client_app_has_its_own_bucket_and_its_rate_plan_replaces_the_tenants() -> None:
+    from types import SimpleNamespace
+
+    from domain.tenancy.policies import Principal, PrincipalKind, Role
+
+    key = Principal(uuid.uuid4(), PrincipalKind.API_KEY, uuid.uuid4(), Role.ADMIN, "k", None)
+    assert cost.consumer(key) == ("api_key", key.id, None)
+    person = Principal(key.tenant_id, PrincipalKind.USER, uuid.uuid4(), Role.OWNER, "p", None, member_id=uuid.uuid4())
+    assert cost.consumer(person) == ("user", person.member_id, None)
+    app = SimpleNamespace(id=uuid.uuid4(), rate_plan="enterprise")
+    of_app = SimpleNamespace(**{**key.__dict__, "client_app": app})
+    assert cost.consumer(of_app) == ("client_app", app.id, "enterprise")
+    kind, cid, p = asyncio.run(cost.limits_for(of_app))  # no database: the rate plan decides
+    assert (kind, cid, p.name, p.bucket_maximum) == ("client_app", app.id, "enterprise", 10_000)
+
+
 # --- the bucket without Redis ------------------------------------------------------------------
 
 

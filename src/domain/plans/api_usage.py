@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 FLUSH_SECONDS = 2.0
 MAX_PENDING = 100_000  # distinct (tenant, hour, consumer) rows held; beyond it new ones are dropped
 MAX_RANGE = timedelta(days=31)
-MAX_ROWS = 2000
+MAX_ROWS = 500  # graph/cost.py counts Tenant.apiUsage at this size
 
 # (tenant id, hour, consumer kind, consumer id) -> [requests, cost, throttled]
 _pending: dict[tuple[uuid.UUID, datetime, str, uuid.UUID], list[int]] = {}

@@ -59,7 +59,8 @@ class Tenant(relay.Node):
         return TenantPlan.of(*await quotas.usage(info.context.principal))
 
     @strawberry.field(description="The API's use by consumer (client app, API key or member) and hour, oldest "
-                                  "first, in [from, to) (at most 31 days; owners and admins).")
+                                  "first, in [from, to) (at most 31 days and 500 rows; owners and admins who "
+                                  "see every brand).")
     async def api_usage(self, info: Info, from_: Annotated[datetime, strawberry.argument(name="from")],
                         to: datetime) -> list[ApiUsageHour]:
         return [ApiUsageHour.from_row(r) for r in await api_usage.usage(info.context.principal, from_, to)]
