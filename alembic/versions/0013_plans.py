@@ -1,7 +1,7 @@
 """Plans: tenants' add-ons, monthly quota use, and the API's use per consumer and hour.
 
 Revision ID: 0013_plans
-Revises: 0011_claims
+Revises: 0012_client_apps
 Create Date: 2026-12-08 01:00:00
 """
 
@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql
 from domain.platform.sqlfiles import run_sql_file
 
 revision = '0013_plans'
-down_revision = '0011_claims'
+down_revision = '0012_client_apps'
 branch_labels = None
 depends_on = None
 

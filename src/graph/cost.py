@@ -110,11 +110,11 @@ COST_MAP: dict[str, Cost] = {
     "Query.suppressions": paged(),
     "Brand.campaigns": paged(), "Conversation.messages": paged(), "Customer.orders": paged(),
     "Customer.timeline": paged(), "Customer.notes": paged(), "Segment.members": paged(), "Segment.history": paged(),
-    "SegmentAutomation.executions": paged(), "SegmentAutomation.runs": paged(),
+    "SegmentAutomation.executions": paged(), "SegmentAutomation.runs": paged(), "Query.clientApps": paged(),
     # lists the server bounds
     "Query.brands": bounded(50), "Viewer.brands": bounded(50), "ApiKey.brands": bounded(50),
     "Member.brands": bounded(50), "Customer.brands": bounded(50), "Query.members": bounded(100),
-    "Query.apiKeys": bounded(100), "Query.tags": bounded(100), "Customer.tags": bounded(20),
+    "Query.apiKeys": bounded(100), "ClientApp.apiKeys": bounded(20), "Query.tags": bounded(100), "Customer.tags": bounded(20),
     "Customer.consents": bounded(20), "Order.items": bounded(50), "Campaign.segments": bounded(10),
     "Campaign.exclusionSegments": bounded(10), "Conversation.labels": bounded(10),
     "Query.segmentFields": bounded(50), "Query.customAttributes": bounded(100),
