@@ -288,6 +288,31 @@ async def test_a_subscription_pays_to_subscribe_and_for_each_event(
         await conn.close()
 
 
+async def test_the_keys_of_a_client_app_share_its_bucket_sized_by_its_rate_plan(
+        api: Api, apis: tuple[Api, Api], tenant: TenantFixture) -> None:
+    from domain.clients.service import create_client_app
+
+    one, two = apis
+    first_id, first = await tenant.api_key("admin")
+    second_id, second = await tenant.api_key("marketer")
+    app = await create_client_app(tenant.owner, "storefront", rate_plan="growth", api_key_ids=[first_id, second_id])
+    body = await one.gql(DRAIN, token=first)  # 1,000 of the app's 2,000 (growth), on the free tenant
+    status = body["extensions"]["cost"]["throttleStatus"]
+    assert (status["maximumAvailable"], status["restoreRate"]) == (2000, 100)
+    assert status["currentlyAvailable"] == 1000
+    # the app's other key draws from the same bucket, on the other process
+    status = (await two.gql(DRAIN, token=second))["extensions"]["cost"]["throttleStatus"]
+    assert status["currentlyAvailable"] < 1000
+    assert (await one.post(TAGS, token=first)).status_code == 429
+    # the owner (a person, not the app) still has a bucket of its own, on the tenant's plan
+    own = (await one.gql("{ viewer { role } }", token=tenant.owner_token))["extensions"]["cost"]["throttleStatus"]
+    assert (own["maximumAvailable"], own["currentlyAvailable"]) == (1000, 999)
+    _, reader = await tenant.member("admin")
+    app_gid = gid("ClientApp", app.app.id)
+    rows = await _usage_of(api, reader, {app_gid}, lambda rows: rows.get(app_gid, {}).get("requests") == 3)
+    assert (rows[app_gid]["consumerKind"], rows[app_gid]["cost"], rows[app_gid]["throttled"]) == ("CLIENT_APP", 2000, 1)
+
+
 def test_a_client_app_has_its_own_bucket_and_its_rate_plan_replaces_the_tenants() -> None:
     from types import SimpleNamespace
 
