@@ -16,6 +16,7 @@ ACTOR_MODULES = (
     "domain.exports.timeline",
     "domain.imports.actors",
     "domain.profiles.actors",
+    "domain.segments.changes",
     "domain.segments.member_import",
     "domain.segments.refresh",
     "domain.tenancy.actors",

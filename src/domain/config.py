@@ -101,6 +101,7 @@ class Settings:
     auth_cache_seconds: int = 30
     segment_manual_refresh_seconds: int = 60
     segment_auto_refresh_seconds: int = 3600
+    live_segment_debounce_ms: int = 100
     public_url: str = "http://localhost:8000"
     brevo_api_url: str = "https://api.brevo.com"
     sendgrid_api_url: str = "https://api.sendgrid.com"
@@ -217,6 +218,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         auth_cache_seconds=int(e.get("AUTH_CACHE_SECONDS") or 30),
         segment_manual_refresh_seconds=int(e.get("SEGMENT_MANUAL_REFRESH_SECONDS") or 60),
         segment_auto_refresh_seconds=int(e.get("SEGMENT_AUTO_REFRESH_SECONDS") or 3600),
+        live_segment_debounce_ms=int(e.get("LIVE_SEGMENT_DEBOUNCE_MS") or 100),
         public_url=(e.get("PUBLIC_URL") or "http://localhost:8000").rstrip("/"),
         brevo_api_url=(e.get("BREVO_API_URL") or "https://api.brevo.com").rstrip("/"),
         sendgrid_api_url=(e.get("SENDGRID_API_URL") or "https://api.sendgrid.com").rstrip("/"),

@@ -17,6 +17,7 @@ from domain.jobs.service import requeue_stalled
 from domain.platform.broker import enqueue
 from domain.platform.scheduler import Periodic
 from domain.profiles.actors import start_scheduled_rebuild
+from domain.segments.live import requeue_pending
 from domain.segments.refresh import refresh_stale
 from domain.tenancy.tenants import all_tenant_ids
 
@@ -36,6 +37,7 @@ def schedule() -> list[Periodic]:
     async def refresh_stale_segments() -> None:
         for tenant_id in await all_tenant_ids():
             await refresh_stale(tenant_id)
+            await requeue_pending(tenant_id)
 
     async def requeue_stalled_jobs() -> None:
         for tenant_id in await all_tenant_ids():

@@ -32,7 +32,8 @@ from domain.errors import DomainError, ErrorCode, NotFound, PermissionDenied, Va
 from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform.db import tenant_session
 from domain.profiles import service as profiles
-from domain.segments.staleness import mark_stale
+from domain.segments import changes
+from domain.segments.compiler import ATTRIBUTE, PROFILE, PURCHASE, event_input
 from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
@@ -149,7 +150,8 @@ async def record_order(principal: Principal, inp: OrderInput) -> tuple[Order, bo
                 Order.tenant_id == principal.tenant_id, Order.brand_id == inp.brand_id,
                 Order.external_order_id == inp.external_order_id)), False
         await _write_items(s, principal, order, inp.items)
-        await _after_activity(s, principal.tenant_id, customer.id, inp.brand_id, CustomerSource.ORDER, inp.placed_at)
+        await _after_activity(s, principal.tenant_id, customer.id, inp.brand_id, CustomerSource.ORDER, inp.placed_at,
+                              [PURCHASE, *([ATTRIBUTE] if customer_fields else [])])
         timeline.write(s, principal.tenant_id, customer.id, timeline.Kind.ORDER_PLACED, inp.placed_at,
                        brand_id=inp.brand_id, ref=("Order", order.id),
                        data={"external_order_id": inp.external_order_id, "total_cents": inp.total_cents,
@@ -202,11 +204,12 @@ async def _write_items(s: AsyncSession, principal: Principal, order: Order, line
 
 
 async def _after_activity(s: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID, brand_id: uuid.UUID | None,
-                          source: CustomerSource, at: datetime) -> None:
+                          source: CustomerSource, at: datetime, inputs: list[str]) -> None:
     if brand_id is not None:
         await link_brand(s, tenant_id, customer_id, brand_id, source, at)
     await profiles.refresh(s, tenant_id, [customer_id])
-    await mark_stale(s, tenant_id, brand_id)  # a brand-less event counts for every brand
+    # live evaluation of the customer's segments: what it did, and the profile it recomputed
+    await changes.customers_changed(s, tenant_id, [customer_id], [*inputs, PROFILE])
 
 
 @dataclass
@@ -265,7 +268,8 @@ async def track_event(principal: Principal, inp: EventInput) -> tuple[TrackedEve
         if inserted.first() is None:
             return await s.scalar(select(TrackedEvent).where(
                 TrackedEvent.tenant_id == principal.tenant_id, TrackedEvent.idempotency_key == inp.event_id)), False
-        await _after_activity(s, principal.tenant_id, customer.id, inp.brand_id, CustomerSource.EVENT, occurred_at)
+        await _after_activity(s, principal.tenant_id, customer.id, inp.brand_id, CustomerSource.EVENT, occurred_at,
+                              [event_input(inp.name), *([ATTRIBUTE] if customer_fields else [])])
         timeline.write(s, principal.tenant_id, customer.id, timeline.Kind.EVENT_TRACKED, occurred_at,
                        brand_id=inp.brand_id, ref=("TrackedEvent", event_id),
                        data={"name": inp.name, "properties": inp.properties})

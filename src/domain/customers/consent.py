@@ -20,7 +20,8 @@ from domain.customers.models import Consent
 from domain.customers.service import CustomerSource, link_brand, load_visible
 from domain.errors import Validator
 from domain.platform.db import tenant_session
-from domain.segments.staleness import mark_stale
+from domain.segments import changes
+from domain.segments.compiler import consent_input
 from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
@@ -51,7 +52,7 @@ async def record(session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.
     )
     timeline.write(session, tenant_id, customer_id, timeline.Kind.CONSENT_CHANGED, at, brand_id=brand_id,
                    data={"channel": channel.value, "granted": granted, "source": source})
-    await mark_stale(session, tenant_id, brand_id)  # consent rules of this brand
+    await changes.customers_changed(session, tenant_id, [customer_id], [consent_input(channel.value)])
     return True
 
 

@@ -25,7 +25,8 @@ from domain.customers.models import Customer, CustomerBrand, CustomerTag
 from domain.errors import DomainError, ErrorCode, NotFound, Validator
 from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform.db import tenant_session
-from domain.segments.staleness import mark_stale
+from domain.segments import changes
+from domain.segments.compiler import ATTRIBUTE, BRAND
 from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
@@ -149,6 +150,7 @@ async def link_brand(session: AsyncSession, tenant_id: uuid.UUID, customer_id: u
     if at is not None:
         values["first_seen_at"] = at
     await session.execute(insert(CustomerBrand).values(**values).on_conflict_do_nothing())
+    await changes.customers_changed(session, tenant_id, [customer_id], [BRAND])  # the brand's segments may take them
 
 
 _IDENTIFIERS = (("external_id", "externalId"), ("email", "email"))
@@ -314,8 +316,9 @@ async def _insert(session: AsyncSession, tenant_id: uuid.UUID, fields: dict[str,
     return await session.scalar(select(Customer).where(Customer.tenant_id == tenant_id, Customer.id == new_id))
 
 
-async def _attributes_changed(s: AsyncSession, tenant_id: uuid.UUID) -> None:
-    await mark_stale(s, tenant_id, None)  # attribute rules of every brand may now answer otherwise
+async def _attributes_changed(s: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID) -> None:
+    # attribute rules of every brand may now answer otherwise
+    await changes.customers_changed(s, tenant_id, [customer_id], [ATTRIBUTE])
 
 
 def _taken(prefix: str = "") -> DomainError:
@@ -333,7 +336,7 @@ async def upsert_customer(principal: Principal, data: dict[str, Any], *, brand_i
     async with tenant_session(principal.tenant_id) as s:
         customer, created = await upsert_in_session(s, principal, fields, brand_id, source)
         await s.refresh(customer)
-        await _attributes_changed(s, principal.tenant_id)
+        await _attributes_changed(s, principal.tenant_id, customer.id)
         audit.record(s, principal, "customer.create" if created else "customer.update", "Customer",
                      customer.id, brand_id=brand_id,
                      summary={"fields": sorted(k for k in fields if k != "attributes")})
@@ -357,7 +360,7 @@ async def update_customer(principal: Principal, customer_id: uuid.UUID, data: di
         except IntegrityError:
             raise _taken() from None
         await s.refresh(customer)
-        await _attributes_changed(s, principal.tenant_id)
+        await _attributes_changed(s, principal.tenant_id, customer.id)
         audit.record(s, principal, "customer.update", "Customer", customer.id,
                      summary=audit.diff(before, {k: getattr(customer, k) for k in fields}))
     return customer

@@ -15,7 +15,8 @@ from domain.audit import service as audit
 from domain.customers.models import Customer, CustomerTag, Tag
 from domain.errors import DomainError, ErrorCode, LimitExceeded, NotFound, Validator
 from domain.platform.db import tenant_session
-from domain.segments.staleness import mark_stale
+from domain.segments import changes
+from domain.segments.compiler import tag_input
 from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
@@ -146,7 +147,7 @@ async def tag_customers(principal: Principal, customer_ids: list[uuid.UUID], tag
             .on_conflict_do_nothing().returning(CustomerTag.customer_id, CustomerTag.tag_id)
         )).all()
         await _timeline(s, principal, added, timeline.Kind.TAG_ADDED, now)
-        await _segments_stale(s, principal.tenant_id)
+        await _segments_changed(s, principal.tenant_id, added)
         audit.record(s, principal, "customer.tag", "Customer", None,
                      summary={"customers": len(customer_ids), "tags": [str(t) for t in tag_ids], "added": len(added)})
     return len(added)
@@ -164,14 +165,15 @@ async def untag_customers(principal: Principal, customer_ids: list[uuid.UUID], t
             .returning(CustomerTag.customer_id, CustomerTag.tag_id)
         )).all()
         await _timeline(s, principal, removed, timeline.Kind.TAG_REMOVED, now)
-        await _segments_stale(s, principal.tenant_id)
+        await _segments_changed(s, principal.tenant_id, removed)
         audit.record(s, principal, "customer.untag", "Customer", None,
                      summary={"customers": len(customer_ids), "tags": [str(t) for t in tag_ids], "removed": len(removed)})
     return len(removed)
 
 
-async def _segments_stale(s, tenant_id: uuid.UUID) -> None:
-    await mark_stale(s, tenant_id, None)  # tag rules of every brand
+async def _segments_changed(s, tenant_id: uuid.UUID, pairs: list) -> None:
+    """Tag rules of every brand: the customers whose tags changed, for the tags that did."""
+    await changes.customers_changed(s, tenant_id, [c for c, _ in pairs], {tag_input(t) for _, t in pairs})
 
 
 async def _timeline(s, principal: Principal, pairs: list, kind: timeline.Kind, at: datetime) -> None:

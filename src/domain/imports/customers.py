@@ -21,7 +21,7 @@ from domain.imports.customer_merge import CREATE_TAGS_SQL, Merged, merge
 from domain.imports.customer_rows import CustomerRow, check_header, clean_customer_row, dedupe
 from domain.imports.parsing import Report, check_upload, cleaned_rows
 from domain.platform.db import tenant_session
-from domain.segments.staleness import mark_stale_everywhere
+from domain.segments.changes import segments_changed_everywhere
 
 CONCURRENCY = 2
 
@@ -71,7 +71,7 @@ async def import_customers(tenant_id: uuid.UUID, brand_id: uuid.UUID,
     await run_chunks(chunk_list, work, done, concurrency=concurrency)
     await tracker.finish()
     if report.created or report.updated:
-        await mark_stale_everywhere(tenant_id)  # attributes, tags and consents rules may answer otherwise
+        await segments_changed_everywhere(tenant_id)  # attributes, tags and consents rules may answer otherwise
     return report.result()
 
 

@@ -37,7 +37,8 @@ from domain.imports.parsing import (
 )
 from domain.platform.db import tenant_session
 from domain.profiles import service as profiles
-from domain.segments.staleness import mark_stale
+from domain.segments import changes
+from domain.segments.compiler import PROFILE, PURCHASE
 
 ORDER_KEYS = frozenset({"external_order_id", "total_cents", "total", "currency", "status", "placed_at", "items"})
 ITEM_KEYS = frozenset({"sku", "quantity", "unit_price_cents", "unit_price", "name", "category"})
@@ -284,7 +285,7 @@ async def write_chunk(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID
     buyers = [customer_id for customer_id, c, _ in created if c]
     if buyers:
         await profiles.refresh(s, tenant_id, buyers)
-        await mark_stale(s, tenant_id, brand_id)  # new orders: the brand's segments need a refresh
+        await changes.customers_changed(s, tenant_id, buyers, [PURCHASE, PROFILE])  # live evaluation of the buyers
     return out
 
 

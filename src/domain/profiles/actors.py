@@ -12,7 +12,7 @@ from domain.jobs import service as jobs
 from domain.jobs.models import Job
 from domain.platform.db import tenant_session
 from domain.profiles import service as profiles
-from domain.segments.staleness import mark_stale_everywhere
+from domain.segments.changes import segments_changed_everywhere
 from domain.tenancy.policies import Action, Principal, authorize
 
 BATCH = 5_000
@@ -36,7 +36,7 @@ async def rebuild_profiles(job: Job, progress: jobs.Progress) -> dict:
             written += await profiles.refresh(s, job.tenant_id, ids)
         last = ids[-1]
         await progress.advance(len(ids))
-    await mark_stale_everywhere(job.tenant_id)  # scores moved: rules on them may answer otherwise
+    await segments_changed_everywhere(job.tenant_id)  # scores moved: rules on them may answer otherwise
     return {"profiles": written}
 
 

@@ -269,3 +269,64 @@ def members_select(group: Group, scope: Scope):
     """The member set of a rule-based segment: (customer_id, score NULL)."""
     return base_select(scope, Customer.id.label("customer_id"), literal(None, Float).label("score")).where(
         compile_group(group, scope))
+
+
+# --- what a definition reads ----------------------------------------------------------------
+
+BRAND = "brand"  # the customer joined the brand (every rule-based segment reads it)
+PROFILE = "profile"
+ATTRIBUTE = "attribute"
+PURCHASE = "purchase"
+TIME = "time"  # the rule moves with the clock (a window, an age)
+
+
+def event_input(name: str) -> str:
+    return f"event:{name}"
+
+
+def tag_input(tag_id: uuid.UUID | str) -> str:
+    return f"tag:{tag_id}"
+
+
+def consent_input(channel: str) -> str:
+    return f"consent:{channel}"
+
+
+def segment_input(segment_id: uuid.UUID | str) -> str:
+    return f"segment:{segment_id}"
+
+
+def recheck_input(segment_id: uuid.UUID | str) -> str:
+    """Evaluate this segment whatever changed (its evaluation had to wait for a refresh)."""
+    return f"recheck:{segment_id}"
+
+
+def inputs_of(group: Group) -> list[str]:
+    """The inputs the compiled tree reads, as the changes name them: rule kinds, event names,
+    tags, consent channels, segments; ``time`` when a rule moves with the clock."""
+    out = {BRAND}
+    for r in group.walk_rules():
+        match r.kind:
+            case RuleKind.PROFILE:
+                out.add(PROFILE)
+            case RuleKind.ATTRIBUTE:
+                out.add(ATTRIBUTE)
+                if r.field == "age":
+                    out.add(TIME)
+            case RuleKind.PURCHASE:
+                out.add(PURCHASE)
+            case RuleKind.EVENT:
+                out.add(event_input(r.name))
+            case RuleKind.TAG:
+                out.update(tag_input(v) for v in r.value or [])
+            case RuleKind.CONSENT:
+                out.add(consent_input(r.field))
+            case RuleKind.SEGMENT:
+                out.update(segment_input(v) for v in r.value or [])
+        if r.within_days or r.operator in (O.WITHIN_DAYS, O.OLDER_THAN_DAYS):
+            out.add(TIME)
+    return sorted(out)
+
+
+def lookalike_inputs(source_id: uuid.UUID) -> list[str]:
+    return sorted({BRAND, PROFILE, segment_input(source_id)})

@@ -13,10 +13,11 @@ from sqlalchemy.orm import aliased
 
 from domain.audit import service as audit
 from domain.customers.models import Customer, CustomerBrand
-from domain.errors import DomainError, ErrorCode, InvalidState
+from domain.errors import DomainError, ErrorCode, InvalidState, NotFound
 from domain.pagination import Page, decode_cursor, encode_cursor, owners, pages_by
 from domain.platform.db import tenant_session
-from domain.segments.models import Segment, SegmentKind, SegmentMembership
+from domain.segments.changes import queue_dependents
+from domain.segments.models import MembershipCause, Segment, SegmentKind, SegmentMembership
 from domain.segments.refresh import RefreshResult, announce
 from domain.segments.service import load
 from domain.tenancy import scoping
@@ -44,6 +45,7 @@ class HistoryEvent:
     customer_id: uuid.UUID
     change: str  # entered | exited
     at: datetime
+    cause: str = MembershipCause.REFRESH.value  # refresh | change | time | manual
 
 
 async def members_of(principal: Principal, segment_ids: list[uuid.UUID], *, first: int, after: str | None
@@ -84,18 +86,19 @@ async def history_of(principal: Principal, segment_ids: list[uuid.UUID], *, firs
         visible = list(await scoping.by_ids(s, principal, Segment, segment_ids))
         if visible:
             ids = owners(visible)
-            for change, column, extra in (("entered", m.entered_at, []),
-                                          ("exited", m.exited_at, [m.exited_at.is_not(None)])):
+            for change, column, cause, extra in (("entered", m.entered_at, m.entry_cause, []),
+                                                 ("exited", m.exited_at, m.exit_cause, [m.exited_at.is_not(None)])):
                 conditions = [m.tenant_id == principal.tenant_id, m.segment_id == ids.c.id, *extra]
                 if after:
                     at, after_change, last = decode_cursor(after, datetime, str, uuid.UUID)
                     conditions.append(or_(column < at, and_(column == at, literal(change) < after_change),
                                           and_(column == at, literal(change) == after_change, m.customer_id < last)))
-                each = (select(m.segment_id, m.customer_id, column.label("at")).where(*conditions)
+                each = (select(m.segment_id, m.customer_id, column.label("at"), cause.label("cause")).where(*conditions)
                         .order_by(column.desc(), m.customer_id.desc()).limit(first + 1).lateral("h"))
-                for r in (await s.execute(select(each.c.segment_id, each.c.customer_id, each.c.at)
+                for r in (await s.execute(select(each.c.segment_id, each.c.customer_id, each.c.at, each.c.cause)
                                           .select_from(ids).join(each, true()))).all():
-                    events[r.segment_id].append(HistoryEvent(customer_id=r.customer_id, change=change, at=r.at))
+                    events[r.segment_id].append(HistoryEvent(customer_id=r.customer_id, change=change, at=r.at,
+                                                             cause=r.cause or MembershipCause.REFRESH.value))
     return {sid: Page.of(sorted(group, key=lambda e: (e.at, e.change, e.customer_id), reverse=True), first,
                          lambda e: encode_cursor(e.at, e.change, e.customer_id))
             for sid, group in events.items()}
@@ -130,6 +133,60 @@ async def overlap(principal: Principal, segment_id: uuid.UUID, other_id: uuid.UU
     return Overlap(both=row[0], only_this=row[1], only_other=row[2])
 
 
+MAX_OVERLAP = 10
+
+
+@dataclass
+class OverlapReport:
+    """How the current members of up to 10 segments overlap: each segment's size and the members
+    in no other of them, each pair's members in both, and the members of any."""
+
+    segments: list[Segment]
+    sizes: dict[uuid.UUID, int]
+    unique: dict[uuid.UUID, int]
+    pairs: dict[tuple[uuid.UUID, uuid.UUID], int]  # (first, second) in the order asked
+    union: int
+
+
+async def overlap_of(principal: Principal, segment_ids: list[uuid.UUID]) -> OverlapReport:
+    """Sizes, pairwise intersections and unique members of several segments, read from the open
+    memberships in one statement (each member's segments as an array, paired with itself)."""
+    authorize(principal, Action.SEGMENT_READ)
+    wanted = list(dict.fromkeys(segment_ids))
+    if not wanted:
+        raise DomainError("give at least one segment", field="segmentIds", code=ErrorCode.REQUIRED)
+    if len(wanted) > MAX_OVERLAP:
+        raise DomainError(f"at most {MAX_OVERLAP} segments", field="segmentIds", code=ErrorCode.LIMIT_EXCEEDED)
+    m = SegmentMembership
+    async with tenant_session(principal.tenant_id) as s:
+        visible = await scoping.by_ids(s, principal, Segment, wanted)
+        for i, sid in enumerate(wanted):
+            if sid not in visible:
+                raise NotFound("segment not found", field=f"segmentIds[{i}]")
+        each = (select(m.customer_id, func.array_agg(m.segment_id).label("segs"))
+                .where(m.tenant_id == principal.tenant_id, m.segment_id.in_(wanted), m.exited_at.is_(None))
+                .group_by(m.customer_id).cte("each"))
+        a = func.unnest(each.c.segs).table_valued("a").alias("a")
+        b = func.unnest(each.c.segs).table_valued("b").alias("b")
+        rows = (await s.execute(
+            select(a.c.a, b.c.b, func.count(), func.count().filter(func.cardinality(each.c.segs) == 1),
+                   select(func.count()).select_from(each).scalar_subquery())
+            .select_from(each).join(a, true()).join(b, true())
+            .where(a.c.a <= b.c.b).group_by(a.c.a, b.c.b))).all()
+    sizes = dict.fromkeys(wanted, 0)
+    unique = dict.fromkeys(wanted, 0)
+    together: dict[frozenset, int] = {}
+    union = rows[0][4] if rows else 0
+    for first, second, count, alone, _ in rows:
+        if first == second:
+            sizes[first], unique[first] = count, alone
+        else:
+            together[frozenset((first, second))] = count
+    pairs = {(x, y): together.get(frozenset((x, y)), 0)
+             for i, x in enumerate(wanted) for y in wanted[i + 1:]}
+    return OverlapReport(segments=[visible[x] for x in wanted], sizes=sizes, unique=unique, pairs=pairs, union=union)
+
+
 # --- static segments -----------------------------------------------------------------------
 
 
@@ -159,10 +216,12 @@ async def change_static_members(principal: Principal, segment_id: uuid.UUID, add
         if remove:
             exited = len((await s.execute(update(m).where(
                 m.tenant_id == seg.tenant_id, m.segment_id == seg.id, m.exited_at.is_(None),
-                m.customer_id.in_(remove)).values(exited_at=at).returning(m.customer_id))).all())
+                m.customer_id.in_(remove)).values(exited_at=at, exit_cause=MembershipCause.MANUAL.value)
+                .returning(m.customer_id))).all())
         if add:
             entered = len((await s.execute(pg_insert(m).values([
-                dict(tenant_id=seg.tenant_id, segment_id=seg.id, customer_id=c, entered_at=at) for c in dict.fromkeys(add)
+                dict(tenant_id=seg.tenant_id, segment_id=seg.id, customer_id=c, entered_at=at,
+                     entry_cause=MembershipCause.MANUAL.value) for c in dict.fromkeys(add)
             ]).on_conflict_do_nothing().returning(m.customer_id))).all())
         seg.member_count = seg.member_count + entered - exited
         seg.last_refreshed_at = at
@@ -171,4 +230,6 @@ async def change_static_members(principal: Principal, segment_id: uuid.UUID, add
                      summary={"added": entered, "removed": exited})
         tenant_id = seg.tenant_id
         announce(s, tenant_id, result)
+        if entered or exited:  # segments whose rules refer to this one evaluate them again
+            await queue_dependents(s, tenant_id, seg.id, add + remove)
     return result

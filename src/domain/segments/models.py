@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import Enum
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -18,7 +19,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.models import Base, TenantOwned, Timestamps
@@ -28,6 +29,16 @@ class SegmentKind(str, Enum):
     DYNAMIC = "dynamic"
     STATIC = "static"
     LOOKALIKE = "lookalike"
+
+
+class MembershipCause(str, Enum):
+    """Why a customer entered or left: a full refresh, live evaluation after a change to the
+    customer's data, the clock (a time window's edge), or a hand-made change (static segments)."""
+
+    REFRESH = "refresh"
+    CHANGE = "change"
+    TIME = "time"
+    MANUAL = "manual"
 
 
 class Segment(TenantOwned, Timestamps, Base):
@@ -52,6 +63,13 @@ class Segment(TenantOwned, Timestamps, Base):
     last_refresh_ms: Mapped[int | None] = mapped_column(Integer)
     last_manual_refresh_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stale_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # dynamic segments: evaluated for each changed customer (True), or only by refreshes
+    live: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
+    # what the compiled definition reads (compiler.inputs_of); None: not known yet (reads anything)
+    inputs: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    # stale while change_seq > refreshed_seq (segment_change_seq values)
+    change_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    refreshed_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     created_by: Mapped[str | None] = mapped_column(String(320))
 
 
@@ -75,6 +93,25 @@ class SegmentMembership(Base):
     customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     exited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     score: Mapped[float | None] = mapped_column(Float)
+    entry_cause: Mapped[str] = mapped_column(String(8), nullable=False, server_default="refresh")
+    exit_cause: Mapped[str | None] = mapped_column(String(8))
+
+
+class PendingEvaluation(Base):
+    """A customer whose segment inputs changed, waiting for live evaluation: one row per
+    customer (a burst of changes coalesces into it), ``inputs`` the union of what changed."""
+
+    __tablename__ = "segment_pending_evaluations"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], ondelete="CASCADE"),
+        Index("ix_segment_pending_evaluations_seq", "tenant_id", "seq"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    inputs: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("nextval('segment_change_seq')"))
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
 class CustomAttribute(Base):

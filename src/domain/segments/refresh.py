@@ -15,8 +15,21 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import String, cast, exists, func, insert, literal, select, text, update
+from sqlalchemy import (
+    Select,
+    String,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,8 +43,9 @@ from domain.jobs.models import Job
 from domain.platform import outbox
 from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
-from domain.segments import service
-from domain.segments.models import Segment, SegmentKind, SegmentMembership
+from domain.segments import compiler, dsl, service
+from domain.segments.changes import queue_dependents
+from domain.segments.models import MembershipCause, Segment, SegmentKind, SegmentMembership
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline.models import TimelineEntry
 from domain.timeline.service import Kind
@@ -53,57 +67,85 @@ class RefreshResult:
     duration_ms: int
 
 
+LOCK_KEY = "segment-refresh:{}"
+
+
 async def refresh(tenant_id: uuid.UUID, segment_id: uuid.UUID) -> RefreshResult | None:
     """Bring the membership in line with the definition; None for an archived segment."""
     started = time.perf_counter()
     async with tenant_session(tenant_id) as s:
+        # exclusive: one refresh at a time, and live evaluations (which share it) wait
         await s.execute(text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                        {"k": f"segment-refresh:{segment_id}"})
+                        {"k": LOCK_KEY.format(segment_id)})
         seg = await s.scalar(select(Segment).where(Segment.tenant_id == tenant_id, Segment.id == segment_id))
         if seg is None or seg.archived_at is not None:
             return None
+        # every change this refresh may have missed moves change_seq past this value
+        started_from = seg.change_seq
         at = await s.scalar(select(func.clock_timestamp()))
-        m = SegmentMembership
         entered = exited = 0
-        has_members = await s.scalar(select(exists().where(
-            m.tenant_id == tenant_id, m.segment_id == segment_id, m.exited_at.is_(None))))
-        if seg.kind != SegmentKind.STATIC.value and not has_members:
-            # nobody to compare with (a new segment, or one that emptied): a plain INSERT ... SELECT
-            target = (await service.target_query(s, seg)).subquery("target")
-            inserted = await s.execute(insert(m).from_select(
-                ["tenant_id", "segment_id", "customer_id", "entered_at", "score"],
-                select(literal(tenant_id, UUID(as_uuid=True)), literal(segment_id, UUID(as_uuid=True)),
-                       target.c.customer_id, literal(at), target.c.score)))
-            entered = inserted.rowcount
-        elif seg.kind != SegmentKind.STATIC.value:
-            target = (await service.target_query(s, seg)).cte("target")
-            gone = (update(m).where(
-                m.tenant_id == tenant_id, m.segment_id == segment_id, m.exited_at.is_(None),
-                ~exists(select(target.c.customer_id).where(target.c.customer_id == m.customer_id)),
-            ).values(exited_at=at).returning(m.customer_id)).cte("gone")
-            open_ = select(m.customer_id).where(m.tenant_id == tenant_id, m.segment_id == segment_id,
-                                                m.exited_at.is_(None), m.customer_id == target.c.customer_id)
-            came = (insert(m).from_select(
-                ["tenant_id", "segment_id", "customer_id", "entered_at", "score"],
-                select(literal(tenant_id, UUID(as_uuid=True)), literal(segment_id, UUID(as_uuid=True)),
-                       target.c.customer_id, literal(at), target.c.score).where(~exists(open_)),
-            ).returning(m.customer_id)).cte("came")
-            row = (await s.execute(select(select(func.count()).select_from(came).scalar_subquery(),
-                                          select(func.count()).select_from(gone).scalar_subquery()))).one()
-            entered, exited = row[0], row[1]
+        group, inputs = None, None
+        if seg.kind == SegmentKind.DYNAMIC.value:
+            group = dsl.parse(seg.definition, await service.dsl_context(s, tenant_id))
+            inputs = compiler.inputs_of(group)
+        elif seg.kind == SegmentKind.LOOKALIKE.value and seg.lookalike_source_id is not None:
+            inputs = compiler.lookalike_inputs(seg.lookalike_source_id)
+        if seg.kind != SegmentKind.STATIC.value:
+            target = await service.target_query(s, seg, group)
+            entered, exited = await apply(s, seg, target, at, MembershipCause.REFRESH)
         total = seg.member_count + entered - exited
+        m = SegmentMembership
         if seg.kind == SegmentKind.STATIC.value:
             total = await s.scalar(select(func.count()).where(m.tenant_id == tenant_id, m.segment_id == segment_id,
                                                               m.exited_at.is_(None)))
         duration_ms = int((time.perf_counter() - started) * 1000)
         await s.execute(update(Segment).where(Segment.tenant_id == tenant_id, Segment.id == segment_id).values(
-            member_count=total, last_refreshed_at=at, last_refresh_ms=duration_ms))
-        # stale again if an order or event arrived while this refresh ran
-        await s.execute(update(Segment).where(Segment.tenant_id == tenant_id, Segment.id == segment_id,
-                                              Segment.stale_since <= at).values(stale_since=None))
+            member_count=total, last_refreshed_at=at, last_refresh_ms=duration_ms,
+            inputs=inputs if inputs is not None else Segment.inputs,
+            refreshed_seq=func.greatest(Segment.refreshed_seq, started_from),
+            # stale again if a change this refresh did not see arrived while it ran
+            stale_since=case((Segment.change_seq > started_from, Segment.stale_since), else_=None)))
         result = RefreshResult(segment_id, entered, exited, total, at, duration_ms)
         announce(s, tenant_id, result)
     return result
+
+
+async def apply(s: AsyncSession, seg: Segment, target: Select, at: datetime, cause: MembershipCause,
+                customers: list[uuid.UUID] | None = None) -> tuple[Any, Any]:
+    """Make the open memberships of ``seg`` equal ``target`` (a SELECT of customer_id, score):
+    close the stays of those not in it, open one for those in it without one. With
+    ``customers``, only those customers are compared (``target`` must be restricted to them
+    too) and the ids that entered and exited come back; otherwise their counts. One statement."""
+    m = SegmentMembership
+    tenant_id, segment_id = seg.tenant_id, seg.id
+    mine = [m.tenant_id == tenant_id, m.segment_id == segment_id, m.exited_at.is_(None)]
+    if customers is not None:
+        mine.append(m.customer_id.in_(customers))
+    columns = ["tenant_id", "segment_id", "customer_id", "entered_at", "score", "entry_cause"]
+    if customers is None and not await s.scalar(select(exists().where(*mine))):
+        # nobody to compare with (a new segment, or one that emptied): a plain INSERT ... SELECT
+        t = target.subquery("target")
+        inserted = await s.execute(insert(m).from_select(columns, select(
+            literal(tenant_id, UUID(as_uuid=True)), literal(segment_id, UUID(as_uuid=True)),
+            t.c.customer_id, literal(at), t.c.score, literal(cause.value))))
+        return inserted.rowcount, 0
+    t = target.cte("target")
+    gone = (update(m).where(*mine, ~exists(select(t.c.customer_id).where(t.c.customer_id == m.customer_id)))
+            .values(exited_at=at, exit_cause=cause.value).returning(m.customer_id)).cte("gone")
+    open_ = select(m.customer_id).where(m.tenant_id == tenant_id, m.segment_id == segment_id,
+                                        m.exited_at.is_(None), m.customer_id == t.c.customer_id)
+    came = (insert(m).from_select(columns, select(
+        literal(tenant_id, UUID(as_uuid=True)), literal(segment_id, UUID(as_uuid=True)),
+        t.c.customer_id, literal(at), t.c.score, literal(cause.value)).where(~exists(open_)),
+    ).returning(m.customer_id)).cte("came")
+    if customers is None:
+        row = (await s.execute(select(select(func.count()).select_from(came).scalar_subquery(),
+                                      select(func.count()).select_from(gone).scalar_subquery()))).one()
+    else:
+        row = (await s.execute(select(select(func.array_agg(came.c.customer_id)).scalar_subquery(),
+                                      select(func.array_agg(gone.c.customer_id)).scalar_subquery()))).one()
+        row = (row[0] or [], row[1] or [])
+    return row[0], row[1]
 
 
 def announce(s: AsyncSession, tenant_id: uuid.UUID, r: RefreshResult) -> None:
@@ -121,8 +163,18 @@ async def apply_changes(tenant_id: uuid.UUID, segment_id: str, at: str) -> None:
     segment's enter/exit automations. Safe to run twice: the timeline rows are keyed on the
     membership change (ref), and automation executions on the membership stay."""
     sid, when = uuid.UUID(segment_id), datetime.fromisoformat(at)
+    await requeue_dependents(tenant_id, sid, when)
     await write_timeline(tenant_id, sid, when)
     await run_for_changes(tenant_id, sid, when)
+
+
+async def requeue_dependents(tenant_id: uuid.UUID, segment_id: uuid.UUID, at: datetime) -> None:
+    """Segments whose rules refer to this one evaluate again the customers who entered or left
+    at ``at`` (after the refresh committed, never inside it: a refresh holds its lock meanwhile)."""
+    m = SegmentMembership
+    async with tenant_session(tenant_id) as s:
+        await queue_dependents(s, tenant_id, segment_id, select(m.customer_id).where(
+            m.tenant_id == tenant_id, m.segment_id == segment_id, (m.entered_at == at) | (m.exited_at == at)))
 
 
 async def write_timeline(tenant_id: uuid.UUID, segment_id: uuid.UUID, at: datetime) -> None:
@@ -188,7 +240,7 @@ async def refresh_stale(tenant_id: uuid.UUID) -> int:
     async with tenant_session(tenant_id) as s:
         due = list((await s.scalars(select(Segment).where(
             Segment.tenant_id == tenant_id, Segment.is_active.is_(True), Segment.archived_at.is_(None),
-            Segment.kind != SegmentKind.STATIC.value, Segment.stale_since.is_not(None),
+            Segment.kind != SegmentKind.STATIC.value, Segment.change_seq > Segment.refreshed_seq,
             (Segment.last_refreshed_at.is_(None)) | (Segment.last_refreshed_at < now - interval),
         ).with_for_update(skip_locked=True))).all())
         for seg in due:

@@ -28,7 +28,7 @@ from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.plans import quotas
 from domain.plans.limits import Quota
 from domain.platform.db import tenant_session
-from domain.segments import compiler, dsl
+from domain.segments import changes, compiler, dsl
 from domain.segments.lookalike import lookalike_select
 from domain.segments.models import CustomAttribute, Segment, SegmentKind, SegmentMembership
 from domain.tenancy import scoping, validation
@@ -182,7 +182,7 @@ def _clean(data: dict[str, Any], creating: bool) -> dict[str, Any]:
 
 async def create_segment(principal: Principal, brand_id: uuid.UUID, kind: SegmentKind, data: dict[str, Any], *,
                          definition: Any = None, lookalike_source_id: uuid.UUID | None = None,
-                         lookalike_size: int | None = None) -> Segment:
+                         lookalike_size: int | None = None, live: bool | None = None) -> Segment:
     authorize(principal, Action.SEGMENT_WRITE, brand_id=brand_id)
     values = _clean(data, creating=True)
     async with tenant_session(principal.tenant_id) as s:
@@ -194,7 +194,10 @@ async def create_segment(principal: Principal, brand_id: uuid.UUID, kind: Segmen
         if kind is SegmentKind.DYNAMIC:
             group = await check_definition(s, principal, brand_id, definition if definition is not None else {})
             seg.definition = dsl.to_json(group)
-            seg.stale_since = datetime.now(UTC)
+            seg.inputs = compiler.inputs_of(group)
+            if live is not None:
+                seg.live = live
+            _changed(seg)
         elif kind is SegmentKind.LOOKALIKE:
             if lookalike_source_id is None:
                 raise DomainError("a lookalike segment needs a source segment", field="lookalikeSourceId",
@@ -205,13 +208,22 @@ async def create_segment(principal: Principal, brand_id: uuid.UUID, kind: Segmen
             if not lookalike_size or not 1 <= lookalike_size <= MAX_LOOKALIKE:
                 raise DomainError(f"size takes 1 to {MAX_LOOKALIKE}", field="lookalikeSize")
             seg.lookalike_source_id, seg.lookalike_size = source.id, lookalike_size
-            seg.stale_since = datetime.now(UTC)
+            seg.inputs = compiler.lookalike_inputs(source.id)
+            _changed(seg)
+        if live is not None and kind is not SegmentKind.DYNAMIC:
+            raise InvalidState("only dynamic segments are evaluated live", field="live")
         s.add(seg)
         await s.flush()
         await s.refresh(seg)
         audit.record(s, principal, "segment.create", "Segment", seg.id, brand_id=brand_id,
-                     summary={"name": seg.name, "kind": seg.kind})
+                     summary={"name": seg.name, "kind": seg.kind, **({"live": seg.live} if live is not None else {})})
     return seg
+
+
+def _changed(seg: Segment) -> None:
+    """The definition changed: stale until a refresh that starts after this commit."""
+    seg.change_seq = changes.NEXT_SEQ
+    seg.stale_since = seg.stale_since or datetime.now(UTC)
 
 
 @dataclass
@@ -223,7 +235,7 @@ class DryRun:
 
 
 async def update_segment(principal: Principal, segment_id: uuid.UUID, data: dict[str, Any], *,
-                         definition: Any = None, dry_run: bool = False) -> Segment | DryRun:
+                         definition: Any = None, dry_run: bool = False, live: bool | None = None) -> Segment | DryRun:
     authorize(principal, Action.SEGMENT_WRITE)
     values = _clean(data, creating=False)
     async with tenant_session(principal.tenant_id) as s:
@@ -235,6 +247,10 @@ async def update_segment(principal: Principal, segment_id: uuid.UUID, data: dict
             if seg.kind != SegmentKind.DYNAMIC.value:
                 raise InvalidState(f"a {seg.kind} segment has no rule definition", field="definition")
             group = await check_definition(s, principal, seg.brand_id, definition, segment_id=seg.id)
+        if live is not None:
+            if seg.kind != SegmentKind.DYNAMIC.value:
+                raise InvalidState("only dynamic segments are evaluated live", field="live")
+            values["live"] = live
         if dry_run:
             return await _dry_run(s, seg, group)
         if values.get("is_active") and not seg.is_active:
@@ -245,7 +261,8 @@ async def update_segment(principal: Principal, segment_id: uuid.UUID, data: dict
         if group is not None:
             seg.definition = dsl.to_json(group)
             seg.definition_version += 1
-            seg.stale_since = datetime.now(UTC)
+            seg.inputs = compiler.inputs_of(group)
+            _changed(seg)
         await s.flush()
         await s.refresh(seg)
         summary = audit.diff(before, values)

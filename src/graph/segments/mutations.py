@@ -31,6 +31,9 @@ class CreateSegmentInput:
     definition: SegmentDefinitionInput | None = strawberry.field(default=None, description="Dynamic segments.")
     lookalike_source_id: GlobalID | None = strawberry.field(default=None, description="Lookalike segments.")
     lookalike_size: int | None = None
+    live: bool | None = strawberry.field(default=None, description=(
+        "Dynamic segments: evaluate each changed customer within moments (true, the default), or only refresh "
+        "(false: for very heavy rules)."))
 
 
 @strawberry.input
@@ -40,6 +43,7 @@ class UpdateSegmentInput:
     description: str | None = UNSET
     is_active: bool | None = UNSET
     definition: SegmentDefinitionInput | None = UNSET
+    live: bool | None = strawberry.field(default=UNSET, description="Dynamic segments: live evaluation on or off.")
 
 
 @strawberry.input
@@ -90,7 +94,7 @@ class SegmentMutation:
                 Kind(input.kind.value), {"name": input.name, "description": input.description},
                 definition=to_definition(input.definition) if input.definition else None,
                 lookalike_source_id=ids.optional(input.lookalike_source_id, "Segment", "lookalikeSourceId"),
-                lookalike_size=input.lookalike_size)
+                lookalike_size=input.lookalike_size, live=input.live)
 
         return await payload(SegmentPayload, run, _segment)
 
@@ -101,7 +105,8 @@ class SegmentMutation:
                                       "is_active": input.is_active}.items() if v is not UNSET}
             definition = to_definition(input.definition) if input.definition not in (UNSET, None) else None
             return await service.update_segment(info.context.principal, ids.decode(input.id, "Segment"), data,
-                                                definition=definition, dry_run=dry_run)
+                                                definition=definition, dry_run=dry_run,
+                                                live=input.live if input.live not in (UNSET, None) else None)
 
         def build(r: Any) -> dict[str, Any]:
             if isinstance(r, DryRun):

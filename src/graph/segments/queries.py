@@ -4,7 +4,7 @@ import strawberry
 from strawberry import relay
 
 from domain.pagination import clamp_first
-from domain.segments import catalogue, inspection, service
+from domain.segments import catalogue, inspection, membership, service
 from graph.core import ids
 from graph.core.connection import Connection
 from graph.core.context import Info
@@ -17,6 +17,7 @@ from graph.segments.types import (
     SegmentExplanation,
     SegmentField,
     SegmentPreview,
+    SegmentsOverlap,
     explanation_node,
 )
 
@@ -41,6 +42,13 @@ class SegmentQuery:
         return [SegmentField(kind=f.kind.value, field=f.field, label=f.label, value_type=f.value_type.value,
                              operators=[SegmentOperator(o.value) for o in f.operators],
                              enum_values=list(f.enum_values), suggestions=list(f.suggestions)) for f in found]
+
+    @strawberry.field(description=(
+        "How the current members of 1 to 10 segments overlap: each one's size and members in none of the others, "
+        "each pair's members in both, and the members of any; read in one statement."))
+    async def segment_overlap(self, info: Info, segment_ids: list[relay.GlobalID]) -> SegmentsOverlap:
+        decoded = [ids.decode(x, "Segment", f"segmentIds[{i}]") for i, x in enumerate(segment_ids)]
+        return SegmentsOverlap.from_report(await membership.overlap_of(info.context.principal, decoded))
 
     @strawberry.field(description="The member count and first members of a definition, without saving it.")
     async def preview_segment(self, info: Info, brand_id: relay.GlobalID, definition: SegmentDefinitionInput,

@@ -31,9 +31,25 @@ class MembershipChange(Enum):
     EXITED = "exited"
 
 
+@strawberry.enum(description="Why a customer entered or left a segment.")
+class MembershipCause(Enum):
+    REFRESH = "refresh"
+    CHANGE = "change"
+    TIME = "time"
+    MANUAL = "manual"
+
+
+@strawberry.enum(description="How a segment's members follow the data.")
+class SegmentEvaluationMode(Enum):
+    LIVE = "live"
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
+
+
 @strawberry.type
 class SegmentStaleness:
-    stale: bool = strawberry.field(description="An order or event arrived since the last refresh, or the rules changed.")
+    stale: bool = strawberry.field(description="Something its rules read changed since the last refresh began and "
+                                               "was not evaluated live, or the rules changed.")
     stale_since: datetime | None
     seconds_since_refresh: int | None
 
@@ -49,6 +65,7 @@ class SegmentMember:
 class SegmentHistoryEvent:
     change: MembershipChange
     at: datetime
+    cause: MembershipCause
     customer_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field
@@ -61,6 +78,35 @@ class SegmentOverlap:
     both: int
     only_this: int
     only_other: int
+
+
+@strawberry.type
+class SegmentOverlapSize:
+    segment: Segment
+    size: int = strawberry.field(description="Current members.")
+    unique: int = strawberry.field(description="Current members in none of the other segments asked about.")
+
+
+@strawberry.type
+class SegmentPairOverlap:
+    first: Segment
+    second: Segment
+    both: int = strawberry.field(description="Current members of both.")
+
+
+@strawberry.type(description="How the current members of several segments overlap.")
+class SegmentsOverlap:
+    segments: list[SegmentOverlapSize] = strawberry.field(description="In the order asked.")
+    pairs: list[SegmentPairOverlap] = strawberry.field(description="Every pair, in the order asked.")
+    union: int = strawberry.field(description="Current members of at least one of them.")
+
+    @classmethod
+    def from_report(cls, r: membership.OverlapReport) -> SegmentsOverlap:
+        nodes = {x.id: Segment.from_model(x) for x in r.segments}
+        return cls(segments=[SegmentOverlapSize(segment=nodes[x.id], size=r.sizes[x.id], unique=r.unique[x.id])
+                             for x in r.segments],
+                   pairs=[SegmentPairOverlap(first=nodes[a], second=nodes[b], both=n) for (a, b), n in r.pairs.items()],
+                   union=r.union)
 
 
 @strawberry.type(description="An audience of one brand: rule-based (dynamic), hand-picked (static) or lookalike.")
@@ -83,6 +129,10 @@ class Segment(relay.Node):
     brand_id: strawberry.Private[uuid.UUID]
     lookalike_source_id: strawberry.Private[uuid.UUID | None]
     stale_since: strawberry.Private[datetime | None]
+    stale: strawberry.Private[bool]
+    evaluation_mode: SegmentEvaluationMode = strawberry.field(description=(
+        "LIVE: a dynamic segment whose customers are evaluated within moments of each change; SCHEDULED: a dynamic "
+        "segment that opted out of live evaluation, or a lookalike, refreshed when stale; MANUAL: a static segment."))
 
     @strawberry.field
     async def brand(self, info: Info) -> Brand | None:
@@ -100,7 +150,7 @@ class Segment(relay.Node):
         since = None
         if self.last_refreshed_at is not None:
             since = int((datetime.now(UTC) - self.last_refreshed_at).total_seconds())
-        return SegmentStaleness(stale=self.stale_since is not None or self.last_refreshed_at is None,
+        return SegmentStaleness(stale=self.stale or self.last_refreshed_at is None,
                                 stale_since=self.stale_since, seconds_since_refresh=since)
 
     @strawberry.field(description="Current members, newest first.")
@@ -114,6 +164,7 @@ class Segment(relay.Node):
         selected = frozenset(wanted(info, "edges", "node").keys() & {"customer"})
         page = await info.context.loaders.segment_history.load((uuid.UUID(self.id), clamp_first(first), after, selected))
         return Connection.of(page, lambda e: SegmentHistoryEvent(change=MembershipChange(e.change), at=e.at,
+                                                                 cause=MembershipCause(e.cause),
                                                                  customer_id=e.customer_id))
 
     @strawberry.field(description="Current members in both, only in this one, only in the other.")
@@ -130,9 +181,18 @@ class Segment(relay.Node):
                    member_count=s.member_count, last_refreshed_at=s.last_refreshed_at,
                    last_refresh_duration_ms=s.last_refresh_ms, created_by=s.created_by, created_at=s.created_at,
                    updated_at=s.updated_at, brand_id=s.brand_id, lookalike_source_id=s.lookalike_source_id,
-                   stale_since=s.stale_since)
+                   stale_since=s.stale_since if s.change_seq > s.refreshed_seq else None,
+                   stale=s.change_seq > s.refreshed_seq, evaluation_mode=_mode(s))
 
     resolve_nodes = node_resolver(lambda info, keys: info.context.loaders.segment.load_many(keys))
+
+
+def _mode(s: SegmentModel) -> SegmentEvaluationMode:
+    if s.kind == models.SegmentKind.STATIC.value:
+        return SegmentEvaluationMode.MANUAL
+    if s.kind == models.SegmentKind.DYNAMIC.value and s.live:
+        return SegmentEvaluationMode.LIVE
+    return SegmentEvaluationMode.SCHEDULED
 
 
 @strawberry.type(description="A field a rule can use, as an SPA's condition builder needs it.")

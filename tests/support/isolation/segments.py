@@ -256,6 +256,8 @@ SEGMENT = """query($id: ID!) { segment(id: $id) { id name definition memberCount
 NODE = "query($id: ID!) { node(id: $id) { id ... on Segment { name memberCount } } }"
 
 
+OVERLAP_MANY = """query($ids: [ID!]!) { segmentOverlap(segmentIds: $ids) { union
+  segments { segment { id } size unique } pairs { first { id } second { id } both } } }"""
 FIELDS = "query($b: ID!) { segmentFields(brandId: $b) { kind field suggestions } }"
 
 
@@ -307,6 +309,13 @@ READS: list[Read] = [
          lambda d, w: check(d["segment"]["overlap"] == {"both": 1, "onlyThis": 2, "onlyOther": 0}, d),
          lambda w, b: {"id": gid("Segment", b.seg), "o": segment_gid(w)},
          _refused("NOT_FOUND", "otherSegmentId", "segment")),
+    Read("segmentOverlap", OVERLAP_MANY, lambda w, b: {"ids": [segment_gid(w), gid("Segment", w.static["a"])]},
+         lambda d, w: check(d["segmentOverlap"] == {"union": 3, "segments": [
+             {"segment": {"id": segment_gid(w)}, "size": 3, "unique": 2},
+             {"segment": {"id": gid("Segment", w.static["a"])}, "size": 1, "unique": 0}], "pairs": [
+             {"first": {"id": segment_gid(w)}, "second": {"id": gid("Segment", w.static["a"])}, "both": 1}]}, d),
+         lambda w, b: {"ids": [gid("Segment", b.seg), segment_gid(w)]},
+         _refused("NOT_FOUND", "segmentIds[1]", "segmentOverlap")),
     Read("segmentFields", FIELDS, lambda w, b: {"b": w.brand("a")},
          lambda d, w: check(gid("Tag", w.vip) in json.dumps(d) or str(w.vip) in json.dumps(d), d),
          None, _refused("NOT_FOUND", "brandId", "segmentFields")),

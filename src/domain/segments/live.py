@@ -1,0 +1,114 @@
+"""Live evaluation: the customers queued by :mod:`domain.segments.changes`, evaluated in
+micro-batches against the segments whose definitions read what changed.
+
+One transaction per batch claims (``FOR UPDATE SKIP LOCKED``) and deletes up to :data:`BATCH`
+queued customers, evaluates them, and commits the result with the claim, so a worker that dies
+mid-batch leaves them queued. For each live dynamic segment that reads one of the batch's inputs
+(``segments.inputs``, recorded when the definition is compiled), the refresh's own statement
+(:func:`domain.segments.refresh.apply`) runs with the refresh's own compiled SQL, restricted to
+the batch's customers: one definition of membership for both. Entries and exits carry the cause
+``change``; counters move; ``segmentMembershipChanged`` fires and the follow-up job writes the
+timelines and runs the automations, as after a refresh. Segments not evaluated live (scheduled
+dynamic segments, lookalikes) that read what changed become stale (their change sequence moves).
+
+A live evaluation holds the segment's refresh lock in shared mode (evaluations run side by side;
+a refresh excludes them). A segment whose refresh is running is not waited for: its customers go
+back in the queue (``recheck:<segment>``) and are evaluated after the refresh commits, so a
+change committed during a refresh is evaluated after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.customers.models import Customer
+from domain.platform import outbox
+from domain.platform.db import tenant_session
+from domain.segments import compiler, dsl, service
+from domain.segments.changes import NEXT_SEQ, customers_changed, evaluate_pending, queue_dependents
+from domain.segments.models import MembershipCause, PendingEvaluation, Segment, SegmentKind
+from domain.segments.refresh import LOCK_KEY, RefreshResult, announce, apply
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+RECHECK_DELAY_MS = 1_000  # a segment being refreshed: look again after this
+
+
+async def evaluate_batch(tenant_id: uuid.UUID, limit: int = BATCH) -> int:
+    """Evaluate up to ``limit`` queued customers of the tenant; returns how many were taken."""
+    p = PendingEvaluation
+    async with tenant_session(tenant_id) as s:
+        rows = (await s.execute(select(p.customer_id, p.inputs).where(p.tenant_id == tenant_id)
+                                .order_by(p.seq).limit(limit).with_for_update(skip_locked=True))).all()
+        if not rows:
+            return 0
+        customers = [r.customer_id for r in rows]
+        await s.execute(delete(p).where(p.tenant_id == tenant_id, p.customer_id.in_(customers)))
+        inputs = set().union(*(r.inputs for r in rows))
+        await evaluate(s, tenant_id, customers, inputs, MembershipCause.CHANGE)
+        if len(rows) == limit:  # more may be waiting: another message, with this commit
+            outbox.send(s, evaluate_pending, tenant_id)
+    return len(rows)
+
+
+async def evaluate(s: AsyncSession, tenant_id: uuid.UUID, customers: list[uuid.UUID], inputs: set[str],
+                   cause: MembershipCause) -> dict[uuid.UUID, RefreshResult]:
+    """Evaluate ``customers`` against the segments that read ``inputs``, in the caller's
+    transaction; returns the segments whose members changed."""
+    rechecks = {t.removeprefix("recheck:") for t in inputs if t.startswith("recheck:")}
+    recheck_ids = [uuid.UUID(x) for x in rechecks]
+    reads = or_(Segment.inputs.is_(None), Segment.inputs.overlap(sorted(inputs)), Segment.id.in_(recheck_ids))
+    segments = list((await s.scalars(select(Segment).where(
+        Segment.tenant_id == tenant_id, Segment.kind != SegmentKind.STATIC.value, Segment.archived_at.is_(None),
+        Segment.is_active.is_(True), reads).order_by(Segment.id))).all())
+    live = [x for x in segments if x.kind == SegmentKind.DYNAMIC.value and x.live and x.last_refreshed_at is not None]
+    others = [x.id for x in segments if x.kind == SegmentKind.LOOKALIKE.value or not x.live]
+    if others:  # not evaluated live: stale until a refresh that starts after this commit
+        await s.execute(update(Segment).where(Segment.tenant_id == tenant_id, Segment.id.in_(others)).values(
+            change_seq=NEXT_SEQ, stale_since=func.coalesce(Segment.stale_since, func.now())))
+    changed: dict[uuid.UUID, RefreshResult] = {}
+    if not live:
+        return changed
+    context = await service.dsl_context(s, tenant_id)
+    at = await s.scalar(select(func.clock_timestamp()))
+    waiting: list[uuid.UUID] = []
+    for seg in live:
+        got = await s.scalar(text("select pg_try_advisory_xact_lock_shared(hashtextextended(:k, 0))"),
+                             {"k": LOCK_KEY.format(seg.id)})
+        if not got:  # a refresh holds it: after the refresh commits
+            waiting.append(seg.id)
+            continue
+        group = dsl.parse(seg.definition, context)
+        target = compiler.members_select(group, service.scope_for(seg, tenant_id)).where(Customer.id.in_(customers))
+        entered, exited = await apply(s, seg, target, at, cause, customers)
+        if not entered and not exited:
+            continue
+        total = await s.scalar(update(Segment).where(Segment.tenant_id == tenant_id, Segment.id == seg.id).values(
+            member_count=Segment.member_count + len(entered) - len(exited)).returning(Segment.member_count))
+        result = RefreshResult(seg.id, len(entered), len(exited), total, at, 0)
+        announce(s, tenant_id, result)
+        changed[seg.id] = result
+        await queue_dependents(s, tenant_id, seg.id, [*entered, *exited])
+    if waiting:
+        await customers_changed(s, tenant_id, customers, [compiler.recheck_input(x) for x in waiting],
+                                delay_ms=RECHECK_DELAY_MS)
+    return changed
+
+
+async def requeue_pending(tenant_id: uuid.UUID, older_than_seconds: int = 60) -> bool:
+    """The scheduler's backstop: customers queued for a while (their message lost with a Redis
+    that lost its data) get a message again."""
+    p = PendingEvaluation
+    async with tenant_session(tenant_id) as s:
+        late = await s.scalar(select(func.count()).select_from(
+            select(p.customer_id).where(p.tenant_id == tenant_id,
+                                        p.queued_at < func.now() - text(f"interval '{int(older_than_seconds)} seconds'"))
+            .limit(1).subquery()))
+        if late:
+            outbox.send(s, evaluate_pending, tenant_id)
+    return bool(late)
