@@ -17,6 +17,7 @@ ACTOR_MODULES = (
     "domain.imports.actors",
     "domain.profiles.actors",
     "domain.segments.changes",
+    "domain.segments.live",
     "domain.segments.member_import",
     "domain.segments.refresh",
     "domain.tenancy.actors",

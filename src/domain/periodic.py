@@ -17,7 +17,7 @@ from domain.jobs.service import requeue_stalled
 from domain.platform.broker import enqueue
 from domain.platform.scheduler import Periodic
 from domain.profiles.actors import start_scheduled_rebuild
-from domain.segments.live import requeue_pending
+from domain.segments.live import requeue_pending, sweep_time_rules
 from domain.segments.refresh import refresh_stale
 from domain.tenancy.tenants import all_tenant_ids
 
@@ -38,6 +38,10 @@ def schedule() -> list[Periodic]:
         for tenant_id in await all_tenant_ids():
             await refresh_stale(tenant_id)
             await requeue_pending(tenant_id)
+
+    async def sweep_segment_time_rules() -> None:
+        for tenant_id in await all_tenant_ids():
+            await enqueue(sweep_time_rules, tenant_id)
 
     async def requeue_stalled_jobs() -> None:
         for tenant_id in await all_tenant_ids():
@@ -62,6 +66,7 @@ def schedule() -> list[Periodic]:
         Periodic("run_campaigns", CronTrigger(minute="*"), run_campaigns),
         Periodic("wake_snoozed_conversations", CronTrigger(minute="*"), wake_snoozed_conversations),
         Periodic("refresh_stale_segments", CronTrigger(minute="*"), refresh_stale_segments),
+        Periodic("sweep_segment_time_rules", CronTrigger(minute="*"), sweep_segment_time_rules),
         Periodic("requeue_stalled_jobs", CronTrigger(minute="*/5"), requeue_stalled_jobs, slot_seconds=300),
         Periodic("prune_audit_logs", CronTrigger(hour=3, minute=17), prune_audit_logs),
         Periodic("rebuild_profiles", CronTrigger(hour=2, minute=7), rebuild_profiles),

@@ -332,3 +332,37 @@ async def test_a_full_refresh_after_random_live_changes_changes_nothing(tenant: 
             assert seg.member_count == count, (seed, name)
     assert set(done) >= {"order", "event", "tag", "consent"}, done
     assert PURCHASE in (segs["tents"].inputs or [])
+
+
+async def test_a_time_window_expires_a_member_with_no_change_at_all(api: Api, tenant: TenantFixture) -> None:
+    t = tenant
+    gus, _ = await upsert_customer(t.owner, {"email": "gus@x.test"}, brand_id=t.brands["a"])
+    hal, _ = await upsert_customer(t.owner, {"email": "hal@x.test"}, brand_id=t.brands["a"])
+    now = datetime.now(UTC)
+    for who, days_ago in ((gus, 6), (hal, 1)):
+        await track_event(t.owner, EventInput(event_id=f"{who.email}-v", name="viewed", customer_id=who.id,
+                                              brand_id=t.brands["a"], occurred_at=now - timedelta(days=days_ago)))
+    recent = await create(api, t, "Viewed this week", {"match": "ALL", "rules": [
+        {"event": {"name": "viewed", "operator": "greater_than_or_equal", "value": 1, "withinDays": 7}}]})
+    lapsed = await create(api, t, "Last order over 30 days ago", {"match": "ALL", "rules": [
+        {"profile": {"field": "last_order_date", "operator": "older_than_days", "value": 30}}]})
+    await record_order(t.owner, OrderInput(brand_id=t.brands["a"], external_order_id="hal-1", total_cents=1_000,
+                                           currency="EUR", placed_at=now - timedelta(days=29), customer_id=hal.id))
+    await drain(t.id)
+    for seg in (recent, lapsed):
+        await refresh.refresh(t.id, raw(seg))
+    assert emails(await segment(api, t, recent)) == {"gus@x.test", "hal@x.test"}
+    assert emails(await segment(api, t, lapsed)) == set()
+
+    # an hour on, no edge passed: nobody is looked at
+    assert await live.sweep(t.id, now + timedelta(hours=1)) == 0
+    # two days on, gus's view left the window and hal's order reached 30 days, with nothing changed
+    assert await live.sweep(t.id, now + timedelta(days=2)) == 2
+    data = await segment(api, t, recent)
+    assert emails(data) == {"hal@x.test"}
+    assert [(e["node"]["change"], e["node"]["cause"], e["node"]["customer"]["email"])
+            for e in data["history"]["edges"]][0] == ("EXITED", "TIME", "gus@x.test")
+    data = await segment(api, t, lapsed)
+    assert emails(data) == {"hal@x.test"} and data["history"]["edges"][0]["node"]["cause"] == "TIME"
+    # a later sweep starts where this one ended
+    assert await live.sweep(t.id, now + timedelta(days=2, minutes=5)) == 0

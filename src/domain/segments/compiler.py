@@ -27,6 +27,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union,
 )
 from sqlalchemy.dialects.postgresql import JSONB, JSONPATH
 from sqlalchemy.orm import aliased
@@ -326,6 +327,40 @@ def inputs_of(group: Group) -> list[str]:
         if r.within_days or r.operator in (O.WITHIN_DAYS, O.OLDER_THAN_DAYS):
             out.add(TIME)
     return sorted(out)
+
+
+def edge_candidates(group: Group, scope: Scope, since: datetime, until: datetime):
+    """The customers for whom a time rule of ``group`` may have changed its answer between
+    ``since`` and ``until`` with no change to their data (a timestamp crossed a window's edge, a
+    birthday passed): a SELECT of customer ids, or None when the tree has no such rule."""
+    parts = []
+    for r in group.walk_rules():
+        days = r.value if r.operator in (O.WITHIN_DAYS, O.OLDER_THAN_DAYS) else r.within_days
+        if r.kind in (RuleKind.PROFILE, RuleKind.ATTRIBUTE) and r.operator in (O.WITHIN_DAYS, O.OLDER_THAN_DAYS):
+            col = actual(r, scope)
+            edge = timedelta(days=days)
+            parts.append(base_select(scope, Customer.id).where(col >= since - edge, col < until - edge))
+        elif r.kind is RuleKind.ATTRIBUTE and r.field == "age":
+            first, last = since.date(), until.date()
+            if (last - first).days >= 366:
+                parts.append(base_select(scope, Customer.id).where(Customer.birth_date.is_not(None)))
+            elif last > first:
+                days_passed = [(first + timedelta(days=i + 1)).strftime("%m-%d") for i in range((last - first).days)]
+                parts.append(base_select(scope, Customer.id).where(
+                    func.to_char(Customer.birth_date, "MM-DD").in_(days_passed)))
+        elif r.kind is RuleKind.PURCHASE and r.within_days:
+            o, edge = aliased(Order, name="o"), timedelta(days=r.within_days)
+            parts.append(select(o.customer_id).where(
+                o.tenant_id == scope.tenant_id, o.brand_id == scope.brand_id,
+                o.placed_at >= since - edge, o.placed_at < until - edge))
+        elif r.kind is RuleKind.EVENT and r.within_days:
+            e, edge = aliased(TrackedEvent, name="e"), timedelta(days=r.within_days)
+            parts.append(select(e.customer_id).where(
+                e.tenant_id == scope.tenant_id, e.name == r.name, or_(e.brand_id == scope.brand_id, e.brand_id.is_(None)),
+                e.occurred_at >= since - edge, e.occurred_at < until - edge))
+    if not parts:
+        return None
+    return union(*parts) if len(parts) > 1 else parts[0]
 
 
 def lookalike_inputs(source_id: uuid.UUID) -> list[str]:

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.customers.models import Customer
 from domain.platform import outbox
+from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
 from domain.segments import compiler, dsl, service
 from domain.segments.changes import NEXT_SEQ, customers_changed, evaluate_pending, queue_dependents
@@ -57,15 +59,19 @@ async def evaluate_batch(tenant_id: uuid.UUID, limit: int = BATCH) -> int:
 
 
 async def evaluate(s: AsyncSession, tenant_id: uuid.UUID, customers: list[uuid.UUID], inputs: set[str],
-                   cause: MembershipCause) -> dict[uuid.UUID, RefreshResult]:
-    """Evaluate ``customers`` against the segments that read ``inputs``, in the caller's
-    transaction; returns the segments whose members changed."""
-    rechecks = {t.removeprefix("recheck:") for t in inputs if t.startswith("recheck:")}
-    recheck_ids = [uuid.UUID(x) for x in rechecks]
-    reads = or_(Segment.inputs.is_(None), Segment.inputs.overlap(sorted(inputs)), Segment.id.in_(recheck_ids))
-    segments = list((await s.scalars(select(Segment).where(
-        Segment.tenant_id == tenant_id, Segment.kind != SegmentKind.STATIC.value, Segment.archived_at.is_(None),
-        Segment.is_active.is_(True), reads).order_by(Segment.id))).all())
+                   cause: MembershipCause, *, only: list[Segment] | None = None,
+                   now: datetime | None = None) -> dict[uuid.UUID, RefreshResult]:
+    """Evaluate ``customers`` against the segments that read ``inputs`` (or against ``only``),
+    in the caller's transaction, as of ``now``; returns the segments whose members changed."""
+    if only is not None:
+        segments = only
+    else:
+        rechecks = {t.removeprefix("recheck:") for t in inputs if t.startswith("recheck:")}
+        recheck_ids = [uuid.UUID(x) for x in rechecks]
+        reads = or_(Segment.inputs.is_(None), Segment.inputs.overlap(sorted(inputs)), Segment.id.in_(recheck_ids))
+        segments = list((await s.scalars(select(Segment).where(
+            Segment.tenant_id == tenant_id, Segment.kind != SegmentKind.STATIC.value, Segment.archived_at.is_(None),
+            Segment.is_active.is_(True), reads).order_by(Segment.id))).all())
     live = [x for x in segments if x.kind == SegmentKind.DYNAMIC.value and x.live and x.last_refreshed_at is not None]
     others = [x.id for x in segments if x.kind == SegmentKind.LOOKALIKE.value or not x.live]
     if others:  # not evaluated live: stale until a refresh that starts after this commit
@@ -84,7 +90,10 @@ async def evaluate(s: AsyncSession, tenant_id: uuid.UUID, customers: list[uuid.U
             waiting.append(seg.id)
             continue
         group = dsl.parse(seg.definition, context)
-        target = compiler.members_select(group, service.scope_for(seg, tenant_id)).where(Customer.id.in_(customers))
+        scope = service.scope_for(seg, tenant_id)
+        if now is not None:
+            scope.now = now
+        target = compiler.members_select(group, scope).where(Customer.id.in_(customers))
         entered, exited = await apply(s, seg, target, at, cause, customers)
         if not entered and not exited:
             continue
@@ -98,6 +107,47 @@ async def evaluate(s: AsyncSession, tenant_id: uuid.UUID, customers: list[uuid.U
         await customers_changed(s, tenant_id, customers, [compiler.recheck_input(x) for x in waiting],
                                 delay_ms=RECHECK_DELAY_MS)
     return changed
+
+
+TIME_MARGIN = timedelta(minutes=1)  # each sweep looks this far behind the last one as well
+
+
+@tenant_actor(queue_name="segments", max_retries=5, time_limit=600_000)
+async def sweep_time_rules(tenant_id: uuid.UUID) -> None:
+    """The scheduler's minute pass: window edges the clock crossed, in live segments."""
+    await sweep(tenant_id)
+
+
+async def sweep(tenant_id: uuid.UUID, now: datetime | None = None) -> int:
+    """Time rules change with the clock alone: for each live segment with one, evaluate (cause
+    ``time``) only the customers for whom a window's edge passed since the last sweep (or the
+    last refresh, which saw everything up to its own time): a timestamp that left a
+    ``within_days`` window or reached an ``older_than_days`` one, a birthday. Returns how many
+    customers were evaluated."""
+    now = now or datetime.now(UTC)
+    evaluated = 0
+    async with tenant_session(tenant_id) as s:
+        segments = list((await s.scalars(select(Segment).where(
+            Segment.tenant_id == tenant_id, Segment.kind == SegmentKind.DYNAMIC.value, Segment.live.is_(True),
+            Segment.is_active.is_(True), Segment.archived_at.is_(None), Segment.last_refreshed_at.is_not(None),
+            Segment.inputs.contains([compiler.TIME])).order_by(Segment.id))).all())
+        if not segments:
+            return 0
+        context = await service.dsl_context(s, tenant_id)
+        for seg in segments:
+            since = max(seg.time_checked_at or seg.last_refreshed_at, seg.last_refreshed_at) - TIME_MARGIN
+            if since >= now:
+                continue
+            scope = service.scope_for(seg, tenant_id)
+            scope.now = now
+            candidates = compiler.edge_candidates(dsl.parse(seg.definition, context), scope, since, now)
+            customers = list(dict.fromkeys(await s.scalars(candidates))) if candidates is not None else []
+            if customers:
+                await evaluate(s, tenant_id, customers, set(), MembershipCause.TIME, only=[seg], now=now)
+                evaluated += len(customers)
+            await s.execute(update(Segment).where(Segment.tenant_id == tenant_id, Segment.id == seg.id)
+                            .values(time_checked_at=now))
+    return evaluated
 
 
 async def requeue_pending(tenant_id: uuid.UUID, older_than_seconds: int = 60) -> bool:

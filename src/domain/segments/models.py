@@ -70,6 +70,8 @@ class Segment(TenantOwned, Timestamps, Base):
     # stale while change_seq > refreshed_seq (segment_change_seq values)
     change_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     refreshed_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    # live segments with time rules: the clock up to which window edges were evaluated
+    time_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[str | None] = mapped_column(String(320))
 
 
