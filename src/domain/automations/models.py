@@ -24,6 +24,8 @@ class ActionKind(str, Enum):
     ADD_TAG = "add_tag"
     REMOVE_TAG = "remove_tag"
     WEBHOOK = "webhook"
+    EVENT = "event"  # record a tracked event on the customer
+    UPDATE_CUSTOMER = "update_customer"  # set or clear a custom attribute
     CAMPAIGN = "campaign"  # reserved for the campaigns capability: refused for now
 
 
@@ -53,7 +55,7 @@ class SegmentAutomation(TenantOwned, Timestamps, Base):
     segment_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     trigger: Mapped[str] = mapped_column(String(16), nullable=False)  # enter | exit | periodic
-    action: Mapped[str] = mapped_column(String(16), nullable=False)  # add_tag | remove_tag | webhook
+    action: Mapped[str] = mapped_column(String(16), nullable=False)  # add_tag | remove_tag | webhook | event | update_customer
     config: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -15,7 +15,7 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, func, insert, literal, select, update
+from sqlalchemy import String, and_, cast, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,9 +31,14 @@ from domain.automations.models import (
 )
 from domain.automations.runs import fail_pending, finish
 from domain.automations.webhooks import deliver, schedule_retry
-from domain.customers.models import CustomerTag, Tag
+from domain.audit import service as audit
+from domain.commerce.models import TrackedEvent
+from domain.customers.models import Customer, CustomerTag, Tag
 from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
+from domain.profiles import service as profiles
+from domain.segments import changes
+from domain.segments.compiler import ATTRIBUTE, PROFILE, event_input
 from domain.segments.models import Segment, SegmentMembership
 from domain.timeline.models import TimelineEntry
 from domain.timeline.service import Kind
@@ -134,6 +139,14 @@ async def _run(tenant_id: uuid.UUID, seg: Segment, auto: SegmentAutomation, occu
             await _tag_action(s, tenant_id, auto, action, run_id)
             await finish(s, tenant_id, auto.id, run_id)
             return run_id
+        if action is ActionKind.EVENT:
+            await _event_action(s, tenant_id, seg, auto, run_id)
+            await finish(s, tenant_id, auto.id, run_id)
+            return run_id
+        if action is ActionKind.UPDATE_CUSTOMER:
+            await _update_action(s, tenant_id, seg, auto, run_id)
+            await finish(s, tenant_id, auto.id, run_id)
+            return run_id
         if action is not ActionKind.WEBHOOK:  # an action this version cannot perform
             await fail_pending(s, tenant_id, auto.id, run_id, f"the {action.value} action is not available")
             await finish(s, tenant_id, auto.id, run_id)
@@ -146,6 +159,76 @@ async def _run(tenant_id: uuid.UUID, seg: Segment, auto: SegmentAutomation, occu
     if pending:
         await schedule_retry(tenant_id, run_id)
     return run_id
+
+
+async def _event_action(s: AsyncSession, tenant_id: uuid.UUID, seg: Segment, auto: SegmentAutomation,
+                        run_id: uuid.UUID) -> None:
+    """Record the tracked event on the run's customers, in the segment's brand: one statement for
+    the events and their timeline rows. Each event's idempotency key names the automation, the
+    customer and the occurrence, so a retried run records nothing twice. Segments that read the
+    event evaluate those customers (a loop was refused when the automation was saved)."""
+    e, te = AutomationExecution, TrackedEvent
+    of_run = [e.tenant_id == tenant_id, e.automation_id == auto.id, e.run_id == run_id]
+    name = auto.config["event_name"]
+    properties = {**(auto.config.get("properties") or {}), "automation_id": str(auto.id), "segment_id": str(seg.id)}
+    now = await s.scalar(select(func.now()))
+    key = literal(f"automation:{auto.id}:") + cast(e.customer_id, String) + literal(":") + e.occurrence
+    made = pg_insert(te).from_select(
+        ["id", "tenant_id", "customer_id", "brand_id", "name", "properties", "occurred_at", "idempotency_key"],
+        select(func.gen_random_uuid(), e.tenant_id, e.customer_id, literal(seg.brand_id, UUID(as_uuid=True)),
+               literal(name), literal(properties, JSONB), literal(now), key).where(*of_run),
+    ).on_conflict_do_nothing().returning(te.id, te.customer_id).cte("made")
+    data = {"name": name, "properties": properties, "by": f"automation:{auto.name}"[:320]}
+    await s.execute(insert(TimelineEntry).from_select(
+        ["tenant_id", "customer_id", "occurred_at", "id", "brand_id", "kind", "data", "ref_type", "ref_id"],
+        select(literal(tenant_id, UUID(as_uuid=True)), made.c.customer_id, literal(now), func.gen_random_uuid(),
+               literal(seg.brand_id, UUID(as_uuid=True)), literal(Kind.EVENT_TRACKED.value), literal(data, JSONB),
+               literal("TrackedEvent"), cast(made.c.id, String)),
+    ).add_cte(made))
+    customers = list(await s.scalars(select(e.customer_id).where(*of_run)))
+    await profiles.refresh(s, tenant_id, customers)
+    await changes.customers_changed(s, tenant_id, customers, [event_input(name), PROFILE])
+    await _succeed(s, of_run)
+
+
+async def _update_action(s: AsyncSession, tenant_id: uuid.UUID, seg: Segment, auto: SegmentAutomation,
+                         run_id: uuid.UUID) -> None:
+    """Set or clear a custom attribute of the run's customers: one statement for the customers
+    whose value changes and their timeline rows, one audit entry for the run."""
+    e, c = AutomationExecution, Customer
+    of_run = [e.tenant_id == tenant_id, e.automation_id == auto.id, e.run_id == run_id]
+    name = auto.config["attribute"]
+    now = await s.scalar(select(func.now()))
+    current = c.attributes[name]
+    if auto.config.get("clear"):
+        stmt = update(c).where(c.tenant_id == tenant_id, c.id.in_(select(e.customer_id).where(*of_run)),
+                               c.attributes.has_key(name)).values(attributes=c.attributes.op("-")(name))
+        value = None
+    else:
+        value = auto.config["value"]
+        stmt = update(c).where(c.tenant_id == tenant_id, c.id.in_(select(e.customer_id).where(*of_run)),
+                               or_(~c.attributes.has_key(name), current != literal(value, JSONB))).values(
+            attributes=func.coalesce(c.attributes, literal({}, JSONB)).op("||")(
+                func.jsonb_build_object(name, literal(value, JSONB))))
+    changed = stmt.returning(c.id).cte("changed")
+    data = {"attribute": name, "value": value, "cleared": value is None, "by": f"automation:{auto.name}"[:320]}
+    updated = list(await s.scalars(insert(TimelineEntry).from_select(
+        ["tenant_id", "customer_id", "occurred_at", "id", "brand_id", "kind", "data", "ref_type", "ref_id"],
+        select(literal(tenant_id, UUID(as_uuid=True)), changed.c.id, literal(now), func.gen_random_uuid(),
+               literal(seg.brand_id, UUID(as_uuid=True)), literal(Kind.ATTRIBUTE_CHANGED.value), literal(data, JSONB),
+               literal("SegmentAutomation"), literal(str(auto.id))),
+    ).add_cte(changed).returning(TimelineEntry.customer_id)))
+    if updated:
+        await changes.customers_changed(s, tenant_id, updated, [ATTRIBUTE])
+    audit.record(s, None, "customer.update", "SegmentAutomation", auto.id, tenant_id=tenant_id, brand_id=seg.brand_id,
+                 summary={"automation": auto.name, "attribute": name, "value": value, "customers": len(updated)})
+    await _succeed(s, of_run)
+
+
+async def _succeed(s: AsyncSession, of_run: list) -> None:
+    e = AutomationExecution
+    await s.execute(update(e).where(*of_run, e.status == ExecutionStatus.PENDING.value).values(
+        status=ExecutionStatus.SUCCEEDED.value, attempts=e.attempts + 1, error=None, updated_at=func.now()))
 
 
 async def _tag_action(s: AsyncSession, tenant_id: uuid.UUID, auto: SegmentAutomation, action: ActionKind,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import uuid
 from enum import Enum
 from typing import Any
@@ -15,11 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.automations.models import ActionKind, SegmentAutomation, Trigger
 from domain.config import get_settings
 from domain.customers.models import Tag
-from domain.errors import ErrorCode, NotFound, Validator
+from domain.errors import DomainError, ErrorCode, NotFound, Validator
+from domain.segments.compiler import ATTRIBUTE, event_input, segment_input
+from domain.segments.dsl import ATTRIBUTE_NAME_RE, CUSTOM_TYPES, EVENT_NAME_RE, ValueType
+from domain.segments.models import CustomAttribute, Segment, SegmentKind
 from domain.tenancy import validation
 
 MAX_URL_BYTES = 2048
 MAX_EVERY_HOURS = 168
+MAX_EVENT_PROPERTIES_BYTES = 4096
 
 
 def url_problem(url: Any) -> tuple[str, ErrorCode] | None:
@@ -85,6 +90,41 @@ def _clean_config(v: Validator, trigger: Trigger | None, action: ActionKind | No
                 out["tag_id"] = str(uuid.UUID(str(tag_id)))
             except ValueError:
                 v.add("config.tag_id", f"{tag_id!r} is not a tag id")
+    elif action is ActionKind.EVENT:
+        wanted |= {"event_name", "properties"}
+        name = config.get("event_name")
+        if name is None:
+            v.add("config.event_name", "an event action needs event_name", ErrorCode.REQUIRED)
+        elif not isinstance(name, str) or not EVENT_NAME_RE.match(name):
+            v.add("config.event_name", "an event name: letters, digits, _ . : - (starting with a letter)")
+        else:
+            out["event_name"] = name
+        props = config.get("properties")
+        if props is not None:
+            if not isinstance(props, dict) or len(json.dumps(props, default=str)) > MAX_EVENT_PROPERTIES_BYTES:
+                v.add("config.properties", f"properties is an object of at most {MAX_EVENT_PROPERTIES_BYTES} bytes")
+            else:
+                out["properties"] = props
+    elif action is ActionKind.UPDATE_CUSTOMER:
+        wanted |= {"attribute", "value", "clear"}
+        name = config.get("attribute")
+        if name is None:
+            v.add("config.attribute", "an update needs the attribute", ErrorCode.REQUIRED)
+        elif not isinstance(name, str) or not ATTRIBUTE_NAME_RE.match(name):
+            v.add("config.attribute", "a custom attribute name uses letters, digits and _")
+        else:
+            out["attribute"] = name
+        clear, value = config.get("clear") is True, config.get("value")
+        if clear and value is not None:
+            v.add("config.value", "give a value or clear: true, not both")
+        elif clear:
+            out["clear"] = True
+        elif value is None:
+            v.add("config.value", "give the value to set, or clear: true", ErrorCode.REQUIRED)
+        elif not isinstance(value, (str, int, float, bool)) or (isinstance(value, str) and len(value) > 500):
+            v.add("config.value", "the value is a text (at most 500 characters), a number or a boolean")
+        else:
+            out["value"] = value
     elif action is ActionKind.WEBHOOK:
         wanted.add("url")
         problem = url_problem(config.get("url"))
@@ -118,7 +158,7 @@ def clean(data: dict[str, Any], current: SegmentAutomation | None) -> dict[str, 
     action = _parse(v, "action", ActionKind, data["action"]) if "action" in data else ActionKind(current.action)
     if action is ActionKind.CAMPAIGN:
         v.add("action", "the campaign action comes with campaigns and is not available yet; "
-                        "use add_tag, remove_tag or webhook")
+                        "use add_tag, remove_tag, webhook, event or update_customer")
         action = None
     if "config" in data:
         out["config"] = _clean_config(v, trigger, action, data["config"], strict=True)
@@ -144,3 +184,63 @@ async def check_tag(s: AsyncSession, tenant_id: uuid.UUID, config: dict[str, Any
         found = await s.scalar(select(Tag.id).where(Tag.tenant_id == tenant_id, Tag.id == uuid.UUID(config["tag_id"])))
         if found is None:
             raise NotFound("tag not found", field="config.tag_id")
+
+
+async def check_attribute(s: AsyncSession, tenant_id: uuid.UUID, config: dict[str, Any]) -> None:
+    """An update sets a declared custom attribute, with a value of its declared type."""
+    if "attribute" not in config:
+        return
+    declared = await s.scalar(select(CustomAttribute.type).where(CustomAttribute.tenant_id == tenant_id,
+                                                                 CustomAttribute.name == config["attribute"]))
+    if declared is None:
+        raise NotFound(f"custom attribute {config['attribute']!r} is not declared", field="config.attribute")
+    if "value" not in config:
+        return
+    value, t = config["value"], CUSTOM_TYPES[declared]
+    fits = {ValueType.STRING: isinstance(value, str),
+            ValueType.NUMBER: isinstance(value, (int, float)) and not isinstance(value, bool),
+            ValueType.BOOLEAN: isinstance(value, bool),
+            ValueType.DATE: isinstance(value, str) and len(value) >= 10 and value[4:5] == "-"}[t]
+    if not fits:
+        raise DomainError(f"{config['attribute']} is declared {declared}", field="config.value")
+
+
+def emits(action: str, config: dict[str, Any]) -> set[str]:
+    """What an action changes that segment rules read (tags automations add queue nothing)."""
+    if action == ActionKind.EVENT.value and config.get("event_name"):
+        return {event_input(config["event_name"])}
+    if action == ActionKind.UPDATE_CUSTOMER.value:
+        return {ATTRIBUTE}
+    return set()
+
+
+async def refuse_loop(s: AsyncSession, tenant_id: uuid.UUID, segment_id: uuid.UUID, action: str,
+                      config: dict[str, Any], automation_id: uuid.UUID | None) -> None:
+    """An automation whose event or update can, through segments that read it and their own
+    automations (or segments that refer to them), change its own segment again is refused."""
+    start = emits(action, config)
+    if not start:
+        return
+    segments = list((await s.execute(select(Segment.id, Segment.name, Segment.inputs).where(
+        Segment.tenant_id == tenant_id, Segment.archived_at.is_(None), Segment.kind != SegmentKind.STATIC.value))).all())
+    autos: dict[uuid.UUID, set[str]] = {}
+    for a in await s.scalars(select(SegmentAutomation).where(
+            SegmentAutomation.tenant_id == tenant_id, SegmentAutomation.is_active.is_(True))):
+        if a.id != automation_id:
+            autos.setdefault(a.segment_id, set()).update(emits(a.action, a.config or {}))
+    names = {sid: name for sid, name, _ in segments}
+    seen: set[uuid.UUID] = set()
+    frontier = [(start, [])]
+    while frontier:
+        tokens, path = frontier.pop()
+        for sid, _, inputs in segments:
+            if inputs is not None and not (tokens & set(inputs)):
+                continue
+            if sid == segment_id:
+                chain = " → ".join([*path, names[sid]]) if path else names[sid]
+                raise DomainError(f"this action would move customers of its own segment again (through {chain}): "
+                                  "a loop", field="config", code=ErrorCode.INVALID)
+            if sid in seen:
+                continue
+            seen.add(sid)
+            frontier.append((autos.get(sid, set()) | {segment_input(sid)}, [*path, names[sid]]))

@@ -44,6 +44,7 @@ class Kind(str, Enum):
     CONVERSATION_MESSAGE = "conversation_message"
     SEGMENT_ENTERED = "segment_entered"
     SEGMENT_EXITED = "segment_exited"
+    ATTRIBUTE_CHANGED = "attribute_changed"
     CAMPAIGN_CONVERSION = "campaign_conversion"
     AI_ACTION = "ai_action"
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import strawberry
 from strawberry import UNSET, relay
+from strawberry.scalars import JSON
 
 from domain.automations import service
 from domain.automations.models import SegmentAutomation as AutomationModel
@@ -24,6 +25,12 @@ class SegmentAutomationConfigInput:
         default=None, description="WEBHOOK: https only (http://127.0.0.1 or localhost outside production), at most "
                                   "2 KB, no credentials; deliveries are signed (X-Brandgraph-Signature).")
     every_hours: int | None = strawberry.field(default=None, description="PERIODIC: 1 to 168.")
+    event_name: str | None = strawberry.field(default=None, description="EVENT: the tracked event's name.")
+    properties: JSON | None = strawberry.field(default=None, description="EVENT: its properties (an object, 4 KB).")
+    attribute: str | None = strawberry.field(default=None, description="UPDATE_CUSTOMER: a declared custom attribute.")
+    value: JSON | None = strawberry.field(default=None, description="UPDATE_CUSTOMER: the value to set (of the "
+                                                                      "attribute's declared type).")
+    clear: bool | None = strawberry.field(default=None, description="UPDATE_CUSTOMER: true removes the attribute.")
 
 
 @strawberry.input
@@ -70,6 +77,9 @@ def _config_in(c: SegmentAutomationConfigInput | None) -> dict[str, Any] | None:
         out["url"] = c.url
     if c.every_hours is not None:
         out["every_hours"] = c.every_hours
+    for key in ("event_name", "properties", "attribute", "value", "clear"):
+        if getattr(c, key) is not None:
+            out[key] = getattr(c, key)
     return out
 
 

@@ -30,8 +30,10 @@ AutomationTrigger = strawberry.enum(
                 "config.everyHours for the current members.")
 AutomationAction = strawberry.enum(
     models.ActionKind, name="AutomationAction",
-    description="ADD_TAG / REMOVE_TAG (config.tagId) or WEBHOOK (config.url). CAMPAIGN is reserved for "
-                "campaigns and refused for now.")
+    description="ADD_TAG / REMOVE_TAG (config.tagId), WEBHOOK (config.url), EVENT (config.eventName, "
+                "config.properties: a tracked event on the customer) or UPDATE_CUSTOMER (config.attribute with "
+                "config.value or config.clear: a custom attribute). CAMPAIGN is reserved for campaigns and refused "
+                "for now.")
 AutomationExecutionStatus = strawberry.enum(models.ExecutionStatus, name="AutomationExecutionStatus")
 AutomationRunStatus = strawberry.enum(models.RunStatus, name="AutomationRunStatus")
 
@@ -46,6 +48,11 @@ def config_out(config: dict[str, Any]) -> dict[str, Any]:
         out["url"] = config["url"]
     if "every_hours" in config:
         out["everyHours"] = config["every_hours"]
+    if "event_name" in config:
+        out["eventName"] = config["event_name"]
+    for key in ("properties", "attribute", "value", "clear"):
+        if key in config:
+            out[key] = config[key]
     return out
 
 
