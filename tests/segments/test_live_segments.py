@@ -366,3 +366,32 @@ async def test_a_time_window_expires_a_member_with_no_change_at_all(api: Api, te
     assert emails(data) == {"hal@x.test"} and data["history"]["edges"][0]["node"]["cause"] == "TIME"
     # a later sweep starts where this one ended
     assert await live.sweep(t.id, now + timedelta(days=2, minutes=5)) == 0
+
+
+UPDATE_BRAND = """mutation($input: UpdateBrandInput!) { updateBrand(input: $input) {
+  brand { segmentRefreshHours } errors { field code message } } }"""
+
+
+async def test_the_brand_sets_the_backstop_refresh_cadence(api: Api, tenant: TenantFixture) -> None:
+    t = tenant
+    seg = raw(await create(api, t, "Backstopped", spend_at_least(1)))
+    await refresh.refresh(t.id, seg)
+    assert await refresh.refresh_stale(t.id) == 0  # fresh, and not stale
+
+    async def refreshed_hours_ago(hours: int) -> None:
+        async with tenant_session(t.id) as s:
+            await s.execute(text("update segments set last_refreshed_at = now() - make_interval(hours => :h) "
+                                 "where id = :id"), {"h": hours, "id": seg})
+
+    await refreshed_hours_ago(25)
+    assert await refresh.refresh_stale(t.id) == 1  # the default: at least daily
+    await refreshed_hours_ago(25)
+    changed = (await api.data(UPDATE_BRAND, {"input": {"id": t.brand_gid("a"), "segmentRefreshHours": 48}},
+                              token=t.owner_token))["updateBrand"]
+    assert changed == {"brand": {"segmentRefreshHours": 48}, "errors": []}
+    assert await refresh.refresh_stale(t.id) == 0
+    await refreshed_hours_ago(49)
+    assert await refresh.refresh_stale(t.id) == 1
+    refused = (await api.data(UPDATE_BRAND, {"input": {"id": t.brand_gid("a"), "segmentRefreshHours": 0}},
+                              token=t.owner_token))["updateBrand"]
+    assert [(e["field"], e["code"]) for e in refused["errors"]] == [("input.segmentRefreshHours", "INVALID")]

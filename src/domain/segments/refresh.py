@@ -20,12 +20,14 @@ from typing import Any
 from sqlalchemy import (
     Select,
     String,
+    and_,
     case,
     cast,
     exists,
     func,
     insert,
     literal,
+    or_,
     select,
     text,
     update,
@@ -46,6 +48,7 @@ from domain.platform.db import tenant_session
 from domain.segments import compiler, dsl, service
 from domain.segments.changes import queue_dependents
 from domain.segments.models import MembershipCause, Segment, SegmentKind, SegmentMembership
+from domain.tenancy.models import Brand
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline.models import TimelineEntry
 from domain.timeline.service import Kind
@@ -234,15 +237,21 @@ async def request_refresh(principal: Principal, segment_id: uuid.UUID) -> Job:
 
 async def refresh_stale(tenant_id: uuid.UUID) -> int:
     """The scheduler's pass: stale active segments not refreshed automatically within the
-    automatic interval (SEGMENT_AUTO_REFRESH_SECONDS) get a refresh job."""
+    automatic interval (SEGMENT_AUTO_REFRESH_SECONDS), and those not refreshed within their
+    brand's backstop (``segment_refresh_hours``), get a refresh job."""
     interval = timedelta(seconds=get_settings().segment_auto_refresh_seconds)
     now = datetime.now(UTC)
     async with tenant_session(tenant_id) as s:
-        due = list((await s.scalars(select(Segment).where(
+        # stale and not refreshed within the interval, or not refreshed within the brand's backstop
+        backstop = Segment.last_refreshed_at < now - func.make_interval(0, 0, 0, 0, Brand.segment_refresh_hours)
+        due = list((await s.scalars(select(Segment).join(Brand, and_(
+            Brand.tenant_id == Segment.tenant_id, Brand.id == Segment.brand_id)).where(
             Segment.tenant_id == tenant_id, Segment.is_active.is_(True), Segment.archived_at.is_(None),
-            Segment.kind != SegmentKind.STATIC.value, Segment.change_seq > Segment.refreshed_seq,
-            (Segment.last_refreshed_at.is_(None)) | (Segment.last_refreshed_at < now - interval),
-        ).with_for_update(skip_locked=True))).all())
+            Segment.kind != SegmentKind.STATIC.value,
+            or_(Segment.last_refreshed_at.is_(None),
+                and_(Segment.change_seq > Segment.refreshed_seq, Segment.last_refreshed_at < now - interval),
+                backstop),
+        ).with_for_update(of=Segment, skip_locked=True))).all())
         for seg in due:
             await jobs.create(s, None, "refresh_segment", refresh_segment_job, brand_id=seg.brand_id,
                               tenant_id=tenant_id, params={"segment_id": str(seg.id), "trigger": "schedule"})

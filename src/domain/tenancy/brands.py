@@ -18,7 +18,9 @@ from domain.tenancy import principal_cache, scoping, validation
 from domain.tenancy.models import Brand
 from domain.tenancy.policies import Action, Principal, authorize
 
-PROFILE_FIELDS = ("name", "slug", "timezone", "from_name", "from_email", "reply_to", "sms_sender")
+PROFILE_FIELDS = ("name", "slug", "timezone", "from_name", "from_email", "reply_to", "sms_sender",
+                  "segment_refresh_hours")
+MAX_SEGMENT_REFRESH_HOURS = 168
 VOICE_FIELDS = (
     "voice_tone",
     "voice_style_guide",
@@ -51,6 +53,12 @@ def _validate_profile(changes: dict[str, Any], *, creating: bool) -> dict[str, A
             out[key] = validation.email(v, field, changes[key])
     if "sms_sender" in changes:
         out["sms_sender"] = validation.sms_sender(v, "smsSender", changes["sms_sender"])
+    if "segment_refresh_hours" in changes:
+        hours = changes["segment_refresh_hours"]
+        if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_SEGMENT_REFRESH_HOURS:
+            v.add("segmentRefreshHours", f"a whole number of hours from 1 to {MAX_SEGMENT_REFRESH_HOURS}")
+        else:
+            out["segment_refresh_hours"] = hours
     v.check()
     return out
 

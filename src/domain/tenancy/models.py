@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKeyConstraint,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -52,6 +53,8 @@ class Brand(TenantOwned, Timestamps, Base):
     from_email: Mapped[str | None] = mapped_column(String(320))
     reply_to: Mapped[str | None] = mapped_column(String(320))
     sms_sender: Mapped[str | None] = mapped_column(String(32))
+    # every rule-based segment of the brand is refreshed whole at least this often (a backstop)
+    segment_refresh_hours: Mapped[int] = mapped_column(Integer, nullable=False, server_default="24")
     voice_tone: Mapped[str | None] = mapped_column(String(200))
     voice_style_guide: Mapped[str | None] = mapped_column(Text)
     voice_words_to_use: Mapped[list[str]] = mapped_column(

@@ -55,6 +55,9 @@ class UpdateBrandInput:
     from_email: str | None = UNSET
     reply_to: str | None = UNSET
     sms_sender: str | None = UNSET
+    segment_refresh_hours: int | None = strawberry.field(default=UNSET, description=(
+        "Every rule-based segment of the brand is refreshed whole at least this often (1 to 168 hours), a backstop "
+        "behind live evaluation."))
 
 
 @strawberry.input
@@ -148,6 +151,7 @@ class TenancyMutation:
                 name=input.name, slug=input.slug, timezone=input.timezone,
                 from_name=input.from_name, from_email=input.from_email,
                 reply_to=input.reply_to, sms_sender=input.sms_sender,
+                segment_refresh_hours=input.segment_refresh_hours,
             )
             return await brands.update_brand(info.context.principal, ids.decode(input.id, "Brand"), changes)
 

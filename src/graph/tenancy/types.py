@@ -100,6 +100,8 @@ class Brand(relay.Node):
     timezone: str
     sending_identity: SendingIdentity
     voice: BrandVoice
+    segment_refresh_hours: int = strawberry.field(description=(
+        "Every rule-based segment of the brand is refreshed whole at least this often, behind live evaluation."))
     archived_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -126,6 +128,7 @@ class Brand(relay.Node):
             name=b.name,
             slug=b.slug,
             timezone=b.timezone,
+            segment_refresh_hours=b.segment_refresh_hours,
             sending_identity=SendingIdentity(
                 from_name=b.from_name, from_email=b.from_email, reply_to=b.reply_to,
                 sms_sender=b.sms_sender,
