@@ -395,3 +395,36 @@ async def test_the_brand_sets_the_backstop_refresh_cadence(api: Api, tenant: Ten
     refused = (await api.data(UPDATE_BRAND, {"input": {"id": t.brand_gid("a"), "segmentRefreshHours": 0}},
                               token=t.owner_token))["updateBrand"]
     assert [(e["field"], e["code"]) for e in refused["errors"]] == [("input.segmentRefreshHours", "INVALID")]
+
+
+async def test_queued_evaluations_stay_in_their_tenant_and_brand(api: Api, tenant: TenantFixture,
+                                                                 other_tenant: TenantFixture) -> None:
+    a, b = tenant, other_tenant
+    ours = {}
+    for t in (a, b):
+        ours[t.id] = {side: await service.create_segment(t.owner, t.brands[side], SegmentKind.DYNAMIC,
+                                                         {"name": f"spenders {side}"},
+                                                         definition={"match": "all", "rules": [
+                                                             {"kind": "profile", "field": "total_order_value",
+                                                              "operator": "greater_than_or_equal", "value": 1}]})
+                      for side in ("a", "b")}
+        for seg in ours[t.id].values():
+            await refresh.refresh(t.id, seg.id)
+    jo, _ = await upsert_customer(a.owner, {"email": "jo@x.test"}, brand_id=a.brands["a"])
+    await drain(a.id)
+    async with tenant_session(a.id) as s:  # queued, not yet evaluated
+        await changes.customers_changed(s, a.id, [jo.id], [PURCHASE])
+    async with tenant_session(b.id) as s:  # the other tenant sees nothing of it, and evaluates nothing
+        assert await s.scalar(select(func.count()).select_from(PendingEvaluation)) == 0
+    assert await live.evaluate_batch(b.id) == 0
+    await record_order(a.owner, OrderInput(brand_id=a.brands["a"], external_order_id="jo-1", total_cents=5_000,
+                                           currency="EUR", placed_at=datetime.now(UTC), customer_id=jo.id))
+    await drain(a.id)
+
+    async def members(t: TenantFixture, side: str) -> int:
+        async with tenant_session(t.id) as s:
+            return await s.scalar(select(func.count()).select_from(SegmentMembership).where(
+                SegmentMembership.segment_id == ours[t.id][side].id, SegmentMembership.exited_at.is_(None)))
+
+    # jo is a customer of brand a of tenant A: brand b's segment and tenant B's are untouched
+    assert [await members(a, "a"), await members(a, "b"), await members(b, "a"), await members(b, "b")] == [1, 0, 0, 0]
