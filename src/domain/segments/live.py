@@ -31,7 +31,7 @@ from domain.platform import outbox
 from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
 from domain.segments import compiler, dsl, service
-from domain.segments.changes import NEXT_SEQ, customers_changed, evaluate_pending, queue_dependents
+from domain.segments.changes import NEXT_SEQ, customers_changed, evaluate_pending
 from domain.segments.models import MembershipCause, PendingEvaluation, Segment, SegmentKind
 from domain.segments.refresh import LOCK_KEY, RefreshResult, announce, apply
 
@@ -81,13 +81,20 @@ async def evaluate(s: AsyncSession, tenant_id: uuid.UUID, customers: list[uuid.U
     if not live:
         return changed
     context = await service.dsl_context(s, tenant_id)
-    at = await s.scalar(select(func.clock_timestamp()))
-    waiting: list[uuid.UUID] = []
+    # one statement: the time of this evaluation, the shared locks, and which segments others refer to
+    ids = [seg.id for seg in live]
+    at, held, referred = (await s.execute(text(
+        "SELECT clock_timestamp(), "
+        "ARRAY(SELECT x FROM unnest(CAST(:ids AS uuid[])) WITH ORDINALITY AS u(x, i) "
+        "      WHERE pg_try_advisory_xact_lock_shared(hashtextextended(:prefix || x::text, 0)) ORDER BY i), "
+        "ARRAY(SELECT DISTINCT r FROM segments g, unnest(coalesce(g.inputs, ARRAY['*'])) AS r "
+        "      WHERE g.tenant_id = :t AND g.archived_at IS NULL AND g.kind <> 'static' "
+        "        AND (r LIKE 'segment:%' OR r = '*'))"),
+        {"ids": ids, "t": tenant_id, "prefix": LOCK_KEY.format("")})).one()
+    held, referred = set(held), set(referred)
+    waiting = [x for x in ids if x not in held]  # a refresh holds these: evaluated after it commits
     for seg in live:
-        got = await s.scalar(text("select pg_try_advisory_xact_lock_shared(hashtextextended(:k, 0))"),
-                             {"k": LOCK_KEY.format(seg.id)})
-        if not got:  # a refresh holds it: after the refresh commits
-            waiting.append(seg.id)
+        if seg.id not in held:
             continue
         group = dsl.parse(seg.definition, context)
         scope = service.scope_for(seg, tenant_id)
@@ -102,7 +109,8 @@ async def evaluate(s: AsyncSession, tenant_id: uuid.UUID, customers: list[uuid.U
         result = RefreshResult(seg.id, len(entered), len(exited), total, at, 0)
         announce(s, tenant_id, result)
         changed[seg.id] = result
-        await queue_dependents(s, tenant_id, seg.id, [*entered, *exited])
+        if "*" in referred or compiler.segment_input(seg.id) in referred:  # others read this one
+            await customers_changed(s, tenant_id, [*entered, *exited], [compiler.segment_input(seg.id)])
     if waiting:
         await customers_changed(s, tenant_id, customers, [compiler.recheck_input(x) for x in waiting],
                                 delay_ms=RECHECK_DELAY_MS)
