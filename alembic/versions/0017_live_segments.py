@@ -3,7 +3,7 @@ evaluation mode, a per-segment change sequence in place of the stale flag, and t
 membership entry and exit.
 
 Revision ID: 0017_live_segments
-Revises: 0011_claims
+Revises: 0013_plans
 Create Date: 2026-12-08 01:00:00
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from domain.platform.sqlfiles import run_sql_file
 
 revision = '0017_live_segments'
-down_revision = '0011_claims'
+down_revision = '0013_plans'
 branch_labels = None
 depends_on = None
 

@@ -2,9 +2,11 @@
 
 The target set (rules, lookalike ranking) is a CTE; one data-modifying CTE closes the open
 memberships of those who left (exited_at), another opens one for those who entered
-(entered_at); every closed row stays as history. No per-customer Python loop. Refreshes of one
-segment are serialised by an advisory lock, never a row lock, so orders and events that mark the
-segment stale do not wait. Afterwards (a follow-up job) the changes land on the customers'
+(entered_at); every closed row stays as history. No per-customer Python loop. The same statement
+(:func:`apply`) restricted to some customers is live evaluation's (:mod:`domain.segments.live`).
+Refreshes of one segment are serialised by an advisory lock, never a row lock, so orders and
+events never wait for one; live evaluations hold it shared. A refresh records the change
+sequence it started from, so a change it did not see leaves the segment stale. Afterwards (a follow-up job) the changes land on the customers'
 timelines and feed the segment's automations, and a ``segmentMembershipChanged`` event goes out.
 """
 
