@@ -58,6 +58,19 @@ def definition(k: int) -> dict:
     return {"version": 1, "match": "all", "rules": rules}
 
 
+async def setup_tenant():
+    """A fresh tenant on the enterprise plan (room for 50 active segments) with one brand."""
+    from domain.tenancy import brands, members, tenants
+    from domain.tenancy.policies import Role
+
+    slug = f"bench-{uuid.uuid4().hex[:8]}"
+    tenant = await tenants.create_tenant(slug, "Live Segments Bench Co", plan="enterprise")
+    owner_id, _ = await members.ensure_member(tenant.id, f"owner@{slug}.test", Role.OWNER)
+    owner = await members.principal_for_user(tenant.id, owner_id)
+    brand = await brands.create_brand(owner, {"name": "Bench Brand", "slug": "bench"})
+    return owner, brand.id
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
@@ -71,7 +84,7 @@ async def run(args: argparse.Namespace) -> int:
     from domain.segments import live, refresh, service
     from domain.segments.models import PendingEvaluation, SegmentKind
 
-    owner, brand_id = await segments_bench.setup_tenant()
+    owner, brand_id = await setup_tenant()
     tenant_id = owner.tenant_id
     print(f"filling {args.customers:,} customers ...", flush=True)
     await segments_bench.fill(tenant_id, brand_id, args.customers)
