@@ -78,7 +78,7 @@ from support.isolation.segments import (
     segment_gid,
     spend,
 )
-from support.segments import make_shop
+from support.segments import make_shop, settle
 from support.ws import Client, bearer, poll
 
 STORED_SPEND = {"rules": [{"kind": "profile", "field": "total_order_value", "operator": "greater_than_or_equal",
@@ -137,11 +137,14 @@ world, other, tokens = two_tenants(_make_world, _make_other, (
 # segments a refresh job was queued for: when a worker runs in the session (other test modules),
 # it may refresh them at any moment, so their refresh bookkeeping and memberships are not compared
 REFRESH_QUEUED: set[uuid.UUID] = set()
-BOOKKEEPING = ("member_count", "last_refreshed_at", "last_refresh_ms", "stale_since", "updated_at")
+BOOKKEEPING = ("member_count", "last_refreshed_at", "last_refresh_ms", "stale_since", "updated_at", "inputs",
+               "refreshed_seq")
 
 
 async def state(t: TenantFixture) -> dict[str, Any]:
-    """Every row of ``t`` the segment operations may write, and the length of its audit trail."""
+    """Every row of ``t`` the segment operations may write, and the length of its audit trail;
+    after the live evaluations of earlier changes have settled (a worker may run them at any moment)."""
+    await settle(t.id)
     async with tenant_session(t.id) as s:
         async def rows(sql: str) -> list[dict[str, Any]]:
             return [dict(r) for r in (await s.execute(text(sql), {"t": t.id})).mappings()]

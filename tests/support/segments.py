@@ -3,13 +3,20 @@ and one customer of brand "b" only."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
 
 from conftest import TenantFixture
 from domain.commerce.service import EventInput, OrderInput, OrderLine, record_order, track_event
 from domain.customers.consent import Channel, set_consent
 from domain.customers.service import upsert_customer
 from domain.customers.tags import create_tag, tag_customers
+from domain.platform.db import tenant_session
+from domain.segments import live
+from domain.segments.models import PendingEvaluation
 
 
 async def make_shop(t: TenantFixture) -> dict[str, object]:
@@ -40,3 +47,16 @@ async def make_shop(t: TenantFixture) -> dict[str, object]:
                                            currency="EUR", placed_at=now - timedelta(days=1), customer_id=other.id))
     return {"people": people, "vip": vip}
 
+
+
+async def settle(tenant_id: uuid.UUID) -> None:
+    """Until no customer of the tenant waits for live segment evaluation (evaluated here, or by
+    a worker that took them: its rows stay until it commits)."""
+    for _ in range(400):
+        await live.evaluate_batch(tenant_id)
+        async with tenant_session(tenant_id) as s:
+            if not await s.scalar(select(func.count()).select_from(PendingEvaluation).where(
+                    PendingEvaluation.tenant_id == tenant_id)):
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("live segment evaluation did not settle")
