@@ -362,6 +362,11 @@ def _stop_all(procs: list[subprocess.Popen], grace: float = 15) -> None:
             p.wait()
 
 
+# `brandgraph dev`'s allowed browser origins when CORS_ORIGINS is unset: pages served from this
+# machine on any port (http or https; localhost, 127.0.0.1, [::1]).
+DEV_CORS_ORIGIN_REGEX = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
+
+
 def _dev_public_url(host: str, port: int) -> str:
     """PUBLIC_URL for ``brandgraph dev`` when unset: the address it serves on."""
     if host in ("0.0.0.0", "::", ""):
@@ -389,7 +394,9 @@ def cmd_dev(args: argparse.Namespace) -> None:
         _fail("`brandgraph dev` is for development; use serve, worker and scheduler in production")
     if not os.environ.get("PUBLIC_URL"):  # links and webhook addresses point at this server
         os.environ["PUBLIC_URL"] = _dev_public_url(args.host, args.port)
-        _reload_settings()
+    if not os.environ.get("CORS_ORIGINS") and not os.environ.get("CORS_ORIGIN_REGEX"):
+        os.environ["CORS_ORIGIN_REGEX"] = DEV_CORS_ORIGIN_REGEX  # a local SPA (Vite, CRA...) may call
+    _reload_settings()
     with services(provision=True):
         creds = asyncio.run(_seed())
         me = [sys.executable, "-m", "brandgraph"]

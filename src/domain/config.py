@@ -83,6 +83,7 @@ class Settings:
     jwt_audience: str = "brandgraph-api"
     jwt_tenant_claim: str = "tid"
     cors_origins: tuple[str, ...] = ()
+    cors_origin_regex: str | None = None  # `brandgraph dev` sets local SPA origins when neither is set
     max_body_bytes: int = 1_048_576
     max_upload_bytes: int = 52_428_800
     max_concurrent_requests: int = 100
@@ -200,6 +201,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         jwt_audience=e.get("JWT_AUDIENCE") or "brandgraph-api",
         jwt_tenant_claim=e.get("JWT_TENANT_CLAIM") or "tid",
         cors_origins=_list(e.get("CORS_ORIGINS")),
+        cors_origin_regex=e.get("CORS_ORIGIN_REGEX") or None,
         max_body_bytes=int(e.get("MAX_BODY_BYTES") or 1_048_576),
         max_upload_bytes=int(e.get("MAX_UPLOAD_BYTES") or 52_428_800),
         max_concurrent_requests=max(1, int(e.get("MAX_CONCURRENT_REQUESTS") or 100)),

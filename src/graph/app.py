@@ -9,6 +9,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -16,7 +17,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.config import ConfigError, Settings, get_settings
@@ -33,6 +35,7 @@ from graph.view import GraphQLView, error_body
 from graph.webhooks import ROUTES as WEBHOOK_ROUTES
 
 log = logging.getLogger("graph.app")
+GRAPHIQL_ASSETS = Path(__file__).parent / "static" / "graphiql"  # vendored, pinned; see its licenses/
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -227,7 +230,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     settings.check_production()
     configure_logging(settings.log_level)
-    view = GraphQLView(build_schema(settings), graphiql=settings.graphiql)
+    view = GraphQLView(build_schema(settings), graphiql=settings.graphiql, allowed_origins=settings.cors_origins,
+                       allowed_origin_regex=settings.cors_origin_regex)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -266,11 +270,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes,
                    max_upload_bytes=settings.max_upload_bytes),
     ]
-    if settings.cors_origins:
+    if settings.cors_origins or settings.cors_origin_regex:
         middleware.append(
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
+                allow_origin_regex=settings.cors_origin_regex,
                 allow_methods=["GET", "POST", "OPTIONS"],
                 allow_headers=["authorization", "content-type", "x-brand-id", "x-request-id"],
                 expose_headers=["x-request-id"],
@@ -281,6 +286,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/graphql", view),
             WebSocketRoute("/graphql", view),
+            *([Mount("/graphiql", StaticFiles(directory=GRAPHIQL_ASSETS), name="graphiql")]
+              if settings.graphiql else []),
             Route("/downloads/{token}", download),
             Route("/healthz", healthz),
             Route("/readyz", readyz),

@@ -12,6 +12,7 @@ from graphql import (
     ExecutionResult,
     GraphQLError,
     GraphQLSchema,
+    OperationDefinitionNode,
     StringValueNode,
     parse,
     validate,
@@ -203,7 +204,19 @@ class PreparedDocuments(SchemaExtension):
             ctx.pre_execution_errors = validate(ctx.schema._schema, ctx.graphql_document,
                                                 (*rules, MaybeNullValidationRule, OneOfInputValidationRule),
                                                 hide_suggestions=self.hide_suggestions)
+        if not ctx.pre_execution_errors and _operation_undetermined(ctx):
+            ctx.pre_execution_errors = [GraphQLError(
+                "Must provide operation name if query contains multiple operations.")]
         yield
+
+
+def _operation_undetermined(ctx: Any) -> bool:
+    """GraphQL's GetOperation() fails when a document holds several operations and the request
+    names none; Strawberry would run the first one."""
+    if ctx.graphql_document is None or getattr(ctx, "_provided_operation_name", None) is not None:
+        return False
+    operations = [d for d in ctx.graphql_document.definitions if isinstance(d, OperationDefinitionNode)]
+    return len(operations) > 1
 
 
 def _bad_text(text: str) -> bool:

@@ -53,7 +53,8 @@ def test_dev_derives_public_url_from_its_port_and_restarts_dead_services(tmp_pat
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "DATABASE_APP_URL", "REDIS_URL", "PUBLIC_URL", "BRANDGRAPH_ENV",
-                        "BRANDGRAPH_SECRET_KEY", "TEST_SERVER_URL", "GRAPHQL_SQL_STATS")}
+                        "BRANDGRAPH_SECRET_KEY", "TEST_SERVER_URL", "GRAPHQL_SQL_STATS", "CORS_ORIGINS",
+                        "CORS_ORIGIN_REGEX")}
     env["BRANDGRAPH_DATA_DIR"] = str(tmp_path / "data")
     log = tmp_path / "dev.log"
     with log.open("wb") as out:
@@ -82,6 +83,17 @@ def test_dev_derives_public_url_from_its_port_and_restarts_dead_services(tmp_pat
         content = (preview["html"] or "") + (preview["text"] or "")
         assert f"http://127.0.0.1:{port}/" in content, content[:2000]
         assert "localhost:8000" not in content
+
+        # a local SPA (Vite's port) may call it from the browser: its CORS preflight passes, with
+        # no credential (a preflight never carries one); a page of another site's does not
+        preflight = {"Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "authorization,content-type,x-brand-id"}
+        r = httpx.options(f"{base}/graphql", headers={"Origin": "http://localhost:5173", **preflight})
+        assert r.status_code == 200, r.text
+        assert r.headers["access-control-allow-origin"] == "http://localhost:5173"
+        assert "authorization" in r.headers["access-control-allow-headers"].lower()
+        r = httpx.options(f"{base}/graphql", headers={"Origin": "https://evil.example", **preflight})
+        assert r.status_code == 400 and "access-control-allow-origin" not in r.headers, r.headers
 
         # Redis dies: dev starts it again, and the processes reconnect on their own
         os.kill(_redis_pid(Path(env["BRANDGRAPH_DATA_DIR"]).resolve() / "redis"), signal.SIGKILL)
