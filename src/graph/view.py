@@ -98,6 +98,7 @@ class GraphQLView(GraphQL[Context, None]):
         state = db.RequestState()  # PostgreSQL unreachable in this request; a write committed
         token = db.request_state.set(state)
         media = transport.JSON
+        _request_error.set(None)
         try:
             media = self._check_request(request)
             _media.set(media)
@@ -154,7 +155,9 @@ class GraphQLView(GraphQL[Context, None]):
                                      "send the request as Content-Type: application/json (UTF-8)")
         return media
 
-    def _is_ide_page(self, request: Request) -> bool:
+    def _is_ide_page(self, request: Any) -> bool:
+        """The GraphiQL page: a browser's GET with no query (``request`` a Starlette request or
+        Strawberry's adapter of one: both have method, headers and query_params)."""
         return (
             self.graphql_ide is not None
             and request.method == "GET"
@@ -164,7 +167,7 @@ class GraphQLView(GraphQL[Context, None]):
         )
 
     def should_render_graphql_ide(self, request: Any) -> bool:
-        return self._is_ide_page(request._request)
+        return self._is_ide_page(request)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL, its scripts and styles served from this package (``/graphiql/``)."""
@@ -252,23 +255,32 @@ class GraphQLView(GraphQL[Context, None]):
             raise RequestRefused(400, "BAD_REQUEST", "a GET parameter meant as JSON is not valid JSON") from None
 
     def parse_json(self, data: str | bytes) -> Any:
+        """A POST body: a JSON object (one operation) or array (a batch). Text that is not JSON
+        is a 400; JSON of another shape is not a well-formed request (``Malformed``)."""
         try:
-            return self.decode_json(data)
+            value = self._load_json(data)
         except json.JSONDecodeError:
             raise RequestRefused(400, "BAD_REQUEST", "the request body is not valid JSON") from None
+        if not isinstance(value, (dict, list)):
+            raise transport.Malformed("the request body must be a JSON object (or an array of them, a batch)")
+        return value
 
     def decode_json(self, data: str | bytes) -> object:
-        """A request body (or a GET request's variables) as JSON: an object, or a list (a batch);
+        """JSON elsewhere (a GET request's variables, websocket messages): an object or a list;
         anything else is the client's mistake, answered with 400."""
+        value = self._load_json(data)
+        if not isinstance(value, (dict, list)):
+            raise HTTPException(400, "the request body must be a JSON object (variables too)") from None
+        return value
+
+    @staticmethod
+    def _load_json(data: str | bytes) -> Any:
         try:
-            value = json.loads(data)
+            return json.loads(data)
         except UnicodeDecodeError:
             raise HTTPException(400, "the request body is not valid UTF-8") from None
         except RecursionError:
             raise HTTPException(400, "the request body is nested too deeply") from None
-        if not isinstance(value, (dict, list)):
-            raise HTTPException(400, "the request body must be a JSON object (variables too)") from None
-        return value
 
     def encode_json(self, data: object) -> str:
         return json.dumps(data, separators=(",", ":"), default=str)

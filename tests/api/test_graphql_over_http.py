@@ -117,6 +117,7 @@ async def test_an_accept_that_admits_neither_type_is_406_before_authentication(a
 BEFORE_EXECUTION = [
     ("JSON that does not parse", b'{"query": "{ viewer', 400, 400, "not valid JSON"),
     ("no query", {"variables": {}}, 422, 400, "No GraphQL query"),
+    ("a body that is JSON but not an object", 42, 422, 400, "JSON object"),
     ("a query that is not a string", {"query": 42}, 422, 400, "`query` must be a string"),
     ("variables that are not an object", {"query": VIEWER, "variables": [7]}, 422, 400, "`variables`"),
     ("an operationName that is not a string", {"query": VIEWER, "operationName": 7}, 422, 400, "operationName"),
@@ -138,6 +139,7 @@ async def test_a_failure_before_execution_is_4xx_without_data_under_graphql_resp
 ) -> None:
     raw = body if isinstance(body, bytes) else None
     r = await send(api, None if raw else body, raw=raw, token=tenant.owner_token, accept=f"{GR}, {JSON};q=0.9")
+    assert "data" not in r.json()
     if label == "JSON that does not parse":  # the request could not be read: an HTTP refusal
         http_refusal(r, 400, "BAD_REQUEST")
     else:
