@@ -301,8 +301,10 @@ class GraphQLView(GraphQL[Context, None]):
                 results.append(_refused_operation(data.message))
                 continue
             try:
-                results.append(await self.execute_single(request, request_adapter, sub_response,
-                                                         dataclasses.replace(context, _loaders=None), root_value, data))
+                with db.counting_statements():  # a batch entry's sqlStatements: its own operation's
+                    results.append(await self.execute_single(request, request_adapter, sub_response,
+                                                             dataclasses.replace(context, _loaders=None), root_value,
+                                                             data))
             except transport.Malformed as e:
                 results.append(_refused_operation(e.message))
             except persisted.PersistedRefusal as e:  # e.g. PersistedQueryNotFound: that entry's answer

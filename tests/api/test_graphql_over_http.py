@@ -322,6 +322,22 @@ async def test_a_mutation_in_a_batch_writes_once_and_the_next_operation_sees_it(
     assert await audit_count(tenant.id) == audits + 1
 
 
+async def test_each_query_in_a_batch_reads_in_its_own_transaction(api: Api, tenant: TenantFixture) -> None:
+    """A batch entry's extensions.sqlStatements / sqlTransactions count its own operation: each
+    query's resolvers share one read transaction, committed before the next entry runs."""
+    query = "query($b: ID!) { tags { name } brand(id: $b) { name } }"
+    single = (await send(api, {"query": query, "variables": {"b": tenant.brand_gid("a")}},
+                         token=tenant.owner_token)).json()
+    r = await send(api, [{"query": query, "variables": {"b": tenant.brand_gid(b)}} for b in ("a", "b", "a")],
+                   token=tenant.owner_token)
+    entries = r.json()
+    assert [e["data"]["brand"]["name"] for e in entries] == ["Brand A", "Brand B", "Brand A"], entries
+    for entry in entries:
+        assert entry["extensions"]["sqlTransactions"] == 1, entry
+        # the single request's count includes authentication; an entry's does not
+        assert 0 < entry["extensions"]["sqlStatements"] <= single["extensions"]["sqlStatements"], (entry, single)
+
+
 async def test_a_batch_cannot_go_by_get(api: Api, tenant: TenantFixture) -> None:
     r = await send(api, None, method="GET", token=tenant.owner_token,
                    params={"query": json.dumps([{"query": VIEWER}])})
