@@ -145,7 +145,6 @@ def operation(params: Any, *, from_url: bool, decode_json: Any) -> Operation:
 REQUEST_ERROR_STATUS: dict[str, int] = {
     "INTERNAL_SERVER_ERROR": 500,
     "DATABASE_UNAVAILABLE": 503,
-    "UNAUTHENTICATED": 401,
 }
 
 

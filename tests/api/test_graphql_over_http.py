@@ -181,6 +181,25 @@ async def test_internal_errors_stay_masked_and_credentials_stay_401(api: Api, te
     assert r.json()["errors"][0]["extensions"]["requestId"] == r.headers["x-request-id"]
 
 
+def test_the_status_of_a_request_error_follows_its_kind() -> None:
+    """``transport.request_error_status`` on results the view never gets from a healthy request:
+    a failure of ours before execution is a 5xx, never a 4xx blaming the client."""
+    from graphql import GraphQLError, GraphQLSyntaxError, Source
+
+    from graph.transport import request_error_status
+
+    syntax = GraphQLSyntaxError(Source("{"), 1, "Expected Name")
+    assert request_error_status(None, [syntax]) == 400
+    assert request_error_status(None, [GraphQLError("Cannot query field 'nope'")]) == 422
+    internal = GraphQLError("Internal server error", extensions={"code": "INTERNAL_SERVER_ERROR"})
+    assert request_error_status(None, [internal]) == 500
+    assert request_error_status(None, [GraphQLError("x", extensions={"code": "DATABASE_UNAVAILABLE"})]) == 503
+    # executed: a field error has a path, even when it nulled the whole result
+    assert request_error_status(None, [GraphQLError("x", path=["viewer"])]) is None
+    assert request_error_status({"viewer": None}, [GraphQLError("x", path=["viewer"])]) is None
+    assert request_error_status({"viewer": {"role": "OWNER"}}, None) is None
+
+
 # --- methods and request media types --------------------------------------------------------
 
 
