@@ -352,7 +352,9 @@ class GraphQLView(GraphQL[Context, None]):
         return response
 
     def _graphql_response(self, body: Any, media: str, status: int) -> Response:
-        return Response(self.encode_json(body), status_code=status, media_type=f"{media}; charset=utf-8")
+        # the media type (and so the status) depends on Accept: a cache must key on it too
+        return Response(self.encode_json(body), status_code=status, media_type=f"{media}; charset=utf-8",
+                        headers={"Vary": "Accept"})
 
 
 def _refused_operation(message: str, code: str = "BAD_REQUEST") -> ExecutionResult:

@@ -102,6 +102,7 @@ async def test_accept_picks_the_response_media_type(api: Api, tenant: TenantFixt
     r = await send(api, {"query": VIEWER}, token=tenant.owner_token, accept=accept)
     assert r.status_code == 200 and media(r) == expected, (r.status_code, r.headers, r.text)
     assert "charset=utf-8" in r.headers["content-type"]
+    assert "accept" in r.headers["vary"].lower()  # caches key the answer on Accept
     assert plain(r.json()) == {"data": {"viewer": {"role": "OWNER"}}}
 
 
