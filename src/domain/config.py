@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,16 @@ def _bool(value: str | None, default: bool) -> bool:
 
 def _list(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def _regex(name: str, value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ConfigError(f"{name} is not a regular expression: {exc}") from None
+    return value
 
 
 def project_root() -> Path:
@@ -201,7 +212,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         jwt_audience=e.get("JWT_AUDIENCE") or "brandgraph-api",
         jwt_tenant_claim=e.get("JWT_TENANT_CLAIM") or "tid",
         cors_origins=_list(e.get("CORS_ORIGINS")),
-        cors_origin_regex=e.get("CORS_ORIGIN_REGEX") or None,
+        cors_origin_regex=_regex("CORS_ORIGIN_REGEX", e.get("CORS_ORIGIN_REGEX")),
         max_body_bytes=int(e.get("MAX_BODY_BYTES") or 1_048_576),
         max_upload_bytes=int(e.get("MAX_UPLOAD_BYTES") or 52_428_800),
         max_concurrent_requests=max(1, int(e.get("MAX_CONCURRENT_REQUESTS") or 100)),

@@ -410,6 +410,14 @@ async def test_other_origins_are_refused(cors_api: str, origin: str) -> None:
     assert refused.value.response.status_code == 403
 
 
+def test_a_cors_origin_regex_that_does_not_compile_is_refused_at_start() -> None:
+    from domain.config import ConfigError, load_settings
+
+    assert load_settings({"CORS_ORIGIN_REGEX": r"https://app\.example"}).cors_origin_regex == r"https://app\.example"
+    with pytest.raises(ConfigError, match="CORS_ORIGIN_REGEX"):
+        load_settings({"CORS_ORIGIN_REGEX": "https://(app"})
+
+
 async def test_without_cors_settings_no_origin_is_allowed(api: Api) -> None:
     r = await api.http.post("/graphql", json={"query": VIEWER}, headers={"Origin": "http://localhost:5173"})
     assert "access-control-allow-origin" not in r.headers
