@@ -202,7 +202,9 @@ class GraphQLView(GraphQL[Context, None]):
             app = context.principal_.client_app
             if app is not None and app.persisted_only:  # subscriptions are sent in full: not for such keys
                 raise Unauthenticated("a key of a persisted-only client app does not open websockets")
-            context.brand_id = await _active_brand(context.principal_, params.get("brandId"))
+            # brandId, or the header's name as GraphiQL's Headers pane sends it in the payload
+            brand = params.get("brandId") or params.get("X-Brand-Id") or params.get("x-brand-id")
+            context.brand_id = await _active_brand(context.principal_, brand)
             context.credential, context.checked_at = header, time.monotonic()
         except (Unauthenticated, RequestRefused) as e:
             log.info("websocket connection refused", extra={"reason": str(e)})

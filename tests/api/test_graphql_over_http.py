@@ -20,10 +20,10 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conftest import ROOT, Api, TenantFixture, audit_count, gid, start_api
-from support.ws import PROTOCOL, ws_url
+from support.ws import PROTOCOL, Client, wait_for, ws_url
 
 GR = "application/graphql-response+json"
 JSON = "application/json"
@@ -427,6 +427,27 @@ async def test_without_cors_settings_no_origin_is_allowed(api: Api) -> None:
 
 
 # --- GraphiQL, offline ------------------------------------------------------------------------
+
+
+async def test_graphiql_headers_open_a_websocket_too(api: Api, tenant: TenantFixture) -> None:
+    """GraphiQL sends the Headers pane as the connection_init payload of its subscriptions:
+    ``Authorization`` and ``X-Brand-Id`` there work as they do over HTTP."""
+    _, marketer = await tenant.member("marketer", brands=["b"])
+    client = await Client.open(api, {"Authorization": f"Bearer {marketer}", "X-Brand-Id": tenant.brand_gid("b")})
+    try:
+        op = await client.subscribe("{ viewer { activeBrand { name } } }")
+        await wait_for(lambda: client.data("viewer", op), "the query's answer")
+        assert client.data("viewer", op) == [{"activeBrand": {"name": "Brand B"}}]
+    finally:
+        await client.ws.close()
+    # a brand the principal may not use is refused, as over HTTP
+    ws = await connect(ws_url(api), subprotocols=[PROTOCOL])
+    await ws.send(json.dumps({"type": "connection_init", "payload": {
+        "Authorization": f"Bearer {marketer}", "X-Brand-Id": tenant.brand_gid("a")}}))
+    with pytest.raises(ConnectionClosed):
+        await ws.recv()
+    assert ws.close_code == 4403
+
 
 
 class _Assets(HTMLParser):
