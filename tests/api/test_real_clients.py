@@ -10,6 +10,7 @@ does not allow the reason (README, "Tests")."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import shutil
 import subprocess
@@ -36,10 +37,13 @@ def clients() -> None:
         pytest.skip(reason)
     installed = CLIENTS / "node_modules" / ".package-lock.json"  # npm ci writes it last
     lock = CLIENTS / "package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        done = subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=CLIENTS, capture_output=True, text=True,
-                              timeout=600)
-        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
+    # two test sessions at once (CI runs two) install one after the other, the second not at all
+    with (CLIENTS / ".install.lock").open("w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+            done = subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=CLIENTS, capture_output=True,
+                                  text=True, timeout=600)
+            assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
 
 
 async def run(script: str, *args: str, api_url: str, token: str) -> str:
