@@ -47,7 +47,7 @@ from domain.tenancy.policies import Principal
 
 APQ_VERSION = 1
 PERSISTED_SCOPE_KEY = "brandgraph.persisted"  # set in the ASGI scope of a request that ran a persisted document
-VARY = "Authorization, X-Brand-Id"
+VARY = "Accept, Authorization, X-Brand-Id"  # Accept: the media type (graph/transport.py)
 
 
 class PersistedRefusal(HTTPException):

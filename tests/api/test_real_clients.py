@@ -1,6 +1,6 @@
 """Real clients against the running API: Apollo Client (its HttpLink, BatchHttpLink and
 persisted-queries link, with and without GET for hashed queries), graphql-ws's client, and
-graphql-http's audit of the GraphQL-over-HTTP spec. Each is a Node script in ``tests/clients/``
+graphql-http's audit of the GraphQL-over-HTTP spec. Each is a Node script in ``tests/real_clients/``
 (pinned in its package-lock.json) that exits 0 when every check in it held.
 
 ``npm ci`` runs once, and again only when ``package-lock.json`` changes. Without ``node`` (20 or
@@ -19,7 +19,7 @@ import pytest
 
 from conftest import ROOT, TenantFixture
 
-CLIENTS = ROOT / "tests" / "clients"
+CLIENTS = ROOT / "tests" / "real_clients"
 NODE, NPM = shutil.which("node"), shutil.which("npm")
 
 
@@ -70,7 +70,6 @@ async def test_apollo_batch_http_link(clients: None, api_url: str, tenant: Tenan
     assert "ok: BatchHttpLink" in await run("batch-link.mjs", api_url=api_url, token=tenant.owner_token)
 
 
-@pytest.mark.xfail(strict=True, reason="automatic persisted queries land separately")
 @pytest.mark.parametrize("args", [(), ("--get",)], ids=["POST", "GET for hashed queries"])
 async def test_apollo_persisted_queries_link(clients: None, api_url: str, tenant: TenantFixture,
                                              args: tuple[str, ...]) -> None:
