@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +60,8 @@ class PersistedRefusal(HTTPException):
 
 @dataclass
 class PersistedRequestData(GraphQLRequestData):
-    """Strawberry's request data with the GraphQL-over-HTTP ``documentId`` it does not read."""
+    """Strawberry's request data with the GraphQL-over-HTTP ``documentId`` it does not read (the
+    view's request parsing fills it in, ``graph/view.py``)."""
 
     document_id: Any = None
 
@@ -74,35 +74,6 @@ class Prepared:
     data: GraphQLRequestData
     persisted: bool = False
     register: str | None = None
-
-
-# --- reading documentId from the request ---------------------------------------------------------
-
-
-def _with_id(data: GraphQLRequestData, raw: Any) -> GraphQLRequestData:
-    if not isinstance(raw, dict) or "documentId" not in raw:
-        return data
-    return PersistedRequestData(**{f.name: getattr(data, f.name) for f in dataclasses.fields(data)},
-                                document_id=raw["documentId"])
-
-
-async def attach_document_ids(request: Any, parsed: GraphQLRequestData | list[GraphQLRequestData]
-                              ) -> GraphQLRequestData | list[GraphQLRequestData]:
-    """``parsed`` (Strawberry's reading of the request) with each operation's ``documentId``. The
-    body is read again only when it spells ``documentId`` at all."""
-    if request.method == "GET":
-        raw: Any = {"documentId": request.query_params["documentId"]} if "documentId" in request.query_params else None
-    else:
-        if "json" not in (request.content_type or ""):
-            return parsed
-        body = await request.get_body()
-        if b'"documentId"' not in body:
-            return parsed
-        raw = json.loads(body)
-    if isinstance(parsed, list):
-        items = raw if isinstance(raw, list) else []
-        return [_with_id(d, items[i] if i < len(items) else None) for i, d in enumerate(parsed)]
-    return _with_id(parsed, raw)
 
 
 # --- deciding what runs ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ batch), CORS for local pages, and the offline GraphiQL page (docs/api.md, "Graph
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import re
 import tomllib
@@ -356,6 +357,22 @@ async def test_each_query_in_a_batch_reads_in_its_own_transaction(api: Api, tena
         assert entry["extensions"]["sqlTransactions"] == 1, entry
         # the single request's count includes authentication; an entry's does not
         assert 0 < entry["extensions"]["sqlStatements"] <= single["extensions"]["sqlStatements"], (entry, single)
+
+
+async def test_persisted_queries_in_a_batch_are_answered_entry_by_entry(api: Api, tenant: TenantFixture) -> None:
+    """Apollo's persisted-queries link in front of its batch link: an unknown hash is its entry's
+    PersistedQueryNotFound, the query sent with its hash runs (and registers), the hash then runs."""
+    query = f"query Batched{uuid.uuid4().hex} {{ viewer {{ role }} }}"
+    sha = hashlib.sha256(query.encode()).hexdigest()
+    pq = {"persistedQuery": {"version": 1, "sha256Hash": sha}}
+    r = await send(api, [{"extensions": pq}, {"query": VIEWER}], token=tenant.owner_token)
+    assert r.status_code == 200, r.text
+    missing, ok = plain(r.json())
+    assert missing["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND", missing
+    assert missing["errors"][0]["message"] == "PersistedQueryNotFound" and "data" not in missing
+    assert ok == {"data": {"viewer": {"role": "OWNER"}}}
+    r = await send(api, [{"query": query, "extensions": pq}, {"extensions": pq}], token=tenant.owner_token)
+    assert plain(r.json()) == [{"data": {"viewer": {"role": "OWNER"}}}] * 2, r.text
 
 
 async def test_a_batch_cannot_go_by_get(api: Api, tenant: TenantFixture) -> None:
