@@ -349,7 +349,10 @@ class GraphQLView(GraphQL[Context, None]):
         response.headers.raw.extend(sub_response.headers.raw)
         if sub_response.background:
             response.background = sub_response.background
-        if sub_response.status_code:
+        # a status an operation set (429 THROTTLED, 400 MAX_COST_EXCEEDED: graph/cost.py) is the
+        # answer's, except in a batch, whose other entries may have run: it stays 200, the refused
+        # entry carrying its error (and the answer the Retry-After it set)
+        if sub_response.status_code and not isinstance(response_data, list):
             response.status_code = sub_response.status_code
         return response
 

@@ -208,6 +208,21 @@ async def test_a_thousand_aliases_drain_the_bucket_shared_by_two_processes(
     assert await _tags(tenant) == 30
 
 
+async def test_a_batch_pays_per_operation_and_a_throttled_entry_fails_alone(
+        apis: tuple[Api, Api], tenant: TenantFixture) -> None:
+    """Each operation of a batch draws from the bucket in turn: the first drains it and runs, the
+    next is THROTTLED (nothing written); the batch is 200 with Retry-After, each entry its own."""
+    one, _ = apis
+    r = await one.http.post("/graphql", json=[{"query": DRAIN}, {"query": TAGS}],
+                            headers={"Authorization": f"Bearer {tenant.owner_token}"})
+    assert r.status_code == 200, r.text[:500]
+    drained, throttled = r.json()
+    assert len(drained["data"]) == 1000 and drained["extensions"]["cost"]["requestedQueryCost"] == 1000
+    assert throttled["errors"][0]["extensions"]["code"] == "THROTTLED" and throttled.get("data") is None
+    assert 1 <= int(r.headers["Retry-After"]) <= 20
+    assert await _tags(tenant) == 0
+
+
 USAGE = """query($from: DateTime!, $to: DateTime!) { viewer { tenant {
   apiUsage(from: $from, to: $to) { hour consumerKind consumerId requests cost throttled } } } }"""
 
