@@ -242,8 +242,8 @@ class GraphQLView(GraphQL[Context, None]):
     @staticmethod
     def _request_data(op: transport.Operation, raw: dict[str, Any]) -> GraphQLRequestData:
         """Strawberry's request data, with the persisted-documents ``documentId`` when given
-        (``graph/persisted.py``)."""
-        if "documentId" in raw:
+        (``graph/persisted.py``; null, and the empty string, mean absent)."""
+        if raw.get("documentId") not in (None, ""):
             return persisted.PersistedRequestData(query=op.query, variables=op.variables,
                                                   operation_name=op.operation_name, extensions=op.extensions,
                                                   document_id=raw["documentId"])

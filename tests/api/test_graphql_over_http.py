@@ -262,7 +262,7 @@ async def test_get_takes_query_variables_operation_name_and_extensions(api: Api,
     assert plain(r.json()) == {"data": {"brand": {"name": "Brand A"}}}
     # the empty string means absent, for every optional parameter
     r = await send(api, None, method="GET", token=tenant.owner_token,
-                   params={"query": VIEWER, "variables": "", "operationName": "", "extensions": ""})
+                   params={"query": VIEWER, "variables": "", "operationName": "", "extensions": "", "documentId": ""})
     assert r.status_code == 200 and plain(r.json()) == {"data": {"viewer": {"role": "OWNER"}}}, r.text
     # variables that are not JSON, or not an object
     r = await send(api, None, method="GET", token=tenant.owner_token, params={"query": VIEWER, "variables": "{x"})
