@@ -43,6 +43,7 @@ from graphql import (
     GraphQLSkipDirective,
     InlineFragmentNode,
     SelectionSetNode,
+    Undefined,
     VariableNode,
     get_named_type,
     get_nullable_type,
@@ -121,11 +122,12 @@ COST_MAP: dict[str, Cost] = {
     "Query.segmentAutomations": bounded(50), "Query.deliveryProviders": bounded(10),
     "Query.conversationLabels": bounded(100), "Query.cannedResponses": bounded(100),
     "TenantPlan.limits": bounded(10),
+    "SegmentsOverlap.segments": bounded(10), "SegmentsOverlap.pairs": bounded(45),  # at most 10 segments
     "Tenant.apiUsage": bounded(500, weight=10),  # domain/plans/api_usage.MAX_ROWS
     # heavy work
     "Query.previewSegment": paged(weight=50),  # its customers are its page
     "SegmentPreview.customers": bounded(1, weight=0),
-    "Query.explainSegment": heavy(50), "SegmentExplanationNode.children": bounded(5),
+    "Query.explainSegment": heavy(50), "Query.segmentOverlap": heavy(20), "SegmentExplanationNode.children": bounded(5),
     "Query.previewCampaign": heavy(20), "Query.previewCampaignAudience": heavy(50),
     "Mutation.exportTimeline": heavy(50), "Mutation.importCustomers": heavy(50), "Mutation.importOrders": heavy(50),
     "Mutation.importSegmentMembers": heavy(50), "Mutation.refreshSegment": heavy(20),
@@ -216,8 +218,9 @@ class _Walk:
             return found.size
         try:
             args = get_argument_values(field, node, self.variables)
-        except GraphQLError:
-            args = {}  # execution refuses the same arguments, running nothing
+        except GraphQLError:  # execution refuses the same arguments, running nothing: size it by the defaults
+            args = {name: arg.default_value for name, arg in field.args.items() if name in ("first", "last")
+                    and arg.default_value is not Undefined}
         n = args.get("first") if args.get("first") is not None else args.get("last")
         if n is None:
             raise CostRefused("PAGE_SIZE_REQUIRED", f"{node.name.value} needs first or last (at most {MAX_PAGE})")
