@@ -277,8 +277,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 allow_origins=list(settings.cors_origins),
                 allow_origin_regex=settings.cors_origin_regex,
                 allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=["authorization", "content-type", "x-brand-id", "x-request-id"],
-                expose_headers=["x-request-id"],
+                allow_headers=["authorization", "content-type", "x-brand-id", "x-request-id", "if-none-match"],
+                # what a page's code may read: the request id, when to retry (429, 503), the ETag to revalidate
+                expose_headers=["x-request-id", "retry-after", "etag"],
                 max_age=600,
             )
         )
