@@ -37,6 +37,7 @@ import pytest
 from conftest import ROOT, Api, TenantFixture, gid
 from support.isolation import campaigns, conversations, customers, segments
 from support.isolation import tenancy as isolation
+from support.segments import settle
 
 TENANT_WIDE, BRAND, KNOWN, OWN = "tenant-wide", "brand", "known customers", "own membership"
 
@@ -194,11 +195,13 @@ TRANSPORT = {"outbox"}  # messages on their way out, emptied by the relay at its
 
 async def everything(t: TenantFixture) -> dict[str, list[str]]:
     """Every row of every tenant-owned table (and the tenant's own row), as row-level security
-    lets the tenant see them."""
+    lets the tenant see them, once live segment evaluation of earlier changes has settled (its
+    queue empties on its own time)."""
     from sqlalchemy import text
 
     from domain.platform.db import tenant_session
 
+    await settle(t.id)
     out: dict[str, list[str]] = {}
     async with tenant_session(t.id) as s:
         tables = list((await s.execute(text("""
