@@ -10,6 +10,7 @@ from domain.customers import models as _customers  # noqa: F401
 from domain.delivery import models as _delivery  # noqa: F401
 from domain.jobs import models as _jobs  # noqa: F401
 from domain.models import Base
+from domain.offers import models as _offers  # noqa: F401
 from domain.plans import models as _plans  # noqa: F401
 from domain.profiles import models as _profiles  # noqa: F401
 from domain.segments import models as _segments  # noqa: F401

@@ -14,7 +14,7 @@ from domain.config import get_settings
 from domain.platform import db
 
 TENANT_TABLES = ["tenants", "brands", "memberships", "brand_grants", "api_keys", "audit_log", "client_apps",
-                 "trusted_documents", "trusted_manifests"]
+                 "trusted_documents", "trusted_manifests", "recommendation_weights"]
 
 
 async def test_app_role_cannot_bypass_rls() -> None:
@@ -55,6 +55,10 @@ async def test_without_tenant_setting_no_rows_are_visible(table: str, tenant: Te
         app = await clients.create_client_app(tenant.owner, "Partner")
         doc = "{ viewer { role } }"
         await clients.upload_manifest(tenant.owner, app.app.id, {hashlib.sha256(doc.encode()).hexdigest(): doc})
+    if table == "recommendation_weights":  # a brand's own weights
+        async with db.tenant_session(tenant.id) as s:
+            await s.execute(text("insert into recommendation_weights (tenant_id, brand_id) values (:t, :b)"),
+                            {"t": tenant.id, "b": tenant.brands["a"]})
     async with db.tenant_session(tenant.id) as s:
         assert await s.scalar(text(f"select count(*) from {table}")) > 0  # the rows exist
     async with db.anonymous_session() as s:

@@ -152,8 +152,45 @@ CATALOGUE: dict[str, dict[str, Any]] = {
         ("KET-SHORTBREAD", "Shortbread Tin", "Gifts", 1_200),
         ("KET-STARTER", "Sourdough Starter Kit", "Gifts", 2_400),
         ("KET-CLUB", "Monthly Bread Club", "Subscriptions", 3_200),
+        ("KET-EV-SOUR", "Sourdough Masterclass", "Events", 4_500),
+        ("KET-EV-TASTE", "Cheese & Bread Tasting Night", "Events", 3_500),
+        ("KET-EV-PASTRY", "Viennoiserie Workshop", "Events", 5_500),
     ]},
 }
+# Catalogue attributes (docs/offers.md): Kettle & Crumb sells events (workshops and tastings in
+# its bakeries), Aurora Outdoor products with styles and designers.
+# sku -> kind, genres, type, creators, city, country
+ATTRIBUTES: dict[str, tuple[str, list[str], str, list[str], str | None, str | None]] = {
+    "KET-EV-SOUR": ("event", ["baking", "sourdough"], "workshop", ["Hannah Reid"], "London", "GB"),
+    "KET-EV-TASTE": ("event", ["cheese", "bread"], "tasting", ["Tom Ellis"], "Bristol", "GB"),
+    "KET-EV-PASTRY": ("event", ["baking", "pastry"], "workshop", ["Camille Dubois"], "London", "GB"),
+    "KET-SOURDOUGH": ("product", ["bread", "sourdough"], "loaf", ["Hannah Reid"], None, None),
+    "KET-CROISSANT": ("product", ["pastry"], "viennoiserie", ["Camille Dubois"], None, None),
+    "KET-PAINCHOC": ("product", ["pastry"], "viennoiserie", ["Camille Dubois"], None, None),
+    "AUR-TENT-2P": ("product", ["camping", "backpacking"], "tent", ["Lena Ortiz"], None, None),
+    "AUR-BAG-5C": ("product", ["camping", "backpacking"], "sleeping bag", ["Lena Ortiz"], None, None),
+    "AUR-JKT-DOWN": ("product", ["alpine", "hiking"], "jacket", ["Sam Whitaker"], None, None),
+    "AUR-SHELL": ("product", ["hiking"], "jacket", ["Sam Whitaker"], None, None),
+    "AUR-PACK-55": ("product", ["backpacking"], "backpack", ["Lena Ortiz"], None, None),
+    "AUR-BOOT": ("product", ["hiking", "alpine"], "footwear", ["Sam Whitaker"], None, None),
+}
+# Kettle & Crumb's next events, not sold yet: the demo's best-fit customers are scored for them.
+# sku, name, price (cents), days from now, genres, type, creators, city
+UPCOMING = [
+    ("KET-EV-SUMMER", "Summer Bread Festival", 4_000, 30, ["baking", "sourdough", "bread"], "festival",
+     ["Hannah Reid"], "London"),
+    ("KET-EV-CROISSANT", "Croissant Lab", 5_000, 45, ["pastry"], "workshop", ["Camille Dubois"], "London"),
+]
+
+
+def _item_attributes(sku: str, now: datetime) -> dict[str, Any]:
+    if sku not in ATTRIBUTES:
+        return {}
+    kind, genres, type_, creators, city, country = ATTRIBUTES[sku]
+    out: dict[str, Any] = {"kind": kind, "genres": genres, "type": type_, "creators": creators}
+    if city:
+        out |= {"city": city, "country": country}
+    return out
 PAGES = {"aurora": ["/", "/collections/camping", "/collections/apparel", "/journal/layering-101", "/stores"],
          "lumen": ["/", "/routines/evening", "/collections/serums", "/journal/spf-myths", "/quiz"],
          "kettle": ["/", "/menu", "/bread-club", "/journal/starter-care", "/visit"]}
@@ -252,7 +289,7 @@ def _orders(rnd: random.Random, slug: str, person: _Person, now: datetime, count
         lines = []
         for sku, name, category, price in rnd.sample(cat["products"], rnd.choice([1, 1, 1, 2, 2, 3, 4])):
             lines.append({"sku": sku, "name": name, "category": category, "quantity": rnd.randint(1, cat["max_qty"]),
-                          "unitPriceCents": price})
+                          "unitPriceCents": price, **_item_attributes(sku, now)})
         subtotal = sum(line["quantity"] * line["unitPriceCents"] for line in lines)
         status = (rnd.choice(["placed", "paid"]) if days < 3 else
                   rnd.choices(["fulfilled", "refunded", "cancelled"], [94, 3, 3])[0])
@@ -311,6 +348,17 @@ SELECT cast(:t AS uuid), ev.customer_id, ev.occurred_at, gen_random_uuid(), ev.b
        jsonb_build_object('name', ev.name, 'properties', ev.properties), 'TrackedEvent', ev.id::text
   FROM ev
 """
+
+
+async def _upcoming_events(owner: Principal, brand_id: uuid.UUID, now: datetime) -> None:
+    from domain.commerce.service import ProductAttributes, upsert_product
+
+    for sku, name, price, days, genres, type_, creators, city in UPCOMING:
+        starts = (now + timedelta(days=days)).replace(hour=18)
+        await upsert_product(owner, sku, name, brand_id=brand_id, category="Events", price_cents=price,
+                             currency="GBP", attributes=ProductAttributes(
+                                 kind="event", genres=genres, product_type=type_, creators=creators, city=city,
+                                 country="GB", starts_at=starts, ends_at=starts + timedelta(hours=3)))
 
 
 async def seed_commerce(owner: Principal, by_slug: dict[str, uuid.UUID], progress: Progress | None = None, *,
@@ -386,6 +434,7 @@ async def seed_commerce(owner: Principal, by_slug: dict[str, uuid.UUID], progres
         await notes.add_note(owner, ids[who.fields["externalId"]], body, type=notes.NoteType(kind),
                              brand_id=by_slug[slug] if slug else None)
         bar.step()
+    await _upcoming_events(owner, by_slug["kettle"], now)
     async with tenant_session(tenant_id) as s:  # events arrived after the orders: recompute everyone
         await profiles.refresh(s, tenant_id, None)
     bar.step()

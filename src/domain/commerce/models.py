@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import Enum
 
 from sqlalchemy import (
     BigInteger,
@@ -15,7 +16,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.models import Base, TenantOwned
@@ -27,6 +28,7 @@ class Product(TenantOwned, Base):
         ForeignKeyConstraint(["tenant_id", "brand_id"], ["brands.tenant_id", "brands.id"]),
         Index("uq_products_sku", "tenant_id", "sku", unique=True),
         Index("ix_products_brand", "tenant_id", "brand_id", "category"),
+        Index("ix_products_brand_kind_starts", "tenant_id", "brand_id", "kind", "starts_at"),
     )
 
     sku: Mapped[str] = mapped_column(String(100), nullable=False)
@@ -35,7 +37,22 @@ class Product(TenantOwned, Base):
     brand_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     price_cents: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str | None] = mapped_column(String(3))
+    # catalogue attributes (docs/offers.md): what an event or product is, for matching customers
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, server_default="product")
+    genres: Mapped[list[str]] = mapped_column(ARRAY(String), nullable=False, server_default="{}")
+    product_type: Mapped[str | None] = mapped_column(String(100))
+    creators: Mapped[list[str]] = mapped_column(ARRAY(String), nullable=False, server_default="{}")
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2))
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class ProductKind(str, Enum):
+    PRODUCT = "product"
+    EVENT = "event"
+    SERVICE = "service"
 
 
 class Order(TenantOwned, Base):

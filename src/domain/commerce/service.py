@@ -20,7 +20,7 @@ from sqlalchemy.orm import aliased
 
 from domain.audit import service as audit
 from domain.campaigns.attribution import attribute_order
-from domain.commerce.models import Order, OrderItem, Product, TrackedEvent
+from domain.commerce.models import Order, OrderItem, Product, ProductKind, TrackedEvent
 from domain.customers.service import (
     CustomerSource,
     clean_fields,
@@ -58,6 +58,68 @@ class OrderStatus(str, Enum):
     REFUNDED = "refunded"
 
 
+MAX_GENRES = 20
+MAX_CREATORS = 20
+
+
+@dataclass
+class ProductAttributes:
+    """What an event or product is (docs/offers.md): matched against customers' preferences."""
+
+    kind: str = ProductKind.PRODUCT.value
+    genres: list[str] = field(default_factory=list)
+    product_type: str | None = None
+    creators: list[str] = field(default_factory=list)
+    city: str | None = None
+    country: str | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+
+    def values(self) -> dict[str, Any]:
+        return dict(kind=self.kind, genres=self.genres, product_type=self.product_type, creators=self.creators,
+                    city=self.city, country=self.country, starts_at=self.starts_at, ends_at=self.ends_at)
+
+
+def _names(v: Validator, field_name: str, values: list[str] | None, limit: int, *, lower: bool) -> list[str]:
+    out: list[str] = []
+    if values is None:
+        return out
+    if len(values) > limit:
+        v.add(field_name, f"at most {limit} values", ErrorCode.LIMIT_EXCEEDED)
+        return out
+    for i, raw in enumerate(values):
+        value = validation.text(v, f"{field_name}[{i}]", raw, required=True, max_len=100)
+        if value:
+            value = value.lower() if lower else value
+            if value not in out:
+                out.append(value)
+    return out
+
+
+def clean_attributes(v: Validator, attrs: ProductAttributes | None, prefix: str = "") -> ProductAttributes:
+    """The attributes normalised: genres and type lower case, creators trimmed, duplicates
+    dropped, country upper case; errors name the field under ``prefix``."""
+    a = attrs or ProductAttributes()
+    kind = (a.kind or ProductKind.PRODUCT.value).lower()
+    if kind not in {k.value for k in ProductKind}:
+        v.add(prefix + "kind", f"kind must be one of {', '.join(k.value for k in ProductKind)}")
+    product_type = validation.text(v, prefix + "type", a.product_type, required=False, max_len=100)
+    city = validation.text(v, prefix + "city", a.city, required=False, max_len=100)
+    country = validation.text(v, prefix + "country", a.country, required=False, max_len=2)
+    if country is not None and not re.fullmatch(r"[A-Za-z]{2}", country):
+        v.add(prefix + "country", "an ISO 3166-1 alpha-2 code, for example FR")
+    for name, at in (("startsAt", a.starts_at), ("endsAt", a.ends_at)):
+        if at is not None and at.tzinfo is None:
+            v.add(prefix + name, f"{name} needs a time zone offset")
+    if (a.starts_at and a.ends_at and a.starts_at.tzinfo and a.ends_at.tzinfo and a.ends_at < a.starts_at):
+        v.add(prefix + "endsAt", "endsAt is before startsAt")
+    return ProductAttributes(
+        kind=kind, genres=_names(v, prefix + "genres", a.genres, MAX_GENRES, lower=True),
+        product_type=product_type.lower() if product_type else None,
+        creators=_names(v, prefix + "creators", a.creators, MAX_CREATORS, lower=False),
+        city=city, country=country.upper() if country else None, starts_at=a.starts_at, ends_at=a.ends_at)
+
+
 @dataclass
 class OrderLine:
     sku: str
@@ -65,6 +127,7 @@ class OrderLine:
     unit_price_cents: int
     name: str | None = None
     category: str | None = None
+    product: ProductAttributes | None = None  # describes the product when the SKU is new
 
 
 @dataclass
@@ -189,7 +252,7 @@ async def _write_items(s: AsyncSession, principal: Principal, order: Order, line
     await s.execute(insert(Product).values([
         dict(tenant_id=principal.tenant_id, id=uuid.uuid4(), sku=line.sku, name=line.name or line.sku,
              category=line.category, brand_id=order.brand_id, price_cents=line.unit_price_cents,
-             currency=order.currency)
+             currency=order.currency, **(line.product or ProductAttributes()).values())
         for line in {ln.sku: ln for ln in lines}.values()
     ]).on_conflict_do_nothing())
     products = dict((await s.execute(select(Product.sku, Product).where(
@@ -282,9 +345,12 @@ async def track_event(principal: Principal, inp: EventInput) -> tuple[TrackedEve
 
 async def upsert_product(principal: Principal, sku: str, name: str, *, brand_id: uuid.UUID | None,
                          category: str | None = None, price_cents: int | None = None,
-                         currency: str | None = None) -> Product:
+                         currency: str | None = None, attributes: ProductAttributes | None = None) -> Product:
+    """Create or replace the product of ``sku``: every field takes the value given (attributes
+    left out are cleared)."""
     authorize(principal, Action.COMMERCE_WRITE)
     v = Validator()
+    attrs = clean_attributes(v, attributes)
     sku = validation.text(v, "sku", sku, required=True, max_len=100)
     name = validation.text(v, "name", name, required=True, max_len=300)
     category = validation.text(v, "category", category, required=False, max_len=100)
@@ -295,7 +361,7 @@ async def upsert_product(principal: Principal, sku: str, name: str, *, brand_id:
     v.check()
     scoping.require_brand_if_limited(principal, brand_id)
     values = dict(name=name, category=category, brand_id=brand_id, price_cents=price_cents,
-                  currency=currency.upper() if currency else None)
+                  currency=currency.upper() if currency else None, **attrs.values())
     async with tenant_session(principal.tenant_id) as s:
         if brand_id is not None:
             await scoping.check_brand(s, principal, brand_id)
@@ -308,7 +374,8 @@ async def upsert_product(principal: Principal, sku: str, name: str, *, brand_id:
         await s.execute(insert(Product).values(tenant_id=principal.tenant_id, id=uuid.uuid4(), sku=sku, **values)
                         .on_conflict_do_update(index_elements=["tenant_id", "sku"], set_=values))
         product = await s.scalar(select(Product).where(Product.tenant_id == principal.tenant_id, Product.sku == sku))
-        audit.record(s, principal, "product.upsert", "Product", product.id, brand_id=brand_id, summary={"sku": sku})
+        audit.record(s, principal, "product.upsert", "Product", product.id, brand_id=brand_id,
+                     summary={"sku": sku, "kind": attrs.kind})
     return product
 
 

@@ -10,6 +10,7 @@ the buyers' profiles are then recomputed. Running the same import again records 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,7 +20,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.commerce.service import OrderInput, OrderLine, OrderStatus, validate_order
+from domain.commerce.service import (
+    OrderInput,
+    OrderLine,
+    OrderStatus,
+    ProductAttributes,
+    clean_attributes,
+    validate_order,
+)
 from domain.customers.service import FIELDS, CustomerSource
 from domain.errors import DomainError, ErrorCode, Validator
 from domain.imports.chunking import ChunkProgress, chunks, nested_loops, raw_connection, run_chunks
@@ -42,6 +50,8 @@ from domain.segments.compiler import PROFILE, PURCHASE
 
 ORDER_KEYS = frozenset({"external_order_id", "total_cents", "total", "currency", "status", "placed_at", "items"})
 ITEM_KEYS = frozenset({"sku", "quantity", "unit_price_cents", "unit_price", "name", "category"})
+# what describes a new SKU's product (docs/offers.md): kind, genres, type, creators, place, dates
+PRODUCT_KEYS = frozenset({"kind", "genres", "type", "creators", "city", "country", "starts_at", "ends_at"})
 FIELD_SET = frozenset(FIELDS)
 
 
@@ -94,6 +104,40 @@ def _placed_at(v: Validator, value: Any) -> datetime | None:
         return None
 
 
+def _list_of_text(v: Validator, fld: str, value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # a CSV cell: "rock|jazz"
+        return [part for part in value.split("|") if part.strip()]
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        v.add(fld, f"{fld} must be a list of texts")
+        return None
+    return value
+
+
+def _when(v: Validator, fld: str, value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        v.add(fld, f"{value!r}: use ISO 8601 with an offset")
+        return None
+
+
+def _product(v: Validator, prefix: str, item: dict[str, Any]) -> ProductAttributes:
+    texts = {k: as_text(item.get(k)) for k in ("kind", "type", "city", "country")}
+    for k, val in texts.items():
+        if val is not None and not isinstance(val, str):
+            v.add(prefix + k, f"{k} must be text")
+            texts[k] = None
+    return clean_attributes(v, ProductAttributes(
+        kind=texts["kind"] or "product", genres=_list_of_text(v, prefix + "genres", item.get("genres")) or [],
+        product_type=texts["type"], creators=_list_of_text(v, prefix + "creators", item.get("creators")) or [],
+        city=texts["city"], country=texts["country"], starts_at=_when(v, prefix + "startsAt", item.get("starts_at")),
+        ends_at=_when(v, prefix + "endsAt", item.get("ends_at"))), prefix)
+
+
 def _items(v: Validator, value: Any) -> list[OrderLine]:
     raw = as_json(v, "items", value, list) if value is not None else []
     lines: list[OrderLine] = []
@@ -103,7 +147,7 @@ def _items(v: Validator, value: Any) -> list[OrderLine]:
             v.add(f"items[{i}]", "each item must be a JSON object")
             continue
         item = {snake(k): val for k, val in item.items()}
-        unknown = set(item) - ITEM_KEYS
+        unknown = set(item) - ITEM_KEYS - PRODUCT_KEYS
         if unknown:
             v.add(f"items[{i}]", f"unknown item keys: {', '.join(sorted(unknown))}")
         if "unit_price_cents" in item:
@@ -118,8 +162,18 @@ def _items(v: Validator, value: Any) -> list[OrderLine]:
                 v.add(prefix + label, f"{label} is longer than {limit} characters", ErrorCode.TOO_LONG)
         clean = [val.strip() or None if isinstance(val, str) else None for val in (sku, name, category)]
         lines.append(OrderLine(sku=clean[0] or "", quantity=as_int(v, prefix + "quantity", item.get("quantity")),
-                               unit_price_cents=price, name=clean[1], category=clean[2]))
+                               unit_price_cents=price, name=clean[1], category=clean[2],
+                               product=_product(v, prefix, item) if PRODUCT_KEYS & set(item) else None))
     return lines
+
+
+def _product_json(attrs: ProductAttributes | None) -> str | None:
+    if attrs is None:
+        return None
+    values = attrs.values()
+    for k in ("starts_at", "ends_at"):
+        values[k] = values[k].isoformat() if values[k] else None
+    return json.dumps(values)
 
 
 def clean_order_row(line: int, data: dict[str, Any], brand_id: uuid.UUID, v: Validator) -> OrderRow:
@@ -180,12 +234,12 @@ STAGE_DDL = [
        ) ON COMMIT DROP""",
     """CREATE TEMP TABLE bg_import_items (
          order_id uuid NOT NULL, line_no int NOT NULL, sku text NOT NULL, quantity int NOT NULL,
-         unit_price_cents bigint NOT NULL, name text, category text
+         unit_price_cents bigint NOT NULL, name text, category text, product jsonb
        ) ON COMMIT DROP""",
 ]
 ORDER_COLUMNS = ["idx", "id", "customer_id", "external_order_id", "status", "total_cents", "currency", "placed_at",
                  "items"]
-ITEM_COLUMNS = ["order_id", "line_no", "sku", "quantity", "unit_price_cents", "name", "category"]
+ITEM_COLUMNS = ["order_id", "line_no", "sku", "quantity", "unit_price_cents", "name", "category", "product"]
 WRITE_SQL = [
     """WITH ins AS (
          INSERT INTO orders (tenant_id, id, brand_id, customer_id, external_order_id, status, total_cents, currency,
@@ -198,9 +252,15 @@ WRITE_SQL = [
        )
        UPDATE bg_import_orders o SET created = true FROM ins WHERE o.id = ins.id""",
     # unknown SKUs become products of the brand (as commerce.service._write_items does)
-    """INSERT INTO products (tenant_id, id, sku, name, category, brand_id, price_cents, currency)
+    """INSERT INTO products (tenant_id, id, sku, name, category, brand_id, price_cents, currency, kind, genres,
+                             product_type, creators, city, country, starts_at, ends_at)
        SELECT DISTINCT ON (i.sku) cast(:t AS uuid), gen_random_uuid(), i.sku, coalesce(i.name, i.sku), i.category,
-              cast(:b AS uuid), i.unit_price_cents, o.currency
+              cast(:b AS uuid), i.unit_price_cents, o.currency, coalesce(i.product ->> 'kind', 'product'),
+              coalesce(ARRAY(SELECT jsonb_array_elements_text(i.product -> 'genres')), '{}'),
+              i.product ->> 'product_type',
+              coalesce(ARRAY(SELECT jsonb_array_elements_text(i.product -> 'creators')), '{}'),
+              i.product ->> 'city', i.product ->> 'country', (i.product ->> 'starts_at')::timestamptz,
+              (i.product ->> 'ends_at')::timestamptz
          FROM bg_import_items i JOIN bg_import_orders o ON o.id = i.order_id
         WHERE o.created
         ORDER BY i.sku, o.idx, i.line_no
@@ -262,7 +322,8 @@ async def write_chunk(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID
         o, order_id = row.order, uuid.uuid4()
         order_records.append((i, order_id, customer_of[slot], o.external_order_id, o.status, o.total_cents,
                               o.currency, o.placed_at, len(o.items)))
-        item_records.extend((order_id, n, ln.sku, ln.quantity, ln.unit_price_cents, ln.name, ln.category)
+        item_records.extend((order_id, n, ln.sku, ln.quantity, ln.unit_price_cents, ln.name, ln.category,
+                             _product_json(ln.product))
                             for n, ln in enumerate(o.items, start=1))
     if not order_records:
         return out

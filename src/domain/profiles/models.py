@@ -14,9 +14,10 @@ from sqlalchemy import (
     Integer,
     Numeric,
     SmallInteger,
+    String,
     func,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from domain.models import Base
@@ -45,4 +46,17 @@ class CustomerProfile(Base):
     purchase_frequency: Mapped[Decimal] = mapped_column(Numeric(10, 3), nullable=False, server_default="0")
     engagement_score: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
     churn_risk: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
+    # preferences (docs/profiles.md "Preferences"), written by bg_refresh_preferences
+    genre_weights: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    genres: Mapped[list[str]] = mapped_column(ARRAY(String), nullable=False, server_default="{}")
+    type_weights: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    types: Mapped[list[str]] = mapped_column(ARRAY(String), nullable=False, server_default="{}")
+    creators: Mapped[list[str]] = mapped_column(ARRAY(String), nullable=False, server_default="{}")
+    price_low_cents: Mapped[int | None] = mapped_column(BigInteger)
+    price_high_cents: Mapped[int | None] = mapped_column(BigInteger)
+    preferred_days: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger), nullable=False, server_default="{}")
+    preferred_hours: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger), nullable=False, server_default="{}")
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2))
+    watchlist: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}")
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())

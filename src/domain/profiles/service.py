@@ -1,7 +1,9 @@
 """Customer profiles: kept current when an order or event arrives, rebuilt in bulk by a job.
 
-The formulas live in one SQL function (``bg_refresh_profiles``, migrations/0002) so the
-incremental path and the rebuild cannot disagree; docs/profiles.md explains them.
+The formulas live in SQL functions (``bg_refresh_profiles``, migrations/0002, for metrics and
+scores; ``bg_refresh_preferences``, migrations/0018, for preferences; both run by
+``bg_refresh_customer_profiles``) so the incremental path and the rebuild cannot disagree;
+docs/profiles.md explains them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ async def refresh(session: AsyncSession, tenant_id: uuid.UUID, customer_ids: Ite
     """Recompute the profiles of ``customer_ids`` (every customer when None) in this transaction."""
     ids = None if customer_ids is None else [str(c) for c in customer_ids]
     return await session.scalar(
-        text("select bg_refresh_profiles(:tenant, cast(:ids as uuid[]))"), {"tenant": tenant_id, "ids": ids}
+        text("select bg_refresh_customer_profiles(:tenant, cast(:ids as uuid[]))"), {"tenant": tenant_id, "ids": ids}
     ) or 0
 
 

@@ -11,9 +11,9 @@ from strawberry.relay import GlobalID
 from strawberry.scalars import JSON
 
 from domain.commerce import service
-from domain.commerce.service import EventInput, OrderInput, OrderLine
+from domain.commerce.service import EventInput, OrderInput, OrderLine, ProductAttributes
 from domain.imports.actors import start_order_import
-from graph.commerce.types import Order, OrderStatus, Product, TrackedEvent
+from graph.commerce.types import Order, OrderStatus, Product, ProductKind, TrackedEvent
 from graph.core import ids
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
@@ -64,6 +64,14 @@ class UpsertProductInput:
     category: str | None = None
     price_cents: BigInt | None = None
     currency: str | None = None
+    kind: ProductKind = ProductKind.PRODUCT
+    genres: list[str] = strawberry.field(default_factory=list, description="Genres or styles (stored lower case).")
+    type: str | None = strawberry.field(default=None, description="Concert, tasting, launch... (stored lower case).")
+    creators: list[str] = strawberry.field(default_factory=list, description="Artists, makers, designers.")
+    city: str | None = None
+    country: str | None = strawberry.field(default=None, description="ISO 3166-1 alpha-2.")
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
 
 
 @strawberry.type
@@ -130,7 +138,10 @@ class CommerceMutation:
             return await service.upsert_product(
                 info.context.principal, input.sku, input.name,
                 brand_id=ids.optional(input.brand_id, "Brand", "brandId"),
-                category=input.category, price_cents=input.price_cents, currency=input.currency)
+                category=input.category, price_cents=input.price_cents, currency=input.currency,
+                attributes=ProductAttributes(
+                    kind=input.kind.value, genres=input.genres, product_type=input.type, creators=input.creators,
+                    city=input.city, country=input.country, starts_at=input.starts_at, ends_at=input.ends_at))
 
         return await payload(ProductPayload, run, lambda p: {"product": Product.from_model(p)})
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from graph.customers.types import Customer
 
 OrderStatus = strawberry.enum(DomainOrderStatus, name="OrderStatus")
+ProductKind = strawberry.enum(models.ProductKind, name="ProductKind",
+                              description="What a catalogue entry is: a product, an event (a concert, a tasting) or a service.")
 
 
 
@@ -34,6 +36,14 @@ class Product(relay.Node):
     category: str | None
     price_cents: BigInt | None
     currency: str | None
+    kind: ProductKind
+    genres: list[str] = strawberry.field(description="Genres or styles, lower case.")
+    type: str | None = strawberry.field(description="The kind of event or product (concert, tasting), lower case.")
+    creators: list[str] = strawberry.field(description="Artists, makers or designers, as written.")
+    city: str | None
+    country: str | None = strawberry.field(description="ISO 3166-1 alpha-2.")
+    starts_at: datetime | None
+    ends_at: datetime | None
     brand_id: strawberry.Private[uuid.UUID | None]
 
     @strawberry.field
@@ -43,7 +53,9 @@ class Product(relay.Node):
     @classmethod
     def from_model(cls, p: models.Product) -> Product:
         return cls(id=str(p.id), sku=p.sku, name=p.name, category=p.category, price_cents=p.price_cents,
-                   currency=p.currency, brand_id=p.brand_id)
+                   currency=p.currency, kind=models.ProductKind(p.kind), genres=list(p.genres or []),
+                   type=p.product_type, creators=list(p.creators or []), city=p.city, country=p.country,
+                   starts_at=p.starts_at, ends_at=p.ends_at, brand_id=p.brand_id)
 
     resolve_nodes = node_resolver(lambda info, keys: commerce.products_by_ids(info.context.principal, keys))
 

@@ -112,6 +112,41 @@ class CustomerBrand:
         return await brand_of(info, self.brand_id)
 
 
+@strawberry.type(description="A genre or type and its share of what the customer bought (0 to 1).")
+class WeightedName:
+    name: str
+    weight: float
+
+
+@strawberry.type(description="What a customer likes, from what they bought and watch; docs/profiles.md, Preferences.")
+class CustomerPreferences:
+    genres: list[WeightedName] = strawberry.field(description="The five heaviest genres, heaviest first.")
+    types: list[WeightedName] = strawberry.field(description="The five heaviest types, heaviest first.")
+    creators: list[str] = strawberry.field(description="Creators of products bought (at most 50).")
+    price_low_cents: BigInt | None = strawberry.field(description="25th percentile of the unit prices paid.")
+    price_high_cents: BigInt | None = strawberry.field(description="75th percentile of the unit prices paid.")
+    preferred_days: list[int] = strawberry.field(description="ISO weekdays (1 = Monday) with the most orders.")
+    preferred_hours: list[int] = strawberry.field(description="UTC hours with the most orders.")
+    city: str | None = strawberry.field(description="Declared on the customer, else the most bought product city.")
+    country: str | None
+    watchlist_product_ids: list[relay.GlobalID] = strawberry.field(description="Products on the watchlist.")
+
+    @classmethod
+    def from_model(cls, p: ProfileModel | None) -> CustomerPreferences:
+        if p is None:
+            return cls(genres=[], types=[], creators=[], price_low_cents=None, price_high_cents=None,
+                       preferred_days=[], preferred_hours=[], city=None, country=None, watchlist_product_ids=[])
+
+        def weighted(weights: dict, order: list[str]) -> list[WeightedName]:
+            return [WeightedName(name=n, weight=float(weights.get(n, 0))) for n in order or []]
+
+        return cls(genres=weighted(p.genre_weights or {}, p.genres), types=weighted(p.type_weights or {}, p.types),
+                   creators=list(p.creators or []), price_low_cents=p.price_low_cents,
+                   price_high_cents=p.price_high_cents, preferred_days=list(p.preferred_days or []),
+                   preferred_hours=list(p.preferred_hours or []), city=p.city, country=p.country,
+                   watchlist_product_ids=[ids.encode("Product", i) for i in p.watchlist or []])
+
+
 @strawberry.type(description="Purchase and engagement metrics; docs/profiles.md has the formulas.")
 class CustomerProfile:
     total_order_value_cents: BigInt
@@ -125,19 +160,21 @@ class CustomerProfile:
     orders_last_365_days: int
     events_last_30_days: int
     computed_at: datetime | None
+    preferences: CustomerPreferences
 
     @classmethod
     def from_model(cls, p: ProfileModel | None) -> CustomerProfile:
         if p is None:  # no orders and no events: zero metrics, full churn risk (as segment rules read it)
             return cls(total_order_value_cents=0, total_order_count=0, average_order_value_cents=0,
                        first_order_at=None, last_order_at=None, purchase_frequency=0.0, engagement_score=0,
-                       churn_risk=100, orders_last_365_days=0, events_last_30_days=0, computed_at=None)
+                       churn_risk=100, orders_last_365_days=0, events_last_30_days=0, computed_at=None,
+                       preferences=CustomerPreferences.from_model(None))
         return cls(total_order_value_cents=p.total_order_value_cents, total_order_count=p.total_order_count,
                    average_order_value_cents=p.average_order_value_cents, first_order_at=p.first_order_at,
                    last_order_at=p.last_order_at, purchase_frequency=float(p.purchase_frequency or Decimal(0)),
                    engagement_score=p.engagement_score, churn_risk=p.churn_risk,
                    orders_last_365_days=p.orders_last_365d, events_last_30_days=p.events_last_30d,
-                   computed_at=p.computed_at)
+                   computed_at=p.computed_at, preferences=CustomerPreferences.from_model(p))
 
 
 @strawberry.type(description="A person who buys from, subscribes to or writes to the tenant's brands.")
