@@ -35,6 +35,8 @@ from graph.delivery.queries import DeliveryQuery
 from graph.extensions import extensions
 from graph.jobs.queries import JobQuery
 from graph.jobs.subscriptions import JobSubscription
+from graph.offers.mutations import OfferMutation
+from graph.offers.queries import OfferQuery
 from graph.segments.mutations import SegmentMutation
 from graph.segments.queries import SegmentQuery
 from graph.segments.subscriptions import SegmentSubscription
@@ -62,11 +64,11 @@ class NodeQuery:
 
 Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, SegmentQuery,
                               AutomationQuery, CampaignQuery, DeliveryQuery, ConversationQuery, JobQuery,
-                              AuditQuery, ClientAppQuery))
+                              AuditQuery, ClientAppQuery, OfferQuery))
 Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, SegmentMutation,
                                     AutomationMutation, TenantSettingsMutation, CampaignMutation, DeliveryMutation,
                                     ConversationMutation, CustomerImportMutation, OrderImportMutation,
-                                    ProfileMutation, TimelineMutation, ClientAppMutation))
+                                    ProfileMutation, TimelineMutation, ClientAppMutation, OfferMutation))
 Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription, SegmentSubscription,
                                             CampaignSubscription, ConversationSubscription))
 

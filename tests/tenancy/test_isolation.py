@@ -233,16 +233,23 @@ def test_every_operation_of_the_schema_has_isolation_rows() -> None:
 # arguments: the caller's own, in the tenant of its credential) in tests/tenancy/test_invitations.py
 # (test_an_invitation_grants_nothing_until_the_person_accepts: another tenant's member, or the owner, gets
 # INVALID_STATE and nothing changes); client apps in tests/clients/test_client_apps.py
-# (test_another_tenant_sees_and_changes_no_client_app, test_roles_below_admin_and_brand_limited_principals_are_refused).
+# (test_another_tenant_sees_and_changes_no_client_app, test_roles_below_admin_and_brand_limited_principals_are_refused);
+# offers in tests/offers/test_recommendations.py (test_another_tenant_sees_and_changes_nothing_of_recommendations,
+# test_a_member_of_another_brand_sees_and_changes_nothing, test_an_analyst_reads_but_cannot_make_segments_or_set_weights).
+OFFER_OPERATIONS = {
+    "queries": {"recommendedCustomers", "recommendationWeights"},
+    "mutations": {"createSegmentFromRecommendations", "setRecommendationWeights"},
+}
 CLIENT_APP_OPERATIONS = {
     "queries": {"clientApps", "clientApp"},
     "mutations": {"createClientApp", "updateClientApp", "deleteClientApp", "assignApiKeysToClientApp",
                   "uploadTrustedDocuments", "removeTrustedDocuments"},
 }
 AUTOMATION_OPERATIONS = {
-    "queries": {"segmentAutomations"} | CLIENT_APP_OPERATIONS["queries"],
+    "queries": {"segmentAutomations"} | CLIENT_APP_OPERATIONS["queries"] | OFFER_OPERATIONS["queries"],
     "mutations": {"createSegmentAutomation", "updateSegmentAutomation", "deleteSegmentAutomation",
-                  "rotateWebhookSecret", "importSegmentMembers", "acceptInvitation"} | CLIENT_APP_OPERATIONS["mutations"],
+                  "rotateWebhookSecret", "importSegmentMembers", "acceptInvitation"} | CLIENT_APP_OPERATIONS["mutations"]
+                 | OFFER_OPERATIONS["mutations"],
 }
 
 

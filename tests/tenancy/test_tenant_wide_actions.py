@@ -53,6 +53,8 @@ SCOPES: dict[str, str] = {
     "setConsent": KNOWN,
     # commerce
     "recordOrder": BRAND, "trackEvent": BRAND, "upsertProduct": BRAND,
+    # offers
+    "createSegmentFromRecommendations": BRAND, "setRecommendationWeights": BRAND,
     # segments
     "createSegment": BRAND, "updateSegment": BRAND, "archiveSegment": BRAND, "duplicateSegment": BRAND,
     "refreshSegment": BRAND, "addSegmentMembers": BRAND, "removeSegmentMembers": BRAND,
@@ -522,6 +524,8 @@ def brand_limited_rows() -> dict[str, str]:
     for c, _, _ in BRAND_CALLS:
         out.setdefault(c.name, "tenancy/test_tenant_wide_actions.py::"
                                "test_brand_limited_principal_changes_nothing_of_brand_b")
+    for name in ("createSegmentFromRecommendations", "setRecommendationWeights"):
+        out.setdefault(name, "offers/test_recommendations.py::test_a_member_of_another_brand_sees_and_changes_nothing")
     out.setdefault("acceptInvitation", "tenancy/test_tenant_wide_actions.py::"
                                        "test_accepting_an_invitation_changes_only_the_callers_membership")
     return out

@@ -376,6 +376,8 @@ async def upsert_product(principal: Principal, sku: str, name: str, *, brand_id:
         product = await s.scalar(select(Product).where(Product.tenant_id == principal.tenant_id, Product.sku == sku))
         audit.record(s, principal, "product.upsert", "Product", product.id, brand_id=brand_id,
                      summary={"sku": sku, "kind": attrs.kind})
+        if product.brand_id is not None:  # recommendation_score rules read the product
+            await mark_stale(s, principal.tenant_id, product.brand_id)
     return product
 
 

@@ -76,6 +76,9 @@ async def field_catalogue(principal: Principal, brand_id: uuid.UUID) -> list[Fie
             for ch in dsl.CONSENT_CHANNELS]
     out.append(FieldInfo(dsl.RuleKind.SEGMENT, "segment", "Member of segment", dsl.ValueType.ID, dsl.SEGMENT_OPS,
                          suggestions=segments))
+    out.append(FieldInfo(dsl.RuleKind.RECOMMENDATION_SCORE, "recommendation_score",
+                         "Recommendation score for a product (0-100; field: the product id)", dsl.ValueType.INTEGER,
+                         dsl.RECOMMENDATION_OPS))
     return out
 
 

@@ -204,6 +204,26 @@ def _member_of(rule: Rule) -> ColumnElement:
         m.segment_id.in_([uuid.UUID(v) for v in rule.value]), m.exited_at.is_(None)).correlate(Customer))
 
 
+def recommendations(tenant_id: Any, product_id: Any):
+    """``bg_recommendations(tenant, product)`` as a table: one row per customer of the product's
+    brand with its score and each factor's points (migrations/0018_offers.up.sql)."""
+    return func.bg_recommendations(tenant_id, product_id).table_valued(
+        "customer_id", "score", "genre", "type", "creator", "price", "location", "engagement", "watchlist",
+        name="r")
+
+
+def _recommendation_score(rule: Rule, scope: Scope) -> ColumnElement:
+    r = recommendations(scope.tenant_id, uuid.UUID(rule.field))
+    return select(r.c.score).where(r.c.customer_id == Customer.id).correlate(Customer).scalar_subquery()
+
+
+def _recommended(rule: Rule, scope: Scope) -> ColumnElement:
+    """Uncorrelated: the product's scores are computed once, set-based, then matched by id."""
+    r = recommendations(scope.tenant_id, uuid.UUID(rule.field))
+    return Customer.id.in_(select(r.c.customer_id).where(
+        compare(r.c.score, rule.operator, rule.value, ValueType.INTEGER, scope.now)))
+
+
 def actual(rule: Rule, scope: Scope) -> ColumnElement:
     """The customer's value the rule looks at (for explain)."""
     match rule.kind:
@@ -221,6 +241,8 @@ def actual(rule: Rule, scope: Scope) -> ColumnElement:
             return _consented(rule, scope)
         case RuleKind.SEGMENT:
             return _member_of(rule)
+        case RuleKind.RECOMMENDATION_SCORE:
+            return _recommendation_score(rule, scope)
     raise ValueError(rule.kind)
 
 
@@ -241,6 +263,8 @@ def compile_rule(rule: Rule, scope: Scope) -> ColumnElement:
             return _consented(rule, scope) if rule.value else ~_consented(rule, scope)
         case RuleKind.SEGMENT:
             return _member_of(rule) if rule.operator is O.INCLUDES else ~_member_of(rule)
+        case RuleKind.RECOMMENDATION_SCORE:
+            return _recommended(rule, scope)
     raise ValueError(rule.kind)
 
 

@@ -5,7 +5,9 @@ nested groups, stored as JSON, validated with paths (``groups[1].rules[0].value`
      "rules": [{"kind": "profile", "field": "engagement_score", "operator": "greater_than", "value": 60}],
      "groups": [{"match": "any", "rules": [...], "groups": []}]}
 
-Rule kinds: profile, attribute, purchase, event, tag, consent, segment. Each field declares the
+Rule kinds: profile, attribute, purchase, event, tag, consent, segment, recommendation_score
+(``{"kind": "recommendation_score", "field": "<product id>", "operator": "greater_than_or_equal",
+"value": 70}``: the customer's score for that product, docs/offers.md). Each field declares the
 operators and the value type it accepts (:data:`PROFILE_FIELDS`, :data:`ATTRIBUTE_FIELDS`, ...);
 the catalogue served to SPAs (``segmentFields``) is built from the same declarations.
 """
@@ -71,6 +73,7 @@ class RuleKind(str, Enum):
     TAG = "tag"
     CONSENT = "consent"
     SEGMENT = "segment"
+    RECOMMENDATION_SCORE = "recommendation_score"
 
 
 O = Operator
@@ -129,6 +132,7 @@ EVENT_PROPERTY_OPS = (O.EQUALS, O.NOT_EQUALS, O.CONTAINS, O.IN, O.NOT_IN, O.GREA
                       O.EXISTS, O.NOT_EXISTS)
 TAG_OPS = (O.INCLUDES, O.NOT_IN)
 SEGMENT_OPS = (O.INCLUDES, O.NOT_IN)
+RECOMMENDATION_OPS = (O.GREATER_THAN_OR_EQUAL, O.GREATER_THAN, O.LESS_THAN_OR_EQUAL, O.LESS_THAN, O.BETWEEN)
 CONSENT_CHANNELS = ("email", "sms", "push", "ads")
 CONSENT_OPS = (O.EQUALS,)
 CUSTOM_TYPES = {"string": ValueType.STRING, "number": ValueType.NUMBER, "boolean": ValueType.BOOLEAN,
@@ -398,6 +402,17 @@ def _rule(raw: Any, path: str, ctx: Context, errors: _Errors) -> Rule | None:
         return Rule(kind=kind, operator=op, field=channel, value_type=ValueType.BOOLEAN,
                     value=check_value(ValueType.BOOLEAN, op, value, f"{path}.value", errors))
 
+    if kind is RuleKind.RECOMMENDATION_SCORE:
+        product = check_value(ValueType.ID, O.EQUALS, raw.get("field"), f"{path}.field", errors)
+        if not allowed(RECOMMENDATION_OPS, "recommendation score rules"):
+            return None
+        score = check_value(ValueType.INTEGER, op, value, f"{path}.value", errors)
+        for n in (score if isinstance(score, list) else [score]):
+            if n is not None and not 0 <= n <= 100:
+                errors.add(f"{path}.value", "a recommendation score is from 0 to 100")
+                break
+        return Rule(kind=kind, operator=op, field=product, value_type=ValueType.INTEGER, value=score)
+
     # segment membership
     if not allowed(SEGMENT_OPS, "segment rules"):
         return None
@@ -468,6 +483,10 @@ def to_json(group: Group) -> dict[str, Any]:
 
 def referenced_segments(group: Group) -> set[uuid.UUID]:
     return {uuid.UUID(v) for r in group.walk_rules() if r.kind is RuleKind.SEGMENT for v in (r.value or []) if v}
+
+
+def referenced_products(group: Group) -> set[uuid.UUID]:
+    return {uuid.UUID(r.field) for r in group.walk_rules() if r.kind is RuleKind.RECOMMENDATION_SCORE and r.field}
 
 
 def referenced_tags(group: Group) -> set[uuid.UUID]:

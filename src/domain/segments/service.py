@@ -16,6 +16,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
+from domain.commerce.models import Product
 from domain.customers.models import Tag
 from domain.errors import (
     DomainError,
@@ -96,6 +97,13 @@ async def check_definition(s: AsyncSession, principal: Principal, brand_id: uuid
         known = set(await s.scalars(select(Tag.id).where(Tag.tenant_id == principal.tenant_id, Tag.id.in_(tags))))
         if tags - known:
             raise DomainError(f"unknown tag {sorted(map(str, tags - known))[0]}", field="definition")
+    products = dsl.referenced_products(group)
+    if products:
+        known = set(await s.scalars(select(Product.id).where(
+            Product.tenant_id == principal.tenant_id, Product.id.in_(products), Product.brand_id == brand_id)))
+        if products - known:
+            raise DomainError(f"product {sorted(map(str, products - known))[0]} is not a product of this brand",
+                              field="definition")
     refs = dsl.referenced_segments(group)
     if refs:
         rows = {x.id: x for x in await s.scalars(select(Segment).where(

@@ -84,6 +84,15 @@ class SegmentMembershipRuleInput:
     segment_ids: list[GlobalID]
 
 
+@strawberry.input(description="The customer's recommendation score (0-100) for a product of the same brand "
+                              "(docs/offers.md); operators greater_than_or_equal, greater_than, less_than_or_equal, "
+                              "less_than, between.")
+class RecommendationScoreRuleInput:
+    product_id: GlobalID
+    operator: SegmentOperator
+    value: JSON
+
+
 @strawberry.input(one_of=True, description="One rule: exactly one of its kinds.")
 class SegmentRuleInput:
     profile: ProfileRuleInput | None = UNSET
@@ -93,6 +102,7 @@ class SegmentRuleInput:
     tag: TagRuleInput | None = UNSET
     consent: ConsentRuleInput | None = UNSET
     segment: SegmentMembershipRuleInput | None = UNSET
+    recommendation_score: RecommendationScoreRuleInput | None = UNSET
 
 
 @strawberry.input(description="A group: ALL or ANY of its rules and nested groups.")
@@ -125,6 +135,10 @@ def _rule(r: SegmentRuleInput, path: str) -> dict[str, Any]:
     if r.segment:
         return {"kind": "segment", "operator": r.segment.operator.value,
                 "value": [str(i) for i in ids.decode_many(r.segment.segment_ids, "Segment", f"{path}.segment.segmentIds")]}
+    if r.recommendation_score:
+        product = ids.decode(r.recommendation_score.product_id, "Product", f"{path}.recommendationScore.productId")
+        return {"kind": "recommendation_score", "field": str(product),
+                "operator": r.recommendation_score.operator.value, "value": r.recommendation_score.value}
     return {}
 
 

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+
+from domain.offers import service
+from domain.pagination import clamp_first
+from graph.core import ids
+from graph.core.context import Info
+from graph.offers.types import CustomerRecommendationConnection, RecommendationWeights
+
+
+def _brand(info: Info, brand_id: relay.GlobalID | None):
+    return ids.decode(brand_id, "Brand", "brandId") if brand_id else info.context.brand_id
+
+
+@strawberry.type
+class OfferQuery:
+    @strawberry.field(description="The customers of a product's brand that fit it best: score (0-100) with reasons, "
+                                  "highest first; consent is shown on the customer, not filtered (docs/offers.md). "
+                                  "brandId (or X-Brand-Id), when given, must be the product's brand.")
+    async def recommended_customers(self, info: Info, product_id: relay.GlobalID, brand_id: relay.GlobalID | None = None,
+                                    min_score: int = 0, first: int = 20,
+                                    after: str | None = None) -> CustomerRecommendationConnection:
+        result = await service.recommended_customers(
+            info.context.principal, ids.decode(product_id, "Product", "productId"), brand_id=_brand(info, brand_id),
+            min_score=min_score, first=clamp_first(first), after=after)
+        return CustomerRecommendationConnection.from_domain(result)
+
+    @strawberry.field(description="A brand's recommendation weights (its own or the defaults).")
+    async def recommendation_weights(self, info: Info, brand_id: relay.GlobalID | None = None) -> RecommendationWeights:
+        return RecommendationWeights.from_domain(await service.weights(info.context.principal, _brand(info, brand_id)))
