@@ -35,6 +35,7 @@ from graph.delivery.queries import DeliveryQuery
 from graph.extensions import extensions
 from graph.jobs.queries import JobQuery
 from graph.jobs.subscriptions import JobSubscription
+from graph.insights.queries import InsightQuery
 from graph.offers.mutations import OfferMutation
 from graph.offers.queries import OfferQuery
 from graph.segments.mutations import SegmentMutation
@@ -64,7 +65,7 @@ class NodeQuery:
 
 Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, SegmentQuery,
                               AutomationQuery, CampaignQuery, DeliveryQuery, ConversationQuery, JobQuery,
-                              AuditQuery, ClientAppQuery, OfferQuery))
+                              AuditQuery, ClientAppQuery, OfferQuery, InsightQuery))
 Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, SegmentMutation,
                                     AutomationMutation, TenantSettingsMutation, CampaignMutation, DeliveryMutation,
                                     ConversationMutation, CustomerImportMutation, OrderImportMutation,

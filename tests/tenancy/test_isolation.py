@@ -235,9 +235,10 @@ def test_every_operation_of_the_schema_has_isolation_rows() -> None:
 # INVALID_STATE and nothing changes); client apps in tests/clients/test_client_apps.py
 # (test_another_tenant_sees_and_changes_no_client_app, test_roles_below_admin_and_brand_limited_principals_are_refused);
 # offers in tests/offers/test_recommendations.py (test_another_tenant_sees_and_changes_nothing_of_recommendations,
-# test_a_member_of_another_brand_sees_and_changes_nothing, test_an_analyst_reads_but_cannot_make_segments_or_set_weights).
+# test_a_member_of_another_brand_sees_and_changes_nothing, test_an_analyst_reads_but_cannot_make_segments_or_set_weights);
+# the dashboard in tests/offers/test_dashboard.py (test_another_tenant_or_brand_sees_no_dashboard).
 OFFER_OPERATIONS = {
-    "queries": {"recommendedCustomers", "recommendationWeights"},
+    "queries": {"recommendedCustomers", "recommendationWeights", "dashboard"},
     "mutations": {"createSegmentFromRecommendations", "setRecommendationWeights"},
 }
 CLIENT_APP_OPERATIONS = {
