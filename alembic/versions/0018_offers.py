@@ -21,6 +21,20 @@ depends_on = None
 TEXTS = postgresql.ARRAY(sa.String())
 
 
+def CUSTOMER_COLUMNS() -> list[sa.Column]:  # noqa: N802 - fresh Column objects each call
+    """Overrides of churn risk and lifetime value, contact preference and account manager."""
+    return [sa.Column('risk_override', sa.SmallInteger(), nullable=True),
+            sa.Column('risk_override_reason', sa.String(500), nullable=True),
+            sa.Column('risk_override_by', sa.String(320), nullable=True),
+            sa.Column('risk_override_at', sa.DateTime(timezone=True), nullable=True),
+            sa.Column('value_override_cents', sa.BigInteger(), nullable=True),
+            sa.Column('value_override_reason', sa.String(500), nullable=True),
+            sa.Column('value_override_by', sa.String(320), nullable=True),
+            sa.Column('value_override_at', sa.DateTime(timezone=True), nullable=True),
+            sa.Column('preferred_contact_method', sa.String(8), nullable=True),
+            sa.Column('account_manager_id', sa.UUID(), nullable=True)]
+
+
 def upgrade() -> None:
     op.add_column('products', sa.Column('kind', sa.String(16), server_default='product', nullable=False))
     op.add_column('products', sa.Column('genres', TEXTS, server_default='{}', nullable=False))
@@ -32,7 +46,7 @@ def upgrade() -> None:
     op.add_column('products', sa.Column('ends_at', sa.DateTime(timezone=True), nullable=True))
     op.create_index('ix_products_brand_kind_starts', 'products', ['tenant_id', 'brand_id', 'kind', 'starts_at'])
 
-    for name, column in (('genre_weights', sa.Column('genre_weights', postgresql.JSONB(), server_default='{}', nullable=False)),
+    for _name, column in (('genre_weights', sa.Column('genre_weights', postgresql.JSONB(), server_default='{}', nullable=False)),
                          ('genres', sa.Column('genres', TEXTS, server_default='{}', nullable=False)),
                          ('type_weights', sa.Column('type_weights', postgresql.JSONB(), server_default='{}', nullable=False)),
                          ('types', sa.Column('types', TEXTS, server_default='{}', nullable=False)),
@@ -60,11 +74,15 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['tenant_id', 'brand_id'], ['brands.tenant_id', 'brands.id'], name=op.f('fk_recommendation_weights_tenant_id_brand_id_brands'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('tenant_id', 'brand_id', name=op.f('pk_recommendation_weights'))
     )
+    for column in CUSTOMER_COLUMNS():
+        op.add_column('customers', column)
     run_sql_file("0018_offers.up.sql")
 
 
 def downgrade() -> None:
     run_sql_file("0018_offers.down.sql")
+    for column in CUSTOMER_COLUMNS():
+        op.drop_column('customers', column.name)
     op.drop_table('recommendation_weights')
     for name in ('genre_weights', 'genres', 'type_weights', 'types', 'creators', 'price_low_cents', 'price_high_cents',
                  'preferred_days', 'preferred_hours', 'city', 'country', 'watchlist'):

@@ -28,7 +28,12 @@ from graph.conversations.subscriptions import ConversationSubscription
 from graph.core.context import Info
 from graph.core.execution import Execution, ExecutionWithoutSuggestions
 from graph.core.scalars import SCALARS
-from graph.customers.mutations import CustomerImportMutation, CustomerMutation, ProfileMutation
+from graph.customers.mutations import (
+    CustomerImportMutation,
+    CustomerMutation,
+    CustomerOverrideMutation,
+    ProfileMutation,
+)
 from graph.customers.queries import CustomerQuery
 from graph.delivery.mutations import DeliveryMutation
 from graph.delivery.queries import DeliveryQuery
@@ -69,7 +74,8 @@ Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQu
 Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, SegmentMutation,
                                     AutomationMutation, TenantSettingsMutation, CampaignMutation, DeliveryMutation,
                                     ConversationMutation, CustomerImportMutation, OrderImportMutation,
-                                    ProfileMutation, TimelineMutation, ClientAppMutation, OfferMutation))
+                                    ProfileMutation, TimelineMutation, ClientAppMutation, OfferMutation,
+                                    CustomerOverrideMutation))
 Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription, SegmentSubscription,
                                             CampaignSubscription, ConversationSubscription))
 

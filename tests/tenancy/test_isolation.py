@@ -236,10 +236,13 @@ def test_every_operation_of_the_schema_has_isolation_rows() -> None:
 # (test_another_tenant_sees_and_changes_no_client_app, test_roles_below_admin_and_brand_limited_principals_are_refused);
 # offers in tests/offers/test_recommendations.py (test_another_tenant_sees_and_changes_nothing_of_recommendations,
 # test_a_member_of_another_brand_sees_and_changes_nothing, test_an_analyst_reads_but_cannot_make_segments_or_set_weights);
-# the dashboard in tests/offers/test_dashboard.py (test_another_tenant_or_brand_sees_no_dashboard).
+# the dashboard in tests/offers/test_dashboard.py (test_another_tenant_or_brand_sees_no_dashboard); customer
+# overrides and relationship in tests/offers/test_overrides.py
+# (test_only_owners_and_admins_override_and_only_visible_customers).
 OFFER_OPERATIONS = {
     "queries": {"recommendedCustomers", "recommendationWeights", "dashboard"},
-    "mutations": {"createSegmentFromRecommendations", "setRecommendationWeights"},
+    "mutations": {"createSegmentFromRecommendations", "setRecommendationWeights", "setCustomerOverride",
+                  "setCustomerRelationship"},
 }
 CLIENT_APP_OPERATIONS = {
     "queries": {"clientApps", "clientApp"},

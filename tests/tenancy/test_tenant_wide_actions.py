@@ -50,7 +50,7 @@ SCOPES: dict[str, str] = {
     # customers
     "upsertCustomer": KNOWN, "updateCustomer": KNOWN, "createTag": TENANT_WIDE, "updateTag": TENANT_WIDE,
     "deleteTag": TENANT_WIDE, "tagCustomers": KNOWN, "untagCustomers": KNOWN, "addCustomerNote": KNOWN,
-    "setConsent": KNOWN,
+    "setConsent": KNOWN, "setCustomerOverride": KNOWN, "setCustomerRelationship": KNOWN,
     # commerce
     "recordOrder": BRAND, "trackEvent": BRAND, "upsertProduct": BRAND,
     # offers
@@ -524,6 +524,9 @@ def brand_limited_rows() -> dict[str, str]:
     for c, _, _ in BRAND_CALLS:
         out.setdefault(c.name, "tenancy/test_tenant_wide_actions.py::"
                                "test_brand_limited_principal_changes_nothing_of_brand_b")
+    for name in ("setCustomerOverride", "setCustomerRelationship"):
+        out.setdefault(name, "offers/test_overrides.py::"
+                             "test_only_owners_and_admins_override_and_only_visible_customers")
     for name in ("createSegmentFromRecommendations", "setRecommendationWeights"):
         out.setdefault(name, "offers/test_recommendations.py::test_a_member_of_another_brand_sees_and_changes_nothing")
     out.setdefault("acceptInvitation", "tenancy/test_tenant_wide_actions.py::"

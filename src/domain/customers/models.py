@@ -5,7 +5,19 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Computed, Date, DateTime, ForeignKeyConstraint, Index, String, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Computed,
+    Date,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -43,6 +55,17 @@ class Customer(TenantOwned, Timestamps, Base):
     locale: Mapped[str | None] = mapped_column(String(35))
     birth_date: Mapped[date | None] = mapped_column(Date)
     attributes: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    # overrides an owner or admin sets with a reason (docs/customers.md, "Overrides")
+    risk_override: Mapped[int | None] = mapped_column(SmallInteger)
+    risk_override_reason: Mapped[str | None] = mapped_column(String(500))
+    risk_override_by: Mapped[str | None] = mapped_column(String(320))
+    risk_override_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    value_override_cents: Mapped[int | None] = mapped_column(BigInteger)
+    value_override_reason: Mapped[str | None] = mapped_column(String(500))
+    value_override_by: Mapped[str | None] = mapped_column(String(320))
+    value_override_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    preferred_contact_method: Mapped[str | None] = mapped_column(String(8))  # email | sms | phone | push
+    account_manager_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # a member id
     # set: a record private to this brand, made by a principal limited to some brands whose
     # address or external id only customers it cannot see held (docs/security.md)
     private_to_brand_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))

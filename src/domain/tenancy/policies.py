@@ -45,6 +45,7 @@ class Action(str, Enum):
     CUSTOMER_READ = "customer:read"
     CUSTOMER_WRITE = "customer:write"
     CUSTOMER_IMPORT = "customer:import"
+    CUSTOMER_OVERRIDE = "customer:override"  # owners and admins: churn risk and lifetime value overrides
     COMMERCE_WRITE = "commerce:write"
     TAG_MANAGE = "tag:manage"
     TAG_ASSIGN = "tag:assign"

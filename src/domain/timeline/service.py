@@ -47,6 +47,8 @@ class Kind(str, Enum):
     ATTRIBUTE_CHANGED = "attribute_changed"
     CAMPAIGN_CONVERSION = "campaign_conversion"
     AI_ACTION = "ai_action"
+    OVERRIDE_SET = "override_set"
+    OVERRIDE_CLEARED = "override_cleared"
 
 
 def write(

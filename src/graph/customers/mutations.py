@@ -11,7 +11,7 @@ from strawberry.file_uploads import Upload
 from strawberry.relay import GlobalID
 from strawberry.scalars import JSON
 
-from domain.customers import consent, notes, service, tags
+from domain.customers import consent, notes, overrides, service, tags
 from domain.customers.consent import Channel as DomainChannel
 from domain.customers.notes import NoteType as DomainNoteType
 from domain.customers.notes import NoteVisibility as DomainNoteVisibility
@@ -21,7 +21,17 @@ from graph.core import ids
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
 from graph.core.inputs import given
-from graph.customers.types import Channel, Consent, Customer, Note, NoteType, NoteVisibility, Tag
+from graph.core.scalars import BigInt
+from graph.customers.types import (
+    Channel,
+    Consent,
+    ContactMethod,
+    Customer,
+    Note,
+    NoteType,
+    NoteVisibility,
+    Tag,
+)
 from graph.jobs.types import JobPayload, job_result, upload_job
 
 
@@ -225,3 +235,42 @@ class ProfileMutation:
     @strawberry.mutation(description="Recompute every customer profile of the tenant, as a job.")
     async def rebuild_profiles(self, info: Info) -> JobPayload:
         return await payload(JobPayload, lambda: start_rebuild(info.context.principal), job_result, prefix=None)
+
+
+OverrideField = strawberry.enum(overrides.OverrideField, name="CustomerOverrideField")
+
+
+@strawberry.input
+class SetCustomerOverrideInput:
+    customer_id: GlobalID
+    field: OverrideField
+    value: BigInt | None = strawberry.field(
+        default=None, description="Churn risk 0-100, or lifetime value in cents; null clears the override.")
+    reason: str | None = strawberry.field(default=None, description="Required when setting (at most 500 characters).")
+
+
+@strawberry.input
+class SetCustomerRelationshipInput:
+    customer_id: GlobalID
+    preferred_contact_method: ContactMethod | None = None
+    account_manager_id: GlobalID | None = strawberry.field(default=None, description="A Member; null clears.")
+
+
+@strawberry.type
+class CustomerOverrideMutation:
+    @strawberry.mutation(description="Override a customer's churn risk or lifetime value with a reason (owners and "
+                                     "admins), or clear it with value null: on the timeline and in the audit log.")
+    async def set_customer_override(self, info: Info, input: SetCustomerOverrideInput) -> CustomerPayload:
+        return await payload(CustomerPayload, lambda: overrides.set_override(
+            info.context.principal, ids.decode(input.customer_id, "Customer", "customerId"),
+            overrides.OverrideField(input.field.value), input.value, input.reason),
+            lambda c: {"customer": Customer.from_model(c)})
+
+    @strawberry.mutation(description="Set a customer's preferred contact method and account manager (null clears).")
+    async def set_customer_relationship(self, info: Info, input: SetCustomerRelationshipInput) -> CustomerPayload:
+        return await payload(CustomerPayload, lambda: overrides.set_relationship(
+            info.context.principal, ids.decode(input.customer_id, "Customer", "customerId"),
+            preferred_contact_method=(overrides.ContactMethod(input.preferred_contact_method.value)
+                                      if input.preferred_contact_method else None),
+            account_manager_id=ids.optional(input.account_manager_id, "Member", "accountManagerId")),
+            lambda c: {"customer": Customer.from_model(c)})

@@ -16,6 +16,7 @@ from domain.customers import models
 from domain.customers.consent import Channel as DomainChannel
 from domain.customers.notes import NoteType as DomainNoteType
 from domain.customers.notes import NoteVisibility as DomainNoteVisibility
+from domain.customers.overrides import ContactMethod as DomainContactMethod
 from domain.customers.tags import list_tags
 from domain.pagination import Page, clamp_first
 from domain.profiles import service as profiles
@@ -177,6 +178,30 @@ class CustomerProfile:
                    computed_at=p.computed_at, preferences=CustomerPreferences.from_model(p))
 
 
+ContactMethod = strawberry.enum(DomainContactMethod, name="ContactMethod")
+
+
+@strawberry.type(description="Churn risk (0-100): the computed one (the profile's) unless an owner or admin "
+                             "overrode it; docs/customers.md, Overrides.")
+class OverriddenScore:
+    value: int = strawberry.field(description="The override when set, else the computed value.")
+    computed: int
+    override: int | None
+    reason: str | None
+    set_by: str | None
+    set_at: datetime | None
+
+
+@strawberry.type(description="Lifetime value in cents: the profile's total order value unless overridden.")
+class OverriddenAmount:
+    value_cents: BigInt = strawberry.field(description="The override when set, else the computed value.")
+    computed_cents: BigInt
+    override_cents: BigInt | None
+    reason: str | None
+    set_by: str | None
+    set_at: datetime | None
+
+
 @strawberry.type(description="A person who buys from, subscribes to or writes to the tenant's brands.")
 class Customer(relay.Node):
     id: relay.NodeID[str]
@@ -199,7 +224,49 @@ class Customer(relay.Node):
     updated_at: datetime
 
     name: str | None
+    preferred_contact_method: ContactMethod | None
     pk: strawberry.Private[uuid.UUID]
+    overrides: strawberry.Private[models.Customer | None] = None
+
+    @strawberry.field(description="The member who looks after this customer (a Member's global id).")
+    def account_manager_id(self) -> relay.GlobalID | None:
+        c = self.overrides
+        return ids.encode("Member", c.account_manager_id) if c is not None and c.account_manager_id else None
+
+    def _readable_profile(self, info: Info, convert):
+        readable, brand = profiles.readable_brand(info.context.principal, None, info.context.brand_id)
+        if not readable:
+            return convert(None)
+        return now(info.context.loaders.profile, (self.pk, brand), convert)
+
+    @strawberry.field(description="Churn risk with its override (the profile the caller reads: tenant-wide, or the "
+                                  "active brand's for a brand-limited caller).")
+    def churn_risk(self, info: Info) -> OverriddenScore:
+        c = self.overrides
+
+        def build(p: ProfileModel | None) -> OverriddenScore:
+            computed = p.churn_risk if p is not None else 100
+            override = c.risk_override if c is not None else None
+            return OverriddenScore(value=override if override is not None else computed, computed=computed,
+                                   override=override, reason=c.risk_override_reason if c else None,
+                                   set_by=c.risk_override_by if c else None, set_at=c.risk_override_at if c else None)
+
+        return self._readable_profile(info, build)
+
+    @strawberry.field(description="Lifetime value with its override (the profile's total order value).")
+    def lifetime_value(self, info: Info) -> OverriddenAmount:
+        c = self.overrides
+
+        def build(p: ProfileModel | None) -> OverriddenAmount:
+            computed = p.total_order_value_cents if p is not None else 0
+            override = c.value_override_cents if c is not None else None
+            return OverriddenAmount(value_cents=override if override is not None else computed,
+                                    computed_cents=computed, override_cents=override,
+                                    reason=c.value_override_reason if c else None,
+                                    set_by=c.value_override_by if c else None,
+                                    set_at=c.value_override_at if c else None)
+
+        return self._readable_profile(info, build)
 
     @strawberry.field(description="Tenant-wide metrics, or one brand's with brandId. A principal limited to some "
                       "brands gets the active brand's (X-Brand-Id) or its only brand's; with several, pass brandId.")
@@ -267,7 +334,9 @@ class Customer(relay.Node):
                    last_name=c.last_name, company=c.company, buyer_type=c.buyer_type, city=c.city, state=c.state,
                    country=c.country, timezone=c.timezone, locale=c.locale, birth_date=c.birth_date,
                    attributes=c.attributes or {}, created_at=c.created_at, updated_at=c.updated_at,
-                   name=" ".join(p for p in (c.first_name, c.last_name) if p) or None, pk=c.id)
+                   name=" ".join(p for p in (c.first_name, c.last_name) if p) or None, pk=c.id,
+                   preferred_contact_method=(DomainContactMethod(c.preferred_contact_method)
+                                             if c.preferred_contact_method else None), overrides=c)
 
     resolve_nodes = node_resolver(lambda info, keys: info.context.loaders.customer.load_many(keys))
 

@@ -9,9 +9,9 @@ from typing import Any
 import strawberry
 from strawberry import relay
 
-from domain.insights import dashboard as domain
 from domain.campaigns.models import Status as DomainCampaignStatus
 from domain.delivery.base import Channel as DomainChannel
+from domain.insights import dashboard as domain
 from domain.segments.models import SegmentKind as DomainSegmentKind
 from graph.campaigns.types import CampaignStatus
 from graph.core import ids
