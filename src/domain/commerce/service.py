@@ -377,7 +377,7 @@ async def upsert_product(principal: Principal, sku: str, name: str, *, brand_id:
         audit.record(s, principal, "product.upsert", "Product", product.id, brand_id=brand_id,
                      summary={"sku": sku, "kind": attrs.kind})
         if product.brand_id is not None:  # recommendation_score rules read the product
-            await mark_stale(s, principal.tenant_id, product.brand_id)
+            await changes.segments_changed(s, principal.tenant_id, product.brand_id)
     return product
 
 

@@ -21,10 +21,9 @@ from domain.errors import DomainError, ErrorCode, NotFound, Validator
 from domain.offers.models import DEFAULT_WEIGHTS, RecommendationWeights
 from domain.pagination import Page, decode_cursor, encode_cursor
 from domain.platform.db import tenant_session
-from domain.segments import compiler
+from domain.segments import changes, compiler
 from domain.segments import service as segments
 from domain.segments.models import Segment, SegmentKind
-from domain.segments.staleness import mark_stale
 from domain.tenancy import scoping
 from domain.tenancy.policies import Action, Principal, authorize
 
@@ -172,5 +171,5 @@ async def set_weights(principal: Principal, brand_id: uuid.UUID | None, given: d
                                                set_={**values, "updated_at": func.now()}))
         audit.record(s, principal, "recommendation_weights.set", "Brand", brand_id, brand_id=brand_id,
                      summary=values)
-        await mark_stale(s, principal.tenant_id, brand_id)  # recommendation rules may answer otherwise
+        await changes.segments_changed(s, principal.tenant_id, brand_id)  # recommendation rules may answer otherwise
     return values

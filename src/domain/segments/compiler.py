@@ -348,6 +348,8 @@ def inputs_of(group: Group) -> list[str]:
                 out.add(consent_input(r.field))
             case RuleKind.SEGMENT:
                 out.update(segment_input(v) for v in r.value or [])
+            case RuleKind.RECOMMENDATION_SCORE:  # preferences and engagement; declared city and country
+                out.update({PROFILE, ATTRIBUTE})
         if r.within_days or r.operator in (O.WITHIN_DAYS, O.OLDER_THAN_DAYS):
             out.add(TIME)
     return sorted(out)
