@@ -34,6 +34,7 @@ class Loaders:
     segment: DataLoader[uuid.UUID, Any]
     segment_members: DataLoader[tuple, Any]
     segment_history: DataLoader[tuple, Any]
+    segment_usage: DataLoader[uuid.UUID, Any]
     automation_executions: DataLoader[tuple, Any]
     automation_runs: DataLoader[tuple, Any]
     timeline: DataLoader[tuple, Any]
@@ -68,6 +69,7 @@ class Loaders:
             segment=segment,
             segment_members=segments.members_loader(p),
             segment_history=segments.history_loader(p, customers=customer),
+            segment_usage=segments.usage_loader(p),
             automation_executions=automations.executions_loader(p, customers=customer),
             automation_runs=automations.runs_loader(p),
             timeline=customers.timeline_loader(p),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
 
 import strawberry
 from strawberry import relay
@@ -109,6 +110,29 @@ class SegmentsOverlap:
                    union=r.union)
 
 
+@strawberry.type(description="Something that uses a segment: its global id and name.")
+class SegmentUser:
+    id: relay.GlobalID
+    name: str
+
+
+@strawberry.type(description="Where a segment is used (docs/segments.md, Usage).")
+class SegmentUsage:
+    campaigns: list[SegmentUser] = strawberry.field(description="Campaigns that target or exclude it.")
+    automations: list[SegmentUser]
+    segments: list[SegmentUser] = strawberry.field(description="Segments whose rules refer to it.")
+
+    @classmethod
+    def from_domain(cls, u: Any) -> SegmentUsage:
+        def refs(type_name: str, rows: list) -> list[SegmentUser]:
+            return [SegmentUser(id=ids.encode(type_name, i), name=n) for i, n in rows]
+
+        if u is None:
+            return cls(campaigns=[], automations=[], segments=[])
+        return cls(campaigns=refs("Campaign", u.campaigns), automations=refs("SegmentAutomation", u.automations),
+                   segments=refs("Segment", u.segments))
+
+
 @strawberry.type(description="An audience of one brand: rule-based (dynamic), hand-picked (static) or lookalike.")
 class Segment(relay.Node):
     id: relay.NodeID[str]
@@ -144,6 +168,10 @@ class Segment(relay.Node):
             return None
         found = await info.context.loaders.segment.load(self.lookalike_source_id)
         return Segment.from_model(found) if found else None
+
+    @strawberry.field(description="Where it is used: campaigns, automations, other segments' rules.")
+    def usage(self, info: Info) -> SegmentUsage:
+        return now(info.context.loaders.segment_usage, uuid.UUID(self.id), SegmentUsage.from_domain)
 
     @strawberry.field
     def staleness(self) -> SegmentStaleness:
