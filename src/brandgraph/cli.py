@@ -3,7 +3,7 @@
     brandgraph dev                 embedded services + migrations + demo + API, worker, scheduler
     brandgraph serve|worker|scheduler
     brandgraph migrate | seed-demo | export-schema
-    brandgraph create-tenant | create-api-key | token
+    brandgraph create-tenant | create-api-key | token | set-feature
 """
 
 from __future__ import annotations
@@ -215,6 +215,18 @@ def cmd_set_plan(args: argparse.Namespace) -> None:
             asyncio.run(run())
         except DomainError as exc:
             _fail("; ".join(e.message for e in exc.errors))
+
+
+def cmd_set_feature(args: argparse.Namespace) -> None:
+    from domain.errors import DomainError
+    from domain.tenancy.tenants import set_feature
+
+    with services():
+        try:
+            changed = asyncio.run(set_feature(args.tenant, args.feature, args.state == "on"))
+        except DomainError as exc:
+            _fail(exc.message)
+        print(f"{args.feature} is {args.state} for tenant {args.tenant}" + ("" if changed else " (unchanged)"))
 
 
 def cmd_create_api_key(args: argparse.Namespace) -> None:
@@ -496,6 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", required=True, choices=["admin", "marketer", "agent", "analyst"])
     p.add_argument("--brand", action="append", metavar="SLUG", help="limit to this brand (repeatable)")
     p.add_argument("--name", default="CLI key")
+    p = add("set-feature", cmd_set_feature, "Switch a premium module on or off for a tenant (audited).")
+    p.add_argument("--tenant", required=True, metavar="SLUG")
+    p.add_argument("feature", choices=["copilot"])
+    p.add_argument("state", choices=["on", "off"])
     p = add("token", cmd_token, "Mint a development JWT (adds the member when missing).")
     p.add_argument("--tenant", required=True, metavar="SLUG")
     p.add_argument("--email", required=True)

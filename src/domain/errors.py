@@ -17,6 +17,13 @@ class ErrorCode(str, Enum):
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     HASH_MISMATCH = "HASH_MISMATCH"
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+    FEATURE_DISABLED = "FEATURE_DISABLED"
+    AI_PROVIDER_AUTH = "AI_PROVIDER_AUTH"
+    AI_PROVIDER_RATE_LIMITED = "AI_PROVIDER_RATE_LIMITED"
+    AI_PROVIDER_UNAVAILABLE = "AI_PROVIDER_UNAVAILABLE"
+    AI_PROVIDER_TIMEOUT = "AI_PROVIDER_TIMEOUT"
+    AI_CONTENT_REFUSED = "AI_CONTENT_REFUSED"
+    AI_CONTEXT_TOO_LONG = "AI_CONTEXT_TOO_LONG"
 
 
 class DomainError(Exception):
@@ -62,6 +69,16 @@ class InvalidState(DomainError):
 
 class LimitExceeded(DomainError):
     code = ErrorCode.LIMIT_EXCEEDED
+
+
+class FeatureDisabled(DomainError):
+    """A premium module the tenant does not have switched on."""
+
+    code = ErrorCode.FEATURE_DISABLED
+
+
+class QuotaExceeded(DomainError):
+    code = ErrorCode.QUOTA_EXCEEDED
 
 
 class Unauthenticated(Exception):

@@ -58,6 +58,7 @@ async def seed_demo(progress: Progress | None = None, *, customers_per_brand: in
     created = tenant_id is None
     if created:
         tenant_id = (await tenants.create_tenant(DEMO_SLUG, "Northwind Collective", plan="growth")).id
+        await tenants.set_feature(DEMO_SLUG, "copilot", True)  # the demo shows the premium copilot
     owner_id, _ = await members.ensure_member(tenant_id, DEMO_OWNER, Role.OWNER)
     owner = await members.principal_for_user(tenant_id, owner_id)  # acts under its member id
     assert owner is not None and owner.role is Role.OWNER and not owner.invited
