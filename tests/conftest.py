@@ -59,6 +59,9 @@ def _bootstrap() -> None:
             # the suite's API answers hundreds of requests a tenant in seconds: no throttling there;
             # tests/api/test_cost.py starts API processes of its own with it on
             "API_THROTTLING": "0",
+            # no test reaches a real AI provider: processes not pointed at the fakes get a closed port
+            **{f"{name}_API_URL": "http://127.0.0.1:9" for name in ("OPENAI", "ANTHROPIC", "PERPLEXITY", "JASPER",
+                                                                    "CANVA")},
         }
     )
     for key in ("DATABASE_APP_URL", "DATABASE_APP_PASSWORD", "BRANDGRAPH_DATA_DIR"):

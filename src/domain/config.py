@@ -121,6 +121,15 @@ class Settings:
     fcm_api_url: str = "https://fcm.googleapis.com"
     fcm_token_url: str = "https://oauth2.googleapis.com/token"
     campaign_batch_size: int = 500
+    openai_api_url: str = "https://api.openai.com"
+    anthropic_api_url: str = "https://api.anthropic.com"
+    perplexity_api_url: str = "https://api.perplexity.ai"
+    jasper_api_url: str = "https://api.jasper.ai"
+    canva_api_url: str = "https://api.canva.com"
+    canva_client_id: str | None = None
+    canva_client_secret: str | None = None
+    ai_endpoints: str | None = None  # JSON: operator-declared OpenAI-compatible endpoints
+    ai_timeout_seconds: float = 60.0
 
     @property
     def production(self) -> bool:
@@ -239,6 +248,15 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         fcm_api_url=(e.get("FCM_API_URL") or "https://fcm.googleapis.com").rstrip("/"),
         fcm_token_url=e.get("FCM_TOKEN_URL") or "https://oauth2.googleapis.com/token",
         campaign_batch_size=int(e.get("CAMPAIGN_BATCH_SIZE") or 500),
+        openai_api_url=(e.get("OPENAI_API_URL") or "https://api.openai.com").rstrip("/"),
+        anthropic_api_url=(e.get("ANTHROPIC_API_URL") or "https://api.anthropic.com").rstrip("/"),
+        perplexity_api_url=(e.get("PERPLEXITY_API_URL") or "https://api.perplexity.ai").rstrip("/"),
+        jasper_api_url=(e.get("JASPER_API_URL") or "https://api.jasper.ai").rstrip("/"),
+        canva_api_url=(e.get("CANVA_API_URL") or "https://api.canva.com").rstrip("/"),
+        canva_client_id=e.get("CANVA_CLIENT_ID") or None,
+        canva_client_secret=e.get("CANVA_CLIENT_SECRET") or None,
+        ai_endpoints=e.get("AI_ENDPOINTS") or None,
+        ai_timeout_seconds=float(e.get("AI_TIMEOUT_SECONDS") or 60),
     )
 
 

@@ -1,5 +1,6 @@
 """Imports every bounded context's models so the metadata is complete (Alembic, tests)."""
 
+from domain.ai import models as _ai  # noqa: F401
 from domain.audit import models as _audit  # noqa: F401
 from domain.automations import models as _automations  # noqa: F401
 from domain.campaigns import models as _campaigns  # noqa: F401

@@ -11,6 +11,9 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from domain.config import Settings, get_settings
+from graph.ai.mutations import AiMutation
+from graph.ai.queries import AiQuery
+from graph.ai.types import CONNECTION_TYPES
 from graph.audit.queries import AuditQuery
 from graph.audit.subscriptions import AuditSubscription
 from graph.automations.mutations import AutomationMutation
@@ -70,12 +73,12 @@ class NodeQuery:
 
 Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, SegmentQuery,
                               AutomationQuery, CampaignQuery, DeliveryQuery, ConversationQuery, JobQuery,
-                              AuditQuery, ClientAppQuery, OfferQuery, InsightQuery))
+                              AuditQuery, ClientAppQuery, OfferQuery, InsightQuery, AiQuery))
 Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, SegmentMutation,
                                     AutomationMutation, TenantSettingsMutation, CampaignMutation, DeliveryMutation,
                                     ConversationMutation, CustomerImportMutation, OrderImportMutation,
                                     ProfileMutation, TimelineMutation, ClientAppMutation, OfferMutation,
-                                    CustomerOverrideMutation))
+                                    CustomerOverrideMutation, AiMutation))
 Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription, SegmentSubscription,
                                             CampaignSubscription, ConversationSubscription))
 
@@ -92,7 +95,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=TIMELINE_TYPES,
+        types=(*TIMELINE_TYPES, *CONNECTION_TYPES),
         extensions=extensions(settings),
         config=StrawberryConfig(scalar_map=SCALARS),
         execution_context_class=Execution if settings.introspection else ExecutionWithoutSuggestions,

@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from conftest import ROOT, Api, TenantFixture, audit_count, gid
 from support.graphql import leaks as support_leaks
 from support.graphql import payload_codes
-from support.isolation import campaigns, conversations, customers, segments
+from support.isolation import ai, campaigns, conversations, customers, segments
 from support.isolation.tenancy import (
     BRAND_SCOPED,
     READS,
@@ -206,23 +206,25 @@ def root_fields(doc: str) -> set[str]:
 def test_every_operation_of_the_schema_has_isolation_rows() -> None:
     """A new query, mutation or subscription fails this test until its rows are added in
     tests/support/isolation/ (tenancy.py here; customers.py for customers, commerce, timeline and
-    jobs, segments.py, campaigns.py for campaigns and delivery settings, conversations.py), which
+    jobs, segments.py, campaigns.py for campaigns and delivery settings, conversations.py, ai.py for
+    AI settings and the copilot), which
     the isolation tests of each area run."""
     from graphql import build_schema
 
     schema = build_schema(SCHEMA.read_text())
     reads = ([r.doc for r in READS] + [r.doc for r in customers.READS] + [r.doc for r in segments.READS]
-             + [r.doc for r in campaigns.READS] + [r.doc for r in conversations.READS])
+             + [r.doc for r in campaigns.READS] + [r.doc for r in conversations.READS] + [r.doc for r in ai.READS])
     writes = ([(w.name, w.doc) for w in WRITES] + [(w.name, w.doc) for w in customers.WRITES]
               + [(w.op, w.doc) for w in segments.WRITES] + [(w.name, w.doc) for w in campaigns.WRITES]
-              + [(w.op, w.doc) for w in conversations.WRITES])
+              + [(w.op, w.doc) for w in conversations.WRITES] + [(w.name, w.doc) for w in ai.WRITES])
     read = set().union(*(root_fields(doc) for doc in reads))
     written = {name for name, _ in writes}
     assert all(root_fields(doc) == {name} for name, doc in writes)
     assert set(schema.query_type.fields) == read | AUTOMATION_OPERATIONS["queries"]
     assert set(schema.mutation_type.fields) == written | AUTOMATION_OPERATIONS["mutations"]
     assert set(schema.subscription_type.fields) == (SUBSCRIPTIONS | customers.SUBSCRIPTIONS | {"segmentMembershipChanged"}
-                                                    | campaigns.SUBSCRIPTIONS | conversations.SUBSCRIPTIONS)
+                                                    | campaigns.SUBSCRIPTIONS | conversations.SUBSCRIPTIONS
+                                                    | ai.SUBSCRIPTIONS)
 
 
 # Proven elsewhere: automations in tests/automations/test_automations.py

@@ -76,6 +76,9 @@ SCOPES: dict[str, str] = {
     # client apps
     "createClientApp": TENANT_WIDE, "updateClientApp": TENANT_WIDE, "deleteClientApp": TENANT_WIDE,
     "assignApiKeysToClientApp": TENANT_WIDE, "uploadTrustedDocuments": TENANT_WIDE, "removeTrustedDocuments": TENANT_WIDE,
+    # AI settings (the copilot module)
+    "setAiConnection": TENANT_WIDE, "testAiConnection": TENANT_WIDE, "removeAiConnection": TENANT_WIDE,
+    "updateAiSettings": TENANT_WIDE,
 }
 
 
@@ -174,6 +177,11 @@ async def make_world(t: TenantFixture) -> World:
     app = await clients.create_client_app(t.owner, "Partner")
     await clients.upload_manifest(t.owner, app.app.id, {_sha(OLD_DOC): OLD_DOC, _sha(CURRENT_DOC): CURRENT_DOC})
     await clients.upload_manifest(t.owner, app.app.id, {_sha(CURRENT_DOC): CURRENT_DOC})
+    from domain.ai import service as ai_service
+    from domain.tenancy.tenants import set_feature
+
+    await set_feature(t.slug, "copilot", True)  # AI settings belong to the copilot module
+    await ai_service.set_connection(t.owner, "openai", credentials={"api_key": "sk-tenant-wide-0123456789"})
     return World(shop, limited, b_member, ab_member, a_key, static, automation, app.app.id)
 
 
@@ -310,6 +318,17 @@ TENANT_WIDE_CALLS: list[Call] = [
     call("deleteClientApp", "$input: DeleteClientAppInput!", "input: $input", "deletedId", "",
          lambda w: {"input": {"id": gid("ClientApp", w.client_app)}},
          {"client_apps", "trusted_documents", "trusted_manifests"}, "client_app:manage"),
+    call("setAiConnection", "$input: SetAiConnectionInput!", "input: $input", "connection", "{ provider }",
+         lambda w: {"input": {"provider": "ANTHROPIC", "apiKey": "sk-ant-tenant-wide-0123456789"}},
+         {"ai_connections"}, "ai_settings:manage"),
+    # the session's API reaches no AI provider: the test records UNREACHABLE
+    call("testAiConnection", "$input: AiProviderInput!", "input: $input", "connection", "{ lastTest { status } }",
+         lambda w: {"input": {"provider": "OPENAI"}}, {"ai_connections"}, "ai_settings:manage"),
+    call("removeAiConnection", "$input: AiProviderInput!", "input: $input", "removedProvider", "",
+         lambda w: {"input": {"provider": "OPENAI"}}, {"ai_connections"}, "ai_settings:manage"),
+    call("updateAiSettings", "$input: UpdateAiSettingsInput!", "input: $input", "settings", "{ default { model } }",
+         lambda w: {"input": {"default": {"provider": "OPENAI", "model": "gpt-4.1"}}}, {"ai_settings"},
+         "ai_settings:manage"),
 ]
 
 # brand-scoped mutations the isolation tests have no brand-limited row for: (call, the same aimed at brand b)
@@ -418,7 +437,7 @@ async def test_viewer_permissions_leave_out_tenant_wide_actions_for_a_brand_limi
     limited = (await api.data(query, token=await principal(tenant, "admin-key", ["a"])))["viewer"]
     assert everywhere["allBrands"] is True and limited["allBrands"] is False
     wide = {"BRAND_CREATE", "TAG_MANAGE", "PROFILE_REBUILD", "WEBHOOK_SECRET_ROTATE", "MEMBER_MANAGE",
-            "API_KEY_MANAGE", "CLIENT_APP_MANAGE"}
+            "API_KEY_MANAGE", "CLIENT_APP_MANAGE", "AI_SETTINGS_MANAGE"}
     assert wide <= set(everywhere["permissions"])
     assert set(everywhere["permissions"]) - set(limited["permissions"]) == wide
 

@@ -69,10 +69,12 @@ class Action(str, Enum):
     CONVERSATION_LABEL_MANAGE = "conversation_label:manage"
     CANNED_RESPONSE_MANAGE = "canned_response:manage"
     CLIENT_APP_MANAGE = "client_app:manage"
+    AI_SETTINGS_READ = "ai_settings:read"
+    AI_SETTINGS_MANAGE = "ai_settings:manage"
 
 
 _READ = {Action.TENANT_READ, Action.BRAND_READ, Action.CUSTOMER_READ, Action.JOB_READ, Action.SEGMENT_READ,
-         Action.CAMPAIGN_READ, Action.CONVERSATION_READ}
+         Action.CAMPAIGN_READ, Action.CONVERSATION_READ, Action.AI_SETTINGS_READ}
 _AGENT = _READ | {Action.CUSTOMER_WRITE, Action.TAG_ASSIGN, Action.NOTE_WRITE, Action.CONSENT_WRITE,
                   Action.CONVERSATION_REPLY, Action.CONVERSATION_MANAGE, Action.CANNED_RESPONSE_MANAGE}
 _MARKETER = _AGENT | {
@@ -142,10 +144,11 @@ class Principal:
 # Actions whose effect reaches every brand at once: a principal limited to some brands may not
 # take them (docs/security.md, "Tenant-wide actions"). Brands, tags and custom attribute
 # declarations (tag:manage), the profile rebuild, people, keys and the webhook signing secret
-# belong to the tenant, not to one brand; so do client apps (their keys and trusted documents).
+# belong to the tenant, not to one brand; so do client apps (their keys and trusted documents),
+# and the AI provider connections.
 TENANT_WIDE = frozenset({Action.BRAND_CREATE, Action.TAG_MANAGE, Action.PROFILE_REBUILD,
                          Action.WEBHOOK_SECRET_ROTATE, Action.MEMBER_MANAGE, Action.API_KEY_MANAGE,
-                         Action.CLIENT_APP_MANAGE})
+                         Action.CLIENT_APP_MANAGE, Action.AI_SETTINGS_MANAGE})
 
 
 def authorize(principal: Principal, action: Action, *, brand_id: uuid.UUID | None = None) -> None:

@@ -1,0 +1,1 @@
+"""AI settings and the copilot."""

@@ -1,0 +1,1 @@
+"""GraphQL of AI settings and the copilot."""
