@@ -9,7 +9,8 @@ against the ``openai`` and ``anthropic`` SDKs' sources):
 * :class:`FakeAnthropic`: ``GET /v1/models`` (``data``, ``has_more``, ``first_id``, ``last_id``),
   ``POST /v1/messages`` (JSON, or SSE events ``message_start`` … ``message_stop``, optionally an
   ``error`` event after HTTP 200); errors ``{"type": "error", "error": {type, message}}``, 529
-  ``overloaded_error``; ``x-api-key`` and ``anthropic-version`` required.
+  ``overloaded_error``; ``anthropic-version`` and the key required (``x-api-key``, or a bearer token
+  as the 2.x SDK sends it).
 * :class:`FakeJasper`: ``GET /v1/templates``, ``POST /v1/command`` with ``X-API-Key``.
 * :class:`FakeCanva`: ``GET /rest/v1/users/me`` with an OAuth bearer token, ``POST
   /rest/v1/oauth/token`` (refresh), brand templates, ``POST /rest/v1/autofills`` jobs.
@@ -170,7 +171,8 @@ class FakePerplexity(FakeOpenAI):
 
 class FakeAnthropic(_AiFake):
     name = "anthropic"
-    MODELS = (("claude-sonnet-4-5", "Claude Sonnet 4.5"), ("claude-haiku-4-5", "Claude Haiku 4.5"))
+    MODELS = (("claude-sonnet-4-5", "Claude Sonnet 4.5"), ("claude-haiku-4-5", "Claude Haiku 4.5"),
+              ("claude-3-5-haiku-latest", "Claude Haiku 3.5"))
 
     def __init__(self, *, api_key: str = "sk-ant-test-0123456789abcdef", **kw: Any) -> None:
         super().__init__(api_key=api_key, **kw)
@@ -198,7 +200,8 @@ class FakeAnthropic(_AiFake):
             return self._error(status, "api_error", "Internal server error")
         if not request.headers.get("anthropic-version"):
             return self._error(400, "invalid_request_error", "anthropic-version header is required")
-        if request.headers.get("x-api-key") != self.api_key:
+        # the SDK (2.x) sends the key as a bearer token; earlier ones and curl as x-api-key
+        if self.api_key not in (request.headers.get("x-api-key"), request.headers.get("authorization", "")[7:]):
             return self._error(401, "authentication_error", "invalid x-api-key")
         return None
 
