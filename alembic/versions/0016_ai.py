@@ -64,7 +64,7 @@ def upgrade() -> None:
     op.create_table('copilot_runs',
     sa.Column('tenant_id', sa.UUID(), nullable=False),
     sa.Column('id', sa.UUID(), nullable=False),
-    sa.Column('brand_id', sa.UUID(), nullable=True),
+    sa.Column('brand_id', sa.UUID(), nullable=False),
     sa.Column('feature', sa.String(length=32), nullable=False),
     sa.Column('provider', sa.String(length=80), nullable=False),
     sa.Column('model', sa.String(length=128), nullable=False),
@@ -84,7 +84,7 @@ def upgrade() -> None:
     sa.Column('requested_by_label', sa.String(length=320), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_copilot_runs_tenant_id_tenants'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id', 'brand_id'], ['brands.tenant_id', 'brands.id'], name=op.f('fk_copilot_runs_tenant_id_brand_id_brands'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_copilot_runs'))
     )
     op.create_index('ix_copilot_runs_tenant_id_created_at', 'copilot_runs', ['tenant_id', 'created_at'], unique=False)

@@ -11,6 +11,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from domain.config import Settings, get_settings
+from graph.ai.copilot import CopilotMutation, CopilotQuery, CopilotSubscription
 from graph.ai.mutations import AiMutation
 from graph.ai.queries import AiQuery
 from graph.ai.types import CONNECTION_TYPES
@@ -73,14 +74,14 @@ class NodeQuery:
 
 Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, SegmentQuery,
                               AutomationQuery, CampaignQuery, DeliveryQuery, ConversationQuery, JobQuery,
-                              AuditQuery, ClientAppQuery, OfferQuery, InsightQuery, AiQuery))
+                              AuditQuery, ClientAppQuery, OfferQuery, InsightQuery, AiQuery, CopilotQuery))
 Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, SegmentMutation,
                                     AutomationMutation, TenantSettingsMutation, CampaignMutation, DeliveryMutation,
                                     ConversationMutation, CustomerImportMutation, OrderImportMutation,
                                     ProfileMutation, TimelineMutation, ClientAppMutation, OfferMutation,
-                                    CustomerOverrideMutation, AiMutation))
+                                    CustomerOverrideMutation, AiMutation, CopilotMutation))
 Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription, SegmentSubscription,
-                                            CampaignSubscription, ConversationSubscription))
+                                            CampaignSubscription, ConversationSubscription, CopilotSubscription))
 
 
 class Schema(strawberry.Schema):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import Process, TenantFixture, free_port, start_api
+from conftest import Process, TenantFixture, free_port, start_api, start_worker
 from fakes.ai import FakeAnthropic, FakeCanva, FakeJasper, FakeOpenAI, FakePerplexity
 
 
@@ -67,6 +67,16 @@ def ai_server(ai_fakes: AiFakes) -> Iterator[AiServer]:
     proc, url = start_api("api-ai", env=ai_fakes.env())
     yield AiServer(url, proc)
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def ai_worker(ai_fakes: AiFakes, ai_server: AiServer) -> Iterator[Process]:
+    """A worker whose providers point at the fakes: it executes the streaming copilot runs."""
+    worker = start_worker({**ai_fakes.env(), "PUBLIC_URL": ai_server.url}, name="worker-ai")
+    ai_server.worker = worker
+    yield worker
+    ai_server.worker = None
+    worker.stop()
 
 
 @pytest.fixture(scope="session")

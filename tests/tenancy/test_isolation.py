@@ -216,7 +216,8 @@ def test_every_operation_of_the_schema_has_isolation_rows() -> None:
              + [r.doc for r in campaigns.READS] + [r.doc for r in conversations.READS] + [r.doc for r in ai.READS])
     writes = ([(w.name, w.doc) for w in WRITES] + [(w.name, w.doc) for w in customers.WRITES]
               + [(w.op, w.doc) for w in segments.WRITES] + [(w.name, w.doc) for w in campaigns.WRITES]
-              + [(w.op, w.doc) for w in conversations.WRITES] + [(w.name, w.doc) for w in ai.WRITES])
+              + [(w.op, w.doc) for w in conversations.WRITES] + [(w.name, w.doc) for w in ai.WRITES]
+              + [(w.name, w.doc) for w in ai.BRAND_WRITES])
     read = set().union(*(root_fields(doc) for doc in reads))
     written = {name for name, _ in writes}
     assert all(root_fields(doc) == {name} for name, doc in writes)

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 
 from conftest import ROOT, Api, TenantFixture, gid
-from support.isolation import campaigns, conversations, customers, segments
+from support.isolation import ai, campaigns, conversations, customers, segments
 from support.isolation import tenancy as isolation
 from support.segments import settle
 
@@ -78,7 +78,7 @@ SCOPES: dict[str, str] = {
     "assignApiKeysToClientApp": TENANT_WIDE, "uploadTrustedDocuments": TENANT_WIDE, "removeTrustedDocuments": TENANT_WIDE,
     # AI settings (the copilot module)
     "setAiConnection": TENANT_WIDE, "testAiConnection": TENANT_WIDE, "removeAiConnection": TENANT_WIDE,
-    "updateAiSettings": TENANT_WIDE,
+    "updateAiSettings": TENANT_WIDE, "rewriteText": BRAND, "draftCampaignCopy": BRAND,
 }
 
 
@@ -540,6 +540,8 @@ def brand_limited_rows() -> dict[str, str]:
     for w in conversations.WRITES:
         out.setdefault(w.op, "conversations/test_conversations_isolation.py::"
                              "test_brand_limited_principal_cannot_touch_brand_b")
+    for w in ai.BRAND_WRITES:
+        out.setdefault(w.name, "ai/test_ai_isolation.py::test_brand_limited_principal_drafts_nothing_of_brand_b")
     for c, _, _ in BRAND_CALLS:
         out.setdefault(c.name, "tenancy/test_tenant_wide_actions.py::"
                                "test_brand_limited_principal_changes_nothing_of_brand_b")

@@ -115,11 +115,11 @@ class CopilotRun(TenantOwned, Base):
 
     __tablename__ = "copilot_runs"
     __table_args__ = (
-        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "brand_id"], ["brands.tenant_id", "brands.id"], ondelete="CASCADE"),
         Index("ix_copilot_runs_tenant_id_created_at", "tenant_id", "created_at"),
     )
 
-    brand_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    brand_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     feature: Mapped[str] = mapped_column(String(32), nullable=False)
     provider: Mapped[str] = mapped_column(String(80), nullable=False)
     model: Mapped[str] = mapped_column(String(128), nullable=False)

@@ -71,16 +71,20 @@ class Action(str, Enum):
     CLIENT_APP_MANAGE = "client_app:manage"
     AI_SETTINGS_READ = "ai_settings:read"
     AI_SETTINGS_MANAGE = "ai_settings:manage"
+    COPILOT_READ = "copilot:read"
+    COPILOT_DRAFT = "copilot:draft"
+    COPILOT_CAMPAIGN = "copilot:campaign"
 
 
 _READ = {Action.TENANT_READ, Action.BRAND_READ, Action.CUSTOMER_READ, Action.JOB_READ, Action.SEGMENT_READ,
-         Action.CAMPAIGN_READ, Action.CONVERSATION_READ, Action.AI_SETTINGS_READ}
+         Action.CAMPAIGN_READ, Action.CONVERSATION_READ, Action.AI_SETTINGS_READ, Action.COPILOT_READ}
 _AGENT = _READ | {Action.CUSTOMER_WRITE, Action.TAG_ASSIGN, Action.NOTE_WRITE, Action.CONSENT_WRITE,
-                  Action.CONVERSATION_REPLY, Action.CONVERSATION_MANAGE, Action.CANNED_RESPONSE_MANAGE}
+                  Action.CONVERSATION_REPLY, Action.CONVERSATION_MANAGE, Action.CANNED_RESPONSE_MANAGE,
+                  Action.COPILOT_DRAFT}
 _MARKETER = _AGENT | {
     Action.BRAND_UPDATE_VOICE, Action.CUSTOMER_IMPORT, Action.COMMERCE_WRITE, Action.TAG_MANAGE,
     Action.TIMELINE_EXPORT, Action.SEGMENT_WRITE, Action.SEGMENT_REFRESH, Action.AUTOMATION_MANAGE,
-    Action.CAMPAIGN_WRITE, Action.CAMPAIGN_SEND, Action.CONVERSATION_LABEL_MANAGE,
+    Action.CAMPAIGN_WRITE, Action.CAMPAIGN_SEND, Action.CONVERSATION_LABEL_MANAGE, Action.COPILOT_CAMPAIGN,
 }
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.OWNER: frozenset(Action),

@@ -31,7 +31,36 @@ READS = [
                           "lastTest { status message } tokensThisMonth } }"),
     Read("aiSettings", "{ aiSettings { default { provider endpoint model } features { feature choice { model } } "
                        "endpoints { name } } }"),
+    Read("copilotUsage", "{ copilotUsage { tokensUsed rows { provider model feature requestedBy runs tokensIn } } }"),
 ]
+
+RUN = "run { id status output result inputRef }"
+
+
+@dataclass(frozen=True)
+class BrandWrite:
+    """A copilot mutation aimed at A's brand ``side``: ``variables(world, side)``; ``field``: where
+    a principal that may not use that brand gets NOT_FOUND."""
+
+    name: str
+    doc: str
+    variables: Callable[[Any, str], dict[str, Any]]
+    field: str
+
+
+BRAND_WRITES = [
+    BrandWrite("rewriteText", "mutation($input: RewriteTextInput!) { rewriteText(input: $input) { "
+                              f"{RUN} {ERRORS} }} }}",
+               lambda w, side: {"input": {"brandId": w.t.brand_gid(side), "text": f"secret draft of {side}",
+                                          "mode": "FIX", "wait": True}}, "input.brandId"),
+    BrandWrite("draftCampaignCopy", "mutation($input: DraftCampaignCopyInput!) { draftCampaignCopy(input: $input) { "
+                                    f"{RUN} {ERRORS} }} }}",
+               lambda w, side: {"input": {"campaignId": w.campaign_gid(side), "variants": 1, "wait": True}},
+               "input.campaignId"),
+]
+
+FOLLOW = "subscription($id: ID!) { copilotRun(id: $id) { status text run { id output } } }"
+NODE = "query($id: ID!) { node(id: $id) { id ... on CopilotRun { output } } }"
 
 WRITES = [
     Write("setAiConnection", "mutation($input: SetAiConnectionInput!) { setAiConnection(input: $input) { "
@@ -48,4 +77,4 @@ WRITES = [
           lambda: {"input": {"provider": "OPENAI"}}, "removedProvider"),
 ]
 
-SUBSCRIPTIONS: set[str] = set()
+SUBSCRIPTIONS = {"copilotRun"}  # run by tests/ai/test_ai_isolation.py over graphql-transport-ws

@@ -1,0 +1,379 @@
+"""Copilot runs: a request to draft, its execution against the tenant's chosen provider, the text
+streamed live, the checked result, and the usage it meters.
+
+Starting a run reads what grounds it (the brand's voice, the campaign, …) under the caller's
+permissions, builds the prompt, checks the quota and stores the run (``queued``). Streaming runs
+are then executed by the ``ai.runs.run_copilot`` actor on a worker; the text goes out as it
+arrives, each piece appended straight to the Redis event stream (topic ``copilot_run:<id>``:
+``{"d": piece, "s": seq}``), so the API's subscribers get it within milliseconds; the final state
+is committed with the usage and announced through the outbox (``{"final": true}``). A worker, not
+the API process, runs them: a run outlives the request (and a restart of the API process that
+took it), and the copilot's load is scaled with the workers. The non-streaming path (``wait``)
+executes the same code in the API process while the request waits, bounded by
+``AI_TIMEOUT_SECONDS``: a simple client holds its request anyway, and no message is sent.
+
+A run is claimed once (``queued`` → ``running``): a redelivered message does nothing. A run that
+a dead worker left ``queued`` or ``running`` past its time limit reads as failed with
+``AI_PROVIDER_TIMEOUT``. Nothing the copilot drafts is sent, saved elsewhere or launched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.ai import catalog, generation, prompts, usage
+from domain.ai.models import AiConnection, AiSettings, AiUsage, CopilotRun, Feature, Provider, RunStatus
+from domain.ai.service import FEATURE, load_credentials
+from domain.campaigns import templates
+from domain.campaigns.models import Campaign
+from domain.errors import DomainError, ErrorCode, InvalidState, Validator
+from domain.platform import events, outbox
+from domain.platform import redis as redis_mod
+from domain.platform.broker import tenant_actor
+from domain.platform.db import tenant_session
+from domain.segments.models import Segment
+from domain.segments.service import dsl_context
+from domain.tenancy import scoping
+from domain.tenancy.models import Brand
+from domain.tenancy.policies import Action, Principal, authorize
+from domain.tenancy.tenants import require_feature
+
+log = logging.getLogger(__name__)
+
+TEXT_PROVIDERS = (Provider.OPENAI, Provider.ANTHROPIC, Provider.PERPLEXITY, Provider.JASPER)
+STALE_MARGIN = timedelta(seconds=60)
+TEMPLATE_VARIABLES = ["customer.first_name", "customer.last_name", "brand.name"]
+MAX_TEXT = 20_000
+
+
+def topic(run_id: uuid.UUID) -> str:
+    return f"copilot_run:{run_id}"
+
+
+def time_limit() -> timedelta:
+    from domain.config import get_settings  # read per call: tests change the setting
+
+    return timedelta(seconds=get_settings().ai_timeout_seconds) + STALE_MARGIN
+
+
+# --- choosing the provider and model ------------------------------------------------------------
+
+
+async def _choice(s: AsyncSession, tenant_id: uuid.UUID, feature: Feature) -> tuple[str, str]:
+    """The feature's own choice, else the tenant's default, else the first connected text provider
+    with its default model."""
+    settings = await s.get(AiSettings, tenant_id)
+    conns = {r.provider: r for r in (await s.scalars(select(AiConnection).where(
+        AiConnection.tenant_id == tenant_id))).all()}
+    chosen = None
+    if settings is not None:
+        own = (settings.feature_models or {}).get(feature.value)
+        if own:
+            chosen = (own["provider"], own["model"])
+        elif settings.default_provider and settings.default_model:
+            chosen = (settings.default_provider, settings.default_model)
+    if chosen is None:
+        for p in TEXT_PROVIDERS:
+            row = conns.get(p.value)
+            if row is not None and row.credentials_encrypted:
+                chosen = (p.value, row.default_model or catalog.default_model(p))
+                break
+    if chosen is None:
+        raise InvalidState("no AI provider is connected: an owner or admin adds an OpenAI, Anthropic, Perplexity or "
+                           "Jasper key in the AI settings (aiConnections says what each needs)", field=None)
+    provider, model = chosen
+    if not provider.startswith(catalog.ENDPOINT_PREFIX):
+        row = conns.get(provider)
+        if row is None or not row.credentials_encrypted:
+            raise InvalidState(f"the copilot is set to use {provider}, which has no credentials: add them in the AI "
+                               "settings or choose another provider", field=None)
+        if Provider(provider) not in TEXT_PROVIDERS:
+            raise InvalidState(f"{provider} does not draft text; choose another provider for this feature", field=None)
+    return provider, model
+
+
+# --- starting runs -------------------------------------------------------------------------------
+
+
+async def _create(s: AsyncSession, principal: Principal, brand_id: uuid.UUID, feature: Feature, input_ref: str | None,
+                  prompt: prompts.Prompt, extra: dict[str, Any]) -> CopilotRun:
+    await usage.check_quota(s, principal.tenant_id)
+    provider, model = await _choice(s, principal.tenant_id, feature)
+    run = CopilotRun(id=uuid.uuid4(), tenant_id=principal.tenant_id, brand_id=brand_id, feature=feature.value,
+                     provider=provider, model=model, input_ref=input_ref,
+                     params={"prompt": prompt.to_params(), **extra}, status=RunStatus.QUEUED.value,
+                     requested_by=str(principal.tenant_facing_id), requested_by_label=principal.label)
+    s.add(run)
+    await s.flush()
+    return run
+
+
+async def _launch(principal: Principal, run: CopilotRun, s: AsyncSession, wait: bool) -> None:
+    if not wait:
+        outbox.send(s, run_copilot, principal.tenant_id, str(run.id))
+
+
+async def _finish_start(principal: Principal, run_id: uuid.UUID, wait: bool) -> CopilotRun:
+    if wait:
+        await execute(principal.tenant_id, run_id)
+    return await get_run(principal, run_id)
+
+
+async def rewrite(principal: Principal, brand_id: uuid.UUID, text: str, mode: str, *, tone: str | None = None,
+                  locale: str | None = None, wait: bool = False) -> CopilotRun:
+    """Rewrite ``text`` in the brand's voice: a tone, shorter, longer, fixed, or translated."""
+    authorize(principal, Action.COPILOT_DRAFT, brand_id=brand_id)
+    v = Validator()
+    if not isinstance(text, str) or not text.strip():
+        v.add("text", "the text to rewrite is required", ErrorCode.REQUIRED)
+    elif len(text) > MAX_TEXT:
+        v.add("text", f"the text is longer than {MAX_TEXT} characters", ErrorCode.TOO_LONG)
+    if mode not in prompts.REWRITE_MODES:
+        v.add("mode", f"mode must be one of {', '.join(prompts.REWRITE_MODES)}")
+    if mode == "tone" and tone not in prompts.TONES:
+        v.add("tone", f"tone must be one of {', '.join(prompts.TONES)}")
+    if mode == "translate" and not (isinstance(locale, str) and re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", locale)):
+        v.add("locale", "a locale such as fr or pt-BR is required to translate")
+    v.check()
+    async with tenant_session(principal.tenant_id) as s:
+        await require_feature(s, principal.tenant_id, FEATURE)
+        brand = await scoping.check_brand(s, principal, brand_id)
+        prompt = prompts.rewrite(brand, text, mode, tone, locale)
+        run = await _create(s, principal, brand_id, Feature.REWRITE, None, prompt,
+                            {"mode": mode, "tone": tone, "locale": locale})
+        await _launch(principal, run, s, wait)
+        run_id = run.id
+    return await _finish_start(principal, run_id, wait)
+
+
+async def draft_campaign_copy(principal: Principal, campaign_id: uuid.UUID, *, variants: int = 3,
+                              brief: str | None = None, wait: bool = False) -> CopilotRun:
+    """Variants of a campaign's content for its channel, grounded in the brand's voice and the
+    campaign's audience; each checked like saved content (templates, limits, SMS segments)."""
+    authorize(principal, Action.COPILOT_CAMPAIGN)
+    v = Validator()
+    if not 1 <= variants <= 5:
+        v.add("variants", "between 1 and 5 variants")
+    if brief is not None and len(brief) > 4000:
+        v.add("brief", "the brief is longer than 4000 characters", ErrorCode.TOO_LONG)
+    v.check()
+    async with tenant_session(principal.tenant_id) as s:
+        await require_feature(s, principal.tenant_id, FEATURE)
+        campaign = await scoping.load_brand_owned(s, principal, Campaign, campaign_id, what="campaign",
+                                                  field="campaignId")
+        authorize(principal, Action.COPILOT_CAMPAIGN, brand_id=campaign.brand_id)
+        brand = await scoping.check_brand(s, principal, campaign.brand_id, field="campaignId")
+        segments = []
+        if campaign.segment_ids:
+            rows = (await s.execute(select(Segment.name, Segment.member_count).where(
+                Segment.tenant_id == principal.tenant_id, Segment.brand_id == campaign.brand_id,
+                Segment.id.in_(campaign.segment_ids)))).all()
+            segments = [{"name": n, "size": c} for n, c in rows]
+        attrs = (await dsl_context(s, principal.tenant_id)).custom_attributes
+        variables = TEMPLATE_VARIABLES + [f"customer.attributes.{a}" for a in sorted(attrs)[:20]]
+        prompt = prompts.campaign_copy(brand, campaign.channel, variants,
+                                       {"name": campaign.name, "segments": segments}, brief, variables)
+        run = await _create(s, principal, campaign.brand_id, Feature.CAMPAIGN_COPY, f"Campaign:{campaign.id}", prompt,
+                            {"channel": campaign.channel, "variants": variants})
+        await _launch(principal, run, s, wait)
+        run_id = run.id
+    return await _finish_start(principal, run_id, wait)
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+async def _expire_if_stale(s: AsyncSession, run: CopilotRun) -> CopilotRun:
+    if run.status in (RunStatus.QUEUED.value, RunStatus.RUNNING.value) and \
+            run.created_at < datetime.now(UTC) - time_limit():
+        await s.execute(update(CopilotRun).where(
+            CopilotRun.tenant_id == run.tenant_id, CopilotRun.id == run.id,
+            CopilotRun.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value])).values(
+            status=RunStatus.FAILED.value, error_code=ErrorCode.AI_PROVIDER_TIMEOUT.value,
+            error_message="the run did not finish in time", finished_at=func.now()))
+        outbox.publish(s, run.tenant_id, topic(run.id), {"final": True})
+        await s.refresh(run)
+    return run
+
+
+async def get_run(principal: Principal, run_id: uuid.UUID, field: str = "id") -> CopilotRun:
+    authorize(principal, Action.COPILOT_READ)
+    async with tenant_session(principal.tenant_id) as s:
+        await require_feature(s, principal.tenant_id, FEATURE)
+        run = await scoping.load_brand_owned(s, principal, CopilotRun, run_id, what="copilot run", field=field)
+        return await _expire_if_stale(s, run)
+
+
+async def runs_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, CopilotRun]:
+    authorize(principal, Action.COPILOT_READ)
+    async with tenant_session(principal.tenant_id) as s:
+        await require_feature(s, principal.tenant_id, FEATURE)
+        return await scoping.by_ids(s, principal, CopilotRun, ids)
+
+
+def is_finished(run: CopilotRun) -> bool:
+    return run.status in (RunStatus.SUCCEEDED.value, RunStatus.FAILED.value)
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    provider: str
+    model: str
+    feature: str
+    principal_id: str
+    runs: int
+    tokens_in: int
+    tokens_out: int
+    cost_micro_usd: int
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    month: date
+    rows: list[UsageRow]
+    limit: int | None
+    used: int
+
+
+async def usage_report(principal: Principal, month: date | None = None) -> UsageReport:
+    """A month's copilot usage by provider, model, feature and who asked, with the quota."""
+    authorize(principal, Action.COPILOT_READ)
+    month = (month or usage.month_of()).replace(day=1)
+    async with tenant_session(principal.tenant_id) as s:
+        await require_feature(s, principal.tenant_id, FEATURE)
+        found = (await s.scalars(select(AiUsage).where(AiUsage.tenant_id == principal.tenant_id, AiUsage.month == month)
+                                 .order_by(AiUsage.provider, AiUsage.model, AiUsage.feature, AiUsage.principal_id))).all()
+        q = await usage.quota(s, principal.tenant_id)
+    rows = [UsageRow(r.provider, r.model, r.feature, r.principal_id, r.runs, r.tokens_in, r.tokens_out,
+                     r.cost_micro_usd) for r in found]
+    used = q.used if month == usage.month_of() else sum(r.tokens_in + r.tokens_out for r in rows)
+    return UsageReport(month, rows, q.limit, used)
+
+
+# --- executing -----------------------------------------------------------------------------------
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.S)
+
+
+def _check_campaign_copy(brand: Brand, channel: str, text: str, attrs: dict[str, str]) -> dict[str, Any]:
+    try:
+        data = json.loads(_FENCE.sub("", text.strip()))
+        variants = data["variants"]
+        assert isinstance(variants, list) and all(isinstance(x, dict) for x in variants)
+    except (ValueError, KeyError, AssertionError, TypeError):
+        raise DomainError("the model's answer was not the JSON asked for; try again", code=ErrorCode.INVALID) from None
+    out = []
+    for variant in variants:
+        content = {k: v for k, v in variant.items() if isinstance(v, str)}
+        errors: list[str] = []
+        try:
+            content = templates.check(channel, content, attrs)
+        except DomainError as exc:
+            errors = [e.message for e in exc.errors]
+        item: dict[str, Any] = {"content": content, "valid": not errors, "errors": errors,
+                                "flaggedWords": prompts.flagged_words(brand, " ".join(map(str, content.values())))}
+        if channel == "sms" and content.get("text"):
+            encoding, segments = prompts.sms_segments(content["text"])
+            item["sms"] = {"encoding": encoding, "segments": segments}
+            if segments > 2:
+                item["valid"] = False
+                item["errors"].append(f"the text takes {segments} SMS segments; at most 2")
+        if channel == "push":
+            for key, limit in (("title", prompts.PUSH_TITLE_MAX), ("body", prompts.PUSH_BODY_MAX)):
+                if len(content.get(key, "")) > limit:
+                    item["valid"] = False
+                    item["errors"].append(f"{key} is longer than {limit} characters (truncated on lock screens)")
+        out.append(item)
+    return {"variants": out}
+
+
+async def _publish_delta(tenant_id: uuid.UUID, run_id: uuid.UUID, seq: int, piece: str) -> None:
+    c, d = events.entry(tenant_id, topic(run_id), {"d": piece, "s": seq})
+    await redis_mod.client().xadd(events.STREAM, {"c": c, "d": d}, maxlen=events.STREAM_MAXLEN, approximate=True)
+
+
+async def execute(tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
+    """Run a queued copilot run to its end (succeeded or failed); nothing if it is not queued."""
+    async with tenant_session(tenant_id) as s:
+        run = (await s.scalars(update(CopilotRun).where(
+            CopilotRun.tenant_id == tenant_id, CopilotRun.id == run_id, CopilotRun.status == RunStatus.QUEUED.value)
+            .values(status=RunStatus.RUNNING.value).returning(CopilotRun))).one_or_none()
+        if run is None:
+            return
+        outbox.publish(s, tenant_id, topic(run_id), {"status": RunStatus.RUNNING.value})
+        creds: dict[str, Any] = {}
+        settings: dict[str, Any] = {}
+        if not run.provider.startswith(catalog.ENDPOINT_PREFIX):
+            found = await load_credentials(s, tenant_id, Provider(run.provider))
+            if found is not None:
+                creds, settings = found
+        brand = await s.get(Brand, (tenant_id, run.brand_id))
+        attrs = (await dsl_context(s, tenant_id)).custom_attributes if run.feature == Feature.CAMPAIGN_COPY.value else {}
+        provider, model, feature, params = run.provider, run.model, run.feature, dict(run.params)
+        requested_by = run.requested_by
+    prompt = prompts.Prompt.from_params(params["prompt"])
+    started = time.perf_counter()
+    seq = 0
+
+    async def on_delta(piece: str) -> None:
+        nonlocal seq
+        seq += 1
+        try:
+            await _publish_delta(tenant_id, run_id, seq, piece)
+        except Exception as exc:  # noqa: BLE001  (live text is best effort; the result is committed)
+            log.warning("copilot delta not published: %s", type(exc).__name__)
+
+    values: dict[str, Any]
+    generated = None
+    try:
+        if not creds and not provider.startswith(catalog.ENDPOINT_PREFIX):
+            raise generation.ProviderError(ErrorCode.AI_PROVIDER_AUTH, f"no {provider} credentials are set")
+        generated = await generation.generate(provider, model, creds, settings, prompt, on_delta)
+        if feature == Feature.CAMPAIGN_COPY.value:
+            result = _check_campaign_copy(brand, params["channel"], generated.text, attrs)
+        else:
+            result = {"text": generated.text.strip(), "flaggedWords": prompts.flagged_words(brand, generated.text)}
+        if generated.citations:
+            result["citations"] = generated.citations
+        values = dict(status=RunStatus.SUCCEEDED.value, output=generated.text, result=result)
+    except generation.ProviderError as exc:
+        values = dict(status=RunStatus.FAILED.value, error_code=exc.code.value, error_message=exc.message[:500],
+                      retry_after=exc.retry_after, output=None)
+    except DomainError as exc:  # the answer failed its checks
+        values = dict(status=RunStatus.FAILED.value, error_code=exc.code.value, error_message=exc.message[:500],
+                      output=generated.text if generated else None)
+    except Exception:  # noqa: BLE001  (a run never stays running: it fails, and the log says why)
+        log.exception("copilot run failed", extra={"run_id": str(run_id)})
+        values = dict(status=RunStatus.FAILED.value, error_code=ErrorCode.AI_PROVIDER_UNAVAILABLE.value,
+                      error_message="the copilot failed unexpectedly; try again")
+    tokens_in = generated.tokens_in if generated else 0
+    tokens_out = generated.tokens_out if generated else 0
+    info = catalog.model_info(provider, model)
+    cost = info.cost_micro_usd(tokens_in, tokens_out) if info else None
+    values.update(tokens_in=tokens_in, tokens_out=tokens_out, cost_micro_usd=cost,
+                  latency_ms=round((time.perf_counter() - started) * 1000), finished_at=func.now())
+    async with tenant_session(tenant_id) as s:
+        await s.execute(update(CopilotRun).where(CopilotRun.tenant_id == tenant_id, CopilotRun.id == run_id,
+                                                 CopilotRun.status == RunStatus.RUNNING.value).values(**values))
+        if tokens_in or tokens_out:
+            await usage.record(s, tenant_id, provider=provider, model=model, feature=feature,
+                               principal_id=requested_by, tokens_in=tokens_in, tokens_out=tokens_out,
+                               cost_micro_usd=cost)
+        outbox.publish(s, tenant_id, topic(run_id), {"final": True, "status": values["status"]})
+
+
+@tenant_actor(queue_name="copilot", max_retries=0, time_limit=15 * 60 * 1000)
+async def run_copilot(tenant_id: uuid.UUID, run_id: str) -> None:
+    """Execute one streaming copilot run (claimed once; a redelivery finds it taken)."""
+    await execute(tenant_id, uuid.UUID(run_id))

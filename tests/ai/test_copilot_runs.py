@@ -1,0 +1,200 @@
+"""Copilot runs end to end: a streaming run executed by the worker against the OpenAI and the
+Anthropic fakes and followed over graphql-transport-ws (Anthropic's `error` event after HTTP 200
+included), the non-streaming path, campaign copy checked like saved content, typed provider
+errors, usage metering and the quota, and the module gate."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+
+from conftest import Api, TenantFixture, gid
+from domain.ai import usage
+from domain.campaigns import service as campaigns
+from domain.platform.db import tenant_session
+from support.ai import AiFakes, ai_fakes, ai_server, ai_worker, copilot_tenant, enable_copilot, fakes_ai  # noqa: F401
+from support.ws import Client, bearer
+
+RUN = """id feature provider endpoint model status output result tokensIn tokensOut costEstimateMicroUsd latencyMs
+  requestedBy inputRef error { code message retryAfterSeconds }"""
+REWRITE = f"""mutation($input: RewriteTextInput!) {{ rewriteText(input: $input) {{ run {{ {RUN} }}
+  errors {{ field code message }} }} }}"""
+DRAFT = f"""mutation($input: DraftCampaignCopyInput!) {{ draftCampaignCopy(input: $input) {{ run {{ {RUN} }}
+  errors {{ field code message }} }} }}"""
+FOLLOW = f"""subscription($id: ID!) {{ copilotRun(id: $id) {{ status delta text run {{ {RUN} }} }} }}"""
+SET = """mutation($input: SetAiConnectionInput!) { setAiConnection(input: $input) { errors { code } } }"""
+USAGE = """{ copilotUsage { month tokenLimit tokensUsed rows { provider model feature requestedBy runs tokensIn tokensOut
+  costEstimateMicroUsd } } }"""
+
+
+@pytest.fixture
+async def ai(ai_server, ai_worker) -> AsyncIterator[Api]:  # noqa: ANN001
+    client = Api(ai_server.url)
+    yield client
+    await client.http.aclose()
+
+
+async def _connect(api: Api, t: TenantFixture, provider: str, key: str) -> None:
+    got = await api.data(SET, {"input": {"provider": provider, "apiKey": key}}, token=t.owner_token)
+    assert got["setAiConnection"]["errors"] == []
+
+
+async def _rewrite(api: Api, t: TenantFixture, token: str | None = None, **extra) -> dict:  # noqa: ANN003
+    body = await api.data(REWRITE, {"input": {"brandId": t.brand_gid("a"), "text": "hey, our new jacket is here",
+                                              "mode": "TONE", "tone": "FRIENDLY", **extra}},
+                          token=token or t.owner_token)
+    return body["rewriteText"]
+
+
+async def _follow(api: Api, t: TenantFixture, run_id: str) -> list[dict]:
+    client = await Client.open(api.base_url, bearer(t.owner_token))
+    try:
+        op = await client.subscribe(FOLLOW, {"id": run_id})
+        for _ in range(400):
+            if client.ended(op):
+                break
+            await client.receive(0.05)
+        assert client.ended(op) and not client.errors(op), client.of(op)
+        return client.data("copilotRun", op)
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("provider", ["OPENAI", "ANTHROPIC"])
+async def test_a_run_streams_over_the_websocket_then_finishes_checked_and_metered(
+        ai: Api, copilot_tenant: TenantFixture, fakes_ai: AiFakes, provider: str) -> None:
+    fake = getattr(fakes_ai, provider.lower())
+    fake.token_delay = 0.1  # the text arrives over about a second
+    await _connect(ai, copilot_tenant, provider, fake.api_key)
+    started = await _rewrite(ai, copilot_tenant)
+    assert started["errors"] == [] and started["run"]["status"] == "QUEUED"
+    frames = await _follow(ai, copilot_tenant, started["run"]["id"])
+    deltas = [f["delta"] for f in frames if f["delta"]]
+    assert len(deltas) >= 3, frames  # streamed piece by piece
+    assert frames[-1]["text"].endswith("".join(deltas))
+    final = frames[-1]["run"]
+    assert final["status"] == "SUCCEEDED" and final["output"] == fake.reply
+    assert final["result"]["text"] == fake.reply and final["result"]["flaggedWords"] == []
+    assert final["tokensIn"] > 0 and final["tokensOut"] == len(fake.reply.split())
+    assert final["costEstimateMicroUsd"] > 0 and final["latencyMs"] > 0
+    assert final["provider"] == provider and final["requestedBy"] == str(copilot_tenant.owner_member_id)
+    # the prompt carried the brand's voice, and the customer text as data
+    (path, body), = [c for c in fake.calls if c[0].endswith(("/chat/completions", "/messages"))]
+    prompt = json.dumps(body)
+    assert "Brand A" in prompt and "<data>" in prompt and "hey, our new jacket is here" in prompt
+    usage_now = (await ai.data(USAGE, token=copilot_tenant.owner_token))["copilotUsage"]
+    assert usage_now["tokensUsed"] == final["tokensIn"] + final["tokensOut"]
+    assert usage_now["rows"] == [{"provider": provider.lower(), "model": final["model"], "feature": "REWRITE",
+                                  "requestedBy": final["requestedBy"], "runs": 1, "tokensIn": final["tokensIn"],
+                                  "tokensOut": final["tokensOut"],
+                                  "costEstimateMicroUsd": final["costEstimateMicroUsd"]}]
+
+
+async def test_anthropic_error_event_after_200_fails_the_run_with_a_typed_code(
+        ai: Api, copilot_tenant: TenantFixture, fakes_ai: AiFakes) -> None:
+    fakes_ai.anthropic.error_after_200 = True
+    fakes_ai.anthropic.token_delay = 0.1
+    await _connect(ai, copilot_tenant, "ANTHROPIC", fakes_ai.anthropic.api_key)
+    started = await _rewrite(ai, copilot_tenant)
+    frames = await _follow(ai, copilot_tenant, started["run"]["id"])
+    final = frames[-1]["run"]
+    assert final["status"] == "FAILED" and final["error"]["code"] == "AI_PROVIDER_UNAVAILABLE", final
+    assert "overloaded" in final["error"]["message"].lower()
+    assert final["output"] is None and final["tokensOut"] == 0
+
+
+async def test_the_non_streaming_path_returns_the_finished_run(
+        ai: Api, copilot_tenant: TenantFixture, fakes_ai: AiFakes) -> None:
+    await _connect(ai, copilot_tenant, "OPENAI", fakes_ai.openai.api_key)
+    done = await _rewrite(ai, copilot_tenant, wait=True)
+    assert done["errors"] == [] and done["run"]["status"] == "SUCCEEDED"
+    assert done["run"]["result"]["text"] == fakes_ai.openai.reply
+
+
+@pytest.mark.parametrize(("status", "code"), [(401, "AI_PROVIDER_AUTH"), (429, "AI_PROVIDER_RATE_LIMITED"),
+                                              (500, "AI_PROVIDER_UNAVAILABLE")])
+async def test_provider_errors_are_typed_and_retries_bounded(
+        ai: Api, copilot_tenant: TenantFixture, fakes_ai: AiFakes, status: int, code: str) -> None:
+    await _connect(ai, copilot_tenant, "OPENAI", fakes_ai.openai.api_key)
+    fakes_ai.openai.fail_next(5, status=status, retry_after=1)
+    done = await _rewrite(ai, copilot_tenant, wait=True)
+    run = done["run"]
+    assert run["status"] == "FAILED" and run["error"]["code"] == code, run
+    assert fakes_ai.openai.requests == (1 if status == 401 else 2)  # one retry, no more
+    if status == 429:
+        assert run["error"]["retryAfterSeconds"] == 1
+    assert fakes_ai.openai.api_key not in json.dumps(done)
+
+
+async def test_campaign_copy_variants_are_checked_like_saved_content(
+        ai: Api, copilot_tenant: TenantFixture, fakes_ai: AiFakes) -> None:
+    t = copilot_tenant
+    from domain.tenancy import brands
+
+    await brands.update_brand_voice(t.owner, t.brands["a"], {"voice_tone": "warm", "voice_words_to_avoid": ["cheap"]})
+    campaign = await campaigns.create_campaign(t.owner, t.brands["a"], {"name": "Winter drop", "channel": "email"})
+    fakes_ai.openai.reply = json.dumps({"variants": [
+        {"subject": "Hi {{ customer.first_name }}, winter is here", "preheader": "Layer up",
+         "html": "<p>New jackets</p>", "text": "New jackets"},
+        {"subject": "A cheap jacket {{ customer.nope }", "html": "<p>x</p>"}]})
+    await _connect(ai, t, "OPENAI", fakes_ai.openai.api_key)
+    done = (await ai.data(DRAFT, {"input": {"campaignId": gid("Campaign", campaign.id), "variants": 2,
+                                            "brief": "launch the winter jackets", "wait": True}},
+                          token=t.owner_token))["draftCampaignCopy"]
+    run = done["run"]
+    assert run["status"] == "SUCCEEDED" and run["inputRef"] == f"Campaign:{campaign.id}", run
+    good, bad = run["result"]["variants"]
+    assert good["valid"] and good["content"]["subject"].startswith("Hi {{ customer.first_name }}")
+    assert not bad["valid"] and bad["errors"] and bad["flaggedWords"] == ["cheap"]
+    prompt = json.dumps(fakes_ai.openai.calls[-1][1])
+    assert "Never use these words: cheap" in prompt and "Winter drop" in prompt and "customer.first_name" in prompt
+    # nothing was saved to the campaign
+    assert (await campaigns.get_campaign(t.owner, campaign.id)).content == {}
+
+
+async def test_without_a_connection_the_run_says_what_to_configure(ai: Api, copilot_tenant: TenantFixture) -> None:
+    got = await _rewrite(ai, copilot_tenant)
+    assert got["run"] is None and got["errors"][0]["code"] == "INVALID_STATE"
+    assert "AI settings" in got["errors"][0]["message"]
+
+
+async def test_quota_exceeded_refuses_new_runs(ai: Api, copilot_tenant: TenantFixture, fakes_ai: AiFakes) -> None:
+    await _connect(ai, copilot_tenant, "OPENAI", fakes_ai.openai.api_key)
+    async with tenant_session(copilot_tenant.id) as s:
+        await usage.record(s, copilot_tenant.id, provider="openai", model="gpt-4.1-mini", feature="rewrite",
+                           principal_id="someone", tokens_in=usage.PLAN_TOKEN_LIMITS["free"], tokens_out=0,
+                           cost_micro_usd=0)
+    got = await _rewrite(ai, copilot_tenant)
+    assert got["run"] is None and got["errors"][0]["code"] == "QUOTA_EXCEEDED"
+    async with tenant_session(copilot_tenant.id) as s:
+        assert await s.scalar(text("select count(*) from copilot_runs")) == 0
+
+
+async def test_roles_and_the_module_gate(ai: Api, tenant: TenantFixture, fakes_ai: AiFakes) -> None:
+    got = await _rewrite(ai, tenant)
+    assert got["errors"][0]["code"] == "FEATURE_DISABLED"
+    body = await ai.gql(USAGE, token=tenant.owner_token)
+    assert body["errors"][0]["extensions"]["code"] == "FEATURE_DISABLED"
+    await enable_copilot(tenant)
+    await _connect(ai, tenant, "OPENAI", fakes_ai.openai.api_key)
+    _, analyst = await tenant.member("analyst")
+    assert (await _rewrite(ai, tenant, token=analyst))["errors"][0]["code"] == "FORBIDDEN"
+    _, agent = await tenant.member("agent")
+    assert (await _rewrite(ai, tenant, token=agent, wait=True))["run"]["status"] == "SUCCEEDED"
+    campaign = await campaigns.create_campaign(tenant.owner, tenant.brands["a"], {"name": "C", "channel": "sms"})
+    refused = (await ai.data(DRAFT, {"input": {"campaignId": gid("Campaign", campaign.id)}}, token=agent))
+    assert refused["draftCampaignCopy"]["errors"][0]["code"] == "FORBIDDEN"
+    await enable_copilot(tenant, False)
+    client = await Client.open(ai.base_url, bearer(tenant.owner_token))
+    try:
+        op = await client.subscribe(FOLLOW, {"id": gid("CopilotRun", tenant.id)})
+        for _ in range(100):
+            if client.failed(op):
+                break
+            await client.receive(0.05)
+        assert [e["extensions"]["code"] for e in client.errors(op)] == ["FEATURE_DISABLED"]
+    finally:
+        await client.close()
