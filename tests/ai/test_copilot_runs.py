@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from conftest import Api, TenantFixture, gid
+from domain.ai import service as ai_settings
 from domain.ai import usage
 from domain.campaigns import service as campaigns
 from domain.platform.db import tenant_session
@@ -198,3 +199,22 @@ async def test_roles_and_the_module_gate(ai: Api, tenant: TenantFixture, fakes_a
         assert [e["extensions"]["code"] for e in client.errors(op)] == ["FEATURE_DISABLED"]
     finally:
         await client.close()
+
+
+async def test_no_key_reaches_the_api_or_worker_logs(ai_server, ai: Api, copilot_tenant: TenantFixture,  # noqa: ANN001
+                                                     fakes_ai: AiFakes) -> None:
+    for provider in ("OPENAI", "ANTHROPIC"):
+        fake = getattr(fakes_ai, provider.lower())
+        await _connect(ai, copilot_tenant, provider, fake.api_key)
+        model = "gpt-4.1-mini" if provider == "OPENAI" else "claude-haiku-4-5"
+        await ai_settings.update_settings(copilot_tenant.owner, (provider.lower(), model), None)
+        started = await _rewrite(ai, copilot_tenant)
+        frames = await _follow(ai, copilot_tenant, started["run"]["id"])
+        assert frames[-1]["run"]["status"] == "SUCCEEDED", frames[-1]["run"]["error"]
+        fake.fail_next(1, status=401)
+        failed = await _rewrite(ai, copilot_tenant)
+        assert (await _follow(ai, copilot_tenant, failed["run"]["id"]))[-1]["run"]["error"]["code"] == "AI_PROVIDER_AUTH"
+    logs = ai_server.logs()
+    assert "Worker process is ready" in logs and '"path": "/graphql"' in logs  # both processes' logs
+    for secret in fakes_ai.keys():
+        assert secret not in logs, secret

@@ -46,12 +46,13 @@ class _AiFake(FakeHttpServer):
         self.token_delay = token_delay
         self.calls: list[tuple[str, Any]] = []
         self.first_token_at: float | None = None
+        self.first_token_mono: float | None = None  # time.monotonic(), for a client in the same process
         self.error_after_200 = False  # Anthropic: an `error` event after some deltas
 
     def reset(self) -> None:
         super().reset()
         self.calls.clear()
-        self.first_token_at = None
+        self.first_token_at = self.first_token_mono = None
         self.error_after_200 = False
         self.token_delay = 0.0
         self.reply = DEFAULT_REPLY
@@ -149,7 +150,7 @@ class FakeOpenAI(_AiFake):
                 if self.token_delay:
                     await asyncio.sleep(self.token_delay)
                 if i == 0:
-                    self.first_token_at = time.time()
+                    self.first_token_at, self.first_token_mono = time.time(), time.monotonic()
                 yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {'content': t}, 'finish_reason': None}]})}\n\n"
             yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
             if include_usage:
@@ -246,7 +247,7 @@ class FakeAnthropic(_AiFake):
                 if self.token_delay:
                     await asyncio.sleep(self.token_delay)
                 if i == 0:
-                    self.first_token_at = time.time()
+                    self.first_token_at, self.first_token_mono = time.time(), time.monotonic()
                 yield ev("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                  "delta": {"type": "text_delta", "text": t}})
                 if error_after and i == 1:
