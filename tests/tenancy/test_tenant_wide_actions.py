@@ -78,7 +78,8 @@ SCOPES: dict[str, str] = {
     "assignApiKeysToClientApp": TENANT_WIDE, "uploadTrustedDocuments": TENANT_WIDE, "removeTrustedDocuments": TENANT_WIDE,
     # AI settings (the copilot module)
     "setAiConnection": TENANT_WIDE, "testAiConnection": TENANT_WIDE, "removeAiConnection": TENANT_WIDE,
-    "updateAiSettings": TENANT_WIDE, "rewriteText": BRAND, "draftCampaignCopy": BRAND,
+    "updateAiSettings": TENANT_WIDE, "rewriteText": BRAND, "draftCampaignCopy": BRAND, "suggestReply": BRAND,
+    "summarizeConversation": BRAND,
 }
 
 

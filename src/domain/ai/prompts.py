@@ -120,3 +120,48 @@ def sms_segments(text: str) -> tuple[str, int]:
         return "GSM-7", 1 if units <= SMS_GSM7_SEGMENT else -(-units // SMS_GSM7_MULTI)
     units = sum(2 if ord(c) > 0xFFFF else 1 for c in text)  # UTF-16 code units
     return "UCS-2", 1 if units <= SMS_UCS2_SEGMENT else -(-units // SMS_UCS2_MULTI)
+
+
+# --- conversations -----------------------------------------------------------------------------
+
+
+def thread_text(messages: list[dict[str, Any]]) -> str:
+    """The thread, oldest first: the customer's messages quoted as data, the team's as they are
+    (internal notes marked)."""
+    lines = []
+    for m in messages:
+        who = m["author"]
+        body = (m.get("text") or "").strip()[:4000]
+        if m["direction"] == "inbound":
+            lines.append(f"[{m['at']}] Customer ({who}):\n{quote(body)}")
+        else:
+            kind = "Internal note" if m.get("kind") == "note" else "Reply"
+            lines.append(f"[{m['at']}] {kind} by {who}:\n{body}")
+    return "\n\n".join(lines)
+
+
+def customer_facts(customer: dict[str, Any]) -> str:
+    return json.dumps(customer, default=str)
+
+
+def reply_suggestion(brand: Brand, channel: str, thread: str, customer: dict[str, Any], orders: list[dict[str, Any]],
+                     canned: list[dict[str, str]], instructions: str | None) -> Prompt:
+    limits = {"sms": "one or two SMS segments (at most 306 plain characters)", "chat": "a few short sentences",
+              "email": "a short e-mail body, no subject line"}[channel if channel in ("sms", "chat") else "email"]
+    system = (f"{voice(brand)}\n\n{GUARD}\nYou draft the next reply of the brand's support team in a "
+              f"{channel} conversation, for an agent to review, edit and send. Be accurate: use only the facts "
+              "given (the customer's profile, orders and the team's canned responses); when a fact is missing, "
+              f"say the team will check rather than inventing it. Length: {limits}. Answer with the reply only.")
+    user = (f"Customer profile (JSON): {customer_facts(customer)}\nRecent orders (JSON): {json.dumps(orders, default=str)}\n"
+            f"Canned responses the team uses (JSON): {json.dumps(canned)}\n\nThe conversation so far:\n{thread}\n")
+    if instructions:
+        user += f"\nThe agent's instructions for this reply: {instructions}\n"
+    return Prompt(system, user, max_tokens=700)
+
+
+def conversation_summary(brand: Brand, thread: str, customer: dict[str, Any]) -> Prompt:
+    system = (f"You summarise support conversations for {brand.name}'s team.\n{GUARD}\nAnswer in at most five "
+              "short bullet points: what the customer wants, what was done or promised, what is still open, the "
+              "customer's mood. Facts only.")
+    return Prompt(system, f"Customer profile (JSON): {customer_facts(customer)}\n\nConversation:\n{thread}",
+                  max_tokens=400)

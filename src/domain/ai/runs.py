@@ -36,11 +36,15 @@ from domain.ai.models import AiConnection, AiSettings, AiUsage, CopilotRun, Feat
 from domain.ai.service import FEATURE, load_credentials
 from domain.campaigns import templates
 from domain.campaigns.models import Campaign
+from domain.commerce.models import Order
+from domain.conversations.models import CannedResponse, Conversation, Message
+from domain.customers.models import Customer
 from domain.errors import DomainError, ErrorCode, InvalidState, Validator
 from domain.platform import events, outbox
 from domain.platform import redis as redis_mod
 from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
+from domain.profiles.models import CustomerProfile
 from domain.segments.models import Segment
 from domain.segments.service import dsl_context
 from domain.tenancy import scoping
@@ -185,6 +189,72 @@ async def draft_campaign_copy(principal: Principal, campaign_id: uuid.UUID, *, v
                                        {"name": campaign.name, "segments": segments}, brief, variables)
         run = await _create(s, principal, campaign.brand_id, Feature.CAMPAIGN_COPY, f"Campaign:{campaign.id}", prompt,
                             {"channel": campaign.channel, "variants": variants})
+        await _launch(principal, run, s, wait)
+        run_id = run.id
+    return await _finish_start(principal, run_id, wait)
+
+
+async def _conversation_grounding(s: AsyncSession, principal: Principal, conversation_id: uuid.UUID):  # noqa: ANN202
+    """The conversation (visible to the principal, or NOT_FOUND), its brand, the thread (last 30
+    messages), the customer's profile for that brand and recent orders, and the brand's canned
+    responses: read under the principal's permissions."""
+    conversation = await scoping.load_brand_owned(s, principal, Conversation, conversation_id,
+                                                  what="conversation", field="conversationId")
+    authorize(principal, Action.COPILOT_DRAFT, brand_id=conversation.brand_id)
+    brand = await scoping.check_brand(s, principal, conversation.brand_id, field="conversationId")
+    tid = principal.tenant_id
+    messages = list(reversed((await s.scalars(select(Message).where(
+        Message.tenant_id == tid, Message.conversation_id == conversation.id)
+        .order_by(Message.created_at.desc()).limit(30))).all()))
+    thread = prompts.thread_text([{"direction": m.direction, "kind": m.kind, "author": m.author_label or m.author_type,
+                                   "text": m.body_text, "at": m.created_at.isoformat(timespec="minutes")}
+                                  for m in messages])
+    customer = await s.get(Customer, (tid, conversation.customer_id))
+    profile = await s.get(CustomerProfile, (tid, conversation.brand_id, conversation.customer_id))
+    facts: dict[str, Any] = {"first_name": customer.first_name if customer else None,
+                             "city": customer.city if customer else None,
+                             "locale": customer.locale if customer else None}
+    if profile is not None:
+        facts.update(orders=profile.total_order_count, total_spent_cents=profile.total_order_value_cents,
+                     last_order_at=profile.last_order_at)
+    orders = [{"order": o.external_order_id, "status": o.status, "total_cents": o.total_cents, "currency": o.currency,
+               "placed_at": o.placed_at} for o in (await s.scalars(select(Order).where(
+                   Order.tenant_id == tid, Order.brand_id == conversation.brand_id,
+                   Order.customer_id == conversation.customer_id).order_by(Order.placed_at.desc()).limit(5))).all()]
+    canned = [{"title": c.title, "body": c.body[:1000]} for c in (await s.scalars(select(CannedResponse).where(
+        CannedResponse.tenant_id == tid, CannedResponse.brand_id == conversation.brand_id)
+        .order_by(CannedResponse.shortcode).limit(10))).all()]
+    return conversation, brand, thread, facts, orders, canned
+
+
+async def suggest_reply(principal: Principal, conversation_id: uuid.UUID, *, instructions: str | None = None,
+                        wait: bool = False) -> CopilotRun:
+    """A reply drafted for an agent to review: grounded in the thread, the customer's profile and
+    orders, and the brand's canned responses. Never sent by the copilot."""
+    authorize(principal, Action.COPILOT_DRAFT)
+    if instructions is not None and len(instructions) > 2000:
+        raise DomainError("the instructions are longer than 2000 characters", field="instructions",
+                          code=ErrorCode.TOO_LONG)
+    async with tenant_session(principal.tenant_id) as s:
+        await require_feature(s, principal.tenant_id, FEATURE)
+        conversation, brand, thread, facts, orders, canned = await _conversation_grounding(s, principal,
+                                                                                          conversation_id)
+        prompt = prompts.reply_suggestion(brand, conversation.channel, thread, facts, orders, canned, instructions)
+        run = await _create(s, principal, conversation.brand_id, Feature.REPLY_SUGGESTION,
+                            f"Conversation:{conversation.id}", prompt, {"channel": conversation.channel})
+        await _launch(principal, run, s, wait)
+        run_id = run.id
+    return await _finish_start(principal, run_id, wait)
+
+
+async def summarize_conversation(principal: Principal, conversation_id: uuid.UUID, *, wait: bool = False) -> CopilotRun:
+    authorize(principal, Action.COPILOT_DRAFT)
+    async with tenant_session(principal.tenant_id) as s:
+        await require_feature(s, principal.tenant_id, FEATURE)
+        conversation, brand, thread, facts, _, _ = await _conversation_grounding(s, principal, conversation_id)
+        prompt = prompts.conversation_summary(brand, thread, facts)
+        run = await _create(s, principal, conversation.brand_id, Feature.SUMMARY, f"Conversation:{conversation.id}",
+                            prompt, {})
         await _launch(principal, run, s, wait)
         run_id = run.id
     return await _finish_start(principal, run_id, wait)

@@ -145,6 +145,20 @@ class DraftCampaignCopyInput:
     wait: bool = False
 
 
+@strawberry.input(description="Draft the next reply of a conversation for the agent to review and send. `wait: true` "
+                              "returns the finished run; otherwise follow `copilotRun`.")
+class SuggestReplyInput:
+    conversation_id: GlobalID
+    instructions: str | None = strawberry.field(default=None, description="What the reply should do, in a few words.")
+    wait: bool = False
+
+
+@strawberry.input(description="Summarise a conversation. `wait: true` returns the finished run.")
+class SummarizeConversationInput:
+    conversation_id: GlobalID
+    wait: bool = False
+
+
 @strawberry.type
 class CopilotRunPayload:
     run: CopilotRun | None = None
@@ -186,6 +200,28 @@ class CopilotMutation:
             return await runs.draft_campaign_copy(
                 info.context.principal, ids.decode(input.campaign_id, "Campaign", "campaignId"),
                 variants=input.variants, brief=input.brief, wait=input.wait)
+
+        return await payload(CopilotRunPayload, run, lambda r: {"run": CopilotRun.from_model(r)})
+
+
+    @strawberry.mutation(description="Draft the next reply of a conversation, grounded in the thread, the customer's "
+                                     "profile and orders and the brand's canned responses. Never sent by the copilot: "
+                                     "an agent inserts, edits and sends it. Agents and above. Copilot module.")
+    async def suggest_reply(self, info: Info, input: SuggestReplyInput) -> CopilotRunPayload:
+        async def run():
+            return await runs.suggest_reply(
+                info.context.principal, ids.decode(input.conversation_id, "Conversation", "conversationId"),
+                instructions=input.instructions, wait=input.wait)
+
+        return await payload(CopilotRunPayload, run, lambda r: {"run": CopilotRun.from_model(r)})
+
+    @strawberry.mutation(description="Summarise a conversation: what the customer wants, what was done, what is open. "
+                                     "Agents and above. Copilot module.")
+    async def summarize_conversation(self, info: Info, input: SummarizeConversationInput) -> CopilotRunPayload:
+        async def run():
+            return await runs.summarize_conversation(
+                info.context.principal, ids.decode(input.conversation_id, "Conversation", "conversationId"),
+                wait=input.wait)
 
         return await payload(CopilotRunPayload, run, lambda r: {"run": CopilotRun.from_model(r)})
 

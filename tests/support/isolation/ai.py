@@ -57,6 +57,14 @@ BRAND_WRITES = [
                                     f"{RUN} {ERRORS} }} }}",
                lambda w, side: {"input": {"campaignId": w.campaign_gid(side), "variants": 1, "wait": True}},
                "input.campaignId"),
+    BrandWrite("suggestReply", "mutation($input: SuggestReplyInput!) { suggestReply(input: $input) { "
+                               f"{RUN} {ERRORS} }} }}",
+               lambda w, side: {"input": {"conversationId": w.conversation_gid(side), "wait": True}},
+               "input.conversationId"),
+    BrandWrite("summarizeConversation", "mutation($input: SummarizeConversationInput!) { summarizeConversation("
+                                        f"input: $input) {{ {RUN} {ERRORS} }} }}",
+               lambda w, side: {"input": {"conversationId": w.conversation_gid(side), "wait": True}},
+               "input.conversationId"),
 ]
 
 FOLLOW = "subscription($id: ID!) { copilotRun(id: $id) { status text run { id output } } }"
