@@ -204,7 +204,8 @@ async def test_roles_without_the_action_draft_nothing_but_analysts_read_runs(ai:
     w = await _run_world(ai, fakes_ai)
     token = (await principals(w.t, kind))[kind]
     before = await rows(w.t)
-    refused = BRAND_WRITES if kind == "analyst" else [bw for bw in BRAND_WRITES if bw.name == "draftCampaignCopy"]
+    refused = BRAND_WRITES if kind == "analyst" else [bw for bw in BRAND_WRITES
+                                                              if bw.name in ("draftCampaignCopy", "draftSegment")]
     for bw in refused:
         got = (await ai.data(bw.doc, bw.variables(w, "a"), token=token))[bw.name]
         assert [e["code"] for e in got["errors"]] == ["FORBIDDEN"], got

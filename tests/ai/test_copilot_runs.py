@@ -274,3 +274,41 @@ async def test_a_reply_suggestion_is_grounded_and_never_sent(ai: Api, copilot_te
     refused = (await ai.data(SUGGEST, {"input": {"conversationId": gid("Conversation", conversation_id)}},
                              token=other_agent))["suggestReply"]
     assert [(e["field"], e["code"]) for e in refused["errors"]] == [("input.conversationId", "NOT_FOUND")]
+
+
+DRAFT_SEGMENT = f"""mutation($input: DraftSegmentInput!) {{ draftSegment(input: $input) {{ run {{ {RUN} }}
+  errors {{ field code message }} }} }}"""
+LYON = {"match": "all", "rules": [{"kind": "attribute", "field": "city", "operator": "equals", "value": "Lyon"}],
+        "groups": []}
+
+
+async def test_natural_language_to_a_checked_segment_repaired_once_never_saved(
+        ai: Api, copilot_tenant: TenantFixture, fakes_ai: AiFakes) -> None:
+    from domain.customers.service import upsert_customer
+
+    t = copilot_tenant
+    for city in ("Lyon", "Paris"):
+        await upsert_customer(t.owner, {"email": f"{city}-{uuid.uuid4().hex[:6]}@example.test", "city": city},
+                              brand_id=t.brands["a"])
+    await _connect(ai, t, "OPENAI", fakes_ai.openai.api_key)
+    invalid = {"match": "all", "rules": [{"kind": "attribute", "field": "shoe_size", "operator": "equals", "value": 9}]}
+    fakes_ai.openai.replies = [json.dumps({"definition": invalid, "explanation": []}),
+                               json.dumps({"definition": LYON, "explanation": [
+                                   {"rule": "rules[0]", "meaning": "customers whose city is Lyon"}]})]
+    done = (await ai.data(DRAFT_SEGMENT, {"input": {"brandId": t.brand_gid("a"), "description": "customers in Lyon",
+                                                    "wait": True}}, token=t.owner_token))["draftSegment"]
+    run = done["run"]
+    assert run["status"] == "SUCCEEDED", run
+    assert run["result"]["count"] == 1 and run["result"]["repaired"] is True
+    assert run["result"]["definition"]["rules"] == LYON["rules"]
+    assert run["result"]["explanation"] == [{"rule": "rules[0]", "meaning": "customers whose city is Lyon"}]
+    first, second = [c[1] for c in fakes_ai.openai.calls]
+    assert '"field": "city"' in first["messages"][0]["content"]  # the brand's catalogue grounds it
+    assert "shoe_size" in second["messages"][1]["content"]  # the repair names what was wrong
+    # twice invalid: refused
+    fakes_ai.openai.replies = [json.dumps({"definition": invalid}), "not json at all"]
+    refused = (await ai.data(DRAFT_SEGMENT, {"input": {"brandId": t.brand_gid("a"), "description": "big feet",
+                                                       "wait": True}}, token=t.owner_token))["draftSegment"]["run"]
+    assert refused["status"] == "FAILED" and refused["error"]["code"] == "INVALID" and refused["result"] is None
+    async with tenant_session(t.id) as s:
+        assert await s.scalar(text("select count(*) from segments")) == 0  # nothing saved

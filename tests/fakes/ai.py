@@ -48,17 +48,19 @@ class _AiFake(FakeHttpServer):
         self.first_token_at: float | None = None
         self.first_token_mono: float | None = None  # time.monotonic(), for a client in the same process
         self.error_after_200 = False  # Anthropic: an `error` event after some deltas
+        self.replies: list[str] = []  # answers for the next requests, in order (then ``reply``)
 
     def reset(self) -> None:
         super().reset()
         self.calls.clear()
         self.first_token_at = self.first_token_mono = None
+        self.replies = []
         self.error_after_200 = False
         self.token_delay = 0.0
         self.reply = DEFAULT_REPLY
 
     def tokens(self) -> list[str]:
-        words = self.reply.split(" ")
+        words = (self.replies.pop(0) if self.replies else self.reply).split(" ")
         return [w if i == 0 else " " + w for i, w in enumerate(words)]
 
     async def _record(self, request: Request) -> Any:

@@ -165,3 +165,28 @@ def conversation_summary(brand: Brand, thread: str, customer: dict[str, Any]) ->
               "customer's mood. Facts only.")
     return Prompt(system, f"Customer profile (JSON): {customer_facts(customer)}\n\nConversation:\n{thread}",
                   max_tokens=400)
+
+
+# --- natural language -> segment -------------------------------------------------------------
+
+
+def segment(brand: Brand, description: str, catalogue: list[dict[str, Any]]) -> Prompt:
+    """``catalogue``: the brand's field catalogue (kind, field, operators, value type, a few
+    suggested values), the only fields the definition may use."""
+    system = (
+        f"You turn a marketer's description of customers of {brand.name} into a segment definition in "
+        "Brandgraph's rule language, and explain each rule.\n" + GUARD + "\n"
+        "The language: a group is {\"match\": \"all\"|\"any\", \"rules\": [...], \"groups\": [...]}; the root "
+        "also has \"version\": 1. A rule is {\"kind\": ..., \"field\": ..., \"operator\": ..., \"value\": ...} "
+        "(event rules: {\"kind\": \"event\", \"name\": ..., \"operator\": ..., \"value\": count, \"within_days\": n}; "
+        "tag and segment rules: {\"kind\": ..., \"operator\": ..., \"value\": [ids]}). Money is in major units "
+        "(12.50). Dates: within_days / older_than_days take a number of days. Use ONLY these fields and "
+        "operators:\n" + json.dumps(catalogue) + "\n"
+        "Answer with one JSON object only: {\"definition\": {...}, \"explanation\": [{\"rule\": \"path, e.g. "
+        "rules[0]\", \"meaning\": \"plain words\"}]}.")
+    return Prompt(system, f"The description:\n{quote(description)}", json=True, max_tokens=1500)
+
+
+def segment_repair(previous: str, errors: list[str]) -> str:
+    return ("Your previous answer was not a valid definition:\n" + "\n".join(f"- {e}" for e in errors[:10])
+            + "\nAnswer again with the corrected JSON object only. Your previous answer:\n" + previous[:6000])

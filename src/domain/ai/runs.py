@@ -45,11 +45,13 @@ from domain.platform import redis as redis_mod
 from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
 from domain.profiles.models import CustomerProfile
+from domain.segments import inspection
+from domain.segments.catalogue import field_catalogue
 from domain.segments.models import Segment
 from domain.segments.service import dsl_context
 from domain.tenancy import scoping
 from domain.tenancy.models import Brand
-from domain.tenancy.policies import Action, Principal, authorize
+from domain.tenancy.policies import Action, Principal, PrincipalKind, Role, authorize
 from domain.tenancy.tenants import require_feature
 
 log = logging.getLogger(__name__)
@@ -260,6 +262,58 @@ async def summarize_conversation(principal: Principal, conversation_id: uuid.UUI
     return await _finish_start(principal, run_id, wait)
 
 
+async def draft_segment(principal: Principal, brand_id: uuid.UUID, description: str, *,
+                        wait: bool = False) -> CopilotRun:
+    """A segment definition from words, in the rule language, over the brand's field catalogue
+    only; checked by the rule validator with its preview count and an explanation of each rule.
+    An invalid answer is repaired once, then refused. Nothing is saved: a person creates the
+    segment from the result (``createSegment``)."""
+    authorize(principal, Action.COPILOT_CAMPAIGN, brand_id=brand_id)
+    v = Validator()
+    if not isinstance(description, str) or not description.strip():
+        v.add("description", "describe the customers", ErrorCode.REQUIRED)
+    elif len(description) > 2000:
+        v.add("description", "at most 2000 characters", ErrorCode.TOO_LONG)
+    v.check()
+    fields = [{"kind": f.kind.value, "field": f.field, "type": f.value_type.value,
+               "operators": [o.value for o in f.operators], "values": list(f.enum_values or f.suggestions)[:10]}
+              for f in await field_catalogue(principal, brand_id)]  # the brand's own catalogue
+    async with tenant_session(principal.tenant_id) as s:
+        await require_feature(s, principal.tenant_id, FEATURE)
+        brand = await scoping.check_brand(s, principal, brand_id)
+        prompt = prompts.segment(brand, description, fields)
+        run = await _create(s, principal, brand_id, Feature.SEGMENT, None, prompt, {})
+        await _launch(principal, run, s, wait)
+        run_id = run.id
+    return await _finish_start(principal, run_id, wait)
+
+
+def _run_principal(tenant_id: uuid.UUID, brand_id: uuid.UUID) -> Principal:
+    """Who checks a drafted segment: a reader of the run's brand only (the rule validator and the
+    preview take a principal)."""
+    return Principal(tenant_id=tenant_id, kind=PrincipalKind.API_KEY, id=uuid.UUID(int=0), role=Role.MARKETER,
+                     label="copilot", brand_ids=frozenset({brand_id}))
+
+
+async def _check_segment(tenant_id: uuid.UUID, brand_id: uuid.UUID, text: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """The checked result, or the reasons it is not valid."""
+    try:
+        data = json.loads(_FENCE.sub("", text.strip()))
+        definition = data["definition"]
+        explanation = data.get("explanation") or []
+        assert isinstance(definition, dict) and isinstance(explanation, list)
+    except (ValueError, KeyError, AssertionError, TypeError):
+        return None, ["the answer is not a JSON object with a definition"]
+    definition.setdefault("version", 1)
+    try:
+        found = await inspection.preview(_run_principal(tenant_id, brand_id), brand_id, definition, first=0)
+    except DomainError as exc:
+        return None, [f"{e.field}: {e.message}" if e.field else e.message for e in exc.errors]
+    return {"definition": definition, "count": found.count,
+            "explanation": [{"rule": str(x.get("rule", "")), "meaning": str(x.get("meaning", ""))}
+                            for x in explanation if isinstance(x, dict)][:50]}, []
+
+
 # --- reading -------------------------------------------------------------------------------------
 
 
@@ -410,7 +464,25 @@ async def execute(tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
         if not creds and not provider.startswith(catalog.ENDPOINT_PREFIX):
             raise generation.ProviderError(ErrorCode.AI_PROVIDER_AUTH, f"no {provider} credentials are set")
         generated = await generation.generate(provider, model, creds, settings, prompt, on_delta)
-        if feature == Feature.CAMPAIGN_COPY.value:
+        if feature == Feature.SEGMENT.value:
+            result, problems = await _check_segment(tenant_id, brand.id, generated.text)
+            if result is None:  # repaired once, then refused
+                await on_delta("\n\n")
+                again = prompts.Prompt(prompt.system, prompt.user + "\n\n" + prompts.segment_repair(generated.text,
+                                                                                                   problems),
+                                       json=True, max_tokens=prompt.max_tokens)
+                second = await generation.generate(provider, model, creds, settings, again, on_delta)
+                second.tokens_in += generated.tokens_in
+                second.tokens_out += generated.tokens_out
+                generated = second
+                result, problems = await _check_segment(tenant_id, brand.id, generated.text)
+                if result is None:
+                    raise DomainError("the drafted definition is not valid even after one repair: "
+                                      + "; ".join(problems)[:400], code=ErrorCode.INVALID)
+                result["repaired"] = True
+            else:
+                result["repaired"] = False
+        elif feature == Feature.CAMPAIGN_COPY.value:
             result = _check_campaign_copy(brand, params["channel"], generated.text, attrs)
         else:
             result = {"text": generated.text.strip(), "flaggedWords": prompts.flagged_words(brand, generated.text)}

@@ -159,6 +159,14 @@ class SummarizeConversationInput:
     wait: bool = False
 
 
+@strawberry.input(description="Describe customers in words; get a segment definition, its count and an explanation. "
+                              "Nothing is saved. `wait: true` returns the finished run.")
+class DraftSegmentInput:
+    brand_id: GlobalID | None = strawberry.field(default=None, description="Defaults to X-Brand-Id.")
+    description: str
+    wait: bool = False
+
+
 @strawberry.type
 class CopilotRunPayload:
     run: CopilotRun | None = None
@@ -222,6 +230,20 @@ class CopilotMutation:
             return await runs.summarize_conversation(
                 info.context.principal, ids.decode(input.conversation_id, "Conversation", "conversationId"),
                 wait=input.wait)
+
+        return await payload(CopilotRunPayload, run, lambda r: {"run": CopilotRun.from_model(r)})
+
+
+    @strawberry.mutation(description="Natural language to a segment definition over the brand's field catalogue, "
+                                     "checked by the rule validator, with its preview count and each rule explained; "
+                                     "an invalid answer is repaired once, then refused. Never saved. Marketers and "
+                                     "above. Copilot module.")
+    async def draft_segment(self, info: Info, input: DraftSegmentInput) -> CopilotRunPayload:
+        async def run():
+            brand_id = ids.decode(input.brand_id, "Brand", "brandId") if input.brand_id else info.context.brand_id
+            if brand_id is None:
+                raise DomainError("brandId (or the X-Brand-Id header) is required", field="brandId")
+            return await runs.draft_segment(info.context.principal, brand_id, input.description, wait=input.wait)
 
         return await payload(CopilotRunPayload, run, lambda r: {"run": CopilotRun.from_model(r)})
 

@@ -65,6 +65,10 @@ BRAND_WRITES = [
                                         f"input: $input) {{ {RUN} {ERRORS} }} }}",
                lambda w, side: {"input": {"conversationId": w.conversation_gid(side), "wait": True}},
                "input.conversationId"),
+    BrandWrite("draftSegment", "mutation($input: DraftSegmentInput!) { draftSegment(input: $input) { "
+                               f"{RUN} {ERRORS} }} }}",
+               lambda w, side: {"input": {"brandId": w.t.brand_gid(side), "description": "customers in Lyon",
+                                          "wait": True}}, "input.brandId"),
 ]
 
 FOLLOW = "subscription($id: ID!) { copilotRun(id: $id) { status text run { id output } } }"
