@@ -312,3 +312,29 @@ async def test_natural_language_to_a_checked_segment_repaired_once_never_saved(
     assert refused["status"] == "FAILED" and refused["error"]["code"] == "INVALID" and refused["result"] is None
     async with tenant_session(t.id) as s:
         assert await s.scalar(text("select count(*) from segments")) == 0  # nothing saved
+
+
+@pytest.mark.parametrize("keep", [True, False])
+async def test_perplexity_keeps_its_citations_unless_told_not_to(ai: Api, copilot_tenant: TenantFixture,
+                                                                 fakes_ai: AiFakes, keep: bool) -> None:
+    got = await ai.data(SET, {"input": {"provider": "PERPLEXITY", "apiKey": fakes_ai.perplexity.api_key,
+                                        "perplexity": {"keepCitations": keep, "searchRecency": "MONTH"}}},
+                        token=copilot_tenant.owner_token)
+    assert got["setAiConnection"]["errors"] == []
+    run = (await _rewrite(ai, copilot_tenant, wait=True))["run"]
+    assert run["status"] == "SUCCEEDED" and run["provider"] == "PERPLEXITY" and run["model"] == "sonar"
+    assert run["result"].get("citations", []) == (["https://example.com/trail-report"] if keep else [])
+    (path, body), = fakes_ai.perplexity.calls
+    assert path == "/chat/completions" and body["search_recency_filter"] == "month" and body["stream"] is True
+
+
+async def test_jasper_generates_through_its_command_endpoint(ai: Api, copilot_tenant: TenantFixture,
+                                                             fakes_ai: AiFakes) -> None:
+    got = await ai.data(SET, {"input": {"provider": "JASPER", "apiKey": fakes_ai.jasper.api_key,
+                                        "jasper": {"toneId": "tone_42"}}}, token=copilot_tenant.owner_token)
+    assert got["setAiConnection"]["errors"] == []
+    run = (await _rewrite(ai, copilot_tenant, wait=True))["run"]
+    assert run["status"] == "SUCCEEDED" and run["result"]["text"] == fakes_ai.jasper.reply
+    (path, body), = fakes_ai.jasper.calls
+    assert path == "/v1/command" and body["options"]["toneId"] == "tone_42"
+    assert "hey, our new jacket is here" in body["inputs"]["command"]
