@@ -111,9 +111,13 @@ class RunWorld:
     campaigns: dict[str, uuid.UUID]
     runs: dict[str, str]  # a finished run of each brand (global ids)
     conversations: dict[str, uuid.UUID]
+    customers: dict[str, uuid.UUID]
 
     def campaign_gid(self, side: str) -> str:
         return gid("Campaign", self.campaigns[side])
+
+    def customer_gid(self, side: str) -> str:
+        return gid("Customer", self.customers[side])
 
     def conversation_gid(self, side: str) -> str:
         return gid("Conversation", self.conversations[side])
@@ -130,12 +134,13 @@ async def _run_world(api: Api, fakes: AiFakes) -> RunWorld:
     from domain.conversations import inbound
     from domain.customers.service import upsert_customer
 
-    talks = {}
+    talks, people = {}, {}
     for side in ("a", "b"):
         customer, _ = await upsert_customer(t.owner, {"email": f"c-{side}-{t.slug}@example.test"}, brand_id=t.brands[side])
+        people[side] = customer.id
         talks[side] = (await inbound.receive_chat(t.owner, t.brands[side], customer.id, f"help {side}",
                                                   uuid.uuid4().hex))[0].id
-    w = RunWorld(t, made, {}, talks)
+    w = RunWorld(t, made, {}, talks, people)
     for side in ("a", "b"):
         body = await api.data(BRAND_WRITES[0].doc, BRAND_WRITES[0].variables(w, side), token=t.owner_token)
         w.runs[side] = body["rewriteText"]["run"]["id"]

@@ -338,3 +338,26 @@ async def test_jasper_generates_through_its_command_endpoint(ai: Api, copilot_te
     (path, body), = fakes_ai.jasper.calls
     assert path == "/v1/command" and body["options"]["toneId"] == "tone_42"
     assert "hey, our new jacket is here" in body["inputs"]["command"]
+
+
+async def test_a_customer_summary_grounds_on_the_brands_data_only(ai: Api, copilot_tenant: TenantFixture,
+                                                                   fakes_ai: AiFakes) -> None:
+    from domain.conversations import inbound
+    from domain.customers.service import upsert_customer
+
+    t = copilot_tenant
+    customer, _ = await upsert_customer(t.owner, {"email": f"sum-{uuid.uuid4().hex[:6]}@example.test",
+                                                  "first_name": "Ines", "city": "Nantes"}, brand_id=t.brands["a"])
+    await upsert_customer(t.owner, {"email": customer.email}, brand_id=t.brands["b"])  # known to b as well
+    await inbound.receive_chat(t.owner, t.brands["a"], customer.id, "my parcel for brand a is late", uuid.uuid4().hex)
+    await inbound.receive_chat(t.owner, t.brands["b"], customer.id, "a question for brand b only", uuid.uuid4().hex)
+    await _connect(ai, t, "OPENAI", fakes_ai.openai.api_key)
+    mutation = f"""mutation($input: SummarizeCustomerInput!) {{ summarizeCustomer(input: $input) {{ run {{ {RUN} }}
+      errors {{ field code message }} }} }}"""
+    done = (await ai.data(mutation, {"input": {"customerId": gid("Customer", customer.id),
+                                               "brandId": t.brand_gid("a"), "wait": True}},
+                          token=t.owner_token))["summarizeCustomer"]
+    assert done["errors"] == [] and done["run"]["status"] == "SUCCEEDED" and done["run"]["feature"] == "SUMMARY"
+    prompt = json.dumps(fakes_ai.openai.calls[-1][1])
+    assert "Ines" in prompt and "Nantes" in prompt and '\\"channel\\": \\"chat\\"' in prompt, prompt[:3000]
+    assert "parcel for brand a" in prompt and "brand b only" not in prompt

@@ -79,7 +79,7 @@ SCOPES: dict[str, str] = {
     # AI settings (the copilot module)
     "setAiConnection": TENANT_WIDE, "testAiConnection": TENANT_WIDE, "removeAiConnection": TENANT_WIDE,
     "updateAiSettings": TENANT_WIDE, "rewriteText": BRAND, "draftCampaignCopy": BRAND, "suggestReply": BRAND,
-    "summarizeConversation": BRAND, "draftSegment": BRAND,
+    "summarizeConversation": BRAND, "draftSegment": BRAND, "summarizeCustomer": BRAND,
 }
 
 

@@ -190,3 +190,16 @@ def segment(brand: Brand, description: str, catalogue: list[dict[str, Any]]) -> 
 def segment_repair(previous: str, errors: list[str]) -> str:
     return ("Your previous answer was not a valid definition:\n" + "\n".join(f"- {e}" for e in errors[:10])
             + "\nAnswer again with the corrected JSON object only. Your previous answer:\n" + previous[:6000])
+
+
+def customer_summary(brand: Brand, customer: dict[str, Any], timeline: list[dict[str, Any]],
+                     conversations: list[dict[str, Any]], segments: list[str]) -> Prompt:
+    system = (f"You summarise a customer for {brand.name}'s marketers and support agents.\n{GUARD}\nAnswer in at "
+              "most six short bullet points: who they are to the brand (value, frequency, recency), what they did "
+              "lately, open conversations and their state, the segments they are in, one suggested next step. "
+              "Facts only, from the data given.")
+    user = (f"Profile (JSON): {customer_facts(customer)}\nSegments: {json.dumps(segments)}\n"
+            f"Open conversations (JSON): {json.dumps(conversations, default=str)}\n"
+            f"Recent timeline, newest first (JSON, written by systems and customers):\n"
+            f"{quote(json.dumps(timeline, default=str))}")
+    return Prompt(system, user, max_tokens=500)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.ai import catalog, generation, prompts, usage
@@ -38,16 +38,18 @@ from domain.campaigns import templates
 from domain.campaigns.models import Campaign
 from domain.commerce.models import Order
 from domain.conversations.models import CannedResponse, Conversation, Message
-from domain.customers.models import Customer
-from domain.errors import DomainError, ErrorCode, InvalidState, Validator
+from domain.customers.models import Customer, CustomerBrand
+from domain.customers.service import load_visible
+from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, Validator
 from domain.platform import events, outbox
 from domain.platform import redis as redis_mod
 from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
 from domain.profiles.models import CustomerProfile
+from domain.timeline.models import TimelineEntry
 from domain.segments import inspection
 from domain.segments.catalogue import field_catalogue
-from domain.segments.models import Segment
+from domain.segments.models import Segment, SegmentMembership
 from domain.segments.service import dsl_context
 from domain.tenancy import scoping
 from domain.tenancy.models import Brand
@@ -257,6 +259,46 @@ async def summarize_conversation(principal: Principal, conversation_id: uuid.UUI
         prompt = prompts.conversation_summary(brand, thread, facts)
         run = await _create(s, principal, conversation.brand_id, Feature.SUMMARY, f"Conversation:{conversation.id}",
                             prompt, {})
+        await _launch(principal, run, s, wait)
+        run_id = run.id
+    return await _finish_start(principal, run_id, wait)
+
+
+async def summarize_customer(principal: Principal, brand_id: uuid.UUID, customer_id: uuid.UUID, *,
+                             wait: bool = False) -> CopilotRun:
+    """A customer as one brand knows them: the profile, the recent timeline (the brand's entries and
+    brand-less ones), open conversations with the brand and its segments the customer is in."""
+    authorize(principal, Action.COPILOT_DRAFT, brand_id=brand_id)
+    tid = principal.tenant_id
+    async with tenant_session(tid) as s:
+        await require_feature(s, tid, FEATURE)
+        brand = await scoping.check_brand(s, principal, brand_id)
+        customer = await load_visible(s, principal, customer_id)
+        known = await s.scalar(select(CustomerBrand.customer_id).where(
+            CustomerBrand.tenant_id == tid, CustomerBrand.brand_id == brand_id, CustomerBrand.customer_id == customer.id))
+        if known is None:
+            raise NotFound("customer not found", field="customerId")
+        profile = await s.get(CustomerProfile, (tid, brand_id, customer.id))
+        facts: dict[str, Any] = {"first_name": customer.first_name, "city": customer.city, "locale": customer.locale}
+        if profile is not None:
+            facts.update(orders=profile.total_order_count, total_spent_cents=profile.total_order_value_cents,
+                         average_order_cents=profile.average_order_value_cents, first_order_at=profile.first_order_at,
+                         last_order_at=profile.last_order_at, orders_last_365d=profile.orders_last_365d)
+        timeline = [{"at": e.occurred_at, "kind": e.kind, "data": e.data} for e in (await s.scalars(
+            select(TimelineEntry).where(TimelineEntry.tenant_id == tid, TimelineEntry.customer_id == customer.id,
+                                        or_(TimelineEntry.brand_id == brand_id, TimelineEntry.brand_id.is_(None)))
+            .order_by(TimelineEntry.occurred_at.desc()).limit(20))).all()]
+        talks = [{"subject": c.subject, "channel": c.channel, "status": c.status, "priority": c.priority,
+                  "last_message_at": c.last_message_at} for c in (await s.scalars(select(Conversation).where(
+                      Conversation.tenant_id == tid, Conversation.brand_id == brand_id,
+                      Conversation.customer_id == customer.id, Conversation.status != "resolved")
+                      .order_by(Conversation.last_message_at.desc()).limit(5))).all()]
+        segment_names = list((await s.scalars(select(Segment.name).join(SegmentMembership, and_(
+            SegmentMembership.tenant_id == Segment.tenant_id, SegmentMembership.segment_id == Segment.id)).where(
+            Segment.tenant_id == tid, Segment.brand_id == brand_id, SegmentMembership.customer_id == customer.id,
+            SegmentMembership.exited_at.is_(None)).order_by(Segment.name).limit(20))).all())
+        prompt = prompts.customer_summary(brand, facts, timeline, talks, segment_names)
+        run = await _create(s, principal, brand_id, Feature.SUMMARY, f"Customer:{customer.id}", prompt, {})
         await _launch(principal, run, s, wait)
         run_id = run.id
     return await _finish_start(principal, run_id, wait)

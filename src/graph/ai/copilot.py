@@ -167,6 +167,13 @@ class DraftSegmentInput:
     wait: bool = False
 
 
+@strawberry.input(description="Summarise a customer as a brand knows them. `wait: true` returns the finished run.")
+class SummarizeCustomerInput:
+    customer_id: GlobalID
+    brand_id: GlobalID | None = strawberry.field(default=None, description="Defaults to X-Brand-Id.")
+    wait: bool = False
+
+
 @strawberry.type
 class CopilotRunPayload:
     run: CopilotRun | None = None
@@ -233,6 +240,19 @@ class CopilotMutation:
 
         return await payload(CopilotRunPayload, run, lambda r: {"run": CopilotRun.from_model(r)})
 
+
+    @strawberry.mutation(description="Summarise a customer as the brand knows them: profile, recent timeline, open "
+                                     "conversations, segments. Agents and above. Copilot module.")
+    async def summarize_customer(self, info: Info, input: SummarizeCustomerInput) -> CopilotRunPayload:
+        async def run():
+            brand_id = ids.decode(input.brand_id, "Brand", "brandId") if input.brand_id else info.context.brand_id
+            if brand_id is None:
+                raise DomainError("brandId (or the X-Brand-Id header) is required", field="brandId")
+            return await runs.summarize_customer(info.context.principal, brand_id,
+                                                 ids.decode(input.customer_id, "Customer", "customerId"),
+                                                 wait=input.wait)
+
+        return await payload(CopilotRunPayload, run, lambda r: {"run": CopilotRun.from_model(r)})
 
     @strawberry.mutation(description="Natural language to a segment definition over the brand's field catalogue, "
                                      "checked by the rule validator, with its preview count and each rule explained; "

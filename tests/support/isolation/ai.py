@@ -65,6 +65,10 @@ BRAND_WRITES = [
                                         f"input: $input) {{ {RUN} {ERRORS} }} }}",
                lambda w, side: {"input": {"conversationId": w.conversation_gid(side), "wait": True}},
                "input.conversationId"),
+    BrandWrite("summarizeCustomer", "mutation($input: SummarizeCustomerInput!) { summarizeCustomer(input: $input) { "
+                                    f"{RUN} {ERRORS} }} }}",
+               lambda w, side: {"input": {"customerId": w.customer_gid(side), "brandId": w.t.brand_gid(side),
+                                          "wait": True}}, "input.brandId"),
     BrandWrite("draftSegment", "mutation($input: DraftSegmentInput!) { draftSegment(input: $input) { "
                                f"{RUN} {ERRORS} }} }}",
                lambda w, side: {"input": {"brandId": w.t.brand_gid(side), "description": "customers in Lyon",
