@@ -8,6 +8,7 @@ import importlib
 from domain.platform.broker import broker  # noqa: F401  (sets the global broker before any actor)
 
 ACTOR_MODULES = (
+    "domain.ai.design",
     "domain.ai.runs",
     "domain.audit.actors",
     "domain.automations.running",

@@ -129,6 +129,8 @@ async def _run_world(api: Api, fakes: AiFakes) -> RunWorld:
     t = await create_tenant_fixture()
     await enable_copilot(t)
     await ai_service.set_connection(t.owner, "openai", credentials={"api_key": fakes.openai.api_key})
+    await ai_service.set_connection(t.owner, "canva", credentials={"access_token": fakes.canva.api_key},
+                                    settings_by_provider={"canva": {"brand_template_ids": ["DAFtemplate1"]}})
     made = {side: (await campaigns.create_campaign(t.owner, t.brands[side], {
         "name": f"Campaign {side}", "channel": "email"})).id for side in ("a", "b")}
     from domain.conversations import inbound
@@ -172,7 +174,7 @@ async def test_another_tenant_never_reaches_a_run_nor_drafts_from_a_data(ai: Api
         assert frames == [] and errors == ["NOT_FOUND"]
         for bw in BRAND_WRITES:
             got = (await ai.data(bw.doc, bw.variables(w, side), token=b.owner_token))[bw.name]
-            assert got["run"] is None and [e["code"] for e in got["errors"]] == ["NOT_FOUND"], got
+            assert got[bw.result] is None and [e["code"] for e in got["errors"]] == ["NOT_FOUND"], got
     usage_b = json.dumps(await ai.data(READS[2].doc, token=b.owner_token))
     assert str(w.t.owner_member_id) not in usage_b
     assert str(w.t.owner_member_id) in json.dumps(await ai.data(READS[2].doc, token=w.t.owner_token))  # control
@@ -189,7 +191,7 @@ async def test_brand_limited_principal_drafts_nothing_of_brand_b(ai: Api, fakes_
     before = await rows(w.t)
     for bw in BRAND_WRITES:
         got = (await ai.data(bw.doc, bw.variables(w, "b"), token=token))[bw.name]
-        assert got["run"] is None and [(e["field"], e["code"]) for e in got["errors"]] == [(bw.field, "NOT_FOUND")]
+        assert got[bw.result] is None and [(e["field"], e["code"]) for e in got["errors"]] == [(bw.field, "NOT_FOUND")]
     assert await rows(w.t) == before
     assert (await ai.data(NODE, {"id": w.runs["b"]}, token=token))["node"] is None
     frames, errors = await _follow_errors(ai, token, w.runs["b"])
@@ -200,7 +202,7 @@ async def test_brand_limited_principal_drafts_nothing_of_brand_b(ai: Api, fakes_
     assert errors == [] and frames[-1]["run"]["output"]
     for bw in BRAND_WRITES:
         got = (await ai.data(bw.doc, bw.variables(w, "a"), token=token))[bw.name]
-        assert got["errors"] == [] and got["run"]["id"], got
+        assert got["errors"] == [] and got[bw.result]["id"], got
 
 
 @pytest.mark.parametrize("kind", ["analyst", "agent"])
@@ -210,7 +212,7 @@ async def test_roles_without_the_action_draft_nothing_but_analysts_read_runs(ai:
     token = (await principals(w.t, kind))[kind]
     before = await rows(w.t)
     refused = BRAND_WRITES if kind == "analyst" else [bw for bw in BRAND_WRITES
-                                                              if bw.name in ("draftCampaignCopy", "draftSegment")]
+                                                              if bw.name in ("draftCampaignCopy", "draftSegment", "designWithCanva")]
     for bw in refused:
         got = (await ai.data(bw.doc, bw.variables(w, "a"), token=token))[bw.name]
         assert [e["code"] for e in got["errors"]] == ["FORBIDDEN"], got

@@ -361,3 +361,39 @@ async def test_a_customer_summary_grounds_on_the_brands_data_only(ai: Api, copil
     prompt = json.dumps(fakes_ai.openai.calls[-1][1])
     assert "Ines" in prompt and "Nantes" in prompt and '\\"channel\\": \\"chat\\"' in prompt, prompt[:3000]
     assert "parcel for brand a" in prompt and "brand b only" not in prompt
+
+
+DESIGN = """mutation($input: DesignWithCanvaInput!) { designWithCanva(input: $input) { job { id kind status }
+  errors { field code message } } }"""
+
+
+async def test_a_canva_design_is_a_job_that_autofills_a_brand_template_once(
+        ai: Api, copilot_tenant: TenantFixture, fakes_ai: AiFakes) -> None:
+    import asyncio
+
+    t = copilot_tenant
+    got = await ai.data(SET, {"input": {"provider": "CANVA", "canvaTokens": {
+        "accessToken": fakes_ai.canva.api_key, "refreshToken": fakes_ai.canva.refresh_token, "expiresIn": 14400},
+        "canva": {"brandTemplateIds": ["DAFtemplate1"]}}}, token=t.owner_token)
+    assert got["setAiConnection"]["errors"] == []
+    campaign = await campaigns.create_campaign(t.owner, t.brands["a"], {"name": "Winter drop", "channel": "email"})
+    variables = {"input": {"campaignId": gid("Campaign", campaign.id), "brandTemplateId": "DAFtemplate1",
+                           "headline": "Layer up", "body": "New jackets for the trail"}}
+    refused = (await ai.data(DESIGN, {"input": {**variables["input"], "brandTemplateId": "DAFother"}},
+                             token=t.owner_token))["designWithCanva"]
+    assert refused["job"] is None and refused["errors"][0]["field"] == "input.brandTemplateId"
+    started = (await ai.data(DESIGN, variables, token=t.owner_token))["designWithCanva"]
+    assert started["errors"] == [] and started["job"]["kind"] == "canva_design"
+    query = "query($id: ID!) { job(id: $id) { status result errorSummary progress { done total } } }"
+    for _ in range(200):
+        job = (await ai.data(query, {"id": started["job"]["id"]}, token=t.owner_token))["job"]
+        if job["status"] in ("SUCCEEDED", "FAILED"):
+            break
+        await asyncio.sleep(0.1)
+    assert job["status"] == "SUCCEEDED", job
+    assert job["result"]["editUrl"].endswith("/edit") and job["result"]["thumbnailUrl"].endswith("thumb.png")
+    assert job["progress"] == {"done": 2, "total": 2}
+    posts = [body for path, body in fakes_ai.canva.calls if path == "/rest/v1/autofills"]
+    assert posts == [{"brand_template_id": "DAFtemplate1", "title": "Winter drop", "data": {
+        "headline": {"type": "text", "text": "Layer up"}, "body": {"type": "text", "text": "New jackets for the trail"}}}]
+    assert fakes_ai.canva.api_key not in json.dumps(job)

@@ -13,7 +13,8 @@ against the ``openai`` and ``anthropic`` SDKs' sources):
   as the 2.x SDK sends it).
 * :class:`FakeJasper`: ``GET /v1/templates``, ``POST /v1/command`` with ``X-API-Key``.
 * :class:`FakeCanva`: ``GET /rest/v1/users/me`` with an OAuth bearer token, ``POST
-  /rest/v1/oauth/token`` (refresh), brand templates, ``POST /rest/v1/autofills`` jobs.
+  /rest/v1/oauth/token`` (refresh), ``POST /rest/v1/autofills`` and ``GET /rest/v1/autofills/{id}``
+  (in progress once, then a design with its edit and view links and thumbnail).
 
 Each records the requests it served (``fake.calls``: path and JSON body), fails the next N
 requests on demand (``fail_next(n, status=429, retry_after=2)``: 401, 429, 500, 529 in the
@@ -311,10 +312,47 @@ class FakeCanva(_AiFake):
         super().__init__(api_key=access_token, **kw)
         self.refresh_token = refresh_token
         self.refreshes = 0
+        self.autofills: dict[str, dict[str, Any]] = {}  # Canva job id -> the request and polls so far
+
+    def reset(self) -> None:
+        super().reset()
+        self.autofills.clear()
 
     def routes(self) -> list[Route]:
         return [Route("/rest/v1/users/me", self._me, methods=["GET"]),
-                Route("/rest/v1/oauth/token", self._token, methods=["POST"])]
+                Route("/rest/v1/oauth/token", self._token, methods=["POST"]),
+                Route("/rest/v1/autofills", self._autofill, methods=["POST"]),
+                Route("/rest/v1/autofills/{job_id}", self._autofill_job, methods=["GET"])]
+
+    async def _autofill(self, request: Request) -> Response:
+        body = await self._record(request)
+        if (refused := self._check(request)) is not None:
+            return refused
+        if not body.get("brand_template_id") or not isinstance(body.get("data"), dict):
+            return JSONResponse({"code": "invalid_field", "message": "brand_template_id and data are required"},
+                                status_code=400)
+        job_id = uuid.uuid4().hex
+        self.autofills[job_id] = {"request": body, "polls": 0}
+        return JSONResponse({"job": {"id": job_id, "status": "in_progress"}})
+
+    async def _autofill_job(self, request: Request) -> Response:
+        await self._record(request)
+        if (refused := self._check(request)) is not None:
+            return refused
+        job_id = request.path_params["job_id"]
+        found = self.autofills.get(job_id)
+        if found is None:
+            return JSONResponse({"code": "not_found", "message": "job not found"}, status_code=404)
+        found["polls"] += 1
+        if found["polls"] < 2:  # in progress once, then done
+            return JSONResponse({"job": {"id": job_id, "status": "in_progress"}})
+        design = f"DAF{job_id[:8]}"
+        return JSONResponse({"job": {"id": job_id, "status": "success", "result": {"type": "create_design", "design": {
+            "id": design, "title": found["request"].get("title"), "url": f"https://www.canva.com/design/{design}",
+            "urls": {"edit_url": f"https://www.canva.com/design/{design}/edit",
+                     "view_url": f"https://www.canva.com/design/{design}/view"},
+            "thumbnail": {"width": 595, "height": 335, "url": f"https://document-export.canva.com/{design}/thumb.png"},
+        }}}})
 
     def _check(self, request: Request) -> Response | None:
         failure = self._count_request()

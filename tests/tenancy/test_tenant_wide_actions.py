@@ -80,6 +80,7 @@ SCOPES: dict[str, str] = {
     "setAiConnection": TENANT_WIDE, "testAiConnection": TENANT_WIDE, "removeAiConnection": TENANT_WIDE,
     "updateAiSettings": TENANT_WIDE, "rewriteText": BRAND, "draftCampaignCopy": BRAND, "suggestReply": BRAND,
     "summarizeConversation": BRAND, "draftSegment": BRAND, "summarizeCustomer": BRAND,
+    "designWithCanva": BRAND,
 }
 
 

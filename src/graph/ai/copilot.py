@@ -13,7 +13,7 @@ from strawberry import relay
 from strawberry.relay import GlobalID
 from strawberry.scalars import JSON
 
-from domain.ai import catalog, runs
+from domain.ai import catalog, design, runs
 from domain.ai.models import Feature, Provider, RunStatus
 from domain.errors import DomainError, NotFound
 from graph.ai.types import AiProvider, CopilotFeature
@@ -22,6 +22,7 @@ from graph.core.context import Info
 from graph.core.errors import ErrorCode, UserError, payload
 from graph.core.nodes import node_resolver
 from graph.core.scalars import BigInt
+from graph.jobs.types import JobPayload, job_result
 
 CopilotRunStatus = strawberry.enum(RunStatus, name="CopilotRunStatus", description="Where a copilot run is.")
 
@@ -174,6 +175,16 @@ class SummarizeCustomerInput:
     wait: bool = False
 
 
+@strawberry.input(description="Autofill one of the brand templates chosen in the Canva connection with a campaign's "
+                              "headline and copy. Follow the job (`jobProgress`); its result holds `designId`, "
+                              "`editUrl`, `viewUrl`, `thumbnailUrl`.")
+class DesignWithCanvaInput:
+    campaign_id: GlobalID
+    brand_template_id: str
+    headline: str
+    body: str
+
+
 @strawberry.type
 class CopilotRunPayload:
     run: CopilotRun | None = None
@@ -266,6 +277,17 @@ class CopilotMutation:
             return await runs.draft_segment(info.context.principal, brand_id, input.description, wait=input.wait)
 
         return await payload(CopilotRunPayload, run, lambda r: {"run": CopilotRun.from_model(r)})
+
+
+    @strawberry.mutation(description="Start a Canva design from a brand template and a campaign's copy, as a job. "
+                                     "Marketers and above. Copilot module.")
+    async def design_with_canva(self, info: Info, input: DesignWithCanvaInput) -> JobPayload:
+        async def run():
+            return await design.start_design(info.context.principal,
+                                             ids.decode(input.campaign_id, "Campaign", "campaignId"),
+                                             input.brand_template_id, input.headline, input.body)
+
+        return await payload(JobPayload, run, job_result)
 
 
 @strawberry.type

@@ -46,6 +46,7 @@ class BrandWrite:
     doc: str
     variables: Callable[[Any, str], dict[str, Any]]
     field: str
+    result: str = "run"
 
 
 BRAND_WRITES = [
@@ -73,6 +74,11 @@ BRAND_WRITES = [
                                f"{RUN} {ERRORS} }} }}",
                lambda w, side: {"input": {"brandId": w.t.brand_gid(side), "description": "customers in Lyon",
                                           "wait": True}}, "input.brandId"),
+    BrandWrite("designWithCanva", "mutation($input: DesignWithCanvaInput!) { designWithCanva(input: $input) { "
+                                  f"job {{ id kind }} {ERRORS} }} }}",
+               lambda w, side: {"input": {"campaignId": w.campaign_gid(side), "brandTemplateId": "DAFtemplate1",
+                                          "headline": f"Headline {side}", "body": "Copy"}},
+               "input.campaignId", result="job"),
 ]
 
 FOLLOW = "subscription($id: ID!) { copilotRun(id: $id) { status text run { id output } } }"
