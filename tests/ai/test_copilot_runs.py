@@ -117,7 +117,7 @@ async def test_the_non_streaming_path_returns_the_finished_run(
 
 
 @pytest.mark.parametrize(("status", "code"), [(401, "AI_PROVIDER_AUTH"), (429, "AI_PROVIDER_RATE_LIMITED"),
-                                              (500, "AI_PROVIDER_UNAVAILABLE")])
+                                              (500, "AI_PROVIDER_UNAVAILABLE"), (400, "AI_CONTEXT_TOO_LONG")])
 async def test_provider_errors_are_typed_and_retries_bounded(
         ai: Api, copilot_tenant: TenantFixture, fakes_ai: AiFakes, status: int, code: str) -> None:
     await _connect(ai, copilot_tenant, "OPENAI", fakes_ai.openai.api_key)
@@ -125,7 +125,7 @@ async def test_provider_errors_are_typed_and_retries_bounded(
     done = await _rewrite(ai, copilot_tenant, wait=True)
     run = done["run"]
     assert run["status"] == "FAILED" and run["error"]["code"] == code, run
-    assert fakes_ai.openai.requests == (1 if status == 401 else 2)  # one retry, no more
+    assert fakes_ai.openai.requests == (1 if status in (400, 401) else 2)  # one retry, no more
     if status == 429:
         assert run["error"]["retryAfterSeconds"] == 1
     assert fakes_ai.openai.api_key not in json.dumps(done)
@@ -397,3 +397,11 @@ async def test_a_canva_design_is_a_job_that_autofills_a_brand_template_once(
     assert posts == [{"brand_template_id": "DAFtemplate1", "title": "Winter drop", "data": {
         "headline": {"type": "text", "text": "Layer up"}, "body": {"type": "text", "text": "New jackets for the trail"}}}]
     assert fakes_ai.canva.api_key not in json.dumps(job)
+
+
+async def test_an_answer_stopped_by_the_content_filter_is_content_refused(ai: Api, copilot_tenant: TenantFixture,
+                                                                          fakes_ai: AiFakes) -> None:
+    await _connect(ai, copilot_tenant, "OPENAI", fakes_ai.openai.api_key)
+    fakes_ai.openai.finish_reason = "content_filter"
+    run = (await _rewrite(ai, copilot_tenant, wait=True))["run"]
+    assert run["status"] == "FAILED" and run["error"]["code"] == "AI_CONTENT_REFUSED", run

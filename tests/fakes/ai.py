@@ -50,12 +50,14 @@ class _AiFake(FakeHttpServer):
         self.first_token_mono: float | None = None  # time.monotonic(), for a client in the same process
         self.error_after_200 = False  # Anthropic: an `error` event after some deltas
         self.replies: list[str] = []  # answers for the next requests, in order (then ``reply``)
+        self.finish_reason = "stop"  # OpenAI: "content_filter" to stop an answer on content
 
     def reset(self) -> None:
         super().reset()
         self.calls.clear()
         self.first_token_at = self.first_token_mono = None
         self.replies = []
+        self.finish_reason = "stop"
         self.error_after_200 = False
         self.token_delay = 0.0
         self.reply = DEFAULT_REPLY
@@ -105,6 +107,10 @@ class FakeOpenAI(_AiFake):
                                    {"retry-after": str(retry_after or 1), "x-ratelimit-remaining-requests": "0"})
             if status == 401:
                 return self._error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+            if status == 400:  # the prompt over the model's context window
+                return self._error(400, "This model's maximum context length is 128000 tokens. However, your "
+                                        "messages resulted in 130512 tokens.", "invalid_request_error",
+                                   "context_length_exceeded")
             return self._error(status, "The server had an error while processing your request.", "server_error", None)
         auth = request.headers.get("authorization", "")
         if auth != f"Bearer {self.api_key}":
@@ -155,7 +161,7 @@ class FakeOpenAI(_AiFake):
                 if i == 0:
                     self.first_token_at, self.first_token_mono = time.time(), time.monotonic()
                 yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {'content': t}, 'finish_reason': None}]})}\n\n"
-            yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n"
+            yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': self.finish_reason}]})}\n\n"
             if include_usage:
                 yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
             yield "data: [DONE]\n\n"
