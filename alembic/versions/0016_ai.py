@@ -2,7 +2,7 @@
 copilot runs and the monthly usage meter.
 
 Revision ID: 0016_ai
-Revises: 0011_claims
+Revises: 0017_live_segments
 Create Date: 2026-12-08 01:00:00
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 from domain.platform.sqlfiles import run_sql_file
 
 revision = '0016_ai'
-down_revision = '0011_claims'
+down_revision = '0017_live_segments'
 branch_labels = None
 depends_on = None
 

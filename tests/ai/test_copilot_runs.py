@@ -15,6 +15,7 @@ from sqlalchemy import text
 from conftest import Api, TenantFixture, gid
 from domain.ai import service as ai_settings
 from domain.ai import usage
+from domain.plans.limits import Quota, plan
 from domain.campaigns import service as campaigns
 from domain.platform.db import tenant_session
 from support.ai import AiFakes, ai_fakes, ai_server, ai_worker, copilot_tenant, enable_copilot, fakes_ai  # noqa: F401
@@ -167,12 +168,15 @@ async def test_quota_exceeded_refuses_new_runs(ai: Api, copilot_tenant: TenantFi
     await _connect(ai, copilot_tenant, "OPENAI", fakes_ai.openai.api_key)
     async with tenant_session(copilot_tenant.id) as s:
         await usage.record(s, copilot_tenant.id, provider="openai", model="gpt-4.1-mini", feature="rewrite",
-                           principal_id="someone", tokens_in=usage.PLAN_TOKEN_LIMITS["free"], tokens_out=0,
-                           cost_micro_usd=0)
+                           principal_id="someone", tokens_in=plan("enterprise").limit(Quota.COPILOT_TOKENS) - 1,
+                           tokens_out=0, cost_micro_usd=0)  # the fixture's plan: one token left
+    assert (await _rewrite(ai, copilot_tenant, wait=True))["run"]["status"] == "SUCCEEDED"  # it may still start
+    async with tenant_session(copilot_tenant.id) as s:  # its tokens count, past the limit: they were spent
+        assert (await usage.quota(s, copilot_tenant.id)).used > plan("enterprise").limit(Quota.COPILOT_TOKENS)
     got = await _rewrite(ai, copilot_tenant)
     assert got["run"] is None and got["errors"][0]["code"] == "QUOTA_EXCEEDED"
     async with tenant_session(copilot_tenant.id) as s:
-        assert await s.scalar(text("select count(*) from copilot_runs")) == 0
+        assert await s.scalar(text("select count(*) from copilot_runs")) == 1  # the one before the limit
 
 
 async def test_roles_and_the_module_gate(ai: Api, tenant: TenantFixture, fakes_ai: AiFakes) -> None:

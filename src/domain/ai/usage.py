@@ -1,10 +1,12 @@
 """The copilot's usage meter and its quota.
 
 Every finished run adds its tokens to ``ai_usage`` (tenant, UTC month, provider, model, feature,
-who asked). :func:`check_quota` is the one place a run asks whether the tenant may use more: it
-compares this month's tokens with the plan's limit. The limits are :data:`PLAN_TOKEN_LIMITS`
-until the plans module's quota API ("copilot tokens per month") is wired in here; nothing else
-reads them.
+who asked), and to the plan's monthly quota ``copilot_tokens`` ("copilot tokens per month",
+``domain/plans``: the plan's limit plus add-ons). :func:`check_quota` is the one place a run
+asks whether the tenant may use more: when this month's tokens have reached the limit it raises
+the plans module's ``QuotaExceeded`` (``QUOTA_EXCEEDED``, with the quota, limit, use and reset in
+its extensions). A run in progress is not cut off: its tokens are counted when it ends, even past
+the limit (they were spent).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from domain.ai.models import AiUsage
-from domain.errors import QuotaExceeded
+from domain.plans.limits import Quota as PlanQuota
+from domain.plans.limits import plan
+from domain.plans.models import QuotaUsage
+from domain.plans.quotas import QuotaExceeded
 from domain.tenancy.models import Tenant
 
-# Copilot tokens (input + output) per calendar month by plan; None: no limit.
-PLAN_TOKEN_LIMITS: dict[str, int | None] = {"free": 200_000, "growth": 5_000_000, "enterprise": None}
+QUOTA = PlanQuota.COPILOT_TOKENS
 
 
 def month_start(now: datetime | None = None) -> datetime:
@@ -53,24 +57,32 @@ class Quota:
 
 
 async def quota(s, tenant_id: uuid.UUID) -> Quota:  # noqa: ANN001
-    plan = await s.scalar(select(Tenant.plan).where(Tenant.id == tenant_id))
-    return Quota(PLAN_TOKEN_LIMITS.get(plan or "free", PLAN_TOKEN_LIMITS["free"]), await tokens_this_month(s, tenant_id))
+    """The plan's copilot tokens per month (with add-ons) and this month's use."""
+    row = (await s.execute(select(Tenant.plan, Tenant.add_ons).where(Tenant.id == tenant_id))).one()
+    used = await s.scalar(select(QuotaUsage.used).where(
+        QuotaUsage.tenant_id == tenant_id, QuotaUsage.quota == QUOTA.value, QuotaUsage.period_start == month_of()))
+    return Quota(plan(row.plan).limit(QUOTA, row.add_ons or {}), int(used or 0))
 
 
 async def check_quota(s, tenant_id: uuid.UUID) -> None:  # noqa: ANN001
     """Raise QUOTA_EXCEEDED when the tenant has used its plan's copilot tokens for this month."""
     q = await quota(s, tenant_id)
     if q.limit is not None and q.used >= q.limit:
-        raise QuotaExceeded(f"this month's copilot tokens ({q.limit:,}) are used up; the quota renews on the 1st "
-                            "(UTC) or with a larger plan")
+        raise QuotaExceeded(QUOTA, q.limit, q.used)
 
 
 async def record(s, tenant_id: uuid.UUID, *, provider: str, model: str, feature: str, principal_id: str,  # noqa: ANN001
                  tokens_in: int, tokens_out: int, cost_micro_usd: int | None) -> None:
-    """Add one run's tokens to this month's meter (in the run's finishing transaction)."""
+    """Add one run's tokens to this month's meter and to the plan's quota use (in the run's
+    finishing transaction)."""
     values = dict(tenant_id=tenant_id, month=month_of(), provider=provider, model=model, feature=feature,
                   principal_id=principal_id, runs=1, tokens_in=tokens_in, tokens_out=tokens_out,
                   cost_micro_usd=cost_micro_usd or 0)
+    spent = insert(QuotaUsage).values(tenant_id=tenant_id, quota=QUOTA.value, period_start=month_of(),
+                                      used=tokens_in + tokens_out)
+    await s.execute(spent.on_conflict_do_update(
+        index_elements=[QuotaUsage.tenant_id, QuotaUsage.quota, QuotaUsage.period_start],
+        set_={"used": QuotaUsage.used + spent.excluded.used}))
     stmt = insert(AiUsage).values(**values)
     await s.execute(stmt.on_conflict_do_update(
         index_elements=["tenant_id", "month", "provider", "model", "feature", "principal_id"],
