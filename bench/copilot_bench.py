@@ -62,12 +62,11 @@ def _start(args: list[str], env: dict[str, str], ready: str, log: Path) -> subpr
 
 
 async def main(a: argparse.Namespace, where: str) -> None:
-    from fakes.ai import FakeOpenAI
-    from support.ws import Client, bearer
-
     from domain.ai import service as ai
     from domain.tenancy.auth import mint_token
     from domain.tenancy.tenants import set_feature
+    from fakes.ai import FakeOpenAI
+    from support.ws import Client, bearer
 
     fake = FakeOpenAI().start()
     owner, brand_id = await _env.setup_tenant("Copilot bench")

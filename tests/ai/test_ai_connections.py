@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from conftest import Api, TenantFixture
 from domain.platform.db import tenant_session
-from support.ai import AiFakes, ai_fakes, ai_server, copilot_tenant, fakes_ai, unreachable_server  # noqa: F401
+from support.ai import AiFakes
 
 SET = """mutation($input: SetAiConnectionInput!) { setAiConnection(input: $input) { connection { provider }
   errors { field code message } } }"""
@@ -22,6 +22,8 @@ TEST = """mutation($p: AiProvider!) { testAiConnection(input: {provider: $p}) {
                lastTest { status message latencyMs testedAt retryAfterSeconds } }
   errors { field code message } } }"""
 SUMMARY = "{ aiConnections { provider needs lastTest { status } } }"
+
+pytest_plugins = ["support.ai"]  # the AI fakes and the API pointed at them
 
 
 @pytest.fixture

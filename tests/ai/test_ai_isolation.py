@@ -22,12 +22,14 @@ from sqlalchemy import text
 from conftest import Api, TenantFixture, create_tenant_fixture, gid
 from domain.ai import service as ai_service
 from domain.platform.db import tenant_session
-from support.ai import AiFakes, ai_fakes, ai_server, enable_copilot, fakes_ai  # noqa: F401  (fixtures)
+from support.ai import AiFakes, enable_copilot
 from support.isolation import principals
 from support.isolation.ai import BRAND_WRITES, FOLLOW, NODE, READS, WRITES, Write
 from support.ws import Client, bearer
 
 KEY_A = "sk-tenant-a-secret-0123456789wxyz"
+
+pytest_plugins = ["support.ai"]  # the AI fakes and the API pointed at them
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from sqlalchemy import text
 from conftest import Api, TenantFixture
 from domain.platform import crypto
 from domain.platform.db import tenant_session
-from support.ai import ai_fakes, ai_server, copilot_tenant  # noqa: F401  (fixtures)
 
 CONNECTIONS = """{ aiConnections { provider credentialsSet credentialHint defaultModel needs tokensThisMonth
   models { id configured priceInPerMillion features }
@@ -30,6 +29,8 @@ SETTINGS = """mutation($input: UpdateAiSettingsInput!) { updateAiSettings(input:
   settings { default { provider endpoint model } features { feature choice { provider endpoint model } }
              endpoints { name models } }
   errors { field code message } } }"""
+
+pytest_plugins = ["support.ai"]  # the AI fakes and the API pointed at them
 
 
 @pytest.fixture

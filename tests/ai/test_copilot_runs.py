@@ -15,10 +15,10 @@ from sqlalchemy import text
 from conftest import Api, TenantFixture, gid
 from domain.ai import service as ai_settings
 from domain.ai import usage
-from domain.plans.limits import Quota, plan
 from domain.campaigns import service as campaigns
+from domain.plans.limits import Quota, plan
 from domain.platform.db import tenant_session
-from support.ai import AiFakes, ai_fakes, ai_server, ai_worker, copilot_tenant, enable_copilot, fakes_ai  # noqa: F401
+from support.ai import AiFakes, enable_copilot
 from support.ws import Client, bearer
 
 RUN = """id feature provider endpoint model status output result tokensIn tokensOut costEstimateMicroUsd latencyMs
@@ -31,6 +31,8 @@ FOLLOW = f"""subscription($id: ID!) {{ copilotRun(id: $id) {{ status delta text 
 SET = """mutation($input: SetAiConnectionInput!) { setAiConnection(input: $input) { errors { code } } }"""
 USAGE = """{ copilotUsage { month tokenLimit tokensUsed rows { provider model feature requestedBy runs tokensIn tokensOut
   costEstimateMicroUsd } } }"""
+
+pytest_plugins = ["support.ai"]  # the AI fakes and the API pointed at them
 
 
 @pytest.fixture

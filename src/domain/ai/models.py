@@ -7,7 +7,18 @@ import uuid
 from datetime import date, datetime
 from enum import Enum
 
-from sqlalchemy import BigInteger, Date, DateTime, Float, ForeignKeyConstraint, Index, Integer, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 

@@ -32,7 +32,15 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.ai import catalog, generation, prompts, usage
-from domain.ai.models import AiConnection, AiSettings, AiUsage, CopilotRun, Feature, Provider, RunStatus
+from domain.ai.models import (
+    AiConnection,
+    AiSettings,
+    AiUsage,
+    CopilotRun,
+    Feature,
+    Provider,
+    RunStatus,
+)
 from domain.ai.service import FEATURE, load_credentials
 from domain.campaigns import templates
 from domain.campaigns.models import Campaign
@@ -46,7 +54,6 @@ from domain.platform import redis as redis_mod
 from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
 from domain.profiles.models import CustomerProfile
-from domain.timeline.models import TimelineEntry
 from domain.segments import inspection
 from domain.segments.catalogue import field_catalogue
 from domain.segments.models import Segment, SegmentMembership
@@ -55,6 +62,7 @@ from domain.tenancy import scoping
 from domain.tenancy.models import Brand
 from domain.tenancy.policies import Action, Principal, PrincipalKind, Role, authorize
 from domain.tenancy.tenants import require_feature
+from domain.timeline.models import TimelineEntry
 
 log = logging.getLogger(__name__)
 
