@@ -69,9 +69,11 @@ def ai_server(ai_fakes: AiFakes) -> Iterator[AiServer]:
     proc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ai_worker(ai_fakes: AiFakes, ai_server: AiServer) -> Iterator[Process]:
-    """A worker whose providers point at the fakes: it executes the streaming copilot runs."""
+    """A worker whose providers point at the fakes: it executes the streaming copilot runs. For
+    the module that uses it only: a worker left running would take other areas' background work
+    (live segment evaluations) while their tests compare rows before and after."""
     worker = start_worker({**ai_fakes.env(), "PUBLIC_URL": ai_server.url}, name="worker-ai")
     ai_server.worker = worker
     yield worker
