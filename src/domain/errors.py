@@ -77,10 +77,6 @@ class FeatureDisabled(DomainError):
     code = ErrorCode.FEATURE_DISABLED
 
 
-class QuotaExceeded(DomainError):
-    code = ErrorCode.QUOTA_EXCEEDED
-
-
 class Unauthenticated(Exception):
     """The credential is missing, malformed, expired or revoked."""
 
