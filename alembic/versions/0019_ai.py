@@ -1,7 +1,7 @@
 """AI settings and the copilot: provider connections (encrypted credentials), model choices,
 copilot runs and the monthly usage meter.
 
-Revision ID: 0016_ai
+Revision ID: 0019_ai
 Revises: 0017_live_segments
 Create Date: 2026-12-08 01:00:00
 """
@@ -12,8 +12,8 @@ from sqlalchemy.dialects import postgresql
 
 from domain.platform.sqlfiles import run_sql_file
 
-revision = '0016_ai'
-down_revision = '0017_live_segments'
+revision = '0019_ai'
+down_revision = '0018_offers'
 branch_labels = None
 depends_on = None
 
@@ -88,11 +88,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('tenant_id', 'id', name=op.f('pk_copilot_runs'))
     )
     op.create_index('ix_copilot_runs_tenant_id_created_at', 'copilot_runs', ['tenant_id', 'created_at'], unique=False)
-    run_sql_file("0016_ai.up.sql")
+    run_sql_file("0019_ai.up.sql")
 
 
 def downgrade() -> None:
-    run_sql_file("0016_ai.down.sql")
+    run_sql_file("0019_ai.down.sql")
     op.drop_index('ix_copilot_runs_tenant_id_created_at', table_name='copilot_runs')
     op.drop_table('copilot_runs')
     op.drop_table('ai_usage')
