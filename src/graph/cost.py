@@ -123,10 +123,23 @@ COST_MAP: dict[str, Cost] = {
     "Query.conversationLabels": bounded(100), "Query.cannedResponses": bounded(100),
     "TenantPlan.limits": bounded(10),
     "SegmentsOverlap.segments": bounded(10), "SegmentsOverlap.pairs": bounded(45),  # at most 10 segments
+    "SegmentUsage.campaigns": bounded(20), "SegmentUsage.automations": bounded(20), "SegmentUsage.segments": bounded(20),
+    "CustomerPreferences.genres": bounded(5), "CustomerPreferences.types": bounded(5),  # the five heaviest
+    "CustomerRecommendation.reasons": bounded(7),  # one per factor
+    "Dashboard.segments": bounded(10), "Dashboard.campaigns": bounded(5),
+    # AI settings: five providers plus the operator's endpoints; a provider's models
+    "Query.aiConnections": bounded(10), "AiSettings.features": bounded(10), "AiSettings.endpoints": bounded(10),
+    "AiConnection.models": bounded(50), "OpenAiConnection.models": bounded(50),
+    "AnthropicConnection.models": bounded(50), "PerplexityConnection.models": bounded(50),
+    "JasperConnection.models": bounded(50), "CanvaConnection.models": bounded(50),
+    "AiConnectionPayload.connection": bounded(1),  # one provider's connection, not a page
+    "CopilotUsage.rows": bounded(100),  # a month's provider × model × feature × member rows
     "Tenant.apiUsage": bounded(500, weight=10),  # domain/plans/api_usage.MAX_ROWS
     # heavy work
     "Query.previewSegment": paged(weight=50),  # its customers are its page
     "SegmentPreview.customers": bounded(1, weight=0),
+    "Query.recommendedCustomers": paged(weight=20),  # scores the brand's customers
+    "Query.dashboard": heavy(10),
     "Query.explainSegment": heavy(50), "Query.segmentOverlap": heavy(20), "SegmentExplanationNode.children": bounded(5),
     "Query.previewCampaign": heavy(20), "Query.previewCampaignAudience": heavy(50),
     "Mutation.exportTimeline": heavy(50), "Mutation.importCustomers": heavy(50), "Mutation.importOrders": heavy(50),
