@@ -184,7 +184,7 @@ async def test_revoked_api_key_is_refused(api: Api, tenant: TenantFixture) -> No
     assert (await api.data("{ viewer { role } }", token=secret))["viewer"]["role"] == "ADMIN"
     await assert_owner_can_create_brand(api, tenant)
 
-    revoke = f"mutation($id: ID!) {{ revokeApiKey(id: $id) {{ apiKey {{ revokedAt }} {ERRORS} }} }}"
+    revoke = f"mutation($id: ID!) {{ revokeApiKey(input: {{id: $id}}) {{ apiKey {{ revokedAt }} {ERRORS} }} }}"
     done = await api.data(revoke, {"id": key_gid}, token=tenant.owner_token)
     assert done["revokeApiKey"]["errors"] == [] and done["revokeApiKey"]["apiKey"]["revokedAt"]
 
@@ -364,13 +364,13 @@ def _m(name: str, params: str, args: str, result: str) -> str:
 
 UPDATE_BRAND = _m("updateBrand", "$input: UpdateBrandInput!", "input: $input", "brand")
 UPDATE_VOICE = _m("updateBrandVoice", "$input: UpdateBrandVoiceInput!", "input: $input", "brand")
-ARCHIVE_BRAND = _m("archiveBrand", "$id: ID!", "id: $id", "brand")
+ARCHIVE_BRAND = _m("archiveBrand", "$id: ID!", "input: {id: $id}", "brand")
 ADD_MEMBER = _m("addMember", "$input: AddMemberInput!", "input: $input", "member")
-CHANGE_ROLE = _m("changeMemberRole", "$u: ID!, $r: Role!", "userId: $u, role: $r", "member")
-REMOVE_MEMBER = _m("removeMember", "$u: ID!", "userId: $u", "member")
-GRANT = _m("grantBrandAccess", "$u: ID!, $b: ID!", "userId: $u, brandId: $b", "member")
+CHANGE_ROLE = _m("changeMemberRole", "$u: ID!, $r: Role!", "input: {userId: $u, role: $r}", "member")
+REMOVE_MEMBER = _m("removeMember", "$u: ID!", "input: {userId: $u}", "member")
+GRANT = _m("grantBrandAccess", "$u: ID!, $b: ID!", "input: {userId: $u, brandId: $b}", "member")
 CREATE_KEY = _m("createApiKey", "$input: CreateApiKeyInput!", "input: $input", "apiKey")
-REVOKE_KEY = _m("revokeApiKey", "$id: ID!", "id: $id", "apiKey")
+REVOKE_KEY = _m("revokeApiKey", "$id: ID!", "input: {id: $id}", "apiKey")
 
 
 def brand_input(**fields: Any) -> Callable[[TenantFixture], dict[str, Any]]:
@@ -572,7 +572,7 @@ def _later(**kw: float) -> str:
 UPSERT_CUSTOMER = _m("upsertCustomer", "$input: UpsertCustomerInput!", "input: $input", "customer")
 RECORD_ORDER = _m("recordOrder", "$input: RecordOrderInput!", "input: $input", "order")
 TRACK_EVENT = _m("trackEvent", "$input: TrackEventInput!", "input: $input", "event")
-TAG_CUSTOMERS = f"mutation($c: [ID!]!, $t: [ID!]!) {{ tagCustomers(customerIds: $c, tagIds: $t) {{ changed {ERRORS} }} }}"
+TAG_CUSTOMERS = f"mutation($c: [ID!]!, $t: [ID!]!) {{ tagCustomers(input: {{customerIds: $c, tagIds: $t}}) {{ changed {ERRORS} }} }}"
 CREATE_TAG = _m("createTag", "$input: TagInput!", "input: $input", "tag")
 SET_CONSENT = f"mutation($input: SetConsentInput!) {{ setConsent(input: $input) {{ consent {{ granted }} {ERRORS} }} }}"
 

@@ -234,7 +234,7 @@ def document(kind: str, name: str, f: Any, args: dict[str, Any]) -> str:
 SEED_DATA = [
     ("mutation($b: ID!) { createTag(input: {name: \"Fuzz tag\"}) { tag { id } } "
      "upsertCustomer(input: {brandId: $b, email: \"fuzz@example.test\", firstName: \"Fuzz\"}) { customer { id } } "
-     "createConversationLabel(brandId: $b, name: \"Fuzz\") { label { id } } "
+     "createConversationLabel(input: {brandId: $b, name: \"Fuzz\"}) { label { id } } "
      "createCannedResponse(input: {brandId: $b, shortcode: \"fuzz\", title: \"Fuzz\", body: \"Hi\"}) "
      "{ cannedResponse { id } } "
      "createSegment(input: {brandId: $b, name: \"Fuzz segment\"}) { segment { id } } "

@@ -182,7 +182,7 @@ async def test_deep_variable_is_refused_as_bad_input(api: Api, tenant: TenantFix
 
 # --- every Node type resolves through node(id) -----------------------------------------
 
-LABEL = ("mutation($b: ID!) { createConversationLabel(brandId: $b, name: \"VIP\") { label { id name } "
+LABEL = ("mutation($b: ID!) { createConversationLabel(input: {brandId: $b, name: \"VIP\"}) { label { id name } "
          "errors { code } } }")
 CANNED = ("mutation($i: CannedResponseInput!) { createCannedResponse(input: $i) { cannedResponse { id shortcode } "
           "errors { code } } }")

@@ -40,7 +40,7 @@ CREATE = """mutation($i: CreateSegmentAutomationInput!) { createSegmentAutomatio
   automation { id name trigger action config isActive lastRunAt } errors { field code message } } }"""
 UPDATE = """mutation($i: UpdateSegmentAutomationInput!) { updateSegmentAutomation(input: $i) {
   automation { id name trigger action config isActive } errors { field code message } } }"""
-DELETE = """mutation($id: ID!) { deleteSegmentAutomation(id: $id) { deletedId errors { field code message } } }"""
+DELETE = """mutation($id: ID!) { deleteSegmentAutomation(input: {id: $id}) { deletedId errors { field code message } } }"""
 ROTATE = "mutation { rotateWebhookSecret { secret errors { field code message } } }"
 LIST = """query($s: ID!) { segmentAutomations(segmentId: $s) { id name trigger action config isActive lastRunAt
   runs(first: 5) { status customers succeeded failed finishedAt }

@@ -186,8 +186,8 @@ async def test_sendgrid_events_change_recipients_stats_timeline_and_consent(
     assert [(c["channel"], c["granted"]) for c in view3["consents"]] == [("EMAIL", True)]
     supp = (await api.data(SUPPRESSIONS, {"b": tenant.brand_gid("a")}, token=tenant.owner_token))["suppressions"]
     assert sorted((x["address"], x["reason"], x["source"]) for x in supp) == sorted([
-        (s.email(3), "bounced", "sendgrid"), (s.email(4), "complained", "sendgrid"),
-        (s.email(5), "unsubscribed", "sendgrid")])
+        (s.email(3), "BOUNCED", "sendgrid"), (s.email(4), "COMPLAINED", "sendgrid"),
+        (s.email(5), "UNSUBSCRIBED", "sendgrid")])
 
     # the same events again (SendGrid retries): nothing changes twice
     after = await table_rows(tenant)
@@ -467,7 +467,7 @@ async def test_one_click_unsubscribe(api: Api, tenant: TenantFixture, fakes: Fak
                for e in view["timeline"]["edges"])
     supp = (await api.data(SUPPRESSIONS, {"b": tenant.brand_gid("a")}, token=tenant.owner_token))["suppressions"]
     assert [(x["channel"], x["address"], x["reason"], x["source"]) for x in supp] == [
-        ("EMAIL", s.email(0), "unsubscribed", "tracking")]
+        ("EMAIL", s.email(0), "UNSUBSCRIBED", "tracking")]
     st = await stats(api, s)
     assert counters(st, "unsubscribes", "complaints") == {"unsubscribes": 1, "complaints": 0}
     # the other customer is untouched

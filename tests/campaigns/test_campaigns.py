@@ -30,11 +30,11 @@ from support.sending import cid, emails_of, fake_messages, mutate, set_customers
 CAMPAIGN_FIELDS = "campaign { id status scheduledAt launchedAt failureReason } errors { field code message }"
 UPDATE = f"mutation($input: UpdateCampaignInput!) {{ updateCampaign(input: $input) {{ {CAMPAIGN_FIELDS} }} }}"
 CREATE = f"mutation($input: CreateCampaignInput!) {{ createCampaign(input: $input) {{ {CAMPAIGN_FIELDS} }} }}"
-DELETE = "mutation($id: ID!) { deleteCampaign(id: $id) { deletedId errors { field code message } } }"
+DELETE = "mutation($id: ID!) { deleteCampaign(input: {id: $id}) { deletedId errors { field code message } } }"
 SCHEDULE = f"mutation($input: ScheduleCampaignInput!) {{ scheduleCampaign(input: $input) {{ {CAMPAIGN_FIELDS} }} }}"
-SIMPLE = {name: f"mutation($id: ID!) {{ {name}(id: $id) {{ {CAMPAIGN_FIELDS} }} }}"
+SIMPLE = {name: f"mutation($id: ID!) {{ {name}(input: {{id: $id}}) {{ {CAMPAIGN_FIELDS} }} }}"
           for name in ("unscheduleCampaign", "pauseCampaign", "resumeCampaign", "cancelCampaign")}
-LAUNCH = f"mutation($id: ID!, $key: String!) {{ launchCampaign(id: $id, idempotencyKey: $key) {{ {CAMPAIGN_FIELDS} }} }}"
+LAUNCH = f"mutation($id: ID!, $key: String!) {{ launchCampaign(input: {{id: $id, idempotencyKey: $key}}) {{ {CAMPAIGN_FIELDS} }} }}"
 PROVIDER = """mutation($input: SetDeliveryProviderInput!) { setDeliveryProvider(input: $input) {
   deliveryProvider { provider credentialsSet } errors { field code message } } }"""
 PREVIEW_AUDIENCE = """query($id: ID!) { previewCampaignAudience(campaignId: $id) { count deferred total
@@ -51,7 +51,7 @@ async def act(api: Api, t: TenantFixture, name: str, campaign: str) -> dict[str,
     return await mutate(api, t, SIMPLE[name], {"id": campaign})
 
 
-def refused(payload: dict[str, Any], code: str, field: str | None = "id") -> dict[str, Any]:
+def refused(payload: dict[str, Any], code: str, field: str | None = "input.id") -> dict[str, Any]:
     assert payload["campaign"] is None and len(payload["errors"]) == 1, payload
     error = payload["errors"][0]
     assert error["code"] == code and error["field"] == field, payload
@@ -60,7 +60,7 @@ def refused(payload: dict[str, Any], code: str, field: str | None = "id") -> dic
 
 async def brevo(api: Api, t: TenantFixture, brand: str = "a") -> None:
     body = await mutate(api, t, PROVIDER, {"input": {"brandId": t.brand_gid(brand), "channel": "EMAIL",
-                                                     "provider": "brevo", "credentials": {"apiKey": BREVO_KEY}}})
+                                                     "provider": "BREVO", "credentials": {"apiKey": BREVO_KEY}}})
     assert body["errors"] == [] and body["deliveryProvider"]["credentialsSet"], body
 
 

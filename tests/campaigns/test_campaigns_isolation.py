@@ -650,7 +650,7 @@ async def test_credentials_are_never_returned_audited_or_logged(
 
     async def set_provider(brand: str, channel: str, provider: str, credentials: dict[str, Any]) -> dict[str, Any]:
         data = await api.data(SET_PROVIDER, {"input": {"brandId": t.brand_gid(brand), "channel": channel,
-                                                        "provider": provider, "credentials": credentials}},
+                                                        "provider": provider.upper(), "credentials": credentials}},
                               token=t.owner_token)
         return data["setDeliveryProvider"]
 
@@ -667,7 +667,7 @@ async def test_credentials_are_never_returned_audited_or_logged(
         assert payload["deliveryProvider"] is None and payload["errors"], payload
     listed = [await api.data(PROVIDERS, {"b": t.brand_gid(b)}, token=t.owner_token) for b in ("a", "b")]
     assert sorted((p["provider"], p["credentialsSet"]) for d in listed for p in d["deliveryProviders"]) == [
-        ("brevo", True), ("sendgrid", True), ("twilio", True)]
+        ("BREVO", True), ("SENDGRID", True), ("TWILIO", True)]
     assert [s for s in secrets if s in json.dumps([done, bad, listed])] == []
 
     # the credentials at work: a send refused for the key, an SMS sent, a webhook with a wrong token

@@ -50,34 +50,34 @@ INBOX = f"""query($b: ID!, $status: [ConversationStatus!], $assignee: ID, $unass
 COUNTS = "query($b: ID!) { conversationCounts(brandId: $b) { open pending snoozed resolved unread unassigned } }"
 REPLY = f"""mutation($i: ReplyToConversationInput!) {{ replyToConversation(input: $i) {{
   conversation {{ id messageCount status }} message {{ id direction kind deliveryStatus body }} {ERRORS} }} }}"""
-NOTE = f"""mutation($c: ID!, $body: String!) {{ addConversationNote(conversationId: $c, body: $body) {{
+NOTE = f"""mutation($c: ID!, $body: String!) {{ addConversationNote(input: {{conversationId: $c, body: $body}}) {{
   conversation {{ id messageCount }} message {{ id direction kind authorType deliveryStatus body }} {ERRORS} }} }}"""
 START = f"""mutation($i: StartConversationInput!) {{ startConversation(input: $i) {{
   conversation {{ id channel startedBy status subject messageCount }} message {{ id deliveryStatus }} {ERRORS} }} }}"""
 CHAT = f"""mutation($i: ReceiveChatMessageInput!) {{ receiveChatMessage(input: $i) {{
   conversation {{ id channel startedBy messageCount }} message {{ id direction authorType body }} {ERRORS} }} }}"""
-ASSIGN = f"""mutation($c: ID!, $a: ID) {{ assignConversation(conversationId: $c, assigneeId: $a) {{
+ASSIGN = f"""mutation($c: ID!, $a: ID) {{ assignConversation(input: {{conversationId: $c, assigneeId: $a}}) {{
   conversation {{ id assignee {{ id email }} }} {ERRORS} }} }}"""
-STATUS = f"""mutation($c: ID!, $s: ConversationStatus!) {{ setConversationStatus(conversationId: $c, status: $s) {{
+STATUS = f"""mutation($c: ID!, $s: ConversationStatus!) {{ setConversationStatus(input: {{conversationId: $c, status: $s}}) {{
   conversation {{ id status resolvedAt snoozedUntil }} {ERRORS} }} }}"""
-SNOOZE = f"""mutation($c: ID!, $until: DateTime!) {{ snoozeConversation(conversationId: $c, until: $until) {{
+SNOOZE = f"""mutation($c: ID!, $until: DateTime!) {{ snoozeConversation(input: {{conversationId: $c, until: $until}}) {{
   conversation {{ id status snoozedUntil }} {ERRORS} }} }}"""
-PRIORITY = f"""mutation($c: ID!, $p: ConversationPriority!) {{ setConversationPriority(conversationId: $c, priority: $p) {{
+PRIORITY = f"""mutation($c: ID!, $p: ConversationPriority!) {{ setConversationPriority(input: {{conversationId: $c, priority: $p}}) {{
   conversation {{ id priority }} {ERRORS} }} }}"""
-LABEL = f"""mutation($c: ID!, $l: [ID!]!) {{ labelConversation(conversationId: $c, labelIds: $l) {{
+LABEL = f"""mutation($c: ID!, $l: [ID!]!) {{ labelConversation(input: {{conversationId: $c, labelIds: $l}}) {{
   conversation {{ id labels {{ id name }} }} {ERRORS} }} }}"""
-UNLABEL = f"""mutation($c: ID!, $l: [ID!]!) {{ unlabelConversation(conversationId: $c, labelIds: $l) {{
+UNLABEL = f"""mutation($c: ID!, $l: [ID!]!) {{ unlabelConversation(input: {{conversationId: $c, labelIds: $l}}) {{
   conversation {{ id labels {{ id name }} }} {ERRORS} }} }}"""
-MARK_READ = f"""mutation($c: ID!) {{ markConversationRead(conversationId: $c) {{ conversation {{ id unreadCount }} {ERRORS} }} }}"""
+MARK_READ = f"""mutation($c: ID!) {{ markConversationRead(input: {{conversationId: $c}}) {{ conversation {{ id unreadCount }} {ERRORS} }} }}"""
 CREATE_LABEL = f"""mutation($b: ID!, $name: String!, $color: String) {{
-  createConversationLabel(brandId: $b, name: $name, color: $color) {{ label {{ id name color }} {ERRORS} }} }}"""
+  createConversationLabel(input: {{brandId: $b, name: $name, color: $color}}) {{ label {{ id name color }} {ERRORS} }} }}"""
 LABELS = "query($b: ID!) { conversationLabels(brandId: $b) { id name color } }"
 CANNED_FIELDS = "id shortcode title body createdBy updatedAt"
 CREATE_CANNED = f"""mutation($i: CannedResponseInput!) {{ createCannedResponse(input: $i) {{
   cannedResponse {{ {CANNED_FIELDS} }} {ERRORS} }} }}"""
 UPDATE_CANNED = f"""mutation($i: UpdateCannedResponseInput!) {{ updateCannedResponse(input: $i) {{
   cannedResponse {{ {CANNED_FIELDS} }} {ERRORS} }} }}"""
-DELETE_CANNED = f"""mutation($id: ID!) {{ deleteCannedResponse(id: $id) {{ deletedId {ERRORS} }} }}"""
+DELETE_CANNED = f"""mutation($id: ID!) {{ deleteCannedResponse(input: {{id: $id}}) {{ deletedId {ERRORS} }} }}"""
 CANNED = f"query($b: ID!, $q: String) {{ cannedResponses(brandId: $b, search: $q) {{ {CANNED_FIELDS} }} }}"
 RENDER = "query($r: ID!, $c: ID!) { renderCannedResponse(cannedResponseId: $r, conversationId: $c) }"
 SET_CONSENT = """mutation($i: SetConsentInput!) { setConsent(input: $i) { errors { field code message } } }"""
@@ -206,7 +206,7 @@ async def test_three_message_email_thread_with_our_reply_in_the_middle(
     # our reply, sent by the worker through Brevo
     sent = await reply(api, tenant, cid, "Send it back to us")
     mid = uuid.UUID(sent["message"]["id"])
-    assert sent["message"]["deliveryStatus"] == "queued"
+    assert sent["message"]["deliveryStatus"] == "QUEUED"
     [out] = await until(lambda: sent_to(fakes.brevo, address), "the reply at Brevo")
     assert out.subject == "Re: Broken zipper" and out.text == "Send it back to us"
     assert out.headers["In-Reply-To"] == m1 and out.headers["References"] == m1
@@ -215,7 +215,7 @@ async def test_three_message_email_thread_with_our_reply_in_the_middle(
 
     async def stored_header() -> bool:
         found = await conversation(api, tenant, cid)
-        return any(e["node"]["messageIdHeader"] == ours and e["node"]["deliveryStatus"] == "sent"
+        return any(e["node"]["messageIdHeader"] == ours and e["node"]["deliveryStatus"] == "SENT"
                    for e in found["messages"]["edges"])
 
     await until(stored_header, "the reply marked sent with its Message-ID")
@@ -322,7 +322,7 @@ async def test_inbound_sms_twiml_signature_dedupe_reply_and_delivery(
     assert again.status_code == 200 and "<Response>" in again.text
     [conv] = await inbox(api, tenant)
     assert conv["channel"] == "SMS" and conv["messageCount"] == 1 and conv["customer"]["phone"] == number
-    assert conv["startedBy"] == "customer" and conv["lastMessage"]["body"] == "Is my order shipped?"
+    assert conv["startedBy"] == "CUSTOMER" and conv["lastMessage"]["body"] == "Is my order shipped?"
 
     # a second SMS from the same number joins the conversation
     await post_sms(api.base_url, tenant, sms_params(number, "Hello?"), token)
@@ -369,7 +369,7 @@ async def test_email_reply_delivered_through_a_brevo_event(api: Api, tenant: Ten
         found = await conversation(api, tenant, conv["id"])
         return next(e["node"] for e in found["messages"]["edges"] if e["node"]["id"] == mid)
 
-    await until(lambda: _field(status(), "deliveryStatus", "sent"), "sent")
+    await until(lambda: _field(status(), "deliveryStatus", "SENT"), "SENT")
     event = {"event": "delivered", "email": address, "id": 1, "date": "2024-05-01 10:00:00",
              "ts_event": int(time.time()), "message-id": out.provider_message_id,
              "X-Mailin-custom": out.headers["X-Mailin-custom"], "tags": []}
@@ -379,11 +379,11 @@ async def test_email_reply_delivered_through_a_brevo_event(api: Api, tenant: Ten
     wrong_brand = await post_event(api, "brevo", tenant, "a", json_body=event, token=TOKEN,
                                    brand_id=tenant.brands["b"])
     assert wrong_brand.status_code == 401  # brand b has no Brevo configuration
-    assert (await status())["deliveryStatus"] == "sent"
+    assert (await status())["deliveryStatus"] == "SENT"
     r = await post_event(api, "brevo", tenant, "a", json_body=event, token=TOKEN)
     assert r.status_code == 200 and r.json()["changed"] == 1, r.text
     found = await status()
-    assert found["deliveryStatus"] == "delivered" and found["deliveredAt"] is not None
+    assert found["deliveryStatus"] == "DELIVERED" and found["deliveredAt"] is not None
 
 
 async def _field(value: Any, key: str, expected: Any) -> bool:
@@ -416,8 +416,8 @@ async def test_private_note_is_never_sent(api: Api, tenant: TenantFixture, worke
     address = conv["customer"]["email"]
     _, agent = await tenant.member("agent")
     note = await mutate(api, NOTE, {"c": conv["id"], "body": "VIP, be nice"}, agent)
-    assert note["message"]["kind"] == "note" and note["message"]["direction"] == "outbound"
-    assert note["message"]["authorType"] == "user" and note["message"]["deliveryStatus"] is None
+    assert note["message"]["kind"] == "NOTE" and note["message"]["direction"] == "OUTBOUND"
+    assert note["message"]["authorType"] == "USER" and note["message"]["deliveryStatus"] is None
     # control: a reply after the note goes out; the note never does
     await reply(api, tenant, conv["id"], "Hello from support", token=agent)
     await until(lambda: sent_to(fakes.brevo, address), "the reply at Brevo")
@@ -458,8 +458,8 @@ async def test_start_conversation_needs_consent(api: Api, tenant: TenantFixture,
             again = await mutate(api, START, {"i": start}, tenant.owner_token, ok=False)
             assert [e["code"] for e in again["errors"]] == ["FORBIDDEN"]
     ok = await mutate(api, START, {"i": start}, tenant.owner_token)
-    assert ok["conversation"]["startedBy"] == "user" and ok["conversation"]["channel"] == "EMAIL"
-    assert ok["message"]["deliveryStatus"] == "queued"
+    assert ok["conversation"]["startedBy"] == "USER" and ok["conversation"]["channel"] == "EMAIL"
+    assert ok["message"]["deliveryStatus"] == "QUEUED"
     same = await mutate(api, START, {"i": start}, tenant.owner_token)
     assert same["conversation"]["id"] == ok["conversation"]["id"] and same["message"]["id"] == ok["message"]["id"]
     [out] = await until(lambda: sent_to(fakes.brevo, address), "the first message at Brevo")
@@ -506,7 +506,7 @@ async def test_snooze_wake_and_reopen_on_new_inbound(api: Api, tenant: TenantFix
 
     past = await mutate(api, SNOOZE, {"c": cid, "until": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()},
                         token, ok=False)
-    assert [(e["field"], e["code"]) for e in past["errors"]] == [("until", "INVALID")], past
+    assert [(e["field"], e["code"]) for e in past["errors"]] == [("input.until", "INVALID")], past
     assert (await conversation(api, tenant, cid))["status"] == "OPEN"
 
     until_at = datetime.now(UTC) + timedelta(seconds=1.5)
@@ -533,7 +533,7 @@ async def test_snooze_wake_and_reopen_on_new_inbound(api: Api, tenant: TenantFix
     assert resolved["conversation"]["status"] == "RESOLVED" and resolved["conversation"]["resolvedAt"] is not None
     refused = await mutate(api, SNOOZE, {"c": cid, "until": (datetime.now(UTC) + timedelta(hours=1)).isoformat()},
                            token, ok=False)
-    assert [(e["field"], e["code"]) for e in refused["errors"]] == [("conversationId", "INVALID_STATE")]
+    assert [(e["field"], e["code"]) for e in refused["errors"]] == [("input.conversationId", "INVALID_STATE")]
     await post_email(api.base_url, tenant, email_item("snoozer@cust.example", text="hello again",
                                                       references=[first_id]))
     found = await conversation(api, tenant, cid)
@@ -653,9 +653,9 @@ async def test_assignment_to_members_with_access_to_the_brand(api: Api, tenant: 
     admin, _ = await tenant.member("admin")
 
     refused = await mutate(api, ASSIGN, {"c": cid, "a": gid("Member", b_agent)}, tenant.owner_token, ok=False)
-    assert [(e["field"], e["code"]) for e in refused["errors"]] == [("assigneeId", "NOT_FOUND")], refused
+    assert [(e["field"], e["code"]) for e in refused["errors"]] == [("input.assigneeId", "NOT_FOUND")], refused
     nobody = await mutate(api, ASSIGN, {"c": cid, "a": gid("Member", uuid.uuid4())}, tenant.owner_token, ok=False)
-    assert [(e["field"], e["code"]) for e in nobody["errors"]] == [("assigneeId", "NOT_FOUND")]
+    assert [(e["field"], e["code"]) for e in nobody["errors"]] == [("input.assigneeId", "NOT_FOUND")]
     assert (await conversation(api, tenant, cid))["assignee"] is None
 
     done = await mutate(api, ASSIGN, {"c": cid, "a": gid("Member", a_agent)}, a_token)  # an agent takes it
@@ -690,9 +690,9 @@ async def test_labels_priority_status_filters_search_and_pagination(api: Api, te
     late = (await mutate(api, CREATE_LABEL, {"b": tenant.brand_gid("a"), "name": "Late"}, token))["label"]
     assert vip["color"] == "#10b981" and late["color"] == "#6b7280"
     dup = await mutate(api, CREATE_LABEL, {"b": tenant.brand_gid("a"), "name": "vip"}, token, ok=False)
-    assert [(e["field"], e["code"]) for e in dup["errors"]] == [("name", "DUPLICATE")]
+    assert [(e["field"], e["code"]) for e in dup["errors"]] == [("input.name", "DUPLICATE")]
     bad = await mutate(api, CREATE_LABEL, {"b": tenant.brand_gid("a"), "name": "x", "color": "green"}, token, ok=False)
-    assert [e["field"] for e in bad["errors"]] == ["color"]
+    assert [e["field"] for e in bad["errors"]] == ["input.color"]
     b_label = (await mutate(api, CREATE_LABEL, {"b": tenant.brand_gid("b"), "name": "VIP"}, token))["label"]
     assert [x["name"] for x in (await api.data(LABELS, {"b": tenant.brand_gid("a")}, token=token))[
         "conversationLabels"]] == ["Late", "VIP"]
@@ -700,7 +700,7 @@ async def test_labels_priority_status_filters_search_and_pagination(api: Api, te
     assert [x["name"] for x in labelled["conversation"]["labels"]] == ["Late", "VIP"]
     await mutate(api, LABEL, {"c": ids[1], "l": [late["id"]]}, token)
     wrong = await mutate(api, LABEL, {"c": ids[0], "l": [b_label["id"]]}, token, ok=False)  # brand b's label
-    assert [(e["field"], e["code"]) for e in wrong["errors"]] == [("labelIds[0]", "NOT_FOUND")]
+    assert [(e["field"], e["code"]) for e in wrong["errors"]] == [("input.labelIds[0]", "NOT_FOUND")]
     assert {c["id"] for c in await inbox(api, tenant, labels=[vip["id"]])} == {ids[0]}
     assert {c["id"] for c in await inbox(api, tenant, labels=[late["id"]])} == {ids[0], ids[1]}
     unlabelled = await mutate(api, UNLABEL, {"c": ids[0], "l": [vip["id"]]}, token)
@@ -717,7 +717,7 @@ async def test_labels_priority_status_filters_search_and_pagination(api: Api, te
     await mutate(api, STATUS, {"c": ids[1], "s": "PENDING"}, token)
     await mutate(api, STATUS, {"c": ids[2], "s": "RESOLVED"}, token)
     snoozing = await mutate(api, STATUS, {"c": ids[3], "s": "SNOOZED"}, token, ok=False)
-    assert [e["field"] for e in snoozing["errors"]] == ["status"]
+    assert [e["field"] for e in snoozing["errors"]] == ["input.status"]
     assert [c["id"] for c in await inbox(api, tenant, status=["PENDING"])] == [ids[1]]
     assert {c["id"] for c in await inbox(api, tenant, status=["OPEN"])} == {ids[0], ids[3], ids[4]}
     assert {c["id"] for c in await inbox(api, tenant, status=["PENDING", "RESOLVED"])} == {ids[1], ids[2]}
@@ -804,7 +804,7 @@ async def test_canned_responses_crud_validation_and_rendering(api: Api, tenant: 
     deleted = await mutate(api, DELETE_CANNED, {"id": made["id"]}, agent)
     assert deleted["deletedId"] == made["id"]
     gone = await mutate(api, DELETE_CANNED, {"id": made["id"]}, agent, ok=False)
-    assert [(e["field"], e["code"]) for e in gone["errors"]] == [("id", "NOT_FOUND")]
+    assert [(e["field"], e["code"]) for e in gone["errors"]] == [("input.id", "NOT_FOUND")]
     assert [x["id"] for x in (await api.data(CANNED, {"b": brand}, token=agent))["cannedResponses"]] == [other["id"]]
     body = await api.gql(RENDER, {"r": made["id"], "c": conv["id"]}, token=agent)
     assert [(e["extensions"]["code"], e["extensions"].get("field")) for e in body["errors"]] == [
@@ -825,7 +825,7 @@ async def test_receive_chat_message_through_an_api_key_is_idempotent(api: Api, t
     message = {"brandId": tenant.brand_gid("a"), "customerId": gid("Customer", customer.id), "body": "Hi there",
                "idempotencyKey": "chat-1"}
     first = await mutate(api, CHAT, {"i": message}, key)
-    assert first["conversation"]["channel"] == "CHAT" and first["conversation"]["startedBy"] == "customer"
+    assert first["conversation"]["channel"] == "CHAT" and first["conversation"]["startedBy"] == "CUSTOMER"
     assert (first["message"]["direction"], first["message"]["authorType"], first["message"]["body"]) == (
         "inbound", "customer", "Hi there")
     again = await mutate(api, CHAT, {"i": message}, key)
@@ -841,7 +841,7 @@ async def test_receive_chat_message_through_an_api_key_is_idempotent(api: Api, t
     # a chat answer is delivered in the chat: sent at once, nothing goes to a provider
     before = len(fakes.brevo.messages) + len(fakes.twilio.messages)
     answered = await reply(api, tenant, conv["id"], "Hello Chad")
-    assert answered["message"]["deliveryStatus"] == "sent"
+    assert answered["message"]["deliveryStatus"] == "SENT"
     await asyncio.sleep(0.3)
     assert len(fakes.brevo.messages) + len(fakes.twilio.messages) == before
 
@@ -933,17 +933,17 @@ async def test_conversation_events_reach_the_brand_inbox_across_processes(
                 break
             except AssertionError:
                 assert time.monotonic() < deadline, inbox_a.messages
-        assert events(inbox_a, op_a)[-1]["type"] == "priority_changed"
+        assert events(inbox_a, op_a)[-1]["type"] == "PRIORITY_CHANGED"
         seen = len(events(inbox_a, op_a))
 
         # a customer's e-mail handled by the SECOND API process
         r = await post_email(api2_url, tenant, email_item("live@cust.example", subject="Live", text="live marker"))
         assert r.status_code == 200 and r.json()["created"] == 1
-        created = await until(lambda: [e for e in events(inbox_a, op_a)[seen:] if e["type"] == "message_created"],
+        created = await until(lambda: [e for e in events(inbox_a, op_a)[seen:] if e["type"] == "MESSAGE_CREATED"],
                               "message_created from the second process")
-        assert created[0]["message"]["body"] == "live marker" and created[0]["message"]["direction"] == "inbound"
+        assert created[0]["message"]["body"] == "live marker" and created[0]["message"]["direction"] == "INBOUND"
         cid = created[0]["conversation"]["id"]
-        assert "conversation_created" in [e["type"] for e in events(inbox_a, op_a)[seen:]]
+        assert "CONVERSATION_CREATED" in [e["type"] for e in events(inbox_a, op_a)[seen:]]
 
         async def next_event(kind: str, action: Callable[[], Any]) -> dict[str, Any]:
             start = len(events(inbox_a, op_a))
@@ -953,7 +953,7 @@ async def test_conversation_events_reach_the_brand_inbox_across_processes(
             return found[0]
 
         e = await next_event("message_created", lambda: reply(api, tenant, cid, "live answer"))
-        assert (e["message"]["direction"], e["message"]["body"]) == ("outbound", "live answer")
+        assert (e["message"]["direction"], e["message"]["body"]) == ("OUTBOUND", "live answer")
         e = await next_event("status_changed", lambda: mutate(api, STATUS, {"c": cid, "s": "PENDING"},
                                                                tenant.owner_token))
         assert e["conversation"]["status"] == "PENDING"
@@ -998,7 +998,7 @@ async def test_messages_land_on_the_timeline_as_typed_events(api: Api, tenant: T
     sent = [n for n in nodes if n["kind"] == "MESSAGE_SENT"]
     chat = [n for n in nodes if n["kind"] == "CONVERSATION_MESSAGE"]
     assert len(sent) == 1 and sent[0]["campaign"]["id"] == campaign and sent[0]["channel"] == "email", nodes
-    assert len(chat) == 1 and chat[0]["direction"] == "inbound" and chat[0]["excerpt"] == "Hello there", nodes
+    assert len(chat) == 1 and chat[0]["direction"] == "INBOUND" and chat[0]["excerpt"] == "Hello there", nodes
     assert chat[0]["conversation"]["channel"] == "CHAT"
 
 
@@ -1025,7 +1025,7 @@ async def test_a_person_is_known_to_the_tenant_by_member_id(api: Api, tenant: Te
     log = (await api.data('{ auditLog(action: "conversation.assign") { edges { node { principalId summary } } } }',
                           token=tenant.owner_token))["auditLog"]["edges"]
     assert [(e["node"]["principalId"], e["node"]["summary"]) for e in log] == [
-        (str(member_id), {"assignee_id": str(member_id)})]
+        (str(member_id), {"assigneeId": str(member_id)})]
 
 
 # --- a reply whose send was lost in Redis -------------------------------------------------------

@@ -301,13 +301,13 @@ CROSS: list[Cross] = [
           lambda h, r: {"i": {"brandId": h.brand, "customerId": r.customer, "body": "Hi", "idempotencyKey": fresh_key()}},
           "input.customerId", lambda p: p["message"] is not None, audit=0),
     Cross("assignConversation(assigneeId)", "assignConversation", ASSIGN,
-          lambda h, r: {"c": h.conv, "a": r.member}, "assigneeId",
+          lambda h, r: {"c": h.conv, "a": r.member}, "input.assigneeId",
           lambda p: p["conversation"]["assignee"] is not None),
     Cross("labelConversation(labelIds)", "labelConversation", LABEL,
-          lambda h, r: {"c": h.conv, "l": [r.label]}, "labelIds[0]",
+          lambda h, r: {"c": h.conv, "l": [r.label]}, "input.labelIds[0]",
           lambda p: any(x["id"] for x in p["conversation"]["labels"])),
     Cross("unlabelConversation(labelIds)", "unlabelConversation", UNLABEL,
-          lambda h, r: {"c": h.conv, "l": [r.label]}, "labelIds[0]", lambda p: p["conversation"] is not None,
+          lambda h, r: {"c": h.conv, "l": [r.label]}, "input.labelIds[0]", lambda p: p["conversation"] is not None,
           audit=0),  # the label is not on the conversation: nothing to remove, nothing audited
 ]
 
@@ -599,7 +599,7 @@ async def test_conversation_events_reach_only_who_may_see_the_brand(
                              brand=side, token=A_TOKEN)
         assert r.json()["created"] == 1, r.text
         for sub in (own, analyst):
-            await until(lambda s=sub: any(e["type"] == "message_created" for e in s.data(HEARD)), "message_created")
+            await until(lambda s=sub: any(e["type"] == "MESSAGE_CREATED" for e in s.data(HEARD)), "MESSAGE_CREATED")
         await asyncio.sleep(0.3)
         assert intruder.data(HEARD) == [], intruder.messages
         assert leaks(intruder.messages, world, {"b": world.brand(side)}) == []
@@ -617,7 +617,7 @@ async def test_brand_a_inbox_hears_nothing_of_brand_b(api: Api, world: World, to
         await _until_live(api, world.t, v.g("conv", "b"), [owner_b])
         heard = len(limited.data(HEARD))
         await api.data(STATUS, {"c": v.g("conv", "b"), "s": "PENDING"}, token=world.t.owner_token)
-        await until(lambda: any(e["type"] == "status_changed" for e in owner_b.data(HEARD)), "brand b's event")
+        await until(lambda: any(e["type"] == "STATUS_CHANGED" for e in owner_b.data(HEARD)), "brand b's event")
         await asyncio.sleep(0.3)
         assert all(e["conversation"]["id"] != v.g("conv", "b") for e in limited.data(HEARD)[heard:]), limited.data(HEARD)
         assert b_leaks(limited.messages, world) == []

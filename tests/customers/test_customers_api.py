@@ -78,7 +78,7 @@ async def test_customer_lifecycle(api: Api, tenant: TenantFixture) -> None:
     tag = (await api.data('mutation { createTag(input: {name: "VIP", color: "#FFAA00"}) { tag { id color } errors { code } } }',
                           token=token))["createTag"]["tag"]
     assert tag["color"] == "#ffaa00"
-    tagged = await api.data("mutation($c: [ID!]!, $t: [ID!]!) { tagCustomers(customerIds: $c, tagIds: $t) { changed errors { code } } }",
+    tagged = await api.data("mutation($c: [ID!]!, $t: [ID!]!) { tagCustomers(input: {customerIds: $c, tagIds: $t}) { changed errors { code } } }",
                             {"c": [c["id"]], "t": [tag["id"]]}, token=token)
     assert tagged["tagCustomers"] == {"changed": 1, "errors": []}
     note = await api.data("""mutation($c: ID!) { addCustomerNote(input: {customerId: $c, body: "Prefers SMS", type: ACTION}) {
@@ -241,4 +241,4 @@ async def test_a_changed_birth_date_is_audited_as_iso_text(api: Api, tenant: Ten
     assert changed["errors"] == [] and changed["customer"]["id"] == made["customer"]["id"]
     log = (await api.data('{ auditLog(first: 1, action: "customer.update") { edges { node { summary } } } }',
                           token=token))["auditLog"]["edges"]
-    assert log[0]["node"]["summary"]["birth_date"] == {"before": None, "after": "1990-05-17"}
+    assert log[0]["node"]["summary"]["birthDate"] == {"before": None, "after": "1990-05-17"}

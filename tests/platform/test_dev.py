@@ -72,7 +72,7 @@ def test_dev_derives_public_url_from_its_port_and_restarts_dead_services(tmp_pat
             return r.json()["data"]
 
         # the public URL is the address dev serves on, not http://localhost:8000
-        body = gql(PROVIDER, {"input": {"brandId": headers["X-Brand-Id"], "channel": "EMAIL", "provider": "brevo",
+        body = gql(PROVIDER, {"input": {"brandId": headers["X-Brand-Id"], "channel": "EMAIL", "provider": "BREVO",
                                         "credentials": {"apiKey": "dev-test"}}})["setDeliveryProvider"]
         assert body["errors"] == [], body
         assert body["deliveryProvider"]["webhookUrl"].startswith(f"http://127.0.0.1:{port}/webhooks/brevo/"), body

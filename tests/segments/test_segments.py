@@ -24,7 +24,7 @@ SEGMENT = """query($id: ID!, $other: ID!) { segment(id: $id) { name memberCount 
 
 
 def spenders(min_value: float) -> dict:
-    return {"match": "ALL", "rules": [{"profile": {"field": "total_order_value", "operator": "greater_than_or_equal",
+    return {"match": "ALL", "rules": [{"profile": {"field": "TOTAL_ORDER_VALUE", "operator": "GREATER_THAN_OR_EQUAL",
                                                    "value": min_value}}]}
 
 
@@ -36,11 +36,11 @@ async def test_create_preview_refresh_history_and_explain(api: Api, tenant: Tena
     assert preview["previewSegment"]["count"] == 3  # 500, 300, 200 (brand b's big spender is not a customer of a)
     assert {c["email"] for c in preview["previewSegment"]["customers"]} == {"big@x.test", "mid@x.test", "again@x.test"}
 
-    nested = {"match": "ALL", "rules": [{"profile": {"field": "total_order_value", "operator": "greater_than", "value": 100}}],
+    nested = {"match": "ALL", "rules": [{"profile": {"field": "TOTAL_ORDER_VALUE", "operator": "GREATER_THAN", "value": 100}}],
               "groups": [{"match": "ANY", "rules": [
-                  {"tag": {"operator": "includes", "tagIds": [gid("Tag", shop["vip"].id)]}},
-                  {"event": {"name": "product_viewed", "operator": "greater_than_or_equal", "value": 2, "withinDays": 7,
-                             "properties": [{"property": "sku", "operator": "equals", "value": "TENT"}]}}]}]}
+                  {"tag": {"operator": "INCLUDES", "tagIds": [gid("Tag", shop["vip"].id)]}},
+                  {"event": {"name": "product_viewed", "operator": "GREATER_THAN_OR_EQUAL", "value": 2, "withinDays": 7,
+                             "properties": [{"property": "sku", "operator": "EQUALS", "value": "TENT"}]}}]}]}
     created = (await api.data(CREATE, {"input": {"brandId": brand, "name": "Engaged spenders", "definition": nested}},
                               token=token))["createSegment"]
     assert created["errors"] == [] and created["segment"]["staleness"] == {"stale": True}
@@ -63,9 +63,9 @@ async def test_create_preview_refresh_history_and_explain(api: Api, tenant: Tena
     # people enter and leave across three refreshes; history keeps both
     await api.data("""mutation($i: UpdateSegmentInput!) { updateSegment(input: $i) { errors { code } } }""",
                    {"i": {"id": seg_id, "definition": spenders(250)}}, token=token)
-    dry = (await api.data("""mutation($i: UpdateSegmentInput!) { updateSegment(input: $i, dryRun: true) {
+    dry = (await api.data("""mutation($i: UpdateSegmentInput!) { updateSegment(input: $i) {
         segment { id } dryRun { countBefore countAfter entering exiting } errors { code } } }""",
-        {"i": {"id": seg_id, "definition": spenders(10)}}, token=token))["updateSegment"]
+        {"i": {"id": seg_id, "definition": spenders(10), "dryRun": True}}, token=token))["updateSegment"]
     assert dry["segment"] is None
     assert dry["dryRun"] == {"countBefore": 3, "countAfter": 4, "entering": 1, "exiting": 0}
     second = await refresh.refresh(tenant.id, service_id(seg_id))
@@ -95,9 +95,9 @@ async def test_refresh_through_the_api_is_throttled_and_lands_on_timelines(api: 
     token = tenant.owner_token
     seg = (await api.data(CREATE, {"input": {"brandId": tenant.brand_gid("a"), "name": "All",
                                              "definition": {"match": "ALL"}}}, token=token))["createSegment"]["segment"]
-    job = (await api.data("mutation($id: ID!) { refreshSegment(id: $id) { job { id } errors { code } } }",
+    job = (await api.data("mutation($id: ID!) { refreshSegment(input: {id: $id}) { job { id } errors { code } } }",
                           {"id": seg["id"]}, token=token))["refreshSegment"]["job"]
-    again = (await api.data("mutation($id: ID!) { refreshSegment(id: $id) { job { id } errors { field code message } } }",
+    again = (await api.data("mutation($id: ID!) { refreshSegment(input: {id: $id}) { job { id } errors { field code message } } }",
                             {"id": seg["id"]}, token=token))["refreshSegment"]
     assert again["job"] is None and again["errors"][0]["code"] == "LIMIT_EXCEEDED"
     assert "next manual refresh is allowed at" in again["errors"][0]["message"]
@@ -213,7 +213,7 @@ async def test_segment_references_refuse_cycles(tenant: TenantFixture) -> None:
             "rules": [{"kind": "segment", "operator": "includes", "value": [str(a.id)]}]})
 
 
-IMPORT_MEMBERS = """mutation($s: ID!, $f: Upload!) { importSegmentMembers(segmentId: $s, file: $f) {
+IMPORT_MEMBERS = """mutation($s: ID!, $f: Upload!) { importSegmentMembers(input: {segmentId: $s, file: $f}) {
   job { id } errors { field code message } } }"""
 
 

@@ -267,7 +267,7 @@ class Cross:
 
 
 def _ref_segment(refs: Refs) -> dict[str, Any]:
-    return {"match": "ALL", "rules": [{"segment": {"operator": "includes", "segmentIds": [refs.seg]}}]}
+    return {"match": "ALL", "rules": [{"segment": {"operator": "INCLUDES", "segmentIds": [refs.seg]}}]}
 
 
 CROSS: list[Cross] = [
@@ -276,7 +276,7 @@ CROSS: list[Cross] = [
           "input.definition", "INVALID", lambda p: p["segment"] is not None),
     Cross("createSegment(definition: tag)", "createSegment", CREATE,
           lambda h, r: {"input": {"brandId": h.brand, "name": "Tagged", "definition": {
-              "rules": [{"tag": {"operator": "includes", "tagIds": [r.tag]}}]}}},
+              "rules": [{"tag": {"operator": "INCLUDES", "tagIds": [r.tag]}}]}}},
           "input.definition", "INVALID", lambda p: p["segment"] is not None, brand_scoped=False),
     Cross("createSegment(lookalikeSourceId)", "createSegment", CREATE,
           lambda h, r: {"input": {"brandId": h.brand, "name": "Alike", "kind": "LOOKALIKE",
@@ -286,11 +286,11 @@ CROSS: list[Cross] = [
           lambda h, r: {"input": {"id": h.seg, "definition": _ref_segment(r)}},
           "input.definition", "INVALID", lambda p: p["segment"] is not None),
     Cross("updateSegment(dryRun, definition: segment)", "updateSegment", DRY_RUN,
-          lambda h, r: {"input": {"id": h.seg, "definition": _ref_segment(r)}},
+          lambda h, r: {"input": {"id": h.seg, "definition": _ref_segment(r), "dryRun": True}},
           "input.definition", "INVALID", lambda p: p["dryRun"] is not None, audit=0),
     Cross("addSegmentMembers(customer)", "addSegmentMembers", ADD,
           lambda h, r: {"s": h.static, "c": [r.customer]},
-          "customerIds[0]", "NOT_FOUND", lambda p: p["entered"] == 1),
+          "input.customerIds[0]", "NOT_FOUND", lambda p: p["entered"] == 1),
 ]
 
 
@@ -634,7 +634,7 @@ async def test_a_second_manual_refresh_within_a_minute_says_when_the_next_is_all
     for token in (t.owner_token, tokens["marketer-a"]):
         again = (await api.data(REFRESH, {"id": gid("Segment", seg.id)}, token=token))["refreshSegment"]
         assert again["job"] is None, again
-        assert perrs(again) == [("id", "LIMIT_EXCEEDED")], again
+        assert perrs(again) == [("input.id", "LIMIT_EXCEEDED")], again
         found = re.search(r"next manual refresh is allowed at (\S+)$", again["errors"][0]["message"])
         assert found, again
         allowed = datetime.fromisoformat(found[1])
@@ -651,7 +651,7 @@ async def test_a_second_manual_refresh_within_a_minute_says_when_the_next_is_all
 
 
 def _nested(levels: int) -> dict[str, Any]:
-    group: dict[str, Any] = {"match": "ALL", "rules": [{"attribute": {"field": "city", "operator": "exists"}}]}
+    group: dict[str, Any] = {"match": "ALL", "rules": [{"attribute": {"field": "city", "operator": "EXISTS"}}]}
     for _ in range(levels - 1):
         group = {"match": "ANY", "groups": [group]}
     return group
@@ -674,27 +674,27 @@ class Bad:
 
 BAD: list[Bad] = [
     Bad("operator-not-for-field",
-        lambda v: {"rules": [{"profile": {"field": "total_order_value", "operator": "contains", "value": 1}}]},
+        lambda v: {"rules": [{"profile": {"field": "TOTAL_ORDER_VALUE", "operator": "CONTAINS", "value": 1}}]},
         ("rules[0].operator", "rules[0].profile.operator"), "INVALID"),
     Bad("value-of-wrong-type",
         lambda v: {"groups": [{"match": "ANY", "rules": [
-            {"profile": {"field": "engagement_score", "operator": "greater_than", "value": "high"}}]}]},
+            {"profile": {"field": "ENGAGEMENT_SCORE", "operator": "GREATER_THAN", "value": "high"}}]}]},
         ("groups[0].rules[0].value", "groups[0].rules[0].profile.value"), "INVALID"),
     Bad("six-levels", lambda v: _nested(6),
         ("groups[0].groups[0].groups[0].groups[0].groups[0]",), "LIMIT_EXCEEDED"),
-    Bad("51-rules", lambda v: {"rules": [{"attribute": {"field": "city", "operator": "exists"}}] * 51},
+    Bad("51-rules", lambda v: {"rules": [{"attribute": {"field": "city", "operator": "EXISTS"}}] * 51},
         ("rules",), "LIMIT_EXCEEDED"),
     Bad("undeclared-custom-attribute",
-        lambda v: {"rules": [{"attribute": {"field": "attributes.never_declared", "operator": "equals", "value": "x"}}]},
+        lambda v: {"rules": [{"attribute": {"field": "attributes.never_declared", "operator": "EQUALS", "value": "x"}}]},
         ("rules[0].field", "rules[0].attribute.field"), "INVALID"),
-    Bad("unknown-tag", lambda v: {"rules": [{"tag": {"operator": "includes", "tagIds": [gid("Tag", uuid.uuid4())]}}]},
+    Bad("unknown-tag", lambda v: {"rules": [{"tag": {"operator": "INCLUDES", "tagIds": [gid("Tag", uuid.uuid4())]}}]},
         ("",), "INVALID"),
-    Bad("segment-of-another-brand", lambda v: {"rules": [{"segment": {"operator": "includes",
+    Bad("segment-of-another-brand", lambda v: {"rules": [{"segment": {"operator": "INCLUDES",
                                                                       "segmentIds": [v.seg_gid("b")]}}]},
         ("",), "INVALID"),
-    Bad("self-reference", lambda v: {"rules": [{"segment": {"operator": "includes", "segmentIds": [v.seg_gid("a")]}}]},
+    Bad("self-reference", lambda v: {"rules": [{"segment": {"operator": "INCLUDES", "segmentIds": [v.seg_gid("a")]}}]},
         ("",), "INVALID", ops=("update", "dry_run")),
-    Bad("two-segment-cycle", lambda v: {"rules": [{"segment": {"operator": "not_in", "segmentIds": [
+    Bad("two-segment-cycle", lambda v: {"rules": [{"segment": {"operator": "NOT_IN", "segmentIds": [
         gid("Segment", v.seg2)]}}]}, ("",), "INVALID", ops=("update", "dry_run")),
 ]
 
@@ -716,7 +716,7 @@ async def test_bad_definition_is_refused_naming_its_path_and_nothing_is_written(
     calls = {
         "create": (CREATE, "createSegment", {"input": {"brandId": v.brand("a"), "name": "Bad", "definition": definition}}),
         "update": (UPDATE, "updateSegment", {"input": {"id": v.seg_gid("a"), "name": "Bad", "definition": definition}}),
-        "dry_run": (DRY_RUN, "updateSegment", {"input": {"id": v.seg_gid("a"), "definition": definition}}),
+        "dry_run": (DRY_RUN, "updateSegment", {"input": {"id": v.seg_gid("a"), "definition": definition, "dryRun": True}}),
     }
     got = {}
     for op in bad.ops:

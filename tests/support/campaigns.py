@@ -14,7 +14,7 @@ from conftest import Api, TenantFixture, gid
 
 CREATE = """mutation($input: CreateCampaignInput!) { createCampaign(input: $input) {
   campaign { id name status channel } errors { field code message } } }"""
-LAUNCH = """mutation($id: ID!, $key: String!) { launchCampaign(id: $id, idempotencyKey: $key) {
+LAUNCH = """mutation($id: ID!, $key: String!) { launchCampaign(input: {id: $id, idempotencyKey: $key}) {
   campaign { id status launchedAt } errors { field code message } } }"""
 STATUS = "query($id: ID!) { campaign(id: $id) { status failureReason stats { sent failed delivered audience excluded progress { queued } } } }"
 

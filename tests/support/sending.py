@@ -76,10 +76,10 @@ SET_PROVIDER = """mutation($input: SetDeliveryProviderInput!) { setDeliveryProvi
 
 async def provider(api: Api, t: TenantFixture, channel: str, name: str, *, credentials: dict[str, Any] | None = None,
                    settings_: dict[str, Any] | None = None) -> None:
-    body = await mutate(api, t, SET_PROVIDER, {"input": {"brandId": t.brand_gid("a"), "channel": channel, "provider": name,
+    body = await mutate(api, t, SET_PROVIDER, {"input": {"brandId": t.brand_gid("a"), "channel": channel, "provider": name.upper(),
                                                      "credentials": credentials, "settings": settings_}})
     assert body["errors"] == [], body
-    assert body["deliveryProvider"]["provider"] == name and body["deliveryProvider"]["credentialsSet"] == bool(credentials)
+    assert body["deliveryProvider"]["provider"] == name.upper() and body["deliveryProvider"]["credentialsSet"] == bool(credentials)
 
 
 def once_each(messages: list[Any], addresses: set[str]) -> None:

@@ -76,7 +76,7 @@ async def test_a_revoked_key_stops_working_on_a_process_that_had_it_cached(
         api: Api, other: Api, tenant: TenantFixture) -> None:
     key_id, secret = await tenant.api_key("analyst")
     assert (await warm(other, secret))["viewer"]["role"] == "ANALYST"
-    body = await api.data("mutation($id: ID!) { revokeApiKey(id: $id) { errors { code } } }",
+    body = await api.data("mutation($id: ID!) { revokeApiKey(input: {id: $id}) { errors { code } } }",
                           {"id": gid("ApiKey", key_id)}, token=tenant.owner_token)
     assert body["revokeApiKey"]["errors"] == []
     r = await until(other, secret, lambda r: r.status_code == 401, since=time.monotonic())
@@ -88,7 +88,7 @@ async def test_a_role_change_takes_effect_on_every_process(api: Api, other: Api,
     member_id, token = await tenant.member("marketer")
     assert (await warm(other, token))["viewer"]["role"] == "MARKETER"
     assert (await warm(api, token))["viewer"]["role"] == "MARKETER"
-    body = await api.data("mutation($u: ID!) { changeMemberRole(userId: $u, role: ANALYST) { errors { code } } }",
+    body = await api.data("mutation($u: ID!) { changeMemberRole(input: {userId: $u, role: ANALYST}) { errors { code } } }",
                           {"u": gid("Member", member_id)}, token=tenant.owner_token)
     assert body["changeMemberRole"]["errors"] == []
     since = time.monotonic()
@@ -101,7 +101,7 @@ async def test_a_removed_brand_grant_takes_effect_on_every_process(
     member_id, token = await tenant.member("agent", brands=["a", "b"])
     brand_a = tenant.brand_gid("a")
     assert (await warm(other, token, brand=brand_a))["viewer"]["role"] == "AGENT"
-    body = await api.data("mutation($u: ID!, $b: ID!) { revokeBrandAccess(userId: $u, brandId: $b) { errors { code } } }",
+    body = await api.data("mutation($u: ID!, $b: ID!) { revokeBrandAccess(input: {userId: $u, brandId: $b}) { errors { code } } }",
                           {"u": gid("Member", member_id), "b": brand_a}, token=tenant.owner_token)
     assert body["revokeBrandAccess"]["errors"] == []
     r = await until(other, token, lambda r: r.status_code == 403, since=time.monotonic(), brand=brand_a)
@@ -112,7 +112,7 @@ async def test_a_removed_brand_grant_takes_effect_on_every_process(
 async def test_a_removed_member_and_an_archived_brand(api: Api, other: Api, tenant: TenantFixture) -> None:
     member_id, token = await tenant.member("marketer")
     await warm(other, token)
-    body = await api.data("mutation($u: ID!) { removeMember(userId: $u) { errors { code } } }",
+    body = await api.data("mutation($u: ID!) { removeMember(input: {userId: $u}) { errors { code } } }",
                           {"u": gid("Member", member_id)}, token=tenant.owner_token)
     assert body["removeMember"]["errors"] == []
     await until(other, token, lambda r: r.status_code == 401, since=time.monotonic())

@@ -79,7 +79,7 @@ async def test_adding_another_tenants_member_answers_as_for_an_unknown_address(
     # A's member is unchanged
     assert await _members(api, a, BASIC) == before_a
     # a name B gives stays B's; A's stays A's
-    remove = "mutation($u: ID!) { removeMember(userId: $u) { errors { code } } }"
+    remove = "mutation($u: ID!) { removeMember(input: {userId: $u}) { errors { code } } }"
     assert (await api.data(remove, {"u": answers[known]["member"]["id"]}, token=b.owner_token))["removeMember"] == {
         "errors": []}
     again = (await api.data(ADD, {"input": {"email": known.upper(), "role": "ANALYST", "name": "A. A."}},
@@ -147,9 +147,9 @@ async def test_an_owner_invitation_can_be_changed_or_withdrawn_by_the_only_owner
     api: Api, tenant: TenantFixture
 ) -> None:
     t = tenant
-    role = "mutation($u: ID!) { changeMemberRole(userId: $u, role: ADMIN) { member { role status } " \
+    role = "mutation($u: ID!) { changeMemberRole(input: {userId: $u, role: ADMIN}) { member { role status } " \
            "errors { field code } } }"
-    remove = "mutation($u: ID!) { removeMember(userId: $u) { member { status } errors { field code } } }"
+    remove = "mutation($u: ID!) { removeMember(input: {userId: $u}) { member { status } errors { field code } } }"
     ids = []
     for _ in range(2):
         got = await api.data(ADD, {"input": {"email": f"owner2-{uuid.uuid4().hex[:8]}@x.test", "role": "OWNER"}},

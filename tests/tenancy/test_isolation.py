@@ -155,9 +155,9 @@ async def test_another_tenants_owner_changes_nothing_of_a(
 
 MIXED: list[tuple[str, Write, Callable[[World, TenantFixture, uuid.UUID], dict[str, Any]], str]] = [
     ("grantBrandAccess(own member, A's brand)", WRITES[7],
-     lambda w, b, m: {"u": gid("Member", m), "b": w.brand("a")}, "brandId"),
+     lambda w, b, m: {"u": gid("Member", m), "b": w.brand("a")}, "input.brandId"),
     ("revokeBrandAccess(own member, A's brand)", WRITES[8],
-     lambda w, b, m: {"u": gid("Member", m), "b": w.brand("a")}, "brandId"),
+     lambda w, b, m: {"u": gid("Member", m), "b": w.brand("a")}, "input.brandId"),
     ("addMember(brandIds: [own, A's])", WRITES[4],
      lambda w, b, m: {"input": {"email": f"x@{b.slug}.test", "role": "AGENT",
                                 "brandIds": [b.brand_gid("a"), w.brand("b")]}}, "input.brandIds[1]"),

@@ -16,16 +16,16 @@ UPDATE_BRAND = f"""mutation($input: UpdateBrandInput!) {{ updateBrand(input: $in
   brand {{ {BRAND_FIELDS} }} errors {{ field code message }} }} }}"""
 UPDATE_VOICE = f"""mutation($input: UpdateBrandVoiceInput!) {{ updateBrandVoice(input: $input) {{
   brand {{ {BRAND_FIELDS} }} errors {{ field code message }} }} }}"""
-ARCHIVE = "mutation($id: ID!) { archiveBrand(id: $id) { brand { isArchived } errors { field code } } }"
+ARCHIVE = "mutation($id: ID!) { archiveBrand(input: {id: $id}) { brand { isArchived } errors { field code } } }"
 MEMBER_FIELDS = "member { id email role allBrands brands { slug } } errors { field code message }"
 ADD_MEMBER = f"mutation($input: AddMemberInput!) {{ addMember(input: $input) {{ {MEMBER_FIELDS} }} }}"
-GRANT = f"mutation($u: ID!, $b: ID!) {{ grantBrandAccess(userId: $u, brandId: $b) {{ {MEMBER_FIELDS} }} }}"
-REVOKE = f"mutation($u: ID!, $b: ID!) {{ revokeBrandAccess(userId: $u, brandId: $b) {{ {MEMBER_FIELDS} }} }}"
-CHANGE_ROLE = f"mutation($u: ID!, $r: Role!) {{ changeMemberRole(userId: $u, role: $r) {{ {MEMBER_FIELDS} }} }}"
-REMOVE = f"mutation($u: ID!) {{ removeMember(userId: $u) {{ {MEMBER_FIELDS} }} }}"
+GRANT = f"mutation($u: ID!, $b: ID!) {{ grantBrandAccess(input: {{userId: $u, brandId: $b}}) {{ {MEMBER_FIELDS} }} }}"
+REVOKE = f"mutation($u: ID!, $b: ID!) {{ revokeBrandAccess(input: {{userId: $u, brandId: $b}}) {{ {MEMBER_FIELDS} }} }}"
+CHANGE_ROLE = f"mutation($u: ID!, $r: Role!) {{ changeMemberRole(input: {{userId: $u, role: $r}}) {{ {MEMBER_FIELDS} }} }}"
+REMOVE = f"mutation($u: ID!) {{ removeMember(input: {{userId: $u}}) {{ {MEMBER_FIELDS} }} }}"
 CREATE_KEY = """mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) {
   apiKey { id name prefix role brands { slug } revokedAt } secret errors { field code message } } }"""
-REVOKE_KEY = "mutation($id: ID!) { revokeApiKey(id: $id) { apiKey { revokedAt } errors { code } } }"
+REVOKE_KEY = "mutation($id: ID!) { revokeApiKey(input: {id: $id}) { apiKey { revokedAt } errors { code } } }"
 VIEWER_BRANDS = "{ viewer { role allBrands brands { slug } } }"
 
 
@@ -67,7 +67,7 @@ async def test_create_update_voice_archive_brand(api: Api, tenant: TenantFixture
     archived = (await api.data(ARCHIVE, {"id": brand["id"]}, token=token))["archiveBrand"]
     assert archived == {"brand": {"isArchived": True}, "errors": []}
     again = (await api.data(ARCHIVE, {"id": brand["id"]}, token=token))["archiveBrand"]
-    assert again["errors"] == [{"field": "id", "code": "INVALID_STATE"}]
+    assert again["errors"] == [{"field": "input.id", "code": "INVALID_STATE"}]
     listed = await api.data("{ brands { slug } all: brands(includeArchived: true) { slug } }", token=token)
     assert "cobalt" not in {b["slug"] for b in listed["brands"]}
     assert "cobalt" in {b["slug"] for b in listed["all"]}
@@ -172,11 +172,11 @@ async def test_audit_log_paginates_newest_first_and_filters(api: Api, tenant: Te
     query = """query($after: String) { auditLog(first: 2, after: $after, action: "brand.update_voice") {
       edges { cursor node { action summary occurredAt brand { slug } } } pageInfo { hasNextPage endCursor } } }"""
     first = (await api.data(query, token=owner))["auditLog"]
-    assert [e["node"]["summary"]["voice_tone"]["after"] for e in first["edges"]] == ["three", "two"]
+    assert [e["node"]["summary"]["voiceTone"]["after"] for e in first["edges"]] == ["three", "two"]
     assert first["pageInfo"]["hasNextPage"] is True
     assert first["edges"][0]["node"]["brand"] == {"slug": "brand-a"}
     second = (await api.data(query, {"after": first["pageInfo"]["endCursor"]}, token=owner))["auditLog"]
-    assert [e["node"]["summary"]["voice_tone"]["after"] for e in second["edges"]] == ["one"]
+    assert [e["node"]["summary"]["voiceTone"]["after"] for e in second["edges"]] == ["one"]
     assert second["pageInfo"]["hasNextPage"] is False
 
     latest = first["edges"][0]["node"]["occurredAt"]

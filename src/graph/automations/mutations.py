@@ -55,6 +55,11 @@ class UpdateSegmentAutomationInput:
     is_active: bool | None = UNSET
 
 
+@strawberry.input
+class DeleteSegmentAutomationInput:
+    id: relay.GlobalID
+
+
 @strawberry.type
 class SegmentAutomationPayload:
     automation: SegmentAutomation | None = None
@@ -110,7 +115,7 @@ class AutomationMutation:
         return await payload(SegmentAutomationPayload, run, _automation)
 
     @strawberry.mutation(description="Delete an automation with its execution history.")
-    async def delete_segment_automation(self, info: Info, id: relay.GlobalID) -> DeleteSegmentAutomationPayload:
+    async def delete_segment_automation(self, info: Info, input: DeleteSegmentAutomationInput) -> DeleteSegmentAutomationPayload:
         return await payload(DeleteSegmentAutomationPayload, lambda: service.delete_automation(
-            info.context.principal, ids.decode(id, "SegmentAutomation")),
-            lambda a: {"deleted_id": strawberry.ID(str(ids.encode("SegmentAutomation", a.id)))}, prefix=None)
+            info.context.principal, ids.decode(input.id, "SegmentAutomation")),
+            lambda a: {"deleted_id": strawberry.ID(str(ids.encode("SegmentAutomation", a.id)))})

@@ -11,10 +11,11 @@ from strawberry.scalars import JSON
 
 from domain.campaigns import service
 from graph.campaigns.types import Campaign, ScheduleMode
-from graph.core import ids
+from graph.core import ids, inputs
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
 from graph.core.inputs import given
+from graph.core.scalars import BigInt
 from graph.delivery.types import Channel
 
 
@@ -37,7 +38,7 @@ class CampaignContentInput:
 
 @strawberry.input
 class CreateCampaignInput:
-    brand_id: GlobalID
+    brand_id: GlobalID | None = strawberry.field(default=None, description="Falls back to X-Brand-Id.")
     name: str
     channel: Channel
     content: CampaignContentInput | None = None
@@ -46,7 +47,7 @@ class CreateCampaignInput:
     priority: int | None = None
     event_ref: str | None = None
     product_id: GlobalID | None = None
-    cost_cents: int | None = None
+    cost_cents: BigInt | None = None
     send_window_hours: int | None = None
 
 
@@ -60,7 +61,7 @@ class UpdateCampaignInput:
     priority: int | None = UNSET
     event_ref: str | None = UNSET
     product_id: GlobalID | None = UNSET
-    cost_cents: int | None = UNSET
+    cost_cents: BigInt | None = UNSET
     send_window_hours: int | None = UNSET
 
 
@@ -69,6 +70,17 @@ class ScheduleCampaignInput:
     id: GlobalID
     mode: ScheduleMode = service.ScheduleMode.AT
     local_time: str = strawberry.field(description="Wall-clock date and time without offset, e.g. 2026-12-01T09:00.")
+
+
+@strawberry.input
+class CampaignIdInput:
+    id: GlobalID
+
+
+@strawberry.input
+class LaunchCampaignInput:
+    id: GlobalID
+    idempotency_key: str = strawberry.field(description="The same key twice launches once.")
 
 
 @strawberry.type
@@ -102,7 +114,7 @@ class CampaignMutation:
             }
             if input.content is not None:
                 data["content"] = input.content.to_dict()
-            return await service.create_campaign(info.context.principal, ids.decode(input.brand_id, "Brand", "brandId"),
+            return await service.create_campaign(info.context.principal, inputs.brand(info, input.brand_id),
                                                  data)
 
         return await payload(CampaignPayload, run, _campaign)
@@ -126,9 +138,9 @@ class CampaignMutation:
         return await payload(CampaignPayload, run, _campaign)
 
     @strawberry.mutation(description="Delete a draft.")
-    async def delete_campaign(self, info: Info, id: GlobalID) -> DeleteCampaignPayload:
+    async def delete_campaign(self, info: Info, input: CampaignIdInput) -> DeleteCampaignPayload:
         return await payload(DeleteCampaignPayload, lambda: service.delete_campaign(
-            info.context.principal, ids.decode(id, "Campaign")), lambda _: {"deleted_id": id}, prefix=None)
+            info.context.principal, ids.decode(input.id, "Campaign")), lambda _: {"deleted_id": input.id})
 
     @strawberry.mutation(description="Schedule a draft: at a time in the brand's timezone, or at a local time in "
                                      "each recipient's.")
@@ -138,26 +150,26 @@ class CampaignMutation:
             input.local_time), _campaign)
 
     @strawberry.mutation(description="Back to draft.")
-    async def unschedule_campaign(self, info: Info, id: GlobalID) -> CampaignPayload:
+    async def unschedule_campaign(self, info: Info, input: CampaignIdInput) -> CampaignPayload:
         return await payload(CampaignPayload, lambda: service.unschedule_campaign(
-            info.context.principal, ids.decode(id, "Campaign")), _campaign, prefix=None)
+            info.context.principal, ids.decode(input.id, "Campaign")), _campaign)
 
     @strawberry.mutation(description="Start sending now. The same idempotency key twice launches once.")
-    async def launch_campaign(self, info: Info, id: GlobalID, idempotency_key: str) -> CampaignPayload:
+    async def launch_campaign(self, info: Info, input: LaunchCampaignInput) -> CampaignPayload:
         return await payload(CampaignPayload, lambda: service.launch_campaign(
-            info.context.principal, ids.decode(id, "Campaign"), idempotency_key), _campaign, prefix=None)
+            info.context.principal, ids.decode(input.id, "Campaign"), input.idempotency_key), _campaign)
 
     @strawberry.mutation(description="Stop sending new messages within seconds; resume continues where it stopped.")
-    async def pause_campaign(self, info: Info, id: GlobalID) -> CampaignPayload:
+    async def pause_campaign(self, info: Info, input: CampaignIdInput) -> CampaignPayload:
         return await payload(CampaignPayload, lambda: service.pause_campaign(
-            info.context.principal, ids.decode(id, "Campaign")), _campaign, prefix=None)
+            info.context.principal, ids.decode(input.id, "Campaign")), _campaign)
 
     @strawberry.mutation
-    async def resume_campaign(self, info: Info, id: GlobalID) -> CampaignPayload:
+    async def resume_campaign(self, info: Info, input: CampaignIdInput) -> CampaignPayload:
         return await payload(CampaignPayload, lambda: service.resume_campaign(
-            info.context.principal, ids.decode(id, "Campaign")), _campaign, prefix=None)
+            info.context.principal, ids.decode(input.id, "Campaign")), _campaign)
 
     @strawberry.mutation(description="Nothing more is sent.")
-    async def cancel_campaign(self, info: Info, id: GlobalID) -> CampaignPayload:
+    async def cancel_campaign(self, info: Info, input: CampaignIdInput) -> CampaignPayload:
         return await payload(CampaignPayload, lambda: service.cancel_campaign(
-            info.context.principal, ids.decode(id, "Campaign")), _campaign, prefix=None)
+            info.context.principal, ids.decode(input.id, "Campaign")), _campaign)

@@ -67,9 +67,12 @@ class CampaignStats:
     complaints: int
     conversions: int
     revenue_cents: BigInt
-    open_rate: float | None
-    click_rate: float | None
-    conversion_rate: float | None
+    open_rate: float | None = strawberry.field(
+        description="Percent (0 to 100, two decimals) of delivered messages opened; null before any delivery.")
+    click_rate: float | None = strawberry.field(
+        description="Percent (0 to 100, two decimals) of delivered messages clicked; null before any delivery.")
+    conversion_rate: float | None = strawberry.field(
+        description="Percent (0 to 100, two decimals) of unique clicks that led to an order; null before any click.")
     roas: float | None = strawberry.field(description="Revenue divided by the campaign's cost.")
     progress: CampaignProgress
     version: BigInt = strawberry.field(description="Grows with every change.")

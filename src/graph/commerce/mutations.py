@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
-from strawberry.file_uploads import Upload
 from strawberry.relay import GlobalID
 from strawberry.scalars import JSON
 
@@ -14,11 +13,11 @@ from domain.commerce import service
 from domain.commerce.service import EventInput, OrderInput, OrderLine, ProductAttributes
 from domain.imports.actors import start_order_import
 from graph.commerce.types import Order, OrderStatus, Product, ProductKind, TrackedEvent
-from graph.core import ids
+from graph.core import ids, inputs
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
 from graph.core.scalars import BigInt
-from graph.customers.mutations import CustomerFieldsInput
+from graph.customers.mutations import CustomerFieldsInput, ImportFileInput
 from graph.jobs.types import JobPayload, upload_job
 
 
@@ -33,7 +32,7 @@ class OrderItemInput:
 
 @strawberry.input
 class RecordOrderInput:
-    brand_id: GlobalID
+    brand_id: GlobalID | None = strawberry.field(default=None, description="Falls back to X-Brand-Id.")
     external_order_id: str = strawberry.field(description="The shop's order id; the order is recorded once per brand.")
     total_cents: BigInt
     currency: str = strawberry.field(description="ISO 4217, for example EUR.")
@@ -100,7 +99,7 @@ class CommerceMutation:
     async def record_order(self, info: Info, input: RecordOrderInput) -> OrderPayload:
         async def run():
             inp = OrderInput(
-                brand_id=ids.decode(input.brand_id, "Brand", "brandId"),
+                brand_id=inputs.brand(info, input.brand_id),
                 external_order_id=input.external_order_id, total_cents=input.total_cents, currency=input.currency,
                 placed_at=input.placed_at, status=input.status.value,
                 customer_id=ids.optional(input.customer_id, "Customer", "customerId"),
@@ -149,5 +148,5 @@ class CommerceMutation:
 @strawberry.type
 class OrderImportMutation:
     @strawberry.mutation(description="Import orders from a CSV or NDJSON file (multipart upload), as a job.")
-    async def import_orders(self, info: Info, brand_id: GlobalID, file: Upload) -> JobPayload:
-        return await upload_job(info, brand_id, file, start_order_import)
+    async def import_orders(self, info: Info, input: ImportFileInput) -> JobPayload:
+        return await upload_job(info, input.brand_id, input.file, start_order_import)

@@ -20,14 +20,14 @@ from graph.conversations.types import (
     ConversationPriority,
     ConversationStatus,
 )
-from graph.core import ids
+from graph.core import ids, inputs
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
 
 
 @strawberry.input
 class StartConversationInput:
-    brand_id: GlobalID
+    brand_id: GlobalID | None = strawberry.field(default=None, description="Falls back to X-Brand-Id.")
     customer_id: GlobalID
     channel: ConversationChannel
     subject: str | None = strawberry.field(default=None, description="Required for e-mail.")
@@ -46,7 +46,7 @@ class ReplyToConversationInput:
 
 @strawberry.input(description="A customer's chat message, posted by the brand's chat integration.")
 class ReceiveChatMessageInput:
-    brand_id: GlobalID
+    brand_id: GlobalID | None = strawberry.field(default=None, description="Falls back to X-Brand-Id.")
     customer_id: GlobalID
     body: str
     idempotency_key: str
@@ -54,7 +54,7 @@ class ReceiveChatMessageInput:
 
 @strawberry.input
 class CannedResponseInput:
-    brand_id: GlobalID
+    brand_id: GlobalID | None = strawberry.field(default=None, description="Falls back to X-Brand-Id.")
     shortcode: str
     title: str
     body: str
@@ -66,6 +66,59 @@ class UpdateCannedResponseInput:
     shortcode: str | None = UNSET
     title: str | None = UNSET
     body: str | None = UNSET
+
+
+@strawberry.input
+class AddConversationNoteInput:
+    conversation_id: GlobalID
+    body: str
+
+
+@strawberry.input
+class AssignConversationInput:
+    conversation_id: GlobalID
+    assignee_id: GlobalID | None = strawberry.field(default=None, description="Null unassigns.")
+
+
+@strawberry.input
+class SetConversationStatusInput:
+    conversation_id: GlobalID
+    status: ConversationStatus
+
+
+@strawberry.input
+class SnoozeConversationInput:
+    conversation_id: GlobalID
+    until: datetime
+
+
+@strawberry.input
+class SetConversationPriorityInput:
+    conversation_id: GlobalID
+    priority: ConversationPriority
+
+
+@strawberry.input
+class ConversationLabelsInput:
+    conversation_id: GlobalID
+    label_ids: list[GlobalID]
+
+
+@strawberry.input
+class MarkConversationReadInput:
+    conversation_id: GlobalID
+
+
+@strawberry.input
+class CreateConversationLabelInput:
+    name: str
+    color: str | None = None
+    brand_id: GlobalID | None = strawberry.field(default=None, description="Falls back to X-Brand-Id.")
+
+
+@strawberry.input
+class DeleteCannedResponseInput:
+    id: GlobalID
 
 
 @strawberry.type
@@ -119,7 +172,7 @@ class ConversationMutation:
     async def start_conversation(self, info: Info, input: StartConversationInput) -> ConversationMessagePayload:
         async def run():
             return await replies.start_conversation(
-                info.context.principal, ids.decode(input.brand_id, "Brand", "brandId"),
+                info.context.principal, inputs.brand(info, input.brand_id),
                 ids.decode(input.customer_id, "Customer", "customerId"),
                 models.ConversationChannel(input.channel.value), input.subject, input.body, input.html,
                 input.idempotency_key)
@@ -133,71 +186,65 @@ class ConversationMutation:
             _conv_message)
 
     @strawberry.mutation(description="A private note for the team; never sent to the customer.")
-    async def add_conversation_note(self, info: Info, conversation_id: GlobalID, body: str) -> ConversationMessagePayload:
+    async def add_conversation_note(self, info: Info, input: AddConversationNoteInput) -> ConversationMessagePayload:
         return await payload(ConversationMessagePayload, lambda: replies.add_note(
-            info.context.principal, _cid(conversation_id), body), _conv_message, prefix=None)
+            info.context.principal, _cid(input.conversation_id), input.body), _conv_message)
 
     @strawberry.mutation(description="Record a customer's chat message (chat integrations). The same key once.")
     async def receive_chat_message(self, info: Info, input: ReceiveChatMessageInput) -> ConversationMessagePayload:
         return await payload(ConversationMessagePayload, lambda: inbound.receive_chat(
-            info.context.principal, ids.decode(input.brand_id, "Brand", "brandId"),
+            info.context.principal, inputs.brand(info, input.brand_id),
             ids.decode(input.customer_id, "Customer", "customerId"), input.body, input.idempotency_key),
             _conv_message)
 
     @strawberry.mutation(description="Assign to a member with access to the brand; null unassigns.")
-    async def assign_conversation(self, info: Info, conversation_id: GlobalID,
-                                  assignee_id: GlobalID | None = None) -> ConversationPayload:
+    async def assign_conversation(self, info: Info, input: AssignConversationInput) -> ConversationPayload:
         return await payload(ConversationPayload, lambda: service.assign(
-            info.context.principal, _cid(conversation_id), ids.optional(assignee_id, "Member", "assigneeId")),
-            _conv, prefix=None)
+            info.context.principal, _cid(input.conversation_id),
+            ids.optional(input.assignee_id, "Member", "assigneeId")), _conv)
 
     @strawberry.mutation(description="OPEN, PENDING or RESOLVED (snooze with snoozeConversation).")
-    async def set_conversation_status(self, info: Info, conversation_id: GlobalID,
-                                      status: ConversationStatus) -> ConversationPayload:
+    async def set_conversation_status(self, info: Info, input: SetConversationStatusInput) -> ConversationPayload:
         return await payload(ConversationPayload, lambda: service.set_status(
-            info.context.principal, _cid(conversation_id), models.Status(status.value)), _conv, prefix=None)
+            info.context.principal, _cid(input.conversation_id), models.Status(input.status.value)), _conv)
 
     @strawberry.mutation(description="Hide until a time; then (or at the customer's next message) it opens again.")
-    async def snooze_conversation(self, info: Info, conversation_id: GlobalID, until: datetime) -> ConversationPayload:
+    async def snooze_conversation(self, info: Info, input: SnoozeConversationInput) -> ConversationPayload:
         return await payload(ConversationPayload, lambda: service.snooze(
-            info.context.principal, _cid(conversation_id), until), _conv, prefix=None)
+            info.context.principal, _cid(input.conversation_id), input.until), _conv)
 
     @strawberry.mutation
-    async def set_conversation_priority(self, info: Info, conversation_id: GlobalID,
-                                        priority: ConversationPriority) -> ConversationPayload:
+    async def set_conversation_priority(self, info: Info, input: SetConversationPriorityInput) -> ConversationPayload:
         return await payload(ConversationPayload, lambda: service.set_priority(
-            info.context.principal, _cid(conversation_id), models.Priority(priority.value)), _conv, prefix=None)
+            info.context.principal, _cid(input.conversation_id), models.Priority(input.priority.value)), _conv)
 
     @strawberry.mutation
-    async def label_conversation(self, info: Info, conversation_id: GlobalID,
-                                 label_ids: list[GlobalID]) -> ConversationPayload:
+    async def label_conversation(self, info: Info, input: ConversationLabelsInput) -> ConversationPayload:
         return await payload(ConversationPayload, lambda: labels.change_labels(
-            info.context.principal, _cid(conversation_id),
-            ids.decode_many(label_ids, "ConversationLabel", "labelIds"), []), _conv, prefix=None)
+            info.context.principal, _cid(input.conversation_id),
+            ids.decode_many(input.label_ids, "ConversationLabel", "labelIds"), []), _conv)
 
     @strawberry.mutation
-    async def unlabel_conversation(self, info: Info, conversation_id: GlobalID,
-                                   label_ids: list[GlobalID]) -> ConversationPayload:
+    async def unlabel_conversation(self, info: Info, input: ConversationLabelsInput) -> ConversationPayload:
         return await payload(ConversationPayload, lambda: labels.change_labels(
-            info.context.principal, _cid(conversation_id), [],
-            ids.decode_many(label_ids, "ConversationLabel", "labelIds")), _conv, prefix=None)
+            info.context.principal, _cid(input.conversation_id), [],
+            ids.decode_many(input.label_ids, "ConversationLabel", "labelIds")), _conv)
 
     @strawberry.mutation(description="Everything in the conversation so far counts as read by the caller.")
-    async def mark_conversation_read(self, info: Info, conversation_id: GlobalID) -> ConversationPayload:
+    async def mark_conversation_read(self, info: Info, input: MarkConversationReadInput) -> ConversationPayload:
         return await payload(ConversationPayload, lambda: service.mark_read(
-            info.context.principal, _cid(conversation_id)), _conv, prefix=None)
+            info.context.principal, _cid(input.conversation_id)), _conv)
 
     @strawberry.mutation
-    async def create_conversation_label(self, info: Info, brand_id: GlobalID, name: str,
-                                        color: str | None = None) -> ConversationLabelPayload:
+    async def create_conversation_label(self, info: Info, input: CreateConversationLabelInput) -> ConversationLabelPayload:
         return await payload(ConversationLabelPayload, lambda: labels.create_label(
-            info.context.principal, ids.decode(brand_id, "Brand", "brandId"), name, color),
-            lambda x: {"label": ConversationLabel.from_model(x)}, prefix=None)
+            info.context.principal, inputs.brand(info, input.brand_id), input.name, input.color),
+            lambda x: {"label": ConversationLabel.from_model(x)})
 
     @strawberry.mutation
     async def create_canned_response(self, info: Info, input: CannedResponseInput) -> CannedResponsePayload:
         return await payload(CannedResponsePayload, lambda: canned.create_canned(
-            info.context.principal, ids.decode(input.brand_id, "Brand", "brandId"),
+            info.context.principal, inputs.brand(info, input.brand_id),
             {"shortcode": input.shortcode, "title": input.title, "body": input.body}),
             lambda x: {"canned_response": CannedResponse.from_model(x)})
 
@@ -210,6 +257,6 @@ class ConversationMutation:
             lambda x: {"canned_response": CannedResponse.from_model(x)})
 
     @strawberry.mutation
-    async def delete_canned_response(self, info: Info, id: GlobalID) -> DeleteCannedResponsePayload:
+    async def delete_canned_response(self, info: Info, input: DeleteCannedResponseInput) -> DeleteCannedResponsePayload:
         return await payload(DeleteCannedResponsePayload, lambda: canned.delete_canned(
-            info.context.principal, ids.decode(id, "CannedResponse")), lambda _: {"deleted_id": id}, prefix=None)
+            info.context.principal, ids.decode(input.id, "CannedResponse")), lambda _: {"deleted_id": input.id})

@@ -7,7 +7,7 @@ import strawberry
 from strawberry import relay
 
 from domain.conversations import events, inbox
-from graph.conversations.types import Conversation, ConversationEvent, ConversationMessage
+from graph.conversations.types import Conversation, ConversationEvent, ConversationEventType, ConversationMessage
 from graph.core import ids
 from graph.core.context import Info
 
@@ -35,4 +35,4 @@ class ConversationSubscription:
                     m = await inbox.message_by_id(principal, cid, uuid.UUID(event["message_id"]))
                     message = ConversationMessage.from_model(m) if m else None
                 info.context.fresh_loaders()
-                yield ConversationEvent(type=event["type"], conversation=Conversation.from_model(found), message=message)
+                yield ConversationEvent(type=ConversationEventType(event["type"]), conversation=Conversation.from_model(found), message=message)

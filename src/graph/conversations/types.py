@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import Enum
 
 import strawberry
 from strawberry import relay
@@ -40,6 +41,59 @@ class ConversationLabel(relay.Node):
     resolve_nodes = node_resolver(lambda info, keys: labels.labels_by_ids(info.context.principal, keys))
 
 
+# Enum-like columns: the GraphQL names are UPPER_CASE, the Python values are what the rows store.
+class _Direction(str, Enum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class _MessageKind(str, Enum):
+    MESSAGE = "message"
+    NOTE = "note"
+
+
+class _AuthorType(str, Enum):
+    CUSTOMER = "customer"
+    USER = "user"
+    AUTOMATION = "automation"
+
+
+class _DeliveryStatus(str, Enum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class _StartedBy(str, Enum):
+    CUSTOMER = "customer"
+    USER = "user"
+
+
+class _EventType(str, Enum):
+    CONVERSATION_CREATED = "conversation_created"
+    MESSAGE_CREATED = "message_created"
+    MESSAGE_UPDATED = "message_updated"
+    NOTE_ADDED = "note_added"
+    STATUS_CHANGED = "status_changed"
+    ASSIGNED = "assigned"
+    PRIORITY_CHANGED = "priority_changed"
+    LABELS_CHANGED = "labels_changed"
+
+
+MessageDirection = strawberry.enum(_Direction, name="MessageDirection",
+                                   description="INBOUND (from the customer) or OUTBOUND.")
+MessageKind = strawberry.enum(_MessageKind, name="MessageKind", description="MESSAGE, or NOTE (private).")
+MessageAuthorType = strawberry.enum(_AuthorType, name="MessageAuthorType", description="Who wrote a message.")
+MessageDeliveryStatus = strawberry.enum(_DeliveryStatus, name="MessageDeliveryStatus",
+                                        description="Where an outbound message is on its way to the customer.")
+ConversationStartedBy = strawberry.enum(_StartedBy, name="ConversationStartedBy",
+                                        description="Who opened a conversation.")
+ConversationEventType = strawberry.enum(_EventType, name="ConversationEventType",
+                                        description="What changed in a brand's conversations.")
+
+
 @strawberry.type(description="The member a conversation is assigned to.")
 class ConversationAssignee:
     id: relay.GlobalID
@@ -50,9 +104,9 @@ class ConversationAssignee:
 @strawberry.type(description="A message in a conversation, or a private note (never sent to the customer).")
 class ConversationMessage:
     id: strawberry.ID
-    direction: str = strawberry.field(description="inbound (from the customer) or outbound.")
-    kind: str = strawberry.field(description="message, or note (private).")
-    author_type: str = strawberry.field(description="customer, user or automation.")
+    direction: MessageDirection
+    kind: MessageKind
+    author_type: MessageAuthorType
     author_label: str | None
     body: str | None
     html: str | None
@@ -62,7 +116,7 @@ class ConversationMessage:
     message_id_header: str | None = strawberry.field(description="E-mail Message-ID.")
     in_reply_to: str | None
     references: list[str]
-    delivery_status: str | None = strawberry.field(description="Outbound: queued, sending, sent, delivered or failed.")
+    delivery_status: MessageDeliveryStatus | None = strawberry.field(description="Outbound messages only.")
     error: str | None
     created_at: datetime
     sent_at: datetime | None
@@ -70,11 +124,12 @@ class ConversationMessage:
 
     @classmethod
     def from_model(cls, m: MessageModel) -> ConversationMessage:
-        return cls(id=strawberry.ID(str(m.id)), direction=m.direction, kind=m.kind, author_type=m.author_type,
+        return cls(id=strawberry.ID(str(m.id)), direction=MessageDirection(m.direction), kind=MessageKind(m.kind),
+                   author_type=MessageAuthorType(m.author_type),
                    author_label=m.author_label, body=m.body_text, html=m.body_html, attachments=m.attachments or [],
                    from_address=m.from_address, to_address=m.to_address, message_id_header=m.message_id_header,
                    in_reply_to=m.in_reply_to, references=(m.references or "").split(),
-                   delivery_status=m.delivery_status, error=m.error, created_at=m.created_at, sent_at=m.sent_at,
+                   delivery_status=MessageDeliveryStatus(m.delivery_status) if m.delivery_status else None, error=m.error, created_at=m.created_at, sent_at=m.sent_at,
                    delivered_at=m.delivered_at)
 
 
@@ -86,7 +141,7 @@ class Conversation(relay.Node):
     priority: ConversationPriority
     subject: str | None
     snoozed_until: datetime | None
-    started_by: str = strawberry.field(description="customer or user.")
+    started_by: ConversationStartedBy
     first_response_at: datetime | None
     resolved_at: datetime | None
     last_message_at: datetime
@@ -147,7 +202,7 @@ class Conversation(relay.Node):
     def from_model(cls, c: ConversationModel) -> Conversation:
         return cls(id=str(c.id), channel=models.ConversationChannel(c.channel), status=models.Status(c.status),
                    priority=models.Priority(c.priority), subject=c.subject, snoozed_until=c.snoozed_until,
-                   started_by=c.started_by, first_response_at=c.first_response_at, resolved_at=c.resolved_at,
+                   started_by=ConversationStartedBy(c.started_by), first_response_at=c.first_response_at, resolved_at=c.resolved_at,
                    last_message_at=c.last_message_at, message_count=c.message_count, created_at=c.created_at,
                    brand_id=c.brand_id, customer_id=c.customer_id, campaign_id=c.campaign_id,
                    assignee_id=c.assignee_id)
@@ -184,7 +239,6 @@ class CannedResponse(relay.Node):
 
 @strawberry.type(description="Something changed in a brand's conversations.")
 class ConversationEvent:
-    type: str = strawberry.field(description="conversation_created, message_created, message_updated, note_added, "
-                                             "status_changed, assigned, priority_changed or labels_changed.")
+    type: ConversationEventType
     conversation: Conversation | None
     message: ConversationMessage | None

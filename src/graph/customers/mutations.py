@@ -17,7 +17,7 @@ from domain.customers.notes import NoteType as DomainNoteType
 from domain.customers.notes import NoteVisibility as DomainNoteVisibility
 from domain.imports.actors import start_customer_import
 from domain.profiles.actors import start_rebuild
-from graph.core import ids
+from graph.core import ids, inputs
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
 from graph.core.inputs import given
@@ -62,6 +62,23 @@ class CustomerFieldsInput:
 
 
 @strawberry.input
+class DeleteTagInput:
+    id: GlobalID
+
+
+@strawberry.input
+class TagAssignmentInput:
+    customer_ids: list[GlobalID]
+    tag_ids: list[GlobalID]
+
+
+@strawberry.input(description="A file to import for a brand (multipart upload: map the file to `variables.input.file`).")
+class ImportFileInput:
+    file: Upload
+    brand_id: GlobalID | None = strawberry.field(default=None, description="Falls back to X-Brand-Id.")
+
+
+@strawberry.input
 class UpsertCustomerInput(CustomerFieldsInput):
     brand_id: GlobalID | None = strawberry.field(
         default=None, description="The brand this customer came through (links them to it).")
@@ -99,7 +116,7 @@ class AddCustomerNoteInput:
 @strawberry.input
 class SetConsentInput:
     customer_id: GlobalID
-    brand_id: GlobalID
+    brand_id: GlobalID | None = strawberry.field(default=None, description="Falls back to X-Brand-Id.")
     channel: Channel
     granted: bool
     source: str = "api"
@@ -177,28 +194,29 @@ class CustomerMutation:
         return await payload(TagPayload, run, lambda t: {"tag": Tag.from_model(t)})
 
     @strawberry.mutation
-    async def delete_tag(self, info: Info, id: GlobalID) -> TagPayload:
+    async def delete_tag(self, info: Info, input: DeleteTagInput) -> TagPayload:
         async def run():
-            return await tags.delete_tag(info.context.principal, ids.decode(id, "Tag"))
+            return await tags.delete_tag(info.context.principal, ids.decode(input.id, "Tag"))
 
-        return await payload(TagPayload, run, lambda t: {"tag": Tag.from_model(t)}, prefix=None)
+        return await payload(TagPayload, run, lambda t: {"tag": Tag.from_model(t)})
 
     @strawberry.mutation(description="Assign every tag to every customer (at most 1,000 customers).")
-    async def tag_customers(self, info: Info, customer_ids: list[GlobalID], tag_ids: list[GlobalID]) -> TagAssignmentPayload:
+    async def tag_customers(self, info: Info, input: TagAssignmentInput) -> TagAssignmentPayload:
         async def run():
-            return await tags.tag_customers(info.context.principal, ids.decode_many(customer_ids, "Customer", "customerIds"),
-                                            ids.decode_many(tag_ids, "Tag", "tagIds"))
+            return await tags.tag_customers(info.context.principal,
+                                            ids.decode_many(input.customer_ids, "Customer", "customerIds"),
+                                            ids.decode_many(input.tag_ids, "Tag", "tagIds"))
 
-        return await payload(TagAssignmentPayload, run, lambda n: {"changed": n}, prefix=None)
+        return await payload(TagAssignmentPayload, run, lambda n: {"changed": n})
 
     @strawberry.mutation
-    async def untag_customers(self, info: Info, customer_ids: list[GlobalID], tag_ids: list[GlobalID]) -> TagAssignmentPayload:
+    async def untag_customers(self, info: Info, input: TagAssignmentInput) -> TagAssignmentPayload:
         async def run():
             return await tags.untag_customers(info.context.principal,
-                                              ids.decode_many(customer_ids, "Customer", "customerIds"),
-                                              ids.decode_many(tag_ids, "Tag", "tagIds"))
+                                              ids.decode_many(input.customer_ids, "Customer", "customerIds"),
+                                              ids.decode_many(input.tag_ids, "Tag", "tagIds"))
 
-        return await payload(TagAssignmentPayload, run, lambda n: {"changed": n}, prefix=None)
+        return await payload(TagAssignmentPayload, run, lambda n: {"changed": n})
 
     @strawberry.mutation
     async def add_customer_note(self, info: Info, input: AddCustomerNoteInput) -> NotePayload:
@@ -216,7 +234,7 @@ class CustomerMutation:
         async def run():
             return await consent.set_consent(
                 info.context.principal, ids.decode(input.customer_id, "Customer", "customerId"),
-                ids.decode(input.brand_id, "Brand", "brandId"), DomainChannel(input.channel.value), input.granted,
+                inputs.brand(info, input.brand_id), DomainChannel(input.channel.value), input.granted,
                 input.source,
             )
 
@@ -226,8 +244,8 @@ class CustomerMutation:
 @strawberry.type
 class CustomerImportMutation:
     @strawberry.mutation(description="Import customers from a CSV or NDJSON file (multipart upload), as a job.")
-    async def import_customers(self, info: Info, brand_id: GlobalID, file: Upload) -> JobPayload:
-        return await upload_job(info, brand_id, file, start_customer_import)
+    async def import_customers(self, info: Info, input: ImportFileInput) -> JobPayload:
+        return await upload_job(info, input.brand_id, input.file, start_customer_import)
 
 
 @strawberry.type

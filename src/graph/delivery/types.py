@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time
+from enum import Enum
 from typing import Any
 
 import strawberry
@@ -10,14 +11,31 @@ from strawberry.scalars import JSON
 
 from domain.delivery import service as delivery
 from domain.delivery.base import Channel as DomainChannel
+from domain.delivery.registry import PROVIDERS
 
 Channel = strawberry.enum(DomainChannel, name="MessageChannel", description="How a message reaches a customer.")
+
+# One value per provider the registry knows (the stored name is the value: "log", "smtp", ...).
+DeliveryProviderKind = strawberry.enum(
+    Enum("DeliveryProviderKind", {name.upper(): name for name in PROVIDERS}, type=str),  # type: ignore[misc]
+    name="DeliveryProviderKind",
+    description="A delivery provider: " + "; ".join(f"{n.upper()}: {p.description}" for n, p in PROVIDERS.items()))
+
+
+class _SuppressionReason(str, Enum):
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+SuppressionReason = strawberry.enum(_SuppressionReason, name="SuppressionReason",
+                                    description="Why a brand does not send to an address.")
 
 
 @strawberry.type(description="The provider a brand sends a channel through. Credentials are write-only.")
 class DeliveryProvider:
     channel: Channel
-    provider: str
+    provider: DeliveryProviderKind
     settings: JSON
     credentials_set: bool
     webhook_url: str | None = strawberry.field(description="Where to point the provider's event webhook.")
@@ -26,7 +44,7 @@ class DeliveryProvider:
 
     @classmethod
     def from_model(cls, row: Any) -> DeliveryProvider:
-        return cls(channel=DomainChannel(row.channel), provider=row.provider, settings=row.settings or {},
+        return cls(channel=DomainChannel(row.channel), provider=DeliveryProviderKind(row.provider), settings=row.settings or {},
                    credentials_set=bool(row.credentials_encrypted),
                    webhook_url=delivery.webhook_url(row.tenant_id, row.brand_id, row.provider),
                    updated_by=row.updated_by, updated_at=row.updated_at)
@@ -52,11 +70,11 @@ class MessagingSettings:
 class Suppression:
     channel: Channel
     address: str
-    reason: str
+    reason: SuppressionReason
     source: str | None
     created_at: datetime
 
     @classmethod
     def from_model(cls, r: Any) -> Suppression:
-        return cls(channel=DomainChannel(r.channel), address=r.address, reason=r.reason, source=r.source,
+        return cls(channel=DomainChannel(r.channel), address=r.address, reason=SuppressionReason(r.reason), source=r.source,
                    created_at=r.created_at)

@@ -15,7 +15,7 @@ from domain.exports.timeline import result_url
 from domain.jobs import service as jobs
 from domain.jobs.models import Job as JobModel
 from domain.tenancy.policies import Principal
-from graph.core import ids
+from graph.core import ids, inputs
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
 from graph.core.nodes import node_resolver
@@ -95,7 +95,7 @@ def job_result(job: JobModel) -> dict:
 
 
 async def upload_job(
-    info: Info, brand_id: GlobalID, file: Upload,
+    info: Info, brand_id: GlobalID | None, file: Upload,
     start: Callable[[Principal, uuid.UUID, str, str, bytes], Awaitable[JobModel]],
 ) -> JobPayload:
     """The JobPayload of the job ``start(principal, brand_id, name, content_type, content)``
@@ -103,7 +103,6 @@ async def upload_job(
 
     async def run() -> JobModel:
         name, content_type, content = await read_upload(file)
-        return await start(info.context.principal, ids.decode(brand_id, "Brand", "brandId"),
-                           name, content_type, content)
+        return await start(info.context.principal, inputs.brand(info, brand_id), name, content_type, content)
 
-    return await payload(JobPayload, run, job_result, prefix=None)
+    return await payload(JobPayload, run, job_result)

@@ -17,8 +17,10 @@ from graph.customers.types import Channel
 
 
 def _seed_enum(name: str, values, description: str):
-    """A GraphQL enum whose values are the seed names themselves (equals, total_order_value)."""
-    return strawberry.enum(Enum(name, {v: v for v in values}), name=name, description=description)
+    """A GraphQL enum named in UPPER_CASE (GREATER_THAN, TOTAL_ORDER_VALUE) whose Python values are
+    the names stored in definitions (greater_than, total_order_value): stored definitions keep
+    their form; only the API spelling is upper case."""
+    return strawberry.enum(Enum(name, {v.upper(): v for v in values}, type=str), name=name, description=description)
 
 
 SegmentOperator = _seed_enum("SegmentOperator", [o.value for o in dsl.Operator], "A rule's comparison.")
@@ -57,7 +59,7 @@ class EventPropertyFilterInput:
     value: JSON | None = None
 
 
-@strawberry.input(description="Performed an event N times (greater_than_or_equal: at least; less_than_or_equal: at most).")
+@strawberry.input(description="Performed an event N times (GREATER_THAN_OR_EQUAL: at least; LESS_THAN_OR_EQUAL: at most).")
 class EventRuleInput:
     name: str
     operator: SegmentOperator
@@ -66,7 +68,7 @@ class EventRuleInput:
     properties: list[EventPropertyFilterInput] | None = None
 
 
-@strawberry.input(description="Has (includes) or has none of (not_in) these tags.")
+@strawberry.input(description="Has (INCLUDES) or has none of (NOT_IN) these tags.")
 class TagRuleInput:
     operator: SegmentOperator
     tag_ids: list[GlobalID]
@@ -78,7 +80,7 @@ class ConsentRuleInput:
     granted: bool = True
 
 
-@strawberry.input(description="Is (includes) or is not (not_in) a member of these segments of the same brand.")
+@strawberry.input(description="Is (INCLUDES) or is not (NOT_IN) a member of these segments of the same brand.")
 class SegmentMembershipRuleInput:
     operator: SegmentOperator
     segment_ids: list[GlobalID]

@@ -14,7 +14,7 @@ from domain.segments.catalogue import declare_custom_attribute
 from domain.segments.member_import import start_member_import
 from domain.segments.models import SegmentKind as Kind
 from domain.segments.service import DryRun
-from graph.core import ids
+from graph.core import ids, inputs
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
 from graph.jobs.types import JobPayload, job_result
@@ -24,7 +24,7 @@ from graph.segments.types import CustomAttribute, Segment, SegmentDryRun, Segmen
 
 @strawberry.input
 class CreateSegmentInput:
-    brand_id: GlobalID
+    brand_id: GlobalID | None = strawberry.field(default=None, description="Falls back to X-Brand-Id.")
     name: str
     kind: SegmentKind = Kind.DYNAMIC
     description: str | None = None
@@ -44,6 +44,30 @@ class UpdateSegmentInput:
     is_active: bool | None = UNSET
     definition: SegmentDefinitionInput | None = UNSET
     live: bool | None = strawberry.field(default=UNSET, description="Dynamic segments: live evaluation on or off.")
+    dry_run: bool = strawberry.field(default=False, description="Report the counts it would give; save nothing.")
+
+
+@strawberry.input
+class SegmentIdInput:
+    id: GlobalID
+
+
+@strawberry.input
+class DuplicateSegmentInput:
+    id: GlobalID
+    name: str | None = None
+
+
+@strawberry.input
+class SegmentMembersInput:
+    segment_id: GlobalID
+    customer_ids: list[GlobalID]
+
+
+@strawberry.input(description="A member file (multipart upload: map the file to `variables.input.file`).")
+class ImportSegmentMembersInput:
+    segment_id: GlobalID
+    file: Upload
 
 
 @strawberry.input
@@ -90,7 +114,7 @@ class SegmentMutation:
     async def create_segment(self, info: Info, input: CreateSegmentInput) -> SegmentPayload:
         async def run():
             return await service.create_segment(
-                info.context.principal, ids.decode(input.brand_id, "Brand", "brandId"),
+                info.context.principal, inputs.brand(info, input.brand_id),
                 Kind(input.kind.value), {"name": input.name, "description": input.description},
                 definition=to_definition(input.definition) if input.definition else None,
                 lookalike_source_id=ids.optional(input.lookalike_source_id, "Segment", "lookalikeSourceId"),
@@ -99,13 +123,13 @@ class SegmentMutation:
         return await payload(SegmentPayload, run, _segment)
 
     @strawberry.mutation(description="Change a segment; with dryRun: true, report the counts it would give instead.")
-    async def update_segment(self, info: Info, input: UpdateSegmentInput, dry_run: bool = False) -> UpdateSegmentPayload:
+    async def update_segment(self, info: Info, input: UpdateSegmentInput) -> UpdateSegmentPayload:
         async def run():
             data = {k: v for k, v in {"name": input.name, "description": input.description,
                                       "is_active": input.is_active}.items() if v is not UNSET}
             definition = to_definition(input.definition) if input.definition not in (UNSET, None) else None
             return await service.update_segment(info.context.principal, ids.decode(input.id, "Segment"), data,
-                                                definition=definition, dry_run=dry_run,
+                                                definition=definition, dry_run=input.dry_run,
                                                 live=input.live if input.live not in (UNSET, None) else None)
 
         def build(r: Any) -> dict[str, Any]:
@@ -117,51 +141,52 @@ class SegmentMutation:
         return await payload(UpdateSegmentPayload, run, build)
 
     @strawberry.mutation
-    async def archive_segment(self, info: Info, id: GlobalID) -> SegmentPayload:
+    async def archive_segment(self, info: Info, input: SegmentIdInput) -> SegmentPayload:
         return await payload(SegmentPayload, lambda: service.archive_segment(
-            info.context.principal, ids.decode(id, "Segment")), _segment, prefix=None)
+            info.context.principal, ids.decode(input.id, "Segment")), _segment)
 
     @strawberry.mutation
-    async def duplicate_segment(self, info: Info, id: GlobalID, name: str | None = None) -> SegmentPayload:
+    async def duplicate_segment(self, info: Info, input: DuplicateSegmentInput) -> SegmentPayload:
         return await payload(SegmentPayload, lambda: service.duplicate_segment(
-            info.context.principal, ids.decode(id, "Segment"), name), _segment, prefix=None)
+            info.context.principal, ids.decode(input.id, "Segment"), input.name), _segment)
 
     @strawberry.mutation(description="Refresh now, as a job (throttled per segment).")
-    async def refresh_segment(self, info: Info, id: GlobalID) -> JobPayload:
+    async def refresh_segment(self, info: Info, input: SegmentIdInput) -> JobPayload:
         return await payload(JobPayload, lambda: refresh.request_refresh(
-            info.context.principal, ids.decode(id, "Segment")), job_result, prefix=None)
+            info.context.principal, ids.decode(input.id, "Segment")), job_result)
 
     @strawberry.mutation(description="Add customers to a static segment.")
-    async def add_segment_members(self, info: Info, segment_id: GlobalID, customer_ids: list[GlobalID]) -> SegmentMembersPayload:
+    async def add_segment_members(self, info: Info, input: SegmentMembersInput) -> SegmentMembersPayload:
         async def run():
             return await membership.change_static_members(
-                info.context.principal, ids.decode(segment_id, "Segment", "segmentId"),
-                ids.decode_many(customer_ids, "Customer", "customerIds"), [])
+                info.context.principal, ids.decode(input.segment_id, "Segment", "segmentId"),
+                ids.decode_many(input.customer_ids, "Customer", "customerIds"), [])
 
         return await payload(SegmentMembersPayload, run, lambda r: {"entered": r.entered, "exited": r.exited,
-                                                                    "member_count": r.total}, prefix=None)
+                                                                    "member_count": r.total})
 
     @strawberry.mutation(description="Remove customers from a static segment.")
-    async def remove_segment_members(self, info: Info, segment_id: GlobalID,
-                                     customer_ids: list[GlobalID]) -> SegmentMembersPayload:
+    async def remove_segment_members(self, info: Info, input: SegmentMembersInput) -> SegmentMembersPayload:
         async def run():
             return await membership.change_static_members(
-                info.context.principal, ids.decode(segment_id, "Segment", "segmentId"), [],
-                ids.decode_many(customer_ids, "Customer", "customerIds"))
+                info.context.principal, ids.decode(input.segment_id, "Segment", "segmentId"), [],
+                ids.decode_many(input.customer_ids, "Customer", "customerIds"))
 
         return await payload(SegmentMembersPayload, run, lambda r: {"entered": r.entered, "exited": r.exited,
-                                                                    "member_count": r.total}, prefix=None)
+                                                                    "member_count": r.total})
 
     @strawberry.mutation(description="Add or remove static segment members from a CSV or NDJSON file "
                                       "(customerId, externalId or email; optional action add|remove), as a job.")
-    async def import_segment_members(self, info: Info, segment_id: GlobalID, file: Upload) -> JobPayload:
+    async def import_segment_members(self, info: Info, input: ImportSegmentMembersInput) -> JobPayload:
         async def run():
+            file = input.file
             content = await file.read()
-            return await start_member_import(info.context.principal, ids.decode(segment_id, "Segment", "segmentId"),
+            return await start_member_import(info.context.principal,
+                                             ids.decode(input.segment_id, "Segment", "segmentId"),
                                              getattr(file, "filename", None), getattr(file, "content_type", None),
                                              content)
 
-        return await payload(JobPayload, run, job_result, prefix=None)
+        return await payload(JobPayload, run, job_result)
 
     @strawberry.mutation(description="Declare a custom attribute's type so segments can use it.")
     async def declare_custom_attribute(self, info: Info, input: DeclareCustomAttributeInput) -> CustomAttributePayload:

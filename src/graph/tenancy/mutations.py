@@ -10,7 +10,7 @@ from strawberry import UNSET
 from strawberry.relay import GlobalID
 
 from domain.tenancy import api_keys, brands, members, settings
-from graph.core import ids
+from graph.core import ids, inputs
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
 from graph.core.inputs import given
@@ -62,7 +62,34 @@ class UpdateBrandInput:
 
 @strawberry.input
 class UpdateBrandVoiceInput(BrandVoiceInput):
-    brand_id: GlobalID
+    brand_id: GlobalID | None = strawberry.field(default=None, description="Falls back to X-Brand-Id.")
+
+
+@strawberry.input
+class ArchiveBrandInput:
+    id: GlobalID
+
+
+@strawberry.input
+class ChangeMemberRoleInput:
+    user_id: GlobalID
+    role: Role
+
+
+@strawberry.input
+class RemoveMemberInput:
+    user_id: GlobalID
+
+
+@strawberry.input
+class BrandAccessInput:
+    user_id: GlobalID
+    brand_id: GlobalID | None = strawberry.field(default=None, description="Falls back to X-Brand-Id.")
+
+
+@strawberry.input
+class RevokeApiKeyInput:
+    id: GlobalID
 
 
 @strawberry.input
@@ -160,17 +187,17 @@ class TenancyMutation:
     @strawberry.mutation
     async def update_brand_voice(self, info: Info, input: UpdateBrandVoiceInput) -> BrandPayload:
         async def run():
-            brand_id = ids.decode(input.brand_id, "Brand", "brandId")
+            brand_id = inputs.brand(info, input.brand_id)
             return await brands.update_brand_voice(info.context.principal, brand_id, input.to_fields())
 
         return await payload(BrandPayload, run, _brand)
 
     @strawberry.mutation
-    async def archive_brand(self, info: Info, id: GlobalID) -> BrandPayload:
+    async def archive_brand(self, info: Info, input: ArchiveBrandInput) -> BrandPayload:
         async def run():
-            return await brands.archive_brand(info.context.principal, ids.decode(id, "Brand"))
+            return await brands.archive_brand(info.context.principal, ids.decode(input.id, "Brand"))
 
-        return await payload(BrandPayload, run, _brand, prefix=None)
+        return await payload(BrandPayload, run, _brand)
 
     @strawberry.mutation(description="Invite a person by e-mail. The member is INVITED and may do nothing "
                                      "until they accept (acceptInvitation); the answer holds only what was given.")
@@ -198,40 +225,40 @@ class TenancyMutation:
         return await payload(MemberPayload, run, _member, prefix=None)
 
     @strawberry.mutation
-    async def change_member_role(self, info: Info, user_id: GlobalID, role: Role) -> MemberPayload:
+    async def change_member_role(self, info: Info, input: ChangeMemberRoleInput) -> MemberPayload:
         async def run():
             return await members.change_member_role(
-                info.context.principal, ids.decode(user_id, "Member", "userId"), role.value
+                info.context.principal, ids.decode(input.user_id, "Member", "userId"), input.role.value
             )
 
-        return await payload(MemberPayload, run, _member, prefix=None)
+        return await payload(MemberPayload, run, _member)
 
     @strawberry.mutation
-    async def remove_member(self, info: Info, user_id: GlobalID) -> MemberPayload:
+    async def remove_member(self, info: Info, input: RemoveMemberInput) -> MemberPayload:
         async def run():
-            return await members.remove_member(info.context.principal, ids.decode(user_id, "Member", "userId"))
+            return await members.remove_member(info.context.principal, ids.decode(input.user_id, "Member", "userId"))
 
-        return await payload(MemberPayload, run, _member, prefix=None)
+        return await payload(MemberPayload, run, _member)
 
     @strawberry.mutation
-    async def grant_brand_access(self, info: Info, user_id: GlobalID, brand_id: GlobalID) -> MemberPayload:
+    async def grant_brand_access(self, info: Info, input: BrandAccessInput) -> MemberPayload:
         async def run():
             return await members.grant_brand_access(
-                info.context.principal, ids.decode(user_id, "Member", "userId"),
-                ids.decode(brand_id, "Brand", "brandId"),
+                info.context.principal, ids.decode(input.user_id, "Member", "userId"),
+                inputs.brand(info, input.brand_id),
             )
 
-        return await payload(MemberPayload, run, _member, prefix=None)
+        return await payload(MemberPayload, run, _member)
 
     @strawberry.mutation
-    async def revoke_brand_access(self, info: Info, user_id: GlobalID, brand_id: GlobalID) -> MemberPayload:
+    async def revoke_brand_access(self, info: Info, input: BrandAccessInput) -> MemberPayload:
         async def run():
             return await members.revoke_brand_access(
-                info.context.principal, ids.decode(user_id, "Member", "userId"),
-                ids.decode(brand_id, "Brand", "brandId"),
+                info.context.principal, ids.decode(input.user_id, "Member", "userId"),
+                inputs.brand(info, input.brand_id),
             )
 
-        return await payload(MemberPayload, run, _member, prefix=None)
+        return await payload(MemberPayload, run, _member)
 
     @strawberry.mutation(description="Create an API key; the secret is in this payload only.")
     async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
@@ -248,11 +275,11 @@ class TenancyMutation:
         )
 
     @strawberry.mutation
-    async def revoke_api_key(self, info: Info, id: GlobalID) -> ApiKeyPayload:
+    async def revoke_api_key(self, info: Info, input: RevokeApiKeyInput) -> ApiKeyPayload:
         async def run():
-            return await api_keys.revoke_api_key(info.context.principal, ids.decode(id, "ApiKey"))
+            return await api_keys.revoke_api_key(info.context.principal, ids.decode(input.id, "ApiKey"))
 
-        return await payload(ApiKeyPayload, run, lambda k: {"api_key": ApiKey.from_model(k)}, prefix=None)
+        return await payload(ApiKeyPayload, run, lambda k: {"api_key": ApiKey.from_model(k)})
 
 
 @strawberry.type

@@ -15,6 +15,7 @@ from strawberry.scalars import JSON
 from domain.timeline.models import TimelineEntry
 from domain.timeline.service import Kind
 from graph.core.context import Info
+from graph.core.scalars import BigInt
 from graph.tenancy.types import Brand, brand_of
 
 TimelineEventKind = strawberry.enum(Kind, name="TimelineEventKind")
@@ -36,7 +37,7 @@ class TimelineEvent:
 class OrderPlacedEvent(TimelineEvent):
     order_id: strawberry.ID
     external_order_id: str
-    total_cents: int
+    total_cents: BigInt
     currency: str
     status: str
     item_count: int
@@ -119,7 +120,7 @@ class CampaignMessageEvent(TimelineEvent):
 @strawberry.type(description="An order attributed to a campaign the customer opened or clicked.")
 class CampaignConversionEvent(TimelineEvent):
     order_id: strawberry.ID | None
-    revenue_cents: int
+    revenue_cents: BigInt
     touch: str = strawberry.field(description="click or open: the engagement it is credited to.")
     data: JSON
     campaign_id: strawberry.Private[str | None]

@@ -120,7 +120,7 @@ REPLY = f"""mutation($i: ReplyToConversationInput!) {{ replyToConversation(input
   conversation {{ id subject customer {{ id email }} }} message {{ id body }} {ERRORS} }} }}"""
 
 
-NOTE = f"""mutation($c: ID!, $body: String!) {{ addConversationNote(conversationId: $c, body: $body) {{
+NOTE = f"""mutation($c: ID!, $body: String!) {{ addConversationNote(input: {{conversationId: $c, body: $body}}) {{
   conversation {{ id subject }} message {{ id body kind }} {ERRORS} }} }}"""
 
 
@@ -128,35 +128,35 @@ CHAT = f"""mutation($i: ReceiveChatMessageInput!) {{ receiveChatMessage(input: $
   conversation {{ id customer {{ id email }} }} message {{ id body }} {ERRORS} }} }}"""
 
 
-ASSIGN = f"""mutation($c: ID!, $a: ID) {{ assignConversation(conversationId: $c, assigneeId: $a) {{
+ASSIGN = f"""mutation($c: ID!, $a: ID) {{ assignConversation(input: {{conversationId: $c, assigneeId: $a}}) {{
   conversation {{ id subject assignee {{ id email }} }} {ERRORS} }} }}"""
 
 
-STATUS = f"""mutation($c: ID!, $s: ConversationStatus!) {{ setConversationStatus(conversationId: $c, status: $s) {{
+STATUS = f"""mutation($c: ID!, $s: ConversationStatus!) {{ setConversationStatus(input: {{conversationId: $c, status: $s}}) {{
   conversation {{ id subject status }} {ERRORS} }} }}"""
 
 
-SNOOZE = f"""mutation($c: ID!, $until: DateTime!) {{ snoozeConversation(conversationId: $c, until: $until) {{
+SNOOZE = f"""mutation($c: ID!, $until: DateTime!) {{ snoozeConversation(input: {{conversationId: $c, until: $until}}) {{
   conversation {{ id subject status }} {ERRORS} }} }}"""
 
 
-PRIORITY = f"""mutation($c: ID!, $p: ConversationPriority!) {{ setConversationPriority(conversationId: $c, priority: $p) {{
+PRIORITY = f"""mutation($c: ID!, $p: ConversationPriority!) {{ setConversationPriority(input: {{conversationId: $c, priority: $p}}) {{
   conversation {{ id subject priority }} {ERRORS} }} }}"""
 
 
-LABEL = f"""mutation($c: ID!, $l: [ID!]!) {{ labelConversation(conversationId: $c, labelIds: $l) {{
+LABEL = f"""mutation($c: ID!, $l: [ID!]!) {{ labelConversation(input: {{conversationId: $c, labelIds: $l}}) {{
   conversation {{ id subject labels {{ id name }} }} {ERRORS} }} }}"""
 
 
-UNLABEL = f"""mutation($c: ID!, $l: [ID!]!) {{ unlabelConversation(conversationId: $c, labelIds: $l) {{
+UNLABEL = f"""mutation($c: ID!, $l: [ID!]!) {{ unlabelConversation(input: {{conversationId: $c, labelIds: $l}}) {{
   conversation {{ id subject labels {{ id name }} }} {ERRORS} }} }}"""
 
 
-MARK_READ = f"""mutation($c: ID!) {{ markConversationRead(conversationId: $c) {{
+MARK_READ = f"""mutation($c: ID!) {{ markConversationRead(input: {{conversationId: $c}}) {{
   conversation {{ id subject unreadCount }} {ERRORS} }} }}"""
 
 
-CREATE_LABEL = f"""mutation($b: ID!, $name: String!) {{ createConversationLabel(brandId: $b, name: $name) {{
+CREATE_LABEL = f"""mutation($b: ID!, $name: String!) {{ createConversationLabel(input: {{brandId: $b, name: $name}}) {{
   label {{ id name }} {ERRORS} }} }}"""
 
 
@@ -168,7 +168,7 @@ UPDATE_CANNED = f"""mutation($i: UpdateCannedResponseInput!) {{ updateCannedResp
   cannedResponse {{ id shortcode title body }} {ERRORS} }} }}"""
 
 
-DELETE_CANNED = f"""mutation($id: ID!) {{ deleteCannedResponse(id: $id) {{ deletedId {ERRORS} }} }}"""
+DELETE_CANNED = f"""mutation($id: ID!) {{ deleteCannedResponse(input: {{id: $id}}) {{ deletedId {ERRORS} }} }}"""
 
 
 def _later() -> str:
@@ -213,37 +213,37 @@ WRITES: list[Write] = [
           lambda v, s: {"i": {"conversationId": v.g("conv", s), "body": "An answer", "idempotencyKey": fresh_key()}},
           "input.conversationId", lambda p: p["message"] is not None and p["message"]["body"] == "An answer", "reply"),
     Write("addConversationNote", "addConversationNote", NOTE, lambda v, s: {"c": v.g("conv", s), "body": "A note"},
-          "conversationId", lambda p: p["message"] is not None and p["message"]["kind"] == "note", "reply"),
+          "input.conversationId", lambda p: p["message"] is not None and p["message"]["kind"] == "NOTE", "reply"),
     Write("receiveChatMessage", "receiveChatMessage", CHAT,
           lambda v, s: {"i": {"brandId": v.brand(s), "customerId": v.g("customer", s), "body": "Chat hello",
                               "idempotencyKey": fresh_key()}},
           "input.customerId", lambda p: p["message"] is not None and p["message"]["body"] == "Chat hello", "reply",
           audit=0, limited_field="input.brandId"),
     Write("assignConversation", "assignConversation", ASSIGN, lambda v, s: {"c": v.g("conv", s), "a": v.member(s)},
-          "conversationId", lambda p: p["conversation"] is not None and p["conversation"]["assignee"] is not None,
+          "input.conversationId", lambda p: p["conversation"] is not None and p["conversation"]["assignee"] is not None,
           "manage"),
     Write("setConversationStatus", "setConversationStatus", STATUS, lambda v, s: {"c": v.g("conv", s), "s": "RESOLVED"},
-          "conversationId", lambda p: p["conversation"] is not None and p["conversation"]["status"] == "RESOLVED",
+          "input.conversationId", lambda p: p["conversation"] is not None and p["conversation"]["status"] == "RESOLVED",
           "manage"),
     Write("snoozeConversation", "snoozeConversation", SNOOZE, lambda v, s: {"c": v.g("conv", s), "until": _later()},
-          "conversationId", lambda p: p["conversation"] is not None and p["conversation"]["status"] == "SNOOZED",
+          "input.conversationId", lambda p: p["conversation"] is not None and p["conversation"]["status"] == "SNOOZED",
           "manage"),
     Write("setConversationPriority", "setConversationPriority", PRIORITY,
           lambda v, s: {"c": v.g("conv", s), "p": "URGENT"},
-          "conversationId", lambda p: p["conversation"] is not None and p["conversation"]["priority"] == "URGENT",
+          "input.conversationId", lambda p: p["conversation"] is not None and p["conversation"]["priority"] == "URGENT",
           "manage"),
     Write("labelConversation", "labelConversation", LABEL, lambda v, s: {"c": v.g("conv", s), "l": [v.g("label", s)]},
-          "conversationId", lambda p: p["conversation"] is not None and len(p["conversation"]["labels"]) == 2,
+          "input.conversationId", lambda p: p["conversation"] is not None and len(p["conversation"]["labels"]) == 2,
           "manage"),
     Write("unlabelConversation", "unlabelConversation", UNLABEL,
           lambda v, s: {"c": v.g("conv", s), "l": [v.g("labelled", s)]},
-          "conversationId", lambda p: p["conversation"] is not None and p["conversation"]["labels"] == [], "manage"),
+          "input.conversationId", lambda p: p["conversation"] is not None and p["conversation"]["labels"] == [], "manage"),
     Write("markConversationRead", "markConversationRead", MARK_READ, lambda v, s: {"c": v.g("conv", s)},
-          "conversationId", lambda p: p["conversation"] is not None and p["conversation"]["unreadCount"] == 0, "read",
+          "input.conversationId", lambda p: p["conversation"] is not None and p["conversation"]["unreadCount"] == 0, "read",
           audit=0),
     Write("createConversationLabel", "createConversationLabel", CREATE_LABEL,
           lambda v, s: {"b": v.brand(s), "name": f"New {fresh_key()[:8]}"},
-          "brandId", lambda p: p["label"] is not None, "label"),
+          "input.brandId", lambda p: p["label"] is not None, "label"),
     Write("createCannedResponse", "createCannedResponse", CREATE_CANNED,
           lambda v, s: {"i": {"brandId": v.brand(s), "shortcode": f"new{fresh_key()[:8]}", "title": "New", "body": "Hi"}},
           "input.brandId", lambda p: p["cannedResponse"] is not None, "canned"),
@@ -252,7 +252,7 @@ WRITES: list[Write] = [
           "input.id", lambda p: p["cannedResponse"] is not None and p["cannedResponse"]["title"] == "Renamed",
           "canned"),
     Write("deleteCannedResponse", "deleteCannedResponse", DELETE_CANNED, lambda v, s: {"id": v.g("canned", s)},
-          "id", lambda p: p["deletedId"] is not None, "canned"),
+          "input.id", lambda p: p["deletedId"] is not None, "canned"),
 ]
 
 

@@ -281,13 +281,13 @@ CREATE_TAG = _m("createTag", "$input: TagInput!", "input: $input", "tag { id nam
 UPDATE_TAG = _m("updateTag", "$input: UpdateTagInput!", "input: $input", "tag { id }")
 
 
-DELETE_TAG = _m("deleteTag", "$id: ID!", "id: $id", "tag { id }")
+DELETE_TAG = _m("deleteTag", "$id: ID!", "input: {id: $id}", "tag { id }")
 
 
-TAG = _m("tagCustomers", "$c: [ID!]!, $t: [ID!]!", "customerIds: $c, tagIds: $t", "changed")
+TAG = _m("tagCustomers", "$c: [ID!]!, $t: [ID!]!", "input: {customerIds: $c, tagIds: $t}", "changed")
 
 
-UNTAG = _m("untagCustomers", "$c: [ID!]!, $t: [ID!]!", "customerIds: $c, tagIds: $t", "changed")
+UNTAG = _m("untagCustomers", "$c: [ID!]!, $t: [ID!]!", "input: {customerIds: $c, tagIds: $t}", "changed")
 
 
 NOTE = _m("addCustomerNote", "$input: AddCustomerNoteInput!", "input: $input", "note { id body }")
@@ -306,11 +306,11 @@ TRACK = _m("trackEvent", "$input: TrackEventInput!", "input: $input", "created e
 PRODUCT = _m("upsertProduct", "$input: UpsertProductInput!", "input: $input", "product { id sku name }")
 
 
-IMPORT_CUSTOMERS = _m("importCustomers", "$brandId: ID!, $file: Upload!", "brandId: $brandId, file: $file",
+IMPORT_CUSTOMERS = _m("importCustomers", "$brandId: ID!, $file: Upload!", "input: {brandId: $brandId, file: $file}",
                       "job { id kind status }")
 
 
-IMPORT_ORDERS = _m("importOrders", "$brandId: ID!, $file: Upload!", "brandId: $brandId, file: $file",
+IMPORT_ORDERS = _m("importOrders", "$brandId: ID!, $file: Upload!", "input: {brandId: $brandId, file: $file}",
                    "job { id kind status }")
 
 
@@ -354,11 +354,11 @@ WRITES: list[Write] = [
     Write("createTag", CREATE_TAG, lambda s: {"input": {"name": "Newcomers", "color": "#112233"}}, None, "tag"),
     Write("updateTag", UPDATE_TAG, lambda s: {"input": {"id": gid("Tag", s.vip), "name": "Renamed"}},
           ("input.id", "NOT_FOUND"), "tag"),
-    Write("deleteTag", DELETE_TAG, lambda s: {"id": gid("Tag", s.vip)}, ("id", "NOT_FOUND"), "tag"),
+    Write("deleteTag", DELETE_TAG, lambda s: {"id": gid("Tag", s.vip)}, ("input.id", "NOT_FOUND"), "tag"),
     Write("tagCustomers", TAG, lambda s: {"c": [s.c("both")], "t": [gid("Tag", s.spare)]},
-          ("tagIds[0]", "NOT_FOUND"), None),
+          ("input.tagIds[0]", "NOT_FOUND"), None),
     Write("untagCustomers", UNTAG, lambda s: {"c": [s.c("both")], "t": [gid("Tag", s.vip)]},
-          ("tagIds[0]", "NOT_FOUND"), None),
+          ("input.tagIds[0]", "NOT_FOUND"), None),
     Write("addCustomerNote", NOTE,
           lambda s: {"input": {"customerId": s.c("both"), "body": "called them", "brandId": s.brand("a")}},
           ("input.customerId", "NOT_FOUND"), "note"),
@@ -369,9 +369,9 @@ WRITES: list[Write] = [
     Write("trackEvent", TRACK, lambda s: event_input(s), ("input.brandId", "NOT_FOUND"), "event", audited=False),
     Write("upsertProduct", PRODUCT, lambda s: {"input": {"sku": "SKU-A", "name": "Renamed", "brandId": s.brand("a")}},
           ("input.brandId", "NOT_FOUND"), "product"),
-    Write("importCustomers", IMPORT_CUSTOMERS, lambda s: {"brandId": s.brand("a")}, ("brandId", "NOT_FOUND"), "job",
+    Write("importCustomers", IMPORT_CUSTOMERS, lambda s: {"brandId": s.brand("a")}, ("input.brandId", "NOT_FOUND"), "job",
           audited=False, upload=CUSTOMERS_CSV),
-    Write("importOrders", IMPORT_ORDERS, lambda s: {"brandId": s.brand("a")}, ("brandId", "NOT_FOUND"), "job",
+    Write("importOrders", IMPORT_ORDERS, lambda s: {"brandId": s.brand("a")}, ("input.brandId", "NOT_FOUND"), "job",
           audited=False, upload=ORDERS_CSV),
     Write("rebuildProfiles", REBUILD, lambda s: {}, None, "job", audited=False),
     Write("exportTimeline", EXPORT, lambda s: {"input": {"customerId": s.c("both")}},
@@ -409,10 +409,10 @@ LIMITED_WRITES: list[LimitedRow] = [
      lambda s: {"input": {"id": s.c("only_a"), "firstName": "Changed"}}, "input.id"),
     ("tagCustomers(b-only)", OP["tagCustomers"],
      lambda s: {"c": [s.c("only_a"), s.c("only_b")], "t": [gid("Tag", s.spare)]},
-     lambda s: {"c": [s.c("only_a")], "t": [gid("Tag", s.spare)]}, "customerIds[1]"),
+     lambda s: {"c": [s.c("only_a")], "t": [gid("Tag", s.spare)]}, "input.customerIds[1]"),
     ("untagCustomers(b-only)", OP["untagCustomers"],
      lambda s: {"c": [s.c("only_b")], "t": [gid("Tag", s.vip)]},
-     lambda s: {"c": [s.c("both")], "t": [gid("Tag", s.vip)]}, "customerIds[0]"),
+     lambda s: {"c": [s.c("both")], "t": [gid("Tag", s.vip)]}, "input.customerIds[0]"),
     ("addCustomerNote(b-only)", OP["addCustomerNote"],
      lambda s: {"input": {"customerId": s.c("only_b"), "body": "x", "brandId": s.brand("a")}},
      lambda s: {"input": {"customerId": s.c("only_a"), "body": "x", "brandId": s.brand("a")}}, "input.customerId"),
@@ -439,9 +439,9 @@ LIMITED_WRITES: list[LimitedRow] = [
     ("upsertProduct(brand b's SKU)", OP["upsertProduct"],
      lambda s: {"input": {"sku": "SKU-B", "name": "Mine now", "brandId": s.brand("a")}},
      lambda s: {"input": {"sku": "SKU-A", "name": "Renamed", "brandId": s.brand("a")}}, "input.sku"),
-    ("importCustomers(brandId: b)", OP["importCustomers"], lambda s: {"brandId": s.brand("b")},
+    ("importCustomers(input: {brandId: b})", OP["importCustomers"], lambda s: {"brandId": s.brand("b")},
      lambda s: {"brandId": s.brand("a")}, "brandId"),
-    ("importOrders(brandId: b)", OP["importOrders"], lambda s: {"brandId": s.brand("b")},
+    ("importOrders(input: {brandId: b})", OP["importOrders"], lambda s: {"brandId": s.brand("b")},
      lambda s: {"brandId": s.brand("a")}, "brandId"),
     ("exportTimeline(b-only)", OP["exportTimeline"], lambda s: {"input": {"customerId": s.c("only_b")}},
      lambda s: {"input": {"customerId": s.c("both")}}, "input.customerId"),

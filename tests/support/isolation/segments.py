@@ -21,7 +21,7 @@ A_SPEND = 100  # spenders(100) in brand a: big (500), again (300), mid (200)
 
 def spend(value: float) -> dict[str, Any]:
     """A definition input (GraphQL shape): total order value of at least ``value``."""
-    return {"match": "ALL", "rules": [{"profile": {"field": "total_order_value", "operator": "greater_than_or_equal",
+    return {"match": "ALL", "rules": [{"profile": {"field": "TOTAL_ORDER_VALUE", "operator": "GREATER_THAN_OR_EQUAL",
                                                    "value": value}}]}
 
 
@@ -108,23 +108,23 @@ UPDATE = _m("updateSegment", "$input: UpdateSegmentInput!", "input: $input",
             "segment { id name definition } dryRun { countAfter }")
 
 
-DRY_RUN = _m("updateSegment", "$input: UpdateSegmentInput!", "input: $input, dryRun: true",
+DRY_RUN = _m("updateSegment", "$input: UpdateSegmentInput!", "input: $input",
              "segment { id } dryRun { countBefore countAfter entering exiting }")
 
 
-ARCHIVE = _m("archiveSegment", "$id: ID!", "id: $id", "segment { id archivedAt }")
+ARCHIVE = _m("archiveSegment", "$id: ID!", "input: {id: $id}", "segment { id archivedAt }")
 
 
-DUPLICATE = _m("duplicateSegment", "$id: ID!", 'id: $id, name: "Copied"', "segment { id name }")
+DUPLICATE = _m("duplicateSegment", "$id: ID!", 'input: {id: $id, name: "Copied"}', "segment { id name }")
 
 
-REFRESH = _m("refreshSegment", "$id: ID!", "id: $id", "job { id kind }")
+REFRESH = _m("refreshSegment", "$id: ID!", "input: {id: $id}", "job { id kind }")
 
 
-ADD = _m("addSegmentMembers", "$s: ID!, $c: [ID!]!", "segmentId: $s, customerIds: $c", "entered exited memberCount")
+ADD = _m("addSegmentMembers", "$s: ID!, $c: [ID!]!", "input: {segmentId: $s, customerIds: $c}", "entered exited memberCount")
 
 
-REMOVE = _m("removeSegmentMembers", "$s: ID!, $c: [ID!]!", "segmentId: $s, customerIds: $c",
+REMOVE = _m("removeSegmentMembers", "$s: ID!, $c: [ID!]!", "input: {segmentId: $s, customerIds: $c}",
             "entered exited memberCount")
 
 
@@ -167,20 +167,20 @@ WRITES: list[Write] = [
           lambda v, side: {"input": {"id": v.seg_gid(side), "name": "Renamed", "definition": spend(250)}},
           "input.id", lambda p: p["segment"] is not None and p["segment"]["name"] == "Renamed"),
     Write("updateSegment(dryRun)", "updateSegment", DRY_RUN,
-          lambda v, side: {"input": {"id": v.seg_gid(side), "definition": spend(250)}},
+          lambda v, side: {"input": {"id": v.seg_gid(side), "definition": spend(250), "dryRun": True}},
           "input.id", lambda p: p["dryRun"] is not None and p["segment"] is None, audit=0),
     Write("archiveSegment", "archiveSegment", ARCHIVE, lambda v, side: {"id": v.seg_gid(side)},
-          "id", lambda p: p["segment"] is not None and p["segment"]["archivedAt"] is not None),
+          "input.id", lambda p: p["segment"] is not None and p["segment"]["archivedAt"] is not None),
     Write("duplicateSegment", "duplicateSegment", DUPLICATE, lambda v, side: {"id": v.seg_gid(side)},
-          "id", lambda p: p["segment"] is not None and p["segment"]["name"] == "Copied"),
+          "input.id", lambda p: p["segment"] is not None and p["segment"]["name"] == "Copied"),
     Write("refreshSegment", "refreshSegment", REFRESH, lambda v, side: {"id": v.seg_gid(side)},
-          "id", lambda p: p["job"] is not None and p["job"]["kind"] == "refresh_segment", audit=1, refreshes=True),
+          "input.id", lambda p: p["job"] is not None and p["job"]["kind"] == "refresh_segment", audit=1, refreshes=True),
     Write("addSegmentMembers", "addSegmentMembers", ADD,
           lambda v, side: {"s": v.static_gid(side), "c": [gid("Customer", v.addable[side])]},
-          "segmentId", lambda p: (p["entered"], p["memberCount"]) == (1, 2)),
+          "input.segmentId", lambda p: (p["entered"], p["memberCount"]) == (1, 2)),
     Write("removeSegmentMembers", "removeSegmentMembers", REMOVE,
           lambda v, side: {"s": v.static_gid(side), "c": [gid("Customer", v.member[side])]},
-          "segmentId", lambda p: (p["exited"], p["memberCount"]) == (1, 0)),
+          "input.segmentId", lambda p: (p["exited"], p["memberCount"]) == (1, 0)),
     Write("declareCustomAttribute", "declareCustomAttribute", DECLARE,
           lambda v, side: {"input": {"name": f"declared_{v.seg[side].hex[:8]}", "type": "number"}},
           None, lambda p: p["customAttribute"] is not None, brand_scoped=False),
@@ -280,11 +280,11 @@ OVERLAP = "query($id: ID!, $o: ID!) { segment(id: $id) { id overlap(otherSegment
 
 
 def tag_def(w: World) -> dict[str, Any]:
-    return {"match": "ALL", "rules": [{"tag": {"operator": "includes", "tagIds": [gid("Tag", w.vip)]}}]}
+    return {"match": "ALL", "rules": [{"tag": {"operator": "INCLUDES", "tagIds": [gid("Tag", w.vip)]}}]}
 
 
 def seg_def(w: World, side: str = "a") -> dict[str, Any]:
-    return {"match": "ALL", "rules": [{"segment": {"operator": "includes", "segmentIds": [segment_gid(w, side)]}}]}
+    return {"match": "ALL", "rules": [{"segment": {"operator": "INCLUDES", "segmentIds": [segment_gid(w, side)]}}]}
 
 
 READS: list[Read] = [
