@@ -47,7 +47,7 @@ async def segment(api: Api, t: TenantFixture, name: str, rules: list[dict]) -> s
 
 
 def viewed(name: str) -> dict:
-    return {"event": {"name": name, "operator": "greater_than_or_equal", "value": 1}}
+    return {"event": {"name": name, "operator": "GREATER_THAN_OR_EQUAL", "value": 1}}
 
 
 async def automation(api: Api, t: TenantFixture, seg: str, name: str, action: str, config: dict) -> dict:
@@ -71,11 +71,11 @@ async def test_an_entry_records_an_event_other_segments_read_and_updates_the_cus
                            token=t.owner_token))["declareCustomAttribute"]["errors"] == []
     ivy, _ = await upsert_customer(t.owner, {"email": "ivy@x.test", "attributes": {"account_manager": "nobody"}},
                                    brand_id=t.brands["a"])
-    vip = await segment(api, t, "VIP", [{"profile": {"field": "total_order_value", "operator": "greater_than_or_equal",
+    vip = await segment(api, t, "VIP", [{"profile": {"field": "TOTAL_ORDER_VALUE", "operator": "GREATER_THAN_OR_EQUAL",
                                                      "value": 300}}])
     welcomed = await segment(api, t, "Welcomed", [viewed("entered_vip")])
     managed = await segment(api, t, "Managed by Ada", [{"attribute": {"field": "attributes.account_manager",
-                                                                      "operator": "equals", "value": "Ada"}}])
+                                                                      "operator": "EQUALS", "value": "Ada"}}])
     for seg in (vip, welcomed, managed):
         await refresh.refresh(t.id, raw(seg))
     made = await automation(api, t, vip, "Mark the entry", "EVENT",
@@ -126,7 +126,7 @@ async def test_a_chain_of_events_that_returns_to_its_start_is_refused(api: Api, 
     t = tenant
     a = await segment(api, t, "Did a", [viewed("a_done")])
     b = await segment(api, t, "Did b", [viewed("b_done")])
-    c = await segment(api, t, "In b", [{"segment": {"operator": "includes", "segmentIds": [b]}}])
+    c = await segment(api, t, "In b", [{"segment": {"operator": "INCLUDES", "segmentIds": [b]}}])
     direct = await automation(api, t, a, "Itself", "EVENT", {"eventName": "a_done"})
     assert direct["automation"] is None and [e["code"] for e in direct["errors"]] == ["INVALID"], direct
     assert "Did a" in direct["errors"][0]["message"]

@@ -95,7 +95,7 @@ async def test_rate_plan_must_be_a_plan_and_keys_must_exist(api: Api, tenant: Te
     body = await api.gql(CREATE, {"input": {"name": "x", "ratePlan": "PLATINUM"}}, token=tenant.owner_token)
     assert body["errors"] and body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", body
     revoked, _ = await tenant.api_key("analyst")
-    await api.data("mutation($id: ID!) { revokeApiKey(id: $id) { errors { code } } }",
+    await api.data("mutation($id: ID!) { revokeApiKey(input: {id: $id}) { errors { code } } }",
                    {"id": gid("ApiKey", revoked)}, token=tenant.owner_token)
     before = await state(api, tenant)
     made = await create(api, tenant.owner_token, apiKeyIds=[gid("ApiKey", uuid.uuid4()), gid("ApiKey", revoked)])

@@ -38,7 +38,7 @@ MEMBERSHIP = "subscription($id: ID!) { segmentMembershipChanged(segmentId: $id) 
 
 
 def spend_at_least(value: float) -> dict:
-    return {"match": "ALL", "rules": [{"profile": {"field": "total_order_value", "operator": "greater_than_or_equal",
+    return {"match": "ALL", "rules": [{"profile": {"field": "TOTAL_ORDER_VALUE", "operator": "GREATER_THAN_OR_EQUAL",
                                                    "value": value}}]}
 
 
@@ -78,7 +78,7 @@ async def test_an_order_moves_the_customer_in_and_a_consent_withdrawal_out(api: 
     ada, _ = await upsert_customer(t.owner, {"email": "ada@x.test"}, brand_id=t.brands["a"])
     await set_consent(t.owner, ada.id, t.brands["a"], Channel.EMAIL, True)
     vip = await create(api, t, "Big spenders who may be mailed", {"match": "ALL", "rules": [
-        {"profile": {"field": "total_order_value", "operator": "greater_than_or_equal", "value": 300}},
+        {"profile": {"field": "TOTAL_ORDER_VALUE", "operator": "GREATER_THAN_OR_EQUAL", "value": 300}},
         {"consent": {"channel": "EMAIL", "granted": True}}]})
     await refresh.refresh(t.id, raw(vip))  # built once; from now on each change is evaluated
     assert (await segment(api, t, vip))["evaluationMode"] == "LIVE"
@@ -126,7 +126,7 @@ async def test_only_segments_that_read_what_changed_are_evaluated(api: Api, tena
     t = tenant
     bo, _ = await upsert_customer(t.owner, {"email": "bo@x.test"}, brand_id=t.brands["a"])
     gold = await create_tag(t.owner, {"name": "Gold"})
-    tagged = await create(api, t, "Gold", {"match": "ALL", "rules": [{"tag": {"operator": "includes",
+    tagged = await create(api, t, "Gold", {"match": "ALL", "rules": [{"tag": {"operator": "INCLUDES",
                                                                                "tagIds": [gid("Tag", gold.id)]}}]})
     spenders = await create(api, t, "Spenders", spend_at_least(100))
     for seg in (tagged, spenders):
@@ -343,9 +343,9 @@ async def test_a_time_window_expires_a_member_with_no_change_at_all(api: Api, te
         await track_event(t.owner, EventInput(event_id=f"{who.email}-v", name="viewed", customer_id=who.id,
                                               brand_id=t.brands["a"], occurred_at=now - timedelta(days=days_ago)))
     recent = await create(api, t, "Viewed this week", {"match": "ALL", "rules": [
-        {"event": {"name": "viewed", "operator": "greater_than_or_equal", "value": 1, "withinDays": 7}}]})
+        {"event": {"name": "viewed", "operator": "GREATER_THAN_OR_EQUAL", "value": 1, "withinDays": 7}}]})
     lapsed = await create(api, t, "Last order over 30 days ago", {"match": "ALL", "rules": [
-        {"profile": {"field": "last_order_date", "operator": "older_than_days", "value": 30}}]})
+        {"profile": {"field": "LAST_ORDER_DATE", "operator": "OLDER_THAN_DAYS", "value": 30}}]})
     await record_order(t.owner, OrderInput(brand_id=t.brands["a"], external_order_id="hal-1", total_cents=1_000,
                                            currency="EUR", placed_at=now - timedelta(days=29), customer_id=hal.id))
     await drain(t.id)
