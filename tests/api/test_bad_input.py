@@ -191,7 +191,7 @@ async def test_revoked_api_key_is_refused(api: Api, tenant: TenantFixture) -> No
     message = await create_brand_refused(api, tenant, 401, "UNAUTHENTICATED", token=secret)
     assert "revoked" in message
     again = await api.data(revoke, {"id": key_gid}, token=tenant.owner_token)
-    assert [(e["field"], e["code"]) for e in again["revokeApiKey"]["errors"]] == [("id", "INVALID_STATE")]
+    assert [(e["field"], e["code"]) for e in again["revokeApiKey"]["errors"]] == [("input.id", "INVALID_STATE")]
 
 
 async def test_websocket_without_valid_credentials_is_closed(api: Api, tenant: TenantFixture) -> None:
@@ -427,7 +427,7 @@ INVALID: list[tuple[str, str, str, Callable[[TenantFixture], dict[str, Any]], li
      lambda t: {"input": {"brandId": gid("Member", t.owner_member_id), "tone": "calm"}},
      [("input.brandId", "INVALID")]),
     ("archiveBrand with a Member id", ARCHIVE_BRAND, "archiveBrand",
-     lambda t: {"id": gid("Member", t.owner_member_id)}, [("id", "INVALID")]),
+     lambda t: {"id": gid("Member", t.owner_member_id)}, [("input.id", "INVALID")]),
     ("addMember bad email", ADD_MEMBER, "addMember",
      lambda t: {"input": {"email": "not-an-email", "role": "AGENT"}}, [("input.email", "INVALID")]),
     ("addMember empty email", ADD_MEMBER, "addMember",
@@ -439,15 +439,15 @@ INVALID: list[tuple[str, str, str, Callable[[TenantFixture], dict[str, Any]], li
                           "brandIds": [t.brand_gid("a"), gid("Member", t.owner_member_id)]}},
      [("input.brandIds[1]", "INVALID")]),
     ("changeMemberRole of the last owner", CHANGE_ROLE, "changeMemberRole",
-     lambda t: {"u": gid("Member", t.owner_member_id), "r": "ADMIN"}, [("role", "INVALID_STATE")]),
+     lambda t: {"u": gid("Member", t.owner_member_id), "r": "ADMIN"}, [("input.role", "INVALID_STATE")]),
     ("changeMemberRole with a Brand id", CHANGE_ROLE, "changeMemberRole",
-     lambda t: {"u": t.brand_gid("a"), "r": "ADMIN"}, [("userId", "INVALID")]),
+     lambda t: {"u": t.brand_gid("a"), "r": "ADMIN"}, [("input.userId", "INVALID")]),
     ("changeMemberRole of a stranger", CHANGE_ROLE, "changeMemberRole",
-     lambda t: {"u": gid("Member", uuid.uuid4()), "r": "ADMIN"}, [("userId", "NOT_FOUND")]),
+     lambda t: {"u": gid("Member", uuid.uuid4()), "r": "ADMIN"}, [("input.userId", "NOT_FOUND")]),
     ("removeMember the last owner", REMOVE_MEMBER, "removeMember",
-     lambda t: {"u": gid("Member", t.owner_member_id)}, [("userId", "INVALID_STATE")]),
+     lambda t: {"u": gid("Member", t.owner_member_id)}, [("input.userId", "INVALID_STATE")]),
     ("grantBrandAccess with a Member id as brand", GRANT, "grantBrandAccess",
-     lambda t: {"u": gid("Member", t.owner_member_id), "b": gid("Member", t.owner_member_id)}, [("brandId", "INVALID")]),
+     lambda t: {"u": gid("Member", t.owner_member_id), "b": gid("Member", t.owner_member_id)}, [("input.brandId", "INVALID")]),
     ("createApiKey role OWNER", CREATE_KEY, "createApiKey",
      lambda t: {"input": {"name": "root", "role": "OWNER"}}, [("input.role", "INVALID_STATE")]),
     ("createApiKey empty name", CREATE_KEY, "createApiKey",
@@ -456,9 +456,9 @@ INVALID: list[tuple[str, str, str, Callable[[TenantFixture], dict[str, Any]], li
      lambda t: {"input": {"name": "k", "role": "AGENT", "brandIds": [gid("Member", t.owner_member_id)]}},
      [("input.brandIds[0]", "INVALID")]),
     ("revokeApiKey with a Brand id", REVOKE_KEY, "revokeApiKey",
-     lambda t: {"id": t.brand_gid("a")}, [("id", "INVALID")]),
+     lambda t: {"id": t.brand_gid("a")}, [("input.id", "INVALID")]),
     ("revokeApiKey unknown key", REVOKE_KEY, "revokeApiKey",
-     lambda t: {"id": gid("ApiKey", uuid.uuid4())}, [("id", "NOT_FOUND")]),
+     lambda t: {"id": gid("ApiKey", uuid.uuid4())}, [("input.id", "NOT_FOUND")]),
 ]
 
 
@@ -703,11 +703,11 @@ CUSTOMER_INVALID: list[tuple[str, str, str, Callable[[Shop], dict[str, Any]], li
      lambda s: event_input(customerId=s.foreign_customer)(s), [("input.customerId", "NOT_FOUND")]),
     ("tagCustomers 1,001 customers", TAG_CUSTOMERS, "tagCustomers",
      tag_input(c=lambda s: [gid("Customer", uuid.uuid4()) for _ in range(1_000)] + [s.customer]),
-     [("customerIds", "LIMIT_EXCEEDED")]),
+     [("input.customerIds", "LIMIT_EXCEEDED")]),
     ("tagCustomers unknown tag", TAG_CUSTOMERS, "tagCustomers", tag_input(t=lambda s: [gid("Tag", uuid.uuid4())]),
-     [("tagIds[0]", "NOT_FOUND")]),
+     [("input.tagIds[0]", "NOT_FOUND")]),
     ("tagCustomers another tenant's customer", TAG_CUSTOMERS, "tagCustomers",
-     tag_input(c=lambda s: [s.customer, s.foreign_customer]), [("customerIds[1]", "NOT_FOUND")]),
+     tag_input(c=lambda s: [s.customer, s.foreign_customer]), [("input.customerIds[1]", "NOT_FOUND")]),
     ("createTag bad colour", CREATE_TAG, "createTag", new_tag_input(color="red"), [("input.color", "INVALID")]),
     ("createTag colour without #", CREATE_TAG, "createTag", new_tag_input(color="1f6feb"),
      [("input.color", "INVALID")]),
@@ -755,8 +755,8 @@ async def test_tag_customers_limit_is_one_thousand(api: Api, shop: Shop) -> None
     """1,000 customers is within the limit (these are unknown, hence NOT_FOUND); 1,001 is not."""
     ids = [gid("Customer", uuid.uuid4()) for _ in range(1_000)]
     before = await customer_rows(shop.t)
-    for customers, expected in ((ids, ("customerIds[0]", "NOT_FOUND")),
-                                (ids + [shop.customer], ("customerIds", "LIMIT_EXCEEDED"))):
+    for customers, expected in ((ids, ("input.customerIds[0]", "NOT_FOUND")),
+                                (ids + [shop.customer], ("input.customerIds", "LIMIT_EXCEEDED"))):
         payload = (await api.data(TAG_CUSTOMERS, {"c": customers, "t": [shop.tag]}, token=shop.t.owner_token))["tagCustomers"]
         assert [(e["field"], e["code"]) for e in payload["errors"]] == [expected], payload
     assert await customer_rows(shop.t) == before

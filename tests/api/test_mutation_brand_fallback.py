@@ -12,7 +12,7 @@ LABEL = """mutation($i: CreateConversationLabelInput!) { createConversationLabel
   label { id name } errors { field code message } } }"""
 LABELS = "query($b: ID!) { conversationLabels(brandId: $b) { name } }"
 SEGMENT = """mutation($i: CreateSegmentInput!) { createSegment(input: $i) {
-  segment { name brand { id } } errors { field code } } }"""
+  segment { name brand { id } } errors { field code message } } }"""
 
 
 async def _labels(api: Api, t: TenantFixture, brand: str) -> list[str]:

@@ -234,7 +234,7 @@ async def test_three_message_email_thread_with_our_reply_in_the_middle(
     found = await conversation(api, tenant, cid)
     messages = [e["node"] for e in found["messages"]["edges"]]
     assert [(m["direction"], m["body"]) for m in messages] == [
-        ("inbound", "first"), ("outbound", "Send it back to us"), ("inbound", "second"), ("inbound", "third")]
+        ("INBOUND", "first"), ("OUTBOUND", "Send it back to us"), ("INBOUND", "second"), ("INBOUND", "third")]
     assert [m["messageIdHeader"] for m in messages] == [m1, ours, m2, m3]
     assert [m["inReplyTo"] for m in messages] == [None, None, ours, m2]
     assert messages[3]["references"] == [m1, ours, m2]
@@ -340,7 +340,7 @@ async def test_inbound_sms_twiml_signature_dedupe_reply_and_delivery(
         return next(e["node"]["deliveryStatus"] for e in found["messages"]["edges"]
                     if e["node"]["id"] == sent["message"]["id"])
 
-    await until(lambda: _is(status(), "sent"), "the reply marked sent")
+    await until(lambda: _is(status(), "SENT"), "the reply marked sent")
     callback = {"AccountSid": fakes.twilio.account_sid, "ApiVersion": "2010-04-01", "From": "+15550000000",
                 "MessageSid": out.provider_message_id, "SmsSid": out.provider_message_id, "To": number}
     bad_event = await post_event(api, "twilio", tenant, "a", form={**callback, "MessageStatus": "delivered"},
@@ -426,8 +426,8 @@ async def test_private_note_is_never_sent(api: Api, tenant: TenantFixture, worke
     assert not any("VIP, be nice" in (m.text or "") + (m.html or "") for m in list(fakes.brevo.messages))
     found = await conversation(api, tenant, conv["id"])
     kinds = [(e["node"]["kind"], e["node"]["body"]) for e in found["messages"]["edges"]]
-    assert kinds == [("message", conv["lastMessage"]["body"]), ("note", "VIP, be nice"),
-                     ("message", "Hello from support")]
+    assert kinds == [("MESSAGE", conv["lastMessage"]["body"]), ("NOTE", "VIP, be nice"),
+                     ("MESSAGE", "Hello from support")]
     assert found["lastMessage"]["body"] == "Hello from support"
     assert found["messageCount"] == 2  # notes are not messages to the customer
     # a note is not a message the customer wrote: nobody has more to read because of it
@@ -827,7 +827,7 @@ async def test_receive_chat_message_through_an_api_key_is_idempotent(api: Api, t
     first = await mutate(api, CHAT, {"i": message}, key)
     assert first["conversation"]["channel"] == "CHAT" and first["conversation"]["startedBy"] == "CUSTOMER"
     assert (first["message"]["direction"], first["message"]["authorType"], first["message"]["body"]) == (
-        "inbound", "customer", "Hi there")
+        "INBOUND", "CUSTOMER", "Hi there")
     again = await mutate(api, CHAT, {"i": message}, key)
     assert (again["conversation"]["id"], again["message"]["id"]) == (first["conversation"]["id"], first["message"]["id"])
     assert again["conversation"]["messageCount"] == 1
@@ -933,7 +933,7 @@ async def test_conversation_events_reach_the_brand_inbox_across_processes(
                 break
             except AssertionError:
                 assert time.monotonic() < deadline, inbox_a.messages
-        assert events(inbox_a, op_a)[-1]["type"] == "PRIORITY_CHANGED"
+        assert "PRIORITY_CHANGED" in [e["type"] for e in events(inbox_a, op_a)]
         seen = len(events(inbox_a, op_a))
 
         # a customer's e-mail handled by the SECOND API process
@@ -998,7 +998,7 @@ async def test_messages_land_on_the_timeline_as_typed_events(api: Api, tenant: T
     sent = [n for n in nodes if n["kind"] == "MESSAGE_SENT"]
     chat = [n for n in nodes if n["kind"] == "CONVERSATION_MESSAGE"]
     assert len(sent) == 1 and sent[0]["campaign"]["id"] == campaign and sent[0]["channel"] == "email", nodes
-    assert len(chat) == 1 and chat[0]["direction"] == "INBOUND" and chat[0]["excerpt"] == "Hello there", nodes
+    assert len(chat) == 1 and chat[0]["direction"] == "inbound" and chat[0]["excerpt"] == "Hello there", nodes
     assert chat[0]["conversation"]["channel"] == "CHAT"
 
 
