@@ -7,7 +7,12 @@ import strawberry
 from strawberry import relay
 
 from domain.conversations import events, inbox
-from graph.conversations.types import Conversation, ConversationEvent, ConversationEventType, ConversationMessage
+from graph.conversations.types import (
+    Conversation,
+    ConversationEvent,
+    ConversationEventType,
+    ConversationMessage,
+)
 from graph.core import ids
 from graph.core.context import Info
 

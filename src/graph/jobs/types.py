@@ -15,7 +15,7 @@ from domain.exports.timeline import result_url
 from domain.jobs import service as jobs
 from domain.jobs.models import Job as JobModel
 from domain.tenancy.policies import Principal
-from graph.core import ids, inputs
+from graph.core import inputs
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
 from graph.core.nodes import node_resolver
