@@ -693,7 +693,7 @@ async def test_credentials_are_never_returned_audited_or_logged(
     audit = await api.data(AUDIT, token=t.owner_token)
     summaries = [e["node"]["summary"] for e in audit["auditLog"]["edges"]
                  if e["node"]["action"] == "delivery.set_provider"]
-    assert len(summaries) == 3 and all(s["credentials_changed"] for s in summaries), summaries
+    assert len(summaries) == 3 and all(s["credentialsChanged"] for s in summaries), summaries
     campaigns_read = await api.data(CAMPAIGNS, {}, token=t.owner_token)
     everything = json.dumps([audit, campaigns_read, failed])
     assert [s for s in secrets if s in everything] == []
