@@ -2,7 +2,8 @@
 
 * every mutation takes one argument, ``input`` (a non-null input object), or none at all;
 * every enum value is UPPER_CASE;
-* every field, input field or argument named ``*Cents`` is ``BigInt``;
+* every scalar field, input field or argument named ``*Cents`` is ``BigInt`` (an object named
+  so, like a comparison of two amounts, holds its own ``BigInt`` fields);
 * every ``*Rate`` field says its unit in its description.
 
 Each check names every offender, so one run lists all there is to fix.
@@ -19,6 +20,7 @@ from graphql import (
     GraphQLInterfaceType,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLScalarType,
     GraphQLSchema,
     build_schema,
     get_named_type,
@@ -59,19 +61,24 @@ def test_enum_values_are_upper_case(schema: GraphQLSchema) -> None:
     assert offenders == [], "enum values must be UPPER_CASE: " + ", ".join(offenders)
 
 
+def _not_bigint(kind) -> bool:
+    named = get_named_type(kind)
+    return isinstance(named, GraphQLScalarType) and named.name != "BigInt"
+
+
 def test_money_in_cents_is_bigint(schema: GraphQLSchema) -> None:
     offenders = []
     for t in _own_types(schema):
         if isinstance(t, (GraphQLObjectType, GraphQLInterfaceType)):
             for fname, field in t.fields.items():
-                if fname.endswith("Cents") and get_named_type(field.type).name != "BigInt":
+                if fname.endswith("Cents") and _not_bigint(field.type):
                     offenders.append(f"{t.name}.{fname}: {field.type}")
                 for aname, arg in field.args.items():
-                    if aname.endswith("Cents") and get_named_type(arg.type).name != "BigInt":
+                    if aname.endswith("Cents") and _not_bigint(arg.type):
                         offenders.append(f"{t.name}.{fname}({aname}): {arg.type}")
         elif isinstance(t, GraphQLInputObjectType):
             for fname, field in t.fields.items():
-                if fname.endswith("Cents") and get_named_type(field.type).name != "BigInt":
+                if fname.endswith("Cents") and _not_bigint(field.type):
                     offenders.append(f"{t.name}.{fname}: {field.type}")
     assert offenders == [], "money is BigInt cents: " + ", ".join(offenders)
 
