@@ -174,7 +174,7 @@ async def test_the_segment_rule_refuses_scores_outside_0_to_100(api: Api, tenant
     out = (await api.data(create, {"i": {"brandId": tenant.brand_gid("a"), "name": "r", "kind": "DYNAMIC",
                                           "definition": {"rules": [{"recommendationScore": {
                                               "productId": gid("Product", product),
-                                              "operator": "greater_than_or_equal", "value": rule_value}}]}}},
+                                              "operator": "GREATER_THAN_OR_EQUAL", "value": rule_value}}]}}},
                           token=tenant.owner_token))["createSegment"]
     assert out["segment"] is None and out["errors"][0]["field"].endswith("rules[0].value")
 
@@ -185,7 +185,7 @@ async def test_a_product_of_another_brand_is_refused_in_a_segment_rule(api: Api,
     out = (await api.data(create, {"i": {"brandId": tenant.brand_gid("a"), "name": "r", "kind": "DYNAMIC",
                                           "definition": {"rules": [{"recommendationScore": {
                                               "productId": gid("Product", product_b),
-                                              "operator": "greater_than_or_equal", "value": 10}}]}}},
+                                              "operator": "GREATER_THAN_OR_EQUAL", "value": 10}}]}}},
                           token=tenant.owner_token))["createSegment"]
     assert out["segment"] is None and out["errors"][0]["field"].startswith("input.definition")
 
