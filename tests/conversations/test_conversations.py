@@ -953,18 +953,18 @@ async def test_conversation_events_reach_the_brand_inbox_across_processes(
                                          if e["type"] == kind and e["conversation"]["id"] == cid], kind)
             return found[0]
 
-        e = await next_event("message_created", lambda: reply(api, tenant, cid, "live answer"))
+        e = await next_event("MESSAGE_CREATED", lambda: reply(api, tenant, cid, "live answer"))
         assert (e["message"]["direction"], e["message"]["body"]) == ("OUTBOUND", "live answer")
-        e = await next_event("status_changed", lambda: mutate(api, STATUS, {"c": cid, "s": "PENDING"},
+        e = await next_event("STATUS_CHANGED", lambda: mutate(api, STATUS, {"c": cid, "s": "PENDING"},
                                                                tenant.owner_token))
         assert e["conversation"]["status"] == "PENDING"
         member, _ = await tenant.member("agent")
-        e = await next_event("assigned", lambda: mutate(api, ASSIGN, {"c": cid, "a": gid("Member", member)},
+        e = await next_event("ASSIGNED", lambda: mutate(api, ASSIGN, {"c": cid, "a": gid("Member", member)},
                                                          tenant.owner_token))
         assert e["conversation"]["assignee"] == {"id": gid("Member", member)}
         label = (await mutate(api, CREATE_LABEL, {"b": tenant.brand_gid("a"), "name": "Live"},
                               tenant.owner_token))["label"]
-        e = await next_event("labels_changed", lambda: mutate(api, LABEL, {"c": cid, "l": [label["id"]]},
+        e = await next_event("LABELS_CHANGED", lambda: mutate(api, LABEL, {"c": cid, "l": [label["id"]]},
                                                                tenant.owner_token))
         assert e["conversation"]["labels"] == [{"name": "Live"}]
 
