@@ -323,8 +323,10 @@ class WrkResult:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-def wrk(base: str, api_key: str | None, query: str, threads: int, connections: int, seconds: float) -> WrkResult:
-    env = {**os.environ, "BENCH_BODY": json.dumps({"query": query}),
+def wrk(base: str, api_key: str | None, query: str, threads: int, connections: int, seconds: float,
+        body: dict[str, Any] | None = None) -> WrkResult:
+    """``body``: the request body to send instead of ``{"query": query}``."""
+    env = {**os.environ, "BENCH_BODY": json.dumps(body if body is not None else {"query": query}),
            "BENCH_AUTHORIZATION": f"Bearer {api_key}" if api_key else ""}
     cmd = [shutil.which("wrk") or "/usr/bin/wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
            "--timeout", "10s", "-s", str(BENCH_DIR / "graphql_post.lua"), f"{base}/graphql"]
