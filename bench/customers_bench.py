@@ -153,6 +153,7 @@ async def vacuum_analyze() -> float:
 async def timeline_pages(tenant_id: uuid.UUID, heavy: list[uuid.UUID]) -> dict:
     from sqlalchemy import text
 
+    from domain.pagination import PageRequest
     from domain.platform.db import tenant_session
     from domain.timeline import service as timeline
 
@@ -168,7 +169,7 @@ async def timeline_pages(tenant_id: uuid.UUID, heavy: list[uuid.UUID]) -> dict:
 
     async def one(cid: uuid.UUID) -> float:
         started = time.perf_counter()
-        page = await timeline.page(tenant_id, cid, timeline.TimelineFilter(), visible_brands=None, first=20, after=None)
+        page = await timeline.page(tenant_id, cid, timeline.TimelineFilter(), visible_brands=None, page=PageRequest(20))
         elapsed = (time.perf_counter() - started) * 1000
         assert len(page.items) == min(20, sizes.get(cid, 0)), (cid, len(page.items), sizes.get(cid))
         return elapsed

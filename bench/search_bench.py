@@ -162,10 +162,11 @@ def old_conditions(search: str) -> list:
 
 async def time_new(owner, search: str) -> tuple[float, int]:
     from domain.customers.service import CustomerFilter, CustomerOrder, list_customers
+    from domain.pagination import PageRequest
 
     started = time.perf_counter()
-    page = await list_customers(owner, CustomerFilter(search=search), CustomerOrder.CREATED_AT_DESC, first=25,
-                                after=None)
+    page = await list_customers(owner, CustomerFilter(search=search), CustomerOrder.CREATED_AT_DESC,
+                                page=PageRequest(25))
     return (time.perf_counter() - started) * 1000, len(page.items)
 
 
@@ -182,8 +183,9 @@ async def time_old(owner, search: str) -> tuple[float, int]:
 
 def new_statement(owner, search: str):
     from domain.customers.service import CustomerFilter, CustomerOrder, list_statement
+    from domain.pagination import PageRequest
 
-    return list_statement(owner, CustomerFilter(search=search), CustomerOrder.CREATED_AT_DESC, first=25, after=None)
+    return list_statement(owner, CustomerFilter(search=search), CustomerOrder.CREATED_AT_DESC, page=PageRequest(25))
 
 
 def old_statement(owner, search: str):

@@ -310,6 +310,7 @@ def s_(seconds: float) -> str:
 async def run(args: argparse.Namespace) -> int:
     from sqlalchemy import text
 
+    from domain.pagination import PageRequest
     from domain.platform.db import dispose_engine, tenant_session
     from domain.segments import inspection, refresh, service
     from domain.segments.models import SegmentKind
@@ -333,9 +334,9 @@ async def run(args: argparse.Namespace) -> int:
         ))).all())
 
     print("1. previewSegment (median of 5) ...", flush=True)
-    preview_times, preview = await timed(lambda: inspection.preview(owner, brand_id, DEFINITION, first=20), 5)
+    preview_times, preview = await timed(lambda: inspection.preview(owner, brand_id, DEFINITION, page=PageRequest(20)), 5)
     expected = await count_members(tenant_id, brand_id)
-    assert preview.count == expected and len(preview.customers) == 20, (preview.count, expected)
+    assert preview.total == expected and len(preview.items) == 20, (preview.total, expected)
 
     print("2. first refresh of a new dynamic segment ...", flush=True)
     seg = await service.create_segment(owner, brand_id, SegmentKind.DYNAMIC, {"name": "Bench third"},
@@ -391,7 +392,7 @@ async def run(args: argparse.Namespace) -> int:
         ("fill: profiles (aggregate of the orders)", s_(filled["profiles"]), f"{totals['profiles']:,}"),
         ("vacuum analyze", s_(filled["vacuum"]), ""),
         ("1. previewSegment count + first 20: median of 5", s_(statistics.median(preview_times)),
-         f"min {s_(min(preview_times))}, max {s_(max(preview_times))}; count {preview.count:,}"),
+         f"min {s_(min(preview_times))}, max {s_(max(preview_times))}; count {preview.total:,}"),
         ("   member query alone, count(*): median of 3", s_(statistics.median(query_times)), ""),
         ("2. first refresh of a new segment", s_(first_s),
          f"entered {first.entered:,} (server {first.duration_ms:,} ms)"),

@@ -24,6 +24,7 @@ class ErrorCode(str, Enum):
     AI_PROVIDER_TIMEOUT = "AI_PROVIDER_TIMEOUT"
     AI_CONTENT_REFUSED = "AI_CONTENT_REFUSED"
     AI_CONTEXT_TOO_LONG = "AI_CONTEXT_TOO_LONG"
+    BRAND_REQUIRED = "BRAND_REQUIRED"
 
 
 class DomainError(Exception):
@@ -57,6 +58,15 @@ class NotFound(DomainError):
     """Absent, or present but not visible to this principal: the two look the same."""
 
     code = ErrorCode.NOT_FOUND
+
+
+class BrandRequired(DomainError):
+    """A field that works in one brand was given none: no ``brandId`` and no active brand."""
+
+    code = ErrorCode.BRAND_REQUIRED
+
+    def __init__(self, field: str = "brandId"):
+        super().__init__("name a brand: pass brandId or send the X-Brand-Id header", field=field)
 
 
 class PermissionDenied(DomainError):

@@ -113,6 +113,7 @@ COST_MAP: dict[str, Cost] = {
     "Customer.timeline": paged(), "Customer.notes": paged(), "Segment.members": paged(), "Segment.history": paged(),
     "SegmentAutomation.executions": paged(), "SegmentAutomation.runs": paged(), "Query.clientApps": paged(),
     # lists the server bounds
+    "Query.nodes": bounded(100),  # graph/schema.MAX_NODES
     "Query.brands": bounded(50), "Viewer.brands": bounded(50), "ApiKey.brands": bounded(50),
     "Member.brands": bounded(50), "Customer.brands": bounded(50), "Query.members": bounded(100),
     "Query.apiKeys": bounded(100), "ClientApp.apiKeys": bounded(20), "Query.tags": bounded(100), "Customer.tags": bounded(20),
@@ -137,7 +138,6 @@ COST_MAP: dict[str, Cost] = {
     "Tenant.apiUsage": bounded(500, weight=10),  # domain/plans/api_usage.MAX_ROWS
     # heavy work
     "Query.previewSegment": paged(weight=50),  # its customers are its page
-    "SegmentPreview.customers": bounded(1, weight=0),
     "Query.recommendedCustomers": paged(weight=20),  # scores the brand's customers
     "Query.dashboard": heavy(10),
     "Query.explainSegment": heavy(50), "Query.segmentOverlap": heavy(20), "SegmentExplanationNode.children": bounded(5),

@@ -11,6 +11,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from domain.config import Settings, get_settings
+from domain.errors import DomainError, ErrorCode, PermissionDenied
 from graph.ai.copilot import CopilotMutation, CopilotQuery, CopilotSubscription
 from graph.ai.mutations import AiMutation
 from graph.ai.queries import AiQuery
@@ -55,6 +56,8 @@ from graph.tenancy.queries import TenancyQuery
 from graph.timeline.mutations import TimelineMutation
 from graph.timeline.types import TIMELINE_TYPES
 
+MAX_NODES = 100
+
 
 @strawberry.type
 class NodeQuery:
@@ -70,6 +73,32 @@ class NodeQuery:
             return None
         (found,) = list(await node_type.resolve_nodes(info=info, node_ids=[id.node_id], required=False))
         return found
+
+    @strawberry.field(description=f"Objects by their global ids, in the order asked (at most {MAX_NODES}); null "
+                                  "for an id of no Node type, one the caller may not see, or of a type the caller's role may "
+                                  "not read. One lookup per type.")
+    async def nodes(
+        self, info: Info,
+        ids: Annotated[list[relay.GlobalID], strawberry.argument(description="The IDs of the objects.")],
+    ) -> list[relay.Node | None]:
+        if len(ids) > MAX_NODES:
+            raise DomainError(f"at most {MAX_NODES} ids at once", field="ids", code=ErrorCode.LIMIT_EXCEEDED)
+        by_type: dict[type, list[int]] = {}
+        for i, gid in enumerate(ids):
+            try:
+                by_type.setdefault(gid.resolve_type(info), []).append(i)
+            except GlobalIDValueError:
+                continue
+        out: list[relay.Node | None] = [None] * len(ids)
+        for node_type, places in by_type.items():
+            try:
+                found = await node_type.resolve_nodes(info=info, node_ids=[ids[i].node_id for i in places],
+                                                      required=False)
+            except PermissionDenied:  # a type the caller's role may not read: its ids read as null
+                continue
+            for i, node in zip(places, list(found), strict=True):
+                out[i] = node
+        return out
 
 
 Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, SegmentQuery,

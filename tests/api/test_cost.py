@@ -74,8 +74,8 @@ async def tenant() -> TenantFixture:
     # fragments count where they are spread
     ("fragment F on Customer { id tags { id } } { customers(first: 2) { edges { node { ...F } } } }", None, 45),
     # a declared weight: the preview 50 + its page of 5 customers
-    ("query($d: SegmentDefinitionInput!) { previewSegment(brandId: \"x\", definition: $d, first: 5) { count "
-     "customers { id } } }", {"d": {}}, 55),
+    ("query($d: SegmentDefinitionInput!) { previewSegment(brandId: \"x\", definition: $d, first: 5) { totalCount "
+     "edges { node { id } } } }", {"d": {}}, 55),
 ])
 def test_hand_worked_costs(query: str, variables: dict[str, Any] | None, expected: int) -> None:
     assert static(query, variables) == expected

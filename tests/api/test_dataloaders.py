@@ -120,7 +120,7 @@ async def service_create(t: TenantFixture, brand: str, n: int) -> None:
                                                                  "exclusion_segment_ids": [seg.id]})
 
 
-BRANDS_CAMPAIGNS = """query($n: Int!) { brands { slug campaigns(first: $n) { edges { node {
+BRANDS_CAMPAIGNS = """query($n: Int!) { brands { slug campaigns(first: $n) { totalCount edges { node {
   name stats { sent } segments { name } exclusionSegments { name } } } } } }"""
 ROOT_CAMPAIGNS = """query($n: Int!) { campaigns(first: $n) { edges { node {
   name stats { sent } segments { name } ...more } } } }
@@ -134,6 +134,7 @@ async def test_brands_with_campaigns_stats_and_segments_is_flat_and_stable(api: 
     def check(n: int, data: dict) -> None:
         assert {b["slug"] for b in data["brands"]} == set(held)
         for brand in data["brands"]:
+            assert brand["campaigns"]["totalCount"] == held[brand["slug"]]
             nodes = [e["node"] for e in brand["campaigns"]["edges"]]
             assert len(nodes) == min(n, held[brand["slug"]]), (n, brand["slug"], len(nodes))
             for node in nodes:
@@ -228,7 +229,7 @@ async def test_segments_with_members_and_history_is_flat_and_stable(api: Api) ->
 
 
 AUTOMATIONS = """query($s: ID!, $n: Int!) { segmentAutomations(segmentId: $s) { name
-  runs(first: $n) { status customers } executions(first: $n) { edges { node { status customer { email } } } } } }"""
+  runs(first: $n) { edges { node { status customers } } } executions(first: $n) { edges { node { status customer { email } } } } } }"""
 
 
 async def test_automations_with_runs_and_executions_is_flat_and_stable(api: Api) -> None:
@@ -260,7 +261,7 @@ async def test_automations_with_runs_and_executions_is_flat_and_stable(api: Api)
     def check(n: int, data: dict) -> None:
         autos = data["segmentAutomations"]
         assert len(autos) == n
-        assert all(len(a["runs"]) == n and len(a["executions"]["edges"]) == n for a in autos)
+        assert all(len(a["runs"]["edges"]) == n and len(a["executions"]["edges"]) == n for a in autos)
         assert all(e["node"]["customer"]["email"] for a in autos for e in a["executions"]["edges"])
 
     assert await _flat_and_stable(api, AUTOMATIONS, t.owner_token, check,
@@ -268,7 +269,7 @@ async def test_automations_with_runs_and_executions_is_flat_and_stable(api: Api)
 
 
 CUSTOMERS = """query($n: Int!) { customers(first: $n) { edges { node { id email name
-  tags { name } profile { totalOrderValueCents } consents { granted } brands { source } notes { body }
+  tags { name } profile { totalOrderValueCents } consents { granted } brands { source } notes { totalCount edges { node { body } } }
   lastOrder { totalCents } orders(first: $n) { edges { node { totalCents items { sku } } } } } } } }"""
 
 
@@ -304,7 +305,7 @@ async def test_customer_list_is_flat_and_stable(api: Api) -> None:
         assert len(nodes) == n
         for x in nodes:
             assert x["tags"] == [{"name": "VIP"}] and x["profile"]["totalOrderValueCents"] > 0
-            assert x["consents"] and x["brands"] and x["notes"] and x["lastOrder"]["totalCents"]
+            assert x["consents"] and x["brands"] and x["notes"]["totalCount"] == len(x["notes"]["edges"]) == 1 and x["lastOrder"]["totalCents"]
             assert len(x["orders"]["edges"]) == min(n, 2) and all(e["node"]["items"] for e in x["orders"]["edges"])
 
     assert await _flat_and_stable(api, CUSTOMERS, t.owner_token, check) >= 9

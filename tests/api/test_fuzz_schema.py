@@ -248,7 +248,7 @@ SEED_DATA = [
     ("mutation($b: ID!) { createCampaign(input: {brandId: $b, name: \"Fuzz campaign\", channel: EMAIL}) "
      "{ campaign { id } } }"),
     ("{ brands { id } members { id } apiKeys { id } tags { id } segments { edges { node { id } } } "
-     "customers { edges { node { id notes { id } } } } orders { edges { node { id } } } "
+     "customers { edges { node { id notes { edges { node { id } } } } } } orders { edges { node { id } } } "
      "campaigns { edges { node { id } } } auditLog(first: 5) { edges { node { id } } } jobs { edges { node { id } } } "
      "viewer { tenant { id } } }"),
     ("query($b: ID!) { conversationLabels(brandId: $b) { id } cannedResponses(brandId: $b) { id } "

@@ -29,7 +29,7 @@ CUSTOMER = """query($id: ID!) { customer(id: $id) { attributes } }"""
 MEMBERS = """query($id: ID!) { segment(id: $id) { memberCount
   history(first: 5) { edges { node { change cause customer { email } } } } } }"""
 RUNS = """query($s: ID!) { segmentAutomations(segmentId: $s) { name action
-  runs(first: 5) { status customers succeeded failed } } }"""
+  runs(first: 5) { edges { node { status customers succeeded failed } } } } }"""
 
 
 def raw(global_id: str) -> uuid.UUID:
@@ -103,7 +103,7 @@ async def test_an_entry_records_an_event_other_segments_read_and_updates_the_cus
         assert [(e["node"]["change"], e["node"]["cause"]) for e in data["history"]["edges"]] == [("ENTERED", "CHANGE")]
     attributes = (await api.data(CUSTOMER, {"id": gid("Customer", ivy.id)}, token=t.owner_token))["customer"]["attributes"]
     assert attributes["account_manager"] == "Ada"
-    runs = {a["name"]: a["runs"] for a in (await api.data(RUNS, {"s": vip}, token=t.owner_token))["segmentAutomations"]}
+    runs = {a["name"]: [e["node"] for e in a["runs"]["edges"]] for a in (await api.data(RUNS, {"s": vip}, token=t.owner_token))["segmentAutomations"]}
     assert runs["Mark the entry"] == [{"status": "SUCCEEDED", "customers": 1, "succeeded": 1, "failed": 0}]
     assert runs["Give a manager"] == [{"status": "SUCCEEDED", "customers": 1, "succeeded": 1, "failed": 0}]
 

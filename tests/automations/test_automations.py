@@ -43,7 +43,7 @@ UPDATE = """mutation($i: UpdateSegmentAutomationInput!) { updateSegmentAutomatio
 DELETE = """mutation($id: ID!) { deleteSegmentAutomation(input: {id: $id}) { deletedId errors { field code message } } }"""
 ROTATE = "mutation { rotateWebhookSecret { secret errors { field code message } } }"
 LIST = """query($s: ID!) { segmentAutomations(segmentId: $s) { id name trigger action config isActive lastRunAt
-  runs(first: 5) { status customers succeeded failed finishedAt }
+  runs(first: 5) { edges { node { status customers succeeded failed finishedAt } } }
   executions(first: 10) { edges { node { status attempts error occurrence customer { email } } } } } }"""
 
 
@@ -244,7 +244,7 @@ async def test_enter_automation_tags_entering_customers_once_per_entry(api: Api,
     listed = (await api.data(LIST, {"s": gid("Segment", seg.id)}, token=marketer))["segmentAutomations"]
     assert [x["name"] for x in listed] == ["Tag newcomers", "Tell the CRM"]
     assert listed[0]["lastRunAt"] is not None
-    assert [r["customers"] for r in listed[0]["runs"]] == [1, 2]  # newest first
+    assert [r["node"]["customers"] for r in listed[0]["runs"]["edges"]] == [1, 2]  # newest first
     assert {e["node"]["customer"]["email"] for e in listed[0]["executions"]["edges"]} == {a.email, b.email}
     assert listed[0]["executions"]["edges"][0]["node"]["customer"]["email"] == a.email  # the newest run first
 

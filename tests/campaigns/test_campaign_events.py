@@ -70,7 +70,7 @@ TIMELINE = """query($id: ID!, $b: ID) { customer(id: $id) {
   timeline(first: 100) { edges { node { kind occurredAt brand { id }
     ... on OtherTimelineEvent { data } ... on CampaignMessageEvent { data } ... on CampaignConversionEvent { data }
     ... on ConsentChangedEvent { channel granted source } } } } } }"""
-SUPPRESSIONS = "query($b: ID!) { suppressions(brandId: $b) { channel address reason source } }"
+SUPPRESSIONS = "query($b: ID!) { suppressions(brandId: $b) { edges { node { channel address reason source } } } }"
 RECORD_ORDER = ("mutation($input: RecordOrderInput!) { recordOrder(input: $input) { created order { id } "
                 + ERRORS + " } }")
 SETTINGS = ("mutation($input: UpdateMessagingSettingsInput!) { updateMessagingSettings(input: $input) { "
@@ -184,8 +184,8 @@ async def test_sendgrid_events_change_recipients_stats_timeline_and_consent(
                    for e in view["timeline"]["edges"])
     view3 = await customer_view(api, s, 3)
     assert [(c["channel"], c["granted"]) for c in view3["consents"]] == [("EMAIL", True)]
-    supp = (await api.data(SUPPRESSIONS, {"b": tenant.brand_gid("a")}, token=tenant.owner_token))["suppressions"]
-    assert sorted((x["address"], x["reason"], x["source"]) for x in supp) == sorted([
+    supp = (await api.data(SUPPRESSIONS, {"b": tenant.brand_gid("a")}, token=tenant.owner_token))["suppressions"]["edges"]
+    assert sorted((x["node"]["address"], x["node"]["reason"], x["node"]["source"]) for x in supp) == sorted([
         (s.email(3), "BOUNCED", "sendgrid"), (s.email(4), "COMPLAINED", "sendgrid"),
         (s.email(5), "UNSUBSCRIBED", "sendgrid")])
 
@@ -465,8 +465,8 @@ async def test_one_click_unsubscribe(api: Api, tenant: TenantFixture, fakes: Fak
     assert [e["kind"] for e in message_events(view, s)] == ["MESSAGE_UNSUBSCRIBED"]
     assert any(e["node"]["kind"] == "CONSENT_CHANGED" and e["node"]["source"] == "unsubscribed:tracking"
                for e in view["timeline"]["edges"])
-    supp = (await api.data(SUPPRESSIONS, {"b": tenant.brand_gid("a")}, token=tenant.owner_token))["suppressions"]
-    assert [(x["channel"], x["address"], x["reason"], x["source"]) for x in supp] == [
+    supp = (await api.data(SUPPRESSIONS, {"b": tenant.brand_gid("a")}, token=tenant.owner_token))["suppressions"]["edges"]
+    assert [(x["node"]["channel"], x["node"]["address"], x["node"]["reason"], x["node"]["source"]) for x in supp] == [
         ("EMAIL", s.email(0), "UNSUBSCRIBED", "tracking")]
     st = await stats(api, s)
     assert counters(st, "unsubscribes", "complaints") == {"unsubscribes": 1, "complaints": 0}

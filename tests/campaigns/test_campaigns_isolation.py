@@ -418,7 +418,7 @@ EVERYTHING = """query($c: ID!, $u: ID!, $b: ID!) {
   previewCampaignAudience(campaignId: $c) { count total }
   deliveryProviders(brandId: $b) { channel provider credentialsSet }
   messagingSettings(brandId: $b) { attributionDays }
-  suppressions(brandId: $b, channel: EMAIL, first: 500) { address }
+  suppressions(brandId: $b, channel: EMAIL, first: 100) { edges { node { address } } }
 }"""
 
 
@@ -434,7 +434,7 @@ async def test_every_role_reads_campaigns_and_delivery_settings(
     assert {k: v for k, v in mine.items() if k not in ("campaigns", "suppressions")} == {
         k: v for k, v in owner.items() if k not in ("campaigns", "suppressions")}
     assert world.c("a") in edge_ids(mine["campaigns"])
-    assert world.suppressed["a"] in {s["address"] for s in mine["suppressions"]}
+    assert world.suppressed["a"] in {s["node"]["address"] for s in mine["suppressions"]["edges"]}
 
 
 # --- the subscription ---------------------------------------------------------------------------

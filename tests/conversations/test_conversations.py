@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from strawberry.relay import GlobalID
 
 from conftest import Api, TenantFixture, gid, start_api
 from support.campaigns import audience, create, identity, launch, use_provider, wait_status
@@ -37,7 +38,7 @@ ERRORS = "errors { field code message }"
 
 CONV_FIELDS = """id channel status priority subject snoozedUntil startedBy resolvedAt messageCount unreadCount
   customer { id email phone firstName lastName brands { source brand { id } } }
-  campaign { id } assignee { id email } labels { id name color }
+  campaign { id } assignee { id memberId email } labels { id name color }
   lastMessage { id body direction kind }"""
 CONVERSATION = f"""query($id: ID!) {{ conversation(id: $id) {{ {CONV_FIELDS}
   messages(first: 50) {{ edges {{ node {{ id direction kind authorType body fromAddress toAddress messageIdHeader
@@ -57,7 +58,7 @@ START = f"""mutation($i: StartConversationInput!) {{ startConversation(input: $i
 CHAT = f"""mutation($i: ReceiveChatMessageInput!) {{ receiveChatMessage(input: $i) {{
   conversation {{ id channel startedBy messageCount }} message {{ id direction authorType body }} {ERRORS} }} }}"""
 ASSIGN = f"""mutation($c: ID!, $a: ID) {{ assignConversation(input: {{conversationId: $c, assigneeId: $a}}) {{
-  conversation {{ id assignee {{ id email }} }} {ERRORS} }} }}"""
+  conversation {{ id assignee {{ id memberId email }} }} {ERRORS} }} }}"""
 STATUS = f"""mutation($c: ID!, $s: ConversationStatus!) {{ setConversationStatus(input: {{conversationId: $c, status: $s}}) {{
   conversation {{ id status resolvedAt snoozedUntil }} {ERRORS} }} }}"""
 SNOOZE = f"""mutation($c: ID!, $until: DateTime!) {{ snoozeConversation(input: {{conversationId: $c, until: $until}}) {{
@@ -205,7 +206,7 @@ async def test_three_message_email_thread_with_our_reply_in_the_middle(
 
     # our reply, sent by the worker through Brevo
     sent = await reply(api, tenant, cid, "Send it back to us")
-    mid = uuid.UUID(sent["message"]["id"])
+    mid = uuid.UUID(GlobalID.from_id(sent["message"]["id"]).node_id)
     assert sent["message"]["deliveryStatus"] == "QUEUED"
     [out] = await until(lambda: sent_to(fakes.brevo, address), "the reply at Brevo")
     assert out.subject == "Re: Broken zipper" and out.text == "Send it back to us"
@@ -373,7 +374,7 @@ async def test_email_reply_delivered_through_a_brevo_event(api: Api, tenant: Ten
     event = {"event": "delivered", "email": address, "id": 1, "date": "2024-05-01 10:00:00",
              "ts_event": int(time.time()), "message-id": out.provider_message_id,
              "X-Mailin-custom": out.headers["X-Mailin-custom"], "tags": []}
-    assert json.loads(out.headers["X-Mailin-custom"])["bg_key"] == f"m.{uuid.UUID(mid).hex}"
+    assert json.loads(out.headers["X-Mailin-custom"])["bg_key"] == f"m.{uuid.UUID(GlobalID.from_id(mid).node_id).hex}"
     refused = await post_event(api, "brevo", tenant, "a", json_body=event, token="wrong-token-wrong-token")
     assert refused.status_code == 401
     wrong_brand = await post_event(api, "brevo", tenant, "a", json_body=event, token=TOKEN,
@@ -476,7 +477,7 @@ async def test_start_conversation_needs_consent(api: Api, tenant: TenantFixture,
     refused = await mutate(api, REPLY, {"i": {"conversationId": cid, "body": "More news", "idempotencyKey": "r-1"}},
                            tenant.owner_token, ok=False)
     assert [(e["field"], e["code"]) for e in refused["errors"]] == [("input.conversationId", "FORBIDDEN")], refused
-    ours = f"<m.{uuid.UUID(ok['message']['id']).hex}@a.example.test>"
+    ours = f"<m.{uuid.UUID(GlobalID.from_id(ok['message']['id']).node_id).hex}@a.example.test>"
 
     async def header_stored() -> bool:
         found = await conversation(api, tenant, cid)
@@ -659,7 +660,8 @@ async def test_assignment_to_members_with_access_to_the_brand(api: Api, tenant: 
     assert (await conversation(api, tenant, cid))["assignee"] is None
 
     done = await mutate(api, ASSIGN, {"c": cid, "a": gid("Member", a_agent)}, a_token)  # an agent takes it
-    assert done["conversation"]["assignee"]["id"] == gid("Member", a_agent)
+    assert done["conversation"]["assignee"]["memberId"] == gid("Member", a_agent)
+    assert done["conversation"]["assignee"]["id"] == gid("ConversationAssignee", a_agent)
     assert done["conversation"]["assignee"]["email"].startswith("agent-")
     assert [c["id"] for c in await inbox(api, tenant, assignee=gid("Member", a_agent))] == [cid]
     assert [c["id"] for c in await inbox(api, tenant, unassigned=True)] == [other["id"]]
@@ -896,7 +898,7 @@ async def test_inbox_page_uses_the_same_statements_for_5_and_50_conversations(ap
 # --- the live inbox --------------------------------------------------------------------------------
 
 EVENTS = """subscription($b: ID!) { conversationEvents(brandId: $b) { type
-  conversation { id status priority assignee { id } labels { name } messageCount }
+  conversation { id status priority assignee { memberId } labels { name } messageCount }
   message { id direction kind body } } }"""
 
 
@@ -961,7 +963,7 @@ async def test_conversation_events_reach_the_brand_inbox_across_processes(
         member, _ = await tenant.member("agent")
         e = await next_event("ASSIGNED", lambda: mutate(api, ASSIGN, {"c": cid, "a": gid("Member", member)},
                                                          tenant.owner_token))
-        assert e["conversation"]["assignee"] == {"id": gid("Member", member)}
+        assert e["conversation"]["assignee"] == {"memberId": gid("Member", member)}
         label = (await mutate(api, CREATE_LABEL, {"b": tenant.brand_gid("a"), "name": "Live"},
                               tenant.owner_token))["label"]
         e = await next_event("LABELS_CHANGED", lambda: mutate(api, LABEL, {"c": cid, "l": [label["id"]]},
@@ -1019,10 +1021,10 @@ async def test_a_person_is_known_to_the_tenant_by_member_id(api: Api, tenant: Te
                                  {"t": tenant.id, "m": member_id})
     assert user_id != member_id
     viewer = (await api.data("{ viewer { principal { id } memberId } }", token=token))["viewer"]
-    assert viewer == {"principal": {"id": str(member_id)}, "memberId": gid("Member", member_id)}
+    assert viewer == {"principal": {"id": gid("Principal", member_id)}, "memberId": gid("Member", member_id)}
     # the agent assigns itself with the id the viewer gave it
     done = await mutate(api, ASSIGN, {"c": conv["id"], "a": viewer["memberId"]}, token)
-    assert done["conversation"]["assignee"]["id"] == gid("Member", member_id)
+    assert done["conversation"]["assignee"]["memberId"] == gid("Member", member_id)
     log = (await api.data('{ auditLog(action: "conversation.assign") { edges { node { principalId summary } } } }',
                           token=tenant.owner_token))["auditLog"]["edges"]
     assert [(e["node"]["principalId"], e["node"]["summary"]) for e in log] == [

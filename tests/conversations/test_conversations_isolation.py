@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from strawberry.relay import GlobalID
 
 from conftest import Api, TenantFixture, create_tenant_fixture, gid
 from domain.platform.db import tenant_session
@@ -692,7 +693,7 @@ async def test_delivery_event_with_a_key_of_a_changes_nothing_elsewhere(
     v = await victims(world, ("a",))
     sent = (await api.data(REPLY, {"i": {"conversationId": v.g("conv", "a"), "body": "A's reply",
                                          "idempotencyKey": fresh_key()}}, token=t.owner_token))["replyToConversation"]
-    mid = uuid.UUID(sent["message"]["id"])
+    mid = uuid.UUID(GlobalID.from_id(sent["message"]["id"]).node_id)
     [out] = await until(lambda: [m for m in list(fakes.brevo.messages) if m.key == f"m.{mid.hex}"], "the reply")
 
     async def status() -> str:

@@ -255,6 +255,7 @@ async def test_the_search_is_an_index_range_under_row_level_security() -> None:
 
     from domain.customers.models import Customer
     from domain.customers.service import CustomerFilter, CustomerOrder, list_statement
+    from domain.pagination import PageRequest
     from domain.tenancy.auth import authenticate
 
     t = await create_tenant_fixture()
@@ -265,8 +266,8 @@ async def test_the_search_is_an_index_range_under_row_level_security() -> None:
     assert marketer.brand_ids == [t.brands["a"]] or set(marketer.brand_ids) == {t.brands["a"]}
     for principal in (t.owner, marketer):
         # one word with digits: e-mail, first name, last name, and phone (+987)
-        stmt = list_statement(principal, CustomerFilter(search="zzq987"), CustomerOrder.CREATED_AT_DESC, first=25,
-                              after=None)
+        stmt = list_statement(principal, CustomerFilter(search="zzq987"), CustomerOrder.CREATED_AT_DESC,
+                              page=PageRequest(25))
         plan = await _plan(t, principal, stmt)
         conditions = _index_conditions(plan)
         assert set(conditions) == {"ix_customers_search_email", "ix_customers_search_first",

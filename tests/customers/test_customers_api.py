@@ -20,7 +20,7 @@ CUSTOMER = """query($id: ID!, $brand: ID) { customer(id: $id) {
             firstOrderAt lastOrderAt eventsLast30Days }
   brandProfile: profile(brandId: $brand) { totalOrderCount }
   tags { name } consents { channel granted source brand { slug } }
-  notes { body type visibility author }
+  notes { edges { node { body type visibility author } } }
   lastOrder { externalOrderId }
   orders(first: 10) { edges { node { externalOrderId } } }
   timeline(first: 50) { edges { cursor node { __typename kind occurredAt brand { slug }
@@ -97,7 +97,7 @@ async def test_customer_lifecycle(api: Api, tenant: TenantFixture) -> None:
     assert data["brandProfile"]["totalOrderCount"] == 1
     assert data["tags"] == [{"name": "VIP"}]
     assert data["consents"] == [{"channel": "SMS", "granted": True, "source": "checkout", "brand": {"slug": "brand-a"}}]
-    assert data["notes"][0]["body"] == "Prefers SMS"
+    assert data["notes"]["edges"][0]["node"]["body"] == "Prefers SMS"
     assert data["lastOrder"] == {"externalOrderId": "A-1001"}
     kinds = [e["node"]["kind"] for e in data["timeline"]["edges"]]
     # newest first: consent, note, tag, creation happened just now; the event an hour ago; the order 3 days ago

@@ -361,7 +361,7 @@ EVERYTHING = """query($both: ID!, $onlyB: ID!, $orderB: ID!, $jobB: ID!, $produc
   both: customer(id: $both) {
     id email firstName
     consents { channel granted brand { id slug } }
-    notes { body brand { id } }
+    notes { edges { node { body brand { id } } } }
     brands { source brand { id slug } }
     lastOrder { id externalOrderId }
     orders(first: 50) { edges { node { id externalOrderId brand { id } } } }
@@ -429,7 +429,7 @@ async def test_brand_limited_principal_sees_nothing_only_brand_b_knows(api: Api,
     both = d["both"]
     assert both["id"] == s.c("both") and both["email"] == s.email("both")
     assert [(c["channel"], c["brand"]["slug"]) for c in both["consents"]] == [("EMAIL", "brand-a")]
-    assert [n["body"] for n in both["notes"]] == ["note for everyone"]
+    assert [n["node"]["body"] for n in both["notes"]["edges"]] == ["note for everyone"]
     assert [b["brand"]["slug"] for b in both["brands"]] == ["brand-a"]
     assert both["lastOrder"]["externalOrderId"] == "A-100"
     assert [e["node"]["externalOrderId"] for e in both["orders"]["edges"]] == ["A-100"]

@@ -22,6 +22,7 @@ from domain.commerce.models import Order, OrderItem, Product, TrackedEvent
 from domain.commerce.service import EventInput, track_event
 from domain.customers.models import Consent, Customer, CustomerBrand, CustomerTag, Tag
 from domain.customers.service import upsert_customer
+from domain.pagination import PageRequest
 from domain.platform.db import tenant_session
 from domain.profiles.models import ALL_BRANDS, CustomerProfile
 from domain.segments import catalogue, compiler, dsl, inspection, refresh, service
@@ -148,9 +149,9 @@ def clock(world, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def _preview(t: TenantFixture, definition: dict) -> set[uuid.UUID]:
-    p = await inspection.preview(t.owner, t.brands["a"], definition, first=CUSTOMERS + 1)
-    members = {c.id for c in p.customers}
-    assert p.count == len(members)
+    p = await inspection.preview(t.owner, t.brands["a"], definition, page=PageRequest(CUSTOMERS + 1))
+    members = {c.id for c in p.items}
+    assert p.total == len(members)
     return members
 
 
@@ -263,8 +264,8 @@ async def test_a_date_attribute_that_is_no_calendar_date_reads_as_missing(tenant
                                       ("greater_than", "2026-01-01", {"real@x.test"}),
                                       ("older_than_days", 0, {"real@x.test"})):
         rule = {"kind": "attribute", "field": "attributes.renewal", "operator": operator, "value": value}
-        found = await inspection.preview(tenant.owner, tenant.brands["a"], {"rules": [rule]}, first=10)
-        assert {c.email for c in found.customers} == expected, operator
+        found = await inspection.preview(tenant.owner, tenant.brands["a"], {"rules": [rule]}, page=PageRequest(10))
+        assert {c.email for c in found.items} == expected, operator
 
 
 async def test_a_boolean_property_filter_matches_json_booleans_only(tenant: TenantFixture) -> None:
@@ -278,8 +279,8 @@ async def test_a_boolean_property_filter_matches_json_booleans_only(tenant: Tena
     async def who(operator: str, value: bool) -> set:
         rule = {"kind": "event", "name": "ordered", "operator": "greater_than_or_equal", "value": 1,
                 "properties": [{"property": "gift", "operator": operator, "value": value}]}
-        found = await inspection.preview(tenant.owner, tenant.brands["a"], {"rules": [rule]}, first=10)
-        return {c.id for c in found.customers}
+        found = await inspection.preview(tenant.owner, tenant.brands["a"], {"rules": [rule]}, page=PageRequest(10))
+        return {c.id for c in found.items}
 
     assert await who("equals", True) == {people[True].id}
     assert await who("equals", False) == {people[False].id}
@@ -312,4 +313,4 @@ async def shop() -> tuple[TenantFixture, dict]:
 ])
 async def test_group_semantics(shop, definition: dict, expected: int) -> None:
     t, _ = shop
-    assert (await inspection.preview(t.owner, t.brands["a"], definition, first=1)).count == expected
+    assert (await inspection.preview(t.owner, t.brands["a"], definition, page=PageRequest(1))).total == expected

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import Api, TenantFixture, gid
 from domain.commerce.service import EventInput, OrderInput, record_order, track_event
+from domain.pagination import PageRequest
 from domain.segments import inspection, membership, refresh, service
 from domain.segments.models import SegmentKind
 from support.graphql import upload
@@ -32,9 +33,9 @@ async def test_create_preview_refresh_history_and_explain(api: Api, tenant: Tena
     shop = await make_shop(tenant)
     token, brand = tenant.owner_token, tenant.brand_gid("a")
     preview = await api.data("""query($b: ID!, $d: SegmentDefinitionInput!) { previewSegment(brandId: $b, definition: $d) {
-        count customers { email } } }""", {"b": brand, "d": spenders(200)}, token=token)
-    assert preview["previewSegment"]["count"] == 3  # 500, 300, 200 (brand b's big spender is not a customer of a)
-    assert {c["email"] for c in preview["previewSegment"]["customers"]} == {"big@x.test", "mid@x.test", "again@x.test"}
+        totalCount edges { node { email } } } }""", {"b": brand, "d": spenders(200)}, token=token)
+    assert preview["previewSegment"]["totalCount"] == 3  # 500, 300, 200 (brand b's big spender is not a customer of a)
+    assert {c["node"]["email"] for c in preview["previewSegment"]["edges"]} == {"big@x.test", "mid@x.test", "again@x.test"}
 
     nested = {"match": "ALL", "rules": [{"profile": {"field": "TOTAL_ORDER_VALUE", "operator": "GREATER_THAN", "value": 100}}],
               "groups": [{"match": "ANY", "rules": [
@@ -131,7 +132,7 @@ async def test_static_and_lookalike_segments(tenant: TenantFixture) -> None:
                                         lookalike_source_id=static.id, lookalike_size=2)
     result = await refresh.refresh(tenant.id, look.id)
     assert result.total == 2
-    page = await membership.members(tenant.owner, look.id, first=10, after=None)
+    page = await membership.members(tenant.owner, look.id, page=PageRequest(10))
     scored = {c.email: m.score for m, c in page.items}
     assert "big@x.test" not in scored  # the source's members are never their own lookalikes
     assert set(scored) <= {"again@x.test", "mid@x.test", "small@x.test", "none@x.test"}
@@ -154,8 +155,8 @@ async def test_injection_strings_are_only_ever_values(tenant: TenantFixture, evi
         ({"rules": [{"kind": "event", "name": "product_viewed", "operator": "greater_than_or_equal", "value": 1,
                      "properties": [{"property": "sku", "operator": "equals", "value": evil}]}]}, 0),
     ]:
-        p = await inspection.preview(tenant.owner, a, definition, first=5)
-        assert p.count == expected  # ran as a query; the string was compared as a value, never as SQL
+        p = await inspection.preview(tenant.owner, a, definition, page=PageRequest(5))
+        assert p.total == expected  # ran as a query; the string was compared as a value, never as SQL
     # a name position refuses what is not a name (INVALID on its path); "_" is a valid property
     # name, so that filter runs and matches the property literally named "_"
     await track_event(tenant.owner, EventInput(event_id="underscore", name="product_viewed",
@@ -172,13 +173,13 @@ async def test_injection_strings_are_only_ever_values(tenant: TenantFixture, evi
         ({"rules": [{"kind": "profile", "field": "total_order_value", "operator": evil, "value": 1}]}, "rules[0].operator"),
     ]:
         if path is None:
-            assert (await inspection.preview(tenant.owner, a, bad, first=5)).count == 1, bad
+            assert (await inspection.preview(tenant.owner, a, bad, page=PageRequest(5))).total == 1, bad
             continue
         with pytest.raises(ValidationFailed) as refused:
-            await inspection.preview(tenant.owner, a, bad, first=5)
+            await inspection.preview(tenant.owner, a, bad, page=PageRequest(5))
         assert [(e.field, e.code.value) for e in refused.value.errors] == [(f"definition.{path}", "INVALID")], bad
     # the tables are all still there
-    assert (await inspection.preview(tenant.owner, a, {}, first=1)).count == 5
+    assert (await inspection.preview(tenant.owner, a, {}, page=PageRequest(1))).total == 5
 
 
 @pytest.mark.parametrize(("definition", "path"), [
@@ -195,7 +196,7 @@ async def test_validation_names_the_failing_path(tenant: TenantFixture, definiti
     from domain.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed) as err:
-        await inspection.preview(tenant.owner, tenant.brands["a"], definition, first=5)
+        await inspection.preview(tenant.owner, tenant.brands["a"], definition, page=PageRequest(5))
     assert f"definition.{path}" in [e.field for e in err.value.errors], err.value.errors
 
 
@@ -266,5 +267,5 @@ async def test_static_members_from_a_csv_upload(api: Api, tenant: TenantFixture,
     result = job["result"]
     assert (result["rows"], result["added"], result["removed"], result["rejected"]) == (6, 2, 1, 3)
     assert sorted(e["line"] for e in result["errors"]) == [5, 6, 7]  # nobody, brand b's customer, a bad action
-    page = await membership.members(tenant.owner, static.id, first=10, after=None)
+    page = await membership.members(tenant.owner, static.id, page=PageRequest(10))
     assert {c.email for _, c in page.items} == {"big@x.test", "small@x.test"}

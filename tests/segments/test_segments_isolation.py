@@ -41,6 +41,7 @@ from conftest import Api, TenantFixture, create_tenant_fixture, gid
 from domain.commerce.service import EventInput, OrderInput, record_order, track_event
 from domain.customers.service import upsert_customer
 from domain.customers.tags import tag_customers
+from domain.pagination import PageRequest
 from domain.platform.db import tenant_session
 from domain.segments import catalogue, inspection, membership, refresh, service
 from domain.segments.models import SegmentKind
@@ -549,8 +550,8 @@ async def test_brand_a_segment_never_holds_a_customer_known_only_to_brand_b(worl
     assert made["a", "lure"][0] == {w.people["big"], w.people["again"]}  # VIP in brand a
     assert made["a", "everyone"][0] == brand_a
     assert made["a", "lure"][1] == 2 and made["a", "everyone"][1] == 5
-    preview = await inspection.preview(t.owner, t.brands["a"], lure, first=50)
-    assert preview.count == 2 and {c.id for c in preview.customers} == made["a", "lure"][0]
+    preview = await inspection.preview(t.owner, t.brands["a"], lure, page=PageRequest(50))
+    assert preview.total == 2 and {c.id for c in preview.items} == made["a", "lure"][0]
 
     # a lookalike of brand a (ranking brand a's customers only), even asked for more than there are
     look = await service.create_segment(t.owner, t.brands["a"], SegmentKind.LOOKALIKE, {"name": "like big"},
@@ -579,7 +580,7 @@ EVERYTHING = """query($a: ID!, $s: ID!, $c: ID!, $d: SegmentDefinitionInput!, $s
     overlap(otherSegmentId: $st) { both onlyThis onlyOther } }
   node(id: $st) { id ... on Segment { name memberCount } }
   segmentFields(brandId: $a) { kind field operators suggestions }
-  previewSegment(brandId: $a, definition: $d) { count customers { id } }
+  previewSegment(brandId: $a, definition: $d) { totalCount edges { node { id } } }
   explainSegment(segmentId: $s, customerId: $c) { matched inBrand root { matched children { path matched actual } } }
   explainDefinition: explainSegment(brandId: $a, definition: $d, customerId: $c) { matched }
   customAttributes { name type }
@@ -593,7 +594,7 @@ async def test_read_only_roles_read_preview_and_explain_what_the_owner_does(
     variables = {"a": world.brand("a"), "s": segment_gid(world), "c": customer_gid(world, "mid"), "d": spend(250),
                  "st": gid("Segment", world.static["a"])}
     owner = await api.data(EVERYTHING, variables, token=world.t.owner_token)
-    assert owner["segment"]["memberCount"] == 3 and owner["previewSegment"]["count"] == 2
+    assert owner["segment"]["memberCount"] == 3 and owner["previewSegment"]["totalCount"] == 2
     assert owner["explainSegment"]["matched"] is True and owner["explainDefinition"]["matched"] is False
     before = await state(world.t)
     assert await api.data(EVERYTHING, variables, token=tokens[kind]) == owner

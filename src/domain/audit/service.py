@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit.models import AuditEntry
-from domain.pagination import Page, decode_cursor, encode_cursor
+from domain.pagination import Page, PageRequest, encode_cursor
 from domain.platform import outbox
 from domain.platform.db import tenant_session
 from domain.platform.observability import current_request_id
@@ -80,7 +80,7 @@ class AuditFilter:
 
 
 async def list_entries(
-    principal: Principal, flt: AuditFilter, *, first: int, after: str | None
+    principal: Principal, flt: AuditFilter, *, page: PageRequest
 ) -> Page[AuditEntry]:
     """Newest first, keyset-paginated on (occurred_at, id). A brand-limited principal sees only
     entries about its brands: tenant-wide entries (members, keys) may name other brands, so they
@@ -96,23 +96,11 @@ async def list_entries(
         conditions.append(AuditEntry.occurred_at >= flt.occurred_from)
     if flt.occurred_to:
         conditions.append(AuditEntry.occurred_at < flt.occurred_to)
-    if after:
-        at, last_id = decode_cursor(after, datetime, uuid.UUID)
-        conditions.append(
-            or_(
-                AuditEntry.occurred_at < at,
-                and_(AuditEntry.occurred_at == at, AuditEntry.id < last_id),
-            )
-        )
-    stmt = (
-        select(AuditEntry)
-        .where(*conditions)
-        .order_by(AuditEntry.occurred_at.desc(), AuditEntry.id.desc())
-        .limit(first + 1)
-    )
+    after, order = page.keyset([(AuditEntry.occurred_at, True), (AuditEntry.id, True)], datetime, uuid.UUID)
+    stmt = select(AuditEntry).where(*conditions, *after).order_by(*order).limit(page.size + 1)
     async with tenant_session(principal.tenant_id) as s:
         rows = list((await s.scalars(stmt)).all())
-    return Page.of(rows, first, lambda e: encode_cursor(e.occurred_at, e.id))
+    return page.page(rows, lambda e: encode_cursor(e.occurred_at, e.id))
 
 
 async def get_entry(principal: Principal, entry_id: uuid.UUID) -> AuditEntry | None:
@@ -124,6 +112,16 @@ async def get_entry(principal: Principal, entry_id: uuid.UUID) -> AuditEntry | N
                 *scoping.brand_filter(principal, AuditEntry.brand_id),
             )
         )
+
+
+async def entries_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, AuditEntry]:
+    """For node lookups: the entries of the principal's brands, one query."""
+    authorize(principal, Action.AUDIT_READ)
+    async with tenant_session(principal.tenant_id) as s:
+        found = await s.scalars(select(AuditEntry).where(
+            AuditEntry.tenant_id == principal.tenant_id, AuditEntry.id.in_(set(ids)),
+            *scoping.brand_filter(principal, AuditEntry.brand_id)))
+        return {e.id: e for e in found}
 
 
 async def prune(tenant_id: uuid.UUID, retention_days: int) -> int:

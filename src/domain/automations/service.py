@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, true
+from sqlalchemy import and_, delete, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -16,7 +16,7 @@ from domain.audit import service as audit
 from domain.automations.models import AutomationExecution, AutomationRun, SegmentAutomation
 from domain.automations.validation import check_attribute, check_tag, clean, refuse_loop
 from domain.errors import InvalidState, LimitExceeded, NotFound
-from domain.pagination import Page, decode_cursor, encode_cursor, owners, pages_by
+from domain.pagination import Page, PageRequest, encode_cursor, owners, pages_by
 from domain.platform.db import tenant_session
 from domain.segments import service
 from domain.segments.models import Segment
@@ -131,7 +131,7 @@ async def _visible(s: AsyncSession, principal: Principal, automation_ids: list[u
     return list(await s.scalars(scoping.in_brands(stmt, principal, Segment.brand_id)))
 
 
-async def executions_of(principal: Principal, automation_ids: list[uuid.UUID], *, first: int, after: str | None
+async def executions_of(principal: Principal, automation_ids: list[uuid.UUID], *, page: PageRequest
                         ) -> dict[uuid.UUID, Page[tuple[AutomationExecution, datetime]]]:
     """The same page of several automations' executions in one query (LATERAL), as ``executions``
     orders them. An automation the principal may not see has none here."""
@@ -143,25 +143,22 @@ async def executions_of(principal: Principal, automation_ids: list[uuid.UUID], *
         if visible:
             ids = owners(visible)
             conditions = [e.tenant_id == principal.tenant_id, e.automation_id == ids.c.id]
-            if after:
-                started, run_id, customer_id = decode_cursor(after, datetime, uuid.UUID, uuid.UUID)
-                conditions.append(or_(r.started_at < started,
-                                      and_(r.started_at == started, e.run_id < run_id),
-                                      and_(r.started_at == started, e.run_id == run_id, e.customer_id < customer_id)))
+            after, order = page.keyset([(r.started_at, True), (e.run_id, True), (e.customer_id, True)],
+                                       datetime, uuid.UUID, uuid.UUID)
             each = (select(e, r.started_at.label("run_started_at"))
-                    .join(r, and_(r.tenant_id == e.tenant_id, r.id == e.run_id)).where(*conditions)
-                    .order_by(r.started_at.desc(), e.run_id.desc(), e.customer_id.desc()).limit(first + 1)
-                    .lateral("e"))
+                    .join(r, and_(r.tenant_id == e.tenant_id, r.id == e.run_id)).where(*conditions, *after)
+                    .order_by(*order).limit(page.size + 1).lateral("e"))
             execution = aliased(AutomationExecution, each)
             found = await s.execute(select(execution, each.c.run_started_at).select_from(ids).join(each, true())
-                                    .order_by(execution.automation_id, each.c.run_started_at.desc(),
-                                              execution.run_id.desc(), execution.customer_id.desc()))
+                                    .order_by(execution.automation_id, *page.ordering(
+                                        [(each.c.run_started_at, True), (execution.run_id, True),
+                                         (execution.customer_id, True)])))
             rows = [(x[0], x[1]) for x in found.all()]
-    return pages_by(automation_ids, rows, lambda x: x[0].automation_id, first,
+    return pages_by(automation_ids, rows, lambda x: x[0].automation_id, page,
                     lambda x: encode_cursor(x[1], x[0].run_id, x[0].customer_id))
 
 
-async def runs_of(principal: Principal, automation_ids: list[uuid.UUID], *, first: int
+async def runs_of(principal: Principal, automation_ids: list[uuid.UUID], *, page: PageRequest
                   ) -> dict[uuid.UUID, Page[AutomationRun]]:
     """The newest runs of several automations in one query (LATERAL). An automation the principal
     may not see has none here."""
@@ -172,9 +169,22 @@ async def runs_of(principal: Principal, automation_ids: list[uuid.UUID], *, firs
         visible = await _visible(s, principal, automation_ids)
         if visible:
             ids = owners(visible)
-            each = (select(r).where(r.tenant_id == principal.tenant_id, r.automation_id == ids.c.id)
-                    .order_by(r.started_at.desc(), r.id.desc()).limit(first + 1).lateral("r"))
+            after, order = page.keyset([(r.started_at, True), (r.id, True)], datetime, uuid.UUID)
+            each = (select(r).where(r.tenant_id == principal.tenant_id, r.automation_id == ids.c.id, *after)
+                    .order_by(*order).limit(page.size + 1).lateral("r"))
             run = aliased(AutomationRun, each)
-            rows = list((await s.scalars(select(run).select_from(ids).join(each, true())
-                                         .order_by(run.automation_id, run.started_at.desc(), run.id.desc()))).all())
-    return pages_by(automation_ids, rows, lambda x: x.automation_id, first, lambda x: encode_cursor(x.started_at, x.id))
+            rows = list((await s.scalars(select(run).select_from(ids).join(each, true()).order_by(
+                run.automation_id, *page.ordering([(run.started_at, True), (run.id, True)])))).all())
+    return pages_by(automation_ids, rows, lambda x: x.automation_id, page, lambda x: encode_cursor(x.started_at, x.id))
+
+
+async def runs_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, AutomationRun]:
+    """For node lookups: runs of automations of segments of the principal's brands."""
+    authorize(principal, Action.SEGMENT_READ)
+    r, a = AutomationRun, SegmentAutomation
+    stmt = (select(r).join(a, and_(a.tenant_id == r.tenant_id, a.id == r.automation_id))
+            .join(Segment, and_(Segment.tenant_id == a.tenant_id, Segment.id == a.segment_id))
+            .where(r.tenant_id == principal.tenant_id, r.id.in_(set(ids))))
+    stmt = scoping.in_brands(stmt, principal, Segment.brand_id)
+    async with tenant_session(principal.tenant_id) as s:
+        return {x.id: x for x in await s.scalars(stmt)}

@@ -20,7 +20,7 @@ from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, and_, cast, func, or_, select, true, update
+from sqlalchemy import ARRAY, and_, cast, func, select, true, update
 from sqlalchemy.dialects.postgresql import UUID as PGUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -38,7 +38,7 @@ from domain.errors import (
     NotFound,
     Validator,
 )
-from domain.pagination import Page, decode_cursor, encode_cursor
+from domain.pagination import Page, PageRequest, encode_cursor, pages_by
 from domain.platform.db import tenant_session
 from domain.segments.models import Segment
 from domain.segments.service import dsl_context
@@ -98,46 +98,59 @@ async def stats_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.
 
 
 async def list_campaigns(principal: Principal, brand_id: uuid.UUID | None, *, statuses: list[Status] | None,
-                         first: int, after: str | None) -> Page[Campaign]:
+                         page: PageRequest) -> Page[Campaign]:
     authorize(principal, Action.CAMPAIGN_READ)
+    conditions = _campaign_conditions(principal, brand_id, statuses)
+    after, order = page.keyset(_newest(), datetime, uuid.UUID)
+    async with tenant_session(principal.tenant_id) as s:
+        rows = list((await s.scalars(select(Campaign).where(*conditions, *after)
+                                     .order_by(*order).limit(page.size + 1))).all())
+    return page.page(rows, lambda c: encode_cursor(c.created_at, c.id))
+
+
+async def count_campaigns(principal: Principal, brand_id: uuid.UUID | None, *, statuses: list[Status] | None) -> int:
+    """How many campaigns ``list_campaigns`` lists (its brand and status indexes)."""
+    authorize(principal, Action.CAMPAIGN_READ)
+    async with tenant_session(principal.tenant_id) as s:
+        return await s.scalar(select(func.count()).select_from(Campaign)
+                              .where(*_campaign_conditions(principal, brand_id, statuses)))
+
+
+def _campaign_conditions(principal: Principal, brand_id: uuid.UUID | None, statuses: list[Status] | None) -> list:
     conditions = [Campaign.tenant_id == principal.tenant_id]
     conditions += scoping.brand_filter(principal, Campaign.brand_id, brand_id)
     if statuses:
         conditions.append(Campaign.status.in_([s.value for s in statuses]))
-    if after:
-        at, last = decode_cursor(after, datetime, uuid.UUID)
-        conditions.append(or_(Campaign.created_at < at, and_(Campaign.created_at == at, Campaign.id < last)))
-    async with tenant_session(principal.tenant_id) as s:
-        rows = list((await s.scalars(select(Campaign).where(*conditions)
-                                     .order_by(Campaign.created_at.desc(), Campaign.id.desc()).limit(first + 1))).all())
-    return Page.of(rows, first, lambda c: encode_cursor(c.created_at, c.id))
+    return conditions
+
+
+def _newest(campaign=Campaign) -> list:
+    return [(campaign.created_at, True), (campaign.id, True)]
 
 
 async def campaigns_of_brands(principal: Principal, brand_ids: list[uuid.UUID], *, statuses: list[Status] | None,
-                              first: int, after: str | None) -> dict[uuid.UUID, Page[Campaign]]:
+                              page: PageRequest, counted: bool = False) -> dict[uuid.UUID, Page[Campaign]]:
     """The same page of several brands' campaigns, newest first, in one query (LATERAL). A brand
     the principal may not use holds no campaign here (a field of a brand it sees)."""
     authorize(principal, Action.CAMPAIGN_READ)
     usable = scoping.usable_brands(principal, brand_ids)
     rows: list[Campaign] = []
+    totals: dict[uuid.UUID, int] | None = {} if counted else None
     if usable:
         ids = select(func.unnest(cast(usable, ARRAY(PGUUID(as_uuid=True)))).label("id")).subquery("b")
         conditions = [Campaign.tenant_id == principal.tenant_id, Campaign.brand_id == ids.c.id]
         if statuses:
             conditions.append(Campaign.status.in_([s.value for s in statuses]))
-        if after:
-            at, last = decode_cursor(after, datetime, uuid.UUID)
-            conditions.append(or_(Campaign.created_at < at, and_(Campaign.created_at == at, Campaign.id < last)))
-        each = (select(Campaign).where(*conditions).order_by(Campaign.created_at.desc(), Campaign.id.desc())
-                .limit(first + 1).lateral("c"))
+        after, order = page.keyset(_newest(), datetime, uuid.UUID)
+        each = select(Campaign).where(*conditions, *after).order_by(*order).limit(page.size + 1).lateral("c")
         campaign = aliased(Campaign, each)
         async with tenant_session(principal.tenant_id) as s:
             rows = list((await s.scalars(select(campaign).select_from(ids).join(each, true()).order_by(
-                campaign.brand_id, campaign.created_at.desc(), campaign.id.desc()))).all())
-    by_brand: dict[uuid.UUID, list[Campaign]] = {b: [] for b in brand_ids}
-    for row in rows:
-        by_brand[row.brand_id].append(row)
-    return {b: Page.of(r, first, lambda c: encode_cursor(c.created_at, c.id)) for b, r in by_brand.items()}
+                campaign.brand_id, *page.ordering(_newest(campaign))))).all())
+            if counted:  # every brand's count, one query on the brand index
+                totals = dict((await s.execute(select(Campaign.brand_id, func.count()).select_from(ids)
+                                               .join(Campaign, and_(*conditions)).group_by(Campaign.brand_id))).all())
+    return pages_by(brand_ids, rows, lambda c: c.brand_id, page, lambda c: encode_cursor(c.created_at, c.id), totals)
 
 
 # --- definitions -------------------------------------------------------------------------

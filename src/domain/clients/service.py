@@ -31,7 +31,7 @@ from domain.clients.manifest import document_id, read_manifest
 from domain.clients.models import ClientApp, TrustedDocument, TrustedManifest
 from domain.config import get_settings
 from domain.errors import ErrorCode, NotFound, Validator
-from domain.pagination import Page, clamp_first, decode_cursor, encode_cursor
+from domain.pagination import Page, PageRequest, encode_cursor
 from domain.platform.db import tenant_session
 from domain.tenancy import principal_cache, validation
 from domain.tenancy.models import ApiKey
@@ -198,21 +198,16 @@ async def assign_api_keys(principal: Principal, app_id: uuid.UUID | None, key_id
     return view
 
 
-async def list_client_apps(principal: Principal, first: int | None = None, after: str | None = None
-                           ) -> Page[ClientAppView]:
+async def list_client_apps(principal: Principal, page: PageRequest) -> Page[ClientAppView]:
     """Newest first."""
     authorize(principal, Action.CLIENT_APP_MANAGE)
-    first = clamp_first(first)
-    stmt = select(ClientApp).where(ClientApp.tenant_id == principal.tenant_id)
-    if after:
-        created, app_id = decode_cursor(after, datetime, uuid.UUID)
-        stmt = stmt.where((ClientApp.created_at, ClientApp.id) < (created, app_id))  # type: ignore[operator]
-    stmt = stmt.order_by(ClientApp.created_at.desc(), ClientApp.id.desc()).limit(first + 1)
+    after, order = page.keyset([(ClientApp.created_at, True), (ClientApp.id, True)], datetime, uuid.UUID)
+    stmt = select(ClientApp).where(ClientApp.tenant_id == principal.tenant_id, *after).order_by(*order)
     async with tenant_session(principal.tenant_id) as s:
-        apps = list((await s.scalars(stmt)).all())
-        views = await _views(s, principal.tenant_id, apps[:first])
-    return Page(items=views, cursors=[encode_cursor(v.app.created_at, v.app.id) for v in views],
-                has_next=len(apps) > first)
+        apps = page.page(list((await s.scalars(stmt.limit(page.size + 1))).all()),
+                         lambda a: encode_cursor(a.created_at, a.id))
+        views = await _views(s, principal.tenant_id, apps.items)
+    return Page(items=views, cursors=apps.cursors, has_next=apps.has_next, has_previous=apps.has_previous)
 
 
 async def count_client_apps(principal: Principal) -> int:

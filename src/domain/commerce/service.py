@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ARRAY, and_, cast, func, or_, select, text, true
+from sqlalchemy import ARRAY, cast, func, or_, select, text, true
 from sqlalchemy.dialects.postgresql import UUID as PGUUID
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +29,7 @@ from domain.customers.service import (
     upsert_in_session,
 )
 from domain.errors import DomainError, ErrorCode, NotFound, PermissionDenied, Validator
-from domain.pagination import Page, decode_cursor, encode_cursor
+from domain.pagination import Page, PageRequest, encode_cursor, pages_by
 from domain.platform.db import tenant_session
 from domain.profiles import service as profiles
 from domain.segments import changes
@@ -382,63 +382,69 @@ async def upsert_product(principal: Principal, sku: str, name: str, *, brand_id:
 
 
 async def list_orders(principal: Principal, *, brand_id: uuid.UUID | None, customer_id: uuid.UUID | None,
-                      first: int, after: str | None) -> Page[Order]:
+                      page: PageRequest) -> Page[Order]:
     authorize(principal, Action.CUSTOMER_READ)
+    after, order = page.keyset(_newest(), datetime, uuid.UUID)
     conditions = [Order.tenant_id == principal.tenant_id, *scoping.brand_filter(principal, Order.brand_id, brand_id),
-                  *_after(after)]
+                  *after]
     if customer_id is not None:
         conditions.append(Order.customer_id == customer_id)
     async with tenant_session(principal.tenant_id) as s:
-        rows = list((await s.scalars(select(Order).where(*conditions)
-                                     .order_by(Order.placed_at.desc(), Order.id.desc()).limit(first + 1))).all())
-    return Page.of(rows, first, _order_cursor)
+        rows = list((await s.scalars(select(Order).where(*conditions).order_by(*order).limit(page.size + 1))).all())
+    return page.page(rows, _order_cursor)
 
 
 def _order_cursor(o: Order) -> str:
     return encode_cursor(o.placed_at, o.id)
 
 
-def _after(after: str | None, order=Order) -> list:
-    if not after:
-        return []
-    at, last = decode_cursor(after, datetime, uuid.UUID)
-    return [or_(order.placed_at < at, and_(order.placed_at == at, order.id < last))]
+def _newest(order=Order) -> list:
+    return [(order.placed_at, True), (order.id, True)]
 
 
 async def orders_of_customers(principal: Principal, customer_ids: list[uuid.UUID], *, brand_id: uuid.UUID | None,
-                              first: int, after: str | None) -> dict[uuid.UUID, Page[Order]]:
+                              page: PageRequest) -> dict[uuid.UUID, Page[Order]]:
     """The same page of several customers' orders, newest first, in one query (LATERAL). A
     ``brand_id`` the principal may not use matches no order (a field of a visible customer)."""
     authorize(principal, Action.CUSTOMER_READ)
     ids = select(func.unnest(cast(list(customer_ids), ARRAY(PGUUID(as_uuid=True)))).label("id")).subquery("c")
+    after, inner = page.keyset(_newest(), datetime, uuid.UUID)
     each = (select(Order).where(Order.tenant_id == principal.tenant_id, Order.customer_id == ids.c.id,
-                                *scoping.brand_filter(principal, Order.brand_id, brand_id, nested=True),
-                                *_after(after))
-            .order_by(Order.placed_at.desc(), Order.id.desc()).limit(first + 1).lateral("o"))
+                                *scoping.brand_filter(principal, Order.brand_id, brand_id, nested=True), *after)
+            .order_by(*inner).limit(page.size + 1).lateral("o"))
     order = aliased(Order, each)
     async with tenant_session(principal.tenant_id) as s:
         rows = list((await s.scalars(select(order).select_from(ids).join(each, true())
-                                     .order_by(order.customer_id, order.placed_at.desc(), order.id.desc()))).all())
-    by_customer: dict[uuid.UUID, list[Order]] = {c: [] for c in customer_ids}
-    for row in rows:
-        by_customer[row.customer_id].append(row)
-    return {c: Page.of(r, first, _order_cursor) for c, r in by_customer.items()}
+                                     .order_by(order.customer_id, *page.ordering(_newest(order))))).all())
+    return pages_by(customer_ids, rows, lambda o: o.customer_id, page, _order_cursor)
 
 
 async def list_products(principal: Principal, *, brand_id: uuid.UUID | None, search: str | None,
-                        first: int, after: str | None) -> Page[Product]:
+                        page: PageRequest) -> Page[Product]:
     authorize(principal, Action.CUSTOMER_READ)
+    conditions = _product_conditions(principal, brand_id, search)
+    after, order = page.keyset([(Product.sku, False)], str)
+    async with tenant_session(principal.tenant_id) as s:
+        rows = list((await s.scalars(select(Product).where(*conditions, *after).order_by(*order)
+                                     .limit(page.size + 1))).all())
+    return page.page(rows, lambda p: encode_cursor(p.sku))
+
+
+async def count_products(principal: Principal, *, brand_id: uuid.UUID | None, search: str | None) -> int:
+    """How many products ``list_products`` lists (a catalogue, read on its SKU index)."""
+    authorize(principal, Action.CUSTOMER_READ)
+    async with tenant_session(principal.tenant_id) as s:
+        return await s.scalar(select(func.count()).select_from(Product)
+                              .where(*_product_conditions(principal, brand_id, search)))
+
+
+def _product_conditions(principal: Principal, brand_id: uuid.UUID | None, search: str | None) -> list:
     conditions = [Product.tenant_id == principal.tenant_id]
     conditions += scoping.brand_filter(principal, Product.brand_id, brand_id)
     if search:
         term = search.strip().lower().replace("%", "\\%").replace("_", "\\_") + "%"
         conditions.append(or_(func.lower(Product.sku).like(term), func.lower(Product.name).like(term)))
-    if after:
-        (last_sku,) = decode_cursor(after, str)
-        conditions.append(Product.sku > last_sku)
-    async with tenant_session(principal.tenant_id) as s:
-        rows = list((await s.scalars(select(Product).where(*conditions).order_by(Product.sku).limit(first + 1))).all())
-    return Page.of(rows, first, lambda p: encode_cursor(p.sku))
+    return conditions
 
 
 async def last_orders(principal: Principal, keys: list[tuple[uuid.UUID, uuid.UUID | None]]
@@ -490,3 +496,13 @@ async def products_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uu
     conditions += scoping.brand_filter(principal, Product.brand_id)
     async with tenant_session(principal.tenant_id) as s:
         return {p.id: p for p in await s.scalars(select(Product).where(*conditions))}
+
+
+async def tracked_events_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, TrackedEvent]:
+    """For node lookups: tracked events of the principal's brands (brand-less ones for a
+    principal who sees every brand)."""
+    authorize(principal, Action.CUSTOMER_READ)
+    conditions = [TrackedEvent.tenant_id == principal.tenant_id, TrackedEvent.id.in_(set(ids)),
+                  *scoping.brand_filter(principal, TrackedEvent.brand_id)]
+    async with tenant_session(principal.tenant_id) as s:
+        return {e.id: e for e in await s.scalars(select(TrackedEvent).where(*conditions))}

@@ -17,7 +17,7 @@ from domain.conversations.models import Conversation, ConversationLabel, Message
 from domain.conversations.service import load
 from domain.customers.models import Customer
 from domain.errors import DomainError, NotFound
-from domain.pagination import Page, decode_cursor, encode_cursor, owners, pages_by
+from domain.pagination import Page, PageRequest, encode_cursor, owners, pages_by
 from domain.platform.db import tenant_session
 from domain.tenancy import scoping, validation
 from domain.tenancy.models import Brand, Membership
@@ -52,9 +52,27 @@ def _unread_clause(principal: Principal, conv=Conversation):
                     ReadMarker.user_id == principal.id)), conv.last_inbound_at > marker))
 
 
-async def inbox(principal: Principal, flt: InboxFilter, *, first: int, after: str | None) -> Page[Conversation]:
+async def inbox(principal: Principal, flt: InboxFilter, *, page: PageRequest) -> Page[Conversation]:
     """Newest activity first, keyset-paginated on (last_message_at, id)."""
     authorize(principal, Action.CONVERSATION_READ, brand_id=flt.brand_id)
+    c = Conversation
+    conditions = _inbox_conditions(principal, flt)
+    after, order = page.keyset([(c.last_message_at, True), (c.id, True)], datetime, uuid.UUID)
+    async with tenant_session(principal.tenant_id) as s:
+        rows = list((await s.scalars(select(c).where(*conditions, *after)
+                                     .order_by(*order).limit(page.size + 1))).all())
+    return page.page(rows, lambda x: encode_cursor(x.last_message_at, x.id))
+
+
+async def count_inbox(principal: Principal, flt: InboxFilter) -> int:
+    """How many conversations ``inbox`` lists with ``flt`` (the brand's inbox indexes, as the
+    counts of ``counts``)."""
+    authorize(principal, Action.CONVERSATION_READ, brand_id=flt.brand_id)
+    async with tenant_session(principal.tenant_id) as s:
+        return await s.scalar(select(func.count()).select_from(Conversation).where(*_inbox_conditions(principal, flt)))
+
+
+def _inbox_conditions(principal: Principal, flt: InboxFilter) -> list:
     c = Conversation
     conditions = [c.tenant_id == principal.tenant_id, c.brand_id == flt.brand_id]
     if flt.statuses:
@@ -79,13 +97,7 @@ async def inbox(principal: Principal, flt: InboxFilter, *, first: int, after: st
             Customer.tenant_id == c.tenant_id, Customer.id == c.customer_id,
             or_(Customer.email.like(like), func.lower(Customer.first_name + " " + Customer.last_name).like(like),
                 Customer.phone.like(like))))))
-    if after:
-        at, last = decode_cursor(after, datetime, uuid.UUID)
-        conditions.append(or_(c.last_message_at < at, and_(c.last_message_at == at, c.id < last)))
-    async with tenant_session(principal.tenant_id) as s:
-        rows = list((await s.scalars(select(c).where(*conditions)
-                                     .order_by(c.last_message_at.desc(), c.id.desc()).limit(first + 1))).all())
-    return Page.of(rows, first, lambda x: encode_cursor(x.last_message_at, x.id))
+    return conditions
 
 
 async def check_inbox(principal: Principal, brand_id: uuid.UUID) -> None:
@@ -116,7 +128,7 @@ async def counts(principal: Principal, brand_id: uuid.UUID) -> dict[str, int]:
     return out
 
 
-async def messages_of(principal: Principal, conversation_ids: list[uuid.UUID], *, first: int, after: str | None,
+async def messages_of(principal: Principal, conversation_ids: list[uuid.UUID], *, page: PageRequest,
                       newest_first: bool = False) -> dict[uuid.UUID, Page[Message]]:
     """The same page of several conversations' messages and notes in one query (LATERAL), as
     ``messages`` orders them. A conversation the principal may not see holds none here."""
@@ -128,17 +140,13 @@ async def messages_of(principal: Principal, conversation_ids: list[uuid.UUID], *
         if visible:
             ids = owners(visible)
             conditions = [m.tenant_id == principal.tenant_id, m.conversation_id == ids.c.id]
-            if after:
-                at, last = decode_cursor(after, datetime, uuid.UUID)
-                conditions.append(or_(m.created_at < at, and_(m.created_at == at, m.id < last)) if newest_first
-                                  else or_(m.created_at > at, and_(m.created_at == at, m.id > last)))
-            order = (m.created_at.desc(), m.id.desc()) if newest_first else (m.created_at, m.id)
-            each = select(m).where(*conditions).order_by(*order).limit(first + 1).lateral("m")
+            after, order = page.keyset([(m.created_at, newest_first), (m.id, newest_first)], datetime, uuid.UUID)
+            each = select(m).where(*conditions, *after).order_by(*order).limit(page.size + 1).lateral("m")
             msg = aliased(Message, each)
-            outer = (msg.created_at.desc(), msg.id.desc()) if newest_first else (msg.created_at, msg.id)
+            outer = page.ordering([(msg.created_at, newest_first), (msg.id, newest_first)])
             rows = list((await s.scalars(select(msg).select_from(ids).join(each, true())
                                          .order_by(msg.conversation_id, *outer))).all())
-    return pages_by(conversation_ids, rows, lambda x: x.conversation_id, first,
+    return pages_by(conversation_ids, rows, lambda x: x.conversation_id, page,
                     lambda x: encode_cursor(x.created_at, x.id))
 
 
@@ -203,3 +211,26 @@ async def assignees_by_ids(principal: Principal, user_ids: list[uuid.UUID]) -> d
                                 .where(Membership.tenant_id == principal.tenant_id,
                                        Membership.user_id.in_(set(user_ids))))).all()
     return {r.user_id: Assignee(r.id, r.email, r.name) for r in rows}
+
+
+async def messages_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, Message]:
+    """For node lookups: messages and notes of conversations of the principal's brands."""
+    authorize(principal, Action.CONVERSATION_READ)
+    stmt = (select(Message).join(Conversation, and_(Conversation.tenant_id == Message.tenant_id,
+                                                    Conversation.id == Message.conversation_id))
+            .where(Message.tenant_id == principal.tenant_id, Message.id.in_(set(ids))))
+    async with tenant_session(principal.tenant_id) as s:
+        return {m.id: m for m in await s.scalars(scoping.in_brands(stmt, principal, Conversation.brand_id))}
+
+
+async def assignees_by_member_ids(principal: Principal, member_ids: list[uuid.UUID]) -> dict[uuid.UUID, Assignee]:
+    """For node lookups, by member id: members who hold a conversation the principal sees."""
+    authorize(principal, Action.CONVERSATION_READ)
+    holds = select(Conversation.id).where(Conversation.tenant_id == Membership.tenant_id,
+                                          Conversation.assignee_id == Membership.user_id)
+    holds = scoping.in_brands(holds, principal, Conversation.brand_id)
+    async with tenant_session(principal.tenant_id) as s:
+        rows = (await s.execute(select(Membership.id, Membership.email, Membership.name)
+                                .where(Membership.tenant_id == principal.tenant_id,
+                                       Membership.id.in_(set(member_ids)), exists(holds)))).all()
+    return {r.id: Assignee(r.id, r.email, r.name) for r in rows}

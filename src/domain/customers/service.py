@@ -23,7 +23,7 @@ from sqlalchemy.orm import aliased
 from domain.audit import service as audit
 from domain.customers.models import Customer, CustomerBrand, CustomerTag
 from domain.errors import DomainError, ErrorCode, NotFound, Validator
-from domain.pagination import Page, decode_cursor, encode_cursor
+from domain.pagination import Page, PageRequest, encode_cursor
 from domain.platform.db import tenant_session
 from domain.segments import changes
 from domain.segments.compiler import ATTRIBUTE, BRAND
@@ -424,9 +424,9 @@ def search_conditions(search: str) -> list[Any]:
 
 
 async def list_customers(principal: Principal, flt: CustomerFilter, order: CustomerOrder, *,
-                         first: int, after: str | None) -> Page[Customer]:
+                         page: PageRequest) -> Page[Customer]:
     authorize(principal, Action.CUSTOMER_READ)
-    stmt = list_statement(principal, flt, order, first=first, after=after)
+    stmt = list_statement(principal, flt, order, page=page)
     async with tenant_session(principal.tenant_id) as s:
         if flt.search:
             # asyncpg prepares every statement, and after five runs PostgreSQL may keep a generic
@@ -434,11 +434,11 @@ async def list_customers(principal: Principal, flt: CustomerFilter, order: Custo
             await s.execute(text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"))
         rows = list((await s.scalars(stmt)).all())
     attr = "updated_at" if order is CustomerOrder.UPDATED_AT_DESC else "created_at"
-    return Page.of(rows, first, lambda c: encode_cursor(getattr(c, attr), c.id))
+    return page.page(rows, lambda c: encode_cursor(getattr(c, attr), c.id))
 
 
 def list_statement(principal: Principal, flt: CustomerFilter, order: CustomerOrder, *,
-                   first: int, after: str | None) -> Select[tuple[Customer]]:
+                   page: PageRequest) -> Select[tuple[Customer]]:
     """The query of :func:`list_customers` (one more row than the page, for ``hasNextPage``)."""
     conditions: list[Any] = [Customer.tenant_id == principal.tenant_id]
     clause = scoping.customer_visible_clause(principal)
@@ -457,14 +457,8 @@ def list_statement(principal: Principal, flt: CustomerFilter, order: CustomerOrd
             CustomerTag.tag_id == tag_id)))
     key = Customer.updated_at if order is CustomerOrder.UPDATED_AT_DESC else Customer.created_at
     descending = order is not CustomerOrder.CREATED_AT_ASC
-    if after:
-        at, last = decode_cursor(after, datetime, uuid.UUID)
-        if descending:
-            conditions.append(or_(key < at, and_(key == at, Customer.id < last)))
-        else:
-            conditions.append(or_(key > at, and_(key == at, Customer.id > last)))
-    ordering = (key.desc(), Customer.id.desc()) if descending else (key.asc(), Customer.id.asc())
-    return select(Customer).where(*conditions).order_by(*ordering).limit(first + 1)
+    after, ordering = page.keyset([(key, descending), (Customer.id, descending)], datetime, uuid.UUID)
+    return select(Customer).where(*conditions, *after).order_by(*ordering).limit(page.size + 1)
 
 
 async def brand_links(principal: Principal, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[CustomerBrand]]:

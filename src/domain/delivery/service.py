@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import time
+from datetime import datetime, time
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +31,7 @@ from domain.errors import (
     ValidationFailed,
     Validator,
 )
+from domain.pagination import Page, PageRequest, encode_cursor
 from domain.platform import crypto
 from domain.platform.db import tenant_session
 from domain.tenancy import scoping
@@ -267,16 +268,35 @@ async def suppress(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID, c
                     .on_conflict_do_nothing())
 
 
+_SUPPRESSION_ORDER = [(Suppression.created_at, True), (Suppression.channel, True), (Suppression.address, True)]
+
+
 async def list_suppressions(principal: Principal, brand_id: uuid.UUID, channel: Channel | None,
-                            first: int) -> list[Suppression]:
+                            page: PageRequest) -> Page[Suppression]:
+    """Newest first, keyset-paginated on (created_at, channel, address)."""
+    authorize(principal, Action.CUSTOMER_READ)
+    after, order = page.keyset(_SUPPRESSION_ORDER, datetime, str, str)
+    async with tenant_session(principal.tenant_id) as s:
+        await scoping.check_brand(s, principal, brand_id)
+        rows = list((await s.scalars(select(Suppression).where(*_suppressed(principal, brand_id, channel), *after)
+                                     .order_by(*order).limit(page.size + 1))).all())
+    return page.page(rows, lambda x: encode_cursor(x.created_at, x.channel, x.address))
+
+
+async def count_suppressions(principal: Principal, brand_id: uuid.UUID, channel: Channel | None) -> int:
+    """How many addresses ``list_suppressions`` lists (its primary key's range for the brand)."""
     authorize(principal, Action.CUSTOMER_READ)
     async with tenant_session(principal.tenant_id) as s:
         await scoping.check_brand(s, principal, brand_id)
-        stmt = select(Suppression).where(Suppression.tenant_id == principal.tenant_id,
-                                         Suppression.brand_id == brand_id)
-        if channel is not None:
-            stmt = stmt.where(Suppression.channel == channel.value)
-        return list((await s.scalars(stmt.order_by(Suppression.created_at.desc()).limit(first))).all())
+        return await s.scalar(select(func.count()).select_from(Suppression)
+                              .where(*_suppressed(principal, brand_id, channel)))
+
+
+def _suppressed(principal: Principal, brand_id: uuid.UUID, channel: Channel | None) -> list:
+    conditions = [Suppression.tenant_id == principal.tenant_id, Suppression.brand_id == brand_id]
+    if channel is not None:
+        conditions.append(Suppression.channel == channel.value)
+    return conditions
 
 
 async def remove_suppression(principal: Principal, brand_id: uuid.UUID, channel: Channel, address: str) -> None:

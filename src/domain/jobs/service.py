@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.errors import DomainError, NotFound
 from domain.jobs.models import Job, JobFile
-from domain.pagination import Page, decode_cursor, encode_cursor
+from domain.pagination import Page, PageRequest, encode_cursor
 from domain.platform import outbox
 from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
@@ -95,6 +95,14 @@ async def get_job(principal: Principal, job_id: uuid.UUID) -> Job:
     return job
 
 
+async def jobs_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uuid.UUID, Job]:
+    """For node lookups: the jobs the principal sees, one query."""
+    authorize(principal, Action.JOB_READ)
+    async with tenant_session(principal.tenant_id) as s:
+        found = await s.scalars(select(Job).where(Job.tenant_id == principal.tenant_id, Job.id.in_(set(ids))))
+        return {j.id: j for j in found if visible(principal, j)}
+
+
 def visible(principal: Principal, job: Job) -> bool:
     """A brand-limited principal sees its brands' jobs and the brand-less jobs it started (an
     export of a customer, say), never tenant-wide work about brands it cannot see."""
@@ -109,7 +117,7 @@ def principal_ref(principal: Principal | None) -> str | None:
     return f"{principal.kind.value}:{principal.id}" if principal is not None else None
 
 
-async def list_jobs(principal: Principal, *, kind: str | None, first: int, after: str | None) -> Page[Job]:
+async def list_jobs(principal: Principal, *, kind: str | None, page: PageRequest) -> Page[Job]:
     authorize(principal, Action.JOB_READ)
     conditions = [Job.tenant_id == principal.tenant_id]
     if kind:
@@ -117,14 +125,12 @@ async def list_jobs(principal: Principal, *, kind: str | None, first: int, after
     if not scoping.sees_every_brand(principal):
         conditions.append(or_(*scoping.brand_filter(principal, Job.brand_id),
                               and_(Job.brand_id.is_(None), Job.created_by_id == principal_ref(principal))))
-    if after:
-        at, last = decode_cursor(after, datetime, uuid.UUID)
-        conditions.append(or_(Job.created_at < at, and_(Job.created_at == at, Job.id < last)))
+    after, order = page.keyset([(Job.created_at, True), (Job.id, True)], datetime, uuid.UUID)
     async with tenant_session(principal.tenant_id) as s:
         rows = list((await s.scalars(
-            select(Job).where(*conditions).order_by(Job.created_at.desc(), Job.id.desc()).limit(first + 1)
+            select(Job).where(*conditions, *after).order_by(*order).limit(page.size + 1)
         )).all())
-    return Page.of(rows, first, lambda j: encode_cursor(j.created_at, j.id))
+    return page.page(rows, lambda j: encode_cursor(j.created_at, j.id))
 
 
 async def result_file(tenant_id: uuid.UUID, job_id: uuid.UUID) -> JobFile | None:

@@ -14,6 +14,7 @@ from sqlalchemy import func, literal, select
 from domain.customers.models import Customer
 from domain.customers.service import load_visible
 from domain.errors import DomainError, ErrorCode, InvalidState
+from domain.pagination import Page, PageRequest, encode_cursor
 from domain.platform.db import tenant_session
 from domain.segments import compiler, dsl, service
 from domain.segments.models import SegmentKind
@@ -21,13 +22,8 @@ from domain.tenancy import scoping
 from domain.tenancy.policies import Action, Principal, authorize
 
 
-@dataclass
-class Preview:
-    count: int
-    customers: list[Customer]
-
-
-async def preview(principal: Principal, brand_id: uuid.UUID, definition: Any, *, first: int) -> Preview:
+async def preview(principal: Principal, brand_id: uuid.UUID, definition: Any, *, page: PageRequest) -> Page[Customer]:
+    """A page of the customers a definition matches, newest first, and their count (``total``)."""
     authorize(principal, Action.SEGMENT_READ, brand_id=brand_id)
     async with tenant_session(principal.tenant_id) as s:
         await scoping.check_brand(s, principal, brand_id)
@@ -35,11 +31,12 @@ async def preview(principal: Principal, brand_id: uuid.UUID, definition: Any, *,
         scope = service.scope_for(brand_id, principal.tenant_id)
         members = compiler.members_select(group, scope).subquery()
         count = await s.scalar(select(func.count()).select_from(members))
-        page = list((await s.scalars(
+        after, order = page.keyset([(Customer.created_at, True), (Customer.id, True)], datetime, uuid.UUID)
+        rows = list((await s.scalars(
             select(Customer).where(Customer.tenant_id == principal.tenant_id,
-                                   Customer.id.in_(select(members.c.customer_id)))
-            .order_by(Customer.created_at.desc(), Customer.id.desc()).limit(first))).all())
-    return Preview(count=count or 0, customers=page)
+                                   Customer.id.in_(select(members.c.customer_id)), *after)
+            .order_by(*order).limit(page.size + 1))).all())
+    return page.page(rows, lambda c: encode_cursor(c.created_at, c.id), count or 0)
 
 
 @dataclass

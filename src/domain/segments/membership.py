@@ -7,14 +7,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, literal, or_, select, true, update
+from sqlalchemy import and_, func, literal, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import aliased
 
 from domain.audit import service as audit
 from domain.customers.models import Customer, CustomerBrand
 from domain.errors import DomainError, ErrorCode, InvalidState, NotFound
-from domain.pagination import Page, decode_cursor, encode_cursor, owners, pages_by
+from domain.pagination import Page, PageRequest, encode_cursor, owners, pages_by
 from domain.platform.db import tenant_session
 from domain.segments.changes import queue_dependents
 from domain.segments.models import MembershipCause, Segment, SegmentKind, SegmentMembership
@@ -24,20 +24,18 @@ from domain.tenancy import scoping
 from domain.tenancy.policies import Action, Principal, authorize
 
 
-async def members(principal: Principal, segment_id: uuid.UUID, *, first: int, after: str | None
+async def members(principal: Principal, segment_id: uuid.UUID, *, page: PageRequest
                   ) -> Page[tuple[SegmentMembership, Customer]]:
     authorize(principal, Action.SEGMENT_READ)
     m = SegmentMembership
     conditions = [m.tenant_id == principal.tenant_id, m.segment_id == segment_id, m.exited_at.is_(None)]
-    if after:
-        at, last = decode_cursor(after, datetime, uuid.UUID)
-        conditions.append(or_(m.entered_at < at, and_(m.entered_at == at, m.customer_id < last)))
+    after, order = page.keyset([(m.entered_at, True), (m.customer_id, True)], datetime, uuid.UUID)
     async with tenant_session(principal.tenant_id) as s:
         await load(s, principal, segment_id)
         rows = list((await s.execute(
             select(m, Customer).join(Customer, and_(Customer.tenant_id == m.tenant_id, Customer.id == m.customer_id))
-            .where(*conditions).order_by(m.entered_at.desc(), m.customer_id.desc()).limit(first + 1))).all())
-    return Page.of([(r[0], r[1]) for r in rows], first, lambda r: encode_cursor(r[0].entered_at, r[0].customer_id))
+            .where(*conditions, *after).order_by(*order).limit(page.size + 1))).all())
+    return page.page([(r[0], r[1]) for r in rows], lambda r: encode_cursor(r[0].entered_at, r[0].customer_id))
 
 
 @dataclass
@@ -48,7 +46,7 @@ class HistoryEvent:
     cause: str = MembershipCause.REFRESH.value  # refresh | change | time | manual
 
 
-async def members_of(principal: Principal, segment_ids: list[uuid.UUID], *, first: int, after: str | None
+async def members_of(principal: Principal, segment_ids: list[uuid.UUID], *, page: PageRequest
                      ) -> dict[uuid.UUID, Page[tuple[SegmentMembership, Customer]]]:
     """The same page of several segments' current members in one query (LATERAL), as ``members``
     orders them. A segment the principal may not see has none here."""
@@ -56,26 +54,26 @@ async def members_of(principal: Principal, segment_ids: list[uuid.UUID], *, firs
     m = SegmentMembership
     rows: list[tuple[SegmentMembership, Customer]] = []
     async with tenant_session(principal.tenant_id) as s:
-        visible = list(await scoping.by_ids(s, principal, Segment, segment_ids))
+        seen = await scoping.by_ids(s, principal, Segment, segment_ids)
+        visible = list(seen)
         if visible:
             ids = owners(visible)
             conditions = [m.tenant_id == principal.tenant_id, m.segment_id == ids.c.id, m.exited_at.is_(None)]
-            if after:
-                at, last = decode_cursor(after, datetime, uuid.UUID)
-                conditions.append(or_(m.entered_at < at, and_(m.entered_at == at, m.customer_id < last)))
-            each = (select(m).where(*conditions).order_by(m.entered_at.desc(), m.customer_id.desc())
-                    .limit(first + 1).lateral("m"))
+            after, order = page.keyset([(m.entered_at, True), (m.customer_id, True)], datetime, uuid.UUID)
+            each = select(m).where(*conditions, *after).order_by(*order).limit(page.size + 1).lateral("m")
             member = aliased(SegmentMembership, each)
             found = await s.execute(
                 select(member, Customer).select_from(ids).join(each, true())
                 .join(Customer, and_(Customer.tenant_id == member.tenant_id, Customer.id == member.customer_id))
-                .order_by(member.segment_id, member.entered_at.desc(), member.customer_id.desc()))
+                .order_by(member.segment_id, *page.ordering([(member.entered_at, True), (member.customer_id, True)])))
             rows = [(r[0], r[1]) for r in found.all()]
-    return pages_by(segment_ids, rows, lambda r: r[0].segment_id, first,
-                    lambda r: encode_cursor(r[0].entered_at, r[0].customer_id))
+    # the current members of a segment: its member_count counter, kept by every refresh
+    return pages_by(segment_ids, rows, lambda r: r[0].segment_id, page,
+                    lambda r: encode_cursor(r[0].entered_at, r[0].customer_id),
+                    {sid: x.member_count for sid, x in seen.items()})
 
 
-async def history_of(principal: Principal, segment_ids: list[uuid.UUID], *, first: int, after: str | None
+async def history_of(principal: Principal, segment_ids: list[uuid.UUID], *, page: PageRequest
                      ) -> dict[uuid.UUID, Page[HistoryEvent]]:
     """The same page of several segments' enter and exit events, as ``history`` orders them: the
     newest entries and the newest exits of each segment (one LATERAL query each), merged."""
@@ -89,18 +87,17 @@ async def history_of(principal: Principal, segment_ids: list[uuid.UUID], *, firs
             for change, column, cause, extra in (("entered", m.entered_at, m.entry_cause, []),
                                                  ("exited", m.exited_at, m.exit_cause, [m.exited_at.is_not(None)])):
                 conditions = [m.tenant_id == principal.tenant_id, m.segment_id == ids.c.id, *extra]
-                if after:
-                    at, after_change, last = decode_cursor(after, datetime, str, uuid.UUID)
-                    conditions.append(or_(column < at, and_(column == at, literal(change) < after_change),
-                                          and_(column == at, literal(change) == after_change, m.customer_id < last)))
-                each = (select(m.segment_id, m.customer_id, column.label("at"), cause.label("cause")).where(*conditions)
-                        .order_by(column.desc(), m.customer_id.desc()).limit(first + 1).lateral("h"))
+                after, order = page.keyset([(column, True), (literal(change), True), (m.customer_id, True)],
+                                           datetime, str, uuid.UUID)
+                each = (select(m.segment_id, m.customer_id, column.label("at"), cause.label("cause"))
+                        .where(*conditions, *after).order_by(*page.ordering([(column, True), (m.customer_id, True)]))
+                        .limit(page.size + 1).lateral("h"))
                 for r in (await s.execute(select(each.c.segment_id, each.c.customer_id, each.c.at, each.c.cause)
                                           .select_from(ids).join(each, true()))).all():
                     events[r.segment_id].append(HistoryEvent(customer_id=r.customer_id, change=change, at=r.at,
                                                              cause=r.cause or MembershipCause.REFRESH.value))
-    return {sid: Page.of(sorted(group, key=lambda e: (e.at, e.change, e.customer_id), reverse=True), first,
-                         lambda e: encode_cursor(e.at, e.change, e.customer_id))
+    return {sid: page.page(sorted(group, key=lambda e: (e.at, e.change, e.customer_id), reverse=not page.backward),
+                           lambda e: encode_cursor(e.at, e.change, e.customer_id))
             for sid, group in events.items()}
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
@@ -25,7 +25,7 @@ from domain.errors import (
     ValidationFailed,
     Validator,
 )
-from domain.pagination import Page, decode_cursor, encode_cursor
+from domain.pagination import Page, PageRequest, encode_cursor
 from domain.plans import quotas
 from domain.plans.limits import Quota
 from domain.platform.db import tenant_session
@@ -60,19 +60,27 @@ async def segments_by_ids(principal: Principal, ids: list[uuid.UUID]) -> dict[uu
 
 
 async def list_segments(principal: Principal, brand_id: uuid.UUID | None, *, include_archived: bool,
-                        first: int, after: str | None) -> Page[Segment]:
+                        page: PageRequest) -> Page[Segment]:
     authorize(principal, Action.SEGMENT_READ)
     conditions = [Segment.tenant_id == principal.tenant_id]
     conditions += scoping.brand_filter(principal, Segment.brand_id, brand_id)
     if not include_archived:
         conditions.append(Segment.archived_at.is_(None))
-    if after:
-        at, last = decode_cursor(after, datetime, uuid.UUID)
-        conditions.append(or_(Segment.created_at < at, and_(Segment.created_at == at, Segment.id < last)))
+    after, order = page.keyset([(Segment.created_at, True), (Segment.id, True)], datetime, uuid.UUID)
     async with tenant_session(principal.tenant_id) as s:
-        rows = list((await s.scalars(select(Segment).where(*conditions)
-                                     .order_by(Segment.created_at.desc(), Segment.id.desc()).limit(first + 1))).all())
-    return Page.of(rows, first, lambda x: encode_cursor(x.created_at, x.id))
+        rows = list((await s.scalars(select(Segment).where(*conditions, *after)
+                                     .order_by(*order).limit(page.size + 1))).all())
+    return page.page(rows, lambda x: encode_cursor(x.created_at, x.id))
+
+
+async def count_segments(principal: Principal, brand_id: uuid.UUID | None, *, include_archived: bool) -> int:
+    """How many segments ``list_segments`` lists (a tenant holds few: the free plan ten active)."""
+    authorize(principal, Action.SEGMENT_READ)
+    conditions = [Segment.tenant_id == principal.tenant_id, *scoping.brand_filter(principal, Segment.brand_id, brand_id)]
+    if not include_archived:
+        conditions.append(Segment.archived_at.is_(None))
+    async with tenant_session(principal.tenant_id) as s:
+        return await s.scalar(select(func.count()).select_from(Segment).where(*conditions))
 
 
 # --- definitions -----------------------------------------------------------------------

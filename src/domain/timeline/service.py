@@ -19,9 +19,11 @@ from sqlalchemy.dialects.postgresql import UUID as PGUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from domain.pagination import Page, decode_cursor, encode_cursor
+from domain.customers.models import Customer
+from domain.pagination import Page, PageRequest, encode_cursor, pages_by
 from domain.platform.db import tenant_session
 from domain.tenancy import scoping
+from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline.models import TimelineEntry
 
 
@@ -109,29 +111,20 @@ async def pages(
     flt: TimelineFilter,
     *,
     visible_brands: frozenset[uuid.UUID] | None,
-    first: int,
-    after: str | None,
+    page: PageRequest,
 ) -> dict[uuid.UUID, Page[TimelineEntry]]:
     """The same page of several customers' timelines in one query (a LATERAL join walks each
     customer's key range), newest first. Callers check that the principal may see them."""
     ids = select(func.unnest(cast(list(customer_ids), ARRAY(PGUUID(as_uuid=True)))).label("id")).subquery("c")
     conditions = _conditions(tenant_id, ids.c.id, flt, visible_brands)
-    if after:
-        at, last = decode_cursor(after, datetime, uuid.UUID)
-        conditions.append(or_(TimelineEntry.occurred_at < at,
-                              and_(TimelineEntry.occurred_at == at, TimelineEntry.id < last)))
-    each = (select(TimelineEntry).where(*conditions)
-            .order_by(TimelineEntry.occurred_at.desc(), TimelineEntry.id.desc()).limit(first + 1)
-            .lateral("t"))
+    after, order = page.keyset([(TimelineEntry.occurred_at, True), (TimelineEntry.id, True)], datetime, uuid.UUID)
+    each = select(TimelineEntry).where(*conditions, *after).order_by(*order).limit(page.size + 1).lateral("t")
     entry = aliased(TimelineEntry, each)
     stmt = select(entry).select_from(ids).join(each, true()).order_by(
-        entry.customer_id, entry.occurred_at.desc(), entry.id.desc())
+        entry.customer_id, *page.ordering([(entry.occurred_at, True), (entry.id, True)]))
     async with tenant_session(tenant_id) as s:
         rows = list((await s.scalars(stmt)).all())
-    by_customer: dict[uuid.UUID, list[TimelineEntry]] = {c: [] for c in customer_ids}
-    for row in rows:
-        by_customer[row.customer_id].append(row)
-    return {c: Page.of(r, first, lambda e: encode_cursor(e.occurred_at, e.id)) for c, r in by_customer.items()}
+    return pages_by(customer_ids, rows, lambda e: e.customer_id, page, lambda e: encode_cursor(e.occurred_at, e.id))
 
 
 async def page(
@@ -140,11 +133,10 @@ async def page(
     flt: TimelineFilter,
     *,
     visible_brands: frozenset[uuid.UUID] | None,
-    first: int,
-    after: str | None,
+    page: PageRequest,
 ) -> Page[TimelineEntry]:
     """Newest first. Callers check that the principal may see the customer."""
-    found = await pages(tenant_id, [customer_id], flt, visible_brands=visible_brands, first=first, after=after)
+    found = await pages(tenant_id, [customer_id], flt, visible_brands=visible_brands, page=page)
     return found[customer_id]
 
 
@@ -155,8 +147,28 @@ async def stream(
     """All matching events, newest first, in batches (for exports)."""
     after: str | None = None
     while True:
-        p = await page(tenant_id, customer_id, flt, visible_brands=visible_brands, first=batch, after=after)
+        p = await page(tenant_id, customer_id, flt, visible_brands=visible_brands, page=PageRequest(batch, after))
         yield p.items
         if not p.has_next:
             return
         after = p.cursors[-1]
+
+
+async def entries_by_keys(principal: Principal, keys: list[tuple[uuid.UUID, uuid.UUID]]
+                          ) -> dict[tuple[uuid.UUID, uuid.UUID], TimelineEntry]:
+    """For node lookups, by (customer id, event id): events of customers the principal sees,
+    brand-less or of its brands, one query (each key walks its customer's key range)."""
+    authorize(principal, Action.CUSTOMER_READ)
+    if not keys:
+        return {}
+    e = TimelineEntry
+    pairs = [and_(e.customer_id == c, e.id == i) for c, i in set(keys)]
+    stmt = select(e).where(e.tenant_id == principal.tenant_id, or_(*pairs))
+    visible = scoping.grants_clause(scoping.granted_brands(principal), e.brand_id, shared=True)
+    if visible is not None:
+        stmt = stmt.where(visible)
+    seen = scoping.customer_visible_clause(principal, Customer)
+    if seen is not None:
+        stmt = stmt.join(Customer, and_(Customer.tenant_id == e.tenant_id, Customer.id == e.customer_id)).where(seen)
+    async with tenant_session(principal.tenant_id) as s:
+        return {(x.customer_id, x.id): x for x in await s.scalars(stmt)}

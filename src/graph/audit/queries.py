@@ -6,9 +6,8 @@ from typing import Annotated
 import strawberry
 
 from domain.audit import service
-from domain.pagination import clamp_first
 from graph.audit.types import AuditEntry
-from graph.core.connection import Connection
+from graph.core.connection import Connection, page_request
 from graph.core.context import Info
 
 
@@ -18,17 +17,18 @@ class AuditQuery:
     async def audit_log(
         self,
         info: Info,
-        first: int = 20,
+        first: int | None = 20,
         after: str | None = None,
         action: str | None = None,
         target_type: str | None = None,
         from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
         to: datetime | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> Connection[AuditEntry]:
         page = await service.list_entries(
             info.context.principal,
             service.AuditFilter(action=action, target_type=target_type, occurred_from=from_, occurred_to=to),
-            first=clamp_first(first),
-            after=after,
+            page=page_request(info, first, after, last, before),
         )
         return Connection.of(page, AuditEntry.from_model)

@@ -11,7 +11,7 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from domain.audit.models import AuditEntry as AuditEntryModel
-from domain.audit.service import get_entry
+from domain.audit.service import entries_by_ids
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
 from graph.tenancy.types import Brand, PrincipalKind, brand_of
@@ -42,12 +42,7 @@ def camel_keys(value: Any) -> Any:
 
 
 async def _entries_by_id(info: Info, entry_ids: list[uuid.UUID]) -> dict:
-    found = {}
-    for entry_id in entry_ids:
-        entry = await get_entry(info.context.principal, entry_id)
-        if entry:
-            found[entry_id] = entry
-    return found
+    return await entries_by_ids(info.context.principal, entry_ids)
 
 
 @strawberry.type(description="Who did what to which thing, and what changed.")

@@ -8,16 +8,17 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from domain.automations import service
+from domain.pagination import PageRequest
 from domain.tenancy.policies import Principal
 from graph.core.batch import page_loader
 
 
 def executions_loader(p: Principal, *, customers: DataLoader) -> DataLoader[tuple, Any]:
-    """Keys (automation id, first, after, selected execution fields): one query per distinct page
+    """Keys (automation id, page request, selected execution fields): one query per distinct page
     request, then one batch for the customers of every page when selected."""
 
-    async def fetch(ids: list[uuid.UUID], first: int, after: str | None, wanted: frozenset[str]) -> dict:
-        pages = await service.executions_of(p, ids, first=first, after=after)
+    async def fetch(ids: list[uuid.UUID], page: PageRequest, wanted: frozenset[str]) -> dict:
+        pages = await service.executions_of(p, ids, page=page)
         if "customer" in wanted:
             await customers.load_many(list({e.customer_id for page in pages.values() for e, _ in page.items}))
         return pages
@@ -26,5 +27,5 @@ def executions_loader(p: Principal, *, customers: DataLoader) -> DataLoader[tupl
 
 
 def runs_loader(p: Principal) -> DataLoader[tuple, Any]:
-    """Keys (automation id, first)."""
-    return page_loader(lambda ids, first: service.runs_of(p, ids, first=first))
+    """Keys (automation id, page request): one query per distinct page request."""
+    return page_loader(lambda ids, page: service.runs_of(p, ids, page=page))

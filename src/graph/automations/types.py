@@ -15,10 +15,9 @@ from domain.automations import models, service
 from domain.automations.models import AutomationExecution as ExecutionModel
 from domain.automations.models import AutomationRun as RunModel
 from domain.automations.models import SegmentAutomation as AutomationModel
-from domain.pagination import clamp_first
 from graph.core import ids
 from graph.core.batch import now, wanted
-from graph.core.connection import Connection
+from graph.core.connection import Connection, page_request
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
 from graph.customers.types import Customer, customer_or_none
@@ -78,8 +77,8 @@ class AutomationExecution:
 
 
 @strawberry.type(description="One run of an automation: the customers it claimed and how their executions went.")
-class AutomationRun:
-    id: strawberry.ID
+class AutomationRun(relay.Node):
+    id: relay.NodeID[str]
     started_at: datetime
     finished_at: datetime | None = strawberry.field(description="Null while webhook deliveries are being retried.")
     status: AutomationRunStatus
@@ -89,9 +88,11 @@ class AutomationRun:
 
     @classmethod
     def from_model(cls, r: RunModel) -> AutomationRun:
-        return cls(id=strawberry.ID(str(r.id)), started_at=r.started_at, finished_at=r.finished_at,
+        return cls(id=str(r.id), started_at=r.started_at, finished_at=r.finished_at,
                    status=models.RunStatus(r.status), customers=r.customers, succeeded=r.succeeded,
                    failed=r.failed)
+
+    resolve_nodes = node_resolver(lambda info, keys: service.runs_by_ids(info.context.principal, keys))
 
 
 @strawberry.type(description="What happens when customers enter or leave a segment, or periodically to its members.")
@@ -113,16 +114,18 @@ class SegmentAutomation(relay.Node):
         return Segment.from_model(found) if found else None
 
     @strawberry.field(description="Executions, newest run first.")
-    async def executions(self, info: Info, first: int = 20, after: str | None = None) -> Connection[AutomationExecution]:
+    async def executions(self, info: Info, first: int | None = 20, after: str | None = None,
+                         last: int | None = None, before: str | None = None) -> Connection[AutomationExecution]:
         selected = frozenset(wanted(info, "edges", "node").keys() & {"customer"})
         page = await info.context.loaders.automation_executions.load(
-            (uuid.UUID(self.id), clamp_first(first), after, selected))
+            (uuid.UUID(self.id), page_request(info, first, after, last, before), selected))
         return Connection.of(page, AutomationExecution.from_row)
 
     @strawberry.field(description="Runs, newest first.")
-    async def runs(self, info: Info, first: int = 20) -> list[AutomationRun]:
-        page = await info.context.loaders.automation_runs.load((uuid.UUID(self.id), clamp_first(first)))
-        return [AutomationRun.from_model(r) for r in page.items]
+    async def runs(self, info: Info, first: int | None = 20, after: str | None = None, last: int | None = None,
+                   before: str | None = None) -> Connection[AutomationRun]:
+        page = await info.context.loaders.automation_runs.load((uuid.UUID(self.id), page_request(info, first, after, last, before)))
+        return Connection.of(page, AutomationRun.from_model)
 
     @classmethod
     def from_model(cls, a: AutomationModel) -> SegmentAutomation:

@@ -11,6 +11,7 @@ from strawberry.dataloader import DataLoader
 
 from domain.campaigns import service
 from domain.campaigns.models import Campaign
+from domain.pagination import PageRequest
 from domain.tenancy.policies import Principal
 from graph.core.batch import batch_loader, page_loader
 
@@ -42,13 +43,13 @@ async def prefetch(campaigns: Iterable[Campaign], wanted: Collection[str], *, st
 
 
 def brand_campaigns_loader(p: Principal, *, stats: DataLoader, segments: DataLoader) -> DataLoader[tuple, Any]:
-    """Keys (brand id, statuses, first, after, prefetched fields): one query per distinct page
-    request, then one batch each for the selected stats and segments of every brand's page."""
+    """Keys (brand id, statuses, page request, prefetched fields, counted): one query per distinct
+    page request, then one batch each for the selected stats and segments of every brand's page."""
 
-    async def fetch(brand_ids: list[uuid.UUID], statuses: tuple, first: int, after: str | None,
-                    wanted: frozenset[str]) -> dict:
-        pages = await service.campaigns_of_brands(p, brand_ids, statuses=list(statuses) or None, first=first,
-                                                  after=after)
+    async def fetch(brand_ids: list[uuid.UUID], statuses: tuple, page: PageRequest,
+                    wanted: frozenset[str], counted: bool) -> dict:
+        pages = await service.campaigns_of_brands(p, brand_ids, statuses=list(statuses) or None, page=page,
+                                                  counted=counted)
         await prefetch((c for page in pages.values() for c in page.items), wanted, stats=stats, segments=segments)
         return pages
 

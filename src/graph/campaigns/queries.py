@@ -5,7 +5,6 @@ from strawberry import relay
 
 from domain.campaigns import service
 from domain.campaigns.models import Status as DomainStatus
-from domain.pagination import clamp_first
 from graph.campaigns.types import (
     Campaign,
     CampaignAudiencePreview,
@@ -15,6 +14,8 @@ from graph.campaigns.types import (
     campaign_page,
 )
 from graph.core import ids
+from graph.core.brands import brand_or_active
+from graph.core.connection import page_request
 from graph.core.context import Info
 from graph.core.nodes import load_node
 
@@ -23,13 +24,15 @@ from graph.core.nodes import load_node
 class CampaignQuery:
     @strawberry.field(description="Campaigns, newest first; a brand's with brandId (or X-Brand-Id).")
     async def campaigns(self, info: Info, brand_id: relay.GlobalID | None = None,
-                        status: list[CampaignStatus] | None = None, first: int = 20,
-                        after: str | None = None) -> CampaignConnection:
-        brand = ids.decode(brand_id, "Brand", "brandId") if brand_id else info.context.brand_id
-        page = await service.list_campaigns(info.context.principal, brand,
-                                            statuses=[DomainStatus(s.value) for s in status] if status else None,
-                                            first=clamp_first(first), after=after)
-        return await campaign_page(info, page)
+                        status: list[CampaignStatus] | None = None, first: int | None = 20,
+                        after: str | None = None, last: int | None = None,
+                        before: str | None = None) -> CampaignConnection:
+        brand = brand_or_active(info, brand_id)
+        statuses = [DomainStatus(s.value) for s in status] if status else None
+        page = await service.list_campaigns(info.context.principal, brand, statuses=statuses,
+                                            page=page_request(info, first, after, last, before))
+        return await campaign_page(info, page, lambda: service.count_campaigns(info.context.principal, brand,
+                                                                                statuses=statuses))
 
     @strawberry.field
     async def campaign(self, info: Info, id: relay.GlobalID) -> Campaign | None:

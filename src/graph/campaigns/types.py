@@ -15,10 +15,10 @@ from domain.campaigns.models import Campaign as CampaignModel
 from domain.campaigns.models import Status as DomainStatus
 from domain.campaigns.stats import COUNTERS, Figures
 from domain.delivery.base import Channel as DomainChannel
-from domain.pagination import Page, clamp_first
+from domain.pagination import Page, PageRequest
 from graph.campaigns import dataloaders
 from graph.core.batch import now, now_many, wanted
-from graph.core.connection import Connection
+from graph.core.connection import Connection, Count, TotalCount
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
 from graph.core.scalars import BigInt
@@ -161,7 +161,7 @@ class Campaign(relay.Node):
 
 
 @strawberry.type(description="A page of campaigns.")
-class CampaignConnection(Connection[Campaign]):
+class CampaignConnection(Connection[Campaign], TotalCount):
     pass
 
 
@@ -169,19 +169,20 @@ def _segments(found: list[Any]) -> list[Segment]:
     return [Segment.from_model(s) for s in found if s is not None]
 
 
-async def campaign_page(info: Info, page: Page[CampaignModel]) -> CampaignConnection:
+async def campaign_page(info: Info, page: Page[CampaignModel], count: Count) -> CampaignConnection:
     """A root page of campaigns, with the stats and segments its nodes select loaded."""
     await dataloaders.prefetch(page.items, wanted(info, "edges", "node").keys() & dataloaders.PREFETCHED,
                                stats=info.context.loaders.campaign_stats, segments=info.context.loaders.segment)
-    return CampaignConnection.of(page, Campaign.from_model)
+    return CampaignConnection.of(page, Campaign.from_model, count)
 
 
-async def brand_campaigns(info: Info, brand_id: uuid.UUID, statuses: list[DomainStatus] | None, first: int,
-                          after: str | None) -> CampaignConnection:
-    """One brand's page through the page loader: every brand of a list in one query."""
+async def brand_campaigns(info: Info, brand_id: uuid.UUID, statuses: list[DomainStatus] | None,
+                          request: PageRequest) -> CampaignConnection:
+    """One brand's page through the page loader: every brand of a list in one query (and their
+    counts in one more, when ``totalCount`` is selected)."""
     selected = frozenset(wanted(info, "edges", "node").keys() & dataloaders.PREFETCHED)
     page = await info.context.loaders.brand_campaigns.load(
-        (brand_id, tuple(statuses or ()), clamp_first(first), after, selected))
+        (brand_id, tuple(statuses or ()), request, selected, "totalCount" in wanted(info)))
     return CampaignConnection.of(page, Campaign.from_model)
 
 

@@ -9,14 +9,16 @@ from domain.clients import service
 from domain.errors import DomainError
 from graph.clients.types import ClientApp, ClientAppConnection
 from graph.core import ids
+from graph.core.connection import page_request
 from graph.core.context import Info
 
 
 @strawberry.type
 class ClientAppQuery:
     @strawberry.field(description="The tenant's client apps, newest first (owners and admins).")
-    async def client_apps(self, info: Info, first: int = 20, after: str | None = None) -> ClientAppConnection:
-        page = await service.list_client_apps(info.context.principal, first, after)
+    async def client_apps(self, info: Info, first: int | None = 20, after: str | None = None,
+                          last: int | None = None, before: str | None = None) -> ClientAppConnection:
+        page = await service.list_client_apps(info.context.principal, page_request(info, first, after, last, before))
         return ClientAppConnection.of(page, ClientApp.from_model)
 
     @strawberry.field(description="One client app; null when it does not exist (owners and admins).")

@@ -14,6 +14,7 @@ from domain.commerce import models
 from domain.commerce import service as commerce
 from domain.commerce.service import OrderStatus as DomainOrderStatus
 from graph.core.batch import now
+from graph.core.connection import Connection, TotalCount
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
 from graph.core.scalars import BigInt
@@ -58,6 +59,11 @@ class Product(relay.Node):
                    starts_at=p.starts_at, ends_at=p.ends_at, brand_id=p.brand_id)
 
     resolve_nodes = node_resolver(lambda info, keys: commerce.products_by_ids(info.context.principal, keys))
+
+
+@strawberry.type(description="A page of products.")
+class ProductConnection(Connection[Product], TotalCount):
+    pass
 
 
 @strawberry.type
@@ -109,8 +115,8 @@ class Order(relay.Node):
 
 
 @strawberry.type
-class TrackedEvent:
-    id: strawberry.ID
+class TrackedEvent(relay.Node):
+    id: relay.NodeID[str]
     name: str
     properties: JSON
     occurred_at: datetime
@@ -122,5 +128,7 @@ class TrackedEvent:
 
     @classmethod
     def from_model(cls, e: models.TrackedEvent) -> TrackedEvent:
-        return cls(id=strawberry.ID(str(e.id)), name=e.name, properties=e.properties, occurred_at=e.occurred_at,
+        return cls(id=str(e.id), name=e.name, properties=e.properties, occurred_at=e.occurred_at,
                    brand_id=e.brand_id)
+
+    resolve_nodes = node_resolver(lambda info, keys: commerce.tracked_events_by_ids(info.context.principal, keys))

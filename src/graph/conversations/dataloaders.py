@@ -33,6 +33,5 @@ def assignee_loader(p: Principal) -> DataLoader[uuid.UUID, Any]:
 
 
 def messages_loader(p: Principal) -> DataLoader[tuple, Any]:
-    """Keys (conversation id, first, after, newest first): one query per distinct page request."""
-    return page_loader(lambda ids, first, after, newest_first: inbox.messages_of(
-        p, ids, first=first, after=after, newest_first=newest_first))
+    """Keys (conversation id, page request, newest first): one query per distinct page request."""
+    return page_loader(lambda ids, page, newest_first: inbox.messages_of(p, ids, page=page, newest_first=newest_first))

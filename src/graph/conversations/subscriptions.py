@@ -13,7 +13,7 @@ from graph.conversations.types import (
     ConversationEventType,
     ConversationMessage,
 )
-from graph.core import ids
+from graph.core.brands import required_brand
 from graph.core.context import Info
 
 
@@ -21,9 +21,10 @@ from graph.core.context import Info
 class ConversationSubscription:
     @strawberry.subscription(description="A brand's inbox live: new conversations and messages, status, assignment, "
                                          "priority and label changes. Published across API processes.")
-    async def conversation_events(self, info: Info, brand_id: relay.GlobalID) -> AsyncGenerator[ConversationEvent, None]:
+    async def conversation_events(self, info: Info, brand_id: relay.GlobalID | None = None
+                                  ) -> AsyncGenerator[ConversationEvent, None]:
         principal = info.context.principal
-        bid = ids.decode(brand_id, "Brand", "brandId")
+        bid = required_brand(info, brand_id)
         await inbox.check_inbox(principal, bid)  # a brand of the caller's tenant it may use, or NOT_FOUND
         hub = info.context.request.app.state.event_hub
         async with hub.subscribe(principal.tenant_id, events.topic(bid)) as queue:

@@ -10,14 +10,13 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from domain.conversations import canned, labels, models
+from domain.conversations import canned, inbox, labels, models
 from domain.conversations.models import CannedResponse as CannedModel
 from domain.conversations.models import Conversation as ConversationModel
 from domain.conversations.models import Label as LabelModel
 from domain.conversations.models import Message as MessageModel
-from domain.pagination import clamp_first
 from graph.campaigns.types import Campaign
-from graph.core.connection import Connection
+from graph.core.connection import Connection, TotalCount, page_request
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
 from graph.customers.types import Customer
@@ -94,16 +93,24 @@ ConversationEventType = strawberry.enum(_EventType, name="ConversationEventType"
                                         description="What changed in a brand's conversations.")
 
 
-@strawberry.type(description="The member a conversation is assigned to.")
-class ConversationAssignee:
-    id: relay.GlobalID
+@strawberry.type(description="The member a conversation is assigned to, as anyone who reads conversations sees them.")
+class ConversationAssignee(relay.Node):
+    id: relay.NodeID[str]
+    member_id: relay.GlobalID = strawberry.field(description="The Member id (assignConversation's assigneeId).")
     email: str
     name: str | None
 
+    @classmethod
+    def from_model(cls, a: inbox.Assignee) -> ConversationAssignee:
+        return cls(id=str(a.member_id), member_id=relay.GlobalID("Member", str(a.member_id)), email=a.email,
+                   name=a.name)
+
+    resolve_nodes = node_resolver(lambda info, keys: inbox.assignees_by_member_ids(info.context.principal, keys))
+
 
 @strawberry.type(description="A message in a conversation, or a private note (never sent to the customer).")
-class ConversationMessage:
-    id: strawberry.ID
+class ConversationMessage(relay.Node):
+    id: relay.NodeID[str]
     direction: MessageDirection
     kind: MessageKind
     author_type: MessageAuthorType
@@ -124,13 +131,15 @@ class ConversationMessage:
 
     @classmethod
     def from_model(cls, m: MessageModel) -> ConversationMessage:
-        return cls(id=strawberry.ID(str(m.id)), direction=MessageDirection(m.direction), kind=MessageKind(m.kind),
+        return cls(id=str(m.id), direction=MessageDirection(m.direction), kind=MessageKind(m.kind),
                    author_type=MessageAuthorType(m.author_type),
                    author_label=m.author_label, body=m.body_text, html=m.body_html, attachments=m.attachments or [],
                    from_address=m.from_address, to_address=m.to_address, message_id_header=m.message_id_header,
                    in_reply_to=m.in_reply_to, references=(m.references or "").split(),
                    delivery_status=MessageDeliveryStatus(m.delivery_status) if m.delivery_status else None, error=m.error, created_at=m.created_at, sent_at=m.sent_at,
                    delivered_at=m.delivered_at)
+
+    resolve_nodes = node_resolver(lambda info, keys: inbox.messages_by_ids(info.context.principal, keys))
 
 
 @strawberry.type(description="A thread between a brand and a customer on one channel.")
@@ -175,7 +184,7 @@ class Conversation(relay.Node):
         found = await info.context.loaders.conversation_assignee.load(self.assignee_id)
         if found is None:
             return None
-        return ConversationAssignee(id=relay.GlobalID("Member", str(found.member_id)), email=found.email, name=found.name)
+        return ConversationAssignee.from_model(found)
 
     @strawberry.field
     async def labels(self, info: Info) -> list[ConversationLabel]:
@@ -192,10 +201,11 @@ class Conversation(relay.Node):
         return await info.context.loaders.conversation_unread.load(uuid.UUID(self.id))
 
     @strawberry.field(description="Messages and notes, oldest first (newestFirst: true for the other way).")
-    async def messages(self, info: Info, first: int = 50, after: str | None = None,
-                       newest_first: bool = False) -> Connection[ConversationMessage]:
+    async def messages(self, info: Info, first: int | None = 50, after: str | None = None,
+                       newest_first: bool = False, last: int | None = None,
+                       before: str | None = None) -> Connection[ConversationMessage]:
         page = await info.context.loaders.conversation_messages.load(
-            (uuid.UUID(self.id), clamp_first(first), after, newest_first))
+            (uuid.UUID(self.id), page_request(info, first, after, last, before, default=50), newest_first))
         return Connection.of(page, ConversationMessage.from_model)
 
     @classmethod
@@ -208,6 +218,11 @@ class Conversation(relay.Node):
                    assignee_id=c.assignee_id)
 
     resolve_nodes = node_resolver(lambda info, keys: info.context.loaders.conversation.load_many(keys))
+
+
+@strawberry.type(description="A page of a brand's inbox.")
+class ConversationConnection(Connection[Conversation], TotalCount):
+    pass
 
 
 @strawberry.type(description="Conversations per status, for the inbox tabs.")

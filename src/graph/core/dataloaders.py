@@ -26,7 +26,7 @@ class Loaders:
     customer: DataLoader[uuid.UUID, Any]
     customer_tags: DataLoader[uuid.UUID, list]
     customer_consents: DataLoader[uuid.UUID, list]
-    customer_notes: DataLoader[uuid.UUID, list]
+    customer_notes: DataLoader[tuple, Any]
     customer_brands: DataLoader[uuid.UUID, list]
     profile: DataLoader[tuple[uuid.UUID, uuid.UUID | None], Any]
     last_order: DataLoader[tuple[uuid.UUID, uuid.UUID | None], Any]

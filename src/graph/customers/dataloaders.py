@@ -11,6 +11,7 @@ from strawberry.dataloader import DataLoader
 
 from domain.commerce import service as commerce
 from domain.customers import consent, notes, service, tags
+from domain.pagination import PageRequest
 from domain.profiles import service as profiles
 from domain.profiles.models import ALL_BRANDS
 from domain.tenancy import scoping
@@ -31,8 +32,9 @@ def consents_loader(p: Principal) -> DataLoader[uuid.UUID, list]:
     return batch_loader(lambda ids: consent.consents_by_customer(p, ids), list)
 
 
-def notes_loader(p: Principal) -> DataLoader[uuid.UUID, list]:
-    return batch_loader(lambda ids: notes.notes_by_customer(p, ids), list)
+def notes_loader(p: Principal) -> DataLoader[tuple, Any]:
+    """Keys (customer id, page request): one query per distinct page request, and one count."""
+    return page_loader(lambda ids, page: notes.notes_of(p, ids, page=page))
 
 
 def brand_links_loader(p: Principal) -> DataLoader[uuid.UUID, list]:
@@ -56,18 +58,18 @@ def order_items_loader(p: Principal) -> DataLoader[uuid.UUID, list]:
 
 
 def timeline_loader(p: Principal) -> DataLoader[tuple, Any]:
-    """Keys (customer id, filter, first, after): one query per distinct page request."""
-    return page_loader(lambda ids, flt, first, after: timeline.pages(
-        p.tenant_id, ids, flt, visible_brands=scoping.granted_brands(p), first=first, after=after))
+    """Keys (customer id, filter, page request): one query per distinct page request."""
+    return page_loader(lambda ids, flt, page: timeline.pages(
+        p.tenant_id, ids, flt, visible_brands=scoping.granted_brands(p), page=page))
 
 
 def orders_loader(p: Principal, *, items: DataLoader) -> DataLoader[tuple, Any]:
-    """Keys (customer id, brand id, first, after, selected order fields): one query per distinct
+    """Keys (customer id, brand id, page request, selected order fields): one query per distinct
     page request, then one batch for the items of every page's orders when selected."""
 
-    async def fetch(ids: list[uuid.UUID], brand_id: uuid.UUID | None, first: int, after: str | None,
+    async def fetch(ids: list[uuid.UUID], brand_id: uuid.UUID | None, page: PageRequest,
                     wanted: frozenset[str]) -> dict:
-        pages = await commerce.orders_of_customers(p, ids, brand_id=brand_id, first=first, after=after)
+        pages = await commerce.orders_of_customers(p, ids, brand_id=brand_id, page=page)
         if "items" in wanted:
             await items.load_many([o.id for page in pages.values() for o in page.items])
         return pages
@@ -76,8 +78,7 @@ def orders_loader(p: Principal, *, items: DataLoader) -> DataLoader[tuple, Any]:
 
 
 # the lists keyed by customer id alone that a page of customers loads when its nodes select them
-BY_CUSTOMER = {"tags": "customer_tags", "consents": "customer_consents", "notes": "customer_notes",
-               "brands": "customer_brands"}
+BY_CUSTOMER = {"tags": "customer_tags", "consents": "customer_consents", "brands": "customer_brands"}
 
 
 async def prefetch(loaders: Any, customer_ids: list[uuid.UUID], wanted: Collection[str],

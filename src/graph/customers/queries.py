@@ -6,9 +6,9 @@ from strawberry import relay
 from domain.customers import service, tags
 from domain.customers.service import CustomerFilter
 from domain.customers.service import CustomerOrder as DomainCustomerOrder
-from domain.pagination import clamp_first
 from graph.core import ids
-from graph.core.connection import Connection
+from graph.core.brands import brand_or_active
+from graph.core.connection import Connection, page_request
 from graph.core.context import Info
 from graph.core.nodes import load_node
 from graph.customers.types import Customer, Tag, customer_page
@@ -25,17 +25,19 @@ class CustomerQuery:
         brand_id: relay.GlobalID | None = None,
         search: str | None = None,
         tag_ids: list[relay.GlobalID] | None = None,
-        first: int = 20,
+        first: int | None = 20,
         after: str | None = None,
         order_by: CustomerOrderBy = DomainCustomerOrder.CREATED_AT_DESC,
+        last: int | None = None,
+        before: str | None = None,
     ) -> Connection[Customer]:
         flt = CustomerFilter(
-            brand_id=ids.decode(brand_id, "Brand", "brandId") if brand_id else info.context.brand_id,
+            brand_id=brand_or_active(info, brand_id),
             search=search,
             tag_ids=tuple(ids.decode_many(tag_ids, "Tag", "tagIds") or ()),
         )
         page = await service.list_customers(info.context.principal, flt, DomainCustomerOrder(order_by.value),
-                                            first=clamp_first(first), after=after)
+                                            page=page_request(info, first, after, last, before))
         return await customer_page(info, page)
 
     @strawberry.field(description="One customer; null when absent or not visible to the caller.")

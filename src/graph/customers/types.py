@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
@@ -12,20 +11,21 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from domain.customers import models
+from domain.customers import models, notes
 from domain.customers.consent import Channel as DomainChannel
 from domain.customers.notes import NoteType as DomainNoteType
 from domain.customers.notes import NoteVisibility as DomainNoteVisibility
 from domain.customers.overrides import ContactMethod as DomainContactMethod
 from domain.customers.tags import list_tags
-from domain.pagination import Page, clamp_first
+from domain.pagination import Page, PageRequest
 from domain.profiles import service as profiles
 from domain.profiles.models import CustomerProfile as ProfileModel
 from domain.timeline import service as timeline
 from graph.commerce.types import Order
 from graph.core import ids
 from graph.core.batch import now, wanted
-from graph.core.connection import Connection
+from graph.core.brands import brand_or_active
+from graph.core.connection import Connection, TotalCount, page_request
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
 from graph.core.scalars import BigInt
@@ -77,9 +77,12 @@ class Note(relay.Node):
         return cls(id=str(n.id), body=n.body, type=DomainNoteType(n.type), visibility=DomainNoteVisibility(n.visibility),
                    author=n.author_label, created_at=n.created_at, brand_id=n.brand_id)
 
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        return [None for _ in node_ids]  # notes are read through their customer
+    resolve_nodes = node_resolver(lambda info, keys: notes.notes_by_ids(info.context.principal, keys))
+
+
+@strawberry.type(description="A page of a customer's notes.")
+class NoteConnection(Connection[Note], TotalCount):
+    pass
 
 
 @strawberry.type(description="Whether a brand may reach the customer on a channel.")
@@ -283,14 +286,15 @@ class Customer(relay.Node):
 
     @strawberry.field
     def consents(self, info: Info, brand_id: relay.GlobalID | None = None) -> list[Consent]:
-        brand = ids.optional(brand_id, "Brand", "brandId")
+        brand = brand_or_active(info, brand_id)
         return now(info.context.loaders.customer_consents, self.pk,
                    lambda rows: [Consent.from_model(c) for c in rows if brand is None or c.brand_id == brand])
 
     @strawberry.field(description="Newest first.")
-    def notes(self, info: Info, first: int = 20) -> list[Note]:
-        return now(info.context.loaders.customer_notes, self.pk,
-                   lambda rows: [Note.from_model(n) for n in rows[: clamp_first(first)]])
+    def notes(self, info: Info, first: int | None = 20, after: str | None = None, last: int | None = None,
+              before: str | None = None) -> NoteConnection:
+        return now(info.context.loaders.customer_notes, (self.pk, page_request(info, first, after, last, before)),
+                   lambda page: NoteConnection.of(page, Note.from_model))
 
     @strawberry.field(description="The brands that know this customer (those the caller may see).")
     def brands(self, info: Info) -> list[CustomerBrand]:
@@ -298,33 +302,37 @@ class Customer(relay.Node):
 
     @strawberry.field
     def last_order(self, info: Info, brand_id: relay.GlobalID | None = None) -> Order | None:
-        key_brand = ids.optional(brand_id, "Brand", "brandId")
+        key_brand = brand_or_active(info, brand_id)
         return now(info.context.loaders.last_order, (self.pk, key_brand),
                    lambda found: Order.from_model(found) if found else None)
 
     @strawberry.field(description="Newest first.")
-    async def orders(self, info: Info, first: int = 20, after: str | None = None,
-                     brand_id: relay.GlobalID | None = None) -> Connection[Order]:
-        brand = ids.optional(brand_id, "Brand", "brandId")
+    async def orders(self, info: Info, first: int | None = 20, after: str | None = None,
+                     brand_id: relay.GlobalID | None = None, last: int | None = None,
+                     before: str | None = None) -> Connection[Order]:
+        brand = brand_or_active(info, brand_id)
         selected = frozenset(wanted(info, "edges", "node").keys() & {"items"})
-        page = await info.context.loaders.customer_orders.load((self.pk, brand, clamp_first(first), after, selected))
+        page = await info.context.loaders.customer_orders.load(
+            (self.pk, brand, page_request(info, first, after, last, before), selected))
         return Connection.of(page, Order.from_model)
 
     @strawberry.field(description="Everything that happened to the customer, newest first.")
     async def timeline(
         self,
         info: Info,
-        first: int = 20,
+        first: int | None = 20,
         after: str | None = None,
         types: list[TimelineEventKind] | None = None,
         from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
         to: datetime | None = None,
         brand_id: relay.GlobalID | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> Connection[TimelineEvent]:
-        wanted_brand = ids.optional(brand_id, "Brand", "brandId")
+        wanted_brand = brand_or_active(info, brand_id)
         flt = timeline.TimelineFilter(kinds=tuple(types or ()), occurred_from=from_, occurred_to=to,
                                       brand_id=wanted_brand)
-        page = await info.context.loaders.timeline.load((self.pk, flt, clamp_first(first), after))
+        page = await info.context.loaders.timeline.load((self.pk, flt, page_request(info, first, after, last, before)))
         return Connection.of(page, from_entry)
 
     @classmethod
@@ -353,6 +361,11 @@ def _brand_links(rows: list[models.CustomerBrand]) -> list[CustomerBrand]:
     return [CustomerBrand(first_seen_at=r.first_seen_at, source=r.source, brand_id=r.brand_id) for r in rows]
 
 
+def _int(value: object) -> int | None:
+    """A selected field's argument as a number (a literal arrives as its text)."""
+    return None if value is None else int(str(value))
+
+
 async def customer_page(info: Info, page: Page[models.Customer]) -> Connection[Customer]:
     """A page of customers, with the lists and profiles its nodes select loaded: one batch each,
     and no awaitable per node for them. A field selected with a brandId argument (a profile or last
@@ -365,6 +378,9 @@ async def customer_page(info: Info, page: Page[models.Customer]) -> Connection[C
         if readable:
             keyed["profile"] = [(c, brand) for c in customer_ids]
     if any(not args.get("brandId") for args in selected.get("lastOrder", ())):
-        keyed["last_order"] = [(c, None) for c in customer_ids]
+        keyed["last_order"] = [(c, info.context.brand_id) for c in customer_ids]
+    requests = {PageRequest.of(_int(a.get("first")), a.get("after"), _int(a.get("last")), a.get("before"))
+                for a in selected.get("notes", ())}
+    keyed["customer_notes"] = [(c, r) for r in requests for c in customer_ids]
     await dataloaders.prefetch(info.context.loaders, customer_ids, selected.keys(), keyed)
     return Connection.of(page, Customer.from_model)

@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from domain.delivery import service as delivery
 from domain.delivery.base import Channel as DomainChannel
 from domain.delivery.registry import PROVIDERS
+from graph.core.connection import Connection, TotalCount
 
 Channel = strawberry.enum(DomainChannel, name="MessageChannel", description="How a message reaches a customer.")
 
@@ -78,3 +79,8 @@ class Suppression:
     def from_model(cls, r: Any) -> Suppression:
         return cls(channel=DomainChannel(r.channel), address=r.address, reason=SuppressionReason(r.reason), source=r.source,
                    created_at=r.created_at)
+
+
+@strawberry.type(description="A page of a brand's suppressed addresses, newest first.")
+class SuppressionConnection(Connection[Suppression], TotalCount):
+    pass

@@ -5,9 +5,8 @@ from strawberry import relay
 
 from domain.errors import DomainError
 from domain.jobs import service
-from domain.pagination import clamp_first
 from graph.core import ids
-from graph.core.connection import Connection
+from graph.core.connection import Connection, page_request
 from graph.core.context import Info
 from graph.jobs.types import Job
 
@@ -22,6 +21,7 @@ class JobQuery:
             return None
 
     @strawberry.field(description="Jobs, newest first.")
-    async def jobs(self, info: Info, kind: str | None = None, first: int = 20, after: str | None = None) -> Connection[Job]:
-        page = await service.list_jobs(info.context.principal, kind=kind, first=clamp_first(first), after=after)
+    async def jobs(self, info: Info, kind: str | None = None, first: int | None = 20, after: str | None = None,
+                   last: int | None = None, before: str | None = None) -> Connection[Job]:
+        page = await service.list_jobs(info.context.principal, kind=kind, page=page_request(info, first, after, last, before))
         return Connection.of(page, Job.from_model)

@@ -10,7 +10,6 @@ from strawberry.file_uploads import Upload
 from strawberry.relay import GlobalID
 from strawberry.scalars import JSON
 
-from domain.errors import NotFound
 from domain.exports.timeline import result_url
 from domain.jobs import service as jobs
 from domain.jobs.models import Job as JobModel
@@ -38,13 +37,7 @@ class JobProgress:
 
 
 async def _jobs_by_id(info: Info, job_ids: list[uuid.UUID]) -> dict:
-    found = {}
-    for job_id in job_ids:
-        try:
-            found[job_id] = await jobs.get_job(info.context.principal, job_id)
-        except NotFound:
-            pass
-    return found
+    return await jobs.jobs_by_ids(info.context.principal, job_ids)
 
 
 @strawberry.type(description="Long work: an import, export, rebuild or refresh. Poll it or follow jobProgress.")

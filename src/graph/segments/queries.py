@@ -3,10 +3,10 @@ from __future__ import annotations
 import strawberry
 from strawberry import relay
 
-from domain.pagination import clamp_first
 from domain.segments import catalogue, inspection, membership, service
 from graph.core import ids
-from graph.core.connection import Connection
+from graph.core.brands import brand_or_active, required_brand
+from graph.core.connection import page_request
 from graph.core.context import Info
 from graph.core.nodes import load_node
 from graph.customers.types import Customer
@@ -14,9 +14,10 @@ from graph.segments.inputs import SegmentDefinitionInput, SegmentOperator, to_de
 from graph.segments.types import (
     CustomAttribute,
     Segment,
+    SegmentConnection,
     SegmentExplanation,
     SegmentField,
-    SegmentPreview,
+    SegmentPreviewConnection,
     SegmentsOverlap,
     explanation_node,
 )
@@ -26,19 +27,21 @@ from graph.segments.types import (
 class SegmentQuery:
     @strawberry.field(description="Segments, newest first; a brand's with brandId (or X-Brand-Id).")
     async def segments(self, info: Info, brand_id: relay.GlobalID | None = None, include_archived: bool = False,
-                       first: int = 20, after: str | None = None) -> Connection[Segment]:
-        brand = ids.decode(brand_id, "Brand", "brandId") if brand_id else info.context.brand_id
+                       first: int | None = 20, after: str | None = None, last: int | None = None,
+                       before: str | None = None) -> SegmentConnection:
+        brand = brand_or_active(info, brand_id)
         page = await service.list_segments(info.context.principal, brand, include_archived=include_archived,
-                                           first=clamp_first(first), after=after)
-        return Connection.of(page, Segment.from_model)
+                                           page=page_request(info, first, after, last, before))
+        return SegmentConnection.of(page, Segment.from_model, lambda: service.count_segments(
+            info.context.principal, brand, include_archived=include_archived))
 
     @strawberry.field
     async def segment(self, info: Info, id: relay.GlobalID) -> Segment | None:
         return await load_node(id, "Segment", info.context.loaders.segment, Segment.from_model)
 
     @strawberry.field(description="Every field a segment rule can use for this brand, with operators and suggestions.")
-    async def segment_fields(self, info: Info, brand_id: relay.GlobalID) -> list[SegmentField]:
-        found = await catalogue.field_catalogue(info.context.principal, ids.decode(brand_id, "Brand", "brandId"))
+    async def segment_fields(self, info: Info, brand_id: relay.GlobalID | None = None) -> list[SegmentField]:
+        found = await catalogue.field_catalogue(info.context.principal, required_brand(info, brand_id))
         return [SegmentField(kind=f.kind.value, field=f.field, label=f.label, value_type=f.value_type.value,
                              operators=[SegmentOperator(o.value) for o in f.operators],
                              enum_values=list(f.enum_values), suggestions=list(f.suggestions)) for f in found]
@@ -51,11 +54,12 @@ class SegmentQuery:
         return SegmentsOverlap.from_report(await membership.overlap_of(info.context.principal, decoded))
 
     @strawberry.field(description="The member count and first members of a definition, without saving it.")
-    async def preview_segment(self, info: Info, brand_id: relay.GlobalID, definition: SegmentDefinitionInput,
-                              first: int = 20) -> SegmentPreview:
-        p = await inspection.preview(info.context.principal, ids.decode(brand_id, "Brand", "brandId"),
-                                  to_definition(definition), first=clamp_first(first))
-        return SegmentPreview(count=p.count, customers=[Customer.from_model(c) for c in p.customers])
+    async def preview_segment(self, info: Info, definition: SegmentDefinitionInput, brand_id: relay.GlobalID | None = None,
+                              first: int | None = 20, after: str | None = None, last: int | None = None,
+                              before: str | None = None) -> SegmentPreviewConnection:
+        page = await inspection.preview(info.context.principal, required_brand(info, brand_id),
+                                        to_definition(definition), page=page_request(info, first, after, last, before))
+        return SegmentPreviewConnection.of(page, Customer.from_model)
 
     @strawberry.field(description="Why a customer is in or out: each rule's result and the value it saw.")
     async def explain_segment(self, info: Info, customer_id: relay.GlobalID, segment_id: relay.GlobalID | None = None,
@@ -64,7 +68,7 @@ class SegmentQuery:
         e = await inspection.explain(
             info.context.principal, ids.decode(customer_id, "Customer", "customerId"),
             segment_id=ids.optional(segment_id, "Segment", "segmentId"),
-            brand_id=ids.optional(brand_id, "Brand", "brandId"),
+            brand_id=brand_or_active(info, brand_id),
             definition=to_definition(definition) if definition else None)
         return SegmentExplanation(matched=e.matched, in_brand=e.in_brand, root=explanation_node(e.root))
 

@@ -11,12 +11,11 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from domain.pagination import clamp_first
 from domain.segments import membership, models
 from domain.segments.models import Segment as SegmentModel
 from graph.core import ids
 from graph.core.batch import now, wanted
-from graph.core.connection import Connection
+from graph.core.connection import Connection, TotalCount, page_request
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
 from graph.customers.types import Customer, customer_or_none
@@ -60,6 +59,11 @@ class SegmentMember:
     entered_at: datetime
     score: float | None = strawberry.field(description="Similarity to the source (lookalike segments).")
     customer: Customer
+
+
+@strawberry.type(description="A page of a segment's current members; totalCount is its member count.")
+class SegmentMemberConnection(Connection[SegmentMember], TotalCount):
+    pass
 
 
 @strawberry.type
@@ -182,15 +186,19 @@ class Segment(relay.Node):
                                 stale_since=self.stale_since, seconds_since_refresh=since)
 
     @strawberry.field(description="Current members, newest first.")
-    async def members(self, info: Info, first: int = 20, after: str | None = None) -> Connection[SegmentMember]:
-        page = await info.context.loaders.segment_members.load((uuid.UUID(self.id), clamp_first(first), after))
-        return Connection.of(page, lambda r: SegmentMember(entered_at=r[0].entered_at, score=r[0].score,
+    async def members(self, info: Info, first: int | None = 20, after: str | None = None, last: int | None = None,
+                      before: str | None = None) -> SegmentMemberConnection:
+        page = await info.context.loaders.segment_members.load(
+            (uuid.UUID(self.id), page_request(info, first, after, last, before)))
+        return SegmentMemberConnection.of(page, lambda r: SegmentMember(entered_at=r[0].entered_at, score=r[0].score,
                                                           customer=Customer.from_model(r[1])))
 
     @strawberry.field(description="Enter and exit events, newest first.")
-    async def history(self, info: Info, first: int = 20, after: str | None = None) -> Connection[SegmentHistoryEvent]:
+    async def history(self, info: Info, first: int | None = 20, after: str | None = None, last: int | None = None,
+                      before: str | None = None) -> Connection[SegmentHistoryEvent]:
         selected = frozenset(wanted(info, "edges", "node").keys() & {"customer"})
-        page = await info.context.loaders.segment_history.load((uuid.UUID(self.id), clamp_first(first), after, selected))
+        page = await info.context.loaders.segment_history.load(
+            (uuid.UUID(self.id), page_request(info, first, after, last, before), selected))
         return Connection.of(page, lambda e: SegmentHistoryEvent(change=MembershipChange(e.change), at=e.at,
                                                                  cause=MembershipCause(e.cause),
                                                                  customer_id=e.customer_id))
@@ -215,6 +223,11 @@ class Segment(relay.Node):
     resolve_nodes = node_resolver(lambda info, keys: info.context.loaders.segment.load_many(keys))
 
 
+@strawberry.type(description="A page of segments.")
+class SegmentConnection(Connection[Segment], TotalCount):
+    pass
+
+
 def _mode(s: SegmentModel) -> SegmentEvaluationMode:
     if s.kind == models.SegmentKind.STATIC.value:
         return SegmentEvaluationMode.MANUAL
@@ -234,10 +247,9 @@ class SegmentField:
     suggestions: list[str]
 
 
-@strawberry.type
-class SegmentPreview:
-    count: int
-    customers: list[Customer]
+@strawberry.type(description="The customers a definition matches, newest first; totalCount is how many.")
+class SegmentPreviewConnection(Connection[Customer], TotalCount):
+    pass
 
 
 @strawberry.type

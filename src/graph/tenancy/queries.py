@@ -15,7 +15,7 @@ class TenancyQuery:
     def viewer(self, info: Info) -> Viewer:
         p = info.context.principal
         return Viewer(
-            principal=Principal(kind=p.kind, id=strawberry.ID(str(p.tenant_facing_id)), label=p.label),
+            principal=Principal(kind=p.kind, id=str(p.tenant_facing_id), label=p.label),
             member_id=strawberry.ID(str(ids.encode("Member", p.member_id))) if p.member_id else None,
             role=p.role,
             permissions=[] if p.invited else sorted(p.actions, key=lambda a: a.value),

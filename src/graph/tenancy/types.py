@@ -21,6 +21,7 @@ from domain.tenancy.policies import Action as DomainAction
 from domain.tenancy.policies import PrincipalKind as DomainPrincipalKind
 from domain.tenancy.policies import Role as DomainRole
 from domain.tenancy.tenants import get_tenant
+from graph.core.connection import page_request
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
 from graph.plans.types import ApiUsageHour, TenantPlan
@@ -112,14 +113,15 @@ class Brand(relay.Node):
 
     @strawberry.field(description="The brand's campaigns, newest first.")
     async def campaigns(
-        self, info: Info, first: int = 20, after: str | None = None,
+        self, info: Info, first: int | None = 20, after: str | None = None,
         status: list[Annotated["CampaignStatus", strawberry.lazy("graph.campaigns.types")]] | None = None,
+        last: int | None = None, before: str | None = None,
     ) -> Annotated["CampaignConnection", strawberry.lazy("graph.campaigns.types")]:
         # the GraphQL types of two areas refer to each other: imported when resolved
         from graph.campaigns.types import brand_campaigns
 
         statuses = [Status(s.value) for s in status] if status else None
-        return await brand_campaigns(info, uuid.UUID(self.id), statuses, first, after)
+        return await brand_campaigns(info, uuid.UUID(self.id), statuses, page_request(info, first, after, last, before))
 
     @classmethod
     def from_model(cls, b: models.Brand) -> Brand:
@@ -189,6 +191,8 @@ class Member(relay.Node):
 
 
 async def _api_keys_by_id(info: Info, node_ids: list[str]) -> dict:
+    if not info.context.principal.may(DomainAction.API_KEY_MANAGE):
+        return {}
     return {str(k.id): k for k in await list_api_keys(info.context.principal, include_revoked=True)}
 
 
@@ -221,12 +225,39 @@ class ApiKey(relay.Node):
     resolve_nodes = node_resolver(_api_keys_by_id, parse=str)
 
 
+async def _principals_by_id(info: Info, keys: list[uuid.UUID]) -> dict:
+    """The caller itself; members (for those who read members) and API keys (for those who
+    manage them) of its tenant."""
+    p = info.context.principal
+    found: dict[uuid.UUID, Principal] = {}
+    if p.tenant_facing_id in keys:
+        found[p.tenant_facing_id] = Principal(kind=p.kind, id=str(p.tenant_facing_id), label=p.label)
+    rest = [k for k in keys if k not in found]
+    if rest and p.may(DomainAction.MEMBER_READ):
+        for m in await info.context.loaders.member.load_many(rest):
+            if m is not None:
+                found[m.id] = Principal(kind=DomainPrincipalKind.USER, id=str(m.id), label=m.email)
+    rest = [k for k in rest if k not in found]
+    if rest and p.may(DomainAction.API_KEY_MANAGE):
+        for k in await list_api_keys(p, include_revoked=True):
+            if k.id in rest:
+                found[k.id] = Principal(kind=DomainPrincipalKind.API_KEY, id=str(k.id), label=f"{k.name} ({k.prefix})")
+    return found
+
+
 @strawberry.type(description="The caller: a user signed in with a token, or an API key.")
-class Principal:
+class Principal(relay.Node):
     kind: PrincipalKind
-    id: strawberry.ID = strawberry.field(
-        description="A person's member id in this tenant (as AuditEntry.principalId shows it); an API key's id.")
+    id: relay.NodeID[str] = strawberry.field(
+        description="A global id over a person's member id in this tenant (as AuditEntry.principalId shows it) "
+                    "or an API key's id.")
     label: str
+
+    @classmethod
+    def from_model(cls, p: Principal) -> Principal:
+        return p
+
+    resolve_nodes = node_resolver(_principals_by_id)
 
 
 @strawberry.type(description="Who is calling, in which tenant, and what they may do.")

@@ -6,12 +6,15 @@ the raw data; typed events keep ``data`` too, for fields added later."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from strawberry import relay
 from strawberry.scalars import JSON
 
+from domain.timeline import service as timeline
 from domain.timeline.models import TimelineEntry
 from domain.timeline.service import Kind
 from graph.core.context import Info
@@ -21,9 +24,22 @@ from graph.tenancy.types import Brand, brand_of
 TimelineEventKind = strawberry.enum(Kind, name="TimelineEventKind")
 
 
+def _event_key(node_id: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """A timeline event's node id, ``<customer id>.<event id>``: the event's place in its table's key."""
+    customer, _, event = node_id.partition(".")
+    try:
+        return uuid.UUID(customer), uuid.UUID(event)
+    except ValueError:
+        return None
+
+
+async def _events_by_key(info: Info, keys: list[tuple[uuid.UUID, uuid.UUID]]) -> dict:
+    return await timeline.entries_by_keys(info.context.principal, keys)
+
+
 @strawberry.interface(description="Something that happened to a customer.")
-class TimelineEvent:
-    id: strawberry.ID
+class TimelineEvent(relay.Node):
+    id: relay.NodeID[str]
     occurred_at: datetime
     kind: TimelineEventKind
     brand_id: strawberry.Private[uuid.UUID | None]
@@ -32,10 +48,17 @@ class TimelineEvent:
     async def brand(self, info: Info) -> Brand | None:
         return await brand_of(info, self.brand_id)
 
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> list:
+        keys = [_event_key(n) for n in node_ids]
+        found = await _events_by_key(info, [k for k in keys if k is not None])
+        events = [from_entry(found[k]) if k is not None and k in found else None for k in keys]
+        return [e if isinstance(e, cls) and type(e).__name__ == cls.__name__ else None for e in events]
+
 
 @strawberry.type
 class OrderPlacedEvent(TimelineEvent):
-    order_id: strawberry.ID
+    order_id: relay.GlobalID
     external_order_id: str
     total_cents: BigInt
     currency: str
@@ -51,7 +74,7 @@ class EventTrackedEvent(TimelineEvent):
 
 @strawberry.type
 class NoteAddedEvent(TimelineEvent):
-    note_id: strawberry.ID
+    note_id: relay.GlobalID
     note_type: str
     visibility: str
     author: str | None
@@ -60,14 +83,14 @@ class NoteAddedEvent(TimelineEvent):
 
 @strawberry.type
 class TagAddedEvent(TimelineEvent):
-    tag_id: strawberry.ID
+    tag_id: relay.GlobalID
     tag_name: str | None
     by: str | None
 
 
 @strawberry.type
 class TagRemovedEvent(TimelineEvent):
-    tag_id: strawberry.ID
+    tag_id: relay.GlobalID
     tag_name: str | None
     by: str | None
 
@@ -119,7 +142,7 @@ class CampaignMessageEvent(TimelineEvent):
 
 @strawberry.type(description="An order attributed to a campaign the customer opened or clicked.")
 class CampaignConversionEvent(TimelineEvent):
-    order_id: strawberry.ID | None
+    order_id: relay.GlobalID | None
     revenue_cents: BigInt
     touch: str = strawberry.field(description="click or open: the engagement it is credited to.")
     data: JSON
@@ -160,31 +183,35 @@ TIMELINE_TYPES = (OrderPlacedEvent, EventTrackedEvent, NoteAddedEvent, TagAddedE
                   ConversationMessageEvent, OtherTimelineEvent)
 
 
+def _gid(type_name: str, value: str | None) -> relay.GlobalID:
+    return relay.GlobalID(type_name, value or "")
+
+
 def from_entry(e: TimelineEntry) -> TimelineEvent:
-    base = dict(id=strawberry.ID(str(e.id)), occurred_at=e.occurred_at, kind=Kind(e.kind), brand_id=e.brand_id)
+    base = dict(id=f"{e.customer_id}.{e.id}", occurred_at=e.occurred_at, kind=Kind(e.kind), brand_id=e.brand_id)
     d = e.data or {}
     match e.kind:
         case Kind.ORDER_PLACED.value:
-            return OrderPlacedEvent(**base, order_id=strawberry.ID(e.ref_id or ""),
+            return OrderPlacedEvent(**base, order_id=_gid("Order", e.ref_id),
                                     external_order_id=d.get("external_order_id", ""), total_cents=d.get("total_cents", 0),
                                     currency=d.get("currency", ""), status=d.get("status", ""),
                                     item_count=d.get("items", 0))
         case Kind.EVENT_TRACKED.value:
             return EventTrackedEvent(**base, name=d.get("name", ""), properties=d.get("properties", {}))
         case Kind.NOTE_ADDED.value:
-            return NoteAddedEvent(**base, note_id=strawberry.ID(e.ref_id or ""), note_type=d.get("type", ""),
+            return NoteAddedEvent(**base, note_id=_gid("Note", e.ref_id), note_type=d.get("type", ""),
                                   visibility=d.get("visibility", ""), author=d.get("author"),
                                   excerpt=d.get("excerpt", ""))
         case Kind.TAG_ADDED.value | Kind.TAG_REMOVED.value:
             cls = TagAddedEvent if e.kind == Kind.TAG_ADDED.value else TagRemovedEvent
-            return cls(**base, tag_id=strawberry.ID(d.get("tag_id", "")), tag_name=d.get("tag"), by=d.get("by"))
+            return cls(**base, tag_id=_gid("Tag", d.get("tag_id")), tag_name=d.get("tag"), by=d.get("by"))
         case Kind.CONSENT_CHANGED.value:
             return ConsentChangedEvent(**base, channel=d.get("channel", ""), granted=bool(d.get("granted")),
                                        source=d.get("source", ""))
         case Kind.CUSTOMER_CREATED.value:
             return CustomerCreatedEvent(**base, source=d.get("source", ""))
         case Kind.CAMPAIGN_CONVERSION.value:
-            return CampaignConversionEvent(**base, order_id=strawberry.ID(d["order_id"]) if d.get("order_id") else None,
+            return CampaignConversionEvent(**base, order_id=_gid("Order", d["order_id"]) if d.get("order_id") else None,
                                            revenue_cents=int(d.get("revenue_cents") or 0), touch=d.get("touch", ""),
                                            data=d, campaign_id=d.get("campaign_id"))
         case Kind.CONVERSATION_MESSAGE.value:

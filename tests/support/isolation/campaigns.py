@@ -216,7 +216,7 @@ PROVIDERS = "query($b: ID!) { deliveryProviders(brandId: $b) { channel provider 
 SETTINGS = "query($b: ID!) { messagingSettings(brandId: $b) { attributionDays sendRatePerSecond } }"
 
 
-SUPPRESSIONS = "query($b: ID!) { suppressions(brandId: $b, first: 500) { channel address reason } }"
+SUPPRESSIONS = "query($b: ID!) { suppressions(brandId: $b, first: 100) { edges { node { channel address reason } } } }"
 
 
 BRAND_CAMPAIGNS = "query($b: ID!) { brand(id: $b) { id campaigns(first: 100) { edges { node { id } } } } }"
@@ -250,6 +250,6 @@ READS: list[Read] = [
     Read("messagingSettings", SETTINGS, lambda w: {"b": w.brand("b")},
          lambda d, w: check(d["messagingSettings"]["sendRatePerSecond"] >= 1, d), _not_found),
     Read("suppressions", SUPPRESSIONS, lambda w: {"b": w.brand("a")},
-         lambda d, w: check(w.suppressed["a"] in {x["address"] for x in d["suppressions"]}, d), _not_found),
+         lambda d, w: check(w.suppressed["a"] in {x["node"]["address"] for x in d["suppressions"]["edges"]}, d), _not_found),
 ]
 

@@ -262,7 +262,7 @@ FIELDS = "query($b: ID!) { segmentFields(brandId: $b) { kind field suggestions }
 
 
 PREVIEW = """query($b: ID!, $d: SegmentDefinitionInput!) { previewSegment(brandId: $b, definition: $d) {
-  count customers { id email } } }"""
+  totalCount edges { node { id email } } } }"""
 
 
 EXPLAIN_SEGMENT = """query($s: ID!, $c: ID!) { explainSegment(segmentId: $s, customerId: $c) {
@@ -320,14 +320,14 @@ READS: list[Read] = [
          lambda d, w: check(gid("Tag", w.vip) in json.dumps(d) or str(w.vip) in json.dumps(d), d),
          None, _refused("NOT_FOUND", "brandId", "segmentFields")),
     Read("previewSegment(A's brand)", PREVIEW, lambda w, b: {"b": w.brand("a"), "d": {"match": "ALL"}},
-         lambda d, w: check(d["previewSegment"]["count"] == 5, d),
+         lambda d, w: check(d["previewSegment"]["totalCount"] == 5, d),
          None, _refused("NOT_FOUND", "brandId", "previewSegment")),
     Read("previewSegment(A's tag)", PREVIEW, lambda w, b: {"b": w.brand("a"), "d": tag_def(w)},
-         lambda d, w: check(d["previewSegment"]["count"] == 2, d),
+         lambda d, w: check(d["previewSegment"]["totalCount"] == 2, d),
          lambda w, b: {"b": b.t.brand_gid("a"), "d": tag_def(w)},
          _refused("INVALID", "definition", "previewSegment")),
     Read("previewSegment(A's segment)", PREVIEW, lambda w, b: {"b": w.brand("a"), "d": seg_def(w)},
-         lambda d, w: check(d["previewSegment"]["count"] == 3, d),
+         lambda d, w: check(d["previewSegment"]["totalCount"] == 3, d),
          lambda w, b: {"b": b.t.brand_gid("a"), "d": seg_def(w)},
          _refused("INVALID", "definition", "previewSegment")),
     Read("explainSegment(A's segment)", EXPLAIN_SEGMENT, lambda w, b: {"s": segment_gid(w), "c": customer_gid(w)},

@@ -75,7 +75,7 @@ def _viewer_own(d: dict[str, Any], w: World) -> None:
 
 def _viewer_foreign(d: dict[str, Any], w: World, b: TenantFixture) -> None:
     assert d["viewer"]["tenant"] == {"id": gid("Tenant", b.id), "slug": b.slug}
-    assert d["viewer"]["principal"]["id"] == str(b.owner_member_id)
+    assert d["viewer"]["principal"]["id"] == gid("Principal", b.owner_member_id)
     assert _ids(d["viewer"]["brands"]) == {b.brand_gid("a"), b.brand_gid("b")}
 
 
@@ -122,6 +122,14 @@ READS: list[Read] = [
     _node_read("ApiKey", lambda w: w.key),
     _node_read("Tenant", lambda w: w.tenant),
     _node_read("AuditEntry", lambda w: w.entry_gid),
+    Read(
+        "nodes",
+        "query($ids: [ID!]!) { nodes(ids: $ids) { id __typename } }",
+        lambda w: {"ids": [w.brand("a"), w.target, w.owner, w.key, w.tenant, w.entry_gid]},
+        lambda d, w: check([n and n["id"] for n in d["nodes"]]
+                           == [w.brand("a"), w.target, w.owner, w.key, w.tenant, w.entry_gid], d),
+        lambda d, w, b: check(d["nodes"] == [None] * 6, d),
+    ),
     Read(
         "members",
         "{ members { id email role brands { id } } }",
