@@ -49,6 +49,7 @@ from domain.conversations.models import CannedResponse, Conversation, Message
 from domain.customers.models import Customer, CustomerBrand
 from domain.customers.service import load_visible
 from domain.errors import DomainError, ErrorCode, InvalidState, NotFound, Validator
+from domain.pagination import PageRequest
 from domain.platform import events, outbox
 from domain.platform import redis as redis_mod
 from domain.platform.broker import tenant_actor
@@ -356,10 +357,11 @@ async def _check_segment(tenant_id: uuid.UUID, brand_id: uuid.UUID, text: str) -
         return None, ["the answer is not a JSON object with a definition"]
     definition.setdefault("version", 1)
     try:
-        found = await inspection.preview(_run_principal(tenant_id, brand_id), brand_id, definition, first=0)
+        found = await inspection.preview(_run_principal(tenant_id, brand_id), brand_id, definition,
+                                         page=PageRequest(size=0))
     except DomainError as exc:
         return None, [f"{e.field}: {e.message}" if e.field else e.message for e in exc.errors]
-    return {"definition": definition, "count": found.count,
+    return {"definition": definition, "count": found.total,
             "explanation": [{"rule": str(x.get("rule", "")), "meaning": str(x.get("meaning", ""))}
                             for x in explanation if isinstance(x, dict)][:50]}, []
 
