@@ -26,6 +26,7 @@ class ActionKind(str, Enum):
     WEBHOOK = "webhook"
     EVENT = "event"  # record a tracked event on the customer
     UPDATE_CUSTOMER = "update_customer"  # set or clear a custom attribute
+    MESSAGE = "message"  # send one e-mail, SMS or push through the campaign pipeline (after an optional wait)
     CAMPAIGN = "campaign"  # reserved for the campaigns capability: refused for now
 
 
@@ -55,7 +56,7 @@ class SegmentAutomation(TenantOwned, Timestamps, Base):
     segment_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     trigger: Mapped[str] = mapped_column(String(16), nullable=False)  # enter | exit | periodic
-    action: Mapped[str] = mapped_column(String(16), nullable=False)  # add_tag | remove_tag | webhook | event | update_customer
+    action: Mapped[str] = mapped_column(String(16), nullable=False)  # add_tag | remove_tag | webhook | event | update_customer | message
     config: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

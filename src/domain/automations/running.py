@@ -15,7 +15,7 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import String, and_, cast, delete, func, insert, literal, or_, select, update
+from sqlalchemy import String, and_, case, cast, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +34,7 @@ from domain.automations.webhooks import deliver, schedule_retry
 from domain.audit import service as audit
 from domain.commerce.models import TrackedEvent
 from domain.customers.models import Customer, CustomerTag, Tag
+from domain.platform import outbox
 from domain.platform.broker import tenant_actor
 from domain.platform.db import tenant_session
 from domain.profiles import service as profiles
@@ -147,6 +148,10 @@ async def _run(tenant_id: uuid.UUID, seg: Segment, auto: SegmentAutomation, occu
             await _update_action(s, tenant_id, seg, auto, run_id)
             await finish(s, tenant_id, auto.id, run_id)
             return run_id
+        if action is ActionKind.MESSAGE:
+            await _message_action(s, tenant_id, seg, auto, run_id)
+            await finish(s, tenant_id, auto.id, run_id)
+            return run_id
         if action is not ActionKind.WEBHOOK:  # an action this version cannot perform
             await fail_pending(s, tenant_id, auto.id, run_id, f"the {action.value} action is not available")
             await finish(s, tenant_id, auto.id, run_id)
@@ -189,6 +194,59 @@ async def _event_action(s: AsyncSession, tenant_id: uuid.UUID, seg: Segment, aut
     await profiles.refresh(s, tenant_id, customers)
     await changes.customers_changed(s, tenant_id, customers, [event_input(name), PROFILE])
     await _succeed(s, of_run)
+
+
+MESSAGE_SEND_WINDOW_HOURS = 72  # how far the frequency cap may defer an automation's message
+
+
+async def _message_action(s: AsyncSession, tenant_id: uuid.UUID, seg: Segment, auto: SegmentAutomation,
+                          run_id: uuid.UUID) -> None:
+    """Send the message to the run's customers through the campaign pipeline: the run's messages
+    are the recipients of a campaign of its own (its id is the run's, ``automation_id`` names the
+    automation), written in the claiming transaction. So the audience rules decide each one as
+    for a scheduled campaign (no address, suppressed, no consent: not sent, and the execution
+    fails with that reason; the frequency cap and quiet hours defer it), a configured wait moves
+    its send time (a row the scheduler's pass dispatches when due, surviving restarts), the
+    batches deliver each message exactly once, and the campaign's stats (sent, delivered,
+    opens, clicks, conversions) are the run's. A recipient is unique per campaign, and the
+    executions per stay: a retried run sends nothing twice."""
+    from domain.campaigns import audience, sending  # noqa: PLC0415  (campaigns import segments, which import us)
+    from domain.campaigns.models import Campaign, CampaignStats, Recipient, Status  # noqa: PLC0415
+    from domain.campaigns.stats import bump  # noqa: PLC0415
+
+    e, r = AutomationExecution, Recipient
+    of_run = [e.tenant_id == tenant_id, e.automation_id == auto.id, e.run_id == run_id]
+    config = auto.config or {}
+    now = await s.scalar(select(func.now()))
+    start = now + timedelta(minutes=int(config.get("delay_minutes") or 0))
+    campaign = Campaign(id=run_id, tenant_id=tenant_id, brand_id=seg.brand_id, name=auto.name[:200],
+                        channel=config["channel"], status=Status.SENDING.value, content=config.get("content") or {},
+                        segment_ids=[seg.id], exclusion_segment_ids=[], schedule_mode="at", scheduled_at=start,
+                        send_window_hours=MESSAGE_SEND_WINDOW_HOURS, launch_key=f"automation-run:{run_id}",
+                        launched_at=now, audience_ready_at=now, automation_id=auto.id,
+                        created_by=f"automation:{auto.name}"[:320])
+    s.add(campaign)
+    s.add(CampaignStats(tenant_id=tenant_id, campaign_id=run_id))
+    await s.flush()
+    counts = await audience.materialize(s, campaign)
+    queued = counts.get("queued", 0)
+    excluded = sum(n for k, n in counts.items() if k != "queued")
+    figures = await bump(s, tenant_id, run_id, cost_cents=0, audience=queued, queued=queued, excluded=excluded)
+    sending._finish(campaign, figures)  # nobody to send to: the run's campaign is done
+    # each execution's result: queued for delivery, or the reason it is not sent
+    await s.execute(update(e).where(*of_run, e.status == ExecutionStatus.PENDING.value,
+                                    e.customer_id == r.customer_id, r.tenant_id == tenant_id, r.campaign_id == run_id)
+                    .values(status=case((r.status == "queued", literal(ExecutionStatus.SUCCEEDED.value)),
+                                        else_=literal(ExecutionStatus.FAILED.value)), attempts=e.attempts + 1,
+                            error=func.nullif(literal("not sent: ") + func.coalesce(r.exclusion_reason, ""),
+                                              "not sent: "), updated_at=func.now())
+                    .execution_options(synchronize_session=False))
+    await fail_pending(s, tenant_id, auto.id, run_id, "not sent: the customer no longer exists")
+    batches = list(await s.scalars(select(r.batch_no).where(
+        r.tenant_id == tenant_id, r.campaign_id == run_id, r.status == "queued",
+        r.send_after <= func.now() + timedelta(seconds=5)).distinct().order_by(r.batch_no)))
+    for batch_no in batches:  # later ones: the scheduler's dispatch pass, when due
+        outbox.send(s, sending.send_batch, tenant_id, str(run_id), batch_no)
 
 
 async def _update_action(s: AsyncSession, tenant_id: uuid.UUID, seg: Segment, auto: SegmentAutomation,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased
 
 from domain.audit import service as audit
 from domain.automations.models import AutomationExecution, AutomationRun, SegmentAutomation
-from domain.automations.validation import check_attribute, check_tag, clean, refuse_loop
+from domain.automations.validation import check_attribute, check_content, check_tag, clean, refuse_loop
 from domain.errors import InvalidState, LimitExceeded, NotFound
 from domain.pagination import Page, PageRequest, encode_cursor, owners, pages_by
 from domain.platform.db import tenant_session
@@ -54,6 +54,7 @@ async def create_automation(principal: Principal, segment_id: uuid.UUID, name: s
             raise LimitExceeded(f"a segment has at most {MAX_PER_SEGMENT} automations", field="segmentId")
         await check_tag(s, seg.tenant_id, values["config"])
         await check_attribute(s, seg.tenant_id, values["config"])
+        await check_content(s, seg.tenant_id, values["config"])
         if values.get("is_active", True):
             await refuse_loop(s, seg.tenant_id, seg.id, values["action"], values["config"], None)
         found = SegmentAutomation(id=uuid.uuid4(), tenant_id=seg.tenant_id, segment_id=seg.id, **values)
@@ -76,6 +77,7 @@ async def update_automation(principal: Principal, automation_id: uuid.UUID, data
         if "config" in values:
             await check_tag(s, found.tenant_id, values["config"])
             await check_attribute(s, found.tenant_id, values["config"])
+            await check_content(s, found.tenant_id, values["config"])
         if values.get("is_active", found.is_active):
             await refuse_loop(s, found.tenant_id, found.segment_id, values.get("action", found.action),
                               values.get("config", found.config or {}), found.id)

@@ -25,6 +25,8 @@ from domain.tenancy import validation
 MAX_URL_BYTES = 2048
 MAX_EVERY_HOURS = 168
 MAX_EVENT_PROPERTIES_BYTES = 4096
+MAX_DELAY_MINUTES = 30 * 24 * 60  # a wait before a message: up to 30 days
+CHANNELS = ("email", "sms", "push")
 
 
 def url_problem(url: Any) -> tuple[str, ErrorCode] | None:
@@ -125,6 +127,28 @@ def _clean_config(v: Validator, trigger: Trigger | None, action: ActionKind | No
             v.add("config.value", "the value is a text (at most 500 characters), a number or a boolean")
         else:
             out["value"] = value
+    elif action is ActionKind.MESSAGE:
+        wanted |= {"channel", "content", "delay_minutes"}
+        channel = config.get("channel")
+        if channel is None:
+            v.add("config.channel", "a message needs its channel", ErrorCode.REQUIRED)
+        elif channel not in CHANNELS:
+            v.add("config.channel", "the channel is email, sms or push")
+        else:
+            out["channel"] = channel
+        content = config.get("content")
+        if content is None:
+            v.add("config.content", "a message needs its content (the channel's template fields)", ErrorCode.REQUIRED)
+        elif not isinstance(content, dict):
+            v.add("config.content", "content is an object of the channel's template fields")
+        else:
+            out["content"] = content  # its templates are checked with the tenant's attributes (check_content)
+        delay = config.get("delay_minutes")
+        if delay is not None:
+            if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= MAX_DELAY_MINUTES:
+                v.add("config.delay_minutes", f"the wait is a whole number of minutes from 0 to {MAX_DELAY_MINUTES}")
+            elif delay:
+                out["delay_minutes"] = delay
     elif action is ActionKind.WEBHOOK:
         wanted.add("url")
         problem = url_problem(config.get("url"))
@@ -158,7 +182,7 @@ def clean(data: dict[str, Any], current: SegmentAutomation | None) -> dict[str, 
     action = _parse(v, "action", ActionKind, data["action"]) if "action" in data else ActionKind(current.action)
     if action is ActionKind.CAMPAIGN:
         v.add("action", "the campaign action comes with campaigns and is not available yet; "
-                        "use add_tag, remove_tag, webhook, event or update_customer")
+                        "use add_tag, remove_tag, webhook, event, update_customer or message")
         action = None
     if "config" in data:
         out["config"] = _clean_config(v, trigger, action, data["config"], strict=True)
@@ -184,6 +208,18 @@ async def check_tag(s: AsyncSession, tenant_id: uuid.UUID, config: dict[str, Any
         found = await s.scalar(select(Tag.id).where(Tag.tenant_id == tenant_id, Tag.id == uuid.UUID(config["tag_id"])))
         if found is None:
             raise NotFound("tag not found", field="config.tag_id")
+
+
+async def check_content(s: AsyncSession, tenant_id: uuid.UUID, config: dict[str, Any]) -> None:
+    """A message's content: the same sandboxed templates and variables as a campaign's, checked
+    the same way (each field, with the line and reason of a template error)."""
+    if "content" not in config or "channel" not in config:
+        return
+    from domain.campaigns import templates  # noqa: PLC0415  (campaigns import segments, which run automations)
+    from domain.segments.service import dsl_context  # noqa: PLC0415
+
+    attrs = (await dsl_context(s, tenant_id)).custom_attributes
+    config["content"] = templates.check(config["channel"], config["content"], attrs, prefix="config.content")
 
 
 async def check_attribute(s: AsyncSession, tenant_id: uuid.UUID, config: dict[str, Any]) -> None:

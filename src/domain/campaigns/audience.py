@@ -79,11 +79,15 @@ def _decision_sql(campaign: Campaign, rules: MessagingSettings) -> str:
             THEN 'frequency_cap'""" if capped else ""
     cap_time = "CASE WHEN fc.n >= :cap THEN greatest(t.t0, fc.next_allowed) ELSE t.t0 END" if capped else "t.t0"
     send_after = _out_of_quiet(rules, "j.t1", "j.lt", "j.tz")
-    return f"""
-    WITH targets AS (
+    # an automation's run (whose campaign id is the run's) sends to the customers it claimed
+    targets = """
+      SELECT e.customer_id FROM automation_executions e
+       WHERE e.tenant_id = :tenant AND e.automation_id = :automation AND e.run_id = :campaign""" \
+        if campaign.automation_id is not None else """
       SELECT DISTINCT m.customer_id FROM segment_memberships m
-       WHERE m.tenant_id = :tenant AND m.segment_id = ANY(CAST(:segments AS uuid[])) AND m.exited_at IS NULL
-    ), excl AS (
+       WHERE m.tenant_id = :tenant AND m.segment_id = ANY(CAST(:segments AS uuid[])) AND m.exited_at IS NULL"""
+    return f"""
+    WITH targets AS ({targets}), excl AS (
       SELECT DISTINCT m.customer_id FROM segment_memberships m
        WHERE m.tenant_id = :tenant AND m.segment_id = ANY(CAST(:exclusions AS uuid[])) AND m.exited_at IS NULL
     ), t AS (
@@ -120,7 +124,7 @@ def _params(campaign: Campaign, brand: Brand, rules: MessagingSettings, now: dat
     start = max(campaign.scheduled_at or now, now) if campaign.schedule_mode != "now" else now
     return {
         "tenant": campaign.tenant_id, "brand": campaign.brand_id, "campaign": campaign.id,
-        "channel": campaign.channel, "segments": list(campaign.segment_ids or []),
+        "automation": campaign.automation_id, "channel": campaign.channel, "segments": list(campaign.segment_ids or []),
         "exclusions": list(campaign.exclusion_segment_ids or []), "brand_tz": brand.timezone,
         "local": local, "local_at": campaign.local_send_at if local else None, "now": now,
         "start": start, "scheduled": campaign.schedule_mode != "now", "window": campaign.send_window_hours,

@@ -45,6 +45,9 @@ class Campaign(TenantOwned, Timestamps, Base):
         Index("ix_campaigns_brand", "tenant_id", "brand_id", "created_at", "id"),
         Index("ix_campaigns_due", "tenant_id", "scheduled_at", postgresql_where=text("status = 'scheduled'")),
         Index("ix_campaigns_sending", "tenant_id", postgresql_where=text("status = 'sending'")),
+        ForeignKeyConstraint(["tenant_id", "automation_id"], ["segment_automations.tenant_id", "segment_automations.id"],
+                             ondelete="CASCADE"),
+        Index("ix_campaigns_automation", "tenant_id", "automation_id", postgresql_where=text("automation_id IS NOT NULL")),
     )
 
     brand_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
@@ -72,6 +75,9 @@ class Campaign(TenantOwned, Timestamps, Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     failure_reason: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(String(320))
+    # the messages of one run of a MESSAGE automation (the campaign's id is the run's): not listed
+    # with the brand's campaigns, counted in the automation's stats
+    automation_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
 class CampaignStats(Base):

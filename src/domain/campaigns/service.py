@@ -117,7 +117,7 @@ async def count_campaigns(principal: Principal, brand_id: uuid.UUID | None, *, s
 
 
 def _campaign_conditions(principal: Principal, brand_id: uuid.UUID | None, statuses: list[Status] | None) -> list:
-    conditions = [Campaign.tenant_id == principal.tenant_id]
+    conditions = [Campaign.tenant_id == principal.tenant_id, Campaign.automation_id.is_(None)]
     conditions += scoping.brand_filter(principal, Campaign.brand_id, brand_id)
     if statuses:
         conditions.append(Campaign.status.in_([s.value for s in statuses]))
@@ -138,7 +138,8 @@ async def campaigns_of_brands(principal: Principal, brand_ids: list[uuid.UUID], 
     totals: dict[uuid.UUID, int] | None = {} if counted else None
     if usable:
         ids = select(func.unnest(cast(usable, ARRAY(PGUUID(as_uuid=True)))).label("id")).subquery("b")
-        conditions = [Campaign.tenant_id == principal.tenant_id, Campaign.brand_id == ids.c.id]
+        conditions = [Campaign.tenant_id == principal.tenant_id, Campaign.brand_id == ids.c.id,
+                      Campaign.automation_id.is_(None)]
         if statuses:
             conditions.append(Campaign.status.in_([s.value for s in statuses]))
         after, order = page.keyset(_newest(), datetime, uuid.UUID)

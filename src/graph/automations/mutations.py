@@ -16,6 +16,7 @@ from graph.core import ids
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
 from graph.core.inputs import given
+from graph.delivery.types import Channel as MessageChannel
 
 
 @strawberry.input(description="The settings the trigger and action need, and no others.")
@@ -31,6 +32,13 @@ class SegmentAutomationConfigInput:
     value: JSON | None = strawberry.field(default=None, description="UPDATE_CUSTOMER: the value to set (of the "
                                                                       "attribute's declared type).")
     clear: bool | None = strawberry.field(default=None, description="UPDATE_CUSTOMER: true removes the attribute.")
+    channel: MessageChannel | None = strawberry.field(default=None, description="MESSAGE: EMAIL, SMS or PUSH.")
+    content: JSON | None = strawberry.field(
+        default=None, description="MESSAGE: the channel's template fields, as a campaign's content (EMAIL: subject, "
+                                  "preheader, html, text; SMS: text; PUSH: title, body, data), with the same "
+                                  "sandboxed templates and variables.")
+    delay_minutes: int | None = strawberry.field(
+        default=None, description="MESSAGE: a wait before the message, in minutes (0 to 43200, 30 days).")
 
 
 @strawberry.input
@@ -82,9 +90,11 @@ def _config_in(c: SegmentAutomationConfigInput | None) -> dict[str, Any] | None:
         out["url"] = c.url
     if c.every_hours is not None:
         out["every_hours"] = c.every_hours
-    for key in ("event_name", "properties", "attribute", "value", "clear"):
+    for key in ("event_name", "properties", "attribute", "value", "clear", "content", "delay_minutes"):
         if getattr(c, key) is not None:
             out[key] = getattr(c, key)
+    if c.channel is not None:
+        out["channel"] = c.channel.value
     return out
 
 

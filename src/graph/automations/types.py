@@ -16,6 +16,8 @@ from domain.automations.models import AutomationExecution as ExecutionModel
 from domain.automations.models import AutomationRun as RunModel
 from domain.automations.models import SegmentAutomation as AutomationModel
 from graph.core import ids
+from domain.campaigns.stats import Figures
+from graph.campaigns.types import CampaignStats
 from graph.core.batch import now, wanted
 from graph.core.connection import Connection, page_request
 from graph.core.context import Info
@@ -31,7 +33,9 @@ AutomationAction = strawberry.enum(
     models.ActionKind, name="AutomationAction",
     description="ADD_TAG / REMOVE_TAG (config.tagId), WEBHOOK (config.url), EVENT (config.eventName, "
                 "config.properties: a tracked event on the customer) or UPDATE_CUSTOMER (config.attribute with "
-                "config.value or config.clear: a custom attribute). CAMPAIGN is reserved for campaigns and refused "
+                "config.value or config.clear: a custom attribute), MESSAGE (config.channel, config.content, "
+                "config.delayMinutes: one message to the customer through the campaign pipeline, after an optional "
+                "wait). CAMPAIGN is reserved for campaigns and refused "
                 "for now.")
 AutomationExecutionStatus = strawberry.enum(models.ExecutionStatus, name="AutomationExecutionStatus")
 AutomationRunStatus = strawberry.enum(models.RunStatus, name="AutomationRunStatus")
@@ -49,9 +53,13 @@ def config_out(config: dict[str, Any]) -> dict[str, Any]:
         out["everyHours"] = config["every_hours"]
     if "event_name" in config:
         out["eventName"] = config["event_name"]
-    for key in ("properties", "attribute", "value", "clear"):
+    for key in ("properties", "attribute", "value", "clear", "content"):
         if key in config:
             out[key] = config[key]
+    if "channel" in config:
+        out["channel"] = config["channel"].upper()
+    if "delay_minutes" in config:
+        out["delayMinutes"] = config["delay_minutes"]
     return out
 
 
@@ -85,6 +93,12 @@ class AutomationRun(relay.Node):
     customers: int
     succeeded: int
     failed: int
+
+    @strawberry.field(description="A MESSAGE automation's run: its messages' stats, kept as a campaign's (sent, "
+                                  "delivered, opens, clicks, conversions); null for other actions.")
+    async def message_stats(self, info: Info) -> CampaignStats | None:
+        row = await info.context.loaders.campaign_stats.load(uuid.UUID(self.id))
+        return CampaignStats.of(Figures.of(row, 0)) if row is not None else None
 
     @classmethod
     def from_model(cls, r: RunModel) -> AutomationRun:
