@@ -8,11 +8,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from conftest import Api, TenantFixture, gid
 from domain.automations.models import AutomationExecution, AutomationRun
 from domain.automations.running import run_for_changes
+from domain.automations.runs import MESSAGE_MAX_ATTEMPTS
+from domain.delivery.base import ProviderUnavailable
 from domain.campaigns import sending
 from domain.campaigns.models import Campaign, CampaignStats, Recipient
 from domain.customers.service import upsert_customer
@@ -153,11 +155,11 @@ async def test_a_wait_defers_the_message_until_it_is_due(api: Api, tenant: Tenan
     address = f"wait-{uuid.uuid4().hex[:6]}@example.test"
     cy = await _customer(api, t, address)
     await _order(api, t, cy, "cy-1")
-    runs = await eventually(lambda: _runs_if(api, t, vip))
-    assert [(r["status"], r["succeeded"]) for r in runs] == [("SUCCEEDED", 1)]
+    row = await until(lambda: _recipient(t, cy), what="the deferred message's row")
     async with tenant_session(t.id) as s:
-        row = await s.scalar(select(Recipient).where(Recipient.tenant_id == t.id, Recipient.customer_id == cy))
-        now = await s.scalar(select(__import__("sqlalchemy").func.now()))
+        now = await s.scalar(select(func.now()))
+    # the run waits with its message: pending in the log
+    assert [(r["status"], r["customers"], r["succeeded"]) for r in await _runs(api, t, vip)] == [("RUNNING", 1, 0)]
     assert row.status == "queued" and row.send_after >= now + timedelta(minutes=85)
     assert await sending.dispatch_due(t.id) == 0  # not due: nothing goes out
     assert _to(fakes, address) == []
@@ -169,9 +171,76 @@ async def test_a_wait_defers_the_message_until_it_is_due(api: Api, tenant: Tenan
     assert await sending.dispatch_due(t.id) == 1
     sent = await until(lambda: _async(_to(fakes, address)), what="the message after the wait")
     assert len(sent) == 1 and sent[0].subject == "Welcome, Ivy"
+    runs = await eventually(lambda: _runs_if(api, t, vip))
+    assert [(r["status"], r["succeeded"], r["messageStats"]["sent"]) for r in runs] == [("SUCCEEDED", 1, 1)]
     async with tenant_session(t.id) as s:
         states = list(await s.scalars(select(AutomationExecution.status).where(AutomationExecution.tenant_id == t.id)))
     assert states == ["succeeded"]
+
+
+async def test_a_failing_provider_is_retried_then_given_up_in_the_log(
+        api: Api, tenant: TenantFixture, worker, fakes) -> None:
+    t = tenant
+    vip, _ = await _setup(api, t, fakes)
+    # two provider calls fail: the worker retries the batch with backoff, and it is sent once
+    fakes.brevo.fail_next(2, status=503)
+    address = f"retry-{uuid.uuid4().hex[:6]}@example.test"
+    dee = await _customer(api, t, address)
+    await _order(api, t, dee, "dee-1")
+    sent = await until(lambda: _async(_to(fakes, address)), within=60, what="the message after the retries")
+    assert len(sent) == 1
+    runs = await eventually(lambda: _runs_if(api, t, vip))
+    assert [(r["status"], r["succeeded"]) for r in runs] == [("SUCCEEDED", 1)]
+    executions = (await api.data(RUNS, {"s": vip}, token=t.owner_token))["segmentAutomations"][0]["executions"]
+    assert [e["node"] for e in executions["edges"]] == [{"status": "SUCCEEDED", "error": None}]
+    async with tenant_session(t.id) as s:
+        attempts = await s.scalar(select(AutomationExecution.attempts).where(AutomationExecution.tenant_id == t.id,
+                                                                             AutomationExecution.customer_id == dee))
+    assert attempts >= 2  # the failed calls (the fake may take both in one call's own retries) and the one that sent
+
+
+async def test_a_provider_that_keeps_failing_is_given_up_after_the_limit(
+        api: Api, tenant: TenantFixture, worker, fakes) -> None:
+    t = tenant
+    vip, _ = await _setup(api, t, fakes, delay=60)  # deferred: this test sends the batch itself
+    address = f"down-{uuid.uuid4().hex[:6]}@example.test"
+    eve = await _customer(api, t, address)
+    await _order(api, t, eve, "eve-1")
+    row = await until(lambda: _recipient(t, eve), what="the deferred message's row")
+    async with tenant_session(t.id) as s:
+        await s.execute(update(Recipient).where(Recipient.tenant_id == t.id, Recipient.customer_id == eve)
+                        .values(send_after=func.now() - timedelta(seconds=1)))
+    fakes.brevo.fail_next(10_000, status=503)
+    try:
+        errors = []
+        for _ in range(MESSAGE_MAX_ATTEMPTS + 2):
+            try:
+                if await sending._send_chunk(t.id, row.campaign_id, row.batch_no) is False:
+                    break
+            except ProviderUnavailable:
+                errors.append(await _execution(t, eve))
+    finally:
+        fakes.brevo._failures.clear()
+    # each failed attempt is in the log while it is retried, then the run gives up, saying why
+    assert errors and all(e.status == "pending" and e.error.startswith("attempt failed, retrying: brevo unavailable")
+                          for e in errors), errors
+    done = await _execution(t, eve)
+    assert done.status == "failed" and done.attempts >= MESSAGE_MAX_ATTEMPTS, (done.status, done.attempts)
+    assert done.error.startswith(f"not sent: gave up after {done.attempts} attempts: brevo unavailable"), done.error
+    runs = await _runs(api, t, vip)
+    assert [(r["status"], r["failed"]) for r in runs] == [("FAILED", 1)]
+    assert _to(fakes, address) == []
+
+
+async def _recipient(t: TenantFixture, customer: uuid.UUID):  # noqa: ANN202
+    async with tenant_session(t.id) as s:
+        return await s.scalar(select(Recipient).where(Recipient.tenant_id == t.id, Recipient.customer_id == customer))
+
+
+async def _execution(t: TenantFixture, customer: uuid.UUID):  # noqa: ANN202
+    async with tenant_session(t.id) as s:
+        return await s.scalar(select(AutomationExecution).where(AutomationExecution.tenant_id == t.id,
+                                                                AutomationExecution.customer_id == customer))
 
 
 async def test_message_content_is_checked_like_a_campaigns(api: Api, tenant: TenantFixture) -> None:

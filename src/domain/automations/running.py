@@ -29,7 +29,7 @@ from domain.automations.models import (
     SegmentAutomation,
     Trigger,
 )
-from domain.automations.runs import fail_pending, finish
+from domain.automations.runs import fail_pending, finish, settle_messages
 from domain.automations.webhooks import deliver, schedule_retry
 from domain.audit import service as audit
 from domain.commerce.models import TrackedEvent
@@ -233,15 +233,13 @@ async def _message_action(s: AsyncSession, tenant_id: uuid.UUID, seg: Segment, a
     excluded = sum(n for k, n in counts.items() if k != "queued")
     figures = await bump(s, tenant_id, run_id, cost_cents=0, audience=queued, queued=queued, excluded=excluded)
     sending._finish(campaign, figures)  # nobody to send to: the run's campaign is done
-    # each execution's result: queued for delivery, or the reason it is not sent
-    await s.execute(update(e).where(*of_run, e.status == ExecutionStatus.PENDING.value,
-                                    e.customer_id == r.customer_id, r.tenant_id == tenant_id, r.campaign_id == run_id)
-                    .values(status=case((r.status == "queued", literal(ExecutionStatus.SUCCEEDED.value)),
-                                        else_=literal(ExecutionStatus.FAILED.value)), attempts=e.attempts + 1,
-                            error=func.nullif(literal("not sent: ") + func.coalesce(r.exclusion_reason, ""),
-                                              "not sent: "), updated_at=func.now())
-                    .execution_options(synchronize_session=False))
-    await fail_pending(s, tenant_id, auto.id, run_id, "not sent: the customer no longer exists")
+    # each execution's result follows its message: pending while queued (a wait, quiet hours, the
+    # cap), then succeeded once sent, or failed with the reason it is not sent
+    await settle_messages(s, tenant_id, auto.id, run_id)
+    gone = select(r.customer_id).where(r.tenant_id == tenant_id, r.campaign_id == run_id,
+                                       r.customer_id == e.customer_id).exists()
+    await s.execute(update(e).where(*of_run, e.status == ExecutionStatus.PENDING.value, ~gone).values(
+        status=ExecutionStatus.FAILED.value, error="not sent: the customer no longer exists", updated_at=func.now()))
     batches = list(await s.scalars(select(r.batch_no).where(
         r.tenant_id == tenant_id, r.campaign_id == run_id, r.status == "queued",
         r.send_after <= func.now() + timedelta(seconds=5)).distinct().order_by(r.batch_no)))

@@ -43,6 +43,7 @@ from sqlalchemy import ARRAY, String, any_, cast, func, literal, select, text, u
 from sqlalchemy.dialects.postgresql import UUID as PGUUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.automations import runs as automation_runs
 from domain.campaigns import audience, stats, templates, tracking
 from domain.campaigns.models import Campaign, Recipient, Status
 from domain.customers.models import Customer
@@ -262,8 +263,28 @@ async def _send_chunk(tenant_id: uuid.UUID, campaign_id: uuid.UUID, batch_no: in
         # Dramatiq retries the batch with backoff
         log.warning("provider unavailable; batch will be retried",
                     extra={"provider": row.provider, "status": exc.status, "campaign_id": str(campaign_id)})
+        if campaign.automation_id is not None and await _automation_gives_up(tenant_id, campaign, rows, row.provider,
+                                                                             exc):
+            return False
         raise
     await _mark(tenant_id, campaign, batch_no, chunk, row.provider, results)
+    return True
+
+
+async def _automation_gives_up(tenant_id: uuid.UUID, campaign: Campaign, rows: list[tuple[uuid.UUID, str]],
+                               provider: str, exc: ProviderUnavailable) -> bool:
+    """An automation's messages (a MESSAGE run's campaign) show each failed provider call in the
+    run's log, and stop after :data:`automation_runs.MESSAGE_MAX_ATTEMPTS`: then the run's
+    messages not sent are cancelled and their executions fail, saying why. True when it gave up."""
+    reason = f"{provider} unavailable ({exc.status or 'no answer'})"
+    async with tenant_session(tenant_id) as s:
+        attempts = await automation_runs.message_attempt_failed(s, tenant_id, campaign.automation_id, campaign.id,
+                                                                [c for c, _ in rows], reason)
+        if attempts < automation_runs.MESSAGE_MAX_ATTEMPTS:
+            return False
+        locked = await s.scalar(select(Campaign).where(Campaign.tenant_id == tenant_id, Campaign.id == campaign.id)
+                                .with_for_update())
+        await _fail(s, locked, f"gave up after {attempts} attempts: {reason}")
     return True
 
 
@@ -409,6 +430,8 @@ async def _mark(tenant_id: uuid.UUID, campaign: Campaign, batch_no: int, chunk: 
             locked = await s.scalar(select(Campaign).where(Campaign.tenant_id == tenant_id, Campaign.id == campaign.id)
                                     .with_for_update())
             _finish(locked, figures)
+        if campaign.automation_id is not None:  # a MESSAGE run: its log follows its messages
+            await automation_runs.settle_messages(s, tenant_id, campaign.automation_id, campaign.id)
 
 
 async def _timeline_sent(s: AsyncSession, campaign: Campaign, customer_ids: list[uuid.UUID], at: datetime) -> None:
@@ -433,5 +456,7 @@ async def _fail(s: AsyncSession, campaign: Campaign, reason: str) -> None:
         r.tenant_id == campaign.tenant_id, r.campaign_id == campaign.id, r.status.in_(("queued", "sending")),
         r.sent_at.is_(None)).values(status="cancelled").execution_options(synchronize_session=False))).rowcount
     await stats.bump(s, campaign.tenant_id, campaign.id, cost_cents=campaign.cost_cents, queued=-dropped)
+    if campaign.automation_id is not None:
+        await automation_runs.settle_messages(s, campaign.tenant_id, campaign.automation_id, campaign.id, reason)
     log.warning("campaign failed", extra={"campaign_id": str(campaign.id), "reason": reason})
 
