@@ -221,7 +221,7 @@ async def _message_action(s: AsyncSession, tenant_id: uuid.UUID, seg: Segment, a
     start = now + timedelta(minutes=int(config.get("delay_minutes") or 0))
     campaign = Campaign(id=run_id, tenant_id=tenant_id, brand_id=seg.brand_id, name=auto.name[:200],
                         channel=config["channel"], status=Status.SENDING.value, content=config.get("content") or {},
-                        segment_ids=[seg.id], exclusion_segment_ids=[], schedule_mode="at", scheduled_at=start,
+                        segment_ids=[], exclusion_segment_ids=[], schedule_mode="at", scheduled_at=start,
                         send_window_hours=MESSAGE_SEND_WINDOW_HOURS, launch_key=f"automation-run:{run_id}",
                         launched_at=now, audience_ready_at=now, automation_id=auto.id,
                         created_by=f"automation:{auto.name}"[:320])

@@ -64,7 +64,8 @@ SELECT
     WHERE p.tenant_id = :t AND p.brand_id = :b AND (p.last_order_at >= :start OR p.last_event_at >= :start))
     AS customers_active,
   o.revenue, o.previous_revenue, o.orders, o.previous_orders,
-  (SELECT count(*) FROM campaigns c WHERE c.tenant_id = :t AND c.brand_id = :b AND c.status = 'sending')
+  (SELECT count(*) FROM campaigns c WHERE c.tenant_id = :t AND c.brand_id = :b AND c.status = 'sending'
+      AND c.automation_id IS NULL)
     AS campaigns_sending,
   (SELECT count(*) FROM conversations v WHERE v.tenant_id = :t AND v.brand_id = :b AND v.status = 'open')
     AS conversations_open,
@@ -85,6 +86,7 @@ SELECT
                                               'revenueCents', coalesce(st.revenue_cents, 0))
                             ORDER BY c.launched_at DESC, c.id), '[]')
      FROM (SELECT * FROM campaigns c WHERE c.tenant_id = :t AND c.brand_id = :b AND c.launched_at IS NOT NULL
+                    AND c.automation_id IS NULL
             ORDER BY c.launched_at DESC, c.id LIMIT {CAMPAIGNS}) c
      LEFT JOIN campaign_stats st ON st.tenant_id = c.tenant_id AND st.campaign_id = c.id) AS campaigns
 FROM (
