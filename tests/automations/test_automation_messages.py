@@ -36,7 +36,7 @@ RUNS = """query($s: ID!) { segmentAutomations(segmentId: $s) { name action confi
   executions(first: 5) { edges { node { status error } } }
   runs(first: 5) { status customers succeeded failed messageStats { audience sent failed } } } }"""
 EMAIL = {"subject": "Welcome, {{ customer.first_name }}", "text": "Hi {{ customer.first_name }} from {{ brand.name }}"}
-VIP = [{"profile": {"field": "total_order_value", "operator": "greater_than_or_equal", "value": 300}}]
+VIP = [{"profile": {"field": "TOTAL_ORDER_VALUE", "operator": "GREATER_THAN_OR_EQUAL", "value": 300}}]
 
 
 def raw(global_id: str) -> uuid.UUID:
