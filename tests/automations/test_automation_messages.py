@@ -34,7 +34,7 @@ CONSENT = """mutation($input: SetConsentInput!) { setConsent(input: $input) { er
 CAMPAIGNS = """query($b: ID!) { campaigns(brandId: $b, first: 20) { edges { node { id } } } }"""
 RUNS = """query($s: ID!) { segmentAutomations(segmentId: $s) { name action config
   executions(first: 5) { edges { node { status error } } }
-  runs(first: 5) { status customers succeeded failed messageStats { audience sent failed } } } }"""
+  runs(first: 5) { edges { node { status customers succeeded failed messageStats { audience sent failed } } } } } }"""
 EMAIL = {"subject": "Welcome, {{ customer.first_name }}", "text": "Hi {{ customer.first_name }} from {{ brand.name }}"}
 VIP = [{"profile": {"field": "TOTAL_ORDER_VALUE", "operator": "GREATER_THAN_OR_EQUAL", "value": 300}}]
 
@@ -93,7 +93,8 @@ async def _order(api: Api, t: TenantFixture, customer: uuid.UUID, ref: str) -> N
 
 
 async def _runs(api: Api, t: TenantFixture, vip: str) -> list[dict]:
-    return (await api.data(RUNS, {"s": vip}, token=t.owner_token))["segmentAutomations"][0]["runs"]
+    edges = (await api.data(RUNS, {"s": vip}, token=t.owner_token))["segmentAutomations"][0]["runs"]["edges"]
+    return [e["node"] for e in edges]
 
 
 def _to(fakes, address: str) -> list:
