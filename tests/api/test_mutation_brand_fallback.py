@@ -1,6 +1,6 @@
 """A brand-scoped mutation's ``input.brandId`` is optional: without it the request's active brand
 (``X-Brand-Id``) is used; with neither, the payload carries one error, ``input.brandId`` /
-REQUIRED, and nothing is written. A brandId in the input wins over the header."""
+BRAND_REQUIRED (the code a query field answers too), and nothing is written. A brandId in the input wins over the header."""
 
 from __future__ import annotations
 
@@ -34,6 +34,6 @@ async def test_brand_id_falls_back_to_the_header_and_is_required_without_it(api:
     for doc, name, variables in ((LABEL, "createConversationLabel", {"i": {"name": "Nowhere"}}),
                                  (SEGMENT, "createSegment", {"i": {"name": "Nowhere"}})):
         missing = (await api.data(doc, variables, token=tok))[name]
-        assert [(e["field"], e["code"]) for e in missing["errors"]] == [("input.brandId", "REQUIRED")], missing
+        assert [(e["field"], e["code"]) for e in missing["errors"]] == [("input.brandId", "BRAND_REQUIRED")], missing
         assert "X-Brand-Id" in missing["errors"][0]["message"]
     assert "Nowhere" not in await _labels(api, tenant, "a") + await _labels(api, tenant, "b")

@@ -8,11 +8,8 @@ from typing import Any
 from strawberry import UNSET
 from strawberry.relay import GlobalID
 
-from domain.errors import DomainError, ErrorCode
+from domain.errors import BrandRequired
 from graph.core import ids
-
-BRAND_REQUIRED = "brandId is required: pass it or send the X-Brand-Id header"
-
 
 def given(**fields: Any) -> dict[str, Any]:
     """The fields the client actually sent (UNSET ones left out; an explicit null kept)."""
@@ -22,12 +19,13 @@ def given(**fields: Any) -> dict[str, Any]:
 def brand(info: Any, gid: GlobalID | str | None, field: str = "brandId") -> uuid.UUID:
     """The brand a brand-scoped mutation acts on: the input's ``brandId``, else the request's
     active brand (``X-Brand-Id``, or ``brandId`` in a websocket's connection_init, already checked
-    against the principal). Neither: a REQUIRED error on ``brandId``, the same everywhere."""
+    against the principal). Neither: BRAND_REQUIRED on ``brandId``, the same error as a query
+    field's (``graph/core/brands.required_brand``)."""
     if gid is not None and gid is not UNSET:
         return ids.decode(gid, "Brand", field)
     if info.context.brand_id is not None:
         return info.context.brand_id
-    raise DomainError(BRAND_REQUIRED, field=field, code=ErrorCode.REQUIRED)
+    raise BrandRequired(field=field)
 
 
 def brand_or_none(info: Any, gid: GlobalID | str | None, field: str = "brandId") -> uuid.UUID | None:
