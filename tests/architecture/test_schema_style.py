@@ -99,10 +99,9 @@ def _objects(schema: GraphQLSchema) -> list[GraphQLObjectType]:
             if isinstance(t, GraphQLObjectType) and not name.startswith("__")]
 
 
-# Types and fields that landed after the schema was made uniform, still to convert (each one
-# taken off this list when it is): the dashboard's summaries and a segment's users (their ids are
-# the objects' own), and the offers' recommendations (a ranking paged forward only).
-NOT_YET_NODES = {"DashboardCampaign", "DashboardSegment", "SegmentUser"}
+# Types and fields still to convert (each one taken off its list when it is): the offers'
+# recommendations, a ranking paged forward only.
+NOT_YET_NODES: set[str] = set()
 NOT_YET_BOTH_WAYS = {"Query.recommendedCustomers"}
 
 

@@ -17,8 +17,8 @@ from support.graphql import warm
 
 DASHBOARD = """query($b: ID, $p: DashboardPeriod) { dashboard(brandId: $b, period: $p) {
   period customers { total new active } revenueCents { current previous } orders { current previous }
-  segments { id name kind memberCount } campaignsSending
-  campaigns { id name status channel sent delivered opens clicks conversions revenueCents }
+  segments { segmentId name kind memberCount } campaignsSending
+  campaigns { campaignId name status channel sent delivered opens clicks conversions revenueCents }
   conversations { open unassigned } plan } }"""
 
 
@@ -63,8 +63,8 @@ async def test_the_dashboard_gives_the_brands_figures(api: Api, tenant: TenantFi
         ("fig-seg-2", 30, "STATIC"), ("fig-seg-1", 20, "STATIC"), ("fig-seg-0", 10, "STATIC")]
     assert d["campaignsSending"] == 1
     assert [c["name"] for c in d["campaigns"]] == ["fig-camp-0", "fig-camp-1", "fig-camp-2"]
-    assert d["campaigns"][0] | {"id": None} == {
-        "id": None, "name": "fig-camp-0", "status": "SENDING", "channel": "EMAIL", "sent": 100, "delivered": 90,
+    assert d["campaigns"][0] | {"campaignId": None} == {
+        "campaignId": None, "name": "fig-camp-0", "status": "SENDING", "channel": "EMAIL", "sent": 100, "delivered": 90,
         "opens": 40, "clicks": 10, "conversions": 2, "revenueCents": 5_000}
     assert d["conversations"] == {"open": 3, "unassigned": 2}
     week = (await api.data(DASHBOARD, {"b": tenant.brand_gid("a"), "p": "LAST_7_DAYS"},

@@ -14,7 +14,7 @@ from domain.segments.service import create_segment
 from support.graphql import warm
 
 USAGE = """query($b: ID, $first: Int) { segments(brandId: $b, first: $first) { edges { node { name
-  usage { campaigns { id name } automations { name } segments { name } } } } } }"""
+  usage { campaigns { nodeId name } automations { name } segments { name } } } } } }"""
 
 
 async def _used_segment(t: TenantFixture, tag: str, brand: str = "a") -> uuid.UUID:

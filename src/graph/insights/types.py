@@ -35,18 +35,18 @@ class DashboardComparison:
     previous: BigInt
 
 
-@strawberry.type
+@strawberry.type(description="A segment on the dashboard (a summary; segmentId is the Segment's global id).")
 class DashboardSegment:
-    id: relay.GlobalID
+    segment_id: relay.GlobalID
     name: str
     kind: SegmentKind
     member_count: int
     last_refreshed_at: datetime | None
 
 
-@strawberry.type
+@strawberry.type(description="A campaign on the dashboard (a summary; campaignId is the Campaign's global id).")
 class DashboardCampaign:
-    id: relay.GlobalID
+    campaign_id: relay.GlobalID
     name: str
     status: CampaignStatus
     channel: Channel
@@ -82,12 +82,12 @@ class Dashboard:
     @classmethod
     def from_domain(cls, d: domain.Dashboard) -> Dashboard:
         def seg(x: dict[str, Any]) -> DashboardSegment:
-            return DashboardSegment(id=ids.encode("Segment", uuid.UUID(x["id"])), name=x["name"],
+            return DashboardSegment(segment_id=ids.encode("Segment", uuid.UUID(x["id"])), name=x["name"],
                                     kind=DomainSegmentKind(x["kind"]),
                                     member_count=x["memberCount"], last_refreshed_at=_when(x["lastRefreshedAt"]))
 
         def camp(x: dict[str, Any]) -> DashboardCampaign:
-            return DashboardCampaign(id=ids.encode("Campaign", uuid.UUID(x["id"])), name=x["name"],
+            return DashboardCampaign(campaign_id=ids.encode("Campaign", uuid.UUID(x["id"])), name=x["name"],
                                      status=DomainCampaignStatus(x["status"]),
                                      channel=DomainChannel(x["channel"]), launched_at=_when(x["launchedAt"]), sent=x["sent"],
                                      delivered=x["delivered"], opens=x["opens"], clicks=x["clicks"],

@@ -114,9 +114,10 @@ class SegmentsOverlap:
                    union=r.union)
 
 
-@strawberry.type(description="Something that uses a segment: its global id and name.")
+@strawberry.type(description="Something that uses a segment: the campaign's, automation's or segment's global "
+                              "id (node(id) resolves it) and its name.")
 class SegmentUser:
-    id: relay.GlobalID
+    node_id: relay.GlobalID
     name: str
 
 
@@ -129,7 +130,7 @@ class SegmentUsage:
     @classmethod
     def from_domain(cls, u: Any) -> SegmentUsage:
         def refs(type_name: str, rows: list) -> list[SegmentUser]:
-            return [SegmentUser(id=ids.encode(type_name, i), name=n) for i, n in rows]
+            return [SegmentUser(node_id=ids.encode(type_name, i), name=n) for i, n in rows]
 
         if u is None:
             return cls(campaigns=[], automations=[], segments=[])
