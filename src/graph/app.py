@@ -24,11 +24,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from domain.config import ConfigError, Settings, get_settings
 from domain.errors import NotFound
 from domain.exports.downloads import open_download
+from domain.plans import api_usage, bucket
 from domain.platform import db, outbox_relay
 from domain.platform import redis as redis_mod
 from domain.platform.events import EventHub
 from domain.platform.observability import configure_logging, new_request_id, request_id_var
-from domain.plans import api_usage, bucket
 from domain.tenancy import key_usage, principal_cache
 from graph.schema import build_schema
 from graph.view import GraphQLView, error_body
@@ -241,9 +241,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         relay.start()
         auth_listener = principal_cache.Listener()  # without it, the auth cache never answers
         auth_listener.start()
-        key_use = key_usage.Flusher()
+        key_use = key_usage.flusher()
         key_use.start()
-        api_use = api_usage.Flusher()  # requests, cost and throttling per consumer and hour
+        api_use = api_usage.flusher()  # requests, cost and throttling per consumer and hour
         api_use.start()
         # everything loaded so far (modules, the schema) lives as long as the process: keep it out
         # of the collector's generations, and collect the young generation less often, so that

@@ -1,7 +1,7 @@
 """The API's use per consumer and UTC hour: requests, cost spent, throttled requests.
 
 A request only adds to counters in process memory (:func:`note`: no I/O, never fails). The
-API's :class:`Flusher` writes them every :data:`FLUSH_SECONDS`, one statement per tenant adding
+API's :func:`flusher` writes them every :data:`FLUSH_SECONDS`, one statement per tenant adding
 to ``api_usage`` rows, and once more when the process stops; a tenant whose write fails keeps
 its counts for the next flush. A consumer is a client app, else an API key, else a user
 (``kind``, ``id``), so rows can be joined to whichever the id names.
@@ -9,8 +9,6 @@ its counts for the next flush. A consumer is a client app, else an API key, else
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
 from collections import defaultdict
@@ -22,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from domain.errors import DomainError
 from domain.plans.models import ApiUsage
+from domain.platform import flushing
 from domain.platform.db import tenant_session
 from domain.tenancy.policies import Action, Principal, authorize
 
@@ -118,28 +117,6 @@ async def usage(principal: Principal, start: datetime, end: datetime) -> list[Us
     return [UsageRow(r.hour, r.consumer_kind, r.consumer_id, r.requests, r.cost, r.throttled) for r in rows]
 
 
-class Flusher:
-    """Flushes every :data:`FLUSH_SECONDS` while the API runs, and everything at its stop."""
-
-    def __init__(self) -> None:
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="api-usage")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            try:
-                await flush()
-            except Exception:  # never let the loop die
-                log.exception("flushing API usage failed")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=2)
-            self._task = None
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(flush(), 5)
+def flusher() -> flushing.Flusher:
+    """Writes what was noted every :data:`FLUSH_SECONDS` while the API runs, and everything at its stop."""
+    return flushing.Flusher("api-usage", flush, FLUSH_SECONDS, final=flush)

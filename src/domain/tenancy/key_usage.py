@@ -1,7 +1,7 @@
 """API keys' last use, recorded in batches off the request path.
 
 A request with an API key only notes the time in process memory (:func:`note`: no I/O, never
-fails). The API's :class:`Flusher` writes what was noted every :data:`FLUSH_SECONDS`, one
+fails). The API's :func:`flusher` writes what was noted every :data:`FLUSH_SECONDS`, one
 statement per tenant (``api_keys.touch_many``), and once more when the process stops. A key is
 written at most once every :data:`TOUCH_EVERY_SECONDS` by each process; a use in between waits
 for that (or for the process to stop), so ``last_used_at`` trails the truth by up to a minute.
@@ -9,13 +9,12 @@ for that (or for the process to stop), so ``last_used_at`` trails the truth by u
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 import uuid
 from datetime import UTC, datetime
 
+from domain.platform import flushing
 from domain.tenancy import api_keys
 from domain.tenancy.policies import Principal, PrincipalKind
 
@@ -91,28 +90,6 @@ def _keep(tenant_id: uuid.UUID, uses: dict[uuid.UUID, datetime]) -> None:
         note(tenant_id, key_id, used_at)
 
 
-class Flusher:
-    """Flushes every :data:`FLUSH_SECONDS` while the API runs, and everything at its stop."""
-
-    def __init__(self) -> None:
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="api-key-usage")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            try:
-                await flush()
-            except Exception:  # never let the loop die
-                log.exception("flushing API key use failed")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=2)  # never holds up the process's shutdown
-            self._task = None
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(flush(everything=True), 5)
+def flusher() -> flushing.Flusher:
+    """Writes what was noted every :data:`FLUSH_SECONDS` while the API runs, and everything at its stop."""
+    return flushing.Flusher("api-key-usage", flush, FLUSH_SECONDS, final=lambda: flush(everything=True))
