@@ -52,6 +52,8 @@ async def field_catalogue(principal: Principal, brand_id: uuid.UUID) -> list[Fie
                 CustomerBrand.tenant_id == t, CustomerBrand.brand_id == brand_id)))))
         of_brand = Customer.id.in_(select(CustomerBrand.customer_id).where(
             CustomerBrand.tenant_id == t, CustomerBrand.brand_id == brand_id))  # only this brand's customers
+        product_types = await distinct(Product.product_type, Product.tenant_id == t,
+                                       or_(Product.brand_id == brand_id, Product.brand_id.is_(None)))
         buyer_types = await distinct(Customer.buyer_type, Customer.tenant_id == t, of_brand)
         countries = await distinct(Customer.country, Customer.tenant_id == t, of_brand)
         tags = tuple(str(x) for x in await s.scalars(select(Tag.id).where(Tag.tenant_id == t).order_by(Tag.name, Tag.id)))
@@ -76,6 +78,9 @@ async def field_catalogue(principal: Principal, brand_id: uuid.UUID) -> list[Fie
             for ch in dsl.CONSENT_CHANNELS]
     out.append(FieldInfo(dsl.RuleKind.SEGMENT, "segment", "Member of segment", dsl.ValueType.ID, dsl.SEGMENT_OPS,
                          suggestions=segments))
+    suggest_preference = {"types": product_types}
+    out += [FieldInfo(dsl.RuleKind.PREFERENCE, f.name, f.label, f.type, f.operators, f.enum_values,
+                      suggestions=suggest_preference.get(f.name, ())) for f in dsl.PREFERENCE_FIELDS.values()]
     out.append(FieldInfo(dsl.RuleKind.RECOMMENDATION_SCORE, "recommendation_score",
                          "Recommendation score for a product (0-100; field: the product id)", dsl.ValueType.INTEGER,
                          dsl.RECOMMENDATION_OPS))

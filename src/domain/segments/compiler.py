@@ -204,6 +204,34 @@ def _member_of(rule: Rule) -> ColumnElement:
         m.segment_id.in_([uuid.UUID(v) for v in rule.value]), m.exited_at.is_(None)).correlate(Customer))
 
 
+def _preference(rule: Rule, scope: Scope) -> ColumnElement:
+    """Whether the brand profile's preferences hold any of the values (includes) or, for the
+    price range, whether it holds a price or overlaps [low, high]; false without a profile."""
+    p = scope.profile
+    if rule.field == "price_range":
+        low, high = p.price_low_cents, p.price_high_cents
+        if rule.operator is O.EXISTS:
+            return low.is_not(None)
+        if rule.operator is O.NOT_EXISTS:
+            return low.is_(None)
+        cents = _money(rule.value)
+        if rule.operator is O.BETWEEN:
+            return func.coalesce(and_(low <= cents[1], high >= cents[0]), false())
+        return func.coalesce(or_(*[and_(low <= c, high >= c) for c in cents]), false())
+    column = {"genres": p.genres, "types": p.types, "creators": p.creators, "preferred_day": p.preferred_days,
+              "watchlist": p.watchlist}[rule.field]
+    values = [uuid.UUID(v) for v in rule.value] if rule.field == "watchlist" else list(rule.value)
+    return func.coalesce(column.overlap(cast(values, column.type)), false())
+
+
+def _preference_actual(rule: Rule, scope: Scope) -> ColumnElement:
+    p = scope.profile
+    if rule.field == "price_range":
+        return func.jsonb_build_array(p.price_low_cents, p.price_high_cents)
+    return {"genres": p.genres, "types": p.types, "creators": p.creators, "preferred_day": p.preferred_days,
+            "watchlist": p.watchlist}[rule.field]
+
+
 def recommendations(tenant_id: Any, product_id: Any):
     """``bg_recommendations(tenant, product)`` as a table: one row per customer of the product's
     brand with its score and each factor's points (migrations/0018_offers.up.sql)."""
@@ -241,6 +269,8 @@ def actual(rule: Rule, scope: Scope) -> ColumnElement:
             return _consented(rule, scope)
         case RuleKind.SEGMENT:
             return _member_of(rule)
+        case RuleKind.PREFERENCE:
+            return _preference_actual(rule, scope)
         case RuleKind.RECOMMENDATION_SCORE:
             return _recommendation_score(rule, scope)
     raise ValueError(rule.kind)
@@ -263,6 +293,9 @@ def compile_rule(rule: Rule, scope: Scope) -> ColumnElement:
             return _consented(rule, scope) if rule.value else ~_consented(rule, scope)
         case RuleKind.SEGMENT:
             return _member_of(rule) if rule.operator is O.INCLUDES else ~_member_of(rule)
+        case RuleKind.PREFERENCE:
+            held = _preference(rule, scope)
+            return ~held if rule.operator is O.NOT_IN else held
         case RuleKind.RECOMMENDATION_SCORE:
             return _recommended(rule, scope)
     raise ValueError(rule.kind)
@@ -348,6 +381,8 @@ def inputs_of(group: Group) -> list[str]:
                 out.add(consent_input(r.field))
             case RuleKind.SEGMENT:
                 out.update(segment_input(v) for v in r.value or [])
+            case RuleKind.PREFERENCE:  # refreshed with the profile, after each order and tracked event
+                out.add(PROFILE)
             case RuleKind.RECOMMENDATION_SCORE:  # preferences and engagement; declared city and country
                 out.update({PROFILE, ATTRIBUTE})
         if r.within_days or r.operator in (O.WITHIN_DAYS, O.OLDER_THAN_DAYS):

@@ -5,9 +5,11 @@ nested groups, stored as JSON, validated with paths (``groups[1].rules[0].value`
      "rules": [{"kind": "profile", "field": "engagement_score", "operator": "greater_than", "value": 60}],
      "groups": [{"match": "any", "rules": [...], "groups": []}]}
 
-Rule kinds: profile, attribute, purchase, event, tag, consent, segment, recommendation_score
-(``{"kind": "recommendation_score", "field": "<product id>", "operator": "greater_than_or_equal",
-"value": 70}``: the customer's score for that product, docs/offers.md). Each field declares the
+Rule kinds: profile, attribute, purchase, event, tag, consent, segment, preference,
+recommendation_score (``{"kind": "recommendation_score", "field": "<product id>", "operator":
+"greater_than_or_equal", "value": 70}``: the customer's score for that product, docs/offers.md).
+Preference rules read the brand profile's preferences (docs/profiles.md "Preferences"):
+``{"kind": "preference", "field": "genres", "operator": "includes", "value": ["rock"]}``. Each field declares the
 operators and the value type it accepts (:data:`PROFILE_FIELDS`, :data:`ATTRIBUTE_FIELDS`, ...);
 the catalogue served to SPAs (``segmentFields``) is built from the same declarations.
 """
@@ -73,6 +75,7 @@ class RuleKind(str, Enum):
     TAG = "tag"
     CONSENT = "consent"
     SEGMENT = "segment"
+    PREFERENCE = "preference"
     RECOMMENDATION_SCORE = "recommendation_score"
 
 
@@ -132,6 +135,17 @@ EVENT_PROPERTY_OPS = (O.EQUALS, O.NOT_EQUALS, O.CONTAINS, O.IN, O.NOT_IN, O.GREA
                       O.EXISTS, O.NOT_EXISTS)
 TAG_OPS = (O.INCLUDES, O.NOT_IN)
 SEGMENT_OPS = (O.INCLUDES, O.NOT_IN)
+LIST_OPS = (O.INCLUDES, O.NOT_IN)  # has any of / has none of the values
+PREFERENCE_FIELDS = {f.name: f for f in (
+    _spec("genres", "Preferred genres (top 5)", ValueType.STRING, LIST_OPS),
+    _spec("types", "Preferred types (top 5)", ValueType.STRING, LIST_OPS),
+    _spec("creators", "Creators bought before", ValueType.STRING, LIST_OPS),
+    _spec("preferred_day", "Preferred day of the week (ISO, 1 = Monday)", ValueType.INTEGER, LIST_OPS,
+          enum=tuple(str(d) for d in range(1, 8))),
+    _spec("price_range", "Price range (the middle of what they pay)", ValueType.MONEY,
+          (O.INCLUDES, O.BETWEEN, O.EXISTS, O.NOT_EXISTS)),
+    _spec("watchlist", "On the watchlist (product ids)", ValueType.ID, LIST_OPS),
+)}
 RECOMMENDATION_OPS = (O.GREATER_THAN_OR_EQUAL, O.GREATER_THAN, O.LESS_THAN_OR_EQUAL, O.LESS_THAN, O.BETWEEN)
 CONSENT_CHANNELS = ("email", "sms", "push", "ads")
 CONSENT_OPS = (O.EQUALS,)
@@ -402,6 +416,26 @@ def _rule(raw: Any, path: str, ctx: Context, errors: _Errors) -> Rule | None:
         return Rule(kind=kind, operator=op, field=channel, value_type=ValueType.BOOLEAN,
                     value=check_value(ValueType.BOOLEAN, op, value, f"{path}.value", errors))
 
+    if kind is RuleKind.PREFERENCE:
+        spec = PREFERENCE_FIELDS.get(raw.get("field")) if isinstance(raw.get("field"), str) else None
+        if spec is None:
+            errors.add(f"{path}.field", f"preference rules use {', '.join(PREFERENCE_FIELDS)}")
+            return None
+        if not allowed(spec.operators, f"preference {spec.name}"):
+            return None
+        if spec.type is not ValueType.MONEY and op in LIST_OPS and value is not None and not isinstance(value, list):
+            value = [value]
+        checked = check_value(spec.type, op, value, f"{path}.value", errors)
+        if spec.name in ("genres", "types") and isinstance(checked, list):
+            checked = [v.strip().lower() if isinstance(v, str) else v for v in checked]  # stored lower case
+        if spec.name == "preferred_day" and isinstance(checked, list):
+            if any(d is not None and not 1 <= d <= 7 for d in checked):
+                errors.add(f"{path}.value", "a day of the week is 1 (Monday) to 7 (Sunday)")
+        if spec.name == "price_range" and checked is not None:
+            if any(n is not None and n < 0 for n in checked):
+                errors.add(f"{path}.value", "a price is zero or more")
+        return Rule(kind=kind, operator=op, field=spec.name, value_type=spec.type, value=checked)
+
     if kind is RuleKind.RECOMMENDATION_SCORE:
         product = check_value(ValueType.ID, O.EQUALS, raw.get("field"), f"{path}.field", errors)
         if not allowed(RECOMMENDATION_OPS, "recommendation score rules"):
@@ -487,6 +521,11 @@ def referenced_segments(group: Group) -> set[uuid.UUID]:
 
 def referenced_products(group: Group) -> set[uuid.UUID]:
     return {uuid.UUID(r.field) for r in group.walk_rules() if r.kind is RuleKind.RECOMMENDATION_SCORE and r.field}
+
+
+def referenced_watchlist_products(group: Group) -> set[uuid.UUID]:
+    return {uuid.UUID(v) for r in group.walk_rules() if r.kind is RuleKind.PREFERENCE and r.field == "watchlist"
+            for v in (r.value or []) if v}
 
 
 def referenced_tags(group: Group) -> set[uuid.UUID]:

@@ -130,4 +130,8 @@ def _plain(v: Any) -> Any:
         return float(v)
     if isinstance(v, datetime):
         return v.isoformat()
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
     return v

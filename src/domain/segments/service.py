@@ -112,6 +112,14 @@ async def check_definition(s: AsyncSession, principal: Principal, brand_id: uuid
         if products - known:
             raise DomainError(f"product {sorted(map(str, products - known))[0]} is not a product of this brand",
                               field="definition")
+    watched = dsl.referenced_watchlist_products(group)
+    if watched:  # a product of this brand or one shared by every brand
+        known = set(await s.scalars(select(Product.id).where(
+            Product.tenant_id == principal.tenant_id, Product.id.in_(watched),
+            or_(Product.brand_id == brand_id, Product.brand_id.is_(None)))))
+        if watched - known:
+            raise DomainError(f"product {sorted(map(str, watched - known))[0]} is not a product of this brand",
+                              field="definition")
     refs = dsl.referenced_segments(group)
     if refs:
         rows = {x.id: x for x in await s.scalars(select(Segment).where(

@@ -25,6 +25,8 @@ def _seed_enum(name: str, values, description: str):
 
 SegmentOperator = _seed_enum("SegmentOperator", [o.value for o in dsl.Operator], "A rule's comparison.")
 ProfileField = _seed_enum("ProfileField", list(dsl.PROFILE_FIELDS), "A per-brand profile metric.")
+PreferenceField = _seed_enum("PreferenceField", list(dsl.PREFERENCE_FIELDS),
+                             "A preference of the brand profile (docs/profiles.md, Preferences).")
 PurchaseField = _seed_enum("PurchaseField", list(dsl.PURCHASE_FIELDS), "What a purchase rule matches on.")
 SegmentMatch = strawberry.enum(dsl.Match, name="SegmentMatch")
 
@@ -86,6 +88,17 @@ class SegmentMembershipRuleInput:
     segment_ids: list[GlobalID]
 
 
+@strawberry.input(description="A preference of the customer's brand profile: GENRES, TYPES, CREATORS, "
+                              "PREFERRED_DAY (ISO 1-7), WATCHLIST (Product ids) with INCLUDES (any of the values) "
+                              "or NOT_IN (none of them); PRICE_RANGE with INCLUDES (a list of prices in major "
+                              "units, one inside the range) or BETWEEN ([low, high] overlaps the range), EXISTS, "
+                              "NOT_EXISTS.")
+class PreferenceRuleInput:
+    field: PreferenceField
+    operator: SegmentOperator
+    value: JSON | None = None
+
+
 @strawberry.input(description="The customer's recommendation score (0-100) for a product of the same brand "
                               "(docs/offers.md); operators greater_than_or_equal, greater_than, less_than_or_equal, "
                               "less_than, between.")
@@ -104,6 +117,7 @@ class SegmentRuleInput:
     tag: TagRuleInput | None = UNSET
     consent: ConsentRuleInput | None = UNSET
     segment: SegmentMembershipRuleInput | None = UNSET
+    preference: PreferenceRuleInput | None = UNSET
     recommendation_score: RecommendationScoreRuleInput | None = UNSET
 
 
@@ -137,6 +151,14 @@ def _rule(r: SegmentRuleInput, path: str) -> dict[str, Any]:
     if r.segment:
         return {"kind": "segment", "operator": r.segment.operator.value,
                 "value": [str(i) for i in ids.decode_many(r.segment.segment_ids, "Segment", f"{path}.segment.segmentIds")]}
+    if r.preference:
+        value = r.preference.value
+        if r.preference.field.value == "watchlist" and value is not None:  # global Product ids
+            raw = value if isinstance(value, list) else [value]
+            if all(isinstance(v, str) for v in raw):
+                value = [str(i) for i in ids.decode_many(raw, "Product", f"{path}.preference.value")]
+        return {"kind": "preference", "field": r.preference.field.value, "operator": r.preference.operator.value,
+                "value": value}
     if r.recommendation_score:
         product = ids.decode(r.recommendation_score.product_id, "Product", f"{path}.recommendationScore.productId")
         return {"kind": "recommendation_score", "field": str(product),
