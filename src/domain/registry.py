@@ -9,6 +9,7 @@ from domain.commerce import models as _commerce  # noqa: F401
 from domain.conversations import models as _conversations  # noqa: F401
 from domain.customers import models as _customers  # noqa: F401
 from domain.delivery import models as _delivery  # noqa: F401
+from domain.insights import models as _insights  # noqa: F401
 from domain.jobs import models as _jobs  # noqa: F401
 from domain.models import Base
 from domain.offers import models as _offers  # noqa: F401

@@ -112,6 +112,7 @@ COST_MAP: dict[str, Cost] = {
     "Brand.campaigns": paged(), "Conversation.messages": paged(), "Customer.orders": paged(),
     "Customer.timeline": paged(), "Customer.notes": paged(), "Segment.members": paged(), "Segment.history": paged(),
     "SegmentAutomation.executions": paged(), "SegmentAutomation.runs": paged(), "Query.clientApps": paged(),
+    "Query.alerts": paged(), "Query.alertRules": paged(),
     # lists the server bounds
     "Query.nodes": bounded(100),  # graph/schema.MAX_NODES
     "Query.brands": bounded(50), "Viewer.brands": bounded(50), "ApiKey.brands": bounded(50),

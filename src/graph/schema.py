@@ -45,6 +45,7 @@ from graph.delivery.queries import DeliveryQuery
 from graph.extensions import extensions
 from graph.jobs.queries import JobQuery
 from graph.jobs.subscriptions import JobSubscription
+from graph.insights.alerts import AlertMutation, AlertQuery, AlertSubscription
 from graph.insights.queries import InsightQuery
 from graph.offers.mutations import OfferMutation
 from graph.offers.queries import OfferQuery
@@ -103,14 +104,15 @@ class NodeQuery:
 
 Query = merge_types("Query", (NodeQuery, TenancyQuery, CustomerQuery, CommerceQuery, SegmentQuery,
                               AutomationQuery, CampaignQuery, DeliveryQuery, ConversationQuery, JobQuery,
-                              AuditQuery, ClientAppQuery, OfferQuery, InsightQuery, AiQuery, CopilotQuery))
+                              AuditQuery, ClientAppQuery, OfferQuery, InsightQuery, AlertQuery, AiQuery, CopilotQuery))
 Mutation = merge_types("Mutation", (TenancyMutation, CustomerMutation, CommerceMutation, SegmentMutation,
                                     AutomationMutation, TenantSettingsMutation, CampaignMutation, DeliveryMutation,
                                     ConversationMutation, CustomerImportMutation, OrderImportMutation,
                                     ProfileMutation, TimelineMutation, ClientAppMutation, OfferMutation,
-                                    CustomerOverrideMutation, AiMutation, CopilotMutation))
+                                    CustomerOverrideMutation, AlertMutation, AiMutation, CopilotMutation))
 Subscription = merge_types("Subscription", (AuditSubscription, JobSubscription, SegmentSubscription,
-                                            CampaignSubscription, ConversationSubscription, CopilotSubscription))
+                                            CampaignSubscription, ConversationSubscription, CopilotSubscription,
+                                            AlertSubscription))
 
 
 class Schema(strawberry.Schema):

@@ -9,12 +9,12 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from offers.test_catalogue_and_preferences import _product, worked_example
 
 from conftest import Api, TenantFixture, gid
 from domain.commerce.service import OrderInput, OrderLine, record_order
 from domain.customers.service import upsert_customer
 from domain.segments import refresh
+from offers.test_catalogue_and_preferences import _product, worked_example
 
 PREVIEW = """query($b: ID!, $d: SegmentDefinitionInput!) { previewSegment(brandId: $b, definition: $d) {
   count customers { email } } }"""

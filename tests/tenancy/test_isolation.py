@@ -224,6 +224,7 @@ def test_every_operation_of_the_schema_has_isolation_rows() -> None:
     assert set(schema.query_type.fields) == read | AUTOMATION_OPERATIONS["queries"]
     assert set(schema.mutation_type.fields) == written | AUTOMATION_OPERATIONS["mutations"]
     assert set(schema.subscription_type.fields) == (SUBSCRIPTIONS | customers.SUBSCRIPTIONS | {"segmentMembershipChanged"}
+                                                    | OFFER_OPERATIONS["subscriptions"]
                                                     | campaigns.SUBSCRIPTIONS | conversations.SUBSCRIPTIONS
                                                     | ai.SUBSCRIPTIONS)
 
@@ -241,11 +242,13 @@ def test_every_operation_of_the_schema_has_isolation_rows() -> None:
 # test_a_member_of_another_brand_sees_and_changes_nothing, test_an_analyst_reads_but_cannot_make_segments_or_set_weights);
 # the dashboard in tests/offers/test_dashboard.py (test_another_tenant_or_brand_sees_no_dashboard); customer
 # overrides and relationship in tests/offers/test_overrides.py
-# (test_only_owners_and_admins_override_and_only_visible_customers).
+# (test_only_owners_and_admins_override_and_only_visible_customers); alerts and alert rules in
+# tests/offers/test_alerts.py (test_another_tenant_or_brand_or_role_sees_and_changes_no_alerts).
 OFFER_OPERATIONS = {
-    "queries": {"recommendedCustomers", "recommendationWeights", "dashboard"},
+    "queries": {"recommendedCustomers", "recommendationWeights", "dashboard", "alerts", "alertRules"},
     "mutations": {"createSegmentFromRecommendations", "setRecommendationWeights", "setCustomerOverride",
-                  "setCustomerRelationship"},
+                  "setCustomerRelationship", "createAlertRule", "deleteAlertRule", "markAlertsRead"},
+    "subscriptions": {"alerts"},
 }
 CLIENT_APP_OPERATIONS = {
     "queries": {"clientApps", "clientApp"},

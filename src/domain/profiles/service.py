@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.insights import alerts
 from domain.platform.db import tenant_session
 from domain.profiles.models import ALL_BRANDS, CustomerProfile
 from domain.tenancy import scoping
@@ -23,9 +24,11 @@ from domain.tenancy.policies import Action, Principal, authorize
 async def refresh(session: AsyncSession, tenant_id: uuid.UUID, customer_ids: Iterable[uuid.UUID] | None) -> int:
     """Recompute the profiles of ``customer_ids`` (every customer when None) in this transaction."""
     ids = None if customer_ids is None else [str(c) for c in customer_ids]
-    return await session.scalar(
+    count = await session.scalar(
         text("select bg_refresh_customer_profiles(:tenant, cast(:ids as uuid[]))"), {"tenant": tenant_id, "ids": ids}
     ) or 0
+    await alerts.check_profiles(session, tenant_id, ids)  # threshold crossings, with the new values
+    return count
 
 
 async def profiles_for(principal: Principal, keys: list[tuple[uuid.UUID, uuid.UUID | None]]

@@ -42,6 +42,7 @@ from domain.audit import service as audit
 from domain.automations.running import run_for_changes
 from domain.config import get_settings
 from domain.errors import DomainError, ErrorCode, InvalidState
+from domain.insights import alerts
 from domain.jobs import service as jobs
 from domain.jobs.models import Job
 from domain.platform import outbox
@@ -170,6 +171,7 @@ async def apply_changes(tenant_id: uuid.UUID, segment_id: str, at: str) -> None:
     sid, when = uuid.UUID(segment_id), datetime.fromisoformat(at)
     await requeue_dependents(tenant_id, sid, when)
     await write_timeline(tenant_id, sid, when)
+    await alerts.record_segment_entries(tenant_id, sid, when)
     await run_for_changes(tenant_id, sid, when)
 
 
