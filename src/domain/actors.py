@@ -17,6 +17,7 @@ ACTOR_MODULES = (
     "domain.conversations.sending",
     "domain.exports.timeline",
     "domain.imports.actors",
+    "domain.offers.stored",
     "domain.profiles.actors",
     "domain.segments.changes",
     "domain.segments.live",

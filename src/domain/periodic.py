@@ -14,6 +14,7 @@ from domain.campaigns.service import launch_due
 from domain.conversations.sending import requeue_stalled_messages
 from domain.conversations.service import wake_snoozed
 from domain.jobs.service import requeue_stalled
+from domain.offers.stored import nightly as generate_recommendations_nightly
 from domain.platform.broker import enqueue
 from domain.platform.scheduler import Periodic
 from domain.profiles.actors import start_scheduled_rebuild
@@ -33,6 +34,10 @@ def schedule() -> list[Periodic]:
     async def rebuild_profiles() -> None:
         for tenant_id in await all_tenant_ids():
             await start_scheduled_rebuild(tenant_id)
+
+    async def generate_recommendations() -> None:
+        for tenant_id in await all_tenant_ids():
+            await generate_recommendations_nightly(tenant_id)
 
     async def refresh_stale_segments() -> None:
         for tenant_id in await all_tenant_ids():
@@ -70,5 +75,7 @@ def schedule() -> list[Periodic]:
         Periodic("requeue_stalled_jobs", CronTrigger(minute="*/5"), requeue_stalled_jobs, slot_seconds=300),
         Periodic("prune_audit_logs", CronTrigger(hour=3, minute=17), prune_audit_logs),
         Periodic("rebuild_profiles", CronTrigger(hour=2, minute=7), rebuild_profiles),
+        # after the profiles' rebuild (preferences current)
+        Periodic("generate_recommendations", CronTrigger(hour=3, minute=37), generate_recommendations),
         Periodic("run_periodic_automations", CronTrigger(minute=5), run_periodic_automations),
     ]

@@ -128,6 +128,7 @@ COST_MAP: dict[str, Cost] = {
     "SegmentUsage.campaigns": bounded(20), "SegmentUsage.automations": bounded(20), "SegmentUsage.segments": bounded(20),
     "CustomerPreferences.genres": bounded(5), "CustomerPreferences.types": bounded(5),  # the five heaviest
     "CustomerRecommendation.reasons": bounded(7),  # one per factor
+    "RecommendationStats.bands": bounded(5),
     "Dashboard.segments": bounded(10), "Dashboard.campaigns": bounded(5),
     # AI settings: five providers plus the operator's endpoints; a provider's models
     "Query.aiConnections": bounded(10), "AiSettings.features": bounded(10), "AiSettings.endpoints": bounded(10),

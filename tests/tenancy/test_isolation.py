@@ -243,9 +243,11 @@ def test_every_operation_of_the_schema_has_isolation_rows() -> None:
 # the dashboard in tests/offers/test_dashboard.py (test_another_tenant_or_brand_sees_no_dashboard); customer
 # overrides and relationship in tests/offers/test_overrides.py
 # (test_only_owners_and_admins_override_and_only_visible_customers); alerts and alert rules in
-# tests/offers/test_alerts.py (test_another_tenant_or_brand_or_role_sees_and_changes_no_alerts).
+# tests/offers/test_alerts.py (test_another_tenant_or_brand_or_role_sees_and_changes_no_alerts); stored
+# recommendations in tests/offers/test_stored_recommendations.py (test_another_tenant_or_brand_sees_no_stats).
 OFFER_OPERATIONS = {
-    "queries": {"recommendedCustomers", "recommendationWeights", "dashboard", "alerts", "alertRules"},
+    "queries": {"recommendedCustomers", "recommendationWeights", "dashboard", "alerts", "alertRules",
+                "recommendationStats"},
     "mutations": {"createSegmentFromRecommendations", "setRecommendationWeights", "setCustomerOverride",
                   "setCustomerRelationship", "createAlertRule", "deleteAlertRule", "markAlertsRead"},
     "subscriptions": {"alerts"},

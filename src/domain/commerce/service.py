@@ -29,6 +29,7 @@ from domain.customers.service import (
     upsert_in_session,
 )
 from domain.errors import DomainError, ErrorCode, NotFound, PermissionDenied, Validator
+from domain.offers import stored as stored_recommendations
 from domain.pagination import Page, PageRequest, encode_cursor, pages_by
 from domain.platform.db import tenant_session
 from domain.profiles import service as profiles
@@ -223,6 +224,7 @@ async def record_order(principal: Principal, inp: OrderInput) -> tuple[Order, bo
                      summary={"external_order_id": inp.external_order_id, "total_cents": inp.total_cents})
         order = await s.scalar(select(Order).where(Order.tenant_id == principal.tenant_id, Order.id == order.id))
         await attribute_order(s, order)
+        await stored_recommendations.mark_converted(s, principal.tenant_id, [order.id])
     return order, True
 
 
@@ -378,6 +380,7 @@ async def upsert_product(principal: Principal, sku: str, name: str, *, brand_id:
                      summary={"sku": sku, "kind": attrs.kind})
         if product.brand_id is not None:  # recommendation_score rules read the product
             await changes.segments_changed(s, principal.tenant_id, product.brand_id)
+        await stored_recommendations.request_generation(s, principal, product)  # an event: stored anew
     return product
 
 

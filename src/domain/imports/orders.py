@@ -43,6 +43,7 @@ from domain.imports.parsing import (
     cleaned_rows,
     snake,
 )
+from domain.offers import stored as stored_recommendations
 from domain.platform.db import tenant_session
 from domain.profiles import service as profiles
 from domain.segments import changes
@@ -345,6 +346,8 @@ async def write_chunk(s: AsyncSession, tenant_id: uuid.UUID, brand_id: uuid.UUID
     out.existing += sum(e for _, _, e in created)  # recorded meanwhile by someone else
     buyers = [customer_id for customer_id, c, _ in created if c]
     if buyers:
+        created_orders = list(await s.scalars(text("SELECT id FROM bg_import_orders WHERE created")))
+        await stored_recommendations.mark_converted(s, tenant_id, created_orders)
         await profiles.refresh(s, tenant_id, buyers)
         await changes.customers_changed(s, tenant_id, buyers, [PURCHASE, PROFILE])  # live evaluation of the buyers
     return out

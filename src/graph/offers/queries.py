@@ -3,11 +3,15 @@ from __future__ import annotations
 import strawberry
 from strawberry import relay
 
-from domain.offers import service
+from domain.offers import service, stored
 from domain.pagination import clamp_first
 from graph.core import ids
 from graph.core.context import Info
-from graph.offers.types import CustomerRecommendationConnection, RecommendationWeights
+from graph.offers.types import (
+    CustomerRecommendationConnection,
+    RecommendationStats,
+    RecommendationWeights,
+)
 
 
 def _brand(info: Info, brand_id: relay.GlobalID | None):
@@ -30,3 +34,9 @@ class OfferQuery:
     @strawberry.field(description="A brand's recommendation weights (its own or the defaults).")
     async def recommendation_weights(self, info: Info, brand_id: relay.GlobalID | None = None) -> RecommendationWeights:
         return RecommendationWeights.from_domain(await service.weights(info.context.principal, _brand(info, brand_id)))
+
+    @strawberry.field(description="Stored recommendations of a product per score band, with how many converted "
+                                  "(ordered the product within the brand's attribution window).")
+    async def recommendation_stats(self, info: Info, product_id: relay.GlobalID) -> RecommendationStats:
+        return RecommendationStats.from_domain(await stored.recommendation_stats(
+            info.context.principal, ids.decode(product_id, "Product", "productId")))

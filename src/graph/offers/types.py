@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
 
 import strawberry
 from strawberry.relay import PageInfo
 
-from domain.offers import service
+from domain.offers import service, stored
 from graph.customers.types import Customer
 
 
@@ -78,3 +79,25 @@ class RecommendationWeights:
     @classmethod
     def from_domain(cls, w: dict[str, int]) -> RecommendationWeights:
         return cls(**w)
+
+
+@strawberry.type(description="Stored recommendations of one score band and how many converted.")
+class RecommendationScoreBand:
+    low: int
+    high: int
+    recommended: int
+    converted: int
+    conversion_rate: float = strawberry.field(description="converted / recommended (0 when none).")
+
+
+@strawberry.type(description="Whether the score predicts buying: stored recommendations of a product per score "
+                             "band (0-19, 20-39, 40-59, 60-79, 80-100) and their conversions (docs/offers.md).")
+class RecommendationStats:
+    generated_at: datetime | None
+    bands: list[RecommendationScoreBand]
+
+    @classmethod
+    def from_domain(cls, s: stored.Stats) -> RecommendationStats:
+        return cls(generated_at=s.generated_at,
+                   bands=[RecommendationScoreBand(low=b.low, high=b.high, recommended=b.recommended,
+                                                  converted=b.converted, conversion_rate=b.rate) for b in s.bands])

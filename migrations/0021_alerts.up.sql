@@ -1,2 +1,0 @@
--- Alerts (docs/insights.md "Alerts"): every table is tenant-owned, bound to row-level security.
-SELECT bg_enable_tenant_rls(t::regclass) FROM unnest(ARRAY['alert_rules', 'alert_states', 'alerts']) AS t;
