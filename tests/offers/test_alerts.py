@@ -98,7 +98,7 @@ async def test_entering_a_segment_alerts_once_and_the_subscription_delivers(api:
     t = tenant
     made = (await api.data("""mutation($input: CreateSegmentInput!) { createSegment(input: $input) {
         segment { id } errors { field } } }""", {"input": {"brandId": t.brand_gid("a"), "name": "Spenders",
-        "definition": {"rules": [{"profile": {"field": "total_order_value", "operator": "greater_than_or_equal",
+        "definition": {"rules": [{"profile": {"field": "TOTAL_ORDER_VALUE", "operator": "GREATER_THAN_OR_EQUAL",
                                               "value": 100}}]}}}, token=t.owner_token))["createSegment"]
     seg = made["segment"]["id"]
     rule = await _rule(api, t, "SEGMENT_ENTERED", segment=seg)

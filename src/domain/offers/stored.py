@@ -119,7 +119,8 @@ class Band:
 
     @property
     def rate(self) -> float:
-        return round(self.converted / self.recommended, 4) if self.recommended else 0.0
+        """Percent of the recommended who converted, two decimals."""
+        return round(100 * self.converted / self.recommended, 2) if self.recommended else 0.0
 
 
 @dataclass

@@ -87,7 +87,8 @@ class RecommendationScoreBand:
     high: int
     recommended: int
     converted: int
-    conversion_rate: float = strawberry.field(description="converted / recommended (0 when none).")
+    conversion_rate: float = strawberry.field(description="Percent (0 to 100, two decimals) of the recommended "
+                                                          "customers who converted; 0 when none were recommended.")
 
 
 @strawberry.type(description="Whether the score predicts buying: stored recommendations of a product per score "
