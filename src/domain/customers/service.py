@@ -14,7 +14,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, or_, select, text
+from sqlalchemy import Select, and_, exists, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -394,6 +394,20 @@ class CustomerFilter:
     brand_id: uuid.UUID | None = None
     search: str | None = None
     tag_ids: tuple[uuid.UUID, ...] = ()
+    segment_ids: tuple[uuid.UUID, ...] = ()  # a current member of any of them
+    churn_risk_min: int | None = None  # effective churn risk (override, else the profile's), inclusive
+    churn_risk_max: int | None = None
+    lifetime_value_min_cents: int | None = None  # effective lifetime value, inclusive
+    lifetime_value_max_cents: int | None = None
+    consented_channels: tuple[str, ...] = ()  # granted for the brand on every one of them
+    city: str | None = None  # ignoring case
+    country: str | None = None
+    account_manager_id: uuid.UUID | None = None
+
+    @property
+    def reads_profile(self) -> bool:
+        return any(v is not None for v in (self.churn_risk_min, self.churn_risk_max,
+                                           self.lifetime_value_min_cents, self.lifetime_value_max_cents))
 
 
 MAX_SEARCH_TERMS = 5
@@ -428,6 +442,8 @@ async def list_customers(principal: Principal, flt: CustomerFilter, order: Custo
     authorize(principal, Action.CUSTOMER_READ)
     stmt = list_statement(principal, flt, order, page=page)
     async with tenant_session(principal.tenant_id) as s:
+        if flt.segment_ids:
+            await _check_segments(s, principal, flt.segment_ids)
         if flt.search:
             # asyncpg prepares every statement, and after five runs PostgreSQL may keep a generic
             # plan, which knows no prefix, so no index range: it would read every customer
@@ -455,10 +471,74 @@ def list_statement(principal: Principal, flt: CustomerFilter, order: CustomerOrd
         conditions.append(exists(select(CustomerTag.customer_id).where(
             CustomerTag.tenant_id == Customer.tenant_id, CustomerTag.customer_id == Customer.id,
             CustomerTag.tag_id == tag_id)))
+    conditions += _insight_conditions(principal, flt)
     key = Customer.updated_at if order is CustomerOrder.UPDATED_AT_DESC else Customer.created_at
     descending = order is not CustomerOrder.CREATED_AT_ASC
     after, ordering = page.keyset([(key, descending), (Customer.id, descending)], datetime, uuid.UUID)
     return select(Customer).where(*conditions, *after).order_by(*ordering).limit(page.size + 1)
+
+
+def _insight_conditions(principal: Principal, flt: CustomerFilter) -> list[Any]:
+    """The filter panel's conditions (docs/customers.md, "Listing"): segments, risk and value
+    ranges, consents, place, account manager."""
+    from domain.customers.models import Consent
+    from domain.profiles.models import ALL_BRANDS, CustomerProfile
+    from domain.segments.models import SegmentMembership
+
+    v = Validator()
+    out: list[Any] = []
+    if flt.reads_profile and flt.brand_id is None and not scoping.sees_every_brand(principal):
+        v.add("brandId", "risk and value filters read a brand's profile: name the brand", ErrorCode.REQUIRED)
+    if flt.consented_channels and flt.brand_id is None:
+        v.add("brandId", "consent is given to a brand: name the brand", ErrorCode.REQUIRED)
+    for name, low, high in (("churnRisk", flt.churn_risk_min, flt.churn_risk_max),
+                            ("lifetimeValueCents", flt.lifetime_value_min_cents, flt.lifetime_value_max_cents)):
+        if low is not None and high is not None and low > high:
+            v.add(f"{name}Min", "the minimum is greater than the maximum")
+    v.check()
+    if flt.segment_ids:
+        m = aliased(SegmentMembership, name="fm")
+        out.append(exists(select(m.customer_id).where(
+            m.tenant_id == Customer.tenant_id, m.customer_id == Customer.id, m.segment_id.in_(flt.segment_ids),
+            m.exited_at.is_(None))))
+    if flt.reads_profile:
+        p = aliased(CustomerProfile, name="fp")
+        brand = flt.brand_id or ALL_BRANDS
+        profile = select(p).where(p.tenant_id == Customer.tenant_id, p.customer_id == Customer.id,
+                                  p.brand_id == brand)
+        risk = func.coalesce(Customer.risk_override, profile.with_only_columns(p.churn_risk).scalar_subquery(), 100)
+        value = func.coalesce(Customer.value_override_cents,
+                              profile.with_only_columns(p.total_order_value_cents).scalar_subquery(), 0)
+        for col, low, high in ((risk, flt.churn_risk_min, flt.churn_risk_max),
+                               (value, flt.lifetime_value_min_cents, flt.lifetime_value_max_cents)):
+            if low is not None:
+                out.append(col >= low)
+            if high is not None:
+                out.append(col <= high)
+    for channel in flt.consented_channels:
+        out.append(exists(select(Consent.customer_id).where(
+            Consent.tenant_id == Customer.tenant_id, Consent.customer_id == Customer.id,
+            Consent.brand_id == flt.brand_id, Consent.channel == channel, Consent.granted.is_(True))))
+    if flt.city:
+        out.append(func.lower(Customer.city) == flt.city.strip().lower())
+    if flt.country:
+        out.append(Customer.country == flt.country.strip().upper())
+    if flt.account_manager_id is not None:
+        out.append(Customer.account_manager_id == flt.account_manager_id)
+    return out
+
+
+async def _check_segments(s: AsyncSession, principal: Principal, segment_ids: tuple[uuid.UUID, ...]) -> None:
+    """Segments named in a filter exist and are of brands the principal may use."""
+    from domain.segments.models import Segment
+
+    if len(segment_ids) > 20:
+        raise DomainError("at most 20 segments", field="segmentIds", code=ErrorCode.LIMIT_EXCEEDED)
+    brands = dict((await s.execute(select(Segment.id, Segment.brand_id).where(
+        Segment.tenant_id == principal.tenant_id, Segment.id.in_(segment_ids)))).all())
+    for i, sid in enumerate(segment_ids):
+        if sid not in brands or not scoping.may_use_brand(principal, brands[sid]):
+            raise NotFound("segment not found", field=f"segmentIds[{i}]")
 
 
 async def brand_links(principal: Principal, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[CustomerBrand]]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from strawberry import relay
 
@@ -11,7 +13,8 @@ from graph.core.brands import brand_or_active
 from graph.core.connection import Connection, page_request
 from graph.core.context import Info
 from graph.core.nodes import load_node
-from graph.customers.types import Customer, Tag, customer_page
+from graph.core.scalars import BigInt
+from graph.customers.types import Channel, Customer, Tag, customer_page
 
 CustomerOrderBy = strawberry.enum(DomainCustomerOrder, name="CustomerOrderBy")
 
@@ -30,11 +33,31 @@ class CustomerQuery:
         order_by: CustomerOrderBy = DomainCustomerOrder.CREATED_AT_DESC,
         last: int | None = None,
         before: str | None = None,
+        segment_ids: Annotated[list[relay.GlobalID] | None, strawberry.argument(
+            description="A current member of any of these segments (at most 20).")] = None,
+        churn_risk_min: Annotated[int | None, strawberry.argument(
+            description="Effective churn risk (the override, else the brand profile's) at least this.")] = None,
+        churn_risk_max: int | None = None,
+        lifetime_value_min_cents: Annotated[BigInt | None, strawberry.argument(
+            description="Effective lifetime value (the override, else the brand profile's) at least this.")] = None,
+        lifetime_value_max_cents: BigInt | None = None,
+        consented_channels: Annotated[list[Channel] | None, strawberry.argument(
+            description="Consent granted to the brand on every one of these channels (needs the brand).")] = None,
+        city: str | None = None,
+        country: str | None = None,
+        account_manager_id: relay.GlobalID | None = None,
     ) -> Connection[Customer]:
         flt = CustomerFilter(
             brand_id=brand_or_active(info, brand_id),
             search=search,
             tag_ids=tuple(ids.decode_many(tag_ids, "Tag", "tagIds") or ()),
+            segment_ids=tuple(ids.decode_many(segment_ids, "Segment", "segmentIds") or ()),
+            churn_risk_min=churn_risk_min, churn_risk_max=churn_risk_max,
+            lifetime_value_min_cents=lifetime_value_min_cents, lifetime_value_max_cents=lifetime_value_max_cents,
+            consented_channels=tuple(c.value for c in consented_channels or ()),
+            city=city, country=country,
+            account_manager_id=ids.decode(account_manager_id, "Member", "accountManagerId")
+            if account_manager_id else None,
         )
         page = await service.list_customers(info.context.principal, flt, DomainCustomerOrder(order_by.value),
                                             page=page_request(info, first, after, last, before))
