@@ -21,12 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from domain.audit import service as audit
-from domain.customers.models import Customer, CustomerBrand, CustomerTag
+from domain.customers.models import Consent, Customer, CustomerBrand, CustomerTag
 from domain.errors import DomainError, ErrorCode, NotFound, Validator
 from domain.pagination import Page, PageRequest, encode_cursor
 from domain.platform.db import tenant_session
+from domain.profiles.models import ALL_BRANDS, CustomerProfile
 from domain.segments import changes
 from domain.segments.compiler import ATTRIBUTE, BRAND
+from domain.segments.models import Segment, SegmentMembership
 from domain.tenancy import scoping, validation
 from domain.tenancy.policies import Action, Principal, authorize
 from domain.timeline import service as timeline
@@ -481,10 +483,6 @@ def list_statement(principal: Principal, flt: CustomerFilter, order: CustomerOrd
 def _insight_conditions(principal: Principal, flt: CustomerFilter) -> list[Any]:
     """The filter panel's conditions (docs/customers.md, "Listing"): segments, risk and value
     ranges, consents, place, account manager."""
-    from domain.customers.models import Consent
-    from domain.profiles.models import ALL_BRANDS, CustomerProfile
-    from domain.segments.models import SegmentMembership
-
     v = Validator()
     out: list[Any] = []
     if flt.reads_profile and flt.brand_id is None and not scoping.sees_every_brand(principal):
@@ -530,8 +528,6 @@ def _insight_conditions(principal: Principal, flt: CustomerFilter) -> list[Any]:
 
 async def _check_segments(s: AsyncSession, principal: Principal, segment_ids: tuple[uuid.UUID, ...]) -> None:
     """Segments named in a filter exist and are of brands the principal may use."""
-    from domain.segments.models import Segment
-
     if len(segment_ids) > 20:
         raise DomainError("at most 20 segments", field="segmentIds", code=ErrorCode.LIMIT_EXCEEDED)
     brands = dict((await s.execute(select(Segment.id, Segment.brand_id).where(
