@@ -2,7 +2,7 @@
 recorded once per crossing; stored recommendations with their conversions.
 
 Revision ID: 0021_insights
-Revises: 0019_ai
+Revises: 0020_automation_messages
 Create Date: 2026-12-08 02:30:00
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 from domain.platform.sqlfiles import run_sql_file
 
 revision = '0021_insights'
-down_revision = '0019_ai'
+down_revision = '0020_automation_messages'
 branch_labels = None
 depends_on = None
 
