@@ -16,8 +16,8 @@ from domain.customers.service import upsert_customer
 from domain.segments import refresh
 from offers.test_catalogue_and_preferences import _product, worked_example
 
-PREVIEW = """query($b: ID!, $d: SegmentDefinitionInput!) { previewSegment(brandId: $b, definition: $d) {
-  count customers { email } } }"""
+PREVIEW = """query($b: ID!, $d: SegmentDefinitionInput!) { previewSegment(brandId: $b, definition: $d, first: 50) {
+  totalCount edges { node { email } } } }"""
 CREATE = """mutation($input: CreateSegmentInput!) { createSegment(input: $input) {
   segment { id } errors { field code message } } }"""
 
@@ -36,8 +36,8 @@ async def members(api: Api, t: TenantFixture, field: str, operator: str, value) 
     rule = {"preference": {"field": field.upper(), "operator": operator.upper(), "value": value}}
     body = await api.data(PREVIEW, {"b": t.brand_gid("a"), "d": {"match": "ALL", "rules": [rule]}},
                           token=t.owner_token)
-    found = {c["email"].split("@")[0] for c in body["previewSegment"]["customers"]}
-    assert body["previewSegment"]["count"] == len(found)
+    found = {e["node"]["email"].split("@")[0] for e in body["previewSegment"]["edges"]}
+    assert body["previewSegment"]["totalCount"] == len(found)
     return found
 
 

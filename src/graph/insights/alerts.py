@@ -12,6 +12,7 @@ import strawberry
 from strawberry import relay
 from strawberry.relay import GlobalID, PageInfo
 
+from domain.errors import DomainError
 from domain.insights import alerts as service
 from domain.insights.models import Alert as AlertModel
 from domain.insights.models import AlertKind as DomainAlertKind
@@ -82,6 +83,11 @@ class Alert(relay.Node):
     resolve_nodes = node_resolver(lambda info, keys: service.alerts_by_id(info.context.principal, keys))
 
 
+def _forward_only(last: int | None, before: str | None) -> None:
+    if last is not None or before is not None:
+        raise DomainError("these lists page forward only (first, after) for now", field="last" if last else "before")
+
+
 def _page_info(cursors: list[str], has_next: bool) -> PageInfo:
     return PageInfo(has_next_page=has_next, has_previous_page=False,
                     start_cursor=cursors[0] if cursors else None, end_cursor=cursors[-1] if cursors else None)
@@ -118,7 +124,8 @@ class AlertQuery:
     @strawberry.field(description="A brand's alerts, newest first, with unread counts; brandId falls back to "
                                   "X-Brand-Id.")
     async def alerts(self, info: Info, brand_id: GlobalID | None = None, unread_only: bool = False, first: int = 20,
-                     after: str | None = None) -> AlertConnection:
+                     after: str | None = None, last: int | None = None, before: str | None = None) -> AlertConnection:
+        _forward_only(last, before)
         r = await service.list_alerts(info.context.principal, _brand(info, brand_id), unread_only, clamp_first(first),
                                       after)
         return AlertConnection(edges=[AlertEdge(cursor=c, node=Alert.from_model(a))
@@ -128,7 +135,9 @@ class AlertQuery:
 
     @strawberry.field(description="A brand's alert rules, oldest first.")
     async def alert_rules(self, info: Info, brand_id: GlobalID | None = None, first: int = 20,
-                          after: str | None = None) -> AlertRuleConnection:
+                          after: str | None = None, last: int | None = None,
+                          before: str | None = None) -> AlertRuleConnection:
+        _forward_only(last, before)
         page = await service.list_rules(info.context.principal, _brand(info, brand_id), clamp_first(first), after)
         return AlertRuleConnection(edges=[AlertRuleEdge(cursor=c, node=AlertRule.from_model(x))
                                           for x, c in zip(page.items, page.cursors, strict=True)],
