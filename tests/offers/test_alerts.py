@@ -21,6 +21,8 @@ CREATE_RULE = """mutation($i: CreateAlertRuleInput!) { createAlertRule(input: $i
   alertRule { id name kind threshold segmentId } errors { field code } } }"""
 ALERTS = """query($b: ID, $unread: Boolean) { alerts(brandId: $b, unreadOnly: $unread, first: 20) {
   totalCount unreadCount edges { node { id kind value readAt ruleId customer { email } } } } }"""
+PAGE = """query($b: ID, $last: Int, $before: String) { alerts(brandId: $b, last: $last, before: $before) {
+  edges { node { value } } pageInfo { hasPreviousPage hasNextPage startCursor } } }"""
 MARK = """mutation($i: MarkAlertsReadInput!) { markAlertsRead(input: $i) { marked unreadCount errors { field code } } }"""
 
 
@@ -64,6 +66,14 @@ async def test_lifetime_value_alerts_once_per_crossing_and_read_state(api: Api, 
     got = await _alerts(api, t)
     assert (got["totalCount"], got["unreadCount"]) == (2, 2)
     assert [e["node"]["value"] for e in got["edges"]] == [40_002, 35_000]  # newest first
+    # paged both ways: the last one, then the one before it
+    last = (await api.data(PAGE, {"b": t.brand_gid("a"), "last": 1}, token=t.owner_token))["alerts"]
+    assert [e["node"]["value"] for e in last["edges"]] == [35_000]
+    assert (last["pageInfo"]["hasPreviousPage"], last["pageInfo"]["hasNextPage"]) == (True, False)
+    before = (await api.data(PAGE, {"b": t.brand_gid("a"), "last": 1, "before": last["pageInfo"]["startCursor"]},
+                             token=t.owner_token))["alerts"]
+    assert [e["node"]["value"] for e in before["edges"]] == [40_002]
+    assert (before["pageInfo"]["hasPreviousPage"], before["pageInfo"]["hasNextPage"]) == (False, True)
 
     first_id = got["edges"][1]["node"]["id"]
     marked = (await api.data(MARK, {"i": {"brandId": t.brand_gid("a"), "alertIds": [first_id]}},

@@ -19,13 +19,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import service as audit
 from domain.errors import DomainError, ErrorCode, NotFound, Validator
 from domain.insights.models import Alert, AlertKind, AlertRule
-from domain.pagination import Page, decode_cursor, encode_cursor
+from domain.pagination import Page, PageRequest, encode_cursor
 from domain.platform import outbox
 from domain.platform.db import tenant_session
 from domain.segments.models import Segment
@@ -173,19 +173,17 @@ async def delete_rule(principal: Principal, rule_id: uuid.UUID) -> uuid.UUID:
     return rule_id
 
 
-async def list_rules(principal: Principal, brand_id: uuid.UUID | None, first: int,
-                     after: str | None) -> Page[AlertRule]:
+async def list_rules(principal: Principal, brand_id: uuid.UUID | None, page: PageRequest) -> Page[AlertRule]:
+    """Oldest first; keyset on (created_at, id), both ways."""
     authorize(principal, Action.CUSTOMER_READ)
     brand_id = _require(brand_id)
-    conditions = [AlertRule.tenant_id == principal.tenant_id, AlertRule.brand_id == brand_id]
-    if after:
-        at, last = decode_cursor(after, datetime, uuid.UUID)
-        conditions.append(or_(AlertRule.created_at > at, and_(AlertRule.created_at == at, AlertRule.id > last)))
+    after, order = page.keyset([(AlertRule.created_at, False), (AlertRule.id, False)], datetime, uuid.UUID)
     async with tenant_session(principal.tenant_id) as s:
         await scoping.check_brand(s, principal, brand_id)
-        rows = list((await s.scalars(select(AlertRule).where(*conditions)
-                                     .order_by(AlertRule.created_at, AlertRule.id).limit(first + 1))).all())
-    return Page.of(rows, first, lambda r: encode_cursor(r.created_at, r.id))
+        rows = list((await s.scalars(select(AlertRule).where(
+            AlertRule.tenant_id == principal.tenant_id, AlertRule.brand_id == brand_id, *after)
+            .order_by(*order).limit(page.size + 1))).all())
+    return page.page(rows, lambda r: encode_cursor(r.created_at, r.id))
 
 
 # --- alerts -----------------------------------------------------------------------------------
@@ -198,25 +196,22 @@ class AlertPage:
     unread_count: int
 
 
-async def list_alerts(principal: Principal, brand_id: uuid.UUID | None, unread_only: bool, first: int,
-                      after: str | None) -> AlertPage:
-    """Newest first; keyset on (crossed_at, id)."""
+async def list_alerts(principal: Principal, brand_id: uuid.UUID | None, unread_only: bool,
+                      page: PageRequest) -> AlertPage:
+    """Newest first; keyset on (crossed_at, id), both ways."""
     authorize(principal, Action.CUSTOMER_READ)
     brand_id = _require(brand_id)
     base = [Alert.tenant_id == principal.tenant_id, Alert.brand_id == brand_id]
     if unread_only:
         base.append(Alert.read_at.is_(None))
-    conditions = list(base)
-    if after:
-        at, last = decode_cursor(after, datetime, uuid.UUID)
-        conditions.append(or_(Alert.crossed_at < at, and_(Alert.crossed_at == at, Alert.id < last)))
+    after, order = page.keyset([(Alert.crossed_at, True), (Alert.id, True)], datetime, uuid.UUID)
     async with tenant_session(principal.tenant_id) as s:
         await scoping.check_brand(s, principal, brand_id)
-        rows = list((await s.scalars(select(Alert).where(*conditions)
-                                     .order_by(Alert.crossed_at.desc(), Alert.id.desc()).limit(first + 1))).all())
+        rows = list((await s.scalars(select(Alert).where(*base, *after).order_by(*order)
+                                     .limit(page.size + 1))).all())
         total, unread = (await s.execute(select(
             func.count(), func.count().filter(Alert.read_at.is_(None))).where(*base))).one()
-    return AlertPage(Page.of(rows, first, lambda a: encode_cursor(a.crossed_at, a.id)), total, unread)
+    return AlertPage(page.page(rows, lambda a: encode_cursor(a.crossed_at, a.id), total), total, unread)
 
 
 async def mark_read(principal: Principal, brand_id: uuid.UUID | None, alert_ids: list[uuid.UUID] | None

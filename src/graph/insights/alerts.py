@@ -12,13 +12,13 @@ import strawberry
 from strawberry import relay
 from strawberry.relay import GlobalID, PageInfo
 
-from domain.errors import DomainError
 from domain.insights import alerts as service
 from domain.insights.models import Alert as AlertModel
 from domain.insights.models import AlertKind as DomainAlertKind
 from domain.insights.models import AlertRule as AlertRuleModel
-from domain.pagination import clamp_first
+from domain.pagination import Page
 from graph.core import ids
+from graph.core.connection import page_request
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
 from graph.core.nodes import node_resolver
@@ -83,14 +83,10 @@ class Alert(relay.Node):
     resolve_nodes = node_resolver(lambda info, keys: service.alerts_by_id(info.context.principal, keys))
 
 
-def _forward_only(last: int | None, before: str | None) -> None:
-    if last is not None or before is not None:
-        raise DomainError("these lists page forward only (first, after) for now", field="last" if last else "before")
-
-
-def _page_info(cursors: list[str], has_next: bool) -> PageInfo:
-    return PageInfo(has_next_page=has_next, has_previous_page=False,
-                    start_cursor=cursors[0] if cursors else None, end_cursor=cursors[-1] if cursors else None)
+def _page_info(page: Page) -> PageInfo:
+    return PageInfo(has_next_page=page.has_next, has_previous_page=page.has_previous,
+                    start_cursor=page.cursors[0] if page.cursors else None,
+                    end_cursor=page.cursors[-1] if page.cursors else None)
 
 
 @strawberry.type
@@ -125,23 +121,22 @@ class AlertQuery:
                                   "X-Brand-Id.")
     async def alerts(self, info: Info, brand_id: GlobalID | None = None, unread_only: bool = False, first: int = 20,
                      after: str | None = None, last: int | None = None, before: str | None = None) -> AlertConnection:
-        _forward_only(last, before)
-        r = await service.list_alerts(info.context.principal, _brand(info, brand_id), unread_only, clamp_first(first),
-                                      after)
+        r = await service.list_alerts(info.context.principal, _brand(info, brand_id), unread_only,
+                                      page_request(info, first, after, last, before))
         return AlertConnection(edges=[AlertEdge(cursor=c, node=Alert.from_model(a))
                                       for a, c in zip(r.page.items, r.page.cursors, strict=True)],
-                               page_info=_page_info(r.page.cursors, r.page.has_next), total_count=r.total_count,
+                               page_info=_page_info(r.page), total_count=r.total_count,
                                unread_count=r.unread_count)
 
     @strawberry.field(description="A brand's alert rules, oldest first.")
     async def alert_rules(self, info: Info, brand_id: GlobalID | None = None, first: int = 20,
                           after: str | None = None, last: int | None = None,
                           before: str | None = None) -> AlertRuleConnection:
-        _forward_only(last, before)
-        page = await service.list_rules(info.context.principal, _brand(info, brand_id), clamp_first(first), after)
+        page = await service.list_rules(info.context.principal, _brand(info, brand_id),
+                                        page_request(info, first, after, last, before))
         return AlertRuleConnection(edges=[AlertRuleEdge(cursor=c, node=AlertRule.from_model(x))
                                           for x, c in zip(page.items, page.cursors, strict=True)],
-                                   page_info=_page_info(page.cursors, page.has_next))
+                                   page_info=_page_info(page))
 
 
 @strawberry.input
