@@ -202,7 +202,9 @@ async def world(tenant: TenantFixture) -> World:
 
 
 VOLATILE = {"api_keys": {"last_used_at"}}  # written when a key is used, whatever it asks
-TRANSPORT = {"outbox"}  # messages on their way out, emptied by the relay at its own pace
+# messages on their way out, emptied by the relay at its own pace; API use counted per consumer
+# and hour (every request counts, a refused one too: what it asked for did not happen)
+TRANSPORT = {"outbox", "api_usage"}
 
 
 async def everything(t: TenantFixture) -> dict[str, list[str]]:
