@@ -389,7 +389,7 @@ async def test_a_canva_design_is_a_job_that_autofills_a_brand_template_once(
                              token=t.owner_token))["designWithCanva"]
     assert refused["job"] is None and refused["errors"][0]["field"] == "input.brandTemplateId"
     started = (await ai.data(DESIGN, variables, token=t.owner_token))["designWithCanva"]
-    assert started["errors"] == [] and started["job"]["kind"] == "canva_design"
+    assert started["errors"] == [] and started["job"]["kind"] == "CANVA_DESIGN"
     query = "query($id: ID!) { job(id: $id) { status result errorSummary progress { done total } } }"
     for _ in range(200):
         job = (await ai.data(query, {"id": started["job"]["id"]}, token=t.owner_token))["job"]

@@ -5,6 +5,8 @@
 * every scalar field, input field or argument named ``*Cents`` is ``BigInt`` (an object named
   so, like a comparison of two amounts, holds its own ``BigInt`` fields);
 * every ``*Rate`` field says its unit in its description;
+* a field named like an enum (``kind``, ``type``, ``status``, ``direction``, ``channel``, ...) is
+  not a ``String``;
 * every object type with ``id: ID!`` implements Node;
 * every connection takes first/after and last/before, with one edge and pageInfo shape.
 
@@ -135,3 +137,19 @@ def test_every_connection_pages_both_ways(schema: GraphQLSchema) -> None:
     assert offenders == [], offenders
     page_info = schema.type_map["PageInfo"]
     assert set(page_info.fields) == {"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}
+
+
+# Field names that hold one of a few values: an enum, never a String. Free text that happens to be
+# named so is listed with why.
+ENUM_LIKE = {"kind", "type", "status", "direction", "channel", "match", "valueType", "touch", "visibility",
+             "noteType"}
+FREE_TEXT = {"Product.type", "UpsertProductInput.type"}  # the shop's own words (concert, tasting)
+
+
+def test_enum_like_fields_are_enums(schema: GraphQLSchema) -> None:
+    offenders = [f"{t.name}.{fname}: {field.type}" for t in _own_types(schema)
+                 if isinstance(t, (GraphQLObjectType, GraphQLInterfaceType, GraphQLInputObjectType))
+                 for fname, field in t.fields.items()
+                 if fname in ENUM_LIKE and get_named_type(field.type).name == "String"
+                 and f"{t.name}.{fname}" not in FREE_TEXT]
+    assert offenders == [], "enum-like strings are enums: " + ", ".join(offenders)

@@ -67,7 +67,7 @@ async def eventually(check, within: float = 20):
 async def test_an_entry_records_an_event_other_segments_read_and_updates_the_customer(
         api: Api, tenant: TenantFixture, worker) -> None:
     t = tenant
-    assert (await api.data(DECLARE, {"input": {"name": "account_manager", "type": "string"}},
+    assert (await api.data(DECLARE, {"input": {"name": "account_manager", "type": "STRING"}},
                            token=t.owner_token))["declareCustomAttribute"]["errors"] == []
     ivy, _ = await upsert_customer(t.owner, {"email": "ivy@x.test", "attributes": {"account_manager": "nobody"}},
                                    brand_id=t.brands["a"])

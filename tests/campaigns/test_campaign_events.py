@@ -68,7 +68,7 @@ STATS = "query($id: ID!) { campaign(id: $id) { stats { " + STATS_FIELDS + " } } 
 TIMELINE = """query($id: ID!, $b: ID) { customer(id: $id) {
   consents(brandId: $b) { channel granted revokedAt source brand { id } }
   timeline(first: 100) { edges { node { kind occurredAt brand { id }
-    ... on OtherTimelineEvent { data } ... on CampaignMessageEvent { data } ... on CampaignConversionEvent { data }
+    ... on OtherTimelineEvent { data } ... on CampaignMessageEvent { data } ... on CampaignConversionEvent { data touch }
     ... on ConsentChangedEvent { channel granted source } } } } } }"""
 SUPPRESSIONS = "query($b: ID!) { suppressions(brandId: $b) { edges { node { channel address reason source } } } }"
 RECORD_ORDER = ("mutation($input: RecordOrderInput!) { recordOrder(input: $input) { created order { id } "
@@ -553,11 +553,11 @@ async def test_orders_within_the_window_after_an_engagement_convert(
 
     view = await customer_view(api, s, 0)
     conversions = [e["node"] for e in view["timeline"]["edges"] if e["node"]["kind"] == "CAMPAIGN_CONVERSION"]
-    assert sorted((c["data"]["revenue_cents"], c["data"]["touch"], c["data"]["campaign_id"]) for c in conversions) == [
-        (655, "click", str(s.cid)), (12_345, "click", str(s.cid))]
+    assert sorted((c["data"]["revenue_cents"], c["touch"], c["data"]["campaign_id"]) for c in conversions) == [
+        (655, "CLICK", str(s.cid)), (12_345, "CLICK", str(s.cid))]
     view1 = await customer_view(api, s, 1)
-    assert [(e["node"]["data"]["touch"], e["node"]["data"]["revenue_cents"]) for e in view1["timeline"]["edges"]
-            if e["node"]["kind"] == "CAMPAIGN_CONVERSION"] == [("open", 3_000)]
+    assert [(e["node"]["touch"], e["node"]["data"]["revenue_cents"]) for e in view1["timeline"]["edges"]
+            if e["node"]["kind"] == "CAMPAIGN_CONVERSION"] == [("OPEN", 3_000)]
 
 
 # --- live stats across processes ------------------------------------------------------------------

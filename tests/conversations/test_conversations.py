@@ -1000,8 +1000,8 @@ async def test_messages_land_on_the_timeline_as_typed_events(api: Api, tenant: T
     nodes = [e["node"] for e in body["customer"]["timeline"]["edges"]]
     sent = [n for n in nodes if n["kind"] == "MESSAGE_SENT"]
     chat = [n for n in nodes if n["kind"] == "CONVERSATION_MESSAGE"]
-    assert len(sent) == 1 and sent[0]["campaign"]["id"] == campaign and sent[0]["channel"] == "email", nodes
-    assert len(chat) == 1 and chat[0]["direction"] == "inbound" and chat[0]["excerpt"] == "Hello there", nodes
+    assert len(sent) == 1 and sent[0]["campaign"]["id"] == campaign and sent[0]["channel"] == "EMAIL", nodes
+    assert len(chat) == 1 and chat[0]["direction"] == "INBOUND" and chat[0]["excerpt"] == "Hello there", nodes
     assert chat[0]["conversation"]["channel"] == "CHAT"
 
 

@@ -24,10 +24,10 @@ CUSTOMER = """query($id: ID!, $brand: ID) { customer(id: $id) {
   lastOrder { externalOrderId }
   orders(first: 10) { edges { node { externalOrderId } } }
   timeline(first: 50) { edges { cursor node { __typename kind occurredAt brand { slug }
-    ... on OrderPlacedEvent { externalOrderId totalCents }
+    ... on OrderPlacedEvent { externalOrderId totalCents status }
     ... on EventTrackedEvent { name }
     ... on TagAddedEvent { tagName }
-    ... on NoteAddedEvent { excerpt }
+    ... on NoteAddedEvent { excerpt noteType visibility }
     ... on ConsentChangedEvent { channel granted } } } pageInfo { hasNextPage endCursor } }
 } }"""
 
@@ -52,7 +52,7 @@ async def test_customer_lifecycle(api: Api, tenant: TenantFixture) -> None:
     assert again["customer"]["attributes"] == {"vip_level": 2, "segment": "x"}
 
     order_input = {"brandId": brand_a, "externalOrderId": "A-1001", "totalCents": 12_500, "currency": "eur",
-                   "placedAt": _ago(days=3), "customerId": c["id"],
+                   "placedAt": _ago(days=3), "customerId": c["id"], "status": "PAID",
                    "items": [{"sku": "TENT-2P", "quantity": 1, "unitPriceCents": 10_000, "name": "Tent"},
                              {"sku": "MUG", "quantity": 2, "unitPriceCents": 1_250}]}
     recorded = (await api.data(RECORD_ORDER, {"input": order_input}, token=token))["recordOrder"]
@@ -104,7 +104,11 @@ async def test_customer_lifecycle(api: Api, tenant: TenantFixture) -> None:
     assert kinds == ["CONSENT_CHANGED", "NOTE_ADDED", "TAG_ADDED", "CUSTOMER_CREATED", "EVENT_TRACKED", "ORDER_PLACED"]
     order_event = next(e["node"] for e in data["timeline"]["edges"] if e["node"]["kind"] == "ORDER_PLACED")
     assert order_event == {"__typename": "OrderPlacedEvent", "kind": "ORDER_PLACED", "occurredAt": order_event["occurredAt"],
-                           "brand": {"slug": "brand-a"}, "externalOrderId": "A-1001", "totalCents": 12_500}
+                           "brand": {"slug": "brand-a"}, "externalOrderId": "A-1001", "totalCents": 12_500,
+                           "status": "PAID"}
+    by_kind = {e["node"]["kind"]: e["node"] for e in data["timeline"]["edges"]}
+    assert (by_kind["NOTE_ADDED"]["noteType"], by_kind["NOTE_ADDED"]["visibility"]) == ("ACTION", "INTERNAL")
+    assert (by_kind["CONSENT_CHANGED"]["channel"], by_kind["CONSENT_CHANGED"]["granted"]) == ("SMS", True)
 
 
 async def test_timeline_pages_and_filters(api: Api, tenant: TenantFixture) -> None:

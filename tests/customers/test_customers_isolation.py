@@ -634,7 +634,7 @@ async def test_job_progress_reaches_only_the_tenants_own_principals(
     assert end == "complete", (frames, end)
     jobs = [f["data"]["jobProgress"] for f in frames]
     assert all(not f.get("errors") for f in frames), frames
-    assert {j["id"] for j in jobs} == {job_id} and jobs[0]["kind"] == "rebuild_profiles"
+    assert {j["id"] for j in jobs} == {job_id} and jobs[0]["kind"] == "REBUILD_PROFILES"
     order = ["QUEUED", "RUNNING", "SUCCEEDED"]
     assert [order.index(j["status"]) for j in jobs] == sorted(order.index(j["status"]) for j in jobs), jobs
     assert jobs[-1]["status"] == "SUCCEEDED"

@@ -270,3 +270,20 @@ async def test_static_members_from_a_csv_upload(api: Api, tenant: TenantFixture,
     assert sorted(e["line"] for e in result["errors"]) == [5, 6, 7]  # nobody, brand b's customer, a bad action
     page = await membership.members(tenant.owner, static.id, page=PageRequest(10))
     assert {c.email for _, c in page.items} == {"big@x.test", "small@x.test"}
+
+
+async def test_field_catalogue_and_custom_attributes_speak_enums(api: Api, tenant: TenantFixture) -> None:
+    token, brand = tenant.owner_token, tenant.brand_gid("a")
+    declared = (await api.data("""mutation($input: DeclareCustomAttributeInput!) { declareCustomAttribute(input: $input) {
+        customAttribute { name type } errors { code } } }""", {"input": {"name": "seats", "type": "NUMBER"}},
+                               token=token))["declareCustomAttribute"]
+    assert declared == {"customAttribute": {"name": "seats", "type": "NUMBER"}, "errors": []}
+    lower = await api.gql("""mutation { declareCustomAttribute(input: {name: "plan", type: string}) { errors { code } } }""",
+                          token=token)
+    assert lower.get("errors"), lower  # the stored spelling is not the API's
+    found = await api.data("""query($b: ID!) { customAttributes { name type }
+        segmentFields(brandId: $b) { kind field valueType } }""", {"b": brand}, token=token)
+    assert found["customAttributes"] == [{"name": "seats", "type": "NUMBER"}]
+    fields = {f["field"]: f for f in found["segmentFields"]}
+    assert fields["attributes.seats"] == {"kind": "ATTRIBUTE", "field": "attributes.seats", "valueType": "NUMBER"}
+    assert fields["total_order_value"] == {"kind": "PROFILE", "field": "total_order_value", "valueType": "MONEY"}

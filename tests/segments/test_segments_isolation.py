@@ -628,7 +628,7 @@ async def test_a_second_manual_refresh_within_a_minute_says_when_the_next_is_all
     started = datetime.now(UTC)
     first = (await api.data(REFRESH, {"id": gid("Segment", seg.id)}, token=t.owner_token))["refreshSegment"]
     finished = datetime.now(UTC)
-    assert first["errors"] == [] and first["job"]["kind"] == "refresh_segment", first
+    assert first["errors"] == [] and first["job"]["kind"] == "REFRESH_SEGMENT", first
     before = await state(t)
 
     # within the minute, whoever asks (the owner again, a marketer of the brand): refused

@@ -76,7 +76,7 @@ async def make_nodes(t: TenantFixture, brand: str) -> dict[str, str]:
     app = await clients.create_client_app(owner, f"app {tag}")
     async with tenant_session(t.id) as s:
         run = AutomationRun(id=uuid.uuid4(), tenant_id=t.id, automation_id=automation.id, status="succeeded")
-        job = Job(id=uuid.uuid4(), tenant_id=t.id, kind="customer_export", status="queued", brand_id=b,
+        job = Job(id=uuid.uuid4(), tenant_id=t.id, kind="export_timeline", status="queued", brand_id=b,
                   created_by=owner.label, created_by_id=principal_ref(owner), params={})
         s.add_all([run, job])
         for kind in _DIRECT_KINDS:

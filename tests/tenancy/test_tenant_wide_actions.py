@@ -284,7 +284,7 @@ TENANT_WIDE_CALLS: list[Call] = [
     call("deleteTag", "$id: ID!", "input: {id: $id}", "tag", "{ id }",
          lambda w: {"id": w.tag()}, {"tags", "customer_tags"}, "tag:manage"),
     call("declareCustomAttribute", "$input: DeclareCustomAttributeInput!", "input: $input", "customAttribute",
-         "{ name }", lambda w: {"input": {"name": "loyalty_tier", "type": "string"}}, {"custom_attributes"},
+         "{ name }", lambda w: {"input": {"name": "loyalty_tier", "type": "STRING"}}, {"custom_attributes"},
          "tag:manage"),
     call("rebuildProfiles", "", "", "job", "{ id kind result }", lambda w: {}, {"jobs"}, "profile:rebuild"),
     call("rotateWebhookSecret", "", "", "secret", "", lambda w: {}, {"tenants"}, "webhook_secret:rotate"),

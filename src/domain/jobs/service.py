@@ -53,6 +53,17 @@ class JobStatus(str, Enum):
     FAILED = "failed"
 
 
+class JobKind(str, Enum):
+    """What a job does; the values are the kinds jobs are stored and their actors declared under."""
+    IMPORT_CUSTOMERS = "import_customers"
+    IMPORT_ORDERS = "import_orders"
+    IMPORT_SEGMENT_MEMBERS = "import_segment_members"
+    EXPORT_TIMELINE = "export_timeline"
+    REBUILD_PROFILES = "rebuild_profiles"
+    REFRESH_SEGMENT = "refresh_segment"
+    CANVA_DESIGN = "canva_design"
+
+
 def topic(job_id: uuid.UUID) -> str:
     return f"job:{job_id}"
 
@@ -384,7 +395,9 @@ def job_runner(kind: str, body: JobBody, *, max_retries: int = 3) -> Callable[[u
 
 
 def job_actor(kind: str, *, queue_name: str = "jobs", time_limit: int = 3_600_000, max_retries: int = 3):
-    """Declare the Dramatiq actor that runs jobs of ``kind`` (:func:`job_runner`)."""
+    """Declare the Dramatiq actor that runs jobs of ``kind`` (:func:`job_runner`); ``kind`` is one of
+    :class:`JobKind`, which the API exposes."""
+    JobKind(kind)  # a new kind of job is added to JobKind first
 
     def decorator(body: JobBody) -> dramatiq.Actor:
         run = job_runner(kind, body, max_retries=max_retries)

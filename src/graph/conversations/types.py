@@ -16,6 +16,7 @@ from domain.conversations.models import Conversation as ConversationModel
 from domain.conversations.models import Label as LabelModel
 from domain.conversations.models import Message as MessageModel
 from graph.campaigns.types import Campaign
+from graph.conversations.enums import ConversationChannel, MessageDirection
 from graph.core.connection import Connection, TotalCount, page_request
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
@@ -24,7 +25,6 @@ from graph.tenancy.types import Brand, brand_of
 
 ConversationStatus = strawberry.enum(models.Status, name="ConversationStatus")
 ConversationPriority = strawberry.enum(models.Priority, name="ConversationPriority")
-ConversationChannel = strawberry.enum(models.ConversationChannel, name="ConversationChannel")
 
 
 @strawberry.type(description="A label of a brand's conversations.")
@@ -41,11 +41,6 @@ class ConversationLabel(relay.Node):
 
 
 # Enum-like columns: the GraphQL names are UPPER_CASE, the Python values are what the rows store.
-class _Direction(str, Enum):
-    INBOUND = "inbound"
-    OUTBOUND = "outbound"
-
-
 class _MessageKind(str, Enum):
     MESSAGE = "message"
     NOTE = "note"
@@ -81,8 +76,6 @@ class _EventType(str, Enum):
     LABELS_CHANGED = "labels_changed"
 
 
-MessageDirection = strawberry.enum(_Direction, name="MessageDirection",
-                                   description="INBOUND (from the customer) or OUTBOUND.")
 MessageKind = strawberry.enum(_MessageKind, name="MessageKind", description="MESSAGE, or NOTE (private).")
 MessageAuthorType = strawberry.enum(_AuthorType, name="MessageAuthorType", description="Who wrote a message.")
 MessageDeliveryStatus = strawberry.enum(_DeliveryStatus, name="MessageDeliveryStatus",

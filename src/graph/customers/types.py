@@ -30,13 +30,9 @@ from graph.core.context import Info
 from graph.core.nodes import node_resolver
 from graph.core.scalars import BigInt
 from graph.customers import dataloaders
+from graph.customers.enums import Channel, NoteType, NoteVisibility
 from graph.tenancy.types import Brand, brand_of
 from graph.timeline.types import TimelineEvent, TimelineEventKind, from_entry
-
-Channel = strawberry.enum(DomainChannel, name="Channel", description="A way to reach a customer.")
-NoteType = strawberry.enum(DomainNoteType, name="NoteType")
-NoteVisibility = strawberry.enum(DomainNoteVisibility, name="NoteVisibility")
-
 
 
 async def _tags_by_id(info: Info, node_ids: list[str]) -> dict:

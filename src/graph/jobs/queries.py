@@ -8,7 +8,7 @@ from domain.jobs import service
 from graph.core import ids
 from graph.core.connection import Connection, page_request
 from graph.core.context import Info
-from graph.jobs.types import Job
+from graph.jobs.types import Job, JobKind
 
 
 @strawberry.type
@@ -21,7 +21,7 @@ class JobQuery:
             return None
 
     @strawberry.field(description="Jobs, newest first.")
-    async def jobs(self, info: Info, kind: str | None = None, first: int | None = 20, after: str | None = None,
+    async def jobs(self, info: Info, kind: JobKind | None = None, first: int | None = 20, after: str | None = None,
                    last: int | None = None, before: str | None = None) -> Connection[Job]:
-        page = await service.list_jobs(info.context.principal, kind=kind, page=page_request(info, first, after, last, before))
+        page = await service.list_jobs(info.context.principal, kind=kind.value if kind else None, page=page_request(info, first, after, last, before))
         return Connection.of(page, Job.from_model)

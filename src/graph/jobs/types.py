@@ -22,6 +22,7 @@ from graph.core.uploads import read_upload
 from graph.tenancy.types import Brand, brand_of
 
 JobStatus = strawberry.enum(jobs.JobStatus, name="JobStatus")
+JobKind = strawberry.enum(jobs.JobKind, name="JobKind", description="What a job does.")
 
 
 @strawberry.type
@@ -43,7 +44,7 @@ async def _jobs_by_id(info: Info, job_ids: list[uuid.UUID]) -> dict:
 @strawberry.type(description="Long work: an import, export, rebuild or refresh. Poll it or follow jobProgress.")
 class Job(relay.Node):
     id: relay.NodeID[str]
-    kind: str
+    kind: JobKind
     status: JobStatus
     created_by: str | None
     progress: JobProgress
@@ -68,7 +69,7 @@ class Job(relay.Node):
 
     @classmethod
     def from_model(cls, j: JobModel) -> Job:
-        return cls(id=str(j.id), kind=j.kind, status=jobs.JobStatus(j.status), created_by=j.created_by,
+        return cls(id=str(j.id), kind=jobs.JobKind(j.kind), status=jobs.JobStatus(j.status), created_by=j.created_by,
                    progress=JobProgress(done=j.progress_done, total=j.progress_total), created_at=j.created_at,
                    started_at=j.started_at, finished_at=j.finished_at, error_summary=j.error_summary,
                    result=j.result or {}, result_path=result_url(j), brand_id=j.brand_id)

@@ -13,7 +13,7 @@ from strawberry.scalars import JSON
 
 from domain.segments import dsl
 from graph.core import ids
-from graph.customers.types import Channel
+from graph.customers.enums import Channel
 
 
 def _seed_enum(name: str, values, description: str):
@@ -29,6 +29,11 @@ PreferenceField = _seed_enum("PreferenceField", list(dsl.PREFERENCE_FIELDS),
                              "A preference of the brand profile (docs/profiles.md, Preferences).")
 PurchaseField = _seed_enum("PurchaseField", list(dsl.PURCHASE_FIELDS), "What a purchase rule matches on.")
 SegmentMatch = strawberry.enum(dsl.Match, name="SegmentMatch")
+SegmentRuleKind = strawberry.enum(dsl.RuleKind, name="SegmentRuleKind", description="What a rule looks at.")
+SegmentValueType = strawberry.enum(dsl.ValueType, name="SegmentValueType",
+                                   description="The type of the value a rule compares (MONEY: major units).")
+CustomAttributeType = _seed_enum("CustomAttributeType", list(dsl.CUSTOM_TYPES),
+                                 "The type of a declared custom attribute.")
 
 
 @strawberry.input(description="Compare a per-brand profile metric. Money values are in major units (12.50).")

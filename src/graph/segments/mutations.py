@@ -18,7 +18,7 @@ from graph.core import ids, inputs
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
 from graph.jobs.types import JobPayload, job_result
-from graph.segments.inputs import SegmentDefinitionInput, to_definition
+from graph.segments.inputs import CustomAttributeType, SegmentDefinitionInput, to_definition
 from graph.segments.types import CustomAttribute, Segment, SegmentDryRun, SegmentKind
 
 
@@ -73,7 +73,7 @@ class ImportSegmentMembersInput:
 @strawberry.input
 class DeclareCustomAttributeInput:
     name: str
-    type: str = strawberry.field(description="string, number, boolean or date.")
+    type: CustomAttributeType
     label: str | None = None
 
 
@@ -191,7 +191,7 @@ class SegmentMutation:
     @strawberry.mutation(description="Declare a custom attribute's type so segments can use it.")
     async def declare_custom_attribute(self, info: Info, input: DeclareCustomAttributeInput) -> CustomAttributePayload:
         async def run():
-            return await declare_custom_attribute(info.context.principal, input.name, input.type, input.label)
+            return await declare_custom_attribute(info.context.principal, input.name, input.type.value, input.label)
 
         return await payload(CustomAttributePayload, run, lambda c: {
-            "custom_attribute": CustomAttribute(name=c.name, type=c.type, label=c.label)})
+            "custom_attribute": CustomAttribute(name=c.name, type=CustomAttributeType(c.type), label=c.label)})

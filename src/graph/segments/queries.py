@@ -10,7 +10,12 @@ from graph.core.connection import page_request
 from graph.core.context import Info
 from graph.core.nodes import load_node
 from graph.customers.types import Customer
-from graph.segments.inputs import SegmentDefinitionInput, SegmentOperator, to_definition
+from graph.segments.inputs import (
+    CustomAttributeType,
+    SegmentDefinitionInput,
+    SegmentOperator,
+    to_definition,
+)
 from graph.segments.types import (
     CustomAttribute,
     Segment,
@@ -42,7 +47,7 @@ class SegmentQuery:
     @strawberry.field(description="Every field a segment rule can use for this brand, with operators and suggestions.")
     async def segment_fields(self, info: Info, brand_id: relay.GlobalID | None = None) -> list[SegmentField]:
         found = await catalogue.field_catalogue(info.context.principal, required_brand(info, brand_id))
-        return [SegmentField(kind=f.kind.value, field=f.field, label=f.label, value_type=f.value_type.value,
+        return [SegmentField(kind=f.kind, field=f.field, label=f.label, value_type=f.value_type,
                              operators=[SegmentOperator(o.value) for o in f.operators],
                              enum_values=list(f.enum_values), suggestions=list(f.suggestions)) for f in found]
 
@@ -74,5 +79,5 @@ class SegmentQuery:
 
     @strawberry.field(description="Declared custom attributes (their type decides the operators).")
     async def custom_attributes(self, info: Info) -> list[CustomAttribute]:
-        return [CustomAttribute(name=c.name, type=c.type, label=c.label)
+        return [CustomAttribute(name=c.name, type=CustomAttributeType(c.type), label=c.label)
                 for c in await catalogue.list_custom_attributes(info.context.principal)]

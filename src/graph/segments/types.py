@@ -11,7 +11,7 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from domain.segments import membership, models
+from domain.segments import dsl, membership, models
 from domain.segments.models import Segment as SegmentModel
 from graph.core import ids
 from graph.core.batch import now, wanted
@@ -19,7 +19,13 @@ from graph.core.connection import Connection, TotalCount, page_request
 from graph.core.context import Info
 from graph.core.nodes import node_resolver
 from graph.customers.types import Customer, customer_or_none
-from graph.segments.inputs import SegmentOperator
+from graph.segments.inputs import (
+    CustomAttributeType,
+    SegmentMatch,
+    SegmentOperator,
+    SegmentRuleKind,
+    SegmentValueType,
+)
 from graph.tenancy.types import Brand, brand_of
 
 SegmentKind = strawberry.enum(models.SegmentKind, name="SegmentKind")
@@ -239,10 +245,10 @@ def _mode(s: SegmentModel) -> SegmentEvaluationMode:
 
 @strawberry.type(description="A field a rule can use, as an SPA's condition builder needs it.")
 class SegmentField:
-    kind: str
+    kind: SegmentRuleKind
     field: str
     label: str
-    value_type: str
+    value_type: SegmentValueType
     operators: list[SegmentOperator]
     enum_values: list[str]
     suggestions: list[str]
@@ -265,7 +271,7 @@ class SegmentDryRun:
 class SegmentExplanationNode:
     path: str
     matched: bool
-    match: str | None = strawberry.field(description="ALL or ANY, for groups.")
+    match: SegmentMatch | None = strawberry.field(description="ALL or ANY, for groups.")
     rule: JSON | None = strawberry.field(description="The rule as stored, for rules.")
     actual: JSON | None = strawberry.field(description="The customer's value the rule looked at.")
     children: list[SegmentExplanationNode]
@@ -279,14 +285,14 @@ class SegmentExplanation:
 
 
 def explanation_node(e) -> SegmentExplanationNode:
-    return SegmentExplanationNode(path=e.path, matched=e.matched, match=e.match.upper() if e.match else None,
+    return SegmentExplanationNode(path=e.path, matched=e.matched, match=dsl.Match(e.match) if e.match else None,
                                   rule=e.rule, actual=e.actual, children=[explanation_node(c) for c in e.children])
 
 
 @strawberry.type
 class CustomAttribute:
     name: str
-    type: str
+    type: CustomAttributeType
     label: str | None
 
 

@@ -8,20 +8,46 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
+from domain.commerce.service import OrderStatus as DomainOrderStatus
+from domain.conversations.models import ConversationChannel as DomainConversationChannel
+from domain.customers.consent import Channel as DomainConsentChannel
+from domain.customers.notes import NoteType as DomainNoteType
+from domain.customers.notes import NoteVisibility as DomainNoteVisibility
+from domain.delivery.base import Channel as DomainMessageChannel
 from domain.timeline import service as timeline
 from domain.timeline.models import TimelineEntry
 from domain.timeline.service import Kind
+from graph.commerce.types import OrderStatus
+from graph.conversations.enums import ConversationChannel, MessageDirection, _Direction
 from graph.core.context import Info
 from graph.core.scalars import BigInt
+from graph.customers.enums import Channel, NoteType, NoteVisibility
+from graph.delivery.types import Channel as MessageChannel
 from graph.tenancy.types import Brand, brand_of
 
 TimelineEventKind = strawberry.enum(Kind, name="TimelineEventKind")
+
+
+# The GraphQL names are UPPER_CASE, the Python values are what the events store.
+class _Touch(str, Enum):
+    CLICK = "click"
+    OPEN = "open"
+
+
+ConversionTouch = strawberry.enum(_Touch, name="ConversionTouch",
+                                  description="The engagement a conversion is credited to: CLICK or OPEN.")
+
+
+def _enum(cls, value):
+    """A stored value as its enum, None when absent (events recorded before a field existed)."""
+    return cls(value) if value is not None else None
 
 
 def _event_key(node_id: str) -> tuple[uuid.UUID, uuid.UUID] | None:
@@ -62,7 +88,7 @@ class OrderPlacedEvent(TimelineEvent):
     external_order_id: str
     total_cents: BigInt
     currency: str
-    status: str
+    status: OrderStatus
     item_count: int
 
 
@@ -75,8 +101,8 @@ class EventTrackedEvent(TimelineEvent):
 @strawberry.type
 class NoteAddedEvent(TimelineEvent):
     note_id: relay.GlobalID
-    note_type: str
-    visibility: str
+    note_type: NoteType
+    visibility: NoteVisibility
     author: str | None
     excerpt: str
 
@@ -97,7 +123,7 @@ class TagRemovedEvent(TimelineEvent):
 
 @strawberry.type
 class ConsentChangedEvent(TimelineEvent):
-    channel: str
+    channel: Channel
     granted: bool
     source: str
 
@@ -128,7 +154,7 @@ async def _campaign(info: Info, campaign_id: str | None):
 @strawberry.type(description="A step of a campaign message: sent, delivered, opened, clicked, bounced, failed, "
                              "complained or unsubscribed (the first of each kind).")
 class CampaignMessageEvent(TimelineEvent):
-    channel: str | None
+    channel: MessageChannel | None
     url: str | None = strawberry.field(description="Clicks: where the link pointed.")
     reason: str | None = strawberry.field(description="Bounces and failures: the provider's reason.")
     source: str | None = strawberry.field(description="Who told: the provider's webhook, or our tracking.")
@@ -144,7 +170,7 @@ class CampaignMessageEvent(TimelineEvent):
 class CampaignConversionEvent(TimelineEvent):
     order_id: relay.GlobalID | None
     revenue_cents: BigInt
-    touch: str = strawberry.field(description="click or open: the engagement it is credited to.")
+    touch: ConversionTouch = strawberry.field(description="CLICK or OPEN: the engagement it is credited to.")
     data: JSON
     campaign_id: strawberry.Private[str | None]
 
@@ -155,8 +181,8 @@ class CampaignConversionEvent(TimelineEvent):
 
 @strawberry.type(description="A message in a conversation, from or to the customer (notes are not on the timeline).")
 class ConversationMessageEvent(TimelineEvent):
-    direction: str
-    channel: str | None
+    direction: MessageDirection
+    channel: ConversationChannel | None
     excerpt: str
     data: JSON
     conversation_id: strawberry.Private[str | None]
@@ -194,31 +220,32 @@ def from_entry(e: TimelineEntry) -> TimelineEvent:
         case Kind.ORDER_PLACED.value:
             return OrderPlacedEvent(**base, order_id=_gid("Order", e.ref_id),
                                     external_order_id=d.get("external_order_id", ""), total_cents=d.get("total_cents", 0),
-                                    currency=d.get("currency", ""), status=d.get("status", ""),
+                                    currency=d.get("currency", ""), status=DomainOrderStatus(d.get("status", "placed")),
                                     item_count=d.get("items", 0))
         case Kind.EVENT_TRACKED.value:
             return EventTrackedEvent(**base, name=d.get("name", ""), properties=d.get("properties", {}))
         case Kind.NOTE_ADDED.value:
-            return NoteAddedEvent(**base, note_id=_gid("Note", e.ref_id), note_type=d.get("type", ""),
-                                  visibility=d.get("visibility", ""), author=d.get("author"),
+            return NoteAddedEvent(**base, note_id=_gid("Note", e.ref_id), note_type=DomainNoteType(d.get("type", "info")),
+                                  visibility=DomainNoteVisibility(d.get("visibility", "internal")), author=d.get("author"),
                                   excerpt=d.get("excerpt", ""))
         case Kind.TAG_ADDED.value | Kind.TAG_REMOVED.value:
             cls = TagAddedEvent if e.kind == Kind.TAG_ADDED.value else TagRemovedEvent
             return cls(**base, tag_id=_gid("Tag", d.get("tag_id")), tag_name=d.get("tag"), by=d.get("by"))
         case Kind.CONSENT_CHANGED.value:
-            return ConsentChangedEvent(**base, channel=d.get("channel", ""), granted=bool(d.get("granted")),
+            return ConsentChangedEvent(**base, channel=DomainConsentChannel(d["channel"]), granted=bool(d.get("granted")),
                                        source=d.get("source", ""))
         case Kind.CUSTOMER_CREATED.value:
             return CustomerCreatedEvent(**base, source=d.get("source", ""))
         case Kind.CAMPAIGN_CONVERSION.value:
             return CampaignConversionEvent(**base, order_id=_gid("Order", d["order_id"]) if d.get("order_id") else None,
-                                           revenue_cents=int(d.get("revenue_cents") or 0), touch=d.get("touch", ""),
+                                           revenue_cents=int(d.get("revenue_cents") or 0), touch=_Touch(d.get("touch", "open")),
                                            data=d, campaign_id=d.get("campaign_id"))
         case Kind.CONVERSATION_MESSAGE.value:
-            return ConversationMessageEvent(**base, direction=d.get("direction", ""), channel=d.get("channel"),
+            return ConversationMessageEvent(**base, direction=_Direction(d.get("direction", "inbound")),
+                                            channel=_enum(DomainConversationChannel, d.get("channel")),
                                             excerpt=d.get("excerpt", ""), data=d,
                                             conversation_id=d.get("conversation_id"))
     if Kind(e.kind) in _MESSAGE_KINDS:
-        return CampaignMessageEvent(**base, channel=d.get("channel"), url=d.get("url"), reason=d.get("reason"),
+        return CampaignMessageEvent(**base, channel=_enum(DomainMessageChannel, d.get("channel")), url=d.get("url"), reason=d.get("reason"),
                                     source=d.get("source"), data=d, campaign_id=d.get("campaign_id"))
     return OtherTimelineEvent(**base, data=d)

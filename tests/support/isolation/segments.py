@@ -174,7 +174,7 @@ WRITES: list[Write] = [
     Write("duplicateSegment", "duplicateSegment", DUPLICATE, lambda v, side: {"id": v.seg_gid(side)},
           "input.id", lambda p: p["segment"] is not None and p["segment"]["name"] == "Copied"),
     Write("refreshSegment", "refreshSegment", REFRESH, lambda v, side: {"id": v.seg_gid(side)},
-          "input.id", lambda p: p["job"] is not None and p["job"]["kind"] == "refresh_segment", audit=1, refreshes=True),
+          "input.id", lambda p: p["job"] is not None and p["job"]["kind"] == "REFRESH_SEGMENT", audit=1, refreshes=True),
     Write("addSegmentMembers", "addSegmentMembers", ADD,
           lambda v, side: {"s": v.static_gid(side), "c": [gid("Customer", v.addable[side])]},
           "input.segmentId", lambda p: (p["entered"], p["memberCount"]) == (1, 2)),
@@ -182,7 +182,7 @@ WRITES: list[Write] = [
           lambda v, side: {"s": v.static_gid(side), "c": [gid("Customer", v.member[side])]},
           "input.segmentId", lambda p: (p["exited"], p["memberCount"]) == (1, 0)),
     Write("declareCustomAttribute", "declareCustomAttribute", DECLARE,
-          lambda v, side: {"input": {"name": f"declared_{v.seg[side].hex[:8]}", "type": "number"}},
+          lambda v, side: {"input": {"name": f"declared_{v.seg[side].hex[:8]}", "type": "NUMBER"}},
           None, lambda p: p["customAttribute"] is not None, brand_scoped=False),
 ]
 
