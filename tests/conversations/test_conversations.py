@@ -995,14 +995,15 @@ async def test_messages_land_on_the_timeline_as_typed_events(api: Api, tenant: T
                           "body": "Hello there", "idempotencyKey": "chat-1"}}, token=tenant.owner_token)
     body = await api.data("""query($id: ID!) { customer(id: $id) { timeline(first: 20) { edges { node { kind
         ... on CampaignMessageEvent { channel campaign { id name } }
-        ... on ConversationMessageEvent { direction channel excerpt conversation { id channel } } } } } } }""",
+        ... on ConversationMessageEvent { direction conversationChannel: channel excerpt conversation { id channel } }
+        } } } } }""",
                           {"id": gid("Customer", customer_id)}, token=tenant.owner_token)
     nodes = [e["node"] for e in body["customer"]["timeline"]["edges"]]
     sent = [n for n in nodes if n["kind"] == "MESSAGE_SENT"]
     chat = [n for n in nodes if n["kind"] == "CONVERSATION_MESSAGE"]
     assert len(sent) == 1 and sent[0]["campaign"]["id"] == campaign and sent[0]["channel"] == "EMAIL", nodes
     assert len(chat) == 1 and chat[0]["direction"] == "INBOUND" and chat[0]["excerpt"] == "Hello there", nodes
-    assert chat[0]["conversation"]["channel"] == "CHAT"
+    assert chat[0]["conversationChannel"] == chat[0]["conversation"]["channel"] == "CHAT"
 
 
 async def test_a_person_is_known_to_the_tenant_by_member_id(api: Api, tenant: TenantFixture) -> None:
