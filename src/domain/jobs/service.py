@@ -62,6 +62,7 @@ class JobKind(str, Enum):
     REBUILD_PROFILES = "rebuild_profiles"
     REFRESH_SEGMENT = "refresh_segment"
     CANVA_DESIGN = "canva_design"
+    GENERATE_RECOMMENDATIONS = "generate_recommendations"
 
 
 def topic(job_id: uuid.UUID) -> str:
