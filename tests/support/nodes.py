@@ -36,6 +36,8 @@ async def make_nodes(t: TenantFixture, brand: str) -> dict[str, str]:
     from domain.customers import consent, notes, tags
     from domain.customers.service import upsert_customer
     from domain.delivery.inbound import InboundMessage
+    from domain.insights import alerts
+    from domain.insights.models import Alert, AlertKind
     from domain.jobs.models import Job
     from domain.jobs.service import principal_ref
     from domain.platform.db import tenant_session
@@ -74,11 +76,14 @@ async def make_nodes(t: TenantFixture, brand: str) -> dict[str, str]:
     reply = await canned.create_canned(owner, b, {"shortcode": f"s{tag}", "title": "Hi", "body": "Hello"})
     key_id, _ = await t.api_key("analyst")
     app = await clients.create_client_app(owner, f"app {tag}")
+    rule = await alerts.create_rule(owner, b, f"rule {tag}", AlertKind.LIFETIME_VALUE, 10_000, None)
     async with tenant_session(t.id) as s:
         run = AutomationRun(id=uuid.uuid4(), tenant_id=t.id, automation_id=automation.id, status="succeeded")
         job = Job(id=uuid.uuid4(), tenant_id=t.id, kind="export_timeline", status="queued", brand_id=b,
                   created_by=owner.label, created_by_id=principal_ref(owner), params={})
-        s.add_all([run, job])
+        alert = Alert(id=uuid.uuid4(), tenant_id=t.id, brand_id=b, rule_id=rule.id, customer_id=customer.id,
+                      kind=AlertKind.LIFETIME_VALUE.value, value=12_000, crossed_at=datetime.now(UTC))
+        s.add_all([run, job, alert])
         for kind in _DIRECT_KINDS:
             timeline.write(s, t.id, customer.id, timeline.Kind(kind), datetime.now(UTC), brand_id=b,
                            data={"channel": "email"})
@@ -101,6 +106,7 @@ async def make_nodes(t: TenantFixture, brand: str) -> dict[str, str]:
         "ConversationAssignee": gid("ConversationAssignee", t.owner_member_id),
         "ConversationLabel": gid("ConversationLabel", label.id), "CannedResponse": gid("CannedResponse", reply.id),
         "Job": gid("Job", job.id), "AuditEntry": gid("AuditEntry", entry), "ClientApp": gid("ClientApp", app.app.id),
+        "AlertRule": gid("AlertRule", rule.id), "Alert": gid("Alert", alert.id),
     }
     typed = {"order_placed": "OrderPlacedEvent", "event_tracked": "EventTrackedEvent", "note_added": "NoteAddedEvent",
              "tag_added": "TagAddedEvent", "tag_removed": "TagRemovedEvent", "consent_changed": "ConsentChangedEvent",
