@@ -111,6 +111,8 @@ AS $$
       FROM tracked_events e
       JOIN products pr ON pr.tenant_id = p_tenant
        AND (pr.sku = e.properties ->> 'sku' OR pr.id::text = e.properties ->> 'productId')
+       -- a brand's event names that brand's products (or tenant-wide ones), never another brand's
+       AND (pr.brand_id IS NULL OR e.brand_id IS NULL OR pr.brand_id = e.brand_id)
      WHERE e.tenant_id = p_tenant AND e.name IN ('watchlist_added', 'watchlist_removed')
        AND (p_customers IS NULL OR e.customer_id = ANY (p_customers))
   ), watch_scoped AS (

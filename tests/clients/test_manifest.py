@@ -57,3 +57,11 @@ def test_document_ids() -> None:
     h = sha("x")
     assert document_id(f"sha256:{h}") == h and document_id(h) == h
     assert document_id(f"sha256:{h.upper()}") is None and document_id("md5:abc") is None
+
+
+def test_an_entry_of_the_wrong_shape_or_too_deep_is_named_not_a_crash() -> None:
+    good = "{ viewer { role } }"
+    deep = "{ a " * 3000 + "}" * 3000  # past the parser's recursion and the token limit
+    assert refused({"format": "apollo-persisted-query-manifest", "version": 1, "operations": [
+        {"id": sha(good), "body": good, "type": []}, {"id": sha(deep), "body": deep}]}) == [
+        ("manifest.operations[0]", "INVALID"), ("manifest.operations[1]", "INVALID")]

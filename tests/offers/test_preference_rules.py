@@ -114,7 +114,7 @@ async def test_the_field_catalogue_lists_the_preference_fields(api: Api, tenant:
     await _product(tenant, "TASTE", product_type="tasting", price=100)
     body = await api.data("""query($b: ID!) { segmentFields(brandId: $b) { kind field operators enumValues
         suggestions } }""", {"b": tenant.brand_gid("a")}, token=tenant.owner_token)
-    prefs = {f["field"]: f for f in body["segmentFields"] if f["kind"] == "preference"}
+    prefs = {f["field"]: f for f in body["segmentFields"] if f["kind"] == "PREFERENCE"}
     assert set(prefs) == {"genres", "types", "creators", "preferred_day", "price_range", "watchlist"}
     assert prefs["genres"]["operators"] == ["INCLUDES", "NOT_IN"]
     assert prefs["preferred_day"]["enumValues"] == ["1", "2", "3", "4", "5", "6", "7"]

@@ -92,9 +92,11 @@ async def _token(http: httpx.AsyncClient, tenant_id: uuid.UUID) -> str:
     return creds["access_token"]
 
 
-def _failure(r: httpx.Response) -> CanvaFailed:
+def _failure(r: httpx.Response, token: str) -> CanvaFailed:
+    """Canva's refusal, with the access token masked should Canva echo it."""
     outcome = providers._http_outcome(r)
-    return CanvaFailed(f"Canva answered {r.status_code}: {outcome.message}"[:300])
+    return CanvaFailed(providers.scrub(f"Canva answered {r.status_code}: {outcome.message}"[:300],
+                                       {"access_token": token}))
 
 
 @jobs.job_actor("canva_design", time_limit=600_000)
@@ -103,13 +105,14 @@ async def canva_design(job: Job, progress: jobs.Progress) -> dict[str, Any]:
     base = f"{get_settings().canva_api_url}/rest/v1"
     await progress.set_total(2)
     async with httpx.AsyncClient(timeout=30) as http:
-        headers = {"Authorization": f"Bearer {await _token(http, job.tenant_id)}"}
+        token = await _token(http, job.tenant_id)
+        headers = {"Authorization": f"Bearer {token}"}
         canva_job = p.get("canva_job_id")
         if not canva_job:  # once: a retry polls the Canva job already started
             r = await http.post(f"{base}/autofills", headers=headers, json={
                 "brand_template_id": p["brand_template_id"], "title": p["title"], "data": p["data"]})
             if r.status_code not in (200, 202):
-                raise _failure(r)
+                raise _failure(r, token)
             canva_job = r.json()["job"]["id"]
             async with tenant_session(job.tenant_id) as s:
                 await s.execute(update(Job).where(Job.tenant_id == job.tenant_id, Job.id == job.id).values(
@@ -118,7 +121,7 @@ async def canva_design(job: Job, progress: jobs.Progress) -> dict[str, Any]:
         for _ in range(POLLS):
             r = await http.get(f"{base}/autofills/{canva_job}", headers=headers)
             if r.status_code != 200:
-                raise _failure(r)
+                raise _failure(r, token)
             state = r.json()["job"]
             if state["status"] == "success":
                 design = state["result"]["design"]
@@ -127,6 +130,7 @@ async def canva_design(job: Job, progress: jobs.Progress) -> dict[str, Any]:
                         "viewUrl": design["urls"]["view_url"],
                         "thumbnailUrl": (design.get("thumbnail") or {}).get("url")}
             if state["status"] == "failed":
-                raise CanvaFailed(f"Canva could not autofill: {(state.get('error') or {}).get('message', 'failed')}")
+                message = str((state.get("error") or {}).get("message", "failed"))
+                raise CanvaFailed(providers.scrub(f"Canva could not autofill: {message}", {"access_token": token}))
             await asyncio.sleep(POLL_SECONDS)
     raise CanvaFailed("Canva's autofill did not finish in time")

@@ -172,9 +172,13 @@ async def refresh_canva(http: httpx.AsyncClient, creds: dict[str, Any]) -> dict[
                         data={"grant_type": "refresh_token", "refresh_token": creds["refresh_token"]})
     if r.status_code != 200:
         return None
-    body = r.json()
-    return {"access_token": body["access_token"], "refresh_token": body.get("refresh_token", creds["refresh_token"]),
-            "expires_at": (datetime.now(UTC) + timedelta(seconds=int(body.get("expires_in", 3600)))).isoformat()}
+    try:  # a 200 that is not Canva's token answer counts as no refresh
+        body = r.json()
+        return {"access_token": str(body["access_token"]),
+                "refresh_token": body.get("refresh_token", creds["refresh_token"]),
+                "expires_at": (datetime.now(UTC) + timedelta(seconds=int(body.get("expires_in", 3600)))).isoformat()}
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 async def _test_canva(creds: dict[str, Any], settings: dict[str, Any]) -> Outcome:

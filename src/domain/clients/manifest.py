@@ -14,6 +14,7 @@ from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode, parse
 
+from domain.config import get_settings
 from domain.errors import ErrorCode, Validator
 
 APOLLO_FORMAT = "apollo-persisted-query-manifest"
@@ -106,13 +107,16 @@ def read_manifest(manifest: Any, check: Callable[[Any], str | None] | None = Non
         if name is not None and (not isinstance(name, str) or len(name) > 200):
             v.add(field, f"{field}: name must be text of at most 200 characters")
             continue
-        if kind is not None and kind not in _TYPES:
+        if kind is not None and (not isinstance(kind, str) or kind not in _TYPES):
             v.add(field, f"{field}: type must be one of query, mutation, subscription")
             continue
-        try:
-            document = parse(body)
+        try:  # the request's own token limit: a document past it could never run
+            document = parse(body, max_tokens=get_settings().max_query_tokens)
         except GraphQLError as e:
             v.add(field, f"{field}: the document does not parse: {e.message}")
+            continue
+        except RecursionError:
+            v.add(field, f"{field}: the document is nested too deeply")
             continue
         reason = check(document) if check is not None else None
         if reason is not None:
