@@ -436,7 +436,7 @@ async def test_brand_limited_principal_sees_nothing_only_brand_b_knows(api: Api,
     assert _kinds(both["timeline"]) == sorted([
         ("CUSTOMER_CREATED", None), ("ORDER_PLACED", "A-100"), ("EVENT_TRACKED", "seen_in_a"),
         ("EVENT_TRACKED", "seen_anywhere"),  # brand-less: the customer's, visible to every brand
-        ("CONSENT_CHANGED", "email"), ("NOTE_ADDED", "note for everyone"), ("TAG_ADDED", None),
+        ("CONSENT_CHANGED", "EMAIL"), ("NOTE_ADDED", "note for everyone"), ("TAG_ADDED", None),
     ]), both["timeline"]
     assert both["brandA"] == {"totalOrderCount": 1}
     assert found(json.dumps(body), s.b_markers()) == []
