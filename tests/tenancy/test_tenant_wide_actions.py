@@ -55,6 +55,7 @@ SCOPES: dict[str, str] = {
     "recordOrder": BRAND, "trackEvent": BRAND, "upsertProduct": BRAND,
     # offers
     "createSegmentFromRecommendations": BRAND, "setRecommendationWeights": BRAND,
+    "createAlertRule": BRAND, "deleteAlertRule": BRAND, "markAlertsRead": BRAND,
     # segments
     "createSegment": BRAND, "updateSegment": BRAND, "archiveSegment": BRAND, "duplicateSegment": BRAND,
     "refreshSegment": BRAND, "addSegmentMembers": BRAND, "removeSegmentMembers": BRAND,
@@ -554,6 +555,8 @@ def brand_limited_rows() -> dict[str, str]:
                              "test_only_owners_and_admins_override_and_only_visible_customers")
     for name in ("createSegmentFromRecommendations", "setRecommendationWeights"):
         out.setdefault(name, "offers/test_recommendations.py::test_a_member_of_another_brand_sees_and_changes_nothing")
+    for name in ("createAlertRule", "deleteAlertRule", "markAlertsRead"):
+        out.setdefault(name, "offers/test_alerts.py::test_another_tenant_or_brand_or_role_sees_and_changes_no_alerts")
     out.setdefault("acceptInvitation", "tenancy/test_tenant_wide_actions.py::"
                                        "test_accepting_an_invitation_changes_only_the_callers_membership")
     return out
