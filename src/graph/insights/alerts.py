@@ -18,6 +18,7 @@ from domain.insights.models import AlertKind as DomainAlertKind
 from domain.insights.models import AlertRule as AlertRuleModel
 from domain.pagination import Page
 from graph.core import ids
+from graph.core.brands import brand_or_active
 from graph.core.connection import page_request
 from graph.core.context import Info
 from graph.core.errors import UserError, payload
@@ -32,9 +33,6 @@ class AlertKind(Enum):
     CHURN_RISK = "churn_risk"
     SEGMENT_ENTERED = "segment_entered"
 
-
-def _brand(info: Info, brand_id: GlobalID | None) -> uuid.UUID | None:
-    return ids.decode(brand_id, "Brand", "brandId") if brand_id else info.context.brand_id
 
 
 @strawberry.type(description="A brand's alert rule: lifetime value reaches threshold (BigInt cents), churn risk "
@@ -121,7 +119,7 @@ class AlertQuery:
                                   "X-Brand-Id.")
     async def alerts(self, info: Info, brand_id: GlobalID | None = None, unread_only: bool = False, first: int = 20,
                      after: str | None = None, last: int | None = None, before: str | None = None) -> AlertConnection:
-        r = await service.list_alerts(info.context.principal, _brand(info, brand_id), unread_only,
+        r = await service.list_alerts(info.context.principal, brand_or_active(info, brand_id), unread_only,
                                       page_request(info, first, after, last, before))
         return AlertConnection(edges=[AlertEdge(cursor=c, node=Alert.from_model(a))
                                       for a, c in zip(r.page.items, r.page.cursors, strict=True)],
@@ -132,7 +130,7 @@ class AlertQuery:
     async def alert_rules(self, info: Info, brand_id: GlobalID | None = None, first: int = 20,
                           after: str | None = None, last: int | None = None,
                           before: str | None = None) -> AlertRuleConnection:
-        page = await service.list_rules(info.context.principal, _brand(info, brand_id),
+        page = await service.list_rules(info.context.principal, brand_or_active(info, brand_id),
                                         page_request(info, first, after, last, before))
         return AlertRuleConnection(edges=[AlertRuleEdge(cursor=c, node=AlertRule.from_model(x))
                                           for x, c in zip(page.items, page.cursors, strict=True)],
@@ -186,7 +184,7 @@ class AlertMutation:
     async def create_alert_rule(self, info: Info, input: CreateAlertRuleInput) -> AlertRulePayload:
         async def run():
             segment = ids.decode(input.segment_id, "Segment", "segmentId") if input.segment_id else None
-            return await service.create_rule(info.context.principal, _brand(info, input.brand_id), input.name,
+            return await service.create_rule(info.context.principal, brand_or_active(info, input.brand_id), input.name,
                                                    DomainAlertKind(input.kind.value), input.threshold, segment)
 
         return await payload(AlertRulePayload, run, lambda r: {"alert_rule": AlertRule.from_model(r)})
@@ -203,7 +201,7 @@ class AlertMutation:
     async def mark_alerts_read(self, info: Info, input: MarkAlertsReadInput) -> MarkAlertsReadPayload:
         async def run():
             chosen = ids.decode_many(input.alert_ids, "Alert", "alertIds")
-            return await service.mark_read(info.context.principal, _brand(info, input.brand_id), chosen)
+            return await service.mark_read(info.context.principal, brand_or_active(info, input.brand_id), chosen)
 
         return await payload(MarkAlertsReadPayload, run, lambda r: {"marked": r[0], "unread_count": r[1]})
 
@@ -213,7 +211,7 @@ class AlertSubscription:
     @strawberry.subscription(description="Each new alert of a brand, from any process.")
     async def alerts(self, info: Info, brand_id: GlobalID | None = None) -> AsyncGenerator[Alert, None]:
         principal = info.context.principal
-        brand = _brand(info, brand_id)
+        brand = brand_or_active(info, brand_id)
         await service.subscription_brand(principal, brand)  # visible, or NOT_FOUND
         hub = info.context.request.app.state.event_hub
         async with hub.subscribe(principal.tenant_id, service.TOPIC) as queue:

@@ -6,16 +6,13 @@ from strawberry import relay
 from domain.offers import service, stored
 from domain.pagination import clamp_first
 from graph.core import ids
+from graph.core.brands import brand_or_active
 from graph.core.context import Info
 from graph.offers.types import (
     CustomerRecommendationConnection,
     RecommendationStats,
     RecommendationWeights,
 )
-
-
-def _brand(info: Info, brand_id: relay.GlobalID | None):
-    return ids.decode(brand_id, "Brand", "brandId") if brand_id else info.context.brand_id
 
 
 @strawberry.type
@@ -27,13 +24,13 @@ class OfferQuery:
                                     min_score: int = 0, first: int = 20,
                                     after: str | None = None) -> CustomerRecommendationConnection:
         result = await service.recommended_customers(
-            info.context.principal, ids.decode(product_id, "Product", "productId"), brand_id=_brand(info, brand_id),
+            info.context.principal, ids.decode(product_id, "Product", "productId"), brand_id=brand_or_active(info, brand_id),
             min_score=min_score, first=clamp_first(first), after=after)
         return CustomerRecommendationConnection.from_domain(result)
 
     @strawberry.field(description="A brand's recommendation weights (its own or the defaults).")
     async def recommendation_weights(self, info: Info, brand_id: relay.GlobalID | None = None) -> RecommendationWeights:
-        return RecommendationWeights.from_domain(await service.weights(info.context.principal, _brand(info, brand_id)))
+        return RecommendationWeights.from_domain(await service.weights(info.context.principal, brand_or_active(info, brand_id)))
 
     @strawberry.field(description="Stored recommendations of a product per score band, with how many converted "
                                   "(ordered the product within the brand's attribution window).")
